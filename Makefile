@@ -1,0 +1,63 @@
+# Knowledge Desk: the two set-up commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export PATH := $(HOME)/.local/bin:$(PATH)
+export UV_LINK_MODE ?= copy
+PY := uv run --frozen python
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: uv
+uv: ## Install uv when missing
+	@command -v uv >/dev/null || (python3 -m pip install --quiet --disable-pip-version-check uv==0.13.8)
+
+.PHONY: deps
+deps: uv ## Create .venv from uv.lock (Python packages, the local model runtime)
+	uv sync --frozen
+
+.PHONY: web
+web: ## Install the pinned front-end packages (GraphiQL assets, graphql-ws client)
+	@cd web && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; }
+
+.PHONY: system
+system: ## Install PostgreSQL 15, Redis 7 and Chromium from Debian when missing
+	bash scripts/ensure-system-packages.sh
+
+.PHONY: migrate
+migrate: deps ## Upgrade the database at DATABASE_URL to the newest migration
+	$(PY) -m app migrate
+
+.PHONY: run
+run: deps web ## Serve the app at http://127.0.0.1:8000/graphql (GraphiQL) on the embedded default
+	$(PY) -m app serve
+
+.PHONY: worker
+worker: deps ## Run a worker that executes queued runs (needs REDIS_URL)
+	$(PY) -m app worker
+
+.PHONY: model-server
+model-server: deps ## Serve the local model behind the Ollama API on 127.0.0.1:11434
+	$(PY) -m model_server --host 127.0.0.1 --port 11434
+
+.PHONY: test
+test: system deps web ## Install what is missing, start PostgreSQL, Redis and the model server, run every test
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: deps ## Unit tests only (no services)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: schema
+schema: deps ## Export the SDL to graphql/schema.graphql
+	$(PY) -m app export-schema > graphql/schema.graphql
+
+.PHONY: lint
+lint: deps ## ruff
+	uv run --frozen ruff check . && uv run --frozen ruff format --check .
+
+.PHONY: bench
+bench: deps ## Run the benchmarks (prints figures; see docs/testing.md)
+	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -1,0 +1,91 @@
+"""Command line: `python -m app serve | migrate | export-schema`."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit
+
+from pydantic import ValidationError
+
+from app.settings import Settings
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(map(str, e['loc'])).upper() or 'settings'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        sys.exit(f"Invalid settings: {problems}")
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/api/version", timeout=1) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def local_model_server(settings: Settings) -> Iterator[None]:
+    """Use the Ollama at OLLAMA_HOST if it answers; else run the local model server there."""
+    if _answers(settings.ollama_host):
+        yield
+        return
+    parts = urlsplit(settings.ollama_host)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: no Ollama answers at {settings.ollama_host}", file=sys.stderr)
+        yield
+        return
+    port = str(parts.port or 11434)
+    print(f"No Ollama at {settings.ollama_host}: starting the local model server", file=sys.stderr)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "model_server", "--host", "127.0.0.1", "--port", port]
+    )
+    try:
+        yield
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Knowledge Desk")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="migrate, then serve the API (GraphiQL at /graphql)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    commands.add_parser("migrate", help="upgrade the database to the newest migration")
+    commands.add_parser("export-schema", help="print the SDL")
+    args = parser.parse_args(argv)
+
+    settings = _settings()
+    if args.command == "migrate":
+        from app.migrate import upgrade
+
+        upgrade(settings.database_url)
+    elif args.command == "export-schema":
+        from resolvers.schema import build_schema
+
+        print(build_schema(settings).as_str())
+    elif args.command == "serve":
+        import uvicorn
+
+        from app.main import create_app
+        from app.migrate import upgrade
+
+        upgrade(settings.database_url)
+        with local_model_server(settings):
+            uvicorn.run(create_app(settings), host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The app factory: `uvicorn --factory app.main:create_app`.
+
+This is the composition root of the API process, so it is the one module of `app` that imports
+the GraphQL layer (`resolvers`); the worker never does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import redis.asyncio as redis
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app.db.engine import build_engine, build_sessionmaker
+from app.http import BodySizeLimit
+from app.services.deps import ServiceDeps
+from app.services.ratelimit import SignInLimiter
+from app.settings import Settings, SettingsError, get_settings
+from app.workflow_runner import WorkflowRunner, build_runtime
+from resolvers.router import KnowledgeDeskRouter
+from resolvers.schema import build_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("knowledge_desk")
+
+
+async def check_redis(url: str) -> None:
+    client = redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        await client.ping()
+    except (redis.RedisError, OSError) as exc:
+        raise SettingsError(f"REDIS_URL={url} is unreachable: {exc}") from exc
+    finally:
+        await client.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.redis_url:
+            await check_redis(settings.redis_url)
+        engine = build_engine(settings)
+        runner = WorkflowRunner(build_runtime(settings))  # inside the loop: the SDK binds to it
+        app.state.engine = engine
+        app.state.runner = runner
+        app.state.deps = ServiceDeps(
+            settings=settings,
+            db=build_sessionmaker(engine),
+            sign_in_limiter=SignInLimiter.build(
+                settings.redis_url,
+                settings.sign_in_attempts_per_account,
+                settings.sign_in_attempts_per_address,
+            ),
+        )
+        try:
+            yield
+        finally:
+            await runner.close()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Knowledge Desk", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.graphql_max_body_bytes)
+    app.include_router(
+        KnowledgeDeskRouter(build_schema(settings), graphiql_html=_graphiql(app)), prefix="/graphql"
+    )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        """Liveness and readiness: the process serves and its database answers."""
+        async with app.state.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return JSONResponse({"status": "ok"})
+
+    return app
+
+
+def _graphiql(app: FastAPI) -> str | None:
+    """GraphiQL's page with its assets served by the app (no CDN), when the assets are installed."""
+    from app.graphiql import graphiql_page, mount_graphiql_assets
+
+    try:
+        mount_graphiql_assets(app, ROOT / "web")
+    except RuntimeError as exc:  # `make web` not run: serve the API without the IDE, say why
+        log.warning("GraphiQL disabled: %s", exc)
+        return None
+    return graphiql_page()

@@ -1,0 +1,120 @@
+"""Application settings: read from the environment, validated once at start-up.
+
+Nothing here is read at import time: `create_app(settings)` and the worker take a `Settings`
+instance, and `get_settings()` builds the process default lazily.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_JWT_SECRET = "dev-insecure-secret-change-me-0123456789"
+_DB_SCHEMES = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or unsafe; the message says which and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
+
+    app_env: Literal["development", "test", "production"] = Field(
+        default="development", description="development, test or production."
+    )
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///var/knowledge-desk.sqlite3",
+        description="SQLAlchemy URL; sqlite or postgresql (normalised to the async drivers).",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; unset means the in-process event bus and runs."
+    )
+    jwt_secret: str = Field(default=DEFAULT_JWT_SECRET, min_length=32)
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
+    refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=60)
+    invite_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
+    public_web_url: str = Field(
+        default="http://127.0.0.1:8000", description="Base of links handed to users (invites)."
+    )
+    sign_in_attempts_per_account: str = Field(
+        default="10/5minutes", description="Rate limit for sign-in per email (limits syntax)."
+    )
+    sign_in_attempts_per_address: str = Field(
+        default="30/5minutes", description="Rate limit for sign-in per client address."
+    )
+    # Kailash runtime caps: runtime-wide, so they must be sized for concurrent requests.
+    workflow_max_concurrent_nodes: int = Field(default=1000, ge=1)
+    workflow_thread_pool_size: int = Field(default=32, ge=1)
+    workflow_execution_timeout_seconds: int = Field(default=600, ge=1)
+    # GraphQL limits
+    graphql_max_depth: int = Field(default=12, ge=2)
+    graphql_max_tokens: int = Field(default=5000, ge=100)
+    graphql_max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    mask_errors: bool | None = Field(
+        default=None, description="Mask unexpected errors; defaults to on outside development."
+    )
+    # LLM (the Ollama HTTP API)
+    ollama_host: str = Field(default="http://127.0.0.1:11434")
+    chat_model: str = Field(default="smollm2:135m")
+    embed_model: str = Field(default="smollm2:135m")
+    llm_timeout_seconds: float = Field(default=60.0, gt=0)
+    llm_connect_timeout_seconds: float = Field(default=3.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    log_level: str = Field(default="INFO")
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str) -> str:
+        scheme, sep, rest = value.partition("://")
+        if not sep:
+            raise ValueError(f"DATABASE_URL must look like scheme://..., got {value!r}")
+        driver = _DB_SCHEMES.get(scheme.lower())
+        if driver is None:
+            raise ValueError(
+                f"DATABASE_URL has unknown scheme {scheme!r}; use sqlite+aiosqlite:// or "
+                "postgresql+asyncpg://"
+            )
+        return f"{driver}://{rest}"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(
+                f"REDIS_URL must start with redis://, rediss:// or unix://, got {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Settings:
+        if self.app_env != "development" and self.jwt_secret == DEFAULT_JWT_SECRET:
+            raise ValueError(
+                f"JWT_SECRET is the development default while APP_ENV={self.app_env}; "
+                "set a random secret of at least 32 characters"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_mask_errors(self) -> bool:
+        return self.app_env != "development" if self.mask_errors is None else self.mask_errors
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

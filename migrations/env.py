@@ -1,0 +1,57 @@
+"""Alembic environment: async engine, URL from Settings (or `config.attributes["url"]`)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+import app.models  # noqa: F401  (registers every table)
+from app.db.base import Base
+from app.settings import Settings
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    return config.attributes.get("url") or Settings().database_url
+
+
+def _configure(connection: Connection | None = None) -> None:
+    url = _url()
+    context.configure(
+        connection=connection,
+        url=None if connection is not None else url,
+        target_metadata=target_metadata,
+        render_as_batch=url.startswith("sqlite"),  # SQLite needs table rebuilds for ALTERs
+        compare_type=True,
+    )
+
+
+def run_migrations_offline() -> None:
+    _configure()
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_sync(connection: Connection) -> None:
+    _configure(connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def run_migrations_online() -> None:
+    engine = create_async_engine(_url())
+    async with engine.connect() as connection:
+        await connection.run_sync(_run_sync)
+        await connection.commit()
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    asyncio.run(run_migrations_online())

@@ -1,0 +1,55 @@
+"""Account mutations (screen 1): sign up, sign in, refresh, sign out."""
+
+from typing import Any
+
+import strawberry
+
+from resolvers.accounts.inputs import RefreshTokenInput, SignInInput, SignOutInput, SignUpInput
+from resolvers.accounts.payloads import (
+    RefreshTokenPayload,
+    SignInPayload,
+    SignOutPayload,
+    SignUpPayload,
+)
+from resolvers.accounts.types import AuthSession, Info
+from resolvers.core.errors import as_payload
+
+
+async def _session(info: Info, workflow: str, **kwargs: Any) -> dict[str, Any]:
+    return {"session": AuthSession.of(await info.context.call(workflow, **kwargs))}
+
+
+@strawberry.type
+class AccountMutations:
+    @strawberry.mutation(
+        description="Create an account and its personal workspace (you are its OWNER); signs in."
+    )
+    async def sign_up(self, info: Info, input: SignUpInput) -> SignUpPayload:
+        work = _session(
+            info, "sign_up", name=input.name, email=input.email, password=input.password
+        )
+        return await as_payload(SignUpPayload, work)
+
+    @strawberry.mutation(
+        description="Sign in. Wrong credentials never say which part was wrong; attempts are "
+        "rate limited per account and per client address."
+    )
+    async def sign_in(self, info: Info, input: SignInInput) -> SignInPayload:
+        work = _session(info, "sign_in", email=input.email, password=input.password)
+        return await as_payload(SignInPayload, work)
+
+    @strawberry.mutation(
+        description="Rotate a refresh token: returns a new session; presenting a spent token "
+        "revokes every token of its sign-in."
+    )
+    async def refresh_token(self, info: Info, input: RefreshTokenInput) -> RefreshTokenPayload:
+        work = _session(info, "refresh_token", refresh_token=input.refresh_token)
+        return await as_payload(RefreshTokenPayload, work)
+
+    @strawberry.mutation(description="Sign out: revokes the session's refresh tokens.")
+    async def sign_out(self, info: Info, input: SignOutInput) -> SignOutPayload:
+        async def work() -> dict[str, Any]:
+            await info.context.call("sign_out", refresh_token=input.refresh_token)
+            return {"signed_out": True}
+
+        return await as_payload(SignOutPayload, work())

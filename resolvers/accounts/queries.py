@@ -1,0 +1,12 @@
+"""Account queries (screen 2: the app shell)."""
+
+import strawberry
+
+from resolvers.accounts.types import Info, User
+
+
+@strawberry.type
+class AccountQueries:
+    @strawberry.field(description="The signed-in user. Errors with UNAUTHENTICATED otherwise.")
+    async def me(self, info: Info) -> User:
+        return User.of(await info.context.call("load_me"))

@@ -1,0 +1,38 @@
+"""The per-request (or per-WebSocket-connection) context every resolver receives."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from strawberry.fastapi import BaseContext
+
+from app.auth.principal import Principal
+from app.services.deps import ServiceDeps
+from app.workflow_runner import WorkflowRunner
+from resolvers.core.loaders import Loaders
+
+
+@dataclass
+class Context(BaseContext):
+    deps: ServiceDeps = field(kw_only=True)
+    runner: WorkflowRunner = field(kw_only=True)
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex, kw_only=True)
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    @property
+    def principal(self) -> Principal:
+        return self.deps.principal
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        """Built on first use, once per request: batches and caches loads within one request."""
+        return Loaders(self.runner, self.deps)
+
+    async def call(self, workflow: str, /, **kwargs: Any) -> Any:
+        """Run a registered workflow as the caller."""
+        return await self.runner.call(workflow, self.deps, **kwargs)

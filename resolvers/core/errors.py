@@ -1,0 +1,143 @@
+"""The error model, written once.
+
+* Mutations return `errors: [UserError!]!` in their payload; `as_payload` turns domain
+  exceptions (and only those) into entries.
+* Everything else becomes a top-level GraphQL error whose `extensions` carry a stable `code` and
+  the `requestId`; unexpected exceptions are logged and, outside development, masked.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+
+from app.services.errors import DomainError
+
+log = logging.getLogger("knowledge_desk.errors")
+
+
+@strawberry.enum(description="Stable machine-readable error codes. New codes may be added.")
+class ErrorCode(enum.Enum):
+    INVALID = strawberry.enum_value("INVALID", description="The input is not acceptable.")
+    REQUIRED = strawberry.enum_value("REQUIRED", description="A required value is empty.")
+    TOO_LONG = strawberry.enum_value("TOO_LONG", description="A value is longer than allowed.")
+    BAD_USER_INPUT = strawberry.enum_value(
+        "BAD_USER_INPUT", description="An argument or variable has the wrong type or range."
+    )
+    INVALID_CURSOR = strawberry.enum_value(
+        "INVALID_CURSOR", description="A pagination cursor is not valid for this list."
+    )
+    NOT_FOUND = strawberry.enum_value(
+        "NOT_FOUND", description="No such object, or it is in a workspace you do not belong to."
+    )
+    FORBIDDEN = strawberry.enum_value(
+        "FORBIDDEN", description="Your role in the workspace does not allow this."
+    )
+    CONFLICT = strawberry.enum_value("CONFLICT", description="The request conflicts with the data.")
+    UNAUTHENTICATED = strawberry.enum_value("UNAUTHENTICATED", description="Sign in first.")
+    INVALID_CREDENTIALS = strawberry.enum_value(
+        "INVALID_CREDENTIALS", description="Wrong email or password (never says which)."
+    )
+    RATE_LIMITED = strawberry.enum_value("RATE_LIMITED", description="Too many attempts; wait.")
+    TOKEN_INVALID = strawberry.enum_value("TOKEN_INVALID", description="The token is not valid.")
+    TOKEN_EXPIRED = strawberry.enum_value("TOKEN_EXPIRED", description="The token has expired.")
+    TOKEN_REUSED = strawberry.enum_value(
+        "TOKEN_REUSED",
+        description="A spent refresh token was presented; its whole family is now revoked.",
+    )
+    EMAIL_TAKEN = strawberry.enum_value("EMAIL_TAKEN", description="An account has this email.")
+    INVALID_EMAIL = strawberry.enum_value("INVALID_EMAIL", description="Not an email address.")
+    WEAK_PASSWORD = strawberry.enum_value(
+        "WEAK_PASSWORD", description="The password is too short, too long or too easy to guess."
+    )
+    INVITE_INVALID = strawberry.enum_value("INVITE_INVALID", description="No such invite.")
+    INVITE_EXPIRED = strawberry.enum_value("INVITE_EXPIRED", description="The invite expired.")
+    INVITE_USED = strawberry.enum_value("INVITE_USED", description="The invite was used already.")
+    INVITE_EMAIL_MISMATCH = strawberry.enum_value(
+        "INVITE_EMAIL_MISMATCH", description="The invite was sent to another email address."
+    )
+    ALREADY_MEMBER = strawberry.enum_value(
+        "ALREADY_MEMBER", description="The person is already a member of the workspace."
+    )
+    LAST_OWNER = strawberry.enum_value(
+        "LAST_OWNER", description="The last OWNER cannot leave or be demoted."
+    )
+    MODEL_UNAVAILABLE = strawberry.enum_value(
+        "MODEL_UNAVAILABLE", description="The language model server is down or lacks the model."
+    )
+
+
+# Codes that only ever appear in top-level `errors[].extensions.code` (not in the enum above).
+TRANSPORT_CODES = (
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "OPERATION_NOT_FOUND",
+    "QUERY_TOO_COMPLEX",
+    "BAD_REQUEST",
+    "PAYLOAD_TOO_LARGE",
+    "INTERNAL",
+)
+
+
+@strawberry.type(description="An expected failure of a mutation, returned as data.")
+class UserError:
+    code: ErrorCode = strawberry.field(description="Stable machine-readable code.")
+    message: str = strawberry.field(description="A message for people.")
+    field: str | None = strawberry.field(
+        description="The input field it concerns (camelCase, as in the input), if any."
+    )
+
+    @classmethod
+    def from_domain(cls, error: DomainError) -> UserError:
+        return cls(code=ErrorCode[error.code], message=error.message, field=error.field)
+
+
+def annotate_errors(
+    errors: list[GraphQLError], *, request_id: str, document_parsed: bool, mask: bool
+) -> None:
+    """Give every top-level error a stable `code` and the `requestId`, in place."""
+    for error in errors:
+        original = error.original_error
+        extensions: dict[str, Any] = {"requestId": request_id}
+        if isinstance(original, DomainError):
+            extensions["code"] = original.code
+            if original.field:
+                extensions["field"] = original.field
+        elif original is None and not document_parsed:
+            extensions["code"] = "GRAPHQL_PARSE_FAILED"
+        elif original is None and error.path is None:
+            extensions["code"] = _pre_execution_code(error.message)
+        else:
+            extensions["code"] = "INTERNAL"
+            log.error(
+                "unexpected error in %s [request %s]",
+                ".".join(map(str, error.path or [])) or "operation",
+                request_id,
+                exc_info=original or error,
+            )
+            if mask:
+                error.message = "Unexpected error."
+                error.original_error = None
+        error.extensions = {**(error.extensions or {}), **extensions}
+
+
+def _pre_execution_code(message: str) -> str:
+    if message.startswith("Variable '$"):
+        return "BAD_USER_INPUT"
+    if message.startswith(("Unknown operation named", "Must provide operation name")):
+        return "OPERATION_NOT_FOUND"
+    if message.startswith("Query is too complex"):
+        return "QUERY_TOO_COMPLEX"
+    return "GRAPHQL_VALIDATION_FAILED"
+
+
+async def as_payload(payload: Any, work: Any) -> Any:
+    """Build `payload(**result, errors=[])` from the awaited `work`, or the domain error as data."""
+    try:
+        return payload(**(await work), errors=[])
+    except DomainError as error:
+        return payload(errors=[UserError.from_domain(error)])

@@ -1,0 +1,86 @@
+"""Global ids and cursor connections, shared by every domain."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import strawberry
+from strawberry import relay
+
+from app.services.errors import NotFound
+from app.services.views import Page
+
+T = TypeVar("T")
+V = TypeVar("V")
+
+PAGE_ARGS_DESCRIPTION = "Page size: defaults to 25, at most 100 (larger values are capped)."
+
+
+@strawberry.type(description="Where a page of a connection sits in the whole list.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More items follow `endCursor`.")
+    has_previous_page: bool = strawberry.field(description="This page started after a cursor.")
+    start_cursor: str | None = strawberry.field(description="Cursor of the first edge.")
+    end_cursor: str | None = strawberry.field(
+        description="Cursor of the last edge; pass as `after`."
+    )
+
+
+@strawberry.type(description="One item of a connection with its cursor.")
+class Edge(Generic[T]):
+    cursor: str = strawberry.field(description="Opaque position of this item.")
+    node: T = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="A page of a list, with the total number of items.")
+class Connection(Generic[T]):
+    edges: list[Edge[T]] = strawberry.field(description="The items of this page.")
+    page_info: PageInfo = strawberry.field(description="Paging state.")
+    total_count: int = strawberry.field(description="Number of items in the whole list.")
+
+    @classmethod
+    def from_page(cls, page: Page[V], convert: Callable[[V], T]) -> Connection[T]:
+        edges = [Edge(cursor=e.cursor, node=convert(e.node)) for e in page.edges]
+        return cls(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next_page,
+                has_previous_page=page.has_previous_page,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=page.total_count,
+        )
+
+
+def decode_id(global_id: relay.GlobalID, type_name: str, *, field: str) -> uuid.UUID:
+    """The UUID inside a global id of `type_name`; any other id is simply not found."""
+    if global_id.type_name != type_name:
+        raise NotFound(f"No such {type_name.lower()}.", field=field)
+    try:
+        return uuid.UUID(global_id.node_id)
+    except ValueError as exc:
+        raise NotFound(f"No such {type_name.lower()}.", field=field) from exc
+
+
+def to_global_id(type_name: str, value: uuid.UUID) -> relay.GlobalID:
+    return relay.GlobalID(type_name, str(value))
+
+
+async def load_nodes(
+    loader: Callable[[list[uuid.UUID]], object],
+    node_ids: list[str],
+    convert: Callable[[V], T],
+) -> list[T | None]:
+    """Resolve `node(id:)` lookups through a batch loader; malformed ids resolve to null."""
+    parsed: list[uuid.UUID | None] = []
+    for node_id in node_ids:
+        try:
+            parsed.append(uuid.UUID(node_id))
+        except ValueError:
+            parsed.append(None)
+    wanted = [p for p in parsed if p is not None]
+    found = dict(zip(wanted, await loader(wanted), strict=True)) if wanted else {}  # type: ignore[misc]
+    return [convert(found[p]) if p is not None and found.get(p) else None for p in parsed]

@@ -1,0 +1,71 @@
+"""Schema assembly: one root type per operation kind, built from each domain's parts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry import relay
+from strawberry.extensions import MaxTokensLimiter
+from strawberry.types import ExecutionContext
+
+from app.settings import Settings
+from resolvers.accounts.mutations import AccountMutations
+from resolvers.accounts.queries import AccountQueries
+from resolvers.accounts.subscriptions import AccountSubscriptions
+from resolvers.core.errors import annotate_errors
+from resolvers.core.limits import DocumentLimits
+from resolvers.workspaces.mutations import WorkspaceMutations
+from resolvers.workspaces.queries import WorkspaceQueries
+
+
+@strawberry.type(description="Reads: one named operation per screen (see graphql/operations).")
+class Query(AccountQueries, WorkspaceQueries):
+    node: relay.Node | None = relay.node(
+        description="Any object by its global id; null when missing or in a workspace you do "
+        "not belong to."
+    )
+
+
+@strawberry.type(description="Actions: each returns a payload with `errors` for expected failures.")
+class Mutation(AccountMutations, WorkspaceMutations):
+    pass
+
+
+@strawberry.type(description="Live elements over graphql-transport-ws at /graphql.")
+class Subscription(AccountSubscriptions):
+    pass
+
+
+class KnowledgeDeskSchema(strawberry.Schema):
+    """Every top-level error gets a stable code and the request id; unexpected ones are masked."""
+
+    def __init__(self, *args: Any, mask_errors: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mask_errors = mask_errors
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        context = execution_context.context if execution_context else None
+        annotate_errors(
+            errors,
+            request_id=getattr(context, "request_id", "-"),
+            document_parsed=bool(execution_context and execution_context.graphql_document),
+            mask=self.mask_errors,
+        )
+
+
+def build_schema(settings: Settings | None = None) -> KnowledgeDeskSchema:
+    settings = settings or Settings()
+    return KnowledgeDeskSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=[
+            MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+            DocumentLimits(max_depth=settings.graphql_max_depth),
+        ],
+        mask_errors=settings.should_mask_errors,
+    )

@@ -1,0 +1,98 @@
+"""Workspace mutations: invites, roles, removal (screen 11) and accepting invites (screen 1)."""
+
+from typing import Any
+
+import strawberry
+
+from resolvers.core.errors import as_payload
+from resolvers.core.relay import decode_id, to_global_id
+from resolvers.workspaces.inputs import (
+    AcceptInviteInput,
+    ChangeMemberRoleInput,
+    InviteMemberInput,
+    RemoveMemberInput,
+    RenameWorkspaceInput,
+)
+from resolvers.workspaces.payloads import (
+    AcceptInvitePayload,
+    ChangeMemberRolePayload,
+    InviteMemberPayload,
+    RemoveMemberPayload,
+    RenameWorkspacePayload,
+)
+from resolvers.workspaces.types import Info, Invite, Member, Workspace
+
+ADMIN_ONLY = " Needs the ADMIN or OWNER role."
+
+
+@strawberry.type
+class WorkspaceMutations:
+    @strawberry.mutation(
+        description="Join the invite's workspace with its role; the invite must be addressed to "
+        "the signed-in user's email. Sign up first if needed."
+    )
+    async def accept_invite(self, info: Info, input: AcceptInviteInput) -> AcceptInvitePayload:
+        async def work() -> dict[str, Any]:
+            view = await info.context.call("accept_invite", token=input.token)
+            return {"workspace": Workspace.of(view)}
+
+        return await as_payload(AcceptInvitePayload, work())
+
+    @strawberry.mutation(
+        description="Invite someone by email; returns the invite link." + ADMIN_ONLY
+    )
+    async def invite_member(self, info: Info, input: InviteMemberInput) -> InviteMemberPayload:
+        async def work() -> dict[str, Any]:
+            created = await info.context.call(
+                "invite_member",
+                workspace_id=decode_id(input.workspace_id, "Workspace", field="workspaceId"),
+                email=input.email,
+                role=input.role.to_domain(),
+            )
+            return {"invite": Invite.of(created.invite), "invite_link": created.link}
+
+        return await as_payload(InviteMemberPayload, work())
+
+    @strawberry.mutation(
+        description="Change a member's role; only an OWNER grants or removes OWNER, and the last "
+        "OWNER cannot be demoted." + ADMIN_ONLY
+    )
+    async def change_member_role(
+        self, info: Info, input: ChangeMemberRoleInput
+    ) -> ChangeMemberRolePayload:
+        async def work() -> dict[str, Any]:
+            view = await info.context.call(
+                "change_member_role",
+                member_id=decode_id(input.member_id, "Member", field="memberId"),
+                role=input.role.to_domain(),
+            )
+            return {"member": Member.of(view)}
+
+        return await as_payload(ChangeMemberRolePayload, work())
+
+    @strawberry.mutation(
+        description="Remove a member (ADMIN or OWNER), or leave by passing your own member id. "
+        "The last OWNER can do neither."
+    )
+    async def remove_member(self, info: Info, input: RemoveMemberInput) -> RemoveMemberPayload:
+        async def work() -> dict[str, Any]:
+            removed = await info.context.call(
+                "remove_member", member_id=decode_id(input.member_id, "Member", field="memberId")
+            )
+            return {"removed_member_id": to_global_id("Member", removed)}
+
+        return await as_payload(RemoveMemberPayload, work())
+
+    @strawberry.mutation(description="Rename a workspace." + ADMIN_ONLY)
+    async def rename_workspace(
+        self, info: Info, input: RenameWorkspaceInput
+    ) -> RenameWorkspacePayload:
+        async def work() -> dict[str, Any]:
+            view = await info.context.call(
+                "rename_workspace",
+                workspace_id=decode_id(input.workspace_id, "Workspace", field="workspaceId"),
+                name=input.name,
+            )
+            return {"workspace": Workspace.of(view)}
+
+        return await as_payload(RenameWorkspacePayload, work())

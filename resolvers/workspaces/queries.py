@@ -1,0 +1,44 @@
+"""Workspace queries (screens 2 and 11)."""
+
+from typing import Annotated
+
+import strawberry
+from strawberry import relay
+
+from app.services.errors import NotFound
+from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, Connection, decode_id
+from resolvers.workspaces.types import Info, Workspace
+
+
+@strawberry.type
+class WorkspaceQueries:
+    @strawberry.field(
+        description=f"The signed-in user's workspaces, oldest membership first. "
+        f"{PAGE_ARGS_DESCRIPTION}"
+    )
+    async def workspaces(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Cursor to continue after.")
+        ] = None,
+    ) -> Connection[Workspace]:
+        page = await info.context.call("list_my_workspaces", first=first, after=after)
+        return Connection.from_page(page, Workspace.of)
+
+    @strawberry.field(
+        description="A workspace you belong to; null for any other id (as for a missing one)."
+    )
+    async def workspace(
+        self,
+        info: Info,
+        id: Annotated[relay.GlobalID, strawberry.argument(description="Workspace id.")],
+    ) -> Workspace | None:
+        info.context.principal.require_user()
+        try:
+            workspace_id = decode_id(id, "Workspace", field="id")
+        except NotFound:
+            return None
+        view = await info.context.loaders.workspace_by_id.load(workspace_id)
+        return Workspace.of(view) if view else None

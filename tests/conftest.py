@@ -1,0 +1,36 @@
+"""Session-wide live services for the test suite.
+
+Each service starts lazily the first time a test asks for it and stops at the end of the session:
+PostgreSQL and Redis as throwaway servers on free loopback ports, and the local model server
+behind the Ollama API (or the real Ollama named by OLLAMA_HOST when one answers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import model_server as model_server_support
+from tests.support import services as services_support
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """postgresql://... URL of a throwaway PostgreSQL 15 server (or TEST_DATABASE_URL)."""
+    with services_support.postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """redis://... URL of a throwaway Redis 7 server (or TEST_REDIS_URL)."""
+    with services_support.redis_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def ollama_host() -> Iterator[str]:
+    """http://... base URL of a real model behind the Ollama API."""
+    with model_server_support.model_server() as url:
+        yield url
