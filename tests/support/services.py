@@ -1,0 +1,276 @@
+"""Throwaway PostgreSQL and Redis servers for the test suite.
+
+Each context manager yields a URL. When TEST_DATABASE_URL / TEST_REDIS_URL is set it yields
+that and starts nothing; otherwise it starts a private server on a free loopback port in a
+temporary directory and stops it and deletes the directory on exit, also when the body fails.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+# A free port can be taken by someone else before the server binds it: try a few.
+START_ATTEMPTS = 3
+READY_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+
+def postgres_bin_dir() -> Path:
+    """The directory holding initdb and pg_ctl (PG_BIN, Debian's 15, any Debian version, PATH)."""
+    candidates = [os.environ.get("PG_BIN", ""), "/usr/lib/postgresql/15/bin"]
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    if initdb := shutil.which("initdb"):
+        candidates.append(str(Path(initdb).resolve().parent))
+    for candidate in filter(None, candidates):
+        if (Path(candidate) / "initdb").is_file() and (Path(candidate) / "pg_ctl").is_file():
+            return Path(candidate)
+    raise RuntimeError(
+        "PostgreSQL server binaries (initdb, pg_ctl) not found: run `make system` "
+        "or set TEST_DATABASE_URL"
+    )
+
+
+def _postgres_runner(workdir: Path) -> dict:
+    """subprocess arguments that run PostgreSQL tools as `postgres` when we are root.
+
+    initdb refuses to run as root, so as root the data directory goes to the `postgres` user
+    (created by Debian's postgresql package) and the tools run as that user.
+    """
+    if os.geteuid() != 0:
+        return {"cwd": workdir}
+    try:
+        user = pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise RuntimeError("running as root needs the `postgres` user: run `make system`") from exc
+    os.chown(workdir, user.pw_uid, user.pw_gid)
+    env = {
+        **os.environ,
+        "HOME": str(workdir),
+        "USER": "postgres",
+        "LOGNAME": "postgres",
+    }
+    return {
+        "cwd": workdir,  # the postgres user may not be allowed into the caller's directory
+        "user": user.pw_uid,
+        "group": user.pw_gid,
+        "extra_groups": [],
+        "env": env,
+    }
+
+
+def _run(cmd: list[str], runner: dict, what: str, timeout: float = 120) -> None:
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, check=False, **runner
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{what} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
+
+
+def _stop_postgres(bin_dir: Path, data: Path, runner: dict) -> None:
+    pid_file = data / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    try:
+        _run(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-m",
+                "immediate",
+                "-w",
+                "-t",
+                "30",
+                "stop",
+            ],
+            runner,
+            "pg_ctl stop",
+            timeout=60,
+        )
+    except (RuntimeError, subprocess.TimeoutExpired):
+        # pg_ctl could not stop it: kill the postmaster so no server outlives the tests.
+        try:
+            pid = int(pid_file.read_text().split()[0])
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            pass
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """postgresql://postgres@127.0.0.1:PORT/postgres of a throwaway server, or TEST_DATABASE_URL."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield url
+        return
+
+    bin_dir = postgres_bin_dir()
+    workdir = Path(tempfile.mkdtemp(prefix="kd-postgres-"))
+    data = workdir / "data"
+    log = workdir / "postgres.log"
+    try:
+        runner = _postgres_runner(workdir)
+        _run(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            runner,
+            "initdb",
+        )
+        for attempt in range(1, START_ATTEMPTS + 1):
+            port = free_port()
+            # Durability settings off: the cluster is thrown away, speed is what matters.
+            options = (
+                f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+            )
+            try:
+                _run(
+                    [
+                        str(bin_dir / "pg_ctl"),
+                        "-D",
+                        str(data),
+                        "-l",
+                        str(log),
+                        "-o",
+                        options,
+                        "-w",
+                        "-t",
+                        str(int(READY_TIMEOUT)),
+                        "start",
+                    ],
+                    runner,
+                    "pg_ctl start",
+                    timeout=READY_TIMEOUT + 30,
+                )
+                break
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                _stop_postgres(bin_dir, data, runner)
+                if attempt == START_ATTEMPTS:
+                    raise RuntimeError(f"PostgreSQL did not start: {exc}\n{_tail(log)}") from exc
+        try:
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            _stop_postgres(bin_dir, data, runner)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.isfile("/usr/bin/redis-server") else None
+    )
+    if not found:
+        raise RuntimeError("redis-server not found: run `make system` or set TEST_REDIS_URL")
+    return found
+
+
+def _redis_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def _stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """redis://127.0.0.1:PORT/0 of a throwaway server (or TEST_REDIS_URL)."""
+    if url := os.environ.get("TEST_REDIS_URL"):
+        yield url
+        return
+
+    binary = redis_server_binary()
+    workdir = Path(tempfile.mkdtemp(prefix="kd-redis-"))
+    log = workdir / "redis.log"
+    proc: subprocess.Popen | None = None
+    try:
+        for attempt in range(1, START_ATTEMPTS + 1):
+            port = free_port()
+            # A child process (not daemonized), so stopping it is just stopping our child.
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(
+                    [
+                        binary,
+                        "--port",
+                        str(port),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(workdir),
+                        "--daemonize",
+                        "no",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    cwd=workdir,
+                )
+            deadline = time.monotonic() + READY_TIMEOUT
+            while proc.poll() is None and time.monotonic() < deadline and not _redis_ping(port):
+                time.sleep(0.05)
+            if proc.poll() is None and _redis_ping(port):
+                break
+            _stop_process(proc)
+            if attempt == START_ATTEMPTS:
+                raise RuntimeError(f"Redis did not start:\n{_tail(log)}")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        if proc is not None:
+            _stop_process(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
