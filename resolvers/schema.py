@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
@@ -14,18 +14,34 @@ from app.settings import Settings
 from resolvers.accounts.mutations import AccountMutations
 from resolvers.accounts.queries import AccountQueries
 from resolvers.accounts.subscriptions import AccountSubscriptions
+from resolvers.accounts.types import Info, User
 from resolvers.core.errors import annotate_errors
 from resolvers.core.limits import DocumentLimits
 from resolvers.workspaces.mutations import WorkspaceMutations
 from resolvers.workspaces.queries import WorkspaceQueries
+from resolvers.workspaces.types import Member, Workspace
+
+# Types that `node(id:)` can return, by the type name inside a global id.
+NODE_TYPES: dict[str, type[relay.Node]] = {"User": User, "Workspace": Workspace, "Member": Member}
 
 
 @strawberry.type(description="Reads: one named operation per screen (see graphql/operations).")
 class Query(AccountQueries, WorkspaceQueries):
-    node: relay.Node | None = relay.node(
+    @strawberry.field(
         description="Any object by its global id; null when missing or in a workspace you do "
         "not belong to."
     )
+    async def node(
+        self,
+        info: Info,
+        id: Annotated[relay.GlobalID, strawberry.argument(description="A global id.")],
+    ) -> relay.Node | None:
+        info.context.principal.require_user()
+        node_type = NODE_TYPES.get(id.type_name)
+        if node_type is None:
+            return None
+        [found] = await node_type.resolve_nodes(info=info, node_ids=[id.node_id])
+        return found
 
 
 @strawberry.type(description="Actions: each returns a payload with `errors` for expected failures.")
@@ -64,8 +80,9 @@ def build_schema(settings: Settings | None = None) -> KnowledgeDeskSchema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=[
-            MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-            DocumentLimits(max_depth=settings.graphql_max_depth),
+            # Factories: a fresh extension instance per operation (they keep per-run state).
+            lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+            lambda: DocumentLimits(max_depth=settings.graphql_max_depth),
         ],
         mask_errors=settings.should_mask_errors,
     )

@@ -14,6 +14,8 @@ import pytest
 from tests.support import model_server as model_server_support
 from tests.support import services as services_support
 
+pytest_plugins = ["tests.support.app_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:

@@ -1,0 +1,71 @@
+"""A GraphQL client for tests that sends the frontend's own documents from graphql/operations."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+OPERATIONS = ROOT / "graphql" / "operations"
+
+
+@cache
+def operation(name: str) -> str:
+    return (OPERATIONS / f"{name}.graphql").read_text()
+
+
+class GraphQLClient:
+    def __init__(self, http: httpx.AsyncClient, path: str = "/graphql") -> None:
+        self.http = http
+        self.path = path
+
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        operation_name: str | None = None,
+    ) -> httpx.Response:
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        if operation_name is not None:
+            body["operationName"] = operation_name
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return await self.http.post(self.path, json=body, headers=headers)
+
+    async def execute(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        """The whole JSON response of a request expected to be answered with HTTP 200."""
+        response = await self.post(query, variables, token=token)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def op(
+        self, name: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        """Run operation `name` and return its `data`, failing on any top-level error."""
+        result = await self.execute(operation(name), variables, token=token)
+        assert "errors" not in result, result
+        return result["data"]
+
+
+async def sign_up(
+    client: GraphQLClient, name: str, email: str, password: str = "a long pass phrase"
+) -> dict[str, Any]:
+    """Sign up through the SignUp operation; the session (tokens and user)."""
+    data = await client.op(
+        "SignUp", {"input": {"name": name, "email": email, "password": password}}
+    )
+    assert data["signUp"]["errors"] == [], data
+    return data["signUp"]["session"]
+
+
+async def first_workspace(client: GraphQLClient, token: str) -> dict[str, Any]:
+    data = await client.op("AppShell", token=token)
+    return data["workspaces"]["edges"][0]["node"]
