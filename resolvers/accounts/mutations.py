@@ -1,6 +1,6 @@
 """Account mutations (screen 1): sign up, sign in, refresh, sign out."""
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
@@ -13,6 +13,7 @@ from resolvers.accounts.payloads import (
 )
 from resolvers.accounts.types import AuthSession, Info
 from resolvers.core.errors import as_payload
+from resolvers.core.inputs import INPUT
 
 
 async def _session(info: Info, workflow: str, **kwargs: Any) -> dict[str, Any]:
@@ -24,7 +25,7 @@ class AccountMutations:
     @strawberry.mutation(
         description="Create an account and its personal workspace (you are its OWNER); signs in."
     )
-    async def sign_up(self, info: Info, input: SignUpInput) -> SignUpPayload:
+    async def sign_up(self, info: Info, input: Annotated[SignUpInput, INPUT]) -> SignUpPayload:
         work = _session(
             info, "sign_up", name=input.name, email=input.email, password=input.password
         )
@@ -34,7 +35,7 @@ class AccountMutations:
         description="Sign in. Wrong credentials never say which part was wrong; attempts are "
         "rate limited per account and per client address."
     )
-    async def sign_in(self, info: Info, input: SignInInput) -> SignInPayload:
+    async def sign_in(self, info: Info, input: Annotated[SignInInput, INPUT]) -> SignInPayload:
         work = _session(info, "sign_in", email=input.email, password=input.password)
         return await as_payload(SignInPayload, work)
 
@@ -42,12 +43,14 @@ class AccountMutations:
         description="Rotate a refresh token: returns a new session; presenting a spent token "
         "revokes every token of its sign-in."
     )
-    async def refresh_token(self, info: Info, input: RefreshTokenInput) -> RefreshTokenPayload:
+    async def refresh_token(
+        self, info: Info, input: Annotated[RefreshTokenInput, INPUT]
+    ) -> RefreshTokenPayload:
         work = _session(info, "refresh_token", refresh_token=input.refresh_token)
         return await as_payload(RefreshTokenPayload, work)
 
     @strawberry.mutation(description="Sign out: revokes the session's refresh tokens.")
-    async def sign_out(self, info: Info, input: SignOutInput) -> SignOutPayload:
+    async def sign_out(self, info: Info, input: Annotated[SignOutInput, INPUT]) -> SignOutPayload:
         async def work() -> dict[str, Any]:
             await info.context.call("sign_out", refresh_token=input.refresh_token)
             return {"signed_out": True}

@@ -1,10 +1,11 @@
 """Workspace mutations: invites, roles, removal (screen 11) and accepting invites (screen 1)."""
 
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 
 from resolvers.core.errors import as_payload
+from resolvers.core.inputs import INPUT
 from resolvers.core.relay import decode_id, to_global_id
 from resolvers.workspaces.inputs import (
     AcceptInviteInput,
@@ -31,7 +32,9 @@ class WorkspaceMutations:
         description="Join the invite's workspace with its role; the invite must be addressed to "
         "the signed-in user's email. Sign up first if needed."
     )
-    async def accept_invite(self, info: Info, input: AcceptInviteInput) -> AcceptInvitePayload:
+    async def accept_invite(
+        self, info: Info, input: Annotated[AcceptInviteInput, INPUT]
+    ) -> AcceptInvitePayload:
         async def work() -> dict[str, Any]:
             view = await info.context.call("accept_invite", token=input.token)
             return {"workspace": Workspace.of(view)}
@@ -41,7 +44,9 @@ class WorkspaceMutations:
     @strawberry.mutation(
         description="Invite someone by email; returns the invite link." + ADMIN_ONLY
     )
-    async def invite_member(self, info: Info, input: InviteMemberInput) -> InviteMemberPayload:
+    async def invite_member(
+        self, info: Info, input: Annotated[InviteMemberInput, INPUT]
+    ) -> InviteMemberPayload:
         async def work() -> dict[str, Any]:
             created = await info.context.call(
                 "invite_member",
@@ -58,7 +63,7 @@ class WorkspaceMutations:
         "OWNER cannot be demoted." + ADMIN_ONLY
     )
     async def change_member_role(
-        self, info: Info, input: ChangeMemberRoleInput
+        self, info: Info, input: Annotated[ChangeMemberRoleInput, INPUT]
     ) -> ChangeMemberRolePayload:
         async def work() -> dict[str, Any]:
             view = await info.context.call(
@@ -74,7 +79,9 @@ class WorkspaceMutations:
         description="Remove a member (ADMIN or OWNER), or leave by passing your own member id. "
         "The last OWNER can do neither."
     )
-    async def remove_member(self, info: Info, input: RemoveMemberInput) -> RemoveMemberPayload:
+    async def remove_member(
+        self, info: Info, input: Annotated[RemoveMemberInput, INPUT]
+    ) -> RemoveMemberPayload:
         async def work() -> dict[str, Any]:
             removed = await info.context.call(
                 "remove_member", member_id=decode_id(input.member_id, "Member", field="memberId")
@@ -85,7 +92,7 @@ class WorkspaceMutations:
 
     @strawberry.mutation(description="Rename a workspace." + ADMIN_ONLY)
     async def rename_workspace(
-        self, info: Info, input: RenameWorkspaceInput
+        self, info: Info, input: Annotated[RenameWorkspaceInput, INPUT]
     ) -> RenameWorkspacePayload:
         async def work() -> dict[str, Any]:
             view = await info.context.call(

@@ -1,0 +1,5 @@
+"""Shared argument metadata."""
+
+import strawberry
+
+INPUT = strawberry.argument(description="The fields of this action.")
