@@ -1,0 +1,52 @@
+"""`python -m model_server --host 127.0.0.1 --port 11434`: serve SmolLM2 behind the Ollama API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import uvicorn
+
+from model_server.api import OllamaApp
+from model_server.engine import MODEL_NAME, Engine
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m model_server", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=11434)
+    parser.add_argument(
+        "--ctx", type=int, default=2048, help="context length in tokens (default 2048)"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=2, help="CPU threads for llama.cpp (default 2)"
+    )
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    engine = Engine(n_ctx=args.ctx, n_threads=args.threads)
+    engine.warm_up()  # load before listening: once /api/version answers, the model is ready
+    print(
+        f"model_server: {MODEL_NAME} ({engine.path.name}) ready in "
+        f"{time.perf_counter() - started:.2f}s, "
+        f"serving http://{args.host}:{args.port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        uvicorn.run(
+            OllamaApp(engine),
+            host=args.host,
+            port=args.port,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+    finally:
+        engine.close()
+
+
+if __name__ == "__main__":
+    main()

