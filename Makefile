@@ -23,7 +23,7 @@ web: ## Install the pinned front-end packages (GraphiQL assets, graphql-ws clien
 	@cd web && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 .PHONY: system
-system: ## Install PostgreSQL 15, Redis 7 and Chromium from Debian when missing
+system: ## Install PostgreSQL 15, Redis 7, Chromium, python3.11-doc and the compose plugin when missing
 	bash scripts/ensure-system-packages.sh
 
 .PHONY: migrate
@@ -47,12 +47,12 @@ test: system deps web ## Install what is missing, start PostgreSQL, Redis and th
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
-test-unit: deps ## Unit tests only (no services)
+test-unit: deps web ## Unit tests only (no services)
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: schema
 schema: deps ## Export the SDL to graphql/schema.graphql
-	$(PY) -m app export-schema > graphql/schema.graphql
+	$(PY) -m app export-schema > graphql/schema.graphql.tmp && mv graphql/schema.graphql.tmp graphql/schema.graphql
 
 .PHONY: lint
 lint: deps ## ruff

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,7 +52,7 @@ class BodySizeLimit:
             "errors": [
                 {
                     "message": f"The request body is larger than {self.max_bytes} bytes.",
-                    "extensions": {"code": "PAYLOAD_TOO_LARGE"},
+                    "extensions": {"code": "PAYLOAD_TOO_LARGE", "requestId": uuid.uuid4().hex},
                 }
             ]
         }

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis URL; unset means the in-process event bus and runs."
     )
-    jwt_secret: str = Field(default=DEFAULT_JWT_SECRET, min_length=32)
+    jwt_secret: str = Field(default=DEFAULT_JWT_SECRET, min_length=32, repr=False)
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=60)
     invite_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
-    log_level: str = Field(default="INFO")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
 
     @field_validator("database_url")
     @classmethod
@@ -85,6 +85,17 @@ class Settings(BaseSettings):
                 "postgresql+asyncpg://"
             )
         return f"{driver}://{rest}"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_log_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("ollama_host")
+    @classmethod
+    def _ollama_scheme(cls, value: str) -> str:
+        # Ollama's own OLLAMA_HOST accepts host:port; the clients here need a URL.
+        return value if "://" in value else f"http://{value}"
 
     @field_validator("redis_url")
     @classmethod

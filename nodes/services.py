@@ -27,7 +27,7 @@ class ServiceCall:
     of repr because the SDK formats node inputs for its debug log (passwords live here).
     """
 
-    deps: ServiceDeps
+    deps: ServiceDeps = field(repr=False)
     kwargs: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 

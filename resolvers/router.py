@@ -80,8 +80,6 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
             code = (
                 "OPERATION_NOT_FOUND"
                 if "Unknown operation named" in error.reason
-                else "METHOD_NOT_ALLOWED"
-                if error.status_code == 405
                 else "BAD_REQUEST"
             )
             request_id = getattr(context, "request_id", None)

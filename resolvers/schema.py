@@ -10,7 +10,7 @@ from strawberry import relay
 from strawberry.extensions import MaxTokensLimiter
 from strawberry.types import ExecutionContext
 
-from app.settings import Settings
+from app.settings import Settings, get_settings
 from resolvers.accounts.mutations import AccountMutations
 from resolvers.accounts.queries import AccountQueries
 from resolvers.accounts.subscriptions import AccountSubscriptions
@@ -34,13 +34,17 @@ class Query(AccountQueries, WorkspaceQueries):
     async def node(
         self,
         info: Info,
-        id: Annotated[relay.GlobalID, strawberry.argument(description="A global id.")],
+        id: Annotated[strawberry.ID, strawberry.argument(description="A global id.")],
     ) -> relay.Node | None:
         info.context.principal.require_user()
-        node_type = NODE_TYPES.get(id.type_name)
+        try:
+            global_id = relay.GlobalID.from_id(id)
+        except ValueError:  # malformed: the same as a missing id
+            return None
+        node_type = NODE_TYPES.get(global_id.type_name)
         if node_type is None:
             return None
-        [found] = await node_type.resolve_nodes(info=info, node_ids=[id.node_id])
+        [found] = await node_type.resolve_nodes(info=info, node_ids=[global_id.node_id])
         return found
 
 
@@ -74,7 +78,7 @@ class KnowledgeDeskSchema(strawberry.Schema):
 
 
 def build_schema(settings: Settings | None = None) -> KnowledgeDeskSchema:
-    settings = settings or Settings()
+    settings = settings or get_settings()
     return KnowledgeDeskSchema(
         query=Query,
         mutation=Mutation,

@@ -42,9 +42,10 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
 async def lock_for_write(session: AsyncSession) -> None:
     """Make the session's transaction a writer from its first statement.
 
-    Check-then-write rules (the last OWNER, refresh-token rotation) must not interleave. On
-    SQLite that means taking the write lock up front (BEGIN IMMEDIATE); on PostgreSQL the
-    services lock the rows they check with SELECT ... FOR UPDATE instead, so this is a no-op.
+    Check-then-write rules (the last OWNER, accepting an invite) must not interleave. On SQLite
+    that means taking the write lock up front (BEGIN IMMEDIATE); on PostgreSQL the services
+    lock the rows they check (SELECT ... FOR UPDATE, or a conditional UPDATE), so this is a
+    no-op there.
     """
     bind = session.get_bind()
     if bind.dialect.name == "sqlite":

@@ -14,7 +14,7 @@ from app.db.engine import lock_for_write
 from app.db.types import utcnow
 from app.models.accounts import Membership, RefreshToken, Role, User, Workspace
 from app.services.deps import ServiceDeps
-from app.services.errors import Conflict, Unauthenticated
+from app.services.errors import Conflict, Invalid, Unauthenticated
 from app.services.validation import clean_email, clean_name
 from app.services.views import AuthSession, UserView
 
@@ -45,7 +45,7 @@ async def sign_up(deps: ServiceDeps, *, name: str, email: str, password: str) ->
 
 async def sign_in(deps: ServiceDeps, *, email: str, password: str) -> AuthSession:
     """Never says which part was wrong; rate limited per email and per client address."""
-    key = email.strip().lower()[:320]
+    key = _lookup_email(email)
     await deps.sign_in_limiter.hit(key, deps.principal.client_address)
     async with deps.db.begin() as session:
         user = (await session.execute(select(User).where(User.email == key))).scalar_one_or_none()
@@ -53,6 +53,14 @@ async def sign_in(deps: ServiceDeps, *, email: str, password: str) -> AuthSessio
         if user is None or not ok:
             raise Unauthenticated(_WRONG_CREDENTIALS, code="INVALID_CREDENTIALS")
         return await _start_session(deps, session, user)
+
+
+def _lookup_email(email: str) -> str:
+    """The stored form of an email (as sign-up normalised it); anything invalid as typed."""
+    try:
+        return clean_email(email)
+    except Invalid:
+        return email.strip().lower()[:320]
 
 
 async def refresh(deps: ServiceDeps, *, refresh_token: str) -> AuthSession:

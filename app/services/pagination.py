@@ -96,13 +96,6 @@ async def paginate(
     total = (
         await session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
     ).scalar_one()
-    if page.first == 0:
-        return Page(
-            edges=[],
-            total_count=total,
-            has_next_page=total > 0 and page.after is None,
-            has_previous_page=page.after is not None,
-        )
     key = tuple_(*sort.columns)
     paged = stmt
     if page.after is not None:

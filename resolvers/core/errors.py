@@ -66,6 +66,12 @@ class ErrorCode(enum.Enum):
     LAST_OWNER = strawberry.enum_value(
         "LAST_OWNER", description="The last OWNER cannot leave or be demoted."
     )
+    RUN_FINISHED = strawberry.enum_value(
+        "RUN_FINISHED", description="The run has already ended, so it cannot be cancelled."
+    )
+    RUN_NOT_RETRYABLE = strawberry.enum_value(
+        "RUN_NOT_RETRYABLE", description="Only a FAILED run can be retried."
+    )
     MODEL_UNAVAILABLE = strawberry.enum_value(
         "MODEL_UNAVAILABLE", description="The language model server is down or lacks the model."
     )
@@ -108,8 +114,10 @@ def annotate_errors(
             if original.field:
                 extensions["field"] = original.field
         elif original is None and not document_parsed:
-            extensions["code"] = "GRAPHQL_PARSE_FAILED"
-        elif original is None and error.path is None:
+            too_long = "tokens. Parsing aborted" in error.message
+            extensions["code"] = "QUERY_TOO_COMPLEX" if too_long else "GRAPHQL_PARSE_FAILED"
+        elif error.path is None and (original is None or isinstance(original, GraphQLError)):
+            # Validation and variable coercion (which wraps the scalar's own GraphQLError).
             extensions["code"] = _pre_execution_code(error.message)
         else:
             extensions["code"] = "INTERNAL"

@@ -55,13 +55,14 @@ class Connection(Generic[T]):
         )
 
 
-def decode_id(global_id: relay.GlobalID, type_name: str, *, field: str) -> uuid.UUID:
-    """The UUID inside a global id of `type_name`; any other id is simply not found."""
-    if global_id.type_name != type_name:
-        raise NotFound(f"No such {type_name.lower()}.", field=field)
+def decode_id(global_id: str, type_name: str, *, field: str) -> uuid.UUID:
+    """The UUID inside a global id of `type_name`; any other or malformed id is not found."""
     try:
-        return uuid.UUID(global_id.node_id)
-    except ValueError as exc:
+        parsed = relay.GlobalID.from_id(global_id)
+        if parsed.type_name != type_name:
+            raise ValueError(parsed.type_name)
+        return uuid.UUID(parsed.node_id)
+    except ValueError as exc:  # GlobalIDValueError is a ValueError too
         raise NotFound(f"No such {type_name.lower()}.", field=field) from exc
 
 

@@ -1,7 +1,6 @@
 """Inputs of the workspace mutations (screens 1 and 11)."""
 
 import strawberry
-from strawberry import relay
 
 from resolvers.workspaces.types import Role
 
@@ -13,23 +12,23 @@ class AcceptInviteInput:
 
 @strawberry.input(description="Invite someone by email with a role.")
 class InviteMemberInput:
-    workspace_id: relay.GlobalID = strawberry.field(description="The workspace.")
+    workspace_id: strawberry.ID = strawberry.field(description="The workspace.")
     email: str = strawberry.field(description="Their email address.")
     role: Role = strawberry.field(description="Role on accepting; OWNER only by an OWNER.")
 
 
 @strawberry.input(description="Change a member's role.")
 class ChangeMemberRoleInput:
-    member_id: relay.GlobalID = strawberry.field(description="The member (a Member id).")
+    member_id: strawberry.ID = strawberry.field(description="The member (a Member id).")
     role: Role = strawberry.field(description="The new role.")
 
 
 @strawberry.input(description="Remove a member, or leave (your own Member id).")
 class RemoveMemberInput:
-    member_id: relay.GlobalID = strawberry.field(description="The member (a Member id).")
+    member_id: strawberry.ID = strawberry.field(description="The member (a Member id).")
 
 
 @strawberry.input(description="Rename a workspace.")
 class RenameWorkspaceInput:
-    workspace_id: relay.GlobalID = strawberry.field(description="The workspace.")
+    workspace_id: strawberry.ID = strawberry.field(description="The workspace.")
     name: str = strawberry.field(description="New name, 1 to 200 characters.")

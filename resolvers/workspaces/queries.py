@@ -3,7 +3,6 @@
 from typing import Annotated
 
 import strawberry
-from strawberry import relay
 
 from app.services.errors import NotFound
 from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, Connection, decode_id
@@ -33,7 +32,7 @@ class WorkspaceQueries:
     async def workspace(
         self,
         info: Info,
-        id: Annotated[relay.GlobalID, strawberry.argument(description="Workspace id.")],
+        id: Annotated[strawberry.ID, strawberry.argument(description="Workspace id.")],
     ) -> Workspace | None:
         info.context.principal.require_user()
         try:

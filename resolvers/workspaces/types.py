@@ -1,4 +1,4 @@
-"""GraphQL types of accounts and workspaces: User, Workspace, Member, Invite."""
+"""GraphQL types of workspaces: Role, Workspace, Member, Invite."""
 
 from __future__ import annotations
 
