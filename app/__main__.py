@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     commands.add_parser("migrate", help="upgrade the database to the newest migration")
+    commands.add_parser("worker", help="execute runs from the Redis queue (needs REDIS_URL)")
     commands.add_parser("export-schema", help="print the SDL")
     args = parser.parse_args(argv)
 
@@ -72,6 +73,16 @@ def main(argv: list[str] | None = None) -> None:
         from app.migrate import upgrade
 
         upgrade(settings.database_url)
+    elif args.command == "worker":
+        import asyncio
+        import logging
+
+        from app.worker import run_worker
+
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+        asyncio.run(run_worker(settings))
     elif args.command == "export-schema":
         from resolvers.schema import build_schema
 

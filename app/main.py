@@ -6,6 +6,7 @@ the GraphQL layer (`resolvers`); the worker never does.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from app.db.engine import build_engine, build_sessionmaker
+from app.events.bus import build_bus
 from app.http import BodySizeLimit
+from app.runs.process import start_api_runs
 from app.services.deps import ServiceDeps
 from app.services.ratelimit import SignInLimiter
 from app.settings import Settings, SettingsError, get_settings
@@ -50,10 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.redis_url:
             await check_redis(settings.redis_url)
         engine = build_engine(settings)
-        runner = WorkflowRunner(build_runtime(settings))  # inside the loop: the SDK binds to it
-        app.state.engine = engine
-        app.state.runner = runner
-        app.state.deps = ServiceDeps(
+        runtime = build_runtime(settings)  # inside the loop: the SDK binds to it
+        runner = WorkflowRunner(runtime)
+        bus = build_bus(settings.redis_url)
+        await bus.start()
+        deps = ServiceDeps(
             settings=settings,
             db=build_sessionmaker(engine),
             sign_in_limiter=SignInLimiter.build(
@@ -61,11 +65,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.sign_in_attempts_per_account,
                 settings.sign_in_attempts_per_address,
             ),
+            bus=bus,
         )
+        runs = await start_api_runs(deps, runtime)
+        app.state.engine = engine
+        app.state.runner = runner
+        app.state.runs = runs
+        app.state.deps = dataclasses.replace(deps, launcher=runs.launcher)
         try:
             yield
         finally:
+            await runs.close()
             await runner.close()
+            await bus.close()
             await engine.dispose()
 
     app = FastAPI(

@@ -70,6 +70,27 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)
+    # Runs
+    run_execution: Literal["inline", "queue"] | None = Field(
+        default=None,
+        description="Where runs execute: in this process, or on workers via the Redis queue. "
+        "Defaults to queue when REDIS_URL is set, else inline.",
+    )
+    run_lease_seconds: float = Field(
+        default=15.0, ge=1, description="A run whose executor stops renewing this long is resumed."
+    )
+    run_redeliver_after_seconds: float = Field(
+        default=60.0, ge=1, description="Queue redelivery of unacknowledged run messages."
+    )
+    worker_concurrency: int = Field(
+        default=10, ge=1, description="Runs one worker executes at once."
+    )
+    worker_shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, description="On SIGTERM, how long running runs may finish first."
+    )
+    model_check_max_tokens: int = Field(
+        default=24, ge=1, le=4096, description="Tokens the model check asks the chat model for."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
 
     @field_validator("database_url")
@@ -115,11 +136,19 @@ class Settings(BaseSettings):
                 f"JWT_SECRET is the development default while APP_ENV={self.app_env}; "
                 "set a random secret of at least 32 characters"
             )
+        if self.run_execution == "queue" and not self.redis_url:
+            raise ValueError("RUN_EXECUTION=queue needs REDIS_URL (the queue lives in Redis)")
         return self
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def runs_inline(self) -> bool:
+        if self.run_execution is None:
+            return self.redis_url is None
+        return self.run_execution == "inline"
 
     @property
     def should_mask_errors(self) -> bool:

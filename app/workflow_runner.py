@@ -12,6 +12,7 @@ from typing import Any
 
 from kailash.runtime.async_local import AsyncLocalRuntime
 
+from app.runs.runtime import EventRuntime
 from app.services.deps import ServiceDeps
 from app.services.errors import DomainError
 from app.settings import Settings
@@ -23,8 +24,10 @@ for _name in ("kailash", "kailash.runtime", "kailash.nodes", "kailash.workflow")
     logging.getLogger(_name).setLevel(logging.CRITICAL)
 
 
-def build_runtime(settings: Settings) -> AsyncLocalRuntime:
-    return AsyncLocalRuntime(
+def build_runtime(settings: Settings) -> EventRuntime:
+    """The process's one runtime: serves API calls and executes runs (it only reports node
+    events for runs, which set a RunScope)."""
+    return EventRuntime(
         max_concurrent_nodes=settings.workflow_max_concurrent_nodes,
         thread_pool_size=settings.workflow_thread_pool_size,
         execution_timeout=settings.workflow_execution_timeout_seconds,

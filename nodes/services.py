@@ -60,7 +60,11 @@ def service_node(fn: ServiceFunction, class_name: str) -> type[AsyncNode]:
                     type=object,
                     required=True,
                     description=f"ServiceCall for {fn.__module__}.{fn.__name__}",
-                )
+                ),
+                # Connected from the previous step of a run so that steps execute in order.
+                "previous": NodeParameter(
+                    name="previous", type=object, required=False, description="Previous step."
+                ),
             }
 
         async def async_run(self, **inputs: Any) -> dict[str, Any]:

@@ -17,16 +17,25 @@ from resolvers.accounts.subscriptions import AccountSubscriptions
 from resolvers.accounts.types import Info, User
 from resolvers.core.errors import annotate_errors
 from resolvers.core.limits import DocumentLimits
+from resolvers.runs.mutations import RunMutations
+from resolvers.runs.queries import RunQueries
+from resolvers.runs.subscriptions import RunSubscriptions
+from resolvers.runs.types import Run
 from resolvers.workspaces.mutations import WorkspaceMutations
 from resolvers.workspaces.queries import WorkspaceQueries
 from resolvers.workspaces.types import Member, Workspace
 
 # Types that `node(id:)` can return, by the type name inside a global id.
-NODE_TYPES: dict[str, type[relay.Node]] = {"User": User, "Workspace": Workspace, "Member": Member}
+NODE_TYPES: dict[str, type[relay.Node]] = {
+    "User": User,
+    "Workspace": Workspace,
+    "Member": Member,
+    "Run": Run,
+}
 
 
 @strawberry.type(description="Reads: one named operation per screen (see graphql/operations).")
-class Query(AccountQueries, WorkspaceQueries):
+class Query(AccountQueries, WorkspaceQueries, RunQueries):
     @strawberry.field(
         description="Any object by its global id; null when missing or in a workspace you do "
         "not belong to."
@@ -49,12 +58,12 @@ class Query(AccountQueries, WorkspaceQueries):
 
 
 @strawberry.type(description="Actions: each returns a payload with `errors` for expected failures.")
-class Mutation(AccountMutations, WorkspaceMutations):
+class Mutation(AccountMutations, WorkspaceMutations, RunMutations):
     pass
 
 
 @strawberry.type(description="Live elements over graphql-transport-ws at /graphql.")
-class Subscription(AccountSubscriptions):
+class Subscription(AccountSubscriptions, RunSubscriptions):
     pass
 
 

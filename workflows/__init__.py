@@ -6,7 +6,9 @@ contract between the API layer and the Kailash layer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kailash.workflow import Workflow
 
@@ -18,6 +20,8 @@ class WorkflowSpec:
     entry_node: str  # receives the ServiceCall
     output_node: str  # its `result` is the workflow's result
     steps: tuple[str, ...]  # user-facing stages, in order (node ids)
+    # Runs only: the output summary from each step's result.
+    summarize: Callable[[dict[str, Any]], str] | None = None
 
 
 REGISTRY: dict[str, WorkflowSpec] = {}
@@ -32,7 +36,7 @@ def register(spec: WorkflowSpec) -> WorkflowSpec:
 
 def _load_all() -> None:
     # Importing a module registers its workflows.
-    from workflows import accounts  # noqa: F401
+    from workflows import accounts, check_models, runs  # noqa: F401
 
 
 _load_all()

@@ -76,3 +76,58 @@ class Page(View, Generic[T]):
     total_count: int
     has_next_page: bool
     has_previous_page: bool
+
+
+class RunView(View):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    workflow: str
+    subject_type: str
+    subject_id: uuid.UUID
+    subject_label: str
+    triggered_by_id: uuid.UUID | None
+    status: str
+    percent: int
+    current_step: str | None
+    attempt: int
+    retry_of_id: uuid.UUID | None
+    input_summary: str
+    output_summary: str | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    cancel_requested_at: datetime | None
+
+
+class RunStepView(View):
+    position: int
+    name: str
+    status: str
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    error_message: str | None
+
+
+class RunEventView(View):
+    run_id: uuid.UUID
+    seq: int
+    type: str
+    status: str
+    step: str | None
+    percent: int
+    message: str
+    at: datetime
+
+
+class WorkspaceEventView(View):
+    id: int
+    workspace_id: uuid.UUID
+    type: str
+    actor_id: uuid.UUID | None
+    run_id: uuid.UUID | None
+    run_status: str | None
+    message: str
+    at: datetime

@@ -9,7 +9,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from app.services.deps import ServiceDeps
-from app.services.views import MemberView, UserView, WorkspaceView
+from app.services.views import MemberView, RunStepView, RunView, UserView, WorkspaceView
 from app.workflow_runner import WorkflowRunner
 
 
@@ -35,3 +35,11 @@ class Loaders:
     @cached_property
     def member_by_id(self) -> DataLoader[uuid.UUID, MemberView | None]:
         return self._loader("load_members")
+
+    @cached_property
+    def run_by_id(self) -> DataLoader[uuid.UUID, RunView | None]:
+        return self._loader("load_runs")
+
+    @cached_property
+    def steps_by_run_id(self) -> DataLoader[uuid.UUID, list[RunStepView]]:
+        return self._loader("load_run_steps")

@@ -12,10 +12,12 @@ import strawberry
 from strawberry import relay
 
 from app.models.accounts import Role as DomainRole
+from app.models.runs import RunStatus as DomainRunStatus
 from app.services.views import InviteView, MemberView, WorkspaceView
 from resolvers.accounts.types import User
 from resolvers.core.context import Context
 from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, Connection, load_nodes
+from resolvers.runs.types import Run, RunStatus
 
 Info = strawberry.Info[Context, None]
 
@@ -58,6 +60,34 @@ class Workspace(relay.Node):
             "list_members", workspace_id=uuid.UUID(self.id), first=first, after=after
         )
         return Connection.from_page(page, Member.of)
+
+    @strawberry.field(
+        description=f"Workflow runs, newest first, filtered by status and workflow. "
+        f"{PAGE_ARGS_DESCRIPTION}"
+    )
+    async def runs(
+        self,
+        info: Info,
+        status: Annotated[
+            list[RunStatus] | None, strawberry.argument(description="Only these statuses.")
+        ] = None,
+        workflow: Annotated[
+            str | None, strawberry.argument(description="Only this workflow.")
+        ] = None,
+        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Cursor to continue after.")
+        ] = None,
+    ) -> Connection[Run]:
+        page = await info.context.call(
+            "list_runs",
+            workspace_id=uuid.UUID(self.id),
+            statuses=[DomainRunStatus(s.value) for s in status] if status else None,
+            workflow=workflow,
+            first=first,
+            after=after,
+        )
+        return Connection.from_page(page, Run.of)
 
     @classmethod
     def of(cls, view: WorkspaceView) -> Workspace:

@@ -32,12 +32,16 @@ def migrated_postgres(postgres_url: str) -> str:
 
 
 @pytest.fixture
-def settings(migrated_postgres: str, redis_url: str) -> Settings:
+def settings(migrated_postgres: str, redis_url: str, ollama_host: str) -> Settings:
     return Settings(
         app_env="test",
         database_url=migrated_postgres,
         redis_url=redis_url,
         jwt_secret=TEST_SECRET,
+        ollama_host=ollama_host,
+        # Runs execute in this process, so a test can watch one to its end without a worker;
+        # the events still go through the Redis bus. Worker execution is tested end to end.
+        run_execution="inline",
     )
 
 

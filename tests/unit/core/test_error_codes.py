@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def test_codes_raised_in_app_are_in_the_enum():
     source = "\n".join(p.read_text() for p in (ROOT / "app").rglob("*.py"))
-    raised = set(re.findall(r'code="([A-Z_]+)"', source))
+    raised = set(re.findall(r'\bcode="([A-Z_]+)"', source))
     defaults = {
         cls.code
         for cls in vars(errors).values()

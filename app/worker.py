@@ -1,0 +1,78 @@
+"""`python -m app worker`: executes runs taken from the Redis queue.
+
+Any number of workers may run. Each executes up to WORKER_CONCURRENCY runs at once on its own
+Kailash runtime, renews the leases of its runs, and sweeps for runs whose worker died. SIGTERM or
+SIGINT stops taking runs, gives running ones WORKER_SHUTDOWN_GRACE_SECONDS to finish, then
+interrupts them and releases their leases so another worker resumes them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+
+from taskiq.api import run_receiver_task
+
+from app.db.engine import build_engine, build_sessionmaker
+from app.events.bus import build_bus
+from app.runs.process import build_executor
+from app.runs.queue import TASK_NAME, build_broker, kicker
+from app.services.deps import ServiceDeps
+from app.services.ratelimit import SignInLimiter
+from app.settings import Settings
+from app.workflow_runner import build_runtime
+
+log = logging.getLogger("knowledge_desk.worker")
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    if not settings.redis_url:
+        raise SystemExit("The worker needs REDIS_URL: runs reach workers through the Redis queue.")
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    engine = build_engine(settings)
+    bus = build_bus(settings.redis_url)
+    await bus.start()
+    runtime = build_runtime(settings)
+    deps = ServiceDeps(
+        settings=settings,
+        db=build_sessionmaker(engine),
+        sign_in_limiter=SignInLimiter.build(None, "1/second", "1/second"),  # unused here
+        bus=bus,
+    )
+    executor = build_executor(deps, runtime, "worker")
+    broker = build_broker(settings)
+    executor.requeue = kicker(broker)
+
+    async def execute_run(run_id: str) -> None:
+        await executor.execute(uuid.UUID(run_id))
+
+    broker.register_task(execute_run, task_name=TASK_NAME)
+    await broker.startup()
+    await executor.start(sweep=True)
+    receiver = asyncio.create_task(
+        run_receiver_task(broker, max_async_tasks=settings.worker_concurrency, run_startup=False)
+    )
+    log.info("worker %s ready", executor.store.owner)
+    await stop.wait()
+
+    log.info("worker stopping: %d run(s) in progress", len(executor.running))
+    await executor.wait_finished(seconds=settings.worker_shutdown_grace_seconds)
+    interrupted = executor.running
+    receiver.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await receiver
+    await executor.close()
+    for run_id in interrupted:
+        await executor.store.release(run_id)
+    await broker.shutdown()
+    await runtime.cleanup()
+    await bus.close()
+    await engine.dispose()
+    log.info("worker stopped; released %d run(s)", len(interrupted))

@@ -1,0 +1,24 @@
+"""Run queries (screen 10). The runs list lives on Workspace (see resolvers/workspaces/types)."""
+
+from typing import Annotated
+
+import strawberry
+
+from app.services.errors import NotFound
+from resolvers.core.relay import decode_id
+from resolvers.runs.types import Info, Run
+
+
+@strawberry.type
+class RunQueries:
+    @strawberry.field(description="A run in one of your workspaces; null for any other id.")
+    async def run(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="Run id.")]
+    ) -> Run | None:
+        info.context.principal.require_user()
+        try:
+            run_id = decode_id(id, "Run", field="id")
+        except NotFound:
+            return None
+        view = await info.context.loaders.run_by_id.load(run_id)
+        return Run.of(view) if view else None

@@ -1,0 +1,50 @@
+"""Live run progress and workspace activity: replay after the cursor, then follow."""
+
+from collections.abc import AsyncGenerator
+from typing import Annotated
+
+import strawberry
+
+from app.services import live
+from resolvers.core.relay import decode_id
+from resolvers.runs.types import Info, RunEvent, WorkspaceEvent
+
+AFTER = strawberry.argument(
+    description="The last cursor you saw; events after it are sent first, then live ones."
+)
+
+
+@strawberry.type
+class RunSubscriptions:
+    @strawberry.subscription(
+        description="A run's events: those after `after` (from the start when omitted), then "
+        "live ones; ends with the run's final event. An id outside your workspaces errors with "
+        "NOT_FOUND, as a missing run does."
+    )
+    async def run_progress(
+        self,
+        info: Info,
+        run_id: Annotated[strawberry.ID, strawberry.argument(description="The run.")],
+        after: Annotated[str | None, AFTER] = None,
+    ) -> AsyncGenerator[RunEvent, None]:
+        run = decode_id(run_id, "Run", field="runId")
+        await info.context.call("require_run", run_id=run)
+        async for event in live.run_progress(info.context.deps, run_id=run, after=after):
+            yield RunEvent.of(event)
+
+    @strawberry.subscription(
+        description="The workspace's activity (runs queued, started, finished): events after "
+        "`after`, then live ones (only live ones when `after` is omitted). Never ends."
+    )
+    async def workspace_events(
+        self,
+        info: Info,
+        workspace_id: Annotated[strawberry.ID, strawberry.argument(description="The workspace.")],
+        after: Annotated[str | None, AFTER] = None,
+    ) -> AsyncGenerator[WorkspaceEvent, None]:
+        workspace = decode_id(workspace_id, "Workspace", field="workspaceId")
+        await info.context.call("require_member", workspace_id=workspace)
+        async for event in live.workspace_events(
+            info.context.deps, workspace_id=workspace, after=after
+        ):
+            yield WorkspaceEvent.of(event)

@@ -1,0 +1,278 @@
+"""GraphQL types of runs (screen 10), their steps and events, and workspace activity."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any
+
+import strawberry
+from strawberry import relay
+
+from app.services.views import RunEventView, RunStepView, RunView
+from resolvers.accounts.types import User
+from resolvers.core.context import Context
+from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, Connection, load_nodes, to_global_id
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.enum(description="Where a run is in its life.")
+class RunStatus(enum.Enum):
+    QUEUED = strawberry.enum_value("QUEUED", description="Waiting for an executor.")
+    RUNNING = strawberry.enum_value("RUNNING", description="Executing.")
+    SUCCEEDED = strawberry.enum_value("SUCCEEDED", description="Ended well.")
+    FAILED = strawberry.enum_value("FAILED", description="Ended with an error; can be retried.")
+    CANCELLED = strawberry.enum_value("CANCELLED", description="Stopped by a user.")
+
+
+@strawberry.enum(description="Where a step of a run is.")
+class StepStatus(enum.Enum):
+    PENDING = strawberry.enum_value("PENDING", description="Not started.")
+    RUNNING = strawberry.enum_value("RUNNING", description="Executing.")
+    SUCCEEDED = strawberry.enum_value("SUCCEEDED", description="Done.")
+    FAILED = strawberry.enum_value("FAILED", description="Failed; see `error`.")
+    CANCELLED = strawberry.enum_value("CANCELLED", description="Not run: the run ended first.")
+    REUSED = strawberry.enum_value(
+        "REUSED", description="Not run again: a retry reused the result of the failed attempt."
+    )
+
+
+@strawberry.enum(description="What a run event records.")
+class RunEventType(enum.Enum):
+    RUN_QUEUED = strawberry.enum_value("RUN_QUEUED", description="The run was created.")
+    RUN_STARTED = strawberry.enum_value("RUN_STARTED", description="An executor took it.")
+    RUN_RESUMED = strawberry.enum_value(
+        "RUN_RESUMED", description="Its executor died; another took over after the last step."
+    )
+    STEP_STARTED = strawberry.enum_value("STEP_STARTED", description="A step began.")
+    STEP_PROGRESS = strawberry.enum_value("STEP_PROGRESS", description="Progress within a step.")
+    STEP_SUCCEEDED = strawberry.enum_value("STEP_SUCCEEDED", description="A step finished.")
+    STEP_FAILED = strawberry.enum_value("STEP_FAILED", description="A step failed.")
+    RUN_SUCCEEDED = strawberry.enum_value("RUN_SUCCEEDED", description="Final: succeeded.")
+    RUN_FAILED = strawberry.enum_value("RUN_FAILED", description="Final: failed.")
+    RUN_CANCELLED = strawberry.enum_value("RUN_CANCELLED", description="Final: cancelled.")
+
+
+@strawberry.enum(description="What a run is about.")
+class SubjectType(enum.Enum):
+    WORKSPACE = strawberry.enum_value("WORKSPACE", description="The workspace (model check).")
+    DOCUMENT = strawberry.enum_value("DOCUMENT", description="A document.")
+    CONVERSATION = strawberry.enum_value("CONVERSATION", description="A conversation.")
+
+
+@strawberry.type(description="What a run works on.")
+class RunSubject:
+    type: SubjectType = strawberry.field(description="Kind of subject.")
+    id: strawberry.ID = strawberry.field(description="Global id of the subject.")
+    label: str = strawberry.field(description="Its name when the run started.")
+
+
+def _duration_ms(start: datetime | None, end: datetime | None) -> int | None:
+    if start is None:
+        return None
+    finish = end or datetime.now(start.tzinfo)
+    return int((finish - start).total_seconds() * 1000)
+
+
+@strawberry.type(description="One user-facing stage of a run.")
+class RunStep:
+    position: int = strawberry.field(description="Order within the run, from 0.")
+    name: str = strawberry.field(description="Stage name, e.g. EXTRACTING or CHAT.")
+    status: StepStatus = strawberry.field(description="Where the step is.")
+    attempts: int = strawberry.field(description="How many times it was started in this run.")
+    started_at: datetime | None = strawberry.field(description="When it last started (UTC).")
+    finished_at: datetime | None = strawberry.field(description="When it ended (UTC).")
+    error: str | None = strawberry.field(description="Why it failed.")
+
+    @strawberry.field(description="Milliseconds from start to end (or to now while running).")
+    def duration_ms(self) -> int | None:
+        return _duration_ms(self.started_at, self.finished_at)
+
+    @classmethod
+    def of(cls, view: RunStepView) -> RunStep:
+        return cls(
+            position=view.position,
+            name=view.name,
+            status=StepStatus[view.status],
+            attempts=view.attempts,
+            started_at=view.started_at,
+            finished_at=view.finished_at,
+            error=view.error_message,
+        )
+
+
+@strawberry.type(description="One entry of a run's event log; `cursor` resumes after it.")
+class RunEvent:
+    cursor: str = strawberry.field(description="Pass as `after` to get only later events.")
+    run_id: strawberry.ID = strawberry.field(description="The run.")
+    type: RunEventType = strawberry.field(description="What happened.")
+    status: RunStatus = strawberry.field(description="The run's status after it.")
+    step: str | None = strawberry.field(description="The step it concerns, or the current one.")
+    percent: int = strawberry.field(description="The run's progress after it, 0 to 100.")
+    message: str = strawberry.field(description="For people.")
+    at: datetime = strawberry.field(description="When (UTC).")
+
+    @classmethod
+    def of(cls, event: RunEventView | dict[str, Any]) -> RunEvent:
+        e = (
+            event
+            if isinstance(event, dict)
+            else {
+                "cursor": event.seq,
+                "run_id": str(event.run_id),
+                "type": event.type,
+                "status": event.status,
+                "step": event.step,
+                "percent": event.percent,
+                "message": event.message,
+                "at": event.at,
+            }
+        )
+        at = e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(e["at"])
+        return cls(
+            cursor=str(e["cursor"]),
+            run_id=strawberry.ID(str(to_global_id("Run", uuid.UUID(e["run_id"])))),
+            type=RunEventType[e["type"]],
+            status=RunStatus[e["status"]],
+            step=e["step"],
+            percent=e["percent"],
+            message=e["message"],
+            at=at,
+        )
+
+
+@strawberry.type(description="One execution of a workflow: ingesting a document, a model check...")
+class Run(relay.Node):
+    id: relay.NodeID[str]
+    workflow: str = strawberry.field(description="Workflow name, e.g. check_models.")
+    status: RunStatus = strawberry.field(description="Where the run is.")
+    percent: int = strawberry.field(description="Progress, 0 to 100.")
+    current_step: str | None = strawberry.field(description="The step executing or last executed.")
+    attempt: int = strawberry.field(description="1, or more for retries of a failed run.")
+    subject: RunSubject = strawberry.field(description="What the run works on.")
+    input_summary: str = strawberry.field(description="Short summary of its input.")
+    output_summary: str | None = strawberry.field(description="Short summary of its output.")
+    error_code: str | None = strawberry.field(description="Stable code of the failure, if any.")
+    error_message: str | None = strawberry.field(description="The failure, for people.")
+    created_at: datetime = strawberry.field(description="When it was queued (UTC).")
+    started_at: datetime | None = strawberry.field(description="When it started (UTC).")
+    finished_at: datetime | None = strawberry.field(description="When it ended (UTC).")
+    cancel_requested: bool = strawberry.field(description="A user asked it to stop.")
+    view: strawberry.Private[RunView]
+
+    @strawberry.field(description="Milliseconds from start to end (or to now while running).")
+    def duration_ms(self) -> int | None:
+        return _duration_ms(self.started_at, self.finished_at)
+
+    @strawberry.field(description="Who started it; null if they left the workspace.")
+    async def triggered_by(self, info: Info) -> User | None:
+        if self.view.triggered_by_id is None:
+            return None
+        user = await info.context.loaders.user_by_id.load(self.view.triggered_by_id)
+        return User.of(user) if user else None
+
+    @strawberry.field(description="The failed run this one retries.")
+    async def retry_of(self, info: Info) -> Run | None:
+        if self.view.retry_of_id is None:
+            return None
+        run = await info.context.loaders.run_by_id.load(self.view.retry_of_id)
+        return Run.of(run) if run else None
+
+    @strawberry.field(description="Its steps in order.")
+    async def steps(self, info: Info) -> list[RunStep]:
+        return [
+            RunStep.of(s) for s in await info.context.loaders.steps_by_run_id.load(self.view.id)
+        ]
+
+    @strawberry.field(description=f"Its event log, oldest first. {PAGE_ARGS_DESCRIPTION}")
+    async def events(
+        self,
+        info: Info,
+        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
+        after: Annotated[
+            str | None, strawberry.argument(description="Cursor to continue after.")
+        ] = None,
+    ) -> Connection[RunEvent]:
+        page = await info.context.call(
+            "list_run_events", run_id=self.view.id, first=first, after=after
+        )
+        return Connection.from_page(page, RunEvent.of)
+
+    @classmethod
+    def of(cls, view: RunView) -> Run:
+        subject_gid = to_global_id(view.subject_type.title(), view.subject_id)
+        return cls(
+            id=str(view.id),
+            workflow=view.workflow,
+            status=RunStatus[view.status],
+            percent=view.percent,
+            current_step=view.current_step,
+            attempt=view.attempt,
+            subject=RunSubject(
+                type=SubjectType[view.subject_type],
+                id=strawberry.ID(str(subject_gid)),
+                label=view.subject_label,
+            ),
+            input_summary=view.input_summary,
+            output_summary=view.output_summary,
+            error_code=view.error_code,
+            error_message=view.error_message,
+            created_at=view.created_at,
+            started_at=view.started_at,
+            finished_at=view.finished_at,
+            cancel_requested=view.cancel_requested_at is not None,
+            view=view,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Run | None]:
+        return await load_nodes(info.context.loaders.run_by_id.load_many, list(node_ids), cls.of)
+
+
+@strawberry.enum(description="What a workspace event records.")
+class WorkspaceEventType(enum.Enum):
+    RUN_QUEUED = strawberry.enum_value("RUN_QUEUED", description="A run was queued.")
+    RUN_STARTED = strawberry.enum_value("RUN_STARTED", description="A run started.")
+    RUN_FINISHED = strawberry.enum_value(
+        "RUN_FINISHED", description="A run ended (see `run.status`): the shell's toast."
+    )
+
+
+@strawberry.type(description="An entry of the workspace's activity: who did what, when.")
+class WorkspaceEvent:
+    cursor: str = strawberry.field(description="Pass as `after` to get only later events.")
+    type: WorkspaceEventType = strawberry.field(description="What happened.")
+    message: str = strawberry.field(description="For people.")
+    at: datetime = strawberry.field(description="When (UTC).")
+    run_status: RunStatus | None = strawberry.field(description="For run events: its status then.")
+    event: strawberry.Private[dict[str, Any]]
+
+    @strawberry.field(description="Who did it.")
+    async def actor(self, info: Info) -> User | None:
+        if not self.event["actor_id"]:
+            return None
+        user = await info.context.loaders.user_by_id.load(uuid.UUID(self.event["actor_id"]))
+        return User.of(user) if user else None
+
+    @strawberry.field(description="The run it is about, as it is now.")
+    async def run(self, info: Info) -> Run | None:
+        if not self.event["run_id"]:
+            return None
+        view = await info.context.call("load_runs", ids=[uuid.UUID(self.event["run_id"])])
+        return Run.of(view[0]) if view[0] else None
+
+    @classmethod
+    def of(cls, event: dict[str, Any]) -> WorkspaceEvent:
+        return cls(
+            cursor=str(event["cursor"]),
+            type=WorkspaceEventType[event["type"]],
+            message=event["message"],
+            at=datetime.fromisoformat(event["at"]),
+            run_status=RunStatus[event["run_status"]] if event["run_status"] else None,
+            event=event,
+        )
