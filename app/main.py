@@ -85,8 +85,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.graphql_max_body_bytes)
+    app.state.schema = build_schema(settings)
     app.include_router(
-        KnowledgeDeskRouter(build_schema(settings), graphiql_html=_graphiql(app)), prefix="/graphql"
+        KnowledgeDeskRouter(app.state.schema, graphiql_html=_graphiql(app)), prefix="/graphql"
     )
 
     @app.get("/healthz", include_in_schema=False)

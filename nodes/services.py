@@ -37,6 +37,13 @@ class Boxed(BaseModel):
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
     value: Any = None
 
+    def __repr__(self) -> str:
+        # The SDK's execution tracker str()s every node output (json.dumps fails on the box):
+        # keep that O(1) and free of user data.
+        return f"Boxed({type(self.value).__name__})"
+
+    __str__ = __repr__
+
 
 ServiceFunction = Callable[..., Awaitable[Any]]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import MaxTokensLimiter
+from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.types import ExecutionContext
 
 from app.settings import Settings, get_settings
@@ -16,7 +16,7 @@ from resolvers.accounts.queries import AccountQueries
 from resolvers.accounts.subscriptions import AccountSubscriptions
 from resolvers.accounts.types import Info, User
 from resolvers.core.errors import annotate_errors
-from resolvers.core.limits import DocumentLimits
+from resolvers.core.limits import DocumentLimits, ValidationCacheAfterLimits
 from resolvers.runs.mutations import RunMutations
 from resolvers.runs.queries import RunQueries
 from resolvers.runs.subscriptions import RunSubscriptions
@@ -94,8 +94,12 @@ def build_schema(settings: Settings | None = None) -> KnowledgeDeskSchema:
         subscription=Subscription,
         extensions=[
             # Factories: a fresh extension instance per operation (they keep per-run state).
+            # Order matters: the token cap bounds parsing; parsed documents are cached by text;
+            # our limits refuse before graphql-core validates (and its cache keeps the refusal).
             lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+            lambda: ParserCache(maxsize=256),
             lambda: DocumentLimits(max_depth=settings.graphql_max_depth),
+            lambda: ValidationCacheAfterLimits(maxsize=256),
         ],
         mask_errors=settings.should_mask_errors,
     )

@@ -69,7 +69,9 @@ async def chat(deps: ServiceDeps, *, max_tokens: int = 24, **_: Any) -> dict[str
 
 
 async def embed(deps: ServiceDeps, **_: Any) -> dict[str, Any]:
-    [vector] = await llm.embed(["What is a knowledge base?"], model=deps.settings.embed_model, config=_config(deps))
+    [vector] = await llm.embed(
+        ["What is a knowledge base?"], model=deps.settings.embed_model, config=_config(deps)
+    )
     return {"dimensions": len(vector)}
 
 

@@ -20,7 +20,7 @@ from graphql import (
     OperationDefinitionNode,
     SelectionSetNode,
 )
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import SchemaExtension, ValidationCache
 
 
 @dataclass(frozen=True)
@@ -105,3 +105,17 @@ class DocumentLimits(SchemaExtension):
         if shape.aliases > self.max_aliases:
             return f"{shape.aliases} aliases exceed {self.max_aliases}"
         return None
+
+
+class ValidationCacheAfterLimits(ValidationCache):
+    """graphql-core validation cached by document, keeping an error DocumentLimits already set.
+
+    Stock ValidationCache overwrites `pre_execution_errors` unconditionally, which would erase
+    the "too complex" refusal and validate the very document it refused.
+    """
+
+    def on_validate(self) -> Iterator[None]:
+        if self.execution_context.pre_execution_errors:
+            yield
+            return
+        yield from super().on_validate()
