@@ -91,8 +91,11 @@ def _other_redis_db(url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(e2e_database: str, redis_url: str) -> Iterator[str]:
+def server(e2e_database: str, redis_url: str, ollama_host: str) -> Iterator[str]:
     env = {
+        # Runs execute in the API process (queue mode and workers: tests/e2e/test_runs_e2e.py).
+        "RUN_EXECUTION": "inline",
+        "OLLAMA_HOST": ollama_host,
         "APP_ENV": "test",
         "DATABASE_URL": e2e_database,
         "REDIS_URL": _other_redis_db(redis_url),
@@ -829,6 +832,79 @@ async def test_every_operation_document_executes_against_the_live_server(
     assert sent["payload"]["data"]["me"]["email"] == owner_email
     assert done == {"id": "all", "type": "complete"}
     executed.add("MeLive")
+
+    # Runs: a model check (screen 11), watched live, listed, detailed, retried and cancelled.
+    async with connect(ws_url, subprotocols=[WS_PROTOCOL]) as activity:
+        await activity.send(
+            json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+        )
+        await next_messages(activity, 1)
+        await activity.send(
+            json.dumps(
+                {
+                    "id": "activity",
+                    "type": "subscribe",
+                    "payload": {
+                        "query": operation("WorkspaceEvents"),
+                        "operationName": "WorkspaceEvents",
+                        "variables": {"workspaceId": workspace["id"]},
+                    },
+                }
+            )
+        )
+        started = await op("CheckModels", {"input": {"workspaceId": workspace["id"]}}, token=token)
+        run_id = started["checkModels"]["run"]["id"]
+        async with connect(ws_url, subprotocols=[WS_PROTOCOL]) as progress:
+            await progress.send(
+                json.dumps(
+                    {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+                )
+            )
+            await next_messages(progress, 1)
+            await progress.send(
+                json.dumps(
+                    {
+                        "id": "progress",
+                        "type": "subscribe",
+                        "payload": {
+                            "query": operation("RunProgress"),
+                            "operationName": "RunProgress",
+                            "variables": {"runId": run_id},
+                        },
+                    }
+                )
+            )
+            events = []
+            while True:
+                [message] = await next_messages(progress, 1)
+                if message["type"] == "complete":
+                    break
+                assert "errors" not in message["payload"], message
+                events.append(message["payload"]["data"]["runProgress"])
+        executed.add("RunProgress")
+        assert events[-1]["type"] == "RUN_SUCCEEDED"
+        assert [int(e["cursor"]) for e in events] == list(range(1, len(events) + 1))
+        toasts = []
+        while not toasts or toasts[-1]["type"] != "RUN_FINISHED":
+            [message] = await next_messages(activity, 1)
+            toasts.append(message["payload"]["data"]["workspaceEvents"])
+        executed.add("WorkspaceEvents")
+        assert [t["type"] for t in toasts] == ["RUN_QUEUED", "RUN_STARTED", "RUN_FINISHED"]
+        assert toasts[-1]["run"]["status"] == "SUCCEEDED"
+    monitor = await op(
+        "RunsMonitor", {"workspaceId": workspace["id"], "status": ["SUCCEEDED"]}, token=token
+    )
+    assert [e["node"]["id"] for e in monitor["workspace"]["runs"]["edges"]] == [run_id]
+    detail = await op("RunDetail", {"runId": run_id, "first": 100}, token=token)
+    assert detail["run"]["events"]["totalCount"] == len(events)
+    dashboard = await op("Dashboard", {"workspaceId": workspace["id"]}, token=token)
+    assert dashboard["workspace"]["activeRuns"]["totalCount"] == 0
+    not_failed = await api.op("RetryRun", {"input": {"runId": run_id}}, token=token)
+    assert [e["code"] for e in not_failed["retryRun"]["errors"]] == ["RUN_NOT_RETRYABLE"]
+    executed.add("RetryRun")
+    finished = await api.op("CancelRun", {"input": {"runId": run_id}}, token=token)
+    assert [e["code"] for e in finished["cancelRun"]["errors"]] == ["RUN_FINISHED"]
+    executed.add("CancelRun")
 
     signed_out = await op("SignOut", {"input": {"refreshToken": refreshed["refreshToken"]}})
     assert signed_out["signOut"]["signedOut"] is True
