@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
@@ -16,6 +16,10 @@ T = TypeVar("T")
 V = TypeVar("V")
 
 PAGE_ARGS_DESCRIPTION = "Page size: defaults to 25, at most 100 (larger values are capped)."
+
+# The arguments of every connection field.
+First = Annotated[int | None, strawberry.argument(description="Page size.")]
+After = Annotated[str | None, strawberry.argument(description="Cursor to continue after.")]
 
 
 @strawberry.type(description="Where a page of a connection sits in the whole list.")
@@ -85,3 +89,18 @@ async def load_nodes(
     wanted = [p for p in parsed if p is not None]
     found = dict(zip(wanted, await loader(wanted), strict=True)) if wanted else {}  # type: ignore[misc]
     return [convert(found[p]) if p is not None and found.get(p) else None for p in parsed]
+
+
+async def find_by_id(
+    global_id: str,
+    type_name: str,
+    load: Callable[[uuid.UUID], Any],
+    convert: Callable[[Any], T],
+) -> T | None:
+    """A top-level lookup by global id: null for malformed, foreign and missing ids alike."""
+    try:
+        key = decode_id(global_id, type_name, field="id")
+    except NotFound:
+        return None
+    view = await load(key)
+    return convert(view) if view else None

@@ -4,8 +4,7 @@ from typing import Annotated
 
 import strawberry
 
-from app.services.errors import NotFound
-from resolvers.core.relay import decode_id
+from resolvers.core.relay import find_by_id
 from resolvers.runs.types import Info, Run
 
 
@@ -16,9 +15,4 @@ class RunQueries:
         self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="Run id.")]
     ) -> Run | None:
         info.context.principal.require_user()
-        try:
-            run_id = decode_id(id, "Run", field="id")
-        except NotFound:
-            return None
-        view = await info.context.loaders.run_by_id.load(run_id)
-        return Run.of(view) if view else None
+        return await find_by_id(id, "Run", info.context.loaders.run_by_id.load, Run.of)

@@ -6,7 +6,7 @@ import enum
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 from strawberry import relay
@@ -14,7 +14,14 @@ from strawberry import relay
 from app.services.views import RunEventView, RunStepView, RunView
 from resolvers.accounts.types import User
 from resolvers.core.context import Context
-from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, Connection, load_nodes, to_global_id
+from resolvers.core.relay import (
+    PAGE_ARGS_DESCRIPTION,
+    After,
+    Connection,
+    First,
+    load_nodes,
+    to_global_id,
+)
 
 Info = strawberry.Info[Context, None]
 
@@ -191,10 +198,8 @@ class Run(relay.Node):
     async def events(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor to continue after.")
-        ] = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[RunEvent]:
         page = await info.context.call(
             "list_run_events", run_id=self.view.id, first=first, after=after

@@ -4,8 +4,7 @@ from typing import Annotated
 
 import strawberry
 
-from app.services.errors import NotFound
-from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, Connection, decode_id
+from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, find_by_id
 from resolvers.workspaces.types import Info, Workspace
 
 
@@ -18,10 +17,8 @@ class WorkspaceQueries:
     async def workspaces(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor to continue after.")
-        ] = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[Workspace]:
         page = await info.context.call("list_my_workspaces", first=first, after=after)
         return Connection.from_page(page, Workspace.of)
@@ -35,9 +32,6 @@ class WorkspaceQueries:
         id: Annotated[strawberry.ID, strawberry.argument(description="Workspace id.")],
     ) -> Workspace | None:
         info.context.principal.require_user()
-        try:
-            workspace_id = decode_id(id, "Workspace", field="id")
-        except NotFound:
-            return None
-        view = await info.context.loaders.workspace_by_id.load(workspace_id)
-        return Workspace.of(view) if view else None
+        return await find_by_id(
+            id, "Workspace", info.context.loaders.workspace_by_id.load, Workspace.of
+        )

@@ -16,7 +16,7 @@ from app.models.runs import RunStatus as DomainRunStatus
 from app.services.views import InviteView, MemberView, WorkspaceView
 from resolvers.accounts.types import User
 from resolvers.core.context import Context
-from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, Connection, load_nodes
+from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, load_nodes
 from resolvers.runs.types import Run, RunStatus
 
 Info = strawberry.Info[Context, None]
@@ -51,10 +51,8 @@ class Workspace(relay.Node):
     async def members(
         self,
         info: Info,
-        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor to continue after.")
-        ] = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[Member]:
         page = await info.context.call(
             "list_members", workspace_id=uuid.UUID(self.id), first=first, after=after
@@ -74,10 +72,8 @@ class Workspace(relay.Node):
         workflow: Annotated[
             str | None, strawberry.argument(description="Only this workflow.")
         ] = None,
-        first: Annotated[int | None, strawberry.argument(description="Page size.")] = None,
-        after: Annotated[
-            str | None, strawberry.argument(description="Cursor to continue after.")
-        ] = None,
+        first: First = None,
+        after: After = None,
     ) -> Connection[Run]:
         page = await info.context.call(
             "list_runs",
