@@ -23,7 +23,6 @@ from app.services.errors import Conflict, Forbidden, NotFound
 from app.services.pagination import PageRequest, SortKey, paginate
 from app.services.run_log import Outbox, append_run_event, append_workspace_event
 from app.services.views import Page, RunEventView, RunStepView, RunView
-from workflows import REGISTRY
 
 
 def _not_found() -> NotFound:
@@ -50,6 +49,9 @@ async def create_run(
 
     The caller commits, then calls `launch` so execution never sees an uncommitted run.
     """
+    # Imported here: the registry imports the nodes, which import this module.
+    from workflows import REGISTRY
+
     spec = REGISTRY[workflow]
     run = Run(
         workspace_id=workspace_id,
