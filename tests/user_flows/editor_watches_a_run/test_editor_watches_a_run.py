@@ -1,0 +1,222 @@
+"""User flow: an editor watches a run (docs/user_flows/editor_watches_a_run/README.md).
+
+Each `# Step N` below is the step of the same number in that README. The run executes in the
+app's own process on the real local model; the subscriptions run through the real schema with
+the documents of `graphql/operations/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from app.models import Run, RunEvent, WorkspaceEvent
+from app.settings import Settings
+from tests.support.graphql import GraphQLClient, first_workspace, sign_up
+
+STEPS = ["CONNECT", "LIST_MODELS", "CHAT", "EMBED"]
+# The log of a model check that succeeds, STEP_PROGRESS events left out (their number varies).
+SUCCEEDED_LOG = [
+    ("RUN_QUEUED", None, "QUEUED"),
+    ("RUN_STARTED", None, "RUNNING"),
+    *[(kind, step, "RUNNING") for step in STEPS for kind in ("STEP_STARTED", "STEP_SUCCEEDED")],
+    ("RUN_SUCCEEDED", "EMBED", "SUCCEEDED"),
+]
+
+
+@dataclass
+class Person:
+    name: str
+    token: str
+    user_id: str
+
+
+@dataclass
+class Team:
+    workspace_id: str
+    owner: Person
+    editor: Person
+
+
+async def set_up_team(client: GraphQLClient) -> Team:
+    """Step 1 — SignUp ×2, InviteMember, AcceptInvite, WorkspaceMembers."""
+    people = {}
+    for key, name in [("owner", "Olivia Owner"), ("editor", "Erin Editor")]:
+        session = await sign_up(client, name, f"{key}@example.com")
+        people[key] = Person(name, session["accessToken"], session["user"]["id"])
+    owner, editor = people["owner"], people["editor"]
+    workspace_id = (await first_workspace(client, owner.token))["id"]
+    invited = await client.op(
+        "InviteMember",
+        {"input": {"workspaceId": workspace_id, "email": "editor@example.com", "role": "EDITOR"}},
+        token=owner.token,
+    )
+    assert invited["inviteMember"]["errors"] == []
+    token = invited["inviteMember"]["inviteLink"].rsplit("/", 1)[1]
+    accepted = await client.op("AcceptInvite", {"input": {"token": token}}, token=editor.token)
+    assert accepted["acceptInvite"]["workspace"]["viewerRole"] == "EDITOR"
+    members = await client.op("WorkspaceMembers", {"workspaceId": workspace_id}, token=owner.token)
+    assert [
+        (e["node"]["user"]["name"], e["node"]["role"])
+        for e in members["workspace"]["members"]["edges"]
+    ] == [("Olivia Owner", "OWNER"), ("Erin Editor", "EDITOR")]
+    return Team(workspace_id, owner, editor)
+
+
+def without_progress(events: list[dict[str, Any]]) -> list[tuple[str, str | None, str]]:
+    """(type, step, status) of each event, STEP_PROGRESS left out."""
+    return [(e["type"], e["step"], e["status"]) for e in events if e["type"] != "STEP_PROGRESS"]
+
+
+async def wait_until_listening(app: FastAPI, before: int) -> None:
+    """Until one more subscriber listens on the app's event bus than `before`."""
+    for _ in range(200):
+        if app.state.deps.bus.subscriber_count > before:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the subscription never started listening")
+
+
+async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
+    client: GraphQLClient, app: FastAPI, db, settings: Settings, subscribe
+):
+    team = await set_up_team(client)
+    erin = team.editor
+
+    # Step 2 — Erin opens the dashboard: Dashboard, and the WorkspaceEvents feed (live only).
+    dashboard = await client.op("Dashboard", {"workspaceId": team.workspace_id}, token=erin.token)
+    assert dashboard["workspace"]["activeRuns"] == {"totalCount": 0, "edges": []}
+    feed = await subscribe("WorkspaceEvents", {"workspaceId": team.workspace_id}, erin.user_id)
+    toasts: list[dict[str, Any]] = []
+
+    async def read_feed() -> None:
+        async for result in feed:
+            assert result.errors is None, result.errors
+            toasts.append(result.data["workspaceEvents"])
+            if result.data["workspaceEvents"]["type"] == "RUN_FINISHED":
+                return
+
+    listening = app.state.deps.bus.subscriber_count
+    feed_reader = asyncio.create_task(read_feed())
+    await wait_until_listening(app, listening)
+
+    # Step 3 — Erin starts a model check: CheckModels.
+    started = await client.op(
+        "CheckModels", {"input": {"workspaceId": team.workspace_id}}, token=erin.token
+    )
+    assert started["checkModels"]["errors"] == []
+    run = started["checkModels"]["run"]
+    assert (run["status"], run["workflow"]) == ("QUEUED", "check_models")
+    run_id = run["id"]
+
+    # Step 4 — She watches it (RunProgress from the start) and closes the tab after 3 events.
+    first_tab = await subscribe("RunProgress", {"runId": run_id}, erin.user_id)
+    seen: list[dict[str, Any]] = []
+    async for result in first_tab:
+        assert result.errors is None, result.errors
+        seen.append(result.data["runProgress"])
+        if len(seen) == 3:
+            break
+    await first_tab.aclose()
+    assert [e["type"] for e in seen[:2]] == ["RUN_QUEUED", "RUN_STARTED"]
+
+    # Step 5 — She comes back: RunProgress with `after` = the last cursor she saw.
+    second_tab = await subscribe(
+        "RunProgress", {"runId": run_id, "after": seen[-1]["cursor"]}, erin.user_id
+    )
+    async for result in second_tab:
+        assert result.errors is None, result.errors
+        seen.append(result.data["runProgress"])
+    # The stream ended by itself, after the final event.
+    assert seen[-1]["type"] == "RUN_SUCCEEDED"
+    assert [int(e["cursor"]) for e in seen] == list(range(1, len(seen) + 1))
+    assert without_progress(seen) == SUCCEEDED_LOG
+    assert {e["runId"] for e in seen} == {run_id}
+    assert {e["step"] for e in seen if e["type"] == "STEP_PROGRESS"} <= {"CHAT"}
+    percents = [e["percent"] for e in seen]
+    assert percents == sorted(percents)
+    assert percents[0] == 0 and percents[-1] == 100
+    assert [e["percent"] for e in seen if e["type"] == "STEP_SUCCEEDED"] == [25, 50, 75, 99]
+    async with db() as s:
+        stored = (await s.execute(select(RunEvent.seq, RunEvent.type).order_by(RunEvent.seq))).all()
+    assert [(str(seq), kind) for seq, kind in stored] == [(e["cursor"], e["type"]) for e in seen]
+
+    # Step 6 — The toast: the feed told her the run was queued, started and finished.
+    await asyncio.wait_for(feed_reader, 10)
+    assert [(t["type"], t["runStatus"]) for t in toasts] == [
+        ("RUN_QUEUED", "QUEUED"),
+        ("RUN_STARTED", "RUNNING"),
+        ("RUN_FINISHED", "SUCCEEDED"),
+    ]
+    assert {t["actor"]["name"] for t in toasts} == {"Erin Editor"}
+    assert toasts[-1]["run"] == {
+        "id": run_id,
+        "workflow": "check_models",
+        "status": "SUCCEEDED",
+        "percent": 100,
+        "subject": {"label": "Olivia Owner's workspace"},
+        "triggeredBy": {"id": erin.user_id},
+    }
+    cursors = [int(t["cursor"]) for t in toasts]
+    assert cursors == sorted(cursors)
+    async with db() as s:
+        feed_rows = (
+            await s.execute(
+                select(WorkspaceEvent.id, WorkspaceEvent.type).order_by(WorkspaceEvent.id)
+            )
+        ).all()
+    assert [(str(i), kind) for i, kind in feed_rows] == [(t["cursor"], t["type"]) for t in toasts]
+
+    # Step 7 — The run's page: RunDetail.
+    detail = (await client.op("RunDetail", {"runId": run_id}, token=erin.token))["run"]
+    assert detail["status"] == "SUCCEEDED"
+    assert (detail["percent"], detail["currentStep"], detail["attempt"]) == (100, "EMBED", 1)
+    assert detail["retryOf"] is None
+    assert detail["triggeredBy"] == {"id": erin.user_id, "name": "Erin Editor"}
+    assert detail["subject"]["type"] == "WORKSPACE"
+    assert detail["subject"]["id"] == team.workspace_id
+    assert detail["inputSummary"] == (
+        f"chat {settings.chat_model}, embeddings {settings.embed_model} at {settings.ollama_host}"
+    )
+    assert detail["outputSummary"].startswith("Chat model answered ")
+    assert detail["outputSummary"].endswith(" dimensions.")
+    assert (detail["errorCode"], detail["errorMessage"], detail["cancelRequested"]) == (
+        None,
+        None,
+        False,
+    )
+    created, started_at, finished = (
+        datetime.fromisoformat(detail[k]) for k in ("createdAt", "startedAt", "finishedAt")
+    )
+    assert created <= started_at <= finished
+    assert finished.utcoffset() == timedelta(0)
+    assert [(s["position"], s["name"], s["status"], s["attempts"]) for s in detail["steps"]] == [
+        (i, name, "SUCCEEDED", 1) for i, name in enumerate(STEPS)
+    ]
+    assert all(s["error"] is None and s["durationMs"] >= 0 for s in detail["steps"])
+    log = detail["events"]
+    assert log["totalCount"] == len(seen)
+    assert [e["node"]["cursor"] for e in log["edges"]] == [e["cursor"] for e in seen[:25]]
+    assert [e["node"]["type"] for e in log["edges"]] == [e["type"] for e in seen[:25]]
+
+    # Step 8 — The lists: RunsMonitor shows the run; the dashboard has no active run left.
+    monitor = await client.op("RunsMonitor", {"workspaceId": team.workspace_id}, token=erin.token)
+    runs = monitor["workspace"]["runs"]
+    assert runs["totalCount"] == 1
+    row = runs["edges"][0]["node"]
+    assert (row["id"], row["status"], row["percent"], row["workflow"]) == (
+        run_id,
+        "SUCCEEDED",
+        100,
+        "check_models",
+    )
+    assert row["triggeredBy"]["name"] == "Erin Editor"
+    dashboard = await client.op("Dashboard", {"workspaceId": team.workspace_id}, token=erin.token)
+    assert dashboard["workspace"]["activeRuns"]["totalCount"] == 0
+    async with db() as s:
+        assert (await s.execute(select(Run.status))).scalars().all() == ["SUCCEEDED"]
