@@ -48,7 +48,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     )
     executor = build_executor(deps, runtime, "worker")
     broker = build_broker(settings)
-    executor.requeue = kicker(broker)
+    executor.handoff = kicker(broker)
 
     async def execute_run(run_id: str) -> None:
         await executor.execute(uuid.UUID(run_id))
@@ -62,6 +62,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     log.info("worker %s ready", executor.store.owner)
     await stop.wait()
 
+    executor.stopping = True  # runs delivered from now on go back onto the queue
     log.info("worker stopping: %d run(s) in progress", len(executor.running))
     await executor.wait_finished(seconds=settings.worker_shutdown_grace_seconds)
     interrupted = executor.running

@@ -44,7 +44,11 @@ class Subscription:
             self._overflowed = True
 
     def resync(self) -> None:
-        self._overflowed = True
+        # Wake a subscriber that is waiting; if its queue is full it will see the overflow.
+        try:
+            self.queue.put_nowait(RESYNC)
+        except asyncio.QueueFull:
+            self._overflowed = True
 
     async def get(self) -> dict[str, Any]:
         if self._overflowed and self.queue.empty():

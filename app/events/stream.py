@@ -1,8 +1,13 @@
 """Replay, then tail: the one way a subscription reads an event log.
 
-Subscribe to the bus first, then read the rows after the cursor, then follow the bus, skipping
-what was already sent. Events are published after their row commits, so anything missing from
-the read arrives on the bus; a gap in the sequence (or RESYNC) triggers a re-read.
+Subscribe to the bus first, then read the rows after the cursor (in batches, until none are
+left), then follow the bus, skipping what was already sent. Events are published after their
+row commits, so anything missing from the read arrives on the bus.
+
+* Contiguous logs (a run's 1, 2, 3, ...) trust a live event that is next in line and re-read
+  the rows when one is missing (a gap) or on RESYNC.
+* Other logs (a workspace's ids) use a live event only as a wake-up and re-read the rows: two
+  processes may publish in another order than their rows committed.
 """
 
 from __future__ import annotations
@@ -23,22 +28,27 @@ async def replay_then_tail(
     *,
     contiguous: bool,
     is_last: Callable[[Event], bool] = lambda _e: False,
+    check_access: Callable[[], Awaitable[None]] | None = None,
 ) -> AsyncIterator[Event]:
     """Events with cursor > `after`, in order, each once; stops after `is_last`.
 
-    `contiguous` streams number events 1, 2, 3, ... so a jump reveals a missed event.
+    `check_access` runs before each live delivery, so a caller who lost access stops receiving.
     """
     last = after
     async with bus.subscribe(topic) as live:
         pending = await fetch_after(last)
         while True:
-            for event in pending:
-                if event["cursor"] <= last:
-                    continue
-                last = event["cursor"]
-                yield event
-                if is_last(event):
-                    return
+            while pending:
+                for event in pending:
+                    if event["cursor"] <= last:
+                        continue
+                    last = event["cursor"]
+                    yield event
+                    if is_last(event):
+                        return
+                pending = await fetch_after(last)  # more rows than one batch held
             event = await live.get()
-            missed = event is RESYNC or (contiguous and event["cursor"] > last + 1)
-            pending = await fetch_after(last) if missed else [event]
+            if check_access is not None:
+                await check_access()
+            in_line = contiguous and event is not RESYNC and event["cursor"] == last + 1
+            pending = [event] if in_line else await fetch_after(last)

@@ -51,13 +51,19 @@ class Executor:
         runtime: EventRuntime,
         store: RunStore,
         lease_seconds: float,
-        requeue: Callable[[uuid.UUID], Awaitable[None]] | None = None,
+        capacity: int,
     ) -> None:
         self.deps = deps
         self.runtime = runtime
         self.store = store
         self.lease_seconds = lease_seconds
-        self.requeue = requeue
+        self.capacity = capacity  # the sweeper takes over stale runs only within this
+        # How a stale run found by the sweeper is resumed here (inline: the launcher).
+        self.resume: Callable[[uuid.UUID], Awaitable[None]] = self.spawn
+        # Where a run delivered while stopping goes instead (a worker: back onto the queue).
+        self.handoff: Callable[[uuid.UUID], Awaitable[None]] | None = None
+        self.stopping = False
+        self._spawned: set[asyncio.Task[None]] = set()
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._cancelling: set[uuid.UUID] = set()
         self._background: list[asyncio.Task[None]] = []
@@ -67,10 +73,17 @@ class Executor:
         if sweep:
             self._background.append(asyncio.create_task(self._sweep_forever()))
 
+    async def spawn(self, run_id: uuid.UUID) -> None:
+        """Execute a run in the background of this process."""
+        task = asyncio.create_task(self.execute(run_id))
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
     async def close(self) -> None:
-        for task in [*self._background, *self._running.values()]:
+        tasks = [*self._background, *self._running.values(), *self._spawned]
+        for task in tasks:
             task.cancel()
-        for task in [*self._background, *self._running.values()]:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
@@ -86,6 +99,9 @@ class Executor:
 
     async def execute(self, run_id: uuid.UUID) -> None:
         """Execute the run if it can be claimed; return when it has ended (or is not ours)."""
+        if self.stopping and self.handoff is not None:
+            await self.handoff(run_id)  # another worker starts it now, not after our grace
+            return
         claim = await self.store.claim(run_id)
         if claim is None:
             return
@@ -187,14 +203,19 @@ class Executor:
                     self.cancel_local(uuid.UUID(message["run_id"]))
 
     async def _sweep_forever(self) -> None:
+        """Resume runs whose executor died (or whose enqueue was lost), here, within capacity.
+
+        Claiming is atomic, so when several executors sweep at once each run goes to one.
+        """
         while True:
             try:
-                for run_id in await self.store.stale(
-                    queued_for_seconds=max(30.0, 4 * self.lease_seconds)
-                ):
-                    if run_id not in self._running and self.requeue is not None:
-                        log.info("handing out run %s again", run_id)
-                        await self.requeue(run_id)
+                spare = self.capacity - len(self._running)
+                stale = await self.store.stale(queued_for_seconds=max(30.0, 4 * self.lease_seconds))
+                for run_id in [r for r in stale if r not in self._running][: max(spare, 0)]:
+                    if self.stopping:
+                        break
+                    log.info("resuming run %s", run_id)
+                    await self.resume(run_id)
             except Exception:
                 log.warning("run sweep failed", exc_info=True)
             await asyncio.sleep(max(self.lease_seconds / 2, 0.5))

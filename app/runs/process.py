@@ -38,7 +38,11 @@ def build_executor(deps: ServiceDeps, runtime: EventRuntime, kind: str) -> Execu
     settings = deps.settings
     store = RunStore(deps.db, deps.bus, owner_name(kind), settings.run_lease_seconds)
     return Executor(
-        deps=deps, runtime=runtime, store=store, lease_seconds=settings.run_lease_seconds
+        deps=deps,
+        runtime=runtime,
+        store=store,
+        lease_seconds=settings.run_lease_seconds,
+        capacity=settings.worker_concurrency,
     )
 
 
@@ -47,7 +51,7 @@ async def start_api_runs(deps: ServiceDeps, runtime: EventRuntime) -> RunMachine
     if deps.settings.runs_inline:
         executor = build_executor(deps, runtime, "api")
         launcher = InlineLauncher(executor)
-        executor.requeue = launcher.enqueue
+        executor.resume = launcher.enqueue
         await executor.start(sweep=True)
         return RunMachinery(launcher=launcher, executor=executor)
     broker = build_broker(deps.settings)

@@ -1,13 +1,23 @@
-"""The event streams behind the subscriptions, with their access checks."""
+"""The event streams behind the subscriptions.
+
+Resolvers authorise a stream once, through a workflow, before opening it; the stream then
+re-checks access at most every ACCESS_RECHECK_SECONDS before delivering live events, so a member
+who is removed stops receiving the workspace's events.
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+
+from sqlalchemy import select
 
 from app.events.bus import run_topic, workspace_topic
 from app.events.stream import replay_then_tail
+from app.models.runs import Run
+from app.services import runs
 from app.services.deps import ServiceDeps
 from app.services.errors import Invalid
 from app.services.run_log import (
@@ -16,6 +26,8 @@ from app.services.run_log import (
     run_events_after,
     workspace_events_after,
 )
+
+ACCESS_RECHECK_SECONDS = 5.0
 
 
 def _cursor(after: str | None) -> int | None:
@@ -26,11 +38,29 @@ def _cursor(after: str | None) -> int | None:
     return int(after)
 
 
+def _throttled(check: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
+    checked_at = time.monotonic()
+
+    async def maybe_check() -> None:
+        nonlocal checked_at
+        if time.monotonic() - checked_at >= ACCESS_RECHECK_SECONDS:
+            await check()
+            checked_at = time.monotonic()
+
+    return maybe_check
+
+
 async def run_progress(
     deps: ServiceDeps, *, run_id: uuid.UUID, after: str | None
 ) -> AsyncIterator[dict[str, Any]]:
     """Call only after `runs.require_run` allowed the caller (resolvers run it as a workflow)."""
     start = _cursor(after) or 0
+    async with deps.db() as session:
+        status, last_seq = (
+            await session.execute(select(Run.status, Run.last_seq).where(Run.id == run_id))
+        ).one()
+    if status.is_terminal and start >= last_seq:
+        return  # the client has already seen the final event
 
     async def fetch(cursor: int) -> list[dict[str, Any]]:
         async with deps.db() as session:
@@ -43,6 +73,7 @@ async def run_progress(
         fetch,
         contiguous=True,
         is_last=lambda e: e["type"] in TERMINAL_EVENT_TYPES,
+        check_access=_throttled(lambda: runs.require_run(deps, run_id=run_id)),
     ):
         yield event
 
@@ -61,6 +92,11 @@ async def workspace_events(
             return await workspace_events_after(session, workspace_id, cursor)
 
     async for event in replay_then_tail(
-        deps.bus, workspace_topic(workspace_id), start, fetch, contiguous=False
+        deps.bus,
+        workspace_topic(workspace_id),
+        start,
+        fetch,
+        contiguous=False,
+        check_access=_throttled(lambda: runs.require_member(deps, workspace_id=workspace_id)),
     ):
         yield event

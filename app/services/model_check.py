@@ -30,8 +30,8 @@ def _config(deps: ServiceDeps) -> llm.LLMConfig:
 
 async def connect(deps: ServiceDeps, **_: Any) -> dict[str, Any]:
     if not await llm.server_reachable(config=_config(deps)):
-        raise ModelUnavailable(f"No model server answers at {deps.settings.ollama_host}.")
-    return {"host": deps.settings.ollama_host}
+        raise ModelUnavailable("The model server does not answer.")
+    return {"reachable": True}
 
 
 async def list_models(deps: ServiceDeps, **_: Any) -> dict[str, Any]:
@@ -102,8 +102,7 @@ async def start(deps: ServiceDeps, *, workspace_id: uuid.UUID) -> RunView:
             subject_label=workspace.name,
             triggered_by_id=user_id,
             params={"max_tokens": settings.model_check_max_tokens},
-            input_summary=f"chat {settings.chat_model}, embeddings {settings.embed_model} "
-            f"at {settings.ollama_host}",
+            input_summary=f"chat {settings.chat_model}, embeddings {settings.embed_model}",
         )
         view = RunView.model_validate(run)
     await runs.launch(deps, outbox, [run.id])

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.engine import lock_for_write
 from app.db.types import utcnow
 from app.events.bus import CONTROL_TOPIC
 from app.models.accounts import Role
@@ -168,7 +169,7 @@ async def steps_by_run_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[l
 async def list_run_events(
     deps: ServiceDeps, *, run_id: uuid.UUID, first: int | None = None, after: str | None = None
 ) -> Page[RunEventView]:
-    """The run's event log, oldest first (the same cursor as the runProgress subscription)."""
+    """The run's event log, oldest first (a connection: page with its edges' cursors)."""
     await require_run(deps, run_id=run_id)
     async with deps.db() as session:
         stmt = select(RunEvent).where(RunEvent.run_id == run_id)
@@ -199,6 +200,7 @@ async def require_member(deps: ServiceDeps, *, workspace_id: uuid.UUID) -> None:
 async def _run_for_action(session: AsyncSession, deps: ServiceDeps, run_id: uuid.UUID) -> Run:
     """Lock the run and check the caller may cancel or retry it."""
     user_id = deps.principal.require_user()
+    await lock_for_write(session)
     run = (
         await session.execute(
             select(Run)
@@ -264,6 +266,10 @@ async def retry_run(deps: ServiceDeps, *, run_id: uuid.UUID) -> RunView:
                 f"Only a FAILED run can be retried; this one is {previous.status.value}.",
                 code="RUN_NOT_RETRYABLE",
             )
+        # The row lock above serialises retries of one run, so this sees an earlier retry.
+        earlier = await session.execute(select(Run.id).where(Run.retry_of_id == previous.id))
+        if earlier.first() is not None:
+            raise Conflict("This run has been retried already.", code="RUN_NOT_RETRYABLE")
         steps = (
             await session.execute(select(RunStep).where(RunStep.run_id == previous.id))
         ).scalars()

@@ -113,7 +113,9 @@ class RunStep:
 
 @strawberry.type(description="One entry of a run's event log; `cursor` resumes after it.")
 class RunEvent:
-    cursor: str = strawberry.field(description="Pass as `after` to get only later events.")
+    cursor: str = strawberry.field(
+        description="Its place in the run's log (1, 2, 3, ...): pass as `after` to runProgress."
+    )
     run_id: strawberry.ID = strawberry.field(description="The run.")
     type: RunEventType = strawberry.field(description="What happened.")
     status: RunStatus = strawberry.field(description="The run's status after it.")
@@ -250,7 +252,7 @@ class WorkspaceEventType(enum.Enum):
 
 @strawberry.type(description="An entry of the workspace's activity: who did what, when.")
 class WorkspaceEvent:
-    cursor: str = strawberry.field(description="Pass as `after` to get only later events.")
+    cursor: str = strawberry.field(description="Pass as `after` to workspaceEvents.")
     type: WorkspaceEventType = strawberry.field(description="What happened.")
     message: str = strawberry.field(description="For people.")
     at: datetime = strawberry.field(description="When (UTC).")

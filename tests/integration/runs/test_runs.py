@@ -316,3 +316,44 @@ async def test_workspace_events_tell_each_run_start_and_end(client, app, subscri
             break
     assert first_two == ["RUN_STARTED", "RUN_FINISHED"]
     _ = uuid_of
+
+
+async def test_a_failed_run_is_retried_once_and_a_finished_replay_ends(
+    client, app, settings, db, subscribe
+):
+    session, workspace = await _owner(client)
+    token = session["accessToken"]
+    broken = create_app(settings.model_copy(update={"chat_model": "missing:latest"}))
+    async with broken.router.lifespan_context(broken):
+        from httpx import ASGITransport, AsyncClient
+
+        async with AsyncClient(transport=ASGITransport(app=broken), base_url="http://b") as http:
+            failed = await check_models(GraphQLClient(http), token, workspace["id"])
+        await broken.state.runs.launcher.wait_idle()
+    retry = (
+        "mutation($r: ID!) { retryRun(input: {runId: $r}) { run { id } errors { code message } } }"
+    )
+    results = await asyncio.gather(
+        *[client.execute(retry, {"r": failed["run"]["id"]}, token=token) for _ in range(3)]
+    )
+    payloads = [r["data"]["retryRun"] for r in results]
+    assert len([p for p in payloads if p["errors"] == []]) == 1
+    assert [p["errors"] for p in payloads if p["errors"]] == [
+        [{"code": "RUN_NOT_RETRYABLE", "message": "This run has been retried already."}]
+    ] * 2
+    async with db() as s:
+        retries = (
+            await s.execute(
+                select(func.count())
+                .select_from(Run)
+                .where(Run.retry_of_id == uuid_of(failed["run"]["id"]))
+            )
+        ).scalar_one()
+    assert retries == 1
+    # A client that already saw the final event and reconnects with its cursor gets nothing more.
+    log = await event_log(client, token, failed["run"]["id"])
+    query = "subscription($r: ID!, $a: String) { runProgress(runId: $r, after: $a) { cursor } }"
+    stream = await subscribe(
+        query, {"r": failed["run"]["id"], "a": log[-1]["cursor"]}, session["user"]["id"]
+    )
+    assert [r async for r in stream] == []

@@ -181,7 +181,7 @@ async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
     assert detail["subject"]["type"] == "WORKSPACE"
     assert detail["subject"]["id"] == team.workspace_id
     assert detail["inputSummary"] == (
-        f"chat {settings.chat_model}, embeddings {settings.embed_model} at {settings.ollama_host}"
+        f"chat {settings.chat_model}, embeddings {settings.embed_model}"
     )
     assert detail["outputSummary"].startswith("Chat model answered ")
     assert detail["outputSummary"].endswith(" dimensions.")

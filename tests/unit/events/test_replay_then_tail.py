@@ -1,0 +1,111 @@
+"""replay_then_tail over an in-memory log and the in-process bus: order, no gap, no duplicate."""
+
+import asyncio
+
+from app.events.bus import LocalBus, Subscription
+from app.events.stream import replay_then_tail
+
+TOPIC = "run:test"
+
+
+class Log:
+    """Rows as the database would hold them, read in batches like run_log does."""
+
+    def __init__(self, batch: int = 500) -> None:
+        self.rows: list[dict] = []
+        self.batch = batch
+        self.reads = 0
+
+    def append(self, cursor: int, kind: str = "STEP") -> dict:
+        event = {"cursor": cursor, "type": kind}
+        self.rows.append(event)
+        self.rows.sort(key=lambda e: e["cursor"])
+        return event
+
+    async def after(self, cursor: int) -> list[dict]:
+        self.reads += 1
+        return [e for e in self.rows if e["cursor"] > cursor][: self.batch]
+
+
+async def _take(stream, n: int) -> list[int]:
+    got = []
+    async for event in stream:
+        got.append(event["cursor"])
+        if len(got) == n:
+            break
+    return got
+
+
+async def test_a_replay_longer_than_one_batch_is_read_to_the_end():
+    log, bus = Log(batch=500), LocalBus()
+    for cursor in range(1, 1201):
+        log.append(cursor)
+    log.append(1201, "RUN_SUCCEEDED")
+    stream = replay_then_tail(
+        bus, TOPIC, 0, log.after, contiguous=True, is_last=lambda e: e["type"] == "RUN_SUCCEEDED"
+    )
+    assert [e["cursor"] async for e in stream] == list(range(1, 1202))
+
+
+async def test_live_events_follow_the_replay_without_gap_or_duplicate():
+    log, bus = Log(), LocalBus()
+    for cursor in (1, 2, 3):
+        log.append(cursor)
+    stream = replay_then_tail(bus, TOPIC, 1, log.after, contiguous=True)
+    first = await _take(stream, 2)
+    # A duplicate of an event already replayed, then the next two, the second published twice.
+    await bus.publish(TOPIC, log.rows[2])
+    for cursor in (4, 5):
+        await bus.publish(TOPIC, log.append(cursor))
+    await bus.publish(TOPIC, log.rows[-1])
+    await bus.publish(TOPIC, log.append(6))
+    assert first + await _take(stream, 3) == [2, 3, 4, 5, 6]
+
+
+async def test_a_missed_event_is_read_back_from_the_log():
+    log, bus = Log(), LocalBus()
+    stream = replay_then_tail(bus, TOPIC, 0, log.after, contiguous=True)
+    reader = asyncio.create_task(_take(stream, 3))
+    await asyncio.sleep(0.01)
+    log.append(1)  # committed, but its publish was lost
+    log.append(2)
+    await bus.publish(TOPIC, log.append(3))
+    assert await asyncio.wait_for(reader, 2) == [1, 2, 3]
+
+
+async def test_resync_wakes_an_idle_subscriber_which_then_reads_the_log():
+    log, bus = Log(), LocalBus()
+    stream = replay_then_tail(bus, TOPIC, 0, log.after, contiguous=False)
+    reader = asyncio.create_task(_take(stream, 2))
+    await asyncio.sleep(0.01)
+    log.append(7)
+    log.append(9)
+    bus._resync_all()  # what RedisBus does after reconnecting to Redis
+    assert await asyncio.wait_for(reader, 2) == [7, 9]
+
+
+async def test_out_of_order_publishes_of_a_non_contiguous_log_lose_nothing():
+    log, bus = Log(), LocalBus()
+    stream = replay_then_tail(bus, "workspace:w", 0, log.after, contiguous=False)
+    reader = asyncio.create_task(_take(stream, 2))
+    await asyncio.sleep(0.01)
+    ten, eleven = log.append(10), log.append(11)
+    await bus.publish("workspace:w", eleven)  # published before the earlier row's event
+    await bus.publish("workspace:w", ten)
+    assert await asyncio.wait_for(reader, 2) == [10, 11]
+
+
+async def test_an_overflowing_subscriber_gets_resync_once_drained():
+    subscription = Subscription(TOPIC)
+    for i in range(subscription.queue.maxsize + 5):
+        subscription.offer({"cursor": i})
+    drained = [await subscription.get() for _ in range(subscription.queue.maxsize)]
+    assert [e["cursor"] for e in drained] == list(range(subscription.queue.maxsize))
+    assert (await subscription.get())["type"] == "RESYNC"
+
+
+async def test_leaving_releases_the_subscription():
+    bus = LocalBus()
+    async with bus.subscribe(TOPIC):
+        assert bus.subscriber_count == 1
+    assert bus.subscriber_count == 0
