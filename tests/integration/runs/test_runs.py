@@ -121,8 +121,8 @@ async def test_cancel_stops_a_running_run_within_a_second(client: GraphQLClient,
                 await asyncio.sleep(0.05)
             asked = time.monotonic()
             cancelled = await long_client.execute(
-                "mutation($r: ID!) { cancelRun(input: {runId: $r}) { run { status cancelRequested } "
-                "errors { code } } }",
+                "mutation($r: ID!) { cancelRun(input: {runId: $r}) "
+                "{ run { status cancelRequested } errors { code } } }",
                 {"r": run_id},
                 token=token,
             )
@@ -186,7 +186,8 @@ async def test_who_may_cancel_and_retry(client: GraphQLClient, app, db):
 
     async def cancel(token: str) -> dict:
         result = await client.execute(
-            "mutation($r: ID!) { cancelRun(input: {runId: $r}) { run { status } errors { code message } } }",
+            "mutation($r: ID!) { cancelRun(input: {runId: $r}) "
+            "{ run { status } errors { code message } } }",
             {"r": run_id},
             token=token,
         )
