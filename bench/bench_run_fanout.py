@@ -37,8 +37,10 @@ uvicorn's defaults matter here and are left as they are: no --limit-concurrency,
 --ws-max-queue 32, pings every 20 s, and --ws-per-message-deflate true: browsers offer
 permessage-deflate, and so do these clients unless --no-deflate.
 
-`--profile` serves `bench.bench_run_fanout:create_bench_app` (the real app plus two routes that
-start and stop cProfile) and prints where the API process spends its time during the events.
+`--profile`, `--gc` and `--what-if` serve `bench.bench_run_fanout:create_bench_app`: the real
+app plus POST /bench/control (cProfile on/off, GC pauses, an object census), and with
+--what-if the proposed changes (shared: each run event executed once per process for all its
+subscribers; freeze: gc.freeze() after start-up). `--workers N` runs N uvicorn workers.
 PostgreSQL, Redis, the server and temporary files are removed on exit.
 """
 
