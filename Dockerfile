@@ -35,4 +35,4 @@ COPY web/package.json web/package-lock.json ./web/
 
 USER app
 EXPOSE 8000
-CMD ["uvicorn", "--factory", "app.main:create_app", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["uvicorn", "--factory", "app.main:create_app", "--host", "0.0.0.0", "--port", "8000", "--ws-per-message-deflate", "false"]

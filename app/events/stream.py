@@ -29,26 +29,29 @@ async def replay_then_tail(
     contiguous: bool,
     is_last: Callable[[Event], bool] = lambda _e: False,
     check_access: Callable[[], Awaitable[None]] | None = None,
+    batch_size: int = 500,
 ) -> AsyncIterator[Event]:
     """Events with cursor > `after`, in order, each once; stops after `is_last`.
 
     `check_access` runs before each live delivery, so a caller who lost access stops receiving.
+    `fetch_after` returns at most `batch_size` events; a full batch means more may follow.
     """
     last = after
     async with bus.subscribe(topic) as live:
-        pending = await fetch_after(last)
+        pending, from_log = await fetch_after(last), True
         while True:
-            while pending:
-                for event in pending:
-                    if event["cursor"] <= last:
-                        continue
-                    last = event["cursor"]
-                    yield event
-                    if is_last(event):
-                        return
-                pending = await fetch_after(last)  # more rows than one batch held
+            for event in pending:
+                if event["cursor"] <= last:
+                    continue
+                last = event["cursor"]
+                yield event
+                if is_last(event):
+                    return
+            if from_log and len(pending) >= batch_size:
+                pending = await fetch_after(last)  # the log holds more than one batch
+                continue
             event = await live.get()
             if check_access is not None:
                 await check_access()
             in_line = contiguous and event is not RESYNC and event["cursor"] == last + 1
-            pending = [event] if in_line else await fetch_after(last)
+            pending, from_log = ([event], False) if in_line else (await fetch_after(last), True)

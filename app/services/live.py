@@ -38,14 +38,23 @@ def _cursor(after: str | None) -> int | None:
     return int(after)
 
 
-def _throttled(check: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[None]]:
-    checked_at = time.monotonic()
+# (user, stream key) -> when access was last confirmed; shared by every subscription of the
+# process, so a thousand subscribers of one run cost one query per interval, not a thousand.
+_confirmed: dict[tuple[Any, str], float] = {}
+
+
+def _throttled(
+    deps: ServiceDeps, key: str, check: Callable[[], Awaitable[Any]]
+) -> Callable[[], Awaitable[None]]:
+    cache_key = (deps.principal.user_id, key)
+    _confirmed[cache_key] = time.monotonic()
 
     async def maybe_check() -> None:
-        nonlocal checked_at
-        if time.monotonic() - checked_at >= ACCESS_RECHECK_SECONDS:
-            await check()
-            checked_at = time.monotonic()
+        if time.monotonic() - _confirmed.get(cache_key, 0.0) >= ACCESS_RECHECK_SECONDS:
+            await check()  # raises NotFound once access is gone
+            _confirmed[cache_key] = time.monotonic()
+            if len(_confirmed) > 100_000:  # bound it: forgetting only costs a query
+                _confirmed.clear()
 
     return maybe_check
 
@@ -73,7 +82,9 @@ async def run_progress(
         fetch,
         contiguous=True,
         is_last=lambda e: e["type"] in TERMINAL_EVENT_TYPES,
-        check_access=_throttled(lambda: runs.require_run(deps, run_id=run_id)),
+        check_access=_throttled(
+            deps, f"run:{run_id}", lambda: runs.require_run(deps, run_id=run_id)
+        ),
     ):
         yield event
 
@@ -97,6 +108,10 @@ async def workspace_events(
         start,
         fetch,
         contiguous=False,
-        check_access=_throttled(lambda: runs.require_member(deps, workspace_id=workspace_id)),
+        check_access=_throttled(
+            deps,
+            f"workspace:{workspace_id}",
+            lambda: runs.require_member(deps, workspace_id=workspace_id),
+        ),
     ):
         yield event

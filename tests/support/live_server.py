@@ -73,6 +73,8 @@ def live_server(env: dict[str, str], *, app: str = "app.main:create_app") -> Ite
                     "127.0.0.1",
                     "--port",
                     str(port),
+                    "--ws-per-message-deflate",
+                    "false",
                 ],
                 cwd=REPO_ROOT,
                 env={**os.environ, **env},
