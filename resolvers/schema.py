@@ -17,6 +17,7 @@ from resolvers.accounts.subscriptions import AccountSubscriptions
 from resolvers.accounts.types import Info, User
 from resolvers.core.errors import annotate_errors
 from resolvers.core.limits import DocumentLimits, ValidationCacheAfterLimits
+from resolvers.runs.fanout import SharedRunEventExecution
 from resolvers.runs.mutations import RunMutations
 from resolvers.runs.queries import RunQueries
 from resolvers.runs.subscriptions import RunSubscriptions
@@ -102,4 +103,5 @@ def build_schema(settings: Settings | None = None) -> KnowledgeDeskSchema:
             lambda: ValidationCacheAfterLimits(maxsize=256),
         ],
         mask_errors=settings.should_mask_errors,
+        execution_context_class=SharedRunEventExecution,
     )
