@@ -7,6 +7,7 @@ who is removed stops receiving the workspace's events.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,23 +39,30 @@ def _cursor(after: str | None) -> int | None:
     return int(after)
 
 
-# (user, stream key) -> when access was last confirmed; shared by every subscription of the
-# process, so a thousand subscribers of one run cost one query per interval, not a thousand.
-_confirmed: dict[tuple[Any, str], float] = {}
+# (loop, user, stream key) -> the latest access check and when it started. Shared by every
+# subscription of the process: a thousand subscribers of one run wait on one query per
+# interval (and all get its NotFound once access is gone), instead of a thousand queries.
+_checks: dict[tuple[int, Any, str], tuple[float, asyncio.Future[Any]]] = {}
 
 
 def _throttled(
     deps: ServiceDeps, key: str, check: Callable[[], Awaitable[Any]]
 ) -> Callable[[], Awaitable[None]]:
-    cache_key = (deps.principal.user_id, key)
-    _confirmed[cache_key] = time.monotonic()
+    loop = asyncio.get_running_loop()
+    cache_key = (id(loop), deps.principal.user_id, key)
+    if cache_key not in _checks:
+        allowed: asyncio.Future[Any] = loop.create_future()
+        allowed.set_result(None)  # the resolver has just authorised this stream
+        _checks[cache_key] = (time.monotonic(), allowed)
 
     async def maybe_check() -> None:
-        if time.monotonic() - _confirmed.get(cache_key, 0.0) >= ACCESS_RECHECK_SECONDS:
-            await check()  # raises NotFound once access is gone
-            _confirmed[cache_key] = time.monotonic()
-            if len(_confirmed) > 100_000:  # bound it: forgetting only costs a query
-                _confirmed.clear()
+        started, latest = _checks.get(cache_key, (0.0, None))
+        if latest is None or (latest.done() and time.monotonic() - started >= ACCESS_RECHECK_SECONDS):
+            if len(_checks) > 100_000:  # bound it: forgetting only costs a query
+                _checks.clear()
+            latest = asyncio.ensure_future(check())
+            _checks[cache_key] = (time.monotonic(), latest)
+        await asyncio.shield(latest)  # raises NotFound once access is gone
 
     return maybe_check
 

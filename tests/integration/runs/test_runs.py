@@ -358,3 +358,42 @@ async def test_a_failed_run_is_retried_once_and_a_finished_replay_ends(
         query, {"r": failed["run"]["id"], "a": log[-1]["cursor"]}, session["user"]["id"]
     )
     assert [r async for r in stream] == []
+
+
+async def test_a_removed_member_stops_receiving_workspace_events(
+    client, app, subscribe, monkeypatch
+):
+    from app.services import live
+
+    monkeypatch.setattr(live, "ACCESS_RECHECK_SECONDS", 0.0)  # re-check before every delivery
+    owner, workspace = await _owner(client)
+    invited = await client.op(
+        "InviteMember",
+        {"input": {"workspaceId": workspace["id"], "email": "v@example.com", "role": "VIEWER"}},
+        token=owner["accessToken"],
+    )
+    viewer = await sign_up(client, "Vera", "v@example.com")
+    token = invited["inviteMember"]["inviteLink"].rsplit("/", 1)[1]
+    await client.op("AcceptInvite", {"input": {"token": token}}, token=viewer["accessToken"])
+    query = "subscription($w: ID!) { workspaceEvents(workspaceId: $w) { type } }"
+    stream = await subscribe(query, {"w": workspace["id"]}, viewer["user"]["id"])
+    first = asyncio.create_task(stream.__anext__())
+    await asyncio.sleep(0.2)
+    await check_models(client, owner["accessToken"], workspace["id"])
+    assert (await asyncio.wait_for(first, 10)).data == {"workspaceEvents": {"type": "RUN_QUEUED"}}
+    await app.state.runs.launcher.wait_idle()
+    members = await client.op(
+        "WorkspaceMembers", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
+    )
+    [member] = [
+        e["node"]["id"]
+        for e in members["workspace"]["members"]["edges"]
+        if e["node"]["user"]["id"] == viewer["user"]["id"]
+    ]
+    await client.op("RemoveMember", {"input": {"memberId": member}}, token=owner["accessToken"])
+    await check_models(client, owner["accessToken"], workspace["id"])
+    after_removal = await asyncio.wait_for(stream.__anext__(), 10)
+    assert after_removal.data is None
+    assert [(e.message, e.extensions["code"]) for e in after_removal.errors] == [
+        ("No such workspace.", "NOT_FOUND")
+    ]
