@@ -2,8 +2,9 @@
 
 Any number of workers may run. Each executes up to WORKER_CONCURRENCY runs at once on its own
 Kailash runtime, renews the leases of its runs, and sweeps for runs whose worker died. SIGTERM or
-SIGINT stops taking runs, gives running ones WORKER_SHUTDOWN_GRACE_SECONDS to finish, then
-interrupts them and releases their leases so another worker resumes them at once.
+SIGINT stops fetching runs (one delivered meanwhile goes back onto the queue), gives running ones
+WORKER_SHUTDOWN_GRACE_SECONDS to finish, then interrupts them and releases their leases so
+another worker resumes them at once.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import logging
 import signal
 import uuid
 
-from taskiq.api import run_receiver_task
+from taskiq.receiver import Receiver
 
 from app.db.engine import build_engine, build_sessionmaker
 from app.events.bus import build_bus
@@ -56,24 +57,35 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     broker.register_task(execute_run, task_name=TASK_NAME)
     await broker.startup()
     await executor.start(sweep=True)
-    receiver = asyncio.create_task(
-        run_receiver_task(broker, max_async_tasks=settings.worker_concurrency, run_startup=False)
-    )
+    finish = asyncio.Event()  # set: the receiver stops fetching, then ends when its tasks have
+    receiver = Receiver(broker, max_async_tasks=settings.worker_concurrency, run_startup=False)
+    listening = asyncio.create_task(receiver.listen(finish))
     log.info("worker %s ready", executor.store.owner)
     await stop.wait()
 
-    executor.stopping = True  # runs delivered from now on go back onto the queue
+    executor.stopping = True  # a run delivered from now on goes back onto the queue
+    finish.set()
     log.info("worker stopping: %d run(s) in progress", len(executor.running))
     await executor.wait_finished(seconds=settings.worker_shutdown_grace_seconds)
-    interrupted = executor.running
-    receiver.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await receiver
+    interrupted = await executor.interrupt_all()  # released: another worker resumes them
+    await _stop_receiving(listening)
     await executor.close()
-    for run_id in interrupted:
-        await executor.store.release(run_id)
     await broker.shutdown()
     await runtime.cleanup()
     await bus.close()
     await engine.dispose()
     log.info("worker stopped; released %d run(s)", len(interrupted))
+
+
+async def _stop_receiving(listening: asyncio.Task[None]) -> None:
+    """Wait for the receiver to end; cancel it if it does not, until it has ended.
+
+    A cancel can be swallowed while the broker opens its Redis connection (the read then just
+    returns empty), so one cancel is not enough and no wait is unbounded.
+    """
+    done, _ = await asyncio.wait({listening}, timeout=5)
+    while not done:
+        listening.cancel()
+        done, _ = await asyncio.wait({listening}, timeout=1)
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        listening.result()

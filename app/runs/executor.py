@@ -64,6 +64,7 @@ class Executor:
         self.handoff: Callable[[uuid.UUID], Awaitable[None]] | None = None
         self.stopping = False
         self._spawned: set[asyncio.Task[None]] = set()
+        self._interrupting: set[uuid.UUID] = set()
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._cancelling: set[uuid.UUID] = set()
         self._background: list[asyncio.Task[None]] = []
@@ -90,6 +91,15 @@ class Executor:
     @property
     def running(self) -> set[uuid.UUID]:
         return set(self._running)
+
+    async def interrupt_all(self) -> list[uuid.UUID]:
+        """Stop every run in progress and release it for another executor (shutdown)."""
+        tasks = dict(self._running)
+        self._interrupting.update(tasks)
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        return list(tasks)
 
     async def wait_finished(self, *, seconds: float) -> None:
         """Wait up to `seconds` for the runs in progress to end by themselves."""
@@ -149,6 +159,10 @@ class Executor:
             await self.store.finish(claim.id, RunStatus.SUCCEEDED, output_summary=summary)
         except asyncio.CancelledError:
             await asyncio.shield(recorder.drain())
+            if claim.id in self._interrupting:
+                # This process is stopping: give the run back; the next sweep resumes it.
+                await asyncio.shield(self.store.release(claim.id))
+                return
             if claim.id not in self._cancelling:
                 raise
             await asyncio.shield(

@@ -99,7 +99,8 @@ class RunStore:
                     outbox,
                     run,
                     "RUN_RESUMED",
-                    message=f"its worker stopped answering; resumed (execution {run.executions})",
+                    message=f"resumed after its previous executor stopped "
+                    f"(execution {run.executions})",
                 )
             result = ClaimedRun(
                 id=run.id,

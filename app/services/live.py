@@ -57,7 +57,8 @@ def _throttled(
 
     async def maybe_check() -> None:
         started, latest = _checks.get(cache_key, (0.0, None))
-        if latest is None or (latest.done() and time.monotonic() - started >= ACCESS_RECHECK_SECONDS):
+        stale = time.monotonic() - started >= ACCESS_RECHECK_SECONDS
+        if latest is None or (latest.done() and stale):
             if len(_checks) > 100_000:  # bound it: forgetting only costs a query
                 _checks.clear()
             latest = asyncio.ensure_future(check())
