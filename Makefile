@@ -43,7 +43,8 @@ model-server: deps ## Serve the local model behind the Ollama API on 127.0.0.1:1
 	$(PY) -m model_server --host 127.0.0.1 --port 11434
 
 .PHONY: test
-test: system deps web ## Install what is missing, start PostgreSQL, Redis and the model server, run every test
+test: system deps web ## Install what is missing, lint, start PostgreSQL, Redis and the model server, run every test
+	uv run --frozen ruff check . && uv run --frozen ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
