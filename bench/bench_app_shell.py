@@ -35,11 +35,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
-import gc
 import io
-import math
 import os
 import pstats
 import sys
@@ -55,13 +52,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `app`, `resolvers`, ... importable
     sys.path.insert(0, str(ROOT))
 
+import common  # noqa: E402  (bench/common.py, beside this script)
+from common import measure, sql_trace  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from kailash.nodes.base import NodeParameter, register_node  # noqa: E402
 from kailash.nodes.base_async import AsyncNode  # noqa: E402
 from kailash.workflow.builder import WorkflowBuilder  # noqa: E402
 from pydantic import BaseModel, ConfigDict  # noqa: E402
-from sqlalchemy import event, func, select  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker  # noqa: E402
 from strawberry import relay  # noqa: E402
 from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache  # noqa: E402
@@ -311,29 +310,8 @@ class Level:
 
 
 def percentile(values: list[int], p: float) -> float:
-    """Nearest-rank percentile, in milliseconds."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1] / 1e6
-
-
-async def measure(
-    paths: dict[str, Callable[[], Awaitable[Any]]], iterations: int, warmup: int
-) -> dict[str, list[int]]:
-    names = list(paths)
-    for _ in range(warmup):
-        for name in names:
-            await paths[name]()
-    samples: dict[str, list[int]] = {name: [] for name in names}
-    gc.collect()
-    clock = time.perf_counter_ns
-    for i in range(iterations):
-        shift = i % len(names)  # rotate: every path runs first, second, ... equally often
-        for name in names[shift:] + names[:shift]:
-            started = clock()
-            await paths[name]()
-            samples[name].append(clock() - started)
-    return samples
+    """Nearest-rank percentile of nanosecond samples, in milliseconds."""
+    return common.percentile(values, p, scale=1e6)
 
 
 # --- data --------------------------------------------------------------------------------------
@@ -363,35 +341,6 @@ async def seed(deps: ServiceDeps) -> tuple[uuid.UUID, str]:
 
 
 # --- statement count ---------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def sql_trace(engine: AsyncEngine) -> Iterator[dict[str, list[Any]]]:
-    """Statements (before_cursor_execute), pool checkouts and transactions while open."""
-    trace: dict[str, list[Any]] = {"statements": [], "checkouts": [], "transactions": []}
-    sync_engine = engine.sync_engine
-
-    def on_statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        trace["statements"].append(" ".join(statement.split()))
-
-    def on_checkout(*_: Any) -> None:
-        trace["checkouts"].append(1)
-
-    def on_begin(*_: Any) -> None:
-        trace["transactions"].append(1)
-
-    hooks = [
-        (sync_engine, "before_cursor_execute", on_statement),
-        (sync_engine.pool, "checkout", on_checkout),
-        (sync_engine, "begin", on_begin),
-    ]
-    for target, name, fn in hooks:
-        event.listen(target, name, fn)
-    try:
-        yield trace
-    finally:
-        for target, name, fn in hooks:
-            event.remove(target, name, fn)
 
 
 def print_trace(label: str, trace: dict[str, list[Any]], show: bool) -> None:

@@ -72,6 +72,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `app`, `resolvers`, ... i
 
 import psutil  # noqa: E402
 import redis.asyncio as redis  # noqa: E402
+from common import percentile  # noqa: E402  (bench/common.py, beside this script)
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from strawberry import relay  # noqa: E402
@@ -223,14 +224,6 @@ async def create_claimed_run(
 
 def run_global_id(run_id: uuid.UUID) -> str:
     return str(relay.GlobalID("Run", str(run_id)))
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
 
 
 def init_message(token: str) -> str:

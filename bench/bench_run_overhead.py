@@ -32,16 +32,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
-import math
 import os
 import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +46,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `app`, `nodes`, ... importable
     sys.path.insert(0, str(ROOT))
 
+import common  # noqa: E402  (bench/common.py, beside this script)
+from common import measure, sql_trace  # noqa: E402
 from kailash.runtime.async_local import AsyncLocalRuntime  # noqa: E402
-from sqlalchemy import event, func, select  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from app import migrate  # noqa: E402
 from app.auth.principal import Principal  # noqa: E402
@@ -94,57 +92,8 @@ FULL_REDIS = "full: create + Executor, RedisBus"
 
 
 def percentile(values: list[int], p: float) -> float:
-    """Nearest-rank percentile, in milliseconds."""
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1] / 1e6
-
-
-async def measure(
-    paths: dict[str, Callable[[], Awaitable[Any]]], iterations: int, warmup: int
-) -> dict[str, list[int]]:
-    names = list(paths)
-    for _ in range(warmup):
-        for name in names:
-            await paths[name]()
-    samples: dict[str, list[int]] = {name: [] for name in names}
-    gc.collect()
-    clock = time.perf_counter_ns
-    for i in range(iterations):
-        shift = i % len(names)  # rotate: every path runs first, second, ... equally often
-        for name in names[shift:] + names[:shift]:
-            started = clock()
-            await paths[name]()
-            samples[name].append(clock() - started)
-    return samples
-
-
-@contextlib.contextmanager
-def sql_trace(engine: AsyncEngine) -> Iterator[dict[str, list[Any]]]:
-    """Statements (before_cursor_execute), pool checkouts and transactions while open."""
-    trace: dict[str, list[Any]] = {"statements": [], "checkouts": [], "transactions": []}
-    sync_engine = engine.sync_engine
-
-    def on_statement(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        trace["statements"].append(" ".join(statement.split()))
-
-    def on_checkout(*_: Any) -> None:
-        trace["checkouts"].append(1)
-
-    def on_begin(*_: Any) -> None:
-        trace["transactions"].append(1)
-
-    hooks = [
-        (sync_engine, "before_cursor_execute", on_statement),
-        (sync_engine.pool, "checkout", on_checkout),
-        (sync_engine, "begin", on_begin),
-    ]
-    for target, name, fn in hooks:
-        event.listen(target, name, fn)
-    try:
-        yield trace
-    finally:
-        for target, name, fn in hooks:
-            event.remove(target, name, fn)
+    """Nearest-rank percentile of nanosecond samples, in milliseconds."""
+    return common.percentile(values, p, scale=1e6)
 
 
 def statement_kind(statement: str) -> str:
