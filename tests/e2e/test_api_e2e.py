@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -28,9 +27,8 @@ from strawberry import relay
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app import migrate
 from app.auth.tokens import issue_access_token
-from app.settings import Settings
+from tests.support.databases import fresh_database
 from tests.support.graphql import GraphQLClient, operation
 from tests.support.live_server import live_server
 
@@ -53,33 +51,11 @@ pytestmark = pytest.mark.timeout(180)
 # --- the server and its database -----------------------------------------------------------------
 
 
-def _plain_postgres(url: str, database: str | None = None) -> str:
-    """postgresql://... (asyncpg's spelling), optionally pointing at another database."""
-    parts = urlsplit(url)
-    path = f"/{database}" if database is not None else parts.path
-    return urlunsplit(("postgresql", parts.netloc, path, parts.query, parts.fragment))
-
-
-async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="module")
 def e2e_database(postgres_url: str) -> Iterator[str]:
     """A fresh, migrated database of its own on the live PostgreSQL; dropped afterwards."""
-    admin_url = _plain_postgres(postgres_url)
-    name = f"e2e_{secrets.token_hex(6)}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    url = _plain_postgres(postgres_url, name)
-    try:
-        migrate.upgrade(Settings(database_url=url).database_url)
+    with fresh_database(postgres_url, "e2e") as url:
         yield url
-    finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def _other_redis_db(url: str) -> str:

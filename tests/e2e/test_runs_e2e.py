@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import signal
 import tempfile
 import time
@@ -38,14 +37,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import httpx
 import pytest
 from strawberry import relay
 
-from app import migrate
-from app.settings import Settings
 from tests.e2e import runs_support as rs
+from tests.support.databases import fresh_database
 from tests.support.graphql import GraphQLClient
 from tests.support.live_server import live_server
 
@@ -71,32 +68,11 @@ pytestmark = pytest.mark.timeout(240)
 # --- services and processes -----------------------------------------------------------------------
 
 
-def _plain_postgres(url: str, database: str | None = None) -> str:
-    parts = urlsplit(url)
-    path = f"/{database}" if database is not None else parts.path
-    return urlunsplit(("postgresql", parts.netloc, path, parts.query, parts.fragment))
-
-
-async def _admin(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(url)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="module")
 def runs_database(postgres_url: str) -> Iterator[str]:
-    """A fresh, migrated database for this module; dropped afterwards."""
-    admin_url = _plain_postgres(postgres_url)
-    name = f"e2e_runs_{secrets.token_hex(6)}"
-    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
-    url = _plain_postgres(postgres_url, name)
-    try:
-        migrate.upgrade(Settings(database_url=url).database_url)
+    """A fresh, migrated database of its own on the live PostgreSQL; dropped afterwards."""
+    with fresh_database(postgres_url, "e2e_runs") as url:
         yield url
-    finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,43 @@
+"""Fresh databases of their own on the live PostgreSQL, for suites that run real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from app import migrate
+from app.settings import Settings
+
+
+def plain_postgres(url: str, database: str | None = None) -> str:
+    """postgresql://... (asyncpg's spelling), optionally pointing at another database."""
+    parts = urlsplit(url)
+    path = f"/{database}" if database is not None else parts.path
+    return urlunsplit(("postgresql", parts.netloc, path, parts.query, parts.fragment))
+
+
+async def _admin(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def fresh_database(postgres_url: str, prefix: str) -> Iterator[str]:
+    """A new, migrated database named `<prefix>_<random>`; dropped on exit."""
+    admin_url = plain_postgres(postgres_url)
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    url = plain_postgres(postgres_url, name)
+    try:
+        migrate.upgrade(Settings(database_url=url).database_url)
+        yield url
+    finally:
+        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
