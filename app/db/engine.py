@@ -14,8 +14,6 @@ from sqlalchemy.ext.asyncio import (
 
 from app.settings import Settings
 
-SessionMaker = async_sessionmaker
-
 
 def build_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:

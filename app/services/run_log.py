@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.types import utcnow
 from app.events.bus import EventBus, run_topic, workspace_topic
-from app.models.runs import Run, RunEvent, RunStatus, WorkspaceEvent
+from app.models.runs import Run, RunEvent, WorkspaceEvent
 
 TERMINAL_EVENT_TYPES = {"RUN_SUCCEEDED", "RUN_FAILED", "RUN_CANCELLED"}
 
@@ -152,7 +152,3 @@ async def last_workspace_event_id(session: AsyncSession, workspace_id: uuid.UUID
             )
         )
     ).scalar_one()
-
-
-def is_terminal_status(status: str) -> bool:
-    return RunStatus(status).is_terminal
