@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
-from app.settings import Settings
+from base.settings import Settings
 
 
 def _settings() -> Settings:

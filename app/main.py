@@ -18,16 +18,17 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from app.db.engine import build_engine, build_sessionmaker
-from app.events.bus import build_bus
 from app.http import BodySizeLimit
-from app.runs.process import start_api_runs
-from app.services.deps import ServiceDeps
-from app.services.ratelimit import SignInLimiter
-from app.settings import Settings, SettingsError, get_settings
-from app.workflow_runner import WorkflowRunner, build_runtime
+from base.db.engine import build_engine, build_sessionmaker
+from base.events.bus import build_bus
+from base.settings import Settings, SettingsError, get_settings
 from resolvers.router import KnowledgeDeskRouter
 from resolvers.schema import build_schema
+from runtime.process import start_api_runs
+from runtime.runner import WorkflowRunner, build_runtime
+from services.deps import ServiceDeps
+from services.ratelimit import SignInLimiter
+from workflows import RUN_WORKFLOWS
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("knowledge_desk")
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ),
             bus=bus,
         )
-        runs = await start_api_runs(deps, runtime)
+        runs = await start_api_runs(deps, runtime, RUN_WORKFLOWS)
         app.state.engine = engine
         app.state.runner = runner
         app.state.runs = runs

@@ -17,14 +17,15 @@ import uuid
 
 from taskiq.receiver import Receiver
 
-from app.db.engine import build_engine, build_sessionmaker
-from app.events.bus import build_bus
-from app.runs.process import build_executor
-from app.runs.queue import TASK_NAME, build_broker, kicker
-from app.services.deps import ServiceDeps
-from app.services.ratelimit import SignInLimiter
-from app.settings import Settings
-from app.workflow_runner import build_runtime
+from base.db.engine import build_engine, build_sessionmaker
+from base.events.bus import build_bus
+from base.settings import Settings
+from runtime.process import build_executor
+from runtime.queue import TASK_NAME, build_broker, kicker
+from runtime.runner import build_runtime
+from services.deps import ServiceDeps
+from services.ratelimit import SignInLimiter
+from workflows import RUN_WORKFLOWS
 
 log = logging.getLogger("knowledge_desk.worker")
 
@@ -47,7 +48,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         sign_in_limiter=SignInLimiter.build(None, "1/second", "1/second"),  # unused here
         bus=bus,
     )
-    executor = build_executor(deps, runtime, "worker")
+    executor = build_executor(deps, runtime, RUN_WORKFLOWS, "worker")
     broker = build_broker(settings)
     executor.handoff = kicker(broker)
 

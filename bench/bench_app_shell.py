@@ -66,19 +66,19 @@ from strawberry import relay  # noqa: E402
 from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache  # noqa: E402
 
 from app import migrate  # noqa: E402
-from app.auth.principal import Principal  # noqa: E402
 from app.main import create_app  # noqa: E402
-from app.models.accounts import Membership, Role, User, Workspace  # noqa: E402
-from app.services import accounts, workspaces  # noqa: E402
-from app.services.deps import ServiceDeps  # noqa: E402
-from app.services.pagination import DEFAULT_PAGE_SIZE, _encode  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from app.workflow_runner import WorkflowRunner, domain_cause  # noqa: E402
+from base.auth.principal import Principal  # noqa: E402
+from base.models.accounts import Membership, Role, User, Workspace  # noqa: E402
+from base.settings import Settings  # noqa: E402
 from resolvers.accounts.types import initials_of  # noqa: E402
 from resolvers.core.context import Context  # noqa: E402
 from resolvers.core.limits import DocumentLimits  # noqa: E402
 from resolvers.router import principal_from  # noqa: E402
 from resolvers.schema import KnowledgeDeskSchema, Mutation, Query, Subscription, build_schema  # noqa: E402
+from runtime.runner import WorkflowRunner, domain_cause  # noqa: E402
+from services import accounts, workspaces  # noqa: E402
+from services.deps import ServiceDeps  # noqa: E402
+from services.pagination import DEFAULT_PAGE_SIZE, _encode  # noqa: E402
 from workflows import REGISTRY  # noqa: E402
 
 APP_SHELL = (ROOT / "graphql" / "operations" / "AppShell.graphql").read_text()
@@ -115,7 +115,7 @@ def bench_settings(database_url: str) -> Settings:
 
 
 def service_function(workflow: str) -> Callable[..., Awaitable[Any]]:
-    """The app.services function that workflow `workflow` wraps (nodes.services.service_node)."""
+    """The services function that workflow `workflow` wraps (nodes.services.service_node)."""
     spec = REGISTRY[workflow]
     return spec.workflow.get_node(spec.entry_node).service  # type: ignore[no-any-return]
 

@@ -23,7 +23,7 @@ from kailash.runtime.async_local import AsyncLocalRuntime  # noqa: E402
 from kailash.workflow.builder import WorkflowBuilder  # noqa: E402
 
 import nodes.llm  # noqa: E402,F401  (registers LLMChatNode)
-from app.services import llm  # noqa: E402
+from services import llm  # noqa: E402
 from tests.support.model_server import model_server  # noqa: E402
 
 MODEL = "smollm2:135m"

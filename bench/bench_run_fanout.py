@@ -11,13 +11,13 @@ process executes nothing and only fans events out. Then, per mode:
 
 * redis: N connections - N redis.asyncio clients, one pub/sub connection each, subscribed to one
   channel: what Redis itself costs to deliver a message N times (every subscriber parses it).
-* redis: RedisBus - app.events.bus.RedisBus, the app's own transport without GraphQL: one Redis
+* redis: RedisBus - base.events.bus.RedisBus, the app's own transport without GraphQL: one Redis
   connection per client process, local fan-out by topic to N/procs Subscription queues.
 * graphql: runProgress over WS - N WebSocket clients speaking graphql-transport-ws to the API
   (connection_init with the bearer token, the frontend's RunProgress document); the API holds
   one Redis connection and fans out to N subscriptions.
 
-The run is real: a row created with app.services.runs.create_run (check_models, 4 steps) and
+The run is real: a row created with services.runs.create_run (check_models, 4 steps) and
 claimed with RunStore.claim, so each subscriber first replays RUN_QUEUED and RUN_STARTED from
 the database. Once every subscriber has them, this process writes the events the way the
 executor does (RunStore.step_event: 25 per step, STEP_STARTED, 23 x STEP_PROGRESS,
@@ -79,17 +79,17 @@ from strawberry import relay  # noqa: E402
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext  # noqa: E402
 
 from app import migrate  # noqa: E402
-from app.auth.principal import Principal  # noqa: E402
-from app.db.engine import build_engine, build_sessionmaker  # noqa: E402
-from app.events.bus import EventBus, RedisBus, run_topic  # noqa: E402
-from app.models.runs import RunStatus, SubjectType  # noqa: E402
-from app.runs.store import RunStore  # noqa: E402
-from app.services import accounts, runs, workspaces  # noqa: E402
-from app.services.deps import ServiceDeps  # noqa: E402
-from app.services.ratelimit import SignInLimiter  # noqa: E402
-from app.services.run_log import Outbox  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from base.auth.principal import Principal  # noqa: E402
+from base.db.engine import build_engine, build_sessionmaker  # noqa: E402
+from base.events.bus import EventBus, RedisBus, run_topic  # noqa: E402
+from base.models.runs import RunStatus, SubjectType  # noqa: E402
+from base.settings import Settings  # noqa: E402
 from resolvers.runs.types import RunEvent as RunEventType  # noqa: E402
+from services import accounts, runs, workspaces  # noqa: E402
+from services.deps import ServiceDeps  # noqa: E402
+from services.ratelimit import SignInLimiter  # noqa: E402
+from services.run_log import Outbox  # noqa: E402
+from services.run_store import RunStore  # noqa: E402
 from workflows import REGISTRY  # noqa: E402
 
 BENCH_SECRET = "bench-run-fanout-secret-0123456789abcdef"
@@ -480,7 +480,7 @@ def event_plan(events: int) -> list[tuple[str, str, float]]:
 
 
 def synthetic_event(run_id: uuid.UUID, cursor: int, kind: str, step: str | None) -> dict[str, Any]:
-    """The shape of app.services.run_log.run_event_dict, for the floors."""
+    """The shape of services.run_log.run_event_dict, for the floors."""
     return {
         "cursor": cursor,
         "run_id": str(run_id),

@@ -16,7 +16,7 @@ first):
 * EventRuntime, no scope    - the app's runtime subclass without a RunScope (what API calls pay
                               for the node hooks).
 * EventRuntime.execute_run  - with a RunScope whose sink drops every node event.
-* full: LocalBus / RedisBus - app.services.runs.create_run in a transaction, commit, publish the
+* full: LocalBus / RedisBus - services.runs.create_run in a transaction, commit, publish the
                               outbox, then Executor.execute(run_id): claim (lease), the workflow on
                               the EventRuntime, each STEP_STARTED / STEP_SUCCEEDED written and
                               published by the step recorder, finish, publish. What one run costs
@@ -52,20 +52,20 @@ from kailash.runtime.async_local import AsyncLocalRuntime  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
 from app import migrate  # noqa: E402
-from app.auth.principal import Principal  # noqa: E402
-from app.db.engine import build_engine, build_sessionmaker  # noqa: E402
-from app.events.bus import EventBus, LocalBus, RedisBus  # noqa: E402
-from app.models.runs import Run, RunEvent, RunStatus, SubjectType  # noqa: E402
-from app.runs.executor import Executor  # noqa: E402
-from app.runs.runtime import RunScope  # noqa: E402
-from app.runs.store import RunStore  # noqa: E402
-from app.services import accounts, runs, workspaces  # noqa: E402
-from app.services.deps import ServiceDeps  # noqa: E402
-from app.services.ratelimit import SignInLimiter  # noqa: E402
-from app.services.run_log import Outbox  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from app.workflow_runner import build_runtime  # noqa: E402
+from base.auth.principal import Principal  # noqa: E402
+from base.db.engine import build_engine, build_sessionmaker  # noqa: E402
+from base.events.bus import EventBus, LocalBus, RedisBus  # noqa: E402
+from base.models.runs import Run, RunEvent, RunStatus, SubjectType  # noqa: E402
+from base.settings import Settings  # noqa: E402
 from nodes.services import ServiceCall, service_node  # noqa: E402
+from runtime.events import RunScope  # noqa: E402
+from runtime.executor import Executor  # noqa: E402
+from runtime.runner import build_runtime  # noqa: E402
+from services import accounts, runs, workspaces  # noqa: E402
+from services.deps import ServiceDeps  # noqa: E402
+from services.ratelimit import SignInLimiter  # noqa: E402
+from services.run_log import Outbox  # noqa: E402
+from services.run_store import RunStore  # noqa: E402
 from workflows.steps import step_workflow  # noqa: E402
 
 BENCH_SECRET = "bench-run-overhead-secret-0123456789abcdef"

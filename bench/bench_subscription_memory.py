@@ -6,7 +6,7 @@
 A script, not a test: it prints figures and asserts nothing. It starts throwaway PostgreSQL and
 Redis servers and a real uvicorn (tests/support/live_server) with REDIS_URL and
 RUN_EXECUTION=queue. This process signs a user up through the services, creates a check_models
-run (app.services.runs.create_run), claims it (RunStore.claim: RUNNING) and records a few step
+run (services.runs.create_run), claims it (RunStore.claim: RUNNING) and records a few step
 events (RunStore.step_event), so that the run's log holds --replay events and never ends.
 
 Then --rounds rounds (100) of --concurrency (100) concurrent WebSocket clients: each connects,
@@ -50,9 +50,8 @@ from fastapi.responses import JSONResponse  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 from app import migrate  # noqa: E402
-from app.events.bus import RedisBus  # noqa: E402
-from app.runs.store import RunStore  # noqa: E402
-from app.settings import Settings  # noqa: E402
+from base.events.bus import RedisBus  # noqa: E402
+from base.settings import Settings  # noqa: E402
 from bench.bench_run_fanout import (  # noqa: E402
     REPLAYED,
     STEPS,
@@ -69,6 +68,7 @@ from bench.bench_run_fanout import (  # noqa: E402
     server_process,
     subscribe_message,
 )
+from services.run_store import RunStore  # noqa: E402
 
 GOAL_GROWTH = 0.10
 

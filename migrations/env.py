@@ -8,9 +8,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-import app.models  # noqa: F401  (registers every table)
-from app.db.base import Base
-from app.settings import Settings
+import base.models  # noqa: F401  (registers every table)
+from base.db.base import Base
+from base.settings import Settings
 
 config = context.config
 target_metadata = Base.metadata

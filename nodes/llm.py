@@ -1,4 +1,4 @@
-"""Kailash nodes for the language model: thin adapters over `app.services.llm`.
+"""Kailash nodes for the language model: thin adapters over `services.llm`.
 
 Inputs arrive as node-scoped runtime inputs: `config` (an `LLMConfig`), `model`, and the user
 content (`messages` or `texts`); `LLMChatNode` streams when given `on_token`, a live callable passed
@@ -20,8 +20,8 @@ from kailash.nodes.base import NodeParameter, register_node
 from kailash.nodes.base_async import AsyncNode
 from pydantic import BaseModel
 
-from app.services import llm
-from app.services.errors import Invalid
+from base.errors import Invalid
+from services import llm
 
 
 class Verbatim:

@@ -1,13 +1,15 @@
 """Kailash nodes as thin adapters over plain async service functions.
 
-Each node wraps exactly one function of `app.services`, so the function stays testable without
-Kailash and the node adds nothing but the workflow boundary.
+Each node wraps exactly one function of `services`, so the function stays testable without
+Kailash and the node adds nothing but the workflow boundary. Node classes are made by the
+workflow declarations (`workflows.declare`), one per declared service function.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +17,7 @@ from kailash.nodes.base import NodeParameter, register_node
 from kailash.nodes.base_async import AsyncNode
 from pydantic import BaseModel, ConfigDict
 
-from app.services.deps import ServiceDeps
+from services.deps import ServiceDeps
 
 
 @dataclass(frozen=True)
@@ -23,11 +25,12 @@ class ServiceCall:
     """The arguments of one service call, handed to the node by reference.
 
     Kailash expands `${name}` templates in every dict, list and string input; an opaque object
-    is passed through untouched, so user text reaches the database verbatim. `kwargs` stays out
-    of repr because the SDK formats node inputs for its debug log (passwords live here).
+    is passed through untouched, so user text reaches the database verbatim. The arguments stay
+    out of repr because the SDK formats node inputs for its debug log (passwords live here).
     """
 
     deps: ServiceDeps = field(repr=False)
+    args: Sequence[Any] = field(default=(), repr=False)
     kwargs: Mapping[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -47,9 +50,27 @@ class Boxed(BaseModel):
 
 ServiceFunction = Callable[..., Awaitable[Any]]
 
+# The SDK's node registry is global and keyed by class name: a second class with the same name
+# would silently replace the first, so names are checked here.
+_NODE_FOR: dict[str, ServiceFunction] = {}
 
-def service_node(fn: ServiceFunction, class_name: str) -> type[AsyncNode]:
-    """A registered AsyncNode class named `class_name` that awaits `fn(deps, **kwargs)`."""
+
+def service_name(fn: ServiceFunction) -> str:
+    """`services.runs.list_runs` -> `runs.list_runs`: unique, and says where the code is."""
+    return f"{fn.__module__.rsplit('.', 1)[-1]}.{fn.__name__}"
+
+
+def node_class_name(fn: ServiceFunction) -> str:
+    """`services.model_check.start` -> `ModelCheckStartNode`."""
+    words = re.split(r"[._]+", service_name(fn))
+    return "".join(word.title() for word in words if word) + "Node"
+
+
+def service_node(fn: ServiceFunction) -> type[AsyncNode]:
+    """A registered AsyncNode class that awaits `fn(deps, *args, **kwargs)` of its ServiceCall."""
+    class_name = node_class_name(fn)
+    if _NODE_FOR.setdefault(class_name, fn) is not fn:
+        raise ValueError(f"two service functions would make the node {class_name}")
 
     class _ServiceNode(AsyncNode):
         service = staticmethod(fn)
@@ -76,8 +97,9 @@ def service_node(fn: ServiceFunction, class_name: str) -> type[AsyncNode]:
 
         async def async_run(self, **inputs: Any) -> dict[str, Any]:
             call: ServiceCall = inputs["call"]
-            return {"result": Boxed(value=await fn(call.deps, **call.kwargs))}
+            return {"result": Boxed(value=await fn(call.deps, *call.args, **call.kwargs))}
 
     _ServiceNode.__name__ = _ServiceNode.__qualname__ = class_name
     _ServiceNode.__doc__ = f"Runs {fn.__module__}.{fn.__name__}."
-    return register_node()(_ServiceNode)
+    registered: type[AsyncNode] = register_node()(_ServiceNode)
+    return registered

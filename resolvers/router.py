@@ -13,12 +13,12 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET
 
-from app.auth.principal import Principal
-from app.auth.tokens import bearer_token, decode_access_token
-from app.services.deps import ServiceDeps
-from app.services.errors import Unauthenticated
-from app.workflow_runner import WorkflowRunner
+from base.auth.principal import Principal
+from base.auth.tokens import bearer_token, decode_access_token
+from base.errors import Unauthenticated
 from resolvers.core.context import Context
+from runtime.runner import WorkflowRunner
+from services.deps import ServiceDeps
 
 
 def principal_from(authorization: str | None, *, secret: str, client: str | None) -> Principal:

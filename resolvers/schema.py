@@ -10,7 +10,7 @@ from strawberry import relay
 from strawberry.extensions import MaxTokensLimiter, ParserCache
 from strawberry.types import ExecutionContext
 
-from app.settings import Settings, get_settings
+from base.settings import Settings, get_settings
 from resolvers.accounts.mutations import AccountMutations
 from resolvers.accounts.queries import AccountQueries
 from resolvers.accounts.subscriptions import AccountSubscriptions

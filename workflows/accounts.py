@@ -1,20 +1,21 @@
 """Workflows for accounts and workspaces (screens 1, 2 and 11)."""
 
-from nodes import accounts as n
-from workflows.calls import call_workflow
+from services import accounts, workspaces
+from workflows.declare import api_workflow
 
-SIGN_UP = call_workflow("sign_up", n.SignUpNode)
-SIGN_IN = call_workflow("sign_in", n.SignInNode)
-REFRESH_TOKEN = call_workflow("refresh_token", n.RefreshTokenNode)
-SIGN_OUT = call_workflow("sign_out", n.SignOutNode)
-LOAD_ME = call_workflow("load_me", n.LoadMeNode)
-LOAD_USERS = call_workflow("load_users", n.LoadUsersNode)
-LIST_MY_WORKSPACES = call_workflow("list_my_workspaces", n.ListMyWorkspacesNode)
-LOAD_WORKSPACES = call_workflow("load_workspaces", n.LoadWorkspacesNode)
-RENAME_WORKSPACE = call_workflow("rename_workspace", n.RenameWorkspaceNode)
-LIST_MEMBERS = call_workflow("list_members", n.ListMembersNode)
-LOAD_MEMBERS = call_workflow("load_members", n.LoadMembersNode)
-INVITE_MEMBER = call_workflow("invite_member", n.InviteMemberNode)
-ACCEPT_INVITE = call_workflow("accept_invite", n.AcceptInviteNode)
-CHANGE_MEMBER_ROLE = call_workflow("change_member_role", n.ChangeMemberRoleNode)
-REMOVE_MEMBER = call_workflow("remove_member", n.RemoveMemberNode)
+SIGN_UP = api_workflow(accounts.sign_up)
+SIGN_IN = api_workflow(accounts.sign_in)
+REFRESH_TOKEN = api_workflow(accounts.refresh)
+SIGN_OUT = api_workflow(accounts.sign_out)
+LOAD_ME = api_workflow(accounts.get_me)
+LOAD_USERS = api_workflow(accounts.users_by_ids)
+
+LIST_MY_WORKSPACES = api_workflow(workspaces.list_my_workspaces)
+LOAD_WORKSPACES = api_workflow(workspaces.workspaces_by_ids)
+RENAME_WORKSPACE = api_workflow(workspaces.rename_workspace)
+LIST_MEMBERS = api_workflow(workspaces.list_members)
+LOAD_MEMBERS = api_workflow(workspaces.members_by_ids)
+INVITE_MEMBER = api_workflow(workspaces.invite_member)
+ACCEPT_INVITE = api_workflow(workspaces.accept_invite)
+CHANGE_MEMBER_ROLE = api_workflow(workspaces.change_member_role)
+REMOVE_MEMBER = api_workflow(workspaces.remove_member)

@@ -1,16 +1,14 @@
-"""The model check run: CONNECT -> LIST_MODELS -> CHAT -> EMBED."""
+"""The model check run (screen 11): CONNECT -> LIST_MODELS -> CHAT -> EMBED."""
 
-from app.services import model_check
-from nodes import model_check as n
-from workflows.steps import step_workflow
+from services import model_check
+from workflows.declare import run_workflow
 
-CHECK_MODELS = step_workflow(
-    "check_models",
-    [
-        ("CONNECT", n.CheckConnectNode),
-        ("LIST_MODELS", n.CheckListModelsNode),
-        ("CHAT", n.CheckChatNode),
-        ("EMBED", n.CheckEmbedNode),
-    ],
-    summarize=model_check.summarize,
+CHECK_MODELS = run_workflow(
+    model_check.CHECK_MODELS,
+    {
+        "CONNECT": model_check.connect,
+        "LIST_MODELS": model_check.list_models,
+        "CHAT": model_check.chat,
+        "EMBED": model_check.embed,
+    },
 )

@@ -1,14 +1,14 @@
-"""API workflows for runs (screen 10) and the model check (screen 11)."""
+"""API workflows for runs (screen 10) and starting the model check (screen 11)."""
 
-from nodes import runs as n
-from workflows.calls import call_workflow
+from services import model_check, runs
+from workflows.declare import api_workflow
 
-LIST_RUNS = call_workflow("list_runs", n.ListRunsNode)
-LOAD_RUNS = call_workflow("load_runs", n.LoadRunsNode)
-LOAD_RUN_STEPS = call_workflow("load_run_steps", n.LoadRunStepsNode)
-LIST_RUN_EVENTS = call_workflow("list_run_events", n.ListRunEventsNode)
-CANCEL_RUN = call_workflow("cancel_run", n.CancelRunNode)
-RETRY_RUN = call_workflow("retry_run", n.RetryRunNode)
-REQUIRE_RUN = call_workflow("require_run", n.RequireRunNode)
-REQUIRE_MEMBER = call_workflow("require_member", n.RequireMemberNode)
-START_MODEL_CHECK = call_workflow("start_model_check", n.StartModelCheckNode)
+LIST_RUNS = api_workflow(runs.list_runs)
+LOAD_RUNS = api_workflow(runs.runs_by_ids)
+LOAD_RUN_STEPS = api_workflow(runs.steps_by_run_ids)
+LIST_RUN_EVENTS = api_workflow(runs.list_run_events)
+CANCEL_RUN = api_workflow(runs.cancel_run)
+RETRY_RUN = api_workflow(runs.retry_run)
+REQUIRE_RUN = api_workflow(runs.require_run)
+REQUIRE_MEMBER = api_workflow(runs.require_member)
+START_MODEL_CHECK = api_workflow(model_check.start)

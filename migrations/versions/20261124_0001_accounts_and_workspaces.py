@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db.types
+import base.db.types
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -25,8 +25,8 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=254), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("password_hash", sa.String(length=200), nullable=False),
-        sa.Column("created_at", app.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", base.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", base.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("email", name=op.f("uq_users_email")),
@@ -36,10 +36,10 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Uuid(), nullable=False),
         sa.Column("family_id", sa.Uuid(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", app.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("used_at", app.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("revoked_at", app.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", base.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", base.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", base.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("revoked_at", base.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"],
@@ -58,8 +58,8 @@ def upgrade() -> None:
         "workspaces",
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("created_by_id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", app.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", base.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", base.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by_id"], ["users.id"], name=op.f("fk_workspaces_created_by_id_users")
@@ -79,9 +79,9 @@ def upgrade() -> None:
         ),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("invited_by_id", sa.Uuid(), nullable=False),
-        sa.Column("created_at", app.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("expires_at", app.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("accepted_at", app.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", base.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", base.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("accepted_at", base.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("accepted_by_id", sa.Uuid(), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -113,7 +113,7 @@ def upgrade() -> None:
             ),
             nullable=False,
         ),
-        sa.Column("joined_at", app.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("joined_at", base.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_memberships_user_id_users"), ondelete="CASCADE"

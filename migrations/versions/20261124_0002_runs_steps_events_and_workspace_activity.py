@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-import app.db.types
+import base.db.types
 
 revision: str = "0002"
 down_revision: str | None = "0001"
@@ -62,12 +62,12 @@ def upgrade() -> None:
         sa.Column("output_summary", sa.String(length=1000), nullable=True),
         sa.Column("error_code", sa.String(length=64), nullable=True),
         sa.Column("error_message", sa.String(length=1000), nullable=True),
-        sa.Column("created_at", app.db.types.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("started_at", app.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", app.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("cancel_requested_at", app.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", base.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", base.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", base.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cancel_requested_at", base.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_owner", sa.String(length=100), nullable=True),
-        sa.Column("lease_expires_at", app.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lease_expires_at", base.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("executions", sa.Integer(), nullable=False),
         sa.Column("last_seq", sa.Integer(), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -123,7 +123,7 @@ def upgrade() -> None:
         sa.Column("step", sa.String(length=100), nullable=True),
         sa.Column("percent", sa.Integer(), nullable=False),
         sa.Column("message", sa.Text(), nullable=False),
-        sa.Column("at", app.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", base.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["run_id"], ["runs.id"], name=op.f("fk_run_events_run_id_runs"), ondelete="CASCADE"
         ),
@@ -151,8 +151,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("started_at", app.db.types.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", app.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("started_at", base.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", base.db.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("error_message", sa.String(length=1000), nullable=True),
         sa.Column("output", sa.JSON(), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -189,7 +189,7 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.Column("message", sa.Text(), nullable=False),
-        sa.Column("at", app.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", base.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["actor_id"],
             ["users.id"],

@@ -3,10 +3,11 @@
 import strawberry
 
 from resolvers.accounts.types import Info, User
+from workflows.accounts import LOAD_ME
 
 
 @strawberry.type
 class AccountQueries:
     @strawberry.field(description="The signed-in user. Errors with UNAUTHENTICATED otherwise.")
     async def me(self, info: Info) -> User:
-        return User.of(await info.context.call("load_me"))
+        return User.of(await info.context.run(LOAD_ME))

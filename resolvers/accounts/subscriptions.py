@@ -5,6 +5,7 @@ from collections.abc import AsyncGenerator
 import strawberry
 
 from resolvers.accounts.types import Info, User
+from workflows.accounts import LOAD_ME
 
 
 @strawberry.type
@@ -14,4 +15,4 @@ class AccountSubscriptions:
         "connection's token (connection_init payload `authorization`)."
     )
     async def me(self, info: Info) -> AsyncGenerator[User, None]:
-        yield User.of(await info.context.call("load_me"))
+        yield User.of(await info.context.run(LOAD_ME))

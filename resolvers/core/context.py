@@ -5,14 +5,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import ParamSpec, TypeVar
 
 from strawberry.fastapi import BaseContext
 
-from app.auth.principal import Principal
-from app.services.deps import ServiceDeps
-from app.workflow_runner import WorkflowRunner
+from base.auth.principal import Principal
 from resolvers.core.loaders import Loaders
+from runtime.runner import ApiWorkflow, WorkflowRunner
+from services.deps import ServiceDeps
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass
@@ -33,6 +36,6 @@ class Context(BaseContext):
         """Built on first use, once per request: batches and caches loads within one request."""
         return Loaders(self.runner, self.deps)
 
-    async def call(self, workflow: str, /, **kwargs: Any) -> Any:
-        """Run a registered workflow as the caller."""
-        return await self.runner.call(workflow, self.deps, **kwargs)
+    async def run(self, workflow: ApiWorkflow[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run a declared workflow as the caller."""
+        return await self.runner.call(workflow, self.deps, *args, **kwargs)

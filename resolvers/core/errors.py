@@ -15,7 +15,7 @@ from typing import Any
 import strawberry
 from graphql import GraphQLError
 
-from app.services.errors import DomainError
+from base.errors import DomainError
 
 log = logging.getLogger("knowledge_desk.errors")
 

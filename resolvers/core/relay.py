@@ -9,8 +9,8 @@ from typing import Annotated, Any, Generic, TypeVar
 import strawberry
 from strawberry import relay
 
-from app.services.errors import NotFound
-from app.services.views import Page
+from base.errors import NotFound
+from services.views import Page
 
 T = TypeVar("T")
 V = TypeVar("V")

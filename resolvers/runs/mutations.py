@@ -1,6 +1,6 @@
 """Run mutations: cancel, retry (screen 10) and the model check (screen 11)."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec
 
 import strawberry
 
@@ -10,12 +10,19 @@ from resolvers.core.relay import decode_id
 from resolvers.runs.inputs import CancelRunInput, CheckModelsInput, RetryRunInput
 from resolvers.runs.payloads import CancelRunPayload, CheckModelsPayload, RetryRunPayload
 from resolvers.runs.types import Info, Run
+from runtime.runner import ApiWorkflow
+from services.views import RunView
+from workflows.runs import CANCEL_RUN, RETRY_RUN, START_MODEL_CHECK
+
+P = ParamSpec("P")
 
 _WHO = " ADMIN and OWNER: any run; EDITOR: runs they started; VIEWER: none."
 
 
-async def _run(info: Info, workflow: str, **kwargs: Any) -> dict[str, Any]:
-    return {"run": Run.of(await info.context.call(workflow, **kwargs))}
+async def _run(
+    info: Info, workflow: ApiWorkflow[P, RunView], *args: P.args, **kwargs: P.kwargs
+) -> dict[str, Any]:
+    return {"run": Run.of(await info.context.run(workflow, *args, **kwargs))}
 
 
 @strawberry.type
@@ -26,7 +33,7 @@ class RunMutations:
     ) -> CancelRunPayload:
         async def work() -> dict[str, Any]:
             return await _run(
-                info, "cancel_run", run_id=decode_id(input.run_id, "Run", field="runId")
+                info, CANCEL_RUN, run_id=decode_id(input.run_id, "Run", field="runId")
             )
 
         return await as_payload(CancelRunPayload, work())
@@ -38,9 +45,7 @@ class RunMutations:
         self, info: Info, input: Annotated[RetryRunInput, INPUT]
     ) -> RetryRunPayload:
         async def work() -> dict[str, Any]:
-            return await _run(
-                info, "retry_run", run_id=decode_id(input.run_id, "Run", field="runId")
-            )
+            return await _run(info, RETRY_RUN, run_id=decode_id(input.run_id, "Run", field="runId"))
 
         return await as_payload(RetryRunPayload, work())
 
@@ -53,6 +58,6 @@ class RunMutations:
     ) -> CheckModelsPayload:
         async def work() -> dict[str, Any]:
             workspace_id = decode_id(input.workspace_id, "Workspace", field="workspaceId")
-            return await _run(info, "start_model_check", workspace_id=workspace_id)
+            return await _run(info, START_MODEL_CHECK, workspace_id=workspace_id)
 
         return await as_payload(CheckModelsPayload, work())

@@ -5,9 +5,10 @@ from typing import Annotated
 
 import strawberry
 
-from app.services import live
 from resolvers.core.relay import decode_id
 from resolvers.runs.types import Info, RunEvent, WorkspaceEvent
+from services import live
+from workflows.runs import REQUIRE_MEMBER, REQUIRE_RUN
 
 AFTER = strawberry.argument(
     description="The last cursor you saw; events after it are sent first, then live ones."
@@ -28,7 +29,7 @@ class RunSubscriptions:
         after: Annotated[str | None, AFTER] = None,
     ) -> AsyncGenerator[RunEvent, None]:
         run = decode_id(run_id, "Run", field="runId")
-        await info.context.call("require_run", run_id=run)
+        await info.context.run(REQUIRE_RUN, run_id=run)
         async for event in live.run_progress(info.context.deps, run_id=run, after=after):
             yield RunEvent.of(event)
 
@@ -43,7 +44,7 @@ class RunSubscriptions:
         after: Annotated[str | None, AFTER] = None,
     ) -> AsyncGenerator[WorkspaceEvent, None]:
         workspace = decode_id(workspace_id, "Workspace", field="workspaceId")
-        await info.context.call("require_member", workspace_id=workspace)
+        await info.context.run(REQUIRE_MEMBER, workspace_id=workspace)
         async for event in live.workspace_events(
             info.context.deps, workspace_id=workspace, after=after
         ):

@@ -11,7 +11,6 @@ from typing import Any
 import strawberry
 from strawberry import relay
 
-from app.services.views import RunEventView, RunStepView, RunView
 from resolvers.accounts.types import User
 from resolvers.core.context import Context
 from resolvers.core.relay import (
@@ -22,6 +21,8 @@ from resolvers.core.relay import (
     load_nodes,
     to_global_id,
 )
+from services.views import RunEventView, RunStepView, RunView
+from workflows.runs import LIST_RUN_EVENTS, LOAD_RUNS
 
 Info = strawberry.Info[Context, None]
 
@@ -203,8 +204,8 @@ class Run(relay.Node):
         first: First = None,
         after: After = None,
     ) -> Connection[RunEvent]:
-        page = await info.context.call(
-            "list_run_events", run_id=self.view.id, first=first, after=after
+        page = await info.context.run(
+            LIST_RUN_EVENTS, run_id=self.view.id, first=first, after=after
         )
         return Connection.from_page(page, RunEvent.of)
 
@@ -270,7 +271,7 @@ class WorkspaceEvent:
     async def run(self, info: Info) -> Run | None:
         if not self.event["run_id"]:
             return None
-        view = await info.context.call("load_runs", ids=[uuid.UUID(self.event["run_id"])])
+        view = await info.context.run(LOAD_RUNS, ids=[uuid.UUID(self.event["run_id"])])
         return Run.of(view[0]) if view[0] else None
 
     @classmethod

@@ -22,6 +22,13 @@ from resolvers.workspaces.payloads import (
     RenameWorkspacePayload,
 )
 from resolvers.workspaces.types import Info, Invite, Member, Workspace
+from workflows.accounts import (
+    ACCEPT_INVITE,
+    CHANGE_MEMBER_ROLE,
+    INVITE_MEMBER,
+    REMOVE_MEMBER,
+    RENAME_WORKSPACE,
+)
 
 ADMIN_ONLY = " Needs the ADMIN or OWNER role."
 
@@ -36,7 +43,7 @@ class WorkspaceMutations:
         self, info: Info, input: Annotated[AcceptInviteInput, INPUT]
     ) -> AcceptInvitePayload:
         async def work() -> dict[str, Any]:
-            view = await info.context.call("accept_invite", token=input.token)
+            view = await info.context.run(ACCEPT_INVITE, token=input.token)
             return {"workspace": Workspace.of(view)}
 
         return await as_payload(AcceptInvitePayload, work())
@@ -48,8 +55,8 @@ class WorkspaceMutations:
         self, info: Info, input: Annotated[InviteMemberInput, INPUT]
     ) -> InviteMemberPayload:
         async def work() -> dict[str, Any]:
-            created = await info.context.call(
-                "invite_member",
+            created = await info.context.run(
+                INVITE_MEMBER,
                 workspace_id=decode_id(input.workspace_id, "Workspace", field="workspaceId"),
                 email=input.email,
                 role=input.role.to_domain(),
@@ -66,8 +73,8 @@ class WorkspaceMutations:
         self, info: Info, input: Annotated[ChangeMemberRoleInput, INPUT]
     ) -> ChangeMemberRolePayload:
         async def work() -> dict[str, Any]:
-            view = await info.context.call(
-                "change_member_role",
+            view = await info.context.run(
+                CHANGE_MEMBER_ROLE,
                 member_id=decode_id(input.member_id, "Member", field="memberId"),
                 role=input.role.to_domain(),
             )
@@ -83,8 +90,8 @@ class WorkspaceMutations:
         self, info: Info, input: Annotated[RemoveMemberInput, INPUT]
     ) -> RemoveMemberPayload:
         async def work() -> dict[str, Any]:
-            removed = await info.context.call(
-                "remove_member", member_id=decode_id(input.member_id, "Member", field="memberId")
+            removed = await info.context.run(
+                REMOVE_MEMBER, member_id=decode_id(input.member_id, "Member", field="memberId")
             )
             return {"removed_member_id": to_global_id("Member", removed)}
 
@@ -95,8 +102,8 @@ class WorkspaceMutations:
         self, info: Info, input: Annotated[RenameWorkspaceInput, INPUT]
     ) -> RenameWorkspacePayload:
         async def work() -> dict[str, Any]:
-            view = await info.context.call(
-                "rename_workspace",
+            view = await info.context.run(
+                RENAME_WORKSPACE,
                 workspace_id=decode_id(input.workspace_id, "Workspace", field="workspaceId"),
                 name=input.name,
             )

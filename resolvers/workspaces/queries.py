@@ -6,6 +6,7 @@ import strawberry
 
 from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, find_by_id
 from resolvers.workspaces.types import Info, Workspace
+from workflows.accounts import LIST_MY_WORKSPACES
 
 
 @strawberry.type
@@ -20,7 +21,7 @@ class WorkspaceQueries:
         first: First = None,
         after: After = None,
     ) -> Connection[Workspace]:
-        page = await info.context.call("list_my_workspaces", first=first, after=after)
+        page = await info.context.run(LIST_MY_WORKSPACES, first=first, after=after)
         return Connection.from_page(page, Workspace.of)
 
     @strawberry.field(

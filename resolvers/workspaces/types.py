@@ -11,13 +11,15 @@ from typing import Annotated
 import strawberry
 from strawberry import relay
 
-from app.models.accounts import Role as DomainRole
-from app.models.runs import RunStatus as DomainRunStatus
-from app.services.views import InviteView, MemberView, WorkspaceView
+from base.models.accounts import Role as DomainRole
+from base.models.runs import RunStatus as DomainRunStatus
 from resolvers.accounts.types import User
 from resolvers.core.context import Context
 from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, load_nodes
 from resolvers.runs.types import Run, RunStatus
+from services.views import InviteView, MemberView, WorkspaceView
+from workflows.accounts import LIST_MEMBERS
+from workflows.runs import LIST_RUNS
 
 Info = strawberry.Info[Context, None]
 
@@ -54,8 +56,8 @@ class Workspace(relay.Node):
         first: First = None,
         after: After = None,
     ) -> Connection[Member]:
-        page = await info.context.call(
-            "list_members", workspace_id=uuid.UUID(self.id), first=first, after=after
+        page = await info.context.run(
+            LIST_MEMBERS, workspace_id=uuid.UUID(self.id), first=first, after=after
         )
         return Connection.from_page(page, Member.of)
 
@@ -75,8 +77,8 @@ class Workspace(relay.Node):
         first: First = None,
         after: After = None,
     ) -> Connection[Run]:
-        page = await info.context.call(
-            "list_runs",
+        page = await info.context.run(
+            LIST_RUNS,
             workspace_id=uuid.UUID(self.id),
             statuses=[DomainRunStatus(s.value) for s in status] if status else None,
             workflow=workflow,

@@ -27,7 +27,7 @@ from strawberry import relay
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from app.auth.tokens import issue_access_token
+from base.auth.tokens import issue_access_token
 from tests.support.databases import fresh_database
 from tests.support.graphql import GraphQLClient, operation
 from tests.support.live_server import live_server

@@ -6,7 +6,7 @@ import pytest
 from graphql import build_schema as parse_sdl
 from graphql import parse, validate
 
-from app.settings import Settings
+from base.settings import Settings
 from resolvers.schema import build_schema
 
 ROOT = Path(__file__).resolve().parents[2]

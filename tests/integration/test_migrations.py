@@ -8,7 +8,7 @@ from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import migrate
-from app.db.base import Base
+from base.db.base import Base
 
 
 async def _tables(url: str) -> set[str]:

@@ -16,9 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app import migrate
-from app.db.base import Base
 from app.main import create_app
-from app.settings import Settings
+from base.db.base import Base
+from base.settings import Settings
 from tests.support.graphql import GraphQLClient
 
 TEST_SECRET = "integration-tests-secret-0123456789abcdef"

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from app import migrate
-from app.settings import Settings
+from base.settings import Settings
 
 
 def plain_postgres(url: str, database: str | None = None) -> str:

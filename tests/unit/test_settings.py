@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from app.settings import DEFAULT_JWT_SECRET, Settings
+from base.settings import DEFAULT_JWT_SECRET, Settings
 
 SECRET = "x" * 40
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from app.auth.principal import Principal
+from base.auth.principal import Principal
 from resolvers.core.context import Context
 from tests.support.graphql import operation
 

@@ -4,7 +4,7 @@ import asyncio
 
 from sqlalchemy import select
 
-from app.models import RefreshToken
+from base.models import RefreshToken
 from tests.support.graphql import GraphQLClient, sign_up
 
 

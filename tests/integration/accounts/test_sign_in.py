@@ -2,7 +2,7 @@
 
 from sqlalchemy import func, select
 
-from app.models import RefreshToken
+from base.models import RefreshToken
 from tests.support.graphql import GraphQLClient, sign_up
 
 WRONG = {"code": "INVALID_CREDENTIALS", "field": None, "message": "Wrong email or password."}

@@ -2,7 +2,7 @@
 
 from sqlalchemy import func, select
 
-from app.models import Membership, RefreshToken, Role, User, Workspace
+from base.models import Membership, RefreshToken, Role, User, Workspace
 from tests.support.graphql import GraphQLClient, sign_up
 
 

@@ -13,8 +13,8 @@ from kailash.workflow.builder import WorkflowBuilder
 from pydantic import BaseModel, Field
 
 import nodes.llm  # noqa: F401  (registers the nodes)
-from app.services import llm
-from app.services.errors import ModelUnavailable
+from base.errors import ModelUnavailable
+from services import llm
 
 MODEL = "smollm2:135m"
 GREEDY = {"temperature": 0, "seed": 11}

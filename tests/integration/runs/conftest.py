@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.auth.principal import Principal
+from base.auth.principal import Principal
 from resolvers.core.context import Context
 from tests.support.graphql import GraphQLClient
 

@@ -9,7 +9,7 @@ import time
 from sqlalchemy import func, select
 
 from app.main import create_app
-from app.models import Run, RunEvent
+from base.models import Run, RunEvent
 from tests.integration.runs.conftest import check_models, event_log, get_run, uuid_of
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 
@@ -363,7 +363,7 @@ async def test_a_failed_run_is_retried_once_and_a_finished_replay_ends(
 async def test_a_removed_member_stops_receiving_workspace_events(
     client, app, subscribe, monkeypatch
 ):
-    from app.services import live
+    from services import live
 
     monkeypatch.setattr(live, "ACCESS_RECHECK_SECONDS", 0.0)  # re-check before every delivery
     owner, workspace = await _owner(client)

@@ -6,7 +6,7 @@ import uuid
 
 from sqlalchemy import select
 
-from app.models import Membership, Role
+from base.models import Membership, Role
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 
 

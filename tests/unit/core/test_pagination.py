@@ -1,12 +1,12 @@
-"""Cursor codec and page-size rules of app.services.pagination."""
+"""Cursor codec and page-size rules of services.pagination."""
 
 import uuid
 from datetime import UTC, datetime
 
 import pytest
 
-from app.services.errors import Invalid
-from app.services.pagination import PageRequest, _decode, _encode
+from base.errors import Invalid
+from services.pagination import PageRequest, _decode, _encode
 
 
 def test_cursor_round_trips_typed_values():

@@ -1,6 +1,6 @@
 """The parse and validation caches never let a refused or invalid document through twice."""
 
-from app.settings import Settings
+from base.settings import Settings
 from resolvers.schema import build_schema
 
 
@@ -36,9 +36,9 @@ class _Anonymous:
     class principal:  # noqa: N801 - a stand-in with the one method `me` calls first
         @staticmethod
         def require_user():
-            from app.services.errors import Unauthenticated
+            from base.errors import Unauthenticated
 
             raise Unauthenticated("Sign in to do this.", code="UNAUTHENTICATED")
 
-    async def call(self, workflow, **_kwargs):
+    async def run(self, workflow, **_kwargs):
         self.principal.require_user()

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from app.auth.tokens import bearer_token, decode_access_token, issue_access_token
-from app.services.errors import Unauthenticated
+from base.auth.tokens import bearer_token, decode_access_token, issue_access_token
+from base.errors import Unauthenticated
 
 SECRET = "s" * 40
 

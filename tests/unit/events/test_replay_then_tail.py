@@ -2,8 +2,8 @@
 
 import asyncio
 
-from app.events.bus import LocalBus, Subscription
-from app.events.stream import replay_then_tail
+from base.events.bus import LocalBus, Subscription
+from base.events.stream import replay_then_tail
 
 TOPIC = "run:test"
 

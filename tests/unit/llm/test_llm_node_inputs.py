@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kailash.runtime.template_resolver import resolve_templates
 
-from app.services.errors import Invalid
+from base.errors import Invalid
 from nodes.llm import LLMChatNode, LLMEmbedNode, LLMStructuredNode, Verbatim, _messages
 
 

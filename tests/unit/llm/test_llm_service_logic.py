@@ -1,4 +1,4 @@
-"""Pure logic of app.services.llm: retry policy, usage accounting, the structured-output loop.
+"""Pure logic of services.llm: retry policy, usage accounting, the structured-output loop.
 
 No server here: the operations are small fakes (the integration tests use the real model).
 """
@@ -12,9 +12,9 @@ import ollama
 import pytest
 from pydantic import BaseModel
 
-from app.services import llm
-from app.services.errors import Invalid, ModelUnavailable
-from app.settings import Settings
+from base.errors import Invalid, ModelUnavailable
+from base.settings import Settings
+from services import llm
 
 CONFIG = llm.LLMConfig(
     host="http://127.0.0.1:9", max_retries=2, backoff_base_seconds=0.25, backoff_max_seconds=4.0

@@ -17,7 +17,7 @@ from kailash.nodes.base_async import AsyncNode
 from kailash.runtime.async_local import AsyncLocalRuntime
 from kailash.workflow.builder import WorkflowBuilder
 
-from app.runs.runtime import EventRuntime, RunScope, report_progress
+from runtime.events import EventRuntime, RunScope, report_progress
 
 PINNED_KAILASH = "2.65.0"
 OVERRIDDEN = ("_execute_node_async", "_execute_sync_node_async")

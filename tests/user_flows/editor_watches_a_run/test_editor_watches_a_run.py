@@ -15,8 +15,8 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from app.models import Run, RunEvent, WorkspaceEvent
-from app.settings import Settings
+from base.models import Run, RunEvent, WorkspaceEvent
+from base.settings import Settings
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 
 STEPS = ["CONNECT", "LIST_MODELS", "CHAT", "EMBED"]

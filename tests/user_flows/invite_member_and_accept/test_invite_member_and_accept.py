@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from app.models import Invite, Membership, Role, User
-from app.settings import Settings
+from base.models import Invite, Membership, Role, User
+from base.settings import Settings
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 
 

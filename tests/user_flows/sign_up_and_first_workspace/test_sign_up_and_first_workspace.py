@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from app.models import Membership, RefreshToken, Role, User, Workspace
+from base.models import Membership, RefreshToken, Role, User, Workspace
 from tests.support.graphql import GraphQLClient, operation
 
 PASSWORD = "correct horse battery staple"

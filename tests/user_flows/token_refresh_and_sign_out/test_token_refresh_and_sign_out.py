@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy import func, select
 from strawberry import relay
 
-from app.auth.tokens import hash_secret, issue_access_token
-from app.models import RefreshToken
-from app.settings import Settings
+from base.auth.tokens import hash_secret, issue_access_token
+from base.models import RefreshToken
+from base.settings import Settings
 from tests.support.graphql import GraphQLClient, operation, sign_up
 
 EMAIL = "tess@example.com"

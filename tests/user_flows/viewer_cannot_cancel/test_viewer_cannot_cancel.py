@@ -17,8 +17,8 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.main import create_app
-from app.models import Run, RunEvent, RunStep, WorkspaceEvent
-from app.settings import Settings
+from base.models import Run, RunEvent, RunStep, WorkspaceEvent
+from base.settings import Settings
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 from tests.user_flows.conftest import uuid_of
 

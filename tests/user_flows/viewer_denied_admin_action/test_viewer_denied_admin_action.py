@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from strawberry import relay
 
-from app.models import Invite, Membership, RefreshToken, User, Workspace
-from app.settings import Settings
+from base.models import Invite, Membership, RefreshToken, User, Workspace
+from base.settings import Settings
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 
 NEEDS_ADMIN = "This needs the ADMIN role or higher; you are {role}."

@@ -1,0 +1,81 @@
+"""Access tokens (short-lived JWTs) and opaque secrets (refresh and invite tokens)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from base.errors import Unauthenticated
+
+_ALGORITHM = "HS256"
+_AUDIENCE = "knowledge-desk"
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    expires_at: datetime
+
+
+def issue_access_token(
+    user_id: uuid.UUID, *, secret: str, now: datetime, ttl_seconds: int
+) -> tuple[str, datetime]:
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    claims = {
+        "sub": str(user_id),
+        "aud": _AUDIENCE,
+        "iat": int(now.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "jti": secrets.token_hex(8),
+        "typ": "access",
+    }
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM), expires_at
+
+
+def decode_access_token(token: str, *, secret: str) -> AccessClaims:
+    """Raise Unauthenticated (TOKEN_EXPIRED or TOKEN_INVALID) unless the token is ours and live."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[_ALGORITHM],
+            audience=_AUDIENCE,
+            options={"require": ["sub", "exp", "iat", "aud"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthenticated("The access token has expired.", code="TOKEN_EXPIRED") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthenticated("The access token is not valid.", code="TOKEN_INVALID") from exc
+    try:
+        user_id = uuid.UUID(claims["sub"])
+    except (ValueError, TypeError) as exc:
+        raise Unauthenticated("The access token is not valid.", code="TOKEN_INVALID") from exc
+    if claims.get("typ") != "access":
+        raise Unauthenticated("The access token is not valid.", code="TOKEN_INVALID")
+    return AccessClaims(user_id=user_id, expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC))
+
+
+def bearer_token(header_value: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value, or None when absent."""
+    if not header_value:
+        return None
+    scheme, _, token = header_value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated(
+            "Send the token as 'Authorization: Bearer <token>'.", code="TOKEN_INVALID"
+        )
+    return token.strip()
+
+
+def new_secret() -> str:
+    """A random URL-safe secret for refresh and invite tokens (stored only as its hash)."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()

@@ -1,0 +1,28 @@
+"""All SQLAlchemy models; importing this package registers every table on Base.metadata."""
+
+from base.models.accounts import Invite, Membership, RefreshToken, Role, User, Workspace
+from base.models.runs import (
+    Run,
+    RunEvent,
+    RunStatus,
+    RunStep,
+    StepStatus,
+    SubjectType,
+    WorkspaceEvent,
+)
+
+__all__ = [
+    "Invite",
+    "Membership",
+    "RefreshToken",
+    "Role",
+    "Run",
+    "RunEvent",
+    "RunStatus",
+    "RunStep",
+    "StepStatus",
+    "SubjectType",
+    "User",
+    "Workspace",
+    "WorkspaceEvent",
+]

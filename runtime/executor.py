@@ -1,0 +1,311 @@
+"""Executes runs: claim, run the workflow on the event runtime, record every step, finish.
+
+One Executor per process that executes runs (the API process in the embedded default, each
+worker otherwise). It listens for cancel requests on the bus, renews the leases of the runs it
+holds, and sweeps for runs whose executor died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from base.auth.principal import Principal
+from base.events.bus import CONTROL_TOPIC
+from base.models.runs import RunStatus
+from nodes.services import Boxed, ServiceCall
+from runtime.events import EventRuntime, RunScope, report_progress
+from runtime.runner import RunWorkflow, domain_cause
+from services.deps import ServiceDeps
+from services.run_store import ClaimedRun, RunStore
+
+log = logging.getLogger("knowledge_desk.runs")
+
+PROGRESS_INTERVAL = 0.1  # seconds between recorded progress events of one step
+
+
+def _stored(output: Any) -> dict[str, Any]:
+    """A step's output as JSON for the steps table (what a retry reuses)."""
+    value = output["result"].value if isinstance(output, dict) and "result" in output else output
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        value = repr(value)[:1000]
+    return {"value": value}
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        deps: ServiceDeps,
+        runtime: EventRuntime,
+        workflows: Mapping[str, RunWorkflow],
+        store: RunStore,
+        lease_seconds: float,
+        capacity: int,
+    ) -> None:
+        self.deps = deps
+        self.runtime = runtime
+        self.workflows = workflows  # by the name stored on each run
+        self.store = store
+        self.lease_seconds = lease_seconds
+        self.capacity = capacity  # the sweeper takes over stale runs only within this
+        # How a stale run found by the sweeper is resumed here (inline: the launcher).
+        self.resume: Callable[[uuid.UUID], Awaitable[None]] = self.spawn
+        # Where a run delivered while stopping goes instead (a worker: back onto the queue).
+        self.handoff: Callable[[uuid.UUID], Awaitable[None]] | None = None
+        self.stopping = False
+        self._spawned: set[asyncio.Task[None]] = set()
+        self._interrupting: set[uuid.UUID] = set()
+        self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._cancelling: set[uuid.UUID] = set()
+        self._background: list[asyncio.Task[None]] = []
+
+    async def start(self, *, sweep: bool) -> None:
+        self._background.append(asyncio.create_task(self._listen_for_cancel()))
+        if sweep:
+            self._background.append(asyncio.create_task(self._sweep_forever()))
+
+    async def spawn(self, run_id: uuid.UUID) -> None:
+        """Execute a run in the background of this process."""
+        task = asyncio.create_task(self.execute(run_id))
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+
+    async def close(self) -> None:
+        tasks = [*self._background, *self._running.values(), *self._spawned]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    @property
+    def running(self) -> set[uuid.UUID]:
+        return set(self._running)
+
+    async def interrupt_all(self) -> list[uuid.UUID]:
+        """Stop every run in progress and release it for another executor (shutdown)."""
+        tasks = dict(self._running)
+        self._interrupting.update(tasks)
+        for task in tasks.values():
+            task.cancel()
+        await asyncio.gather(*tasks.values(), return_exceptions=True)
+        return list(tasks)
+
+    async def wait_finished(self, *, seconds: float) -> None:
+        """Wait up to `seconds` for the runs in progress to end by themselves."""
+        tasks = list(self._running.values())
+        if tasks:
+            await asyncio.wait(tasks, timeout=seconds)
+
+    async def execute(self, run_id: uuid.UUID) -> None:
+        """Execute the run if it can be claimed; return when it has ended (or is not ours)."""
+        if self.stopping and self.handoff is not None:
+            await self.handoff(run_id)  # another worker starts it now, not after our grace
+            return
+        claim = await self.store.claim(run_id)
+        if claim is None:
+            return
+        task = asyncio.create_task(self._execute(claim), name=f"run-{run_id}")
+        self._running[run_id] = task
+        heartbeat = asyncio.create_task(self._heartbeat(run_id, task))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # Our caller is shutting down: stop the run and leave it to its lease, so that
+            # another executor resumes it.
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise
+        finally:
+            heartbeat.cancel()
+            self._running.pop(run_id, None)
+            self._cancelling.discard(run_id)
+
+    async def _execute(self, claim: ClaimedRun) -> None:
+        spec = self.workflows[claim.workflow]
+        steps = spec.kind.steps
+        if claim.cancel_requested:
+            await self.store.finish(
+                claim.id,
+                RunStatus.CANCELLED,
+                error_code="CANCELLED",
+                error_message="Cancelled by a user.",
+            )
+            return
+        recorder = _StepRecorder(self.store, claim.id, set(steps))
+        deps = dataclasses.replace(
+            self.deps.for_principal(Principal(user_id=claim.triggered_by_id)),
+            progress=report_progress,
+        )
+        call = ServiceCall(deps, kwargs=claim.params)
+        inputs = {step: {"call": call} for step in steps}
+        reuse = {
+            step: {"result": Boxed(value=(stored or {}).get("value"))}
+            for step, stored in claim.reused_outputs.items()
+        }
+        try:
+            results = await self.runtime.execute_run(
+                spec.workflow, inputs, RunScope(sink=recorder.offer, reuse=reuse)
+            )
+            await recorder.drain()
+            values = {step: results[step]["result"].value for step in steps}
+            summary = spec.kind.summarize(values) if spec.kind.summarize else None
+            await self.store.finish(claim.id, RunStatus.SUCCEEDED, output_summary=summary)
+        except asyncio.CancelledError:
+            await asyncio.shield(recorder.drain())
+            if claim.id in self._interrupting:
+                # This process is stopping: give the run back; the next sweep resumes it.
+                await asyncio.shield(self.store.release(claim.id))
+                return
+            if claim.id not in self._cancelling:
+                raise
+            await asyncio.shield(
+                self.store.finish(
+                    claim.id,
+                    RunStatus.CANCELLED,
+                    error_code="CANCELLED",
+                    error_message="Cancelled by a user.",
+                )
+            )
+        except Exception as exc:
+            await recorder.drain()
+            cause = domain_cause(exc)
+            if cause is None:
+                log.exception("run %s (%s) failed unexpectedly", claim.id, claim.workflow)
+            await self.store.finish(
+                claim.id,
+                RunStatus.FAILED,
+                error_code=cause.code if cause else "INTERNAL",
+                error_message=cause.message if cause else "The run failed unexpectedly.",
+            )
+
+    def cancel_local(self, run_id: uuid.UUID) -> bool:
+        task = self._running.get(run_id)
+        if task is None or task.done():
+            return False
+        self._cancelling.add(run_id)
+        task.cancel()
+        return True
+
+    async def _heartbeat(self, run_id: uuid.UUID, task: asyncio.Task[None]) -> None:
+        interval = max(self.lease_seconds / 3, 0.2)
+        while not task.done():
+            await asyncio.sleep(interval)
+            try:
+                ours, cancel = await self.store.renew(run_id)
+            except Exception:  # a database hiccup: try again next beat, the lease has slack
+                log.warning("could not renew the lease of run %s", run_id, exc_info=True)
+                continue
+            if not ours:
+                log.warning("lost the lease of run %s; stopping it", run_id)
+                task.cancel()
+                return
+            if cancel:
+                self.cancel_local(run_id)
+
+    async def _listen_for_cancel(self) -> None:
+        async with self.deps.bus.subscribe(CONTROL_TOPIC) as control:
+            while True:
+                message = await control.get()
+                if message.get("type") == "CANCEL":
+                    self.cancel_local(uuid.UUID(message["run_id"]))
+
+    async def _sweep_forever(self) -> None:
+        """Resume runs whose executor died (or whose enqueue was lost), here, within capacity.
+
+        Claiming is atomic, so when several executors sweep at once each run goes to one.
+        """
+        while True:
+            try:
+                spare = self.capacity - len(self._running)
+                stale = await self.store.stale(queued_for_seconds=max(30.0, 4 * self.lease_seconds))
+                for run_id in [r for r in stale if r not in self._running][: max(spare, 0)]:
+                    if self.stopping:
+                        break
+                    log.info("resuming run %s", run_id)
+                    await self.resume(run_id)
+            except Exception:
+                log.warning("run sweep failed", exc_info=True)
+            await asyncio.sleep(max(self.lease_seconds / 2, 0.5))
+
+
+class _StepRecorder:
+    """Writes node events of one run to the database in the order they happened."""
+
+    def __init__(self, store: RunStore, run_id: uuid.UUID, steps: set[str]) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.steps = steps
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self.loop = asyncio.get_running_loop()
+        self.last_progress: dict[str, float] = {}
+        self.writer = asyncio.create_task(self._write_all())
+
+    def offer(self, event: dict[str, Any]) -> None:
+        if event.get("node") in self.steps:
+            # Thread-safe: the SDK runs sync nodes in a thread pool.
+            self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
+
+    async def drain(self) -> None:
+        await asyncio.sleep(0)  # let events scheduled with call_soon_threadsafe land
+        self.queue.put_nowait(None)
+        await self.writer
+
+    async def _write_all(self) -> None:
+        while (event := await self.queue.get()) is not None:
+            try:
+                await self._write(event)
+            except Exception:
+                log.warning(
+                    "could not record %s of run %s", event.get("type"), self.run_id, exc_info=True
+                )
+
+    async def _write(self, event: dict[str, Any]) -> None:
+        step, kind = event["node"], event["type"]
+        if kind == "started":
+            await self.store.step_event(
+                self.run_id, step, "STEP_STARTED", message=f"{step} started"
+            )
+        elif kind == "succeeded":
+            await self.store.step_event(
+                self.run_id,
+                step,
+                "STEP_SUCCEEDED",
+                message=f"{step} done",
+                output=_stored(event.get("output")),
+            )
+        elif kind == "failed":
+            error = event["error"]
+            if isinstance(error, asyncio.CancelledError):
+                return  # the run's end records it
+            cause = domain_cause(error)
+            message = cause.message if cause else "unexpected error"
+            await self.store.step_event(self.run_id, step, "STEP_FAILED", message=message)
+        elif kind == "progress":
+            now = time.monotonic()
+            total, current = event.get("total"), event.get("current", 0)
+            last = total is not None and current >= total
+            if not last and now - self.last_progress.get(step, 0.0) < PROGRESS_INTERVAL:
+                return
+            self.last_progress[step] = now
+            fraction = min(current / total, 1.0) if total else 0.0
+            await self.store.step_event(
+                self.run_id,
+                step,
+                "STEP_PROGRESS",
+                message=event.get("message") or "",
+                fraction=fraction,
+            )

@@ -1,0 +1,40 @@
+"""The run queue: Taskiq on a Redis stream with acknowledgement and redelivery.
+
+Only the run id travels; the run's rows say everything else. A message is acknowledged after
+its run has ended, so a worker killed mid-run leaves it pending for redelivery. Redelivery may
+reach a run that is still alive elsewhere; the lease in the runs table turns it away.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+from taskiq.kicker import AsyncKicker
+from taskiq_redis import RedisStreamBroker
+
+from base.settings import Settings
+
+TASK_NAME = "knowledge_desk.execute_run"
+
+
+def build_broker(settings: Settings) -> RedisStreamBroker:
+    assert settings.redis_url, "the run queue needs REDIS_URL"
+    return RedisStreamBroker(
+        url=settings.redis_url,
+        queue_name="kd:runs",
+        consumer_group_name="kd-workers",
+        consumer_id="0",  # a group created after runs were queued still sees them
+        idle_timeout=int(settings.run_redeliver_after_seconds * 1000),
+        unacknowledged_lock_timeout=5,  # a worker killed while holding it must not block others
+        xread_block=1000,
+    )
+
+
+def kicker(broker: RedisStreamBroker) -> Callable[[uuid.UUID], Awaitable[None]]:
+    """Enqueue a run id without importing the worker's task function."""
+
+    async def enqueue(run_id: uuid.UUID) -> None:
+        await AsyncKicker(TASK_NAME, broker, {}).kiq(str(run_id))
+
+    return enqueue

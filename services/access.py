@@ -1,0 +1,56 @@
+"""Tenant scoping and roles: the one place that decides who may touch a workspace.
+
+An id from a workspace the caller does not belong to raises the same NotFound as a missing id,
+so nothing tells an outsider that it exists.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from base.errors import Forbidden, NotFound
+from base.models.accounts import Membership, Role
+
+
+def workspace_not_found(field: str | None = "workspaceId") -> NotFound:
+    return NotFound("No such workspace.", code="NOT_FOUND", field=field)
+
+
+async def role_in(
+    session: AsyncSession, user_id: uuid.UUID, workspace_id: uuid.UUID, *, for_update: bool = False
+) -> Role | None:
+    stmt = select(Membership.role).where(
+        Membership.user_id == user_id, Membership.workspace_id == workspace_id
+    )
+    if for_update:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def require_role(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    workspace_id: uuid.UUID,
+    minimum: Role,
+    *,
+    field: str | None = "workspaceId",
+    for_update: bool = False,
+) -> Role:
+    """The caller's role in the workspace, or NotFound (not a member) / Forbidden (too low)."""
+    role = await role_in(session, user_id, workspace_id, for_update=for_update)
+    if role is None:
+        raise workspace_not_found(field)
+    if not role.at_least(minimum):
+        raise Forbidden(
+            f"This needs the {minimum.value} role or higher; you are {role.value}.",
+            code="FORBIDDEN",
+        )
+    return role
+
+
+def member_workspace_ids(user_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    """A subquery of the workspaces the user belongs to, for WHERE ... IN (...)."""
+    return select(Membership.workspace_id).where(Membership.user_id == user_id)

@@ -1,0 +1,48 @@
+"""What a service call needs from the process: handed to nodes by reference, never serialised."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from base.auth.principal import ANONYMOUS, Principal
+from base.events.bus import EventBus, LocalBus
+from base.settings import Settings
+from services.ratelimit import SignInLimiter
+
+
+class RunLauncher(Protocol):
+    """Hands a committed run to execution: in-process, or onto the Redis queue for workers."""
+
+    async def enqueue(self, run_id: uuid.UUID) -> None: ...
+
+
+class ProgressReporter(Protocol):
+    """Where a step of a run reports how far it is ("embedded 40 of 120 chunks")."""
+
+    def __call__(self, current: int, total: int | None = None, message: str = "") -> None: ...
+
+
+def _ignore_progress(current: int, total: int | None = None, message: str = "") -> None:
+    """Outside a run nobody watches progress."""
+
+
+@dataclass(frozen=True)
+class ServiceDeps:
+    """App-wide resources (built once in the lifespan) plus the caller of this request."""
+
+    settings: Settings
+    db: async_sessionmaker[Any]
+    sign_in_limiter: SignInLimiter
+    principal: Principal = ANONYMOUS
+    bus: EventBus = dataclasses.field(default_factory=LocalBus)
+    launcher: RunLauncher | None = None
+    # The executor of a run supplies one that records STEP_PROGRESS events.
+    progress: ProgressReporter = _ignore_progress
+
+    def for_principal(self, principal: Principal) -> ServiceDeps:
+        return dataclasses.replace(self, principal=principal)

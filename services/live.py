@@ -1,0 +1,126 @@
+"""The event streams behind the subscriptions.
+
+Resolvers authorise a stream once, through a workflow, before opening it; the stream then
+re-checks access at most every ACCESS_RECHECK_SECONDS before delivering live events, so a member
+who is removed stops receiving the workspace's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from base.errors import Invalid
+from base.events.bus import run_topic, workspace_topic
+from base.events.stream import replay_then_tail
+from base.models.runs import Run
+from services import runs
+from services.deps import ServiceDeps
+from services.run_log import (
+    TERMINAL_EVENT_TYPES,
+    last_workspace_event_id,
+    run_events_after,
+    workspace_events_after,
+)
+
+ACCESS_RECHECK_SECONDS = 5.0
+
+
+def _cursor(after: str | None) -> int | None:
+    if after is None:
+        return None
+    if not after.isdigit() or len(after) > 18:
+        raise Invalid("This cursor is not valid here.", code="INVALID_CURSOR", field="after")
+    return int(after)
+
+
+# (loop, user, stream key) -> the latest access check and when it started. Shared by every
+# subscription of the process: a thousand subscribers of one run wait on one query per
+# interval (and all get its NotFound once access is gone), instead of a thousand queries.
+_checks: dict[tuple[int, Any, str], tuple[float, asyncio.Future[Any]]] = {}
+
+
+def _throttled(
+    deps: ServiceDeps, key: str, check: Callable[[], Awaitable[Any]]
+) -> Callable[[], Awaitable[None]]:
+    loop = asyncio.get_running_loop()
+    cache_key = (id(loop), deps.principal.user_id, key)
+    if cache_key not in _checks:
+        allowed: asyncio.Future[Any] = loop.create_future()
+        allowed.set_result(None)  # the resolver has just authorised this stream
+        _checks[cache_key] = (time.monotonic(), allowed)
+
+    async def maybe_check() -> None:
+        started, latest = _checks.get(cache_key, (0.0, None))
+        stale = time.monotonic() - started >= ACCESS_RECHECK_SECONDS
+        if latest is None or (latest.done() and stale):
+            if len(_checks) > 100_000:  # bound it: forgetting only costs a query
+                _checks.clear()
+            latest = asyncio.ensure_future(check())
+            _checks[cache_key] = (time.monotonic(), latest)
+        await asyncio.shield(latest)  # raises NotFound once access is gone
+
+    return maybe_check
+
+
+async def run_progress(
+    deps: ServiceDeps, *, run_id: uuid.UUID, after: str | None
+) -> AsyncIterator[dict[str, Any]]:
+    """Call only after `runs.require_run` allowed the caller (resolvers run it as a workflow)."""
+    start = _cursor(after) or 0
+    async with deps.db() as session:
+        status, last_seq = (
+            await session.execute(select(Run.status, Run.last_seq).where(Run.id == run_id))
+        ).one()
+    if status.is_terminal and start >= last_seq:
+        return  # the client has already seen the final event
+
+    async def fetch(cursor: int) -> list[dict[str, Any]]:
+        async with deps.db() as session:
+            return await run_events_after(session, run_id, cursor)
+
+    async for event in replay_then_tail(
+        deps.bus,
+        run_topic(run_id),
+        start,
+        fetch,
+        contiguous=True,
+        is_last=lambda e: e["type"] in TERMINAL_EVENT_TYPES,
+        check_access=_throttled(
+            deps, f"run:{run_id}", lambda: runs.require_run(deps, run_id=run_id)
+        ),
+    ):
+        yield event
+
+
+async def workspace_events(
+    deps: ServiceDeps, *, workspace_id: uuid.UUID, after: str | None
+) -> AsyncIterator[dict[str, Any]]:
+    """Call only after `runs.require_member` allowed the caller (run as a workflow)."""
+    start = _cursor(after)
+    if start is None:
+        async with deps.db() as session:
+            start = await last_workspace_event_id(session, workspace_id)
+
+    async def fetch(cursor: int) -> list[dict[str, Any]]:
+        async with deps.db() as session:
+            return await workspace_events_after(session, workspace_id, cursor)
+
+    async for event in replay_then_tail(
+        deps.bus,
+        workspace_topic(workspace_id),
+        start,
+        fetch,
+        contiguous=False,
+        check_access=_throttled(
+            deps,
+            f"workspace:{workspace_id}",
+            lambda: runs.require_member(deps, workspace_id=workspace_id),
+        ),
+    ):
+        yield event

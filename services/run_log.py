@@ -1,0 +1,154 @@
+"""Writing and publishing run events and workspace activity: rows first, bus after commit."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from base.db.types import utcnow
+from base.events.bus import EventBus, run_topic, workspace_topic
+from base.models.runs import Run, RunEvent, WorkspaceEvent
+
+TERMINAL_EVENT_TYPES = {"RUN_SUCCEEDED", "RUN_FAILED", "RUN_CANCELLED"}
+
+
+def run_event_dict(event: RunEvent) -> dict[str, Any]:
+    return {
+        "cursor": event.seq,
+        "run_id": str(event.run_id),
+        "type": event.type,
+        "status": event.status.value,
+        "step": event.step,
+        "percent": event.percent,
+        "message": event.message,
+        "at": event.at.isoformat(),
+    }
+
+
+def workspace_event_dict(event: WorkspaceEvent) -> dict[str, Any]:
+    return {
+        "cursor": event.id,
+        "workspace_id": str(event.workspace_id),
+        "type": event.type,
+        "actor_id": str(event.actor_id) if event.actor_id else None,
+        "run_id": str(event.run_id) if event.run_id else None,
+        "run_status": event.run_status.value if event.run_status else None,
+        "message": event.message,
+        "at": event.at.isoformat(),
+    }
+
+
+@dataclass
+class Outbox:
+    """Events written in the current transaction, published once it has committed."""
+
+    run_events: list[RunEvent] = field(default_factory=list)
+    workspace_events: list[WorkspaceEvent] = field(default_factory=list)
+
+    async def publish(self, bus: EventBus) -> None:
+        for event in self.run_events:
+            await bus.publish(run_topic(event.run_id), run_event_dict(event))
+        for event in self.workspace_events:
+            await bus.publish(workspace_topic(event.workspace_id), workspace_event_dict(event))
+        self.run_events.clear()
+        self.workspace_events.clear()
+
+
+async def append_run_event(
+    session: AsyncSession,
+    outbox: Outbox,
+    run: Run,
+    type: str,
+    *,
+    message: str = "",
+    step: str | None = None,
+) -> RunEvent:
+    """Next event of the run's log. Only the run's lease holder (or its creator) writes, so
+    `last_seq + 1` cannot collide; the unique (run_id, seq) constraint would refuse it if it did."""
+    run.last_seq += 1
+    event = RunEvent(
+        run_id=run.id,
+        seq=run.last_seq,
+        type=type,
+        status=run.status,
+        step=step if step is not None else run.current_step,
+        percent=run.percent,
+        message=message,
+        at=utcnow(),
+    )
+    session.add(event)
+    outbox.run_events.append(event)
+    return event
+
+
+async def append_workspace_event(
+    session: AsyncSession,
+    outbox: Outbox,
+    workspace_id: uuid.UUID,
+    type: str,
+    *,
+    message: str,
+    actor_id: uuid.UUID | None = None,
+    run: Run | None = None,
+) -> WorkspaceEvent:
+    # Ids are the cursor: ids of one workspace must commit in id order, or a reader could see
+    # id 10 before id 9 commits and skip 9. Serialise per workspace (SQLite serialises anyway).
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": str(workspace_id)}
+        )
+    event = WorkspaceEvent(
+        workspace_id=workspace_id,
+        type=type,
+        actor_id=actor_id,
+        run_id=run.id if run else None,
+        run_status=run.status if run else None,
+        message=message,
+        at=utcnow(),
+    )
+    session.add(event)
+    await session.flush()
+    outbox.workspace_events.append(event)
+    return event
+
+
+async def run_events_after(
+    session: AsyncSession, run_id: uuid.UUID, after: int, limit: int = 500
+) -> list[dict[str, Any]]:
+    rows = (
+        await session.execute(
+            select(RunEvent)
+            .where(RunEvent.run_id == run_id, RunEvent.seq > after)
+            .order_by(RunEvent.seq)
+            .limit(limit)
+        )
+    ).scalars()
+    return [run_event_dict(r) for r in rows]
+
+
+async def workspace_events_after(
+    session: AsyncSession, workspace_id: uuid.UUID, after: int, limit: int = 500
+) -> list[dict[str, Any]]:
+    rows = (
+        await session.execute(
+            select(WorkspaceEvent)
+            .where(WorkspaceEvent.workspace_id == workspace_id, WorkspaceEvent.id > after)
+            .order_by(WorkspaceEvent.id)
+            .limit(limit)
+        )
+    ).scalars()
+    return [workspace_event_dict(r) for r in rows]
+
+
+async def last_workspace_event_id(session: AsyncSession, workspace_id: uuid.UUID) -> int:
+    return (
+        await session.execute(
+            select(func.coalesce(func.max(WorkspaceEvent.id), 0)).where(
+                WorkspaceEvent.workspace_id == workspace_id
+            )
+        )
+    ).scalar_one()

@@ -1,0 +1,314 @@
+"""Runs as users see them: start (for other services), list, read, cancel and retry.
+
+Who may act (the spec's table): any member reads; ADMIN and OWNER cancel or retry any run; an
+EDITOR only the runs they started; a VIEWER none.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from base.db.engine import lock_for_write
+from base.db.types import utcnow
+from base.errors import Conflict, Forbidden, NotFound
+from base.events.bus import CONTROL_TOPIC
+from base.models.accounts import Role
+from base.models.runs import Run, RunEvent, RunStatus, RunStep, StepStatus, SubjectType
+from services.access import member_workspace_ids, require_role
+from services.deps import ServiceDeps
+from services.pagination import PageRequest, SortKey, paginate
+from services.run_log import Outbox, append_run_event, append_workspace_event
+from services.views import Page, RunEventView, RunStepView, RunView
+
+
+@dataclass(frozen=True)
+class RunKind:
+    """A kind of run: its workflow name (stored on the run) and its user-facing steps in order.
+
+    Declared next to the service functions that do the steps; `workflows` pairs each step with
+    its node, so the step names live in one place.
+    """
+
+    name: str
+    steps: tuple[str, ...]
+    # The run's output summary from each step's result (by step name).
+    summarize: Callable[[dict[str, Any]], str] | None = None
+
+
+def _not_found() -> NotFound:
+    return NotFound("No such run.", field="runId")
+
+
+async def create_run(
+    session: AsyncSession,
+    outbox: Outbox,
+    *,
+    workspace_id: uuid.UUID,
+    kind: RunKind,
+    subject_type: SubjectType,
+    subject_id: uuid.UUID,
+    subject_label: str,
+    triggered_by_id: uuid.UUID | None,
+    params: dict[str, Any] | None = None,
+    input_summary: str = "",
+    attempt: int = 1,
+    retry_of: Run | None = None,
+    reused_steps: dict[str, RunStep] | None = None,
+) -> Run:
+    """Insert a QUEUED run with its steps and first event, inside the caller's transaction.
+
+    The caller commits, then calls `launch` so execution never sees an uncommitted run.
+    """
+    run = Run(
+        workspace_id=workspace_id,
+        workflow=kind.name,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        subject_label=subject_label[:300],
+        triggered_by_id=triggered_by_id,
+        status=RunStatus.QUEUED,
+        percent=0,
+        attempt=attempt,
+        retry_of_id=retry_of.id if retry_of else None,
+        params=params or {},
+        input_summary=input_summary[:500],
+        last_seq=0,
+    )
+    session.add(run)
+    await session.flush()
+    reused_steps = reused_steps or {}
+    for position, name in enumerate(kind.steps):
+        previous = reused_steps.get(name)
+        session.add(
+            RunStep(
+                run_id=run.id,
+                position=position,
+                name=name,
+                status=StepStatus.REUSED if previous else StepStatus.PENDING,
+                attempts=0,
+                output=previous.output if previous else None,
+            )
+        )
+    note = f"attempt {attempt}, retrying run {retry_of.id}" if retry_of else "queued"
+    await append_run_event(session, outbox, run, "RUN_QUEUED", message=note)
+    await append_workspace_event(
+        session,
+        outbox,
+        workspace_id,
+        "RUN_QUEUED",
+        message=f"{kind.name} queued for {subject_label}",
+        actor_id=triggered_by_id,
+        run=run,
+    )
+    return run
+
+
+async def launch(deps: ServiceDeps, outbox: Outbox, run_ids: Sequence[uuid.UUID]) -> None:
+    """After commit: publish the new events, then hand the runs to execution."""
+    await outbox.publish(deps.bus)
+    if deps.launcher is None:
+        raise RuntimeError("no run launcher configured")
+    for run_id in run_ids:
+        await deps.launcher.enqueue(run_id)
+
+
+async def list_runs(
+    deps: ServiceDeps,
+    *,
+    workspace_id: uuid.UUID,
+    statuses: list[RunStatus] | None = None,
+    workflow: str | None = None,
+    subject_id: uuid.UUID | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[RunView]:
+    """Newest first. An outsider's workspace id is NotFound, like a missing one."""
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        await require_role(session, user_id, workspace_id, Role.VIEWER)
+        stmt = select(Run).where(Run.workspace_id == workspace_id)
+        if statuses:
+            stmt = stmt.where(Run.status.in_(statuses))
+        if workflow:
+            stmt = stmt.where(Run.workflow == workflow)
+        if subject_id:
+            stmt = stmt.where(Run.subject_id == subject_id)
+        return await paginate(
+            session,
+            stmt,
+            SortKey([Run.created_at, Run.id], descending=True),
+            PageRequest.of(first, after),
+            to_node=lambda r: RunView.model_validate(r[0]),
+            sort_values=lambda r: (r[0].created_at, r[0].id),
+        )
+
+
+async def runs_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[RunView | None]:
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        rows = (
+            await session.execute(
+                select(Run).where(
+                    Run.id.in_(ids), Run.workspace_id.in_(member_workspace_ids(user_id))
+                )
+            )
+        ).scalars()
+        found = {r.id: RunView.model_validate(r) for r in rows}
+    return [found.get(i) for i in ids]
+
+
+async def steps_by_run_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[list[RunStepView]]:
+    """Steps of each run, in order (runs were authorised when they were loaded)."""
+    async with deps.db() as session:
+        rows = (
+            await session.execute(
+                select(RunStep).where(RunStep.run_id.in_(ids)).order_by(RunStep.position)
+            )
+        ).scalars()
+        grouped: dict[uuid.UUID, list[RunStepView]] = {i: [] for i in ids}
+        for step in rows:
+            grouped[step.run_id].append(RunStepView.model_validate(step))
+    return [grouped[i] for i in ids]
+
+
+async def list_run_events(
+    deps: ServiceDeps, *, run_id: uuid.UUID, first: int | None = None, after: str | None = None
+) -> Page[RunEventView]:
+    """The run's event log, oldest first (a connection: page with its edges' cursors)."""
+    await require_run(deps, run_id=run_id)
+    async with deps.db() as session:
+        stmt = select(RunEvent).where(RunEvent.run_id == run_id)
+        return await paginate(
+            session,
+            stmt,
+            SortKey([RunEvent.seq]),
+            PageRequest.of(first, after),
+            to_node=lambda r: RunEventView.model_validate(r[0]),
+            sort_values=lambda r: (r[0].seq,),
+        )
+
+
+async def require_run(deps: ServiceDeps, *, run_id: uuid.UUID) -> RunView:
+    """The run if the caller may see it; NotFound otherwise (same as a missing run)."""
+    [run] = await runs_by_ids(deps, ids=[run_id])
+    if run is None:
+        raise _not_found()
+    return run
+
+
+async def require_member(deps: ServiceDeps, *, workspace_id: uuid.UUID) -> None:
+    """NotFound unless the caller belongs to the workspace (for the activity stream)."""
+    async with deps.db() as session:
+        await require_role(session, deps.principal.require_user(), workspace_id, Role.VIEWER)
+
+
+async def _run_for_action(session: AsyncSession, deps: ServiceDeps, run_id: uuid.UUID) -> Run:
+    """Lock the run and check the caller may cancel or retry it."""
+    user_id = deps.principal.require_user()
+    await lock_for_write(session)
+    run = (
+        await session.execute(
+            select(Run)
+            .where(Run.id == run_id, Run.workspace_id.in_(member_workspace_ids(user_id)))
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if run is None:
+        raise _not_found()
+    role = await require_role(session, user_id, run.workspace_id, Role.EDITOR)
+    if role is Role.EDITOR and run.triggered_by_id != user_id:
+        raise Forbidden("An EDITOR can cancel or retry only the runs they started.")
+    return run
+
+
+async def cancel_run(deps: ServiceDeps, *, run_id: uuid.UUID) -> RunView:
+    """A queued run ends CANCELLED now; a running one is asked to stop (its executor ends it)."""
+    outbox = Outbox()
+    async with deps.db.begin() as session:
+        run = await _run_for_action(session, deps, run_id)
+        if run.status.is_terminal:
+            raise Conflict(f"The run has already ended ({run.status.value}).", code="RUN_FINISHED")
+        run.cancel_requested_at = run.cancel_requested_at or utcnow()
+        if run.status is RunStatus.QUEUED:
+            await _cancel_queued(session, outbox, run)
+        view = RunView.model_validate(run)
+    await outbox.publish(deps.bus)
+    if view.status == RunStatus.RUNNING.value:
+        await deps.bus.publish(CONTROL_TOPIC, {"type": "CANCEL", "run_id": str(run_id)})
+    return view
+
+
+async def _cancel_queued(session: AsyncSession, outbox: Outbox, run: Run) -> None:
+    now = utcnow()
+    run.status = RunStatus.CANCELLED
+    run.finished_at = now
+    run.error_code = "CANCELLED"
+    run.error_message = "Cancelled before it started."
+    await session.execute(
+        update(RunStep)
+        .where(RunStep.run_id == run.id, RunStep.status == StepStatus.PENDING)
+        .values(status=StepStatus.CANCELLED)
+    )
+    await append_run_event(session, outbox, run, "RUN_CANCELLED", message=run.error_message)
+    await append_workspace_event(
+        session,
+        outbox,
+        run.workspace_id,
+        "RUN_FINISHED",
+        message=f"{run.workflow} cancelled",
+        actor_id=run.triggered_by_id,
+        run=run,
+    )
+
+
+async def retry_run(deps: ServiceDeps, *, run_id: uuid.UUID) -> RunView:
+    """A new attempt of a FAILED run, linked to it, resuming after its last good step."""
+    outbox = Outbox()
+    async with deps.db.begin() as session:
+        previous = await _run_for_action(session, deps, run_id)
+        if previous.status is not RunStatus.FAILED:
+            raise Conflict(
+                f"Only a FAILED run can be retried; this one is {previous.status.value}.",
+                code="RUN_NOT_RETRYABLE",
+            )
+        # The row lock above serialises retries of one run, so this sees an earlier retry.
+        earlier = await session.execute(select(Run.id).where(Run.retry_of_id == previous.id))
+        if earlier.first() is not None:
+            raise Conflict("This run has been retried already.", code="RUN_NOT_RETRYABLE")
+        steps = (
+            (
+                await session.execute(
+                    select(RunStep).where(RunStep.run_id == previous.id).order_by(RunStep.position)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        reusable = {
+            s.name: s for s in steps if s.status in (StepStatus.SUCCEEDED, StepStatus.REUSED)
+        }
+        run = await create_run(
+            session,
+            outbox,
+            workspace_id=previous.workspace_id,
+            # The same steps as the failed attempt, so the reused ones line up.
+            kind=RunKind(previous.workflow, tuple(s.name for s in steps)),
+            subject_type=previous.subject_type,
+            subject_id=previous.subject_id,
+            subject_label=previous.subject_label,
+            triggered_by_id=deps.principal.require_user(),
+            params=previous.params,
+            input_summary=previous.input_summary,
+            attempt=previous.attempt + 1,
+            retry_of=previous,
+            reused_steps=reusable,
+        )
+        view = RunView.model_validate(run)
+    await launch(deps, outbox, [run.id])
+    return view

@@ -1,0 +1,37 @@
+"""Input rules shared by services: one definition of a valid email, name and so on."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+
+from base.errors import Invalid
+
+MAX_EMAIL = 254
+MAX_NAME = 200
+
+
+def clean_email(value: str, *, field: str = "email") -> str:
+    """Normalised (lower-cased) email, or Invalid(INVALID_EMAIL)."""
+    if len(value) > MAX_EMAIL:
+        raise Invalid("This email address is too long.", code="INVALID_EMAIL", field=field)
+    try:
+        result = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise Invalid(
+            "This is not a valid email address.", code="INVALID_EMAIL", field=field
+        ) from exc
+    return result.normalized.lower()
+
+
+def clean_name(value: str, *, field: str, max_length: int = MAX_NAME) -> str:
+    """A display name: trimmed, 1..max_length characters, no control characters."""
+    text = value.strip()
+    if not text:
+        raise Invalid("This cannot be empty.", code="REQUIRED", field=field)
+    if len(text) > max_length:
+        raise Invalid(f"Use at most {max_length} characters.", code="TOO_LONG", field=field)
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise Invalid("This contains control characters.", code="INVALID", field=field)
+    return text

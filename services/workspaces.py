@@ -1,0 +1,282 @@
+"""Workspaces and their members: listing, renaming, invites, roles and removal."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from base.auth import tokens
+from base.db.engine import lock_for_write
+from base.db.types import utcnow
+from base.errors import Conflict, Forbidden, Invalid, NotFound
+from base.models.accounts import Invite, Membership, Role, User, Workspace
+from services.access import member_workspace_ids, require_role
+from services.deps import ServiceDeps
+from services.pagination import PageRequest, SortKey, paginate
+from services.validation import clean_email, clean_name
+from services.views import CreatedInvite, InviteView, MemberView, Page, UserView, WorkspaceView
+
+
+def _workspace_view(workspace: Workspace, role: Role) -> WorkspaceView:
+    return WorkspaceView(
+        id=workspace.id,
+        name=workspace.name,
+        created_at=workspace.created_at,
+        updated_at=workspace.updated_at,
+        viewer_role=role,
+    )
+
+
+def _member_view(membership: Membership, user: User) -> MemberView:
+    return MemberView(
+        id=membership.id,
+        workspace_id=membership.workspace_id,
+        role=membership.role,
+        joined_at=membership.joined_at,
+        user=UserView.model_validate(user),
+    )
+
+
+def _mine(user_id: uuid.UUID) -> Any:
+    return select(Workspace, Membership.role, Membership.joined_at).join(
+        Membership, (Membership.workspace_id == Workspace.id) & (Membership.user_id == user_id)
+    )
+
+
+async def list_my_workspaces(
+    deps: ServiceDeps, *, first: int | None = None, after: str | None = None
+) -> Page[WorkspaceView]:
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        return await paginate(
+            session,
+            _mine(user_id),
+            SortKey([Membership.joined_at, Workspace.id]),
+            PageRequest.of(first, after),
+            to_node=lambda r: _workspace_view(r[0], r[1]),
+            sort_values=lambda r: (r[2], r[0].id),
+        )
+
+
+async def workspaces_by_ids(
+    deps: ServiceDeps, *, ids: list[uuid.UUID]
+) -> list[WorkspaceView | None]:
+    """The caller's view of each workspace, aligned with `ids`; None where not a member."""
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        rows = (await session.execute(_mine(user_id).where(Workspace.id.in_(ids)))).all()
+    found = {w.id: _workspace_view(w, role) for w, role, _joined in rows}
+    return [found.get(i) for i in ids]
+
+
+async def rename_workspace(
+    deps: ServiceDeps, *, workspace_id: uuid.UUID, name: str
+) -> WorkspaceView:
+    user_id = deps.principal.require_user()
+    name = clean_name(name, field="name")
+    async with deps.db.begin() as session:
+        role = await require_role(session, user_id, workspace_id, Role.ADMIN)
+        workspace = await session.get(Workspace, workspace_id)
+        assert workspace is not None
+        workspace.name = name
+        await session.flush()
+        return _workspace_view(workspace, role)
+
+
+async def list_members(
+    deps: ServiceDeps,
+    *,
+    workspace_id: uuid.UUID,
+    first: int | None = None,
+    after: str | None = None,
+) -> Page[MemberView]:
+    """Any member may list the members; an outsider gets NotFound, as for a missing workspace."""
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        await require_role(session, user_id, workspace_id, Role.VIEWER)
+        stmt = (
+            select(Membership, User)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.workspace_id == workspace_id)
+        )
+        return await paginate(
+            session,
+            stmt,
+            SortKey([Membership.joined_at, Membership.id]),
+            PageRequest.of(first, after),
+            to_node=lambda r: _member_view(r[0], r[1]),
+            sort_values=lambda r: (r[0].joined_at, r[0].id),
+        )
+
+
+async def members_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[MemberView | None]:
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        rows = (
+            await session.execute(
+                select(Membership, User)
+                .join(User, User.id == Membership.user_id)
+                .where(
+                    Membership.id.in_(ids),
+                    Membership.workspace_id.in_(member_workspace_ids(user_id)),
+                )
+            )
+        ).all()
+    found = {m.id: _member_view(m, u) for m, u in rows}
+    return [found.get(i) for i in ids]
+
+
+async def invite_member(
+    deps: ServiceDeps, *, workspace_id: uuid.UUID, email: str, role: Role
+) -> CreatedInvite:
+    """ADMIN and OWNER invite; only an OWNER may invite another OWNER. Returns the link."""
+    user_id = deps.principal.require_user()
+    email = clean_email(email)
+    async with deps.db.begin() as session:
+        actor_role = await require_role(session, user_id, workspace_id, Role.ADMIN)
+        if role is Role.OWNER and actor_role is not Role.OWNER:
+            raise Forbidden("Only an OWNER can invite another OWNER.", field="role")
+        already = await session.execute(
+            select(Membership.id)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.workspace_id == workspace_id, User.email == email)
+        )
+        if already.first() is not None:
+            raise Conflict("This person is already a member.", code="ALREADY_MEMBER", field="email")
+        secret = tokens.new_secret()
+        invite = Invite(
+            workspace_id=workspace_id,
+            email=email,
+            role=role,
+            token_hash=tokens.hash_secret(secret),
+            invited_by_id=user_id,
+            expires_at=utcnow() + timedelta(seconds=deps.settings.invite_ttl_seconds),
+        )
+        session.add(invite)
+        await session.flush()
+        link = f"{deps.settings.public_web_url.rstrip('/')}/invite/{secret}"
+        return CreatedInvite(invite=InviteView.model_validate(invite), link=link)
+
+
+async def accept_invite(deps: ServiceDeps, *, token: str) -> WorkspaceView:
+    """Join the invite's workspace with its role. The invite is bound to its email address."""
+    user_id = deps.principal.require_user()
+    now = utcnow()
+    async with deps.db.begin() as session:
+        await lock_for_write(session)
+        invite = (
+            await session.execute(
+                select(Invite)
+                .where(Invite.token_hash == tokens.hash_secret(token))
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        if invite is None:
+            raise NotFound("This invite link is not valid.", code="INVITE_INVALID", field="token")
+        if invite.accepted_at is not None:
+            raise Conflict("This invite has already been used.", code="INVITE_USED", field="token")
+        if invite.expires_at <= now:
+            raise Invalid(
+                "This invite has expired; ask for a new one.", code="INVITE_EXPIRED", field="token"
+            )
+        user = await session.get(User, user_id)
+        assert user is not None
+        if user.email != invite.email:
+            raise Forbidden(
+                "This invite was sent to another email address.",
+                code="INVITE_EMAIL_MISMATCH",
+                field="token",
+            )
+        existing = await session.execute(
+            select(Membership).where(
+                Membership.workspace_id == invite.workspace_id, Membership.user_id == user_id
+            )
+        )
+        if existing.scalar_one_or_none() is not None:
+            raise Conflict("You are already a member of this workspace.", code="ALREADY_MEMBER")
+        invite.accepted_at = now
+        invite.accepted_by_id = user_id
+        session.add(Membership(workspace_id=invite.workspace_id, user_id=user_id, role=invite.role))
+        workspace = await session.get(Workspace, invite.workspace_id)
+        assert workspace is not None
+        await session.flush()
+        return _workspace_view(workspace, invite.role)
+
+
+async def change_member_role(deps: ServiceDeps, *, member_id: uuid.UUID, role: Role) -> MemberView:
+    user_id = deps.principal.require_user()
+    async with deps.db.begin() as session:
+        member, actor_role = await _locked_member_for_admin(session, user_id, member_id)
+        if Role.OWNER in (role, member.role) and actor_role is not Role.OWNER:
+            raise Forbidden("Only an OWNER can grant or take away the OWNER role.", field="role")
+        if member.role is Role.OWNER and role is not Role.OWNER:
+            await _keep_an_owner(session, member.workspace_id)
+        member.role = role
+        await session.flush()
+        user = await session.get(User, member.user_id)
+        assert user is not None
+        return _member_view(member, user)
+
+
+async def remove_member(deps: ServiceDeps, *, member_id: uuid.UUID) -> uuid.UUID:
+    """ADMIN/OWNER remove others; anyone may leave. The last OWNER can do neither."""
+    user_id = deps.principal.require_user()
+    async with deps.db.begin() as session:
+        member = await _locked_member(session, user_id, member_id)
+        if member.user_id != user_id:
+            actor_role = await require_role(session, user_id, member.workspace_id, Role.ADMIN)
+            if member.role is Role.OWNER and actor_role is not Role.OWNER:
+                raise Forbidden("Only an OWNER can remove an OWNER.")
+        if member.role is Role.OWNER:
+            await _keep_an_owner(session, member.workspace_id)
+        await session.delete(member)
+        return member.id
+
+
+async def _locked_member(
+    session: AsyncSession, user_id: uuid.UUID, member_id: uuid.UUID
+) -> Membership:
+    """The membership row, with its workspace locked against concurrent member changes."""
+    await lock_for_write(session)
+    member = (
+        await session.execute(
+            select(Membership).where(
+                Membership.id == member_id,
+                Membership.workspace_id.in_(member_workspace_ids(user_id)),
+            )
+        )
+    ).scalar_one_or_none()
+    if member is None:
+        raise NotFound("No such member.", field="memberId")
+    # Serialise member changes per workspace so two owners cannot demote each other at once.
+    await session.execute(
+        select(Workspace.id).where(Workspace.id == member.workspace_id).with_for_update()
+    )
+    await session.refresh(member)
+    return member
+
+
+async def _locked_member_for_admin(
+    session: AsyncSession, user_id: uuid.UUID, member_id: uuid.UUID
+) -> tuple[Membership, Role]:
+    member = await _locked_member(session, user_id, member_id)
+    actor_role = await require_role(session, user_id, member.workspace_id, Role.ADMIN)
+    return member, actor_role
+
+
+async def _keep_an_owner(session: AsyncSession, workspace_id: uuid.UUID) -> None:
+    owners = (
+        await session.execute(
+            select(func.count())
+            .select_from(Membership)
+            .where(Membership.workspace_id == workspace_id, Membership.role == Role.OWNER)
+        )
+    ).scalar_one()
+    if owners <= 1:
+        raise Conflict(
+            "A workspace needs an OWNER: make someone else OWNER first.", code="LAST_OWNER"
+        )
