@@ -26,8 +26,11 @@ RUN uv sync --frozen --no-default-groups --no-cache
 # Only what runs in production (tests, benches, docs and the dev model server stay out).
 COPY app ./app
 COPY resolvers ./resolvers
-COPY nodes ./nodes
 COPY workflows ./workflows
+COPY runtime ./runtime
+COPY nodes ./nodes
+COPY services ./services
+COPY base ./base
 COPY migrations ./migrations
 COPY graphql ./graphql
 COPY --from=web /web/node_modules ./web/node_modules

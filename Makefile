@@ -43,8 +43,10 @@ model-server: deps ## Serve the local model behind the Ollama API on 127.0.0.1:1
 	$(PY) -m model_server --host 127.0.0.1 --port 11434
 
 .PHONY: test
-test: system deps web ## Install what is missing, lint, start PostgreSQL, Redis and the model server, run every test
+test: system deps web ## Install what is missing, lint, check imports and types, start PostgreSQL, Redis and the model server, run every test
 	uv run --frozen ruff check . && uv run --frozen ruff format --check .
+	uv run --frozen lint-imports
+	uv run --frozen mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -56,8 +58,13 @@ schema: deps ## Export the SDL to graphql/schema.graphql
 	$(PY) -m app export-schema > graphql/schema.graphql.tmp && mv graphql/schema.graphql.tmp graphql/schema.graphql
 
 .PHONY: lint
-lint: deps ## ruff
+lint: deps ## ruff and the import contracts (import-linter)
 	uv run --frozen ruff check . && uv run --frozen ruff format --check .
+	uv run --frozen lint-imports
+
+.PHONY: typecheck
+typecheck: deps ## mypy --strict over the project's packages (config in pyproject.toml)
+	uv run --frozen mypy
 
 .PHONY: bench
 bench: deps ## Run the benchmarks (prints figures; see docs/testing.md)

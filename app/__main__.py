@@ -29,7 +29,8 @@ def _settings() -> Settings:
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url.rstrip('/')}/api/version", timeout=1) as response:
-            return response.status == 200
+            status: int = response.status
+            return status == 200
     except OSError:
         return False
 

@@ -27,11 +27,27 @@ from resolvers.schema import build_schema
 from runtime.process import start_api_runs
 from runtime.runner import WorkflowRunner, build_runtime
 from services.deps import ServiceDeps
+from services.llm import aclose_clients
 from services.ratelimit import SignInLimiter
 from workflows import RUN_WORKFLOWS
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("knowledge_desk")
+_frozen = False
+
+
+def freeze_start_up_objects() -> None:
+    """`gc.freeze()`, once per process: what the first start-up made lives as long as the process.
+
+    It keeps those objects out of every full collection (with many subscriptions open, those
+    pauses reached half a second). Once, not at every start: an app started later in the same
+    process (tests, a second app) would otherwise freeze the garbage of the ones before it, which
+    then is never collected and never finalised.
+    """
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.freeze()
 
 
 async def check_redis(url: str) -> None:
@@ -74,14 +90,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runner = runner
         app.state.runs = runs
         app.state.deps = dataclasses.replace(deps, launcher=runs.launcher)
-        # Objects made at start-up live as long as the process: keep them out of every full
-        # collection (with many subscriptions open, those pauses reached half a second).
-        gc.freeze()
+        freeze_start_up_objects()
         try:
             yield
         finally:
             await runs.close()
             await runner.close()
+            await aclose_clients()  # the LLM clients the runs shared (services/llm.py)
             await bus.close()
             await engine.dispose()
 

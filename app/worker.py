@@ -24,6 +24,7 @@ from runtime.process import build_executor
 from runtime.queue import TASK_NAME, build_broker, kicker
 from runtime.runner import build_runtime
 from services.deps import ServiceDeps
+from services.llm import aclose_clients
 from services.ratelimit import SignInLimiter
 from workflows import RUN_WORKFLOWS
 
@@ -73,6 +74,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     await executor.close()
     await broker.shutdown()
     await runtime.cleanup()
+    await aclose_clients()  # the LLM clients the runs shared (services/llm.py)
     await bus.close()
     await engine.dispose()
     log.info("worker stopped; released %d run(s)", len(interrupted))

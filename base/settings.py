@@ -91,6 +91,14 @@ class Settings(BaseSettings):
     model_check_max_tokens: int = Field(
         default=24, ge=1, le=4096, description="Tokens the model check asks the chat model for."
     )
+    # Subscriptions
+    access_recheck_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description="How often an open subscription re-checks that its user may still read the "
+        "stream, before a live event (0: before every one).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
 
     @field_validator("database_url")

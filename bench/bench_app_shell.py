@@ -1,30 +1,33 @@
 """Benchmark: the AppShell screen query (`me` + `workspaces`) through the Kailash workflow path
 versus the same data read directly with SQLAlchemy, in the same run, on the same server.
 
-    uv run --frozen python bench/bench_app_shell.py [--iterations N] [--warmup N]
-        [--db sqlite|postgres|both] [--no-http] [--what-if] [--profile]
+    uv run --frozen python bench/bench_app_shell.py [--full] [--iterations N] [--warmup N]
+        [--db sqlite|postgres|both] [--no-http] [--profile]
 
 A script, not a test: it prints figures and asserts nothing about time. Per database it builds
-the app exactly as `create_app(settings)`'s lifespan does (one engine, one sessionmaker, one
-AsyncLocalRuntime), migrates a fresh database, and signs up a user who belongs to 10 workspaces
+the app with `create_app(settings)` and runs its lifespan (one engine, one sessionmaker, one
+runtime), migrates a fresh database, and signs up a user who belongs to 10 workspaces
 (their own plus nine they were invited to and accepted). Then it measures three levels. Each
 level warms up first and interleaves its paths within every iteration, rotating which one goes
 first, so that drift (CPU frequency, other processes, caches) hits every path alike:
 
-1. service - `WorkflowRunner.call("load_me") + call("list_my_workspaces")` versus the same two
-   service functions awaited directly: the pure Kailash overhead.
-2. graphql (in-process) - the AppShell document executed by the real schema with the real
-   WorkflowRunner; the same schema with a DirectRunner that awaits the service functions without
-   Kailash (isolates Kailash inside the GraphQL path); and a hand-written direct path that runs
-   the same three SQLAlchemy statements inline in one session and builds the same result dict
-   (no GraphQL, no services, no Kailash). Every path's result is checked equal first.
+1. service - `runner.call(LOAD_ME, deps) + runner.call(LIST_MY_WORKSPACES, deps, ...)` (the
+   declarations of workflows/accounts.py) versus the same two service functions awaited
+   directly: the pure Kailash overhead.
+2. graphql (in-process) - the AppShell document executed by the app's schema (build_schema)
+   with the real WorkflowRunner; the same schema with a DirectRunner that awaits each declared
+   workflow's service function without Kailash (isolates Kailash inside the GraphQL path); and
+   a hand-written direct path that runs the same three SQLAlchemy statements inline in one
+   session and builds the same result dict (no GraphQL, no services, no Kailash). Every path's
+   result is checked equal first.
 3. http (unless --no-http) - a live uvicorn serving `bench.bench_app_shell:create_bench_app`
    (the real app plus one route serving the direct path): POST /graphql versus POST
    /bench/app-shell-direct, over one keep-alive connection.
 
-`--what-if` adds paths for the changes proposed in adr/0006-kailash-overhead.md, built here
-without touching the app: node outputs and call arguments with O(1) reprs, and a schema with
-Strawberry's parser and validation caches. `--profile` adds a cProfile of WorkflowRunner.call.
+By default a quick run (100 timed runs per path); `--full` gives the 500 of the recorded
+figures. `--profile` adds a cProfile of WorkflowRunner.call. The what-if paths of earlier
+versions (O(1) reprs, parse and validation caches) are the app's own code now; their figures
+are in adr/0006-kailash-overhead.md.
 
 It also counts the SQL statements of one AppShell query through the schema (a
 `before_cursor_execute` listener on the engine) and prints them. Temporary files, the PostgreSQL
@@ -43,8 +46,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,34 +55,28 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run as a script: make `app`, `resolvers`, ... importable
     sys.path.insert(0, str(ROOT))
 
-import common  # noqa: E402  (bench/common.py, beside this script)
-from common import measure, sql_trace  # noqa: E402
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
-from kailash.nodes.base import NodeParameter, register_node  # noqa: E402
-from kailash.nodes.base_async import AsyncNode  # noqa: E402
-from kailash.workflow.builder import WorkflowBuilder  # noqa: E402
-from pydantic import BaseModel, ConfigDict  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker  # noqa: E402
 from strawberry import relay  # noqa: E402
-from strawberry.extensions import MaxTokensLimiter, ParserCache, ValidationCache  # noqa: E402
 
 from app import migrate  # noqa: E402
 from app.main import create_app  # noqa: E402
 from base.auth.principal import Principal  # noqa: E402
 from base.models.accounts import Membership, Role, User, Workspace  # noqa: E402
 from base.settings import Settings  # noqa: E402
+from bench import common  # noqa: E402
+from bench.common import add_size_flag, apply_sizes, measure, sql_trace  # noqa: E402
 from resolvers.accounts.types import initials_of  # noqa: E402
 from resolvers.core.context import Context  # noqa: E402
-from resolvers.core.limits import DocumentLimits  # noqa: E402
 from resolvers.router import principal_from  # noqa: E402
-from resolvers.schema import KnowledgeDeskSchema, Mutation, Query, Subscription, build_schema  # noqa: E402
-from runtime.runner import WorkflowRunner, domain_cause  # noqa: E402
+from resolvers.schema import build_schema  # noqa: E402
+from runtime.runner import ApiWorkflow, WorkflowRunner  # noqa: E402
 from services import accounts, workspaces  # noqa: E402
 from services.deps import ServiceDeps  # noqa: E402
 from services.pagination import DEFAULT_PAGE_SIZE, _encode  # noqa: E402
-from workflows import REGISTRY  # noqa: E402
+from workflows.accounts import LIST_MY_WORKSPACES, LOAD_ME  # noqa: E402
 
 APP_SHELL = (ROOT / "graphql" / "operations" / "AppShell.graphql").read_text()
 BENCH_SECRET = "bench-app-shell-secret-0123456789abcdef"
@@ -91,10 +88,8 @@ GOAL_SQLITE_P50_MS = 5.0
 
 # Path labels (the first path of each level is the production workflow path).
 SVC_KAILASH = "kailash: runner.call x2"
-SVC_WHAT_IF = "what-if: runner.call x2, O(1) reprs"
 SVC_DIRECT = "direct: service functions x2"
 GQL_KAILASH = "kailash: schema + WorkflowRunner"
-GQL_WHAT_IF = "what-if: cached schema + O(1) reprs"
 GQL_DIRECT_RUNNER = "schema + DirectRunner (no Kailash)"
 GQL_INLINE = "direct: inline SQLAlchemy"
 HTTP_KAILASH = "kailash: POST /graphql"
@@ -114,20 +109,13 @@ def bench_settings(database_url: str) -> Settings:
 # --- the direct paths --------------------------------------------------------------------------
 
 
-def service_function(workflow: str) -> Callable[..., Awaitable[Any]]:
-    """The services function that workflow `workflow` wraps (nodes.services.service_node)."""
-    spec = REGISTRY[workflow]
-    return spec.workflow.get_node(spec.entry_node).service  # type: ignore[no-any-return]
-
-
 class DirectRunner:
-    """A WorkflowRunner stand-in that awaits each workflow's service function without Kailash."""
+    """A WorkflowRunner stand-in: awaits the service function a declaration wraps, no Kailash."""
 
-    def __init__(self) -> None:
-        self._functions = {name: service_function(name) for name in REGISTRY}
-
-    async def call(self, workflow: str, deps: ServiceDeps, /, **kwargs: Any) -> Any:
-        return await self._functions[workflow](deps, **kwargs)
+    async def call(
+        self, spec: ApiWorkflow[..., Any], deps: ServiceDeps, /, *args: Any, **kwargs: Any
+    ) -> Any:
+        return await spec.service(deps, *args, **kwargs)
 
 
 def _global_id(type_name: str, value: uuid.UUID) -> str:
@@ -194,107 +182,6 @@ def create_bench_app() -> FastAPI:
         return JSONResponse({"data": data})
 
     return app
-
-
-# --- what-if: the proposed changes, built beside the app's own ---------------------------------
-
-
-class CheapBoxed(BaseModel):
-    """nodes.services.Boxed with an O(1) repr/str.
-
-    Kailash's durable-execution tracker records every node output on every run, checkpointing
-    or not: `json.dumps` fails on the pydantic box, so it falls back to `str()` of it, which
-    formats the whole result (every edge of a page) only to throw the string away.
-    """
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
-    value: Any = None
-
-    def __repr__(self) -> str:
-        return f"Boxed({type(self.value).__name__})"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True)
-class CheapServiceCall:
-    """nodes.services.ServiceCall with `deps` out of the repr as well.
-
-    The SDK formats the validated inputs into a debug f-string on every node run, logged or not:
-    the dataclass repr walks ServiceDeps -> Settings, ~1 kB including JWT_SECRET.
-    """
-
-    deps: ServiceDeps = field(repr=False)
-    kwargs: Mapping[str, Any] = field(default_factory=dict, repr=False)
-
-
-def cheap_service_node(fn: Callable[..., Awaitable[Any]], class_name: str) -> type[AsyncNode]:
-    class _Node(AsyncNode):
-        def get_parameters(self) -> dict[str, NodeParameter]:
-            return {"call": NodeParameter(name="call", type=object, required=True)}
-
-        async def async_run(self, **inputs: Any) -> dict[str, Any]:
-            call: CheapServiceCall = inputs["call"]
-            return {"result": CheapBoxed(value=await fn(call.deps, **call.kwargs))}
-
-    _Node.__name__ = _Node.__qualname__ = class_name
-    return register_node()(_Node)
-
-
-class WhatIfRunner:
-    """WorkflowRunner.call on the app's runtime, with one-node workflows of the cheap nodes."""
-
-    def __init__(self, runner: WorkflowRunner, names: tuple[str, ...]) -> None:
-        self.runtime = runner.runtime
-        self._workflows = {}
-        for name in names:
-            node = cheap_service_node(service_function(name), f"BenchWhatIf_{name}")
-            builder = WorkflowBuilder()
-            builder.add_node(node.__name__, "call", {})
-            self._workflows[name] = builder.build(workflow_id=f"what_if_{name}")
-
-    async def call(self, workflow: str, deps: ServiceDeps, /, **kwargs: Any) -> Any:
-        inputs = {"call": {"call": CheapServiceCall(deps, kwargs)}}
-        try:
-            results, _ = await self.runtime.execute_workflow_async(
-                self._workflows[workflow], inputs
-            )
-        except Exception as exc:
-            cause = domain_cause(exc)
-            if cause is not None:
-                raise cause from None
-            raise
-        return results["call"]["result"].value
-
-
-class ValidationCacheAfterLimits(ValidationCache):
-    """Strawberry's ValidationCache, but it keeps an error an earlier extension already set.
-
-    Stock ValidationCache overwrites `pre_execution_errors` unconditionally, so it would erase
-    DocumentLimits' "too complex" error (and run the validation DocumentLimits exists to spare).
-    """
-
-    def on_validate(self) -> Iterator[None]:
-        if self.execution_context.pre_execution_errors:
-            yield
-            return
-        yield from super().on_validate()
-
-
-def build_cached_schema(settings: Settings) -> KnowledgeDeskSchema:
-    """build_schema(settings) plus parse and validation caches keyed by the query text."""
-    return KnowledgeDeskSchema(
-        query=Query,
-        mutation=Mutation,
-        subscription=Subscription,
-        extensions=[
-            lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-            lambda: ParserCache(maxsize=256),
-            lambda: DocumentLimits(max_depth=settings.graphql_max_depth),
-            lambda: ValidationCacheAfterLimits(maxsize=256),
-        ],
-        mask_errors=settings.should_mask_errors,
-    )
 
 
 # --- measurement -------------------------------------------------------------------------------
@@ -413,8 +300,8 @@ async def bench_in_process(settings: Settings, args: argparse.Namespace) -> tupl
         graphql_paths: dict[str, Callable[[], Awaitable[Any]]] = {}
 
         async def kailash_service() -> None:
-            await runner.call("load_me", deps)
-            await runner.call("list_my_workspaces", deps, first=None, after=None)
+            await runner.call(LOAD_ME, deps)
+            await runner.call(LIST_MY_WORKSPACES, deps, first=None, after=None)
 
         async def direct_service() -> None:
             await accounts.get_me(deps)
@@ -422,16 +309,6 @@ async def bench_in_process(settings: Settings, args: argparse.Namespace) -> tupl
 
         service_paths[SVC_KAILASH] = kailash_service
         graphql_paths[GQL_KAILASH] = lambda: run_graphql(schema, runner)
-        if args.what_if:
-            what_if_runner = WhatIfRunner(runner, ("load_me", "list_my_workspaces"))
-            cached_schema = build_cached_schema(settings)
-
-            async def what_if_service() -> None:
-                await what_if_runner.call("load_me", deps)
-                await what_if_runner.call("list_my_workspaces", deps, first=None, after=None)
-
-            service_paths[SVC_WHAT_IF] = what_if_service
-            graphql_paths[GQL_WHAT_IF] = lambda: run_graphql(cached_schema, what_if_runner)
         service_paths[SVC_DIRECT] = direct_service
         graphql_paths[GQL_DIRECT_RUNNER] = lambda: run_graphql(schema, direct_runner)
         graphql_paths[GQL_INLINE] = lambda: inline_app_shell(deps.db, user_id)
@@ -467,11 +344,11 @@ async def bench_in_process(settings: Settings, args: argparse.Namespace) -> tupl
 
         if args.profile:
             calls = 2000
-            print(f"\n  cProfile of {calls} x WorkflowRunner.call('list_my_workspaces'):")
+            print(f"\n  cProfile of {calls} x WorkflowRunner.call(LIST_MY_WORKSPACES):")
             profiler = cProfile.Profile()
             profiler.enable()
             for _ in range(calls):
-                await runner.call("list_my_workspaces", deps, first=None, after=None)
+                await runner.call(LIST_MY_WORKSPACES, deps, first=None, after=None)
             profiler.disable()
             print_profile(profiler, calls)
     return levels, token
@@ -571,7 +448,7 @@ def print_goal(results: dict[str, list[Level]]) -> None:
         for level in levels:
             base = percentile(level.samples[level.baseline], 50)
             for label, values in level.samples.items():
-                if not label.startswith(("kailash", "what-if")):
+                if not label.startswith("kailash"):
                     continue
                 p50 = percentile(values, 50)
                 line = (
@@ -588,19 +465,19 @@ def main(argv: list[str] | None = None) -> int:
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--iterations", type=int, default=500, help="timed runs per path (500)")
-    parser.add_argument("--warmup", type=int, default=50, help="untimed runs per path first (50)")
+    parser.add_argument("--iterations", type=int, help="timed runs per path")
+    parser.add_argument("--warmup", type=int, help="untimed runs per path first")
+    add_size_flag(
+        parser, quick={"iterations": 100, "warmup": 10}, full={"iterations": 500, "warmup": 50}
+    )
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument(
         "--no-http", dest="http", action="store_false", help="skip the live uvicorn level"
     )
     parser.add_argument(
-        "--what-if", action="store_true", help="add paths with the changes the ADR proposes"
-    )
-    parser.add_argument(
         "--profile", action="store_true", help="cProfile WorkflowRunner.call (SDK breakdown)"
     )
-    args = parser.parse_args(argv)
+    args = apply_sizes(parser.parse_args(argv))
     if args.iterations < 1 or args.warmup < 0:
         parser.error("--iterations must be at least 1 and --warmup at least 0")
     started = time.monotonic()

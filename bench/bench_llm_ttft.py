@@ -1,10 +1,13 @@
-"""Time to first token and tokens/s: the app's chat node on AsyncLocalRuntime vs ollama directly.
+"""Time to first token and tokens/s: the app's chat node on the app's runtime vs ollama directly.
 
-Uses the model server at OLLAMA_HOST when one answers, else starts `python -m model_server`.
-Runs N alternating pairs (node path, direct path) with the same greedy prompt and prints p50/p90
-for each path and the TTFT the node path adds (goal: under 5 ms).
+Uses the model server at OLLAMA_HOST when one answers, else starts `python -m model_server`
+(tests/support/model_server). Runs N alternating pairs (node path: nodes.llm.LLMChatNode in a
+one-node workflow on the runtime the app builds, runtime.runner.build_runtime; direct path:
+ollama.AsyncClient) with the same greedy prompt and prints p50/p90 for each path and the TTFT
+the node path adds (goal: under 5 ms). By default a quick run (6 pairs); `--full` gives the 20
+of the recorded figures.
 
-    uv run --frozen python bench/bench_llm_ttft.py [--runs 20] [--tokens 32]
+    uv run --frozen python bench/bench_llm_ttft.py [--full] [--runs N] [--tokens 32]
 """
 
 from __future__ import annotations
@@ -16,13 +19,17 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `nodes`, `services`, ... importable
+    sys.path.insert(0, str(ROOT))
 
 import ollama  # noqa: E402
-from kailash.runtime.async_local import AsyncLocalRuntime  # noqa: E402
 from kailash.workflow.builder import WorkflowBuilder  # noqa: E402
 
-import nodes.llm  # noqa: E402,F401  (registers LLMChatNode)
+from base.settings import Settings  # noqa: E402
+from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
+from nodes.llm import LLMChatNode  # noqa: E402
+from runtime.runner import build_runtime  # noqa: E402
 from services import llm  # noqa: E402
 from tests.support.model_server import model_server  # noqa: E402
 
@@ -31,8 +38,7 @@ MESSAGES = [{"role": "user", "content": "Explain in two sentences what a virtual
 
 
 def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+    return percentile(values, q * 100)
 
 
 async def via_node(runtime, workflow, config, options) -> tuple[float, float]:
@@ -73,14 +79,16 @@ def _figures(started: float, times: list[float], tokens: int) -> tuple[float, fl
 
 
 async def bench(host: str, runs: int, tokens: int) -> None:
-    config = llm.LLMConfig(host=host)
+    settings = Settings(app_env="development", ollama_host=host, chat_model=MODEL)
+    config = llm.LLMConfig.from_settings(settings)
     options = {"temperature": 0, "seed": 1, "num_predict": tokens}
     builder = WorkflowBuilder()
-    builder.add_node("LLMChatNode", "chat", {})
+    builder.add_node(LLMChatNode.__name__, "chat", {})
     workflow = builder.build()
     client = ollama.AsyncClient(host=host)
     node_ttft, node_rate, direct_ttft, direct_rate, diffs = [], [], [], [], []
-    async with AsyncLocalRuntime(max_concurrent_nodes=100) as runtime:
+    runtime = build_runtime(settings)  # the app's EventRuntime, with the app's caps
+    try:
         for _ in range(2):  # warm both paths (connections, caches)
             await via_node(runtime, workflow, config, options)
             await direct(client, options)
@@ -97,13 +105,15 @@ async def bench(host: str, runs: int, tokens: int) -> None:
             direct_ttft.append(pair["direct"][0])
             direct_rate.append(pair["direct"][1])
             diffs.append(pair["node"][0] - pair["direct"][0])
+    finally:
+        await runtime.cleanup()
     await client.close()
     await llm.aclose_clients()
 
     print(f"model server {host}, model {MODEL}, {runs} alternating runs, {tokens} tokens, greedy")
     print(f"{'path':<28}{'TTFT p50':>10}{'TTFT p90':>10}{'tok/s p50':>11}{'tok/s p90':>11}")
     for name, ttft, rate in (
-        ("LLMChatNode on runtime", node_ttft, node_rate),
+        ("LLMChatNode on app runtime", node_ttft, node_rate),
         ("ollama.AsyncClient direct", direct_ttft, direct_rate),
     ):
         print(
@@ -118,16 +128,20 @@ async def bench(host: str, runs: int, tokens: int) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--tokens", type=int, default=32)
-    args = parser.parse_args()
+    parser.add_argument("--runs", type=int, help="alternating pairs of runs")
+    parser.add_argument("--tokens", type=int, default=32, help="tokens per answer (32)")
+    add_size_flag(parser, quick={"runs": 6}, full={"runs": 20})
+    args = apply_sizes(parser.parse_args(argv))
+    if args.runs < 1 or args.tokens < 2:
+        parser.error("need --runs >= 1 and --tokens >= 2")
     with model_server() as host:
         asyncio.run(bench(host, args.runs, args.tokens))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,12 @@
-"""Benchmark: 1,000 concurrent `runProgress` subscribers on ONE API process, for one run that
-emits 100 events, versus raw Redis pub/sub measured in the same run as the floor.
+"""Benchmark: concurrent `runProgress` subscribers on ONE API process (1,000 with --full), for
+one run that emits 100 events, versus raw Redis pub/sub measured in the same run as the floor.
 
-    uv run --frozen python bench/bench_run_fanout.py [--subscribers N] [--events N]
-        [--interval S] [--procs N] [--no-deflate] [--skip-floors] [--profile]
+    uv run --frozen python bench/bench_run_fanout.py [--full] [--subscribers N] [--events N]
+        [--interval S] [--procs N] [--no-deflate] [--skip-floors] [--gc] [--profile]
+        [--workers N]
+
+By default a quick run: 200 subscribers and 20 events; `--full` gives the 1,000 subscribers
+and 100 events of the recorded figures.
 
 A script, not a test: it prints figures and asserts nothing about time. It starts throwaway
 PostgreSQL and Redis servers, migrates, signs a user up through the services, and starts a real
@@ -17,30 +21,31 @@ process executes nothing and only fans events out. Then, per mode:
   (connection_init with the bearer token, the frontend's RunProgress document); the API holds
   one Redis connection and fans out to N subscriptions.
 
-The run is real: a row created with services.runs.create_run (check_models, 4 steps) and
-claimed with RunStore.claim, so each subscriber first replays RUN_QUEUED and RUN_STARTED from
-the database. Once every subscriber has them, this process writes the events the way the
-executor does (RunStore.step_event: 25 per step, STEP_STARTED, 23 x STEP_PROGRESS,
-STEP_SUCCEEDED), then RunStore.finish (RUN_SUCCEEDED, the terminal event), one every --interval
-seconds (0.1 s by default: the executor records a step's progress at most every 0.1 s). Each
-write publishes on the Redis bus after its commit; a RedisBus subclass notes the time just
-before each publish. Every subscriber notes when each event reached it; latency = receipt -
-publish, on one machine clock (time.time_ns) across processes. The floors publish the same
-envelopes at the same pace.
+The run is real: a row created with services.runs.create_run (services.model_check's
+CHECK_MODELS kind, 4 steps) and claimed with RunStore.claim, so each subscriber first replays
+RUN_QUEUED and RUN_STARTED from the database. Once every subscriber has them, this process
+writes the events the way the executor does (RunStore.step_event: --events spread over the
+steps, each STEP_STARTED, STEP_PROGRESS..., STEP_SUCCEEDED, 25 per step with 100), then
+RunStore.finish (RUN_SUCCEEDED, the terminal event), one every --interval seconds (0.1 s by
+default: the executor records a step's progress at most every 0.1 s). Each write publishes on
+the Redis bus after its commit; a RedisBus subclass notes the time just before each publish.
+Every subscriber notes when each event reached it; latency = receipt - publish, on one machine
+clock (time.time_ns) across processes. The floors publish the same envelopes at the same pace.
 
 The subscribers run in --procs child processes (2 by default), so that client-side parsing does
 not share the publisher's event loop. With 2 CPUs the clients, PostgreSQL, Redis and the API
 compete for the same cores: read the ratios to the floors, measured the same way, more than the
 absolute values.
 
-uvicorn's defaults matter here and are left as they are: no --limit-concurrency, --backlog 2048,
---ws-max-queue 32, pings every 20 s, and --ws-per-message-deflate true: browsers offer
-permessage-deflate, and so do these clients unless --no-deflate.
+uvicorn runs as tests/support/live_server starts it (as the app is deployed): no
+--limit-concurrency, --backlog 2048, --ws-max-queue 32, pings every 20 s, and
+--ws-per-message-deflate false. Browsers offer permessage-deflate, and so do these clients
+unless --no-deflate.
 
-`--profile`, `--gc` and `--what-if` serve `bench.bench_run_fanout:create_bench_app`: the real
-app plus POST /bench/control (cProfile on/off, GC pauses, an object census), and with
---what-if the proposed changes (shared: each run event executed once per process for all its
-subscribers; freeze: gc.freeze() after start-up). `--workers N` runs N uvicorn workers.
+`--profile` and `--gc` serve `bench.bench_run_fanout:create_bench_app`: the real app plus POST
+/bench/control (cProfile on/off, GC pauses, an object census). `--workers N` runs N uvicorn
+workers. The what-ifs of earlier versions (each run event executed once per process, gc.freeze()
+after start-up) are the app's own code now; their figures are in adr/0015-event-bus.md.
 PostgreSQL, Redis, the server and temporary files are removed on exit.
 """
 
@@ -61,7 +66,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,11 +76,9 @@ if str(ROOT) not in sys.path:  # run as a script: make `app`, `resolvers`, ... i
 
 import psutil  # noqa: E402
 import redis.asyncio as redis  # noqa: E402
-from common import percentile  # noqa: E402  (bench/common.py, beside this script)
 from fastapi import FastAPI, Request  # noqa: E402
 from fastapi.responses import JSONResponse  # noqa: E402
 from strawberry import relay  # noqa: E402
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext  # noqa: E402
 
 from app import migrate  # noqa: E402
 from base.auth.principal import Principal  # noqa: E402
@@ -84,20 +86,19 @@ from base.db.engine import build_engine, build_sessionmaker  # noqa: E402
 from base.events.bus import EventBus, RedisBus, run_topic  # noqa: E402
 from base.models.runs import RunStatus, SubjectType  # noqa: E402
 from base.settings import Settings  # noqa: E402
-from resolvers.runs.types import RunEvent as RunEventType  # noqa: E402
+from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
 from services import accounts, runs, workspaces  # noqa: E402
 from services.deps import ServiceDeps  # noqa: E402
+from services.model_check import CHECK_MODELS  # noqa: E402
 from services.ratelimit import SignInLimiter  # noqa: E402
 from services.run_log import Outbox  # noqa: E402
 from services.run_store import RunStore  # noqa: E402
-from workflows import REGISTRY  # noqa: E402
 
 BENCH_SECRET = "bench-run-fanout-secret-0123456789abcdef"
 PASSWORD = "a long bench pass phrase"
 WS_PROTOCOL = "graphql-transport-ws"
 RUN_PROGRESS = (ROOT / "graphql" / "operations" / "RunProgress.graphql").read_text()
-WORKFLOW = "check_models"
-STEPS = REGISTRY[WORKFLOW].steps  # CONNECT, LIST_MODELS, CHAT, EMBED
+STEPS = CHECK_MODELS.steps  # CONNECT, LIST_MODELS, CHAT, EMBED
 REPLAYED = 2  # RUN_QUEUED (create_run) and RUN_STARTED (claim) are in the log before anyone joins
 TERMINAL = "RUN_SUCCEEDED"
 GOAL_P99_MS = 100.0
@@ -209,7 +210,7 @@ async def create_claimed_run(
             session,
             outbox,
             workspace_id=workspace_id,
-            workflow=WORKFLOW,
+            kind=CHECK_MODELS,
             subject_type=SubjectType.WORKSPACE,
             subject_id=workspace_id,
             subject_label="bench workspace",
@@ -649,9 +650,6 @@ async def run_graphql(
             "ready_timeout": 150,
             "finish_timeout": args.events * args.interval + 60,
         }
-        if bench_app:  # as the app's lifespan would, before anyone subscribes
-            async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
-                (await http.post("/bench/control", params={"action": "freeze"})).raise_for_status()
         pool = SubscriberPool([{**spec, "count": n} for n in split(args.subscribers, args.procs)])
         try:
             ready_seconds, failed = await pool.ready(180)
@@ -703,7 +701,7 @@ async def run_graphql(
                         timeout=60,
                     )
                     answer.raise_for_status()
-                    print_control(answer.json(), args)
+                    print_control(answer.json())
         finally:
             pool.close()
         expected = list(range(1, REPLAYED + 2 + args.events))
@@ -733,47 +731,6 @@ async def run_floors(args: argparse.Namespace, redis_url: str) -> list[ModeResul
 # --- profiling (only with --profile) -----------------------------------------------------------
 
 
-SHARED_COUNTS = {"executions": 0, "hits": 0}
-
-
-class SharedRunEventExecutor(StrawberryGraphQLCoreExecutionContext):
-    """What-if (--what-if shared): execute the selection set of one run event once per
-    (event, document, variables) in the process and hand the same result to every subscriber.
-
-    Sound for RunEvent only because none of its fields depends on who is asking (the run was
-    authorised when the subscription started). Subscription events are executed with
-    `execute_operation(False)` (graphql-core's execute_subscription_event); queries, mutations
-    and other payloads take the normal path.
-    """
-
-    _shared: OrderedDict[tuple[Any, ...], tuple[Any, Any]] = OrderedDict()
-    MAX_SHARED = 256
-
-    def execute_operation(self, serially: bool | None = None) -> Any:
-        payload = self.root_value
-        if serially is not False or not isinstance(payload, RunEventType):
-            return super().execute_operation(serially)
-        variables = getattr(self.variable_values, "coerced", self.variable_values) or {}
-        try:
-            frozen: Any = tuple(sorted(variables.items()))
-            hash(frozen)
-        except TypeError:  # a list or object variable: compare its JSON
-            frozen = json.dumps(variables, sort_keys=True, default=str)
-        key = (payload.run_id, payload.cursor, id(self.operation), frozen)
-        shared = self._shared.get(key)
-        if shared is not None:
-            SHARED_COUNTS["hits"] += 1
-            return shared[1]
-        SHARED_COUNTS["executions"] += 1
-        result = super().execute_operation(serially)
-        if not self.is_awaitable(result) and not result.errors:
-            # The operation is kept with the result, so that its id cannot be reused meanwhile.
-            self._shared[key] = (self.operation, result)
-            if len(self._shared) > self.MAX_SHARED:
-                self._shared.popitem(last=False)
-        return result
-
-
 class GcPauses:
     """gc.callbacks: how often each generation was collected and how long it paused the loop."""
 
@@ -801,15 +758,10 @@ class GcPauses:
 
 def create_bench_app() -> FastAPI:
     """The real app (settings from the environment) plus POST /bench/control, which starts and
-    stops cProfile and reports GC pauses. BENCH_WHAT_IF (comma-separated) applies proposed
-    changes: shared = run events executed once per process (SharedRunEventExecutor); freeze =
-    gc.freeze() once the app has started, so full collections skip what start-up allocated."""
+    stops cProfile, reports GC pauses and takes a census of the objects GC tracks."""
     from app.main import create_app
 
     app = create_app(Settings())
-    what_if = set(filter(None, os.environ.get("BENCH_WHAT_IF", "").split(",")))
-    if "shared" in what_if:
-        app.state.schema.execution_context_class = SharedRunEventExecutor
     profiler = cProfile.Profile()
     pauses = GcPauses()
 
@@ -833,12 +785,8 @@ def create_bench_app() -> FastAPI:
                 counts[name] = counts.get(name, 0) + 1
             top = sorted(counts.items(), key=lambda kv: -kv[1])[:25]
             return JSONResponse({"census": top, "gc_objects": len(gc.get_objects())})
-        elif action == "freeze" and "freeze" in what_if:
-            gc.collect()
-            gc.freeze()
         return JSONResponse(
             {
-                "shared": SHARED_COUNTS,
                 "gc": pauses.summary(),
                 "gc_objects": len(gc.get_objects()),
                 "gc_frozen": gc.get_freeze_count(),
@@ -849,13 +797,7 @@ def create_bench_app() -> FastAPI:
     return app
 
 
-def print_control(answer: dict[str, Any], args: argparse.Namespace) -> None:
-    if "shared" in args.what_if:
-        shared = answer["shared"]
-        print(
-            f"  what-if shared: {shared['executions']} executions of run events, "
-            f"{shared['hits']} results shared"
-        )
+def print_control(answer: dict[str, Any]) -> None:
     pauses = ", ".join(
         f"gen{gen} {p['count']} x, {p['total_ms']:.0f} ms in all, longest {p['max_ms']:.0f} ms"
         for gen, p in answer["gc"].items()
@@ -890,12 +832,13 @@ def print_profile(path: Path, events: int, subscribers: int) -> None:
             ("/redis/", "redis"),
             ("/sqlalchemy/", "sqlalchemy"),
             ("/kailash/", "kailash"),
-            ("/app/", "app"),
-            ("/resolvers/", "resolvers"),
         ):
             if marker in filename:
                 area = name
                 break
+        ours = Path(filename).parts[len(ROOT.parts) :][:1]
+        if filename.startswith(f"{ROOT}{os.sep}") and ours and ours[0] != ".venv":
+            area = f"ours: {ours[0]}/"  # app/, resolvers/, runtime/, services/, base/, ...
         if filename == "~":
             area = "builtins (C)"
         by_area[area] = by_area.get(area, 0.0) + tottime
@@ -1004,8 +947,13 @@ def main(argv: list[str] | None = None) -> int:
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--subscribers", type=int, default=1000, help="subscribers (1000)")
-    parser.add_argument("--events", type=int, default=100, help="step events before the end (100)")
+    parser.add_argument("--subscribers", type=int, help="subscribers")
+    parser.add_argument("--events", type=int, help="step events before the end")
+    add_size_flag(
+        parser,
+        quick={"subscribers": 200, "events": 20},
+        full={"subscribers": 1000, "events": 100},
+    )
     parser.add_argument(
         "--interval", type=float, default=0.1, help="seconds between events (0.1; 0 = burst)"
     )
@@ -1018,13 +966,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-floors", action="store_true", help="only the GraphQL mode")
     parser.add_argument(
-        "--what-if",
-        default="",
-        help="comma-separated proposed changes, served by the bench app: shared = execute each "
-        "run event once per process for all its subscribers (SharedRunEventExecutor); freeze = "
-        "gc.freeze() after start-up",
-    )
-    parser.add_argument(
         "--gc", action="store_true", help="report the API process's GC pauses (bench app)"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the API process")
@@ -1034,10 +975,7 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="uvicorn worker processes (1: the brief's ONE API process; more to see scale-out)",
     )
-    args = parser.parse_args(argv)
-    unknown = set(filter(None, args.what_if.split(","))) - {"shared", "freeze"}
-    if unknown:
-        parser.error(f"unknown --what-if {', '.join(sorted(unknown))}: use shared and/or freeze")
+    args = apply_sizes(parser.parse_args(argv))
     if args.subscribers < 1 or args.events < 4 or args.procs < 1 or args.interval < 0:
         parser.error("need --subscribers >= 1, --events >= 4, --procs >= 1, --interval >= 0")
     limit = raise_open_files(args.subscribers * 3 + 1024)
@@ -1050,7 +988,6 @@ def main(argv: list[str] | None = None) -> int:
         f"load average {os.getloadavg()[0]:.2f} at start, open-files limit {limit}, "
         f"{args.procs} subscriber processes, permessage-deflate "
         f"{'offered' if args.deflate else 'off'}"
-        + (f", WHAT-IF {args.what_if} (not the app as shipped)" if args.what_if else "")
         + (f", {args.workers} uvicorn workers" if args.workers > 1 else "")
     )
     results: list[ModeResult] = []
@@ -1063,11 +1000,10 @@ def main(argv: list[str] | None = None) -> int:
         migrate.upgrade(settings.database_url)
         if not args.skip_floors:
             results += asyncio.run(run_floors(args, redis_url))
-        bench_app = bool(args.profile or args.what_if or args.gc)
+        bench_app = bool(args.profile or args.gc)
         app = "bench.bench_run_fanout:create_bench_app" if bench_app else "app.main:create_app"
         profile_to = Path(tmp) / "api.prof" if args.profile else None
         env = server_env(settings)
-        env["BENCH_WHAT_IF"] = args.what_if
         if args.workers > 1:
             env["UVICORN_WORKERS"] = str(args.workers)
         with live_server(env, app=app) as base_url:

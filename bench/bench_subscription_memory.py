@@ -1,22 +1,25 @@
-"""Benchmark: memory of the API process across 10,000 runProgress subscribe/disconnect cycles.
+"""Benchmark: memory of the API process across runProgress subscribe/disconnect cycles (10,000
+with --full).
 
-    uv run --frozen python bench/bench_subscription_memory.py [--rounds N] [--concurrency N]
-        [--replay N] [--report-every N] [--plain-app]
+    uv run --frozen python bench/bench_subscription_memory.py [--full] [--rounds N]
+        [--concurrency N] [--warmup N] [--replay N] [--report-every N] [--plain-app]
 
 A script, not a test: it prints figures and asserts nothing. It starts throwaway PostgreSQL and
 Redis servers and a real uvicorn (tests/support/live_server) with REDIS_URL and
-RUN_EXECUTION=queue. This process signs a user up through the services, creates a check_models
-run (services.runs.create_run), claims it (RunStore.claim: RUNNING) and records a few step
-events (RunStore.step_event), so that the run's log holds --replay events and never ends.
+RUN_EXECUTION=queue. This process signs a user up through the services, creates a run of the
+CHECK_MODELS kind (services.runs.create_run), claims it (RunStore.claim: RUNNING) and records a
+few step events (RunStore.step_event), so that the run's log holds --replay events and never
+ends.
 
-Then --rounds rounds (100) of --concurrency (100) concurrent WebSocket clients: each connects,
-sends connection_init with the bearer token, subscribes to runProgress (the frontend's
-RunProgress document), reads the replay, and disconnects: odd clients just close the socket
-(a tab closed), even ones send `complete` first (a component unmounted), so both of the
-server's clean-up paths run. 100 x 100 = 10,000 cycles.
+Then --rounds rounds of --concurrency concurrent WebSocket clients: each connects, sends
+connection_init with the bearer token, subscribes to runProgress (the frontend's RunProgress
+document), reads the replay, and disconnects: odd clients just close the socket (a tab closed),
+even ones send `complete` first (a component unmounted), so both of the server's clean-up paths
+run. By default a quick run (20 rounds x 50 = 1,000 cycles); `--full` gives the 100 x 100 =
+10,000 cycles of the recorded figures.
 
 RSS (psutil, on the uvicorn pid) is read after a warm-up of --warmup rounds (the start), after
-every --report-every cycles (2,000), and at the end, one second after the last disconnect. By
+every --report-every cycles, and at the end, one second after the last disconnect. By
 default the server is `bench.bench_subscription_memory:create_bench_app`, the real app plus
 GET /bench/introspect, which reports the bus's local subscriptions, asyncio tasks, and live
 objects of the classes a leak would keep (bus Subscriptions, graphql-transport-ws Operations,
@@ -60,7 +63,6 @@ from bench.bench_run_fanout import (  # noqa: E402
     build_deps,
     create_claimed_run,
     init_message,
-    percentile,
     raise_open_files,
     run_global_id,
     seed_user,
@@ -68,6 +70,7 @@ from bench.bench_run_fanout import (  # noqa: E402
     server_process,
     subscribe_message,
 )
+from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
 from services.run_store import RunStore  # noqa: E402
 
 GOAL_GROWTH = 0.10
@@ -309,17 +312,20 @@ def main(argv: list[str] | None = None) -> int:
         description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--rounds", type=int, default=100, help="rounds of clients (100)")
-    parser.add_argument("--concurrency", type=int, default=100, help="clients per round (100)")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed rounds first (3)")
+    parser.add_argument("--rounds", type=int, help="rounds of clients")
+    parser.add_argument("--concurrency", type=int, help="clients per round")
+    parser.add_argument("--warmup", type=int, help="untimed rounds first")
     parser.add_argument("--replay", type=int, default=10, help="events in the run's log (10)")
-    parser.add_argument(
-        "--report-every", type=int, default=2000, help="cycles between RSS readings (2000)"
+    parser.add_argument("--report-every", type=int, help="cycles between RSS readings")
+    add_size_flag(
+        parser,
+        quick={"rounds": 20, "concurrency": 50, "warmup": 2, "report_every": 250},
+        full={"rounds": 100, "concurrency": 100, "warmup": 3, "report_every": 2000},
     )
     parser.add_argument(
         "--plain-app", action="store_true", help="serve app.main:create_app (RSS only)"
     )
-    args = parser.parse_args(argv)
+    args = apply_sizes(parser.parse_args(argv))
     if args.rounds < 1 or args.concurrency < 1 or args.replay < REPLAYED or args.warmup < 0:
         parser.error(f"need --rounds >= 1, --concurrency >= 1, --replay >= {REPLAYED}")
     if args.report_every % args.concurrency:

@@ -1,7 +1,13 @@
-"""Measurement helpers shared by the benchmarks (scripts run as `python bench/<name>.py`)."""
+"""Measurement helpers shared by the benchmarks.
+
+The scripts run as `python bench/<name>.py`: each puts the repository root on sys.path and
+imports this module as `bench.common`, so the bench apps that uvicorn loads by module path
+(`bench.<name>:create_bench_app`, from the repository root) can import it too.
+"""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import gc
 import math
@@ -11,6 +17,32 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def add_size_flag(
+    parser: argparse.ArgumentParser, quick: dict[str, Any], full: dict[str, Any]
+) -> None:
+    """`--full`: the sizes of the recorded figures; without it, a quick run (what `make bench`
+    does). Options named in `quick` / `full` must default to None; a value given wins."""
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help=f"full size ({_describe(full)}); default quick ({_describe(quick)})",
+    )
+    parser.set_defaults(_sizes=(quick, full))
+
+
+def apply_sizes(args: argparse.Namespace) -> argparse.Namespace:
+    """Fill the size options left unset from the quick or the full sizes (see add_size_flag)."""
+    quick, full = args._sizes
+    for name, value in (full if args.full else quick).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    return args
+
+
+def _describe(sizes: dict[str, Any]) -> str:
+    return ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in sizes.items())
 
 
 def percentile(values: list[Any], p: float, *, scale: float = 1.0) -> float:

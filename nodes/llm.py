@@ -86,7 +86,8 @@ class _LLMNode(AsyncNode):
         for name in self.verbatim_inputs:  # box before the SDK expands ${...} (module docstring)
             if name in runtime_inputs and not isinstance(runtime_inputs[name], Verbatim):
                 runtime_inputs[name] = Verbatim(runtime_inputs[name])
-        return await super().execute_async(**runtime_inputs)
+        outputs: dict[str, Any] = await super().execute_async(**runtime_inputs)
+        return outputs
 
 
 @register_node()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Annotated, Any
 
 import strawberry
@@ -54,7 +55,8 @@ class Query(AccountQueries, WorkspaceQueries, RunQueries):
         node_type = NODE_TYPES.get(global_id.type_name)
         if node_type is None:
             return None
-        [found] = await node_type.resolve_nodes(info=info, node_ids=[global_id.node_id])
+        resolved = node_type.resolve_nodes(info=info, node_ids=[global_id.node_id])
+        [found] = await resolved if inspect.isawaitable(resolved) else resolved
         return found
 
 

@@ -60,6 +60,7 @@ class EventRuntime(AsyncLocalRuntime):
                 }
             )
         )
+        results: dict[str, Any]
         scope_token = _SCOPE.set(scope)
         registry_token = kailash_progress._current_progress_registry.set(registry)
         try:

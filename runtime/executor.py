@@ -82,6 +82,11 @@ class Executor:
         self._spawned.add(task)
         task.add_done_callback(self._spawned.discard)
 
+    async def wait_spawned(self) -> None:
+        """Wait until every run spawned here has ended, with its lease's heartbeat."""
+        while self._spawned:
+            await asyncio.gather(*self._spawned, return_exceptions=True)
+
     async def close(self) -> None:
         tasks = [*self._background, *self._running.values(), *self._spawned]
         for task in tasks:
@@ -131,6 +136,10 @@ class Executor:
             raise
         finally:
             heartbeat.cancel()
+            # Wait for it: a renewal it was making gives its database connection back now, not
+            # after the engine has been disposed at shutdown (which would leak it).
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
             self._running.pop(run_id, None)
             self._cancelling.discard(run_id)
 

@@ -6,7 +6,6 @@ QueueLauncher puts the run id on the Redis-backed Taskiq queue; workers execute 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -16,17 +15,14 @@ from runtime.executor import Executor
 class InlineLauncher:
     def __init__(self, executor: Executor) -> None:
         self.executor = executor
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def enqueue(self, run_id: uuid.UUID) -> None:
-        task = asyncio.create_task(self.executor.execute(run_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # The executor owns the task, so closing it at shutdown also stops and awaits this run.
+        await self.executor.spawn(run_id)
 
     async def wait_idle(self) -> None:
         """For tests: wait until every run handed to this launcher has ended."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.executor.wait_spawned()
 
 
 class QueueLauncher:

@@ -8,7 +8,8 @@ reach a run that is still alive elsewhere; the lease in the runs table turns it 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
@@ -35,6 +36,8 @@ def kicker(broker: RedisStreamBroker) -> Callable[[uuid.UUID], Awaitable[None]]:
     """Enqueue a run id without importing the worker's task function."""
 
     async def enqueue(run_id: uuid.UUID) -> None:
-        await AsyncKicker(TASK_NAME, broker, {}).kiq(str(run_id))
+        # The task is app.worker's `async def execute_run(run_id: str) -> None`.
+        task: AsyncKicker[[str], Coroutine[Any, Any, None]] = AsyncKicker(TASK_NAME, broker, {})
+        await task.kiq(str(run_id))
 
     return enqueue

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.errors import Forbidden, NotFound
@@ -51,6 +51,6 @@ async def require_role(
     return role
 
 
-def member_workspace_ids(user_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def member_workspace_ids(user_id: uuid.UUID) -> Select[uuid.UUID]:
     """A subquery of the workspaces the user belongs to, for WHERE ... IN (...)."""
     return select(Membership.workspace_id).where(Membership.user_id == user_id)

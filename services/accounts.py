@@ -89,7 +89,7 @@ async def refresh(deps: ServiceDeps, *, refresh_token: str) -> AuthSession:
             )
             .values(used_at=now)
         )
-        reused = spent.rowcount != 1  # type: ignore[attr-defined]
+        reused = spent.rowcount != 1
         if reused:
             await _revoke_family(session, row.family_id)
         else:

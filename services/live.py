@@ -1,8 +1,8 @@
 """The event streams behind the subscriptions.
 
 Resolvers authorise a stream once, through a workflow, before opening it; the stream then
-re-checks access at most every ACCESS_RECHECK_SECONDS before delivering live events, so a member
-who is removed stops receiving the workspace's events.
+re-checks access at most every `settings.access_recheck_seconds` (ACCESS_RECHECK_SECONDS) before
+delivering live events, so a member who is removed stops receiving the workspace's events.
 """
 
 from __future__ import annotations
@@ -28,8 +28,6 @@ from services.run_log import (
     workspace_events_after,
 )
 
-ACCESS_RECHECK_SECONDS = 5.0
-
 
 def _cursor(after: str | None) -> int | None:
     if after is None:
@@ -49,6 +47,7 @@ def _throttled(
     deps: ServiceDeps, key: str, check: Callable[[], Awaitable[Any]]
 ) -> Callable[[], Awaitable[None]]:
     loop = asyncio.get_running_loop()
+    interval = deps.settings.access_recheck_seconds
     cache_key = (id(loop), deps.principal.user_id, key)
     if cache_key not in _checks:
         allowed: asyncio.Future[Any] = loop.create_future()
@@ -57,7 +56,7 @@ def _throttled(
 
     async def maybe_check() -> None:
         started, latest = _checks.get(cache_key, (0.0, None))
-        stale = time.monotonic() - started >= ACCESS_RECHECK_SECONDS
+        stale = time.monotonic() - started >= interval
         if latest is None or (latest.done() and stale):
             if len(_checks) > 100_000:  # bound it: forgetting only costs a query
                 _checks.clear()

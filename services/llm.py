@@ -19,7 +19,7 @@ import asyncio
 import inspect
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, TypeVar
 
@@ -98,9 +98,9 @@ class ChatResult:
 
 # -- the shared client ------------------------------------------------------------------------
 
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, ollama.AsyncClient]] = (
-    weakref.WeakKeyDictionary()
-)
+_clients: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str, float, float], ollama.AsyncClient]
+] = weakref.WeakKeyDictionary()
 
 
 def get_client(config: LLMConfig) -> ollama.AsyncClient:
@@ -117,7 +117,7 @@ def get_client(config: LLMConfig) -> ollama.AsyncClient:
 async def aclose_clients() -> None:
     """Close the clients of the running loop (app shutdown, test teardown)."""
     for client in _clients.pop(asyncio.get_running_loop(), {}).values():
-        await client.close()
+        await client.close()  # type: ignore[no-untyped-call]  # unannotated in ollama
 
 
 # -- retry policy (pure) ----------------------------------------------------------------------
@@ -144,7 +144,7 @@ def classify(exc: BaseException) -> Verdict:
 
 def backoff_delay(attempt: int, *, base: float, cap: float) -> float:
     """Seconds to wait before retry number `attempt` (0-based): base, 2*base, 4*base… capped."""
-    return min(cap, base * (2**attempt))
+    return min(cap, base * 2.0**attempt)
 
 
 async def call_with_retries(
@@ -219,7 +219,7 @@ async def chat(
     model: str,
     config: LLMConfig,
     options: Mapping[str, Any] | None = None,
-    format: str | dict[str, Any] | None = None,
+    format: Literal["", "json"] | dict[str, Any] | None = None,
 ) -> ChatResult:
     """One unstreamed chat completion."""
     client = get_client(config)
@@ -256,6 +256,9 @@ async def chat_stream(
         stream = await client.chat(
             model=model, messages=list(messages), options=options, stream=True
         )
+        # ollama types the stream as an AsyncIterator; it is an async generator, and closing it
+        # closes the HTTP response.
+        assert isinstance(stream, AsyncGenerator)
         parts: list[str] = []
         last = None
         try:

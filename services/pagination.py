@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, tuple_
+from sqlalchemy import Select, SQLColumnExpression, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
 from base.errors import Invalid
 from services.views import Edge, Page
@@ -46,7 +45,7 @@ class PageRequest:
 class SortKey:
     """Columns that order a connection; the last one must be unique (normally the id)."""
 
-    columns: Sequence[ColumnElement[Any]]
+    columns: Sequence[SQLColumnExpression[Any]]
     descending: bool = False
 
 
@@ -86,7 +85,7 @@ def _decode(cursor: str, width: int) -> list[Any]:
 
 async def paginate(
     session: AsyncSession,
-    stmt: Select[Any],
+    stmt: Select[*tuple[Any, ...]],
     sort: SortKey,
     page: PageRequest,
     to_node: Callable[[Any], T],
@@ -103,7 +102,9 @@ async def paginate(
         paged = paged.where(key < after if sort.descending else key > after)
     order = [c.desc() if sort.descending else c.asc() for c in sort.columns]
     rows = (await session.execute(paged.order_by(*order).limit(page.first + 1))).all()
-    edges = [Edge(cursor=_encode(sort_values(r)), node=to_node(r)) for r in rows[: page.first]]
+    edges: list[Edge[T]] = [
+        Edge(cursor=_encode(sort_values(r)), node=to_node(r)) for r in rows[: page.first]
+    ]
     return Page(
         edges=edges,
         total_count=total,

@@ -50,10 +50,12 @@ class Outbox:
     workspace_events: list[WorkspaceEvent] = field(default_factory=list)
 
     async def publish(self, bus: EventBus) -> None:
-        for event in self.run_events:
-            await bus.publish(run_topic(event.run_id), run_event_dict(event))
-        for event in self.workspace_events:
-            await bus.publish(workspace_topic(event.workspace_id), workspace_event_dict(event))
+        for run_event in self.run_events:
+            await bus.publish(run_topic(run_event.run_id), run_event_dict(run_event))
+        for workspace_event in self.workspace_events:
+            await bus.publish(
+                workspace_topic(workspace_event.workspace_id), workspace_event_dict(workspace_event)
+            )
         self.run_events.clear()
         self.workspace_events.clear()
 

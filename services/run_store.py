@@ -65,7 +65,7 @@ class RunStore:
                 )
                 .execution_options(synchronize_session=False)
             )
-            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            if claimed.rowcount != 1:
                 return None
             run = (await session.execute(select(Run).where(Run.id == run_id))).scalar_one()
             steps = (

@@ -164,11 +164,18 @@ async def runs_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[RunVie
 
 
 async def steps_by_run_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[list[RunStepView]]:
-    """Steps of each run, in order (runs were authorised when they were loaded)."""
+    """Steps of each run, in order; a run outside the caller's workspaces has none."""
+    user_id = deps.principal.require_user()
     async with deps.db() as session:
         rows = (
             await session.execute(
-                select(RunStep).where(RunStep.run_id.in_(ids)).order_by(RunStep.position)
+                select(RunStep)
+                .join(Run, Run.id == RunStep.run_id)
+                .where(
+                    RunStep.run_id.in_(ids),
+                    Run.workspace_id.in_(member_workspace_ids(user_id)),
+                )
+                .order_by(RunStep.position)
             )
         ).scalars()
         grouped: dict[uuid.UUID, list[RunStepView]] = {i: [] for i in ids}

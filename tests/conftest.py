@@ -1,8 +1,8 @@
 """Session-wide live services for the test suite.
 
 Each service starts lazily the first time a test asks for it and stops at the end of the session:
-PostgreSQL and Redis as throwaway servers on free loopback ports, and the local model server
-behind the Ollama API (or the real Ollama named by OLLAMA_HOST when one answers).
+PostgreSQL and Redis as throwaway servers on free loopback ports, the local model server behind
+the Ollama API (or the real Ollama named by OLLAMA_HOST when one answers), and a slow link to it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pytest
 
 from tests.support import model_server as model_server_support
 from tests.support import services as services_support
+from tests.support import slow_link as slow_link_support
 
 pytest_plugins = ["tests.support.app_fixtures"]
 
@@ -35,4 +36,15 @@ def redis_url() -> Iterator[str]:
 def ollama_host() -> Iterator[str]:
     """http://... base URL of a real model behind the Ollama API."""
     with model_server_support.model_server() as url:
+        yield url
+
+
+SLOW_TOKEN_SECONDS = 0.12
+
+
+@pytest.fixture(scope="session")
+def slow_ollama_host(ollama_host: str) -> Iterator[str]:
+    """The model server behind a slow link that passes on one streamed token per 0.12 s, so a
+    model check is still in its CHAT step seconds after it started (tests/support/slow_link.py)."""
+    with slow_link_support.slow_link(ollama_host, SLOW_TOKEN_SECONDS) as url:
         yield url

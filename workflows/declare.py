@@ -4,7 +4,7 @@ workflow, and callers hold the declared object, so a wrong name fails at import.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from kailash.workflow.builder import WorkflowBuilder
 
@@ -17,7 +17,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # Every declaration, in the order made (tests check each is used and each is sound).
-API_WORKFLOWS: list[ApiWorkflow[..., object]] = []
+API_WORKFLOWS: list[ApiWorkflow[..., Any]] = []
 RUN_WORKFLOWS: dict[str, RunWorkflow] = {}
 
 

@@ -150,7 +150,7 @@ class RedisBus(EventBus):
                 await asyncio.sleep(0.5)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]  # unannotated in redis-py
 
 
 def build_bus(redis_url: str | None) -> EventBus:

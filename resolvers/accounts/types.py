@@ -40,7 +40,7 @@ class User(relay.Node):
         return cls(id=str(view.id), name=view.name, email=view.email, created_at=view.created_at)
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
+    async def resolve_nodes(  # type: ignore[override]  # Node overloads it on `required`
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[User | None]:
         return await load_nodes(info.context.loaders.user_by_id.load_many, list(node_ids), cls.of)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -18,6 +19,8 @@ from graphql import GraphQLError
 from base.errors import DomainError
 
 log = logging.getLogger("knowledge_desk.errors")
+
+PayloadT = TypeVar("PayloadT")
 
 
 @strawberry.enum(description="Stable machine-readable error codes. New codes may be added.")
@@ -143,7 +146,9 @@ def _pre_execution_code(message: str) -> str:
     return "GRAPHQL_VALIDATION_FAILED"
 
 
-async def as_payload(payload: Any, work: Any) -> Any:
+async def as_payload(
+    payload: Callable[..., PayloadT], work: Awaitable[Mapping[str, Any]]
+) -> PayloadT:
     """Build `payload(**result, errors=[])` from the awaited `work`, or the domain error as data."""
     try:
         return payload(**(await work), errors=[])

@@ -45,11 +45,11 @@ def measure(document: DocumentNode) -> Shape:
                 depth = max(depth, 1 + inner.depth)
                 fields += 1 + inner.fields
                 aliases += inner.aliases + (1 if selection.alias else 0)
-            else:
+            elif isinstance(selection, InlineFragmentNode | FragmentSpreadNode):
                 inner = (
                     of_set(selection.selection_set)
                     if isinstance(selection, InlineFragmentNode)
-                    else of_fragment(selection)  # type: ignore[arg-type]
+                    else of_fragment(selection)
                 )
                 depth = max(depth, inner.depth)
                 fields += inner.fields

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
@@ -75,7 +75,7 @@ def to_global_id(type_name: str, value: uuid.UUID) -> relay.GlobalID:
 
 
 async def load_nodes(
-    loader: Callable[[list[uuid.UUID]], object],
+    loader: Callable[[list[uuid.UUID]], Awaitable[list[V | None]]],
     node_ids: list[str],
     convert: Callable[[V], T],
 ) -> list[T | None]:
@@ -87,8 +87,8 @@ async def load_nodes(
         except ValueError:
             parsed.append(None)
     wanted = [p for p in parsed if p is not None]
-    found = dict(zip(wanted, await loader(wanted), strict=True)) if wanted else {}  # type: ignore[misc]
-    return [convert(found[p]) if p is not None and found.get(p) else None for p in parsed]
+    found = dict(zip(wanted, await loader(wanted), strict=True)) if wanted else {}
+    return [convert(v) if p is not None and (v := found.get(p)) else None for p in parsed]
 
 
 async def find_by_id(

@@ -13,6 +13,7 @@ import json
 from collections import OrderedDict
 from typing import Any, ClassVar
 
+from graphql import ExecutionResult
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from resolvers.runs.types import RunEvent
@@ -38,7 +39,8 @@ class SharedRunEventExecution(StrawberryGraphQLCoreExecutionContext):
         if shared is not None:
             return shared[1]
         result = super().execute_operation(serially)
-        if not self.is_awaitable(result) and not result.errors:
+        # Only a finished, error-free result is shared (not an awaitable, nor incremental results).
+        if isinstance(result, ExecutionResult) and not result.errors:
             # Keep the operation with the result so that its id cannot be reused meanwhile.
             self._shared[key] = (self.operation, result)
             if len(self._shared) > self.MAX_SHARED:

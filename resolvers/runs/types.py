@@ -127,7 +127,8 @@ class RunEvent:
 
     @classmethod
     def of(cls, event: RunEventView | dict[str, Any]) -> RunEvent:
-        e = (
+        # A bus message (services.run_log.run_event_dict) or the same fields read from a view.
+        e: dict[str, Any] = (
             event
             if isinstance(event, dict)
             else {
@@ -236,7 +237,7 @@ class Run(relay.Node):
         )
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
+    async def resolve_nodes(  # type: ignore[override]  # Node overloads it on `required`
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Run | None]:
         return await load_nodes(info.context.loaders.run_by_id.load_many, list(node_ids), cls.of)

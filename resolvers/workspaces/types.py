@@ -38,7 +38,7 @@ class Role(enum.Enum):
         return cls[role.value]
 
     def to_domain(self) -> DomainRole:
-        return DomainRole(self.value)
+        return DomainRole(self.name)  # the inverse of `of`: names here are the domain's values
 
 
 @strawberry.type(description="A team's space: its members, documents and settings.")
@@ -80,7 +80,7 @@ class Workspace(relay.Node):
         page = await info.context.run(
             LIST_RUNS,
             workspace_id=uuid.UUID(self.id),
-            statuses=[DomainRunStatus(s.value) for s in status] if status else None,
+            statuses=[DomainRunStatus(s.name) for s in status] if status else None,
             workflow=workflow,
             first=first,
             after=after,
@@ -98,7 +98,7 @@ class Workspace(relay.Node):
         )
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
+    async def resolve_nodes(  # type: ignore[override]  # Node overloads it on `required`
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Workspace | None]:
         return await load_nodes(
@@ -123,7 +123,7 @@ class Member(relay.Node):
         )
 
     @classmethod
-    async def resolve_nodes(  # type: ignore[override]
+    async def resolve_nodes(  # type: ignore[override]  # Node overloads it on `required`
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Member | None]:
         return await load_nodes(info.context.loaders.member_by_id.load_many, list(node_ids), cls.of)

@@ -1,11 +1,5 @@
 """Processes and clients for the runs end-to-end tests (tests/e2e/test_runs_e2e.py).
 
-* `slow_link`: a TCP relay between the workers and the model server that hands the model's
-  streamed reply on one NDJSON line (one token) per `delay` seconds. Every byte is the real
-  model's; the relay only paces them, like a slow network. It exists because SmolLM2-135M ends
-  its answer to the model-check prompt after about 10-50 tokens (0.2-0.8 s), whatever
-  MODEL_CHECK_MAX_TOKENS says, and the failure tests need a run that is still in its CHAT step
-  a few seconds after it started. Run it as `python -m tests.e2e.runs_support slow-link ...`.
 * `WorkerProcess`: `uv run --frozen python -m app worker` in its own session, with its log in a
   file, SIGTERM / SIGKILL aimed at the Python process that holds the leases.
 * `GraphQLWs`: a graphql-transport-ws client on `websockets`; `node_run_progress` runs the same
@@ -15,7 +9,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
@@ -23,11 +16,10 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,108 +30,6 @@ NODE = "/usr/bin/node"
 NODE_CLIENT = ROOT / "web" / "e2e" / "run-progress.mjs"
 WS_PROTOCOL = "graphql-transport-ws"
 RUN_PROGRESS = (ROOT / "graphql" / "operations" / "RunProgress.graphql").read_text()
-
-
-# --- the slow link ---------------------------------------------------------------------------
-
-
-async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    """Copy until EOF; with `delay`, pause after every complete JSON line ("}\\n")."""
-    while data := await reader.read(65536):
-        if delay <= 0:
-            writer.write(data)
-            await writer.drain()
-            continue
-        while (end := data.find(b"}\n")) >= 0:
-            writer.write(data[: end + 2])
-            await writer.drain()
-            data = data[end + 2 :]
-            await asyncio.sleep(delay)
-        if data:
-            writer.write(data)
-            await writer.drain()
-
-
-async def _serve_slow_link(upstream: str, delay: float, ready: asyncio.Future[int]) -> None:
-    parts = urlsplit(upstream)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-
-    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        try:
-            up_r, up_w = await asyncio.open_connection(host, port)
-        except OSError:
-            client_w.close()
-            return
-        legs = [
-            asyncio.create_task(_relay(client_r, up_w, 0.0)),
-            asyncio.create_task(_relay(up_r, client_w, delay)),
-        ]
-        try:
-            # Either side hanging up ends both (a cancelled run closes its HTTP response; the
-            # model server stops generating when its client leaves).
-            await asyncio.wait(legs, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for leg in legs:
-                leg.cancel()
-            for w in (up_w, client_w):
-                w.close()
-                with contextlib.suppress(Exception):
-                    await w.wait_closed()
-
-    server = await asyncio.start_server(handle, "127.0.0.1", 0)
-    ready.set_result(server.sockets[0].getsockname()[1])
-    async with server:
-        await server.serve_forever()
-
-
-def _slow_link_main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.e2e.runs_support slow-link")
-    parser.add_argument("--upstream", required=True, help="http://host:port of the model server")
-    parser.add_argument("--delay", type=float, required=True, help="seconds per streamed line")
-    args = parser.parse_args(argv)
-
-    async def main() -> None:
-        ready: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        serving = asyncio.create_task(_serve_slow_link(args.upstream, args.delay, ready))
-        print(await ready, flush=True)  # the parent reads the port from our first line
-        await serving
-
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
-
-
-@contextmanager
-def slow_link(upstream: str, delay: float) -> Iterator[str]:
-    """http://127.0.0.1:PORT of a slow link to `upstream` (a child process, stopped on exit)."""
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.e2e.runs_support",
-            "slow-link",
-            "--upstream",
-            upstream,
-            "--delay",
-            str(delay),
-        ],
-        cwd=ROOT,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().strip()
-        if not line.isdigit():
-            raise RuntimeError(f"slow link did not start (said {line!r})")
-        yield f"http://127.0.0.1:{line}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- worker processes --------------------------------------------------------------------------
@@ -235,16 +125,10 @@ class WorkerProcess:
             await asyncio.sleep(0.02)
         return self.exited_at
 
-    def settled(self, seconds: float = 1.0) -> float:
-        """Seconds to wait until it has been ready for `seconds`: a SIGTERM in its first moments
-        can hang it (see test_a_worker_stopped_right_after_it_started_exits)."""
-        return max(0.0, self.ready_at + seconds - time.monotonic())
-
     def stop(self, within: float = 15.0) -> None:
         """SIGTERM, then SIGKILL the whole session if it lingers."""
         if self.proc is None or self.proc.poll() is not None:
             return
-        time.sleep(self.settled())
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGTERM)
         try:
@@ -510,11 +394,3 @@ async def node_run_progress(
     events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
     assert proc.returncode is not None
     return events, proc.returncode, err.decode()
-
-
-if __name__ == "__main__":
-    if sys.argv[1:2] == ["slow-link"]:
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        _slow_link_main(sys.argv[2:])
-    else:
-        sys.exit("usage: python -m tests.e2e.runs_support slow-link --upstream URL --delay S")

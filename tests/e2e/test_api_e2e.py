@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,7 +28,7 @@ from websockets.exceptions import ConnectionClosed
 
 from base.auth.tokens import issue_access_token
 from tests.support.databases import fresh_database
-from tests.support.graphql import GraphQLClient, operation
+from tests.support.graphql import GraphQLClient, operation, uuid_of
 from tests.support.live_server import live_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +41,9 @@ PUBLIC_WEB_URL = "https://desk.example.test"
 PASSWORD = "a long pass phrase"
 WS_PROTOCOL = "graphql-transport-ws"
 TABLES = ("users", "workspaces", "memberships", "invites", "refresh_tokens")
+# A bound on waiting for an answer that should come at once: only a hang (a document expanded
+# exponentially, requests queued behind a cap) reaches it. No test asserts how long a request took.
+ANSWERED_WITHIN = 30.0
 
 assert len(JWT_SECRET) == 40 and len(OTHER_SECRET) == 40
 
@@ -128,10 +130,6 @@ async def sign_up(api: GraphQLClient, name: str, prefix: str) -> dict[str, Any]:
 async def workspace_of(api: GraphQLClient, token: str) -> dict[str, Any]:
     data = await api.op("AppShell", token=token)
     return data["workspaces"]["edges"][0]["node"]
-
-
-def uuid_of(global_id: str) -> uuid.UUID:
-    return uuid.UUID(relay.GlobalID.from_id(global_id).node_id)
 
 
 def expired_token(user_global_id: str) -> str:
@@ -500,18 +498,18 @@ def exponential_fragments(count: int = 30) -> str:
     return f"query Bomb {{ me {{ ...F{count} }} }}\n" + "\n".join(fragments)
 
 
-async def test_exponential_fragments_are_query_too_complex_and_answered_fast(
+async def test_exponential_fragments_are_query_too_complex_without_being_expanded(
     api: GraphQLClient, e2e_database: str
 ):
     session = await sign_up(api, "Frag Bomb", "fragbomb")
     before = await snapshot(e2e_database)
-    started = time.monotonic()
-    response = await api.post(exponential_fragments(30), token=session["accessToken"])
-    elapsed = time.monotonic() - started
+    # 2**30 fields once expanded: answered at all within the bound means it was not expanded.
+    response = await asyncio.wait_for(
+        api.post(exponential_fragments(30), token=session["accessToken"]), ANSWERED_WITHIN
+    )
     body = top_level_error(response, 200, "QUERY_TOO_COMPLEX")
     assert body["data"] is None
     assert body["errors"][0]["message"].startswith("Query is too complex:"), body
-    assert elapsed < 3.0, f"the exponential-fragment document took {elapsed:.2f} s"
     # The server is still responsive straight after.
     assert (await api.op("AppShell", token=session["accessToken"]))["me"]["id"]
     assert await snapshot(e2e_database) == before
@@ -535,9 +533,7 @@ async def test_deep_or_wide_documents_are_query_too_complex(
     api: GraphQLClient, e2e_database: str, document: str, message: str
 ):
     before = await snapshot(e2e_database)
-    started = time.monotonic()
-    response = await api.post(document)
-    assert time.monotonic() - started < 3.0
+    response = await asyncio.wait_for(api.post(document), ANSWERED_WITHIN)
     body = top_level_error(response, 200, "QUERY_TOO_COMPLEX")
     assert body["errors"][0]["message"] == message
     assert await snapshot(e2e_database) == before
@@ -823,7 +819,9 @@ async def test_every_operation_document_executes_against_the_live_server(
                     "payload": {
                         "query": operation("WorkspaceEvents"),
                         "operationName": "WorkspaceEvents",
-                        "variables": {"workspaceId": workspace["id"]},
+                        # From the workspace's first event: the run below may start before the
+                        # server listens, and a live-only feed would then miss RUN_QUEUED.
+                        "variables": {"workspaceId": workspace["id"], "after": "0"},
                     },
                 }
             )
@@ -909,9 +907,9 @@ async def test_twenty_concurrent_sign_ups_and_app_shells(api: GraphQLClient, e2e
         shell = await api.op("AppShell", token=session["accessToken"])
         return session, shell
 
-    started = time.monotonic()
-    results = await asyncio.gather(*(one(i) for i in range(20)))
-    elapsed = time.monotonic() - started
+    results = await asyncio.wait_for(
+        asyncio.gather(*(one(i) for i in range(20))), 2 * ANSWERED_WITHIN
+    )
 
     for i, (session, shell) in enumerate(results):
         email = f"concurrent-{run}-{i}@example.com"
@@ -935,4 +933,3 @@ async def test_twenty_concurrent_sign_ups_and_app_shells(api: GraphQLClient, e2e
     for table in ("users", "workspaces", "memberships", "refresh_tokens"):
         assert after[table][0] == before[table][0] + 20, table
     assert after["invites"] == before["invites"]
-    assert elapsed < 60, f"20 concurrent sign-ups took {elapsed:.1f} s"

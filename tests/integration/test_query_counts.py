@@ -5,7 +5,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import event
 
+from base.settings import Settings
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
+from tests.support.team import invite_and_accept
 
 
 @contextmanager
@@ -23,7 +25,7 @@ def count_statements(engine) -> Iterator[list[str]]:
 
 
 async def test_app_shell_is_three_statements_for_any_number_of_workspaces(
-    client: GraphQLClient, app
+    client: GraphQLClient, app, settings: Settings
 ):
     owner = await sign_up(client, "Owner", "owner@example.com")
     joined = 1
@@ -32,19 +34,15 @@ async def test_app_shell_is_three_statements_for_any_number_of_workspaces(
             joined += 1
             other = await sign_up(client, f"Other {joined}", f"other{joined}@example.com")
             ws = await first_workspace(client, other["accessToken"])
-            invited = await client.op(
-                "InviteMember",
-                {
-                    "input": {
-                        "workspaceId": ws["id"],
-                        "email": "owner@example.com",
-                        "role": "VIEWER",
-                    }
-                },
-                token=other["accessToken"],
+            await invite_and_accept(
+                client,
+                settings,
+                ws["id"],
+                "VIEWER",
+                by=other["accessToken"],
+                email="owner@example.com",
+                invitee=owner["accessToken"],
             )
-            token = invited["inviteMember"]["inviteLink"].rsplit("/", 1)[1]
-            await client.op("AcceptInvite", {"input": {"token": token}}, token=owner["accessToken"])
         with count_statements(app.state.engine) as statements:
             shell = await client.op("AppShell", token=owner["accessToken"])
         assert shell["workspaces"]["totalCount"] == n

@@ -1,11 +1,20 @@
 """App fixtures (integration and user-flow tests): the app in-process on live PostgreSQL and Redis.
 
-Every test starts from empty tables and an empty Redis database.
+Every test starts from empty tables and an empty Redis database. A test that needs other
+settings says so with a marker, and the app is built with them:
+
+    @pytest.mark.settings(run_execution="queue")  # runs wait in the Redis queue; no worker runs
+
+`other_api(settings, ...)` starts a second app (another API process) on the same database and
+Redis; `subscribe` runs a subscription document through the schema of either.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -17,9 +26,12 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app import migrate
 from app.main import create_app
+from base.auth.principal import Principal
 from base.db.base import Base
 from base.settings import Settings
-from tests.support.graphql import GraphQLClient
+from resolvers.core.context import Context
+from tests.support.graphql import GraphQLClient, operation, uuid_of
+from tests.support.waiting import eventually
 
 TEST_SECRET = "integration-tests-secret-0123456789abcdef"
 
@@ -32,17 +44,40 @@ def migrated_postgres(postgres_url: str) -> str:
 
 
 @pytest.fixture
-def settings(migrated_postgres: str, redis_url: str, ollama_host: str) -> Settings:
-    return Settings(
-        app_env="test",
-        database_url=migrated_postgres,
-        redis_url=redis_url,
-        jwt_secret=TEST_SECRET,
-        ollama_host=ollama_host,
+def settings(
+    request: pytest.FixtureRequest, migrated_postgres: str, redis_url: str, ollama_host: str
+) -> Settings:
+    """The throwaway services, inline runs, and the fields of the test's `settings` marker."""
+    marker = request.node.get_closest_marker("settings")
+    fields: dict[str, Any] = {
+        "app_env": "test",
+        "database_url": migrated_postgres,
+        "redis_url": redis_url,
+        "jwt_secret": TEST_SECRET,
+        "ollama_host": ollama_host,
         # Runs execute in this process, so a test can watch one to its end without a worker;
         # the events still go through the Redis bus. Worker execution is tested end to end.
-        run_execution="inline",
-    )
+        "run_execution": "inline",
+    }
+    return Settings(**{**fields, **(marker.kwargs if marker else {})})
+
+
+def changed(settings: Settings, **changes: Any) -> Settings:
+    """`settings` with some fields changed, validated like any other."""
+    return Settings(**{**settings.model_dump(), **changes})
+
+
+@asynccontextmanager
+async def other_api(
+    settings: Settings, *, address: str = "203.0.113.8", **changes: Any
+) -> AsyncIterator[tuple[FastAPI, GraphQLClient]]:
+    """Another API process on the same database and Redis, with some settings changed: the app
+    (its lifespan run) and a client of it whose requests come from `address`."""
+    other = create_app(changed(settings, **changes))
+    async with other.router.lifespan_context(other):
+        transport = httpx.ASGITransport(app=other, client=(address, 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://other") as http:
+            yield other, GraphQLClient(http)
 
 
 @pytest.fixture
@@ -73,3 +108,49 @@ async def client(app: FastAPI) -> AsyncIterator[GraphQLClient]:
 def db(app: FastAPI) -> async_sessionmaker[Any]:
     """A sessionmaker on the app's database, for asserting what was (not) written."""
     return app.state.deps.db
+
+
+Subscribe = Callable[..., Awaitable[Any]]
+
+
+@pytest.fixture
+def subscribe(app: FastAPI) -> Subscribe:
+    """Run a subscription through the real schema as a user.
+
+    `subscribe("RunProgress", {"runId": ...}, user_global_id)` runs the document of
+    `graphql/operations/RunProgress.graphql`; a document may also be given whole. It returns what
+    `schema.subscribe` returns: an async iterator of results, or one result with the errors when
+    the subscription is refused before it starts. `on=` runs it on another app.
+    """
+
+    async def _subscribe(
+        document: str, variables: dict[str, Any], user_global_id: str, *, on: FastAPI | None = None
+    ) -> Any:
+        target = on or app
+        query = operation(document) if document.isidentifier() else document
+        deps = target.state.deps.for_principal(Principal(user_id=uuid_of(user_global_id)))
+        context = Context(deps=deps, runner=target.state.runner)
+        return await target.state.schema.subscribe(
+            query, variable_values=variables, context_value=context
+        )
+
+    return _subscribe
+
+
+async def until_listening(app: FastAPI, before: int) -> None:
+    """Until more subscriptions listen on the app's event bus than the `before` counted earlier."""
+    await eventually(
+        lambda: app.state.deps.bus.subscriber_count > before,
+        within=10,
+        what="the subscription to listen on the event bus",
+    )
+
+
+async def queued_runs(settings: Settings) -> list[uuid.UUID]:
+    """The run ids waiting in the run queue (the Redis stream `kd:runs`), oldest first."""
+    client = redis.from_url(settings.redis_url or "")
+    try:
+        entries = await client.xrange("kd:runs")
+    finally:
+        await client.aclose()
+    return [uuid.UUID(json.loads(fields[b"data"])["args"][0]) for _id, fields in entries]

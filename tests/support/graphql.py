@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
+from strawberry import relay
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = ROOT / "graphql" / "operations"
@@ -15,6 +17,11 @@ OPERATIONS = ROOT / "graphql" / "operations"
 @cache
 def operation(name: str) -> str:
     return (OPERATIONS / f"{name}.graphql").read_text()
+
+
+def uuid_of(global_id: str) -> uuid.UUID:
+    """The uuid inside a global id (`base64("Type:uuid")`), for reading rows in the database."""
+    return uuid.UUID(relay.GlobalID.from_id(global_id).node_id)
 
 
 class GraphQLClient:

@@ -58,3 +58,13 @@ def test_settings_come_from_the_environment(monkeypatch):
     assert Settings().should_mask_errors is True
     monkeypatch.setenv("APP_ENV", "development")
     assert Settings().should_mask_errors is False
+
+
+def test_access_recheck_interval_is_bounded(monkeypatch):
+    assert Settings().access_recheck_seconds == 5.0
+    assert Settings(access_recheck_seconds=0).access_recheck_seconds == 0.0
+    monkeypatch.setenv("ACCESS_RECHECK_SECONDS", "0.5")
+    assert Settings().access_recheck_seconds == 0.5
+    for bad in (-1, 301):
+        with pytest.raises(ValidationError, match="access_recheck_seconds"):
+            Settings(access_recheck_seconds=bad)

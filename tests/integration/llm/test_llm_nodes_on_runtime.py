@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import time
 
 import pytest
 from kailash.runtime.async_local import AsyncLocalRuntime
@@ -239,7 +238,7 @@ async def test_unknown_model_is_model_unavailable(
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_dead_server_is_model_unavailable_within_seconds(
+async def test_dead_server_is_model_unavailable_without_waiting_for_timeouts(
     runtime, dead_config, stream
 ) -> None:
     inputs = {
@@ -249,23 +248,25 @@ async def test_dead_server_is_model_unavailable_within_seconds(
     }
     if stream:
         inputs["on_token"] = lambda token: None
-    started = time.perf_counter()
-    with pytest.raises(Exception) as caught:
-        await runtime.execute_workflow_async(CHAT_WF, inputs={"chat": inputs})
-    elapsed = time.perf_counter() - started
-    cause = _domain_error(caught.value)
+
+    async def call() -> BaseException:
+        with pytest.raises(Exception) as caught:
+            await runtime.execute_workflow_async(CHAT_WF, inputs={"chat": inputs})
+        return caught.value
+
+    # Refused connections fail at once: the two retries wait only their backoffs (0.25 s and
+    # 0.5 s), never the 5 s read timeout; the bound catches a call that waits for it.
+    cause = _domain_error(await asyncio.wait_for(call(), dead_config.timeout_seconds))
     assert isinstance(cause, ModelUnavailable) and cause.code == "MODEL_UNAVAILABLE"
     assert "unreachable" in cause.message
-    assert elapsed < 3.0  # two backoffs of 0.25 s and 0.5 s, refused connections are instant
 
 
 async def test_reachability_and_model_list(config, dead_config) -> None:
     try:
         assert await llm.server_reachable(config=config) is True
         assert MODEL in await llm.list_models(config=config)
-        started = time.perf_counter()
-        assert await llm.server_reachable(config=dead_config) is False
-        assert time.perf_counter() - started < 2.0
+        reachable = llm.server_reachable(config=dead_config)
+        assert await asyncio.wait_for(reachable, dead_config.timeout_seconds) is False
     finally:
         await llm.aclose_clients()
 
@@ -276,11 +277,11 @@ async def test_reachability_and_model_list(config, dead_config) -> None:
 async def test_cancelling_a_streaming_node_stops_generation_and_frees_the_model(
     runtime, config
 ) -> None:
-    arrivals: list[float] = []
+    arrivals: list[str] = []
     three_tokens = asyncio.Event()
 
     def on_token(token: str) -> None:
-        arrivals.append(time.perf_counter())
+        arrivals.append(token)
         if len(arrivals) == 3:
             three_tokens.set()
 
@@ -299,20 +300,22 @@ async def test_cancelling_a_streaming_node_stops_generation_and_frees_the_model(
     task = asyncio.create_task(runtime.execute_workflow_async(CHAT_WF, inputs={"chat": inputs}))
     await asyncio.wait_for(three_tokens.wait(), timeout=30)
 
-    cancelled_at = time.perf_counter()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     received = len(arrivals)
 
-    first_token: list[float] = []
-    reply = await llm.chat_stream(
-        [{"role": "user", "content": "Say yes."}],
-        model=MODEL,
-        config=config,
-        on_token=lambda t: first_token.append(time.perf_counter()) if not first_token else None,
-        options={**GREEDY, "num_predict": 4},
+    # The server dropped the cancelled generation: the next request is answered long before the
+    # story would have ended (about 30 s), which it would have to wait for otherwise.
+    reply = await asyncio.wait_for(
+        llm.chat_stream(
+            [{"role": "user", "content": "Say yes."}],
+            model=MODEL,
+            config=config,
+            on_token=lambda token: None,
+            options={**GREEDY, "num_predict": 4},
+        ),
+        timeout=10,
     )
     assert reply.text.strip()
-    assert first_token[0] - cancelled_at < 1.0  # the server dropped the cancelled generation
     assert len(arrivals) == received  # and no token reached the callback after the cancel

@@ -4,27 +4,31 @@ permissions, and the runProgress / workspaceEvents streams."""
 from __future__ import annotations
 
 import asyncio
-import time
+from typing import Any
 
+import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from app.main import create_app
 from base.models import Run, RunEvent
-from tests.integration.runs.conftest import check_models, event_log, get_run, uuid_of
-from tests.support.graphql import GraphQLClient, first_workspace, sign_up
+from base.settings import Settings
+from tests.integration.runs.conftest import check_models, event_log, get_run
+from tests.support.app_fixtures import Subscribe, other_api, queued_runs, until_listening
+from tests.support.graphql import GraphQLClient, uuid_of
+from tests.support.team import set_up_team
+from tests.support.waiting import eventually
 
 STEPS = ["CONNECT", "LIST_MODELS", "CHAT", "EMBED"]
+# Bounds of waits for a run to end: only a hang reaches them (no test asserts how long it took).
+RUN_ENDS_WITHIN = 60.0
 
 
-async def _owner(client: GraphQLClient) -> tuple[dict, dict]:
-    session = await sign_up(client, "Owner", "owner@example.com")
-    return session, await first_workspace(client, session["accessToken"])
-
-
-async def test_model_check_run_succeeds_with_a_complete_event_log(client: GraphQLClient, app):
-    session, workspace = await _owner(client)
-    token = session["accessToken"]
-    started = await check_models(client, token, workspace["id"])
+async def test_model_check_run_succeeds_with_a_complete_event_log(
+    client: GraphQLClient, app: FastAPI, settings: Settings
+) -> None:
+    team = await set_up_team(client, settings)
+    token = team.owner.token
+    started = await check_models(client, token, team.workspace_id)
     assert started["errors"] == []
     assert started["run"]["status"] == "QUEUED"
     await app.state.runs.launcher.wait_idle()
@@ -45,17 +49,13 @@ async def test_model_check_run_succeeds_with_a_complete_event_log(client: GraphQ
 
 
 async def test_failed_run_is_retried_from_the_step_that_failed(
-    client: GraphQLClient, app, settings
-):
-    session, workspace = await _owner(client)
-    token = session["accessToken"]
+    client: GraphQLClient, app: FastAPI, settings: Settings
+) -> None:
+    team = await set_up_team(client, settings)
+    token = team.owner.token
     # The same database, served by an API whose chat model the server does not have.
-    broken = create_app(settings.model_copy(update={"chat_model": "missing:latest"}))
-    async with broken.router.lifespan_context(broken):
-        from httpx import ASGITransport, AsyncClient
-
-        async with AsyncClient(transport=ASGITransport(app=broken), base_url="http://b") as http:
-            failed = await check_models(GraphQLClient(http), token, workspace["id"])
+    async with other_api(settings, chat_model="missing:latest") as (broken, broken_client):
+        failed = await check_models(broken_client, token, team.workspace_id)
         await broken.state.runs.launcher.wait_idle()
     run = await get_run(client, token, failed["run"]["id"])
     assert run["status"] == "FAILED"
@@ -102,39 +102,35 @@ async def test_failed_run_is_retried_from_the_step_that_failed(
     }
 
 
-async def test_cancel_stops_a_running_run_within_a_second(client: GraphQLClient, app, db, settings):
-    session, workspace = await _owner(client)
-    token = session["accessToken"]
-    long_app = create_app(settings.model_copy(update={"model_check_max_tokens": 3000}))
-    async with long_app.router.lifespan_context(long_app):
-        from httpx import ASGITransport, AsyncClient
+async def test_cancel_ends_a_running_run(
+    client: GraphQLClient, app: FastAPI, settings: Settings, slow_ollama_host: str
+) -> None:
+    team = await set_up_team(client, settings)
+    token = team.owner.token
+    # An API that reaches the model over a slow link (tests/support/slow_link.py): its run is
+    # still in its CHAT step seconds after the first token, whatever the model answers.
+    slow = other_api(settings, ollama_host=slow_ollama_host, model_check_max_tokens=500)
+    async with slow as (long_app, long_client):
+        run_id = (await check_models(long_client, token, team.workspace_id))["run"]["id"]
 
-        async with AsyncClient(transport=ASGITransport(app=long_app), base_url="http://l") as http:
-            long_client = GraphQLClient(http)
-            run_id = (await check_models(long_client, token, workspace["id"]))["run"]["id"]
-            for _ in range(300):  # until tokens stream
-                if any(
-                    e["type"] == "STEP_PROGRESS"
-                    for e in await event_log(long_client, token, run_id)
-                ):
-                    break
-                await asyncio.sleep(0.05)
-            asked = time.monotonic()
-            cancelled = await long_client.execute(
-                "mutation($r: ID!) { cancelRun(input: {runId: $r}) "
-                "{ run { status cancelRequested } errors { code } } }",
-                {"r": run_id},
-                token=token,
-            )
-            assert cancelled["data"]["cancelRun"] == {
-                "run": {"status": "RUNNING", "cancelRequested": True},
-                "errors": [],
-            }
-            await long_app.state.runs.launcher.wait_idle()
-            took = time.monotonic() - asked
+        async def chat_streams() -> bool:
+            events = await event_log(long_client, token, run_id)
+            return any(e["type"] == "STEP_PROGRESS" for e in events)
+
+        await eventually(chat_streams, within=30, what="the CHAT step to stream tokens")
+        cancelled = await long_client.execute(
+            "mutation($r: ID!) { cancelRun(input: {runId: $r}) "
+            "{ run { status cancelRequested } errors { code } } }",
+            {"r": run_id},
+            token=token,
+        )
+        assert cancelled["data"]["cancelRun"] == {
+            "run": {"status": "RUNNING", "cancelRequested": True},
+            "errors": [],
+        }
+        await asyncio.wait_for(long_app.state.runs.launcher.wait_idle(), RUN_ENDS_WITHIN)
     run = await get_run(client, token, run_id)
     assert run["status"] == "CANCELLED"
-    assert took < 1.0, took
     assert [(s["name"], s["status"]) for s in run["steps"]] == [
         ("CONNECT", "SUCCEEDED"),
         ("LIST_MODELS", "SUCCEEDED"),
@@ -151,40 +147,16 @@ async def test_cancel_stops_a_running_run_within_a_second(client: GraphQLClient,
     assert finished["data"]["cancelRun"] == {"run": None, "errors": [{"code": "RUN_FINISHED"}]}
 
 
-async def test_who_may_cancel_and_retry(client: GraphQLClient, app, db):
-    owner, workspace = await _owner(client)
-    members = {}
-    for role in ("VIEWER", "EDITOR"):
-        invited = await client.op(
-            "InviteMember",
-            {
-                "input": {
-                    "workspaceId": workspace["id"],
-                    "email": f"{role.lower()}@example.com",
-                    "role": role,
-                }
-            },
-            token=owner["accessToken"],
-        )
-        members[role] = await sign_up(client, role.title(), f"{role.lower()}@example.com")
-        link = invited["inviteMember"]["inviteLink"]
-        await client.op(
-            "AcceptInvite",
-            {"input": {"token": link.rsplit("/", 1)[1]}},
-            token=members[role]["accessToken"],
-        )
-    outsider = await sign_up(client, "Outsider", "outsider@example.com")
-    # A queued run of the owner's, held back from execution so it stays cancellable.
-    launcher = app.state.runs.launcher
-    held = []
+@pytest.mark.settings(run_execution="queue")  # runs wait in the Redis queue: no worker runs
+async def test_who_may_cancel_and_retry(
+    client: GraphQLClient, app: FastAPI, db: Any, settings: Settings
+) -> None:
+    team = await set_up_team(client, settings, "viewer", "editor", "outsider")
+    owner, viewer, editor, outsider = team.owner, team.viewer, team.editor, team.outsider
+    # A queued run of the owner's: with no worker to take it, it stays QUEUED, so cancellable.
+    run_id = (await check_models(client, owner.token, team.workspace_id))["run"]["id"]
 
-    async def hold(run_id):
-        held.append(run_id)
-
-    launcher.enqueue = hold
-    run_id = (await check_models(client, owner["accessToken"], workspace["id"]))["run"]["id"]
-
-    async def cancel(token: str) -> dict:
+    async def cancel(token: str) -> dict[str, Any]:
         result = await client.execute(
             "mutation($r: ID!) { cancelRun(input: {runId: $r}) "
             "{ run { status } errors { code message } } }",
@@ -198,7 +170,7 @@ async def test_who_may_cancel_and_retry(client: GraphQLClient, app, db):
             return (await s.execute(select(func.count()).select_from(RunEvent))).scalar_one()
 
     before = await events_count()
-    assert await cancel(members["VIEWER"]["accessToken"]) == {
+    assert await cancel(viewer.token) == {
         "run": None,
         "errors": [
             {
@@ -207,7 +179,7 @@ async def test_who_may_cancel_and_retry(client: GraphQLClient, app, db):
             }
         ],
     }
-    assert await cancel(members["EDITOR"]["accessToken"]) == {
+    assert await cancel(editor.token) == {
         "run": None,
         "errors": [
             {
@@ -216,7 +188,7 @@ async def test_who_may_cancel_and_retry(client: GraphQLClient, app, db):
             }
         ],
     }
-    assert await cancel(outsider["accessToken"]) == {
+    assert await cancel(outsider.token) == {
         "run": None,
         "errors": [{"code": "NOT_FOUND", "message": "No such run."}],
     }
@@ -224,54 +196,57 @@ async def test_who_may_cancel_and_retry(client: GraphQLClient, app, db):
     async with db() as s:
         assert (await s.execute(select(Run.status))).scalar_one().value == "QUEUED"
     # An EDITOR may cancel their own run; the OWNER any run.
-    own = (await check_models(client, members["EDITOR"]["accessToken"], workspace["id"]))["run"][
-        "id"
-    ]
+    own = (await check_models(client, editor.token, team.workspace_id))["run"]["id"]
     mine = await client.execute(
         "mutation($r: ID!) { cancelRun(input: {runId: $r}) { run { status } errors { code } } }",
         {"r": own},
-        token=members["EDITOR"]["accessToken"],
+        token=editor.token,
     )
     assert mine["data"]["cancelRun"] == {"run": {"status": "CANCELLED"}, "errors": []}
-    assert await cancel(owner["accessToken"]) == {"run": {"status": "CANCELLED"}, "errors": []}
-    assert len(held) == 2
+    assert await cancel(owner.token) == {"run": {"status": "CANCELLED"}, "errors": []}
+    # Both runs went to the queue, and nothing took them from it.
+    assert await queued_runs(settings) == [uuid_of(run_id), uuid_of(own)]
     # A viewer cannot start a model check either, and an outsider's workspace id is not found.
-    denied = await check_models(client, members["VIEWER"]["accessToken"], workspace["id"])
+    denied = await check_models(client, viewer.token, team.workspace_id)
     assert denied["errors"][0]["code"] == "FORBIDDEN"
-    hidden = await check_models(client, outsider["accessToken"], workspace["id"])
+    hidden = await check_models(client, outsider.token, team.workspace_id)
     assert hidden["errors"] == [
         {"code": "NOT_FOUND", "message": "No such workspace.", "field": "workspaceId"}
     ]
 
 
-async def test_run_progress_replays_after_the_cursor_then_follows_live(client, app, subscribe):
-    session, workspace = await _owner(client)
-    token = session["accessToken"]
+async def test_run_progress_replays_after_the_cursor_then_follows_live(
+    client: GraphQLClient, app: FastAPI, settings: Settings, subscribe: Subscribe
+) -> None:
+    team = await set_up_team(client, settings)
+    token = team.owner.token
     query = (
         "subscription($r: ID!, $a: String) { runProgress(runId: $r, after: $a) "
         "{ cursor type percent } }"
     )
-    run_id = (await check_models(client, token, workspace["id"]))["run"]["id"]
+    run_id = (await check_models(client, token, team.workspace_id))["run"]["id"]
     # Follow it live from the start...
-    live = await subscribe(query, {"r": run_id, "a": None}, session["user"]["id"])
+    live = await subscribe(query, {"r": run_id, "a": None}, team.owner.user_id)
     seen = [r.data["runProgress"] async for r in live]
     assert [int(e["cursor"]) for e in seen] == list(range(1, len(seen) + 1))
     assert seen[-1]["type"] == "RUN_SUCCEEDED"
     # ...and replay it after a cursor once it has ended: exactly the rest, then the stream ends.
-    replay = await subscribe(query, {"r": run_id, "a": "3"}, session["user"]["id"])
+    replay = await subscribe(query, {"r": run_id, "a": "3"}, team.owner.user_id)
     rest = [r.data["runProgress"] async for r in replay]
     assert rest == seen[3:]
 
 
-async def test_run_progress_of_another_workspace_is_not_found(client, app, subscribe):
-    session, workspace = await _owner(client)
-    outsider = await sign_up(client, "Outsider", "outsider@example.com")
-    run_id = (await check_models(client, session["accessToken"], workspace["id"]))["run"]["id"]
+async def test_run_progress_of_another_workspace_is_not_found(
+    client: GraphQLClient, app: FastAPI, settings: Settings, subscribe: Subscribe
+) -> None:
+    team = await set_up_team(client, settings, "outsider")
+    outsider = team.outsider
+    run_id = (await check_models(client, team.owner.token, team.workspace_id))["run"]["id"]
     await app.state.runs.launcher.wait_idle()
     query = "subscription($r: ID!) { runProgress(runId: $r) { cursor } }"
-    foreign = await subscribe(query, {"r": run_id}, outsider["user"]["id"])
+    foreign = await subscribe(query, {"r": run_id}, outsider.user_id)
     missing_id = "UnVuOjAwMDAwMDAwLTAwMDAtMDAwMC0wMDAwLTAwMDAwMDAwMDAwMA=="
-    missing = await subscribe(query, {"r": missing_id}, outsider["user"]["id"])
+    missing = await subscribe(query, {"r": missing_id}, outsider.user_id)
     answers = []
     for stream in (foreign, missing):
         results = [r async for r in stream] if hasattr(stream, "__aiter__") else [stream]
@@ -279,36 +254,39 @@ async def test_run_progress_of_another_workspace_is_not_found(client, app, subsc
     assert answers[0] == answers[1] == [("No such run.", "NOT_FOUND")]
 
 
-async def test_workspace_events_tell_each_run_start_and_end(client, app, subscribe):
-    session, workspace = await _owner(client)
-    token = session["accessToken"]
+async def test_workspace_events_tell_each_run_start_and_end(
+    client: GraphQLClient, app: FastAPI, settings: Settings, subscribe: Subscribe
+) -> None:
+    team = await set_up_team(client, settings)
+    token = team.owner.token
     query = (
         "subscription($w: ID!, $a: String) { workspaceEvents(workspaceId: $w, after: $a) "
         "{ cursor type runStatus run { workflow status } actor { name } } }"
     )
-    stream = await subscribe(query, {"w": workspace["id"], "a": None}, session["user"]["id"])
-    received = []
+    stream = await subscribe(query, {"w": team.workspace_id, "a": None}, team.owner.user_id)
+    received: list[dict[str, Any]] = []
 
-    async def collect():
+    async def collect() -> None:
         async for result in stream:
             received.append(result.data["workspaceEvents"])
             if result.data["workspaceEvents"]["type"] == "RUN_FINISHED":
                 return
 
+    listening = app.state.deps.bus.subscriber_count
     collector = asyncio.create_task(collect())
-    await asyncio.sleep(0.2)  # the subscription is listening before the run starts
-    await check_models(client, token, workspace["id"])
-    await asyncio.wait_for(collector, 30)
+    await until_listening(app, listening)  # before the run starts
+    await check_models(client, token, team.workspace_id)
+    await asyncio.wait_for(collector, RUN_ENDS_WITHIN)
     assert [(e["type"], e["runStatus"]) for e in received] == [
         ("RUN_QUEUED", "QUEUED"),
         ("RUN_STARTED", "RUNNING"),
         ("RUN_FINISHED", "SUCCEEDED"),
     ]
-    assert {e["actor"]["name"] for e in received} == {"Owner"}
+    assert {e["actor"]["name"] for e in received} == {"Olivia Owner"}
     cursors = [int(e["cursor"]) for e in received]
     assert cursors == sorted(cursors)
     replay = await subscribe(
-        query, {"w": workspace["id"], "a": str(cursors[0])}, session["user"]["id"]
+        query, {"w": team.workspace_id, "a": str(cursors[0])}, team.owner.user_id
     )
     first_two = []
     async for result in replay:
@@ -316,20 +294,15 @@ async def test_workspace_events_tell_each_run_start_and_end(client, app, subscri
         if len(first_two) == 2:
             break
     assert first_two == ["RUN_STARTED", "RUN_FINISHED"]
-    _ = uuid_of
 
 
 async def test_a_failed_run_is_retried_once_and_a_finished_replay_ends(
-    client, app, settings, db, subscribe
-):
-    session, workspace = await _owner(client)
-    token = session["accessToken"]
-    broken = create_app(settings.model_copy(update={"chat_model": "missing:latest"}))
-    async with broken.router.lifespan_context(broken):
-        from httpx import ASGITransport, AsyncClient
-
-        async with AsyncClient(transport=ASGITransport(app=broken), base_url="http://b") as http:
-            failed = await check_models(GraphQLClient(http), token, workspace["id"])
+    client: GraphQLClient, app: FastAPI, settings: Settings, db: Any, subscribe: Subscribe
+) -> None:
+    team = await set_up_team(client, settings)
+    token = team.owner.token
+    async with other_api(settings, chat_model="missing:latest") as (broken, broken_client):
+        failed = await check_models(broken_client, token, team.workspace_id)
         await broken.state.runs.launcher.wait_idle()
     retry = (
         "mutation($r: ID!) { retryRun(input: {runId: $r}) { run { id } errors { code message } } }"
@@ -355,43 +328,27 @@ async def test_a_failed_run_is_retried_once_and_a_finished_replay_ends(
     log = await event_log(client, token, failed["run"]["id"])
     query = "subscription($r: ID!, $a: String) { runProgress(runId: $r, after: $a) { cursor } }"
     stream = await subscribe(
-        query, {"r": failed["run"]["id"], "a": log[-1]["cursor"]}, session["user"]["id"]
+        query, {"r": failed["run"]["id"], "a": log[-1]["cursor"]}, team.owner.user_id
     )
     assert [r async for r in stream] == []
 
 
+@pytest.mark.settings(access_recheck_seconds=0)  # re-check access before every live event
 async def test_a_removed_member_stops_receiving_workspace_events(
-    client, app, subscribe, monkeypatch
-):
-    from services import live
-
-    monkeypatch.setattr(live, "ACCESS_RECHECK_SECONDS", 0.0)  # re-check before every delivery
-    owner, workspace = await _owner(client)
-    invited = await client.op(
-        "InviteMember",
-        {"input": {"workspaceId": workspace["id"], "email": "v@example.com", "role": "VIEWER"}},
-        token=owner["accessToken"],
-    )
-    viewer = await sign_up(client, "Vera", "v@example.com")
-    token = invited["inviteMember"]["inviteLink"].rsplit("/", 1)[1]
-    await client.op("AcceptInvite", {"input": {"token": token}}, token=viewer["accessToken"])
+    client: GraphQLClient, app: FastAPI, settings: Settings, subscribe: Subscribe
+) -> None:
+    team = await set_up_team(client, settings, "viewer")
+    owner, viewer = team.owner, team.viewer
     query = "subscription($w: ID!) { workspaceEvents(workspaceId: $w) { type } }"
-    stream = await subscribe(query, {"w": workspace["id"]}, viewer["user"]["id"])
+    stream = await subscribe(query, {"w": team.workspace_id}, viewer.user_id)
+    listening = app.state.deps.bus.subscriber_count
     first = asyncio.create_task(stream.__anext__())
-    await asyncio.sleep(0.2)
-    await check_models(client, owner["accessToken"], workspace["id"])
+    await until_listening(app, listening)
+    await check_models(client, owner.token, team.workspace_id)
     assert (await asyncio.wait_for(first, 10)).data == {"workspaceEvents": {"type": "RUN_QUEUED"}}
     await app.state.runs.launcher.wait_idle()
-    members = await client.op(
-        "WorkspaceMembers", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
-    )
-    [member] = [
-        e["node"]["id"]
-        for e in members["workspace"]["members"]["edges"]
-        if e["node"]["user"]["id"] == viewer["user"]["id"]
-    ]
-    await client.op("RemoveMember", {"input": {"memberId": member}}, token=owner["accessToken"])
-    await check_models(client, owner["accessToken"], workspace["id"])
+    await client.op("RemoveMember", {"input": {"memberId": viewer.member_id}}, token=owner.token)
+    await check_models(client, owner.token, team.workspace_id)
     after_removal = await asyncio.wait_for(stream.__anext__(), 10)
     assert after_removal.data is None
     assert [(e.message, e.extensions["code"]) for e in after_removal.errors] == [

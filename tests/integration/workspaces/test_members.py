@@ -1,37 +1,43 @@
 """Members: pagination, node refetch, and the last-OWNER rule under concurrency."""
 
 import asyncio
-import base64
-import uuid
+from typing import Any
 
 from sqlalchemy import select
 
 from base.models import Membership, Role
-from tests.support.graphql import GraphQLClient, first_workspace, sign_up
+from base.settings import Settings
+from tests.support.graphql import GraphQLClient, first_workspace, sign_up, uuid_of
+from tests.support.team import invite_and_accept
 
 
 async def _join(
-    client: GraphQLClient, owner: dict, workspace_id: str, email: str, role: str
-) -> dict:
-    invited = await client.op(
-        "InviteMember",
-        {"input": {"workspaceId": workspace_id, "email": email, "role": role}},
-        token=owner["accessToken"],
-    )
-    token = invited["inviteMember"]["inviteLink"].rsplit("/", 1)[1]
+    client: GraphQLClient,
+    settings: Settings,
+    owner: dict[str, Any],
+    workspace_id: str,
+    email: str,
+    role: str,
+) -> dict[str, Any]:
+    """Sign up as `email`, invited to the workspace with `role`, and accept; the session."""
     session = await sign_up(client, email.split("@")[0].title(), email)
-    accepted = await client.op(
-        "AcceptInvite", {"input": {"token": token}}, token=session["accessToken"]
+    await invite_and_accept(
+        client,
+        settings,
+        workspace_id,
+        role,
+        by=owner["accessToken"],
+        email=email,
+        invitee=session["accessToken"],
     )
-    assert accepted["acceptInvite"]["errors"] == []
     return session
 
 
-async def test_members_page_through_with_cursors(client: GraphQLClient):
+async def test_members_page_through_with_cursors(client: GraphQLClient, settings: Settings):
     owner = await sign_up(client, "Owner", "owner@example.com")
     workspace = await first_workspace(client, owner["accessToken"])
     for i in range(4):
-        await _join(client, owner, workspace["id"], f"m{i}@example.com", "VIEWER")
+        await _join(client, settings, owner, workspace["id"], f"m{i}@example.com", "VIEWER")
 
     seen, after = [], None
     while True:
@@ -74,10 +80,12 @@ async def test_node_refetches_members_and_users_but_not_foreign_ones(client: Gra
     assert own_user["node"]["name"] == "Outsider"
 
 
-async def test_two_owners_demoting_each_other_at_once_leave_one_owner(client: GraphQLClient, db):
+async def test_two_owners_demoting_each_other_at_once_leave_one_owner(
+    client: GraphQLClient, db: Any, settings: Settings
+):
     first = await sign_up(client, "First", "first@example.com")
     workspace = await first_workspace(client, first["accessToken"])
-    second = await _join(client, first, workspace["id"], "second@example.com", "OWNER")
+    second = await _join(client, settings, first, workspace["id"], "second@example.com", "OWNER")
     data = await client.op(
         "WorkspaceMembers", {"workspaceId": workspace["id"]}, token=first["accessToken"]
     )
@@ -99,7 +107,7 @@ async def test_two_owners_demoting_each_other_at_once_leave_one_owner(client: Gr
     codes = sorted(e["code"] for r in results for e in r["errors"])
     # Whichever ran second either hit LAST_OWNER or, having been demoted, lost the right to act.
     assert codes in (["LAST_OWNER"], ["FORBIDDEN"])
-    workspace_uuid = uuid.UUID(base64.b64decode(workspace["id"]).decode().split(":")[1])
+    workspace_uuid = uuid_of(workspace["id"])
     async with db() as s:
         roles = (
             (

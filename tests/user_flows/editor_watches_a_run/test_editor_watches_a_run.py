@@ -8,7 +8,6 @@ the documents of `graphql/operations/`.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +16,9 @@ from sqlalchemy import select
 
 from base.models import Run, RunEvent, WorkspaceEvent
 from base.settings import Settings
-from tests.support.graphql import GraphQLClient, first_workspace, sign_up
+from tests.support.app_fixtures import Subscribe, until_listening
+from tests.support.graphql import GraphQLClient
+from tests.support.team import set_up_team
 
 STEPS = ["CONNECT", "LIST_MODELS", "CHAT", "EMBED"]
 # The log of a model check that succeeds, STEP_PROGRESS events left out (their number varies).
@@ -29,63 +30,16 @@ SUCCEEDED_LOG = [
 ]
 
 
-@dataclass
-class Person:
-    name: str
-    token: str
-    user_id: str
-
-
-@dataclass
-class Team:
-    workspace_id: str
-    owner: Person
-    editor: Person
-
-
-async def set_up_team(client: GraphQLClient) -> Team:
-    """Step 1 — SignUp ×2, InviteMember, AcceptInvite, WorkspaceMembers."""
-    people = {}
-    for key, name in [("owner", "Olivia Owner"), ("editor", "Erin Editor")]:
-        session = await sign_up(client, name, f"{key}@example.com")
-        people[key] = Person(name, session["accessToken"], session["user"]["id"])
-    owner, editor = people["owner"], people["editor"]
-    workspace_id = (await first_workspace(client, owner.token))["id"]
-    invited = await client.op(
-        "InviteMember",
-        {"input": {"workspaceId": workspace_id, "email": "editor@example.com", "role": "EDITOR"}},
-        token=owner.token,
-    )
-    assert invited["inviteMember"]["errors"] == []
-    token = invited["inviteMember"]["inviteLink"].rsplit("/", 1)[1]
-    accepted = await client.op("AcceptInvite", {"input": {"token": token}}, token=editor.token)
-    assert accepted["acceptInvite"]["workspace"]["viewerRole"] == "EDITOR"
-    members = await client.op("WorkspaceMembers", {"workspaceId": workspace_id}, token=owner.token)
-    assert [
-        (e["node"]["user"]["name"], e["node"]["role"])
-        for e in members["workspace"]["members"]["edges"]
-    ] == [("Olivia Owner", "OWNER"), ("Erin Editor", "EDITOR")]
-    return Team(workspace_id, owner, editor)
-
-
 def without_progress(events: list[dict[str, Any]]) -> list[tuple[str, str | None, str]]:
     """(type, step, status) of each event, STEP_PROGRESS left out."""
     return [(e["type"], e["step"], e["status"]) for e in events if e["type"] != "STEP_PROGRESS"]
 
 
-async def wait_until_listening(app: FastAPI, before: int) -> None:
-    """Until one more subscriber listens on the app's event bus than `before`."""
-    for _ in range(200):
-        if app.state.deps.bus.subscriber_count > before:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the subscription never started listening")
-
-
 async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
-    client: GraphQLClient, app: FastAPI, db, settings: Settings, subscribe
-):
-    team = await set_up_team(client)
+    client: GraphQLClient, app: FastAPI, db: Any, settings: Settings, subscribe: Subscribe
+) -> None:
+    # Step 1 — the team: SignUp ×2, InviteMember, AcceptInvite, WorkspaceMembers.
+    team = await set_up_team(client, settings, "editor")
     erin = team.editor
 
     # Step 2 — Erin opens the dashboard: Dashboard, and the WorkspaceEvents feed (live only).
@@ -103,7 +57,7 @@ async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
 
     listening = app.state.deps.bus.subscriber_count
     feed_reader = asyncio.create_task(read_feed())
-    await wait_until_listening(app, listening)
+    await until_listening(app, listening)
 
     # Step 3 — Erin starts a model check: CheckModels.
     started = await client.op(

@@ -6,7 +6,6 @@ Each `# Step N` below is the step of the same number in that README.
 from __future__ import annotations
 
 import hashlib
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,19 +14,13 @@ from sqlalchemy import select, update
 from base.models import Invite, Membership, Role, User
 from base.settings import Settings
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
+from tests.support.team import invite_token
 
 
 def utc(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     assert parsed.utcoffset() == timedelta(0), value
     return parsed
-
-
-def token_of(link: str, settings: Settings) -> str:
-    """The token of an invite link, after checking the link is {public_web_url}/invite/<token>."""
-    match = re.fullmatch(re.escape(settings.public_web_url.rstrip("/")) + r"/invite/([\w-]+)", link)
-    assert match, f"not an invite link of {settings.public_web_url}: {link}"
-    return match.group(1)
 
 
 async def memberships(db) -> list[tuple[Any, ...]]:
@@ -85,7 +78,7 @@ async def test_invite_member_and_accept(client: GraphQLClient, db, settings: Set
     # Valid for invite_ttl_seconds (7 days by default), to within the time of the request.
     ttl = timedelta(seconds=settings.invite_ttl_seconds)
     assert abs(expires_at - created_at - ttl) < timedelta(seconds=1)
-    token = token_of(payload["inviteLink"], settings)
+    token = invite_token(payload["inviteLink"], settings.public_web_url)
     assert payload["inviteLink"] == f"{settings.public_web_url.rstrip('/')}/invite/{token}"
     assert len(token) >= 32
     async with db() as s:
@@ -181,7 +174,7 @@ async def test_invite_member_and_accept(client: GraphQLClient, db, settings: Set
         token=owner_token,
     )
     assert for_dana["inviteMember"]["errors"] == []
-    dana_token = token_of(for_dana["inviteMember"]["inviteLink"], settings)
+    dana_token = invite_token(for_dana["inviteMember"]["inviteLink"], settings.public_web_url)
     carol = await sign_up(client, "Carol Crasher", "carol@example.com")
     carol_token = carol["accessToken"]
     invites_before = await invites(db)
@@ -249,7 +242,7 @@ async def test_accept_invite_needs_a_signed_in_user(client: GraphQLClient, db, s
         {"input": {"workspaceId": workspace["id"], "email": "new@example.com", "role": "EDITOR"}},
         token=olivia["accessToken"],
     )
-    token = token_of(invited["inviteMember"]["inviteLink"], settings)
+    token = invite_token(invited["inviteMember"]["inviteLink"], settings.public_web_url)
 
     # Step 4 (without Step 3) — AcceptInvite with no session: UNAUTHENTICATED, invite stays open.
     anonymous = await client.op("AcceptInvite", {"input": {"token": token}})

@@ -10,12 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from strawberry import relay
 
 from base.auth.tokens import hash_secret, issue_access_token
 from base.models import RefreshToken
 from base.settings import Settings
-from tests.support.graphql import GraphQLClient, operation, sign_up
+from tests.support.graphql import GraphQLClient, operation, sign_up, uuid_of
 
 EMAIL = "tess@example.com"
 PASSWORD = "a long pass phrase"
@@ -142,7 +141,7 @@ async def test_token_refresh_and_sign_out(client: GraphQLClient, db, settings: S
     assert other["session"]["user"] == {"id": user_id}
 
     # Step 10 — AppShell with an expired access token: top-level TOKEN_EXPIRED, no data.
-    user_uuid = uuid.UUID(relay.GlobalID.from_id(user_id).node_id)
+    user_uuid = uuid_of(user_id)
     expired, _ = issue_access_token(
         user_uuid,
         secret=settings.jwt_secret,

@@ -7,67 +7,25 @@ database unchanged (the runs, their steps, their event logs and the workspace's 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
-from app.main import create_app
 from base.models import Run, RunEvent, RunStep, WorkspaceEvent
 from base.settings import Settings
-from tests.support.graphql import GraphQLClient, first_workspace, sign_up
-from tests.user_flows.conftest import uuid_of
+from tests.support.app_fixtures import Subscribe, other_api
+from tests.support.graphql import GraphQLClient, uuid_of
+from tests.support.team import Person, set_up_team
 
 NEEDS_EDITOR = "This needs the EDITOR role or higher; you are VIEWER."
-
-
-@dataclass
-class Person:
-    name: str
-    token: str
-    user_id: str
-
-
-@dataclass
-class Team:
-    workspace_id: str
-    owner: Person
-    viewer: Person
-
-
-async def set_up_team(client: GraphQLClient) -> Team:
-    """Step 1 — SignUp ×2, InviteMember, AcceptInvite, WorkspaceMembers."""
-    people = {}
-    for key, name in [("owner", "Olivia Owner"), ("viewer", "Victor Viewer")]:
-        session = await sign_up(client, name, f"{key}@example.com")
-        people[key] = Person(name, session["accessToken"], session["user"]["id"])
-    owner, viewer = people["owner"], people["viewer"]
-    workspace_id = (await first_workspace(client, owner.token))["id"]
-    invited = await client.op(
-        "InviteMember",
-        {"input": {"workspaceId": workspace_id, "email": "viewer@example.com", "role": "VIEWER"}},
-        token=owner.token,
-    )
-    token = invited["inviteMember"]["inviteLink"].rsplit("/", 1)[1]
-    accepted = await client.op("AcceptInvite", {"input": {"token": token}}, token=viewer.token)
-    assert accepted["acceptInvite"]["workspace"]["viewerRole"] == "VIEWER"
-    members = await client.op("WorkspaceMembers", {"workspaceId": workspace_id}, token=owner.token)
-    assert [
-        (e["node"]["user"]["name"], e["node"]["role"])
-        for e in members["workspace"]["members"]["edges"]
-    ] == [("Olivia Owner", "OWNER"), ("Victor Viewer", "VIEWER")]
-    return Team(workspace_id, owner, viewer)
 
 
 def forbidden() -> list[dict[str, Any]]:
     return [{"code": "FORBIDDEN", "message": NEEDS_EDITOR, "field": None}]
 
 
-async def snapshot(db) -> dict[str, list[tuple[Any, ...]]]:
+async def snapshot(db: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every row that starting, cancelling or retrying a run could touch, in full."""
     async with db() as s:
         return {
@@ -106,22 +64,12 @@ async def snapshot(db) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-async def run_row(db, run_id: str) -> tuple[str, bool, int]:
+async def run_row(db: Any, run_id: str) -> tuple[str, bool, int]:
     """(status, cancel requested, number of events) of a run, read from the database."""
     async with db() as s:
         run = await s.get(Run, uuid_of(run_id))
         events = (await s.execute(select(RunEvent.seq).where(RunEvent.run_id == run.id))).scalars()
         return run.status.value, run.cancel_requested_at is not None, len(list(events))
-
-
-@asynccontextmanager
-async def other_api(settings: Settings, **changes: Any) -> AsyncIterator[tuple[FastAPI, Any]]:
-    """Another API process on the same database and Redis, with some settings changed."""
-    other = create_app(settings.model_copy(update=changes))
-    async with other.router.lifespan_context(other):
-        transport = httpx.ASGITransport(app=other, client=("203.0.113.9", 50000))
-        async with httpx.AsyncClient(transport=transport, base_url="http://other") as http:
-            yield other, GraphQLClient(http)
 
 
 async def cancel(client: GraphQLClient, person: Person, run_id: str) -> dict[str, Any]:
@@ -137,9 +85,10 @@ async def retry(client: GraphQLClient, person: Person, run_id: str) -> dict[str,
 
 
 async def test_viewer_cannot_start_cancel_or_retry_but_can_watch(
-    client: GraphQLClient, app: FastAPI, db, settings: Settings, subscribe
-):
-    team = await set_up_team(client)
+    client: GraphQLClient, app: FastAPI, db: Any, settings: Settings, subscribe: Subscribe
+) -> None:
+    # Step 1 — the team: SignUp ×2, InviteMember, AcceptInvite, WorkspaceMembers.
+    team = await set_up_team(client, settings, "viewer")
     olivia, victor = team.owner, team.viewer
 
     # Step 2 — Victor starts a model check (CheckModels): FORBIDDEN, no run.
@@ -155,7 +104,8 @@ async def test_viewer_cannot_start_cancel_or_retry_but_can_watch(
     }
 
     # Step 3 — Olivia starts one while no worker takes runs: it waits QUEUED.
-    async with other_api(settings, run_execution="queue") as (_queue_api, queue_client):
+    queue_api = other_api(settings, address="203.0.113.9", run_execution="queue")
+    async with queue_api as (_queue_app, queue_client):
         started = await queue_client.op(
             "CheckModels", {"input": {"workspaceId": team.workspace_id}}, token=olivia.token
         )
@@ -204,13 +154,15 @@ async def test_viewer_cannot_start_cancel_or_retry_but_can_watch(
 
 
 async def test_viewer_cannot_retry_a_failed_run_but_can_watch_it(
-    client: GraphQLClient, app: FastAPI, db, settings: Settings, subscribe
-):
-    team = await set_up_team(client)
+    client: GraphQLClient, app: FastAPI, db: Any, settings: Settings, subscribe: Subscribe
+) -> None:
+    # Step 1 — the team.
+    team = await set_up_team(client, settings, "viewer")
     olivia, victor = team.owner, team.viewer
 
     # Step 8 — Olivia's model check fails: that API's chat model is missing.
-    async with other_api(settings, chat_model="missing:latest") as (broken_api, broken_client):
+    broken = other_api(settings, address="203.0.113.9", chat_model="missing:latest")
+    async with broken as (broken_api, broken_client):
         started = await broken_client.op(
             "CheckModels", {"input": {"workspaceId": team.workspace_id}}, token=olivia.token
         )

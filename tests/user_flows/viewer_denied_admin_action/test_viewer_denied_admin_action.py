@@ -8,7 +8,6 @@ the workspace row compared in full before and after).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -16,36 +15,19 @@ from strawberry import relay
 
 from base.models import Invite, Membership, RefreshToken, User, Workspace
 from base.settings import Settings
-from tests.support.graphql import GraphQLClient, first_workspace, sign_up
+from tests.support.graphql import GraphQLClient, uuid_of
+from tests.support.team import Team, member_roles, set_up_team
 
 NEEDS_ADMIN = "This needs the ADMIN role or higher; you are {role}."
 OWNER_ROLE_ONLY = "Only an OWNER can grant or take away the OWNER role."
 LAST_OWNER = "A workspace needs an OWNER: make someone else OWNER first."
 
 
-@dataclass
-class Person:
-    name: str
-    email: str
-    token: str
-    user_id: str
-    member_id: str = ""
-
-
-@dataclass
-class Team:
-    workspace_id: str
-    owner: Person
-    admin: Person
-    editor: Person
-    viewer: Person
-
-
 def error(code: str, message: str, field: str | None = None) -> list[dict[str, Any]]:
     return [{"code": code, "message": message, "field": field}]
 
 
-async def snapshot(db) -> dict[str, list[tuple[Any, ...]]]:
+async def snapshot(db: Any) -> dict[str, list[tuple[Any, ...]]]:
     """Every row that a member-management action could touch, in full."""
     async with db() as s:
         return {
@@ -92,61 +74,14 @@ async def snapshot(db) -> dict[str, list[tuple[Any, ...]]]:
 
 
 async def roles(client: GraphQLClient, team: Team) -> list[tuple[str, str]]:
-    data = await client.op(
-        "WorkspaceMembers", {"workspaceId": team.workspace_id}, token=team.owner.token
-    )
-    return [
-        (e["node"]["user"]["name"], e["node"]["role"])
-        for e in data["workspace"]["members"]["edges"]
-    ]
+    return await member_roles(client, team.workspace_id, team.owner.token)
 
 
-async def set_up_team(client: GraphQLClient, settings: Settings) -> Team:
-    """Step 1 — SignUp ×4, InviteMember ×3, AcceptInvite ×3, WorkspaceMembers."""
-    sessions = {}
-    for key, name in [
-        ("owner", "Olivia Owner"),
-        ("admin", "Adam Admin"),
-        ("editor", "Erin Editor"),
-        ("viewer", "Victor Viewer"),
-    ]:
-        email = f"{key}@example.com"
-        session = await sign_up(client, name, email)
-        sessions[key] = Person(name, email, session["accessToken"], session["user"]["id"])
-    owner = sessions["owner"]
-    workspace_id = (await first_workspace(client, owner.token))["id"]
-    for key, role in [("admin", "ADMIN"), ("editor", "EDITOR"), ("viewer", "VIEWER")]:
-        invited = await client.op(
-            "InviteMember",
-            {"input": {"workspaceId": workspace_id, "email": sessions[key].email, "role": role}},
-            token=owner.token,
-        )
-        assert invited["inviteMember"]["errors"] == []
-        link = invited["inviteMember"]["inviteLink"]
-        assert link.startswith(f"{settings.public_web_url.rstrip('/')}/invite/")
-        accepted = await client.op(
-            "AcceptInvite", {"input": {"token": link.rsplit("/", 1)[1]}}, token=sessions[key].token
-        )
-        assert accepted["acceptInvite"]["workspace"]["viewerRole"] == role
-    members = await client.op("WorkspaceMembers", {"workspaceId": workspace_id}, token=owner.token)
-    by_user = {
-        e["node"]["user"]["id"]: e["node"]["id"] for e in members["workspace"]["members"]["edges"]
-    }
-    for person in sessions.values():
-        person.member_id = by_user[person.user_id]
-    team = Team(workspace_id, owner, sessions["admin"], sessions["editor"], sessions["viewer"])
-    assert await roles(client, team) == [
-        ("Olivia Owner", "OWNER"),
-        ("Adam Admin", "ADMIN"),
-        ("Erin Editor", "EDITOR"),
-        ("Victor Viewer", "VIEWER"),
-    ]
-    return team
-
-
-async def test_viewer_is_denied_every_admin_action(client: GraphQLClient, db, settings: Settings):
+async def test_viewer_is_denied_every_admin_action(
+    client: GraphQLClient, db: Any, settings: Settings
+) -> None:
     # Step 1 — the team: Olivia (OWNER), Adam (ADMIN), Erin (EDITOR), Victor (VIEWER).
-    team = await set_up_team(client, settings)
+    team = await set_up_team(client, settings, "admin", "editor", "viewer")
     victor = team.viewer
 
     # Step 2 — WorkspaceMembers as Victor: a VIEWER may read the members.
@@ -225,10 +160,10 @@ async def test_viewer_is_denied_every_admin_action(client: GraphQLClient, db, se
 
 
 async def test_admin_cannot_touch_the_owner_and_the_last_owner_cannot_leave(
-    client: GraphQLClient, db, settings: Settings
-):
+    client: GraphQLClient, db: Any, settings: Settings
+) -> None:
     # Step 1 — the team.
-    team = await set_up_team(client, settings)
+    team = await set_up_team(client, settings, "admin", "editor", "viewer")
     adam, olivia = team.admin, team.owner
     before = await snapshot(db)
 
@@ -320,11 +255,12 @@ async def test_admin_cannot_touch_the_owner_and_the_last_owner_cannot_leave(
     ]
 
 
-async def test_an_outsiders_ids_behave_as_missing(client: GraphQLClient, db, settings: Settings):
+async def test_an_outsiders_ids_behave_as_missing(
+    client: GraphQLClient, db: Any, settings: Settings
+) -> None:
     # Step 1 — the team, and Mallory, who signs up on her own and belongs to none of it.
-    team = await set_up_team(client, settings)
-    mallory = await sign_up(client, "Mallory Outsider", "mallory@example.com")
-    token = mallory["accessToken"]
+    team = await set_up_team(client, settings, "admin", "editor", "viewer", "outsider")
+    token = team.outsider.token
     before = await snapshot(db)
 
     async def attempts(workspace_id: str, member_id: str, user_id: str) -> dict[str, Any]:
@@ -387,9 +323,9 @@ async def test_an_outsiders_ids_behave_as_missing(client: GraphQLClient, db, set
     assert await snapshot(db) == before
 
 
-async def test_any_member_may_leave(client: GraphQLClient, db, settings: Settings):
+async def test_any_member_may_leave(client: GraphQLClient, db: Any, settings: Settings) -> None:
     # Step 1 — the team.
-    team = await set_up_team(client, settings)
+    team = await set_up_team(client, settings, "admin", "editor", "viewer")
     victor = team.viewer
 
     # Step 13 — RemoveMember with his own member id: Victor (VIEWER) leaves the workspace.
@@ -410,7 +346,7 @@ async def test_any_member_may_leave(client: GraphQLClient, db, settings: Setting
         ("Erin Editor", "EDITOR"),
     ]
     async with db() as s:
-        victor_uuid = uuid.UUID(relay.GlobalID.from_id(victor.user_id).node_id)
+        victor_uuid = uuid_of(victor.user_id)
         rows = (
             (await s.execute(select(Membership).where(Membership.user_id == victor_uuid)))
             .scalars()
