@@ -58,3 +58,55 @@ def test_settings_come_from_the_environment(monkeypatch):
     assert Settings().should_mask_errors is True
     monkeypatch.setenv("APP_ENV", "development")
     assert Settings().should_mask_errors is False
+
+
+def test_transport_limits_have_safe_defaults_and_bounds():
+    settings = Settings()
+    assert (
+        settings.graphql_ws_max_message_bytes,
+        settings.graphql_ws_init_timeout_seconds,
+        settings.graphql_ws_max_subscriptions,
+        settings.cors_allowed_origins,
+    ) == (65_536, 3.0, 100, ())
+    for field, value in (
+        ("graphql_ws_max_message_bytes", 1023),
+        ("graphql_ws_init_timeout_seconds", 0),
+        ("graphql_ws_init_timeout_seconds", 61),
+        ("graphql_ws_max_subscriptions", 0),
+    ):
+        with pytest.raises(ValidationError, match=field):
+            Settings(**{field: value})
+
+
+def test_cors_allowed_origins_are_read_comma_separated_and_normalised(monkeypatch):
+    monkeypatch.setenv(
+        "CORS_ALLOWED_ORIGINS",
+        " https://App.Example.com:443 , http://localhost:5173,,http://[::1]:80",
+    )
+    assert Settings().cors_allowed_origins == (
+        "https://app.example.com",
+        "http://localhost:5173",
+        "http://[::1]",
+    )
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "")
+    assert Settings().cors_allowed_origins == ()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "*",
+        "https://*.example.com",
+        "https://app.example.com/",
+        "https://app.example.com/app",
+        "https://app.example.com?x=1",
+        "https://user@app.example.com",
+        "app.example.com",
+        "ftp://app.example.com",
+        "https://",
+        "https://app.example.com:99999",
+    ],
+)
+def test_cors_allowed_origins_refuse_anything_but_an_origin(origin):
+    with pytest.raises(ValidationError, match="CORS_ALLOWED_ORIGINS takes origins like"):
+        Settings(cors_allowed_origins=origin)
