@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,8 +34,18 @@ class Context(BaseContext):
 
     @cached_property
     def loaders(self) -> Loaders:
-        """Built on first use, once per request: batches and caches loads within one request."""
+        """Built on first use, once per request: batches and caches loads within one request.
+
+        A WebSocket's context lives as long as the socket; each subscription event is executed
+        with `for_event()`, whose loaders are new."""
         return Loaders(self.runner, self.deps)
+
+    def for_event(self) -> Context:
+        """A copy for executing one subscription event: the same caller and request id, fresh
+        loaders (nothing read for an earlier event is reused)."""
+        event = copy.copy(self)
+        event.__dict__.pop("loaders", None)
+        return event
 
     async def run(self, workflow: ApiWorkflow[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a declared workflow as the caller."""
