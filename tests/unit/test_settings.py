@@ -58,3 +58,29 @@ def test_settings_come_from_the_environment(monkeypatch):
     assert Settings().should_mask_errors is True
     monkeypatch.setenv("APP_ENV", "development")
     assert Settings().should_mask_errors is False
+
+
+def test_graphql_limits_and_introspection_come_from_the_environment(monkeypatch):
+    assert (
+        Settings().graphql_max_fields,
+        Settings().graphql_max_aliases,
+        Settings().graphql_max_cost,
+        Settings().introspection_enabled,
+    ) == (2000, 100, 10_000, True)
+    monkeypatch.setenv("GRAPHQL_MAX_FIELDS", "500")
+    monkeypatch.setenv("GRAPHQL_MAX_ALIASES", "5")
+    monkeypatch.setenv("GRAPHQL_MAX_COST", "2500")
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    settings = Settings()
+    assert (
+        settings.graphql_max_fields,
+        settings.graphql_max_aliases,
+        settings.graphql_max_cost,
+        settings.introspection_enabled,
+    ) == (500, 5, 2500, False)
+    monkeypatch.setenv("GRAPHQL_INTROSPECTION", "true")
+    assert Settings().introspection_enabled is True
+    monkeypatch.setenv("GRAPHQL_MAX_COST", "99")
+    with pytest.raises(ValidationError, match="graphql_max_cost"):
+        Settings()
