@@ -1,8 +1,10 @@
-"""How subscription events are executed: each with fresh loaders, run events once per process.
+"""How operations and subscription events are executed: each with fresh loaders, and run events
+once per process.
 
-- Each event of a subscription is executed with a copy of the socket's context that has fresh
-  loaders (`Context.for_event`), so what an event shows is read when it is delivered: a user
-  renamed or removed since the socket opened is not shown as they were.
+- Each operation, and each event of a subscription, is executed with a copy of the context that
+  has fresh loaders (`Context.fresh`). Over HTTP the context is new per request anyway; a
+  WebSocket's lives as long as the socket, so without the copy a user renamed or removed since
+  the socket opened would be shown as they were, to later events and to later queries alike.
 - graphql-core executes a subscription's selection for every subscriber and every event; with a
   thousand subscribers of one run that is most of the CPU the fan-out costs. A RunEvent's fields
   do not depend on who asks (access is checked when the subscription starts and re-checked
@@ -48,12 +50,20 @@ class SharedRunEventExecution(StrawberryGraphQLCoreExecutionContext):
     MAX_SHARED: ClassVar[int] = 256
     _shared: ClassVar[OrderedDict[tuple[Any, ...], tuple[Any, Any]]] = OrderedDict()
 
+    @classmethod
+    def build(cls, *args: Any, **kwargs: Any) -> Any:
+        """The executor of one operation (a list of errors when the request cannot run)."""
+        executor = super().build(*args, **kwargs)
+        if isinstance(executor, cls) and isinstance(executor.context_value, Context):
+            executor.context_value = executor.context_value.fresh()
+        return executor
+
     def build_per_event_executor(self, payload: Any) -> Any:
         executor = super().build_per_event_executor(payload)
         if isinstance(payload, RunEvent):
             executor.context_value = NO_VIEWER
         elif isinstance(self.context_value, Context):
-            executor.context_value = self.context_value.for_event()
+            executor.context_value = self.context_value.fresh()
         return executor
 
     def execute_operation(self, serially: bool | None = None) -> Any:

@@ -1,5 +1,6 @@
-"""Each subscription event is executed with fresh loaders: what it shows is read when it is
-delivered, not when the socket opened. On PostgreSQL and SQLite.
+"""Each subscription event, and each operation sent over a socket, is executed with fresh
+loaders: what it shows is read when it is executed, not when the socket opened. On PostgreSQL
+and SQLite.
 
 The events are written to the workspace's log and replayed (`after: "0"`), so the test decides
 exactly when each one is executed: when it asks the stream for the next result.
@@ -124,3 +125,21 @@ async def test_a_user_removed_since_the_last_event_is_no_longer_shown(
         await session.execute(delete(Membership).where(Membership.user_id == mia))
     second = await next_event(stream)
     assert (second["actor"], second["run"]["triggeredBy"]) == (None, None)
+
+
+async def test_a_query_sent_again_over_the_same_socket_reads_afresh(
+    any_db_client: GraphQLClient, any_db_app
+):
+    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
+    owner_id = uuid_of(owner["user"]["id"])
+    deps = any_db_app.state.deps.for_principal(Principal(user_id=owner_id))
+    socket = Context(deps=deps, runner=any_db_app.state.runner)  # one context per socket
+    # `node(id:)` reads through the user loader.
+    query = "query($id: ID!) { node(id: $id) { ... on User { name } } }"
+    variables = {"id": owner["user"]["id"]}
+    first = await any_db_app.state.schema.execute(query, variables, context_value=socket)
+    assert (first.errors, first.data) == (None, {"node": {"name": "Owner"}})
+    async with any_db_app.state.deps.db.begin() as session:
+        await session.execute(update(User).where(User.id == owner_id).values(name="Olga"))
+    again = await any_db_app.state.schema.execute(query, variables, context_value=socket)
+    assert (again.errors, again.data) == (None, {"node": {"name": "Olga"}})
