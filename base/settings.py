@@ -60,6 +60,19 @@ class Settings(BaseSettings):
     # GraphQL limits
     graphql_max_depth: int = Field(default=12, ge=2)
     graphql_max_tokens: int = Field(default=5000, ge=100)
+    graphql_max_fields: int = Field(
+        default=2000, ge=10, description="Fields per document, every fragment spread expanded."
+    )
+    graphql_max_aliases: int = Field(default=100, ge=0, description="Aliases per document.")
+    graphql_max_cost: int = Field(
+        default=10_000,
+        ge=100,
+        description="Estimated cost per document: the most fields its response may hold, "
+        "each list counting its page size (ADR 0020).",
+    )
+    graphql_introspection: bool | None = Field(
+        default=None, description="Answer introspection; defaults to on outside production."
+    )
     graphql_max_body_bytes: int = Field(default=1_000_000, ge=1024)
     # GraphQL over WebSocket (graphql-transport-ws)
     graphql_ws_max_message_bytes: int = Field(
@@ -178,6 +191,12 @@ class Settings(BaseSettings):
         if self.run_execution is None:
             return self.redis_url is None
         return self.run_execution == "inline"
+
+    @property
+    def introspection_enabled(self) -> bool:
+        if self.graphql_introspection is None:
+            return self.app_env != "production"
+        return self.graphql_introspection
 
     @property
     def should_mask_errors(self) -> bool:

@@ -1,6 +1,7 @@
 """App fixtures (integration and user-flow tests): the app in-process on live PostgreSQL and Redis.
 
-Every test starts from empty tables and an empty Redis database.
+Every test starts from empty tables and an empty Redis database. The `any_db_*` fixtures run a
+test twice: on PostgreSQL (with Redis) and on a fresh SQLite file (events in memory).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import httpx
 import pytest
 import redis.asyncio as redis
 from fastapi import FastAPI
+from pytest import FixtureRequest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -73,3 +75,31 @@ async def client(app: FastAPI) -> AsyncIterator[GraphQLClient]:
 def db(app: FastAPI) -> async_sessionmaker[Any]:
     """A sessionmaker on the app's database, for asserting what was (not) written."""
     return app.state.deps.db
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_db_settings(request: FixtureRequest, tmp_path: Any) -> Settings:
+    if request.param == "postgresql":
+        settings: Settings = request.getfixturevalue("settings")
+        return settings
+    url = f"sqlite+aiosqlite:///{tmp_path / 'kd.sqlite3'}"
+    migrate.upgrade(url)
+    return Settings(
+        app_env="test", database_url=url, jwt_secret=TEST_SECRET, run_execution="inline"
+    )
+
+
+@pytest.fixture
+async def any_db_app(any_db_settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(any_db_settings)
+    async with application.router.lifespan_context(application):
+        if not any_db_settings.is_sqlite:  # the SQLite file is new; PostgreSQL is shared
+            await _reset(application, any_db_settings)
+        yield application
+
+
+@pytest.fixture
+async def any_db_client(any_db_app: FastAPI) -> AsyncIterator[GraphQLClient]:
+    transport = httpx.ASGITransport(app=any_db_app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield GraphQLClient(http)

@@ -110,3 +110,29 @@ def test_cors_allowed_origins_are_read_comma_separated_and_normalised(monkeypatc
 def test_cors_allowed_origins_refuse_anything_but_an_origin(origin):
     with pytest.raises(ValidationError, match="CORS_ALLOWED_ORIGINS takes origins like"):
         Settings(cors_allowed_origins=origin)
+
+
+def test_graphql_limits_and_introspection_come_from_the_environment(monkeypatch):
+    assert (
+        Settings().graphql_max_fields,
+        Settings().graphql_max_aliases,
+        Settings().graphql_max_cost,
+        Settings().introspection_enabled,
+    ) == (2000, 100, 10_000, True)
+    monkeypatch.setenv("GRAPHQL_MAX_FIELDS", "500")
+    monkeypatch.setenv("GRAPHQL_MAX_ALIASES", "5")
+    monkeypatch.setenv("GRAPHQL_MAX_COST", "2500")
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    settings = Settings()
+    assert (
+        settings.graphql_max_fields,
+        settings.graphql_max_aliases,
+        settings.graphql_max_cost,
+        settings.introspection_enabled,
+    ) == (500, 5, 2500, False)
+    monkeypatch.setenv("GRAPHQL_INTROSPECTION", "true")
+    assert Settings().introspection_enabled is True
+    monkeypatch.setenv("GRAPHQL_MAX_COST", "99")
+    with pytest.raises(ValidationError, match="graphql_max_cost"):
+        Settings()
