@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         description="A run QUEUED this long is taken by a sweeper (its enqueue may have been "
         "lost). Unset: max(30, 4 x RUN_LEASE_SECONDS).",
     )
+    event_stream_idle_seconds: float = Field(
+        default=5.0,
+        ge=0.1,
+        le=300,
+        description="A subscription that hears nothing for this long re-reads its log, and a "
+        "run's stream ends there if the run has ended.",
+    )
     run_redeliver_after_seconds: float = Field(
         default=60.0, ge=1, description="Queue redelivery of unacknowledged run messages."
     )
