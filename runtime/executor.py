@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import time
@@ -70,7 +71,7 @@ class _Lease:
 
 async def _until_recorded(lease: _Lease, what: str, write: Callable[[], Awaitable[None]]) -> None:
     """Write, retrying failures while the lease lasts; LeaseLost once it does not."""
-    for attempt in range(1_000_000):
+    for attempt in itertools.count():
         lease.check()
         try:
             await write()
