@@ -30,7 +30,6 @@ from base.events.bus import EventBus
 from base.models.runs import Run, RunStatus, RunStep, StepStatus
 from services.run_log import Outbox, append_run_event, append_workspace_event
 
-
 MARGIN_MAX_SECONDS = 2.0
 
 
