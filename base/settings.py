@@ -109,6 +109,19 @@ class Settings(BaseSettings):
     run_lease_seconds: float = Field(
         default=15.0, ge=1, description="A run whose executor stops renewing this long is resumed."
     )
+    run_stale_queued_seconds: float | None = Field(
+        default=None,
+        ge=1,
+        description="A run QUEUED this long is taken by a sweeper (its enqueue may have been "
+        "lost). Unset: max(30, 4 x RUN_LEASE_SECONDS).",
+    )
+    event_stream_idle_seconds: float = Field(
+        default=5.0,
+        ge=0.1,
+        le=300,
+        description="A subscription that hears nothing for this long re-reads its log, and a "
+        "run's stream ends there if the run has ended.",
+    )
     run_redeliver_after_seconds: float = Field(
         default=60.0, ge=1, description="Queue redelivery of unacknowledged run messages."
     )
@@ -197,6 +210,12 @@ class Settings(BaseSettings):
         if self.graphql_introspection is None:
             return self.app_env != "production"
         return self.graphql_introspection
+
+    @property
+    def stale_queued_seconds(self) -> float:
+        if self.run_stale_queued_seconds is not None:
+            return self.run_stale_queued_seconds
+        return max(30.0, 4 * self.run_lease_seconds)
 
     @property
     def should_mask_errors(self) -> bool:

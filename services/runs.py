@@ -6,6 +6,8 @@ EDITOR only the runs they started; a VIEWER none.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +27,10 @@ from services.deps import ServiceDeps
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
 from services.run_log import Outbox, append_run_event, append_workspace_event
 from services.views import Page, RunEventView, RunStepView, RunView
+
+log = logging.getLogger("knowledge_desk.runs")
+
+ENQUEUE_TIMEOUT_SECONDS = 5.0  # a hung queue must not hold up a mutation that has committed
 
 
 @dataclass(frozen=True)
@@ -110,12 +116,22 @@ async def create_run(
 
 
 async def launch(deps: ServiceDeps, outbox: Outbox, run_ids: Sequence[uuid.UUID]) -> None:
-    """After commit: publish the new events, then hand the runs to execution."""
+    """After commit: publish the new events, then hand the runs to execution.
+
+    The runs exist once their transaction has committed, so nothing here fails the caller: a
+    lost publish is read from the log by the streams, and a run whose hand-off failed stays
+    QUEUED until a sweeper takes it (`RUN_STALE_QUEUED_SECONDS`)."""
     await outbox.publish(deps.bus)
     if deps.launcher is None:
         raise RuntimeError("no run launcher configured")
     for run_id in run_ids:
-        await deps.launcher.enqueue(run_id)
+        try:
+            async with asyncio.timeout(ENQUEUE_TIMEOUT_SECONDS):
+                await deps.launcher.enqueue(run_id)
+        except Exception:
+            log.warning(
+                "could not hand run %s to execution; a sweeper will take it", run_id, exc_info=True
+            )
 
 
 @dataclass(frozen=True)
@@ -276,7 +292,10 @@ async def cancel_run(deps: ServiceDeps, *, run_id: uuid.UUID) -> RunView:
         view = RunView.model_validate(run)
     await outbox.publish(deps.bus)
     if view.status == RunStatus.RUNNING.value:
-        await deps.bus.publish(CONTROL_TOPIC, {"type": "CANCEL", "run_id": str(run_id)})
+        try:
+            await deps.bus.publish(CONTROL_TOPIC, {"type": "CANCEL", "run_id": str(run_id)})
+        except Exception:  # the executor's heartbeat reads the request from the database
+            log.warning("could not publish the cancel request of run %s", run_id, exc_info=True)
     return view
 
 

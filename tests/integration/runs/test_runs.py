@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from app.main import create_app
 from base.models import Run, RunEvent
+from tests.e2e.runs_support import slow_link
 from tests.integration.runs.conftest import check_models, event_log, get_run, uuid_of
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 
@@ -102,16 +103,18 @@ async def test_failed_run_is_retried_from_the_step_that_failed(
     }
 
 
-async def test_cancel_stops_a_running_run_within_a_second(client: GraphQLClient, app, db, settings):
-    session, workspace = await _owner(client)
-    token = session["accessToken"]
-    long_app = create_app(settings.model_copy(update={"model_check_max_tokens": 3000}))
+async def _cancel_mid_chat(
+    client: GraphQLClient, token: str, workspace_id: str, long_settings
+) -> tuple[str, float]:
+    """Start a model check on an app with `long_settings`, cancel it once CHAT streams; the run
+    id and the seconds from the cancel to the run's end."""
+    long_app = create_app(long_settings)
     async with long_app.router.lifespan_context(long_app):
         from httpx import ASGITransport, AsyncClient
 
         async with AsyncClient(transport=ASGITransport(app=long_app), base_url="http://l") as http:
             long_client = GraphQLClient(http)
-            run_id = (await check_models(long_client, token, workspace["id"]))["run"]["id"]
+            run_id = (await check_models(long_client, token, workspace_id))["run"]["id"]
             for _ in range(300):  # until tokens stream
                 if any(
                     e["type"] == "STEP_PROGRESS"
@@ -132,6 +135,19 @@ async def test_cancel_stops_a_running_run_within_a_second(client: GraphQLClient,
             }
             await long_app.state.runs.launcher.wait_idle()
             took = time.monotonic() - asked
+    return run_id, took
+
+
+async def test_cancel_stops_a_running_run_within_a_second(client: GraphQLClient, app, db, settings):
+    session, workspace = await _owner(client)
+    token = session["accessToken"]
+    # The model ends its answer after 10-50 tokens (well under a second), so without the slow
+    # link the cancel could land after CHAT had ended (tests/e2e/runs_support.py says more).
+    with slow_link(settings.ollama_host, 0.12) as slow_model:
+        long_settings = settings.model_copy(
+            update={"model_check_max_tokens": 3000, "ollama_host": slow_model}
+        )
+        run_id, took = await _cancel_mid_chat(client, token, workspace["id"], long_settings)
     run = await get_run(client, token, run_id)
     assert run["status"] == "CANCELLED"
     assert took < 1.0, took
