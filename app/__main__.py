@@ -97,8 +97,14 @@ def main(argv: list[str] | None = None) -> None:
         upgrade(settings.database_url)
         with local_model_server(settings):
             # Per-message deflate costs CPU on every subscription event for little gain on JSON.
+            # ws_max_size: uvicorn refuses an oversized message (1009) before buffering it; the
+            # app's own check (app/http.py) covers servers started otherwise.
             uvicorn.run(
-                create_app(settings), host=args.host, port=args.port, ws_per_message_deflate=False
+                create_app(settings),
+                host=args.host,
+                port=args.port,
+                ws_per_message_deflate=False,
+                ws_max_size=settings.graphql_ws_max_message_bytes,
             )
 
 

@@ -17,8 +17,9 @@ import redis.asyncio as redis
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.http import BodySizeLimit
+from app.http import CORS, BodySizeLimit, WebSocketMessageLimit, http_error, unexpected_error
 from base.db.engine import build_engine, build_sessionmaker
 from base.events.bus import build_bus
 from base.settings import Settings, SettingsError, get_settings
@@ -104,10 +105,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Knowledge Desk", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.settings = settings
+    # Outermost last: CORS sees every request first (and adds its headers to every answer).
+    app.add_middleware(WebSocketMessageLimit, max_bytes=settings.graphql_ws_max_message_bytes)
     app.add_middleware(BodySizeLimit, max_bytes=settings.graphql_max_body_bytes)
+    app.add_middleware(CORS, allow_origins=settings.cors_allowed_origins)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected_error)
     app.state.schema = build_schema(settings)
     app.include_router(
-        KnowledgeDeskRouter(app.state.schema, graphiql_html=_graphiql(app)), prefix="/graphql"
+        KnowledgeDeskRouter(app.state.schema, graphiql_html=_graphiql(app), settings=settings),
+        prefix="/graphql",
     )
 
     @app.get("/healthz", include_in_schema=False)

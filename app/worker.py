@@ -16,12 +16,13 @@ import signal
 import uuid
 
 from taskiq.receiver import Receiver
+from taskiq_redis import RedisStreamBroker
 
 from base.db.engine import build_engine, build_sessionmaker
 from base.events.bus import build_bus
 from base.settings import Settings
 from runtime.process import build_executor
-from runtime.queue import TASK_NAME, build_broker, kicker
+from runtime.queue import TASK_NAME, build_broker, declare_group, kicker
 from runtime.runner import build_runtime
 from services.deps import ServiceDeps
 from services.llm import aclose_clients
@@ -29,6 +30,8 @@ from services.ratelimit import SignInLimiter
 from workflows import RUN_WORKFLOWS
 
 log = logging.getLogger("knowledge_desk.worker")
+
+RECEIVER_RESTART_SECONDS = 1.0
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
@@ -60,8 +63,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     await broker.startup()
     await executor.start(sweep=True)
     finish = asyncio.Event()  # set: the receiver stops fetching, then ends when its tasks have
-    receiver = Receiver(broker, max_async_tasks=settings.worker_concurrency, run_startup=False)
-    listening = asyncio.create_task(receiver.listen(finish))
+    listening = asyncio.create_task(_receive(broker, settings, finish))
     log.info("worker %s ready", executor.store.owner)
     await stop.wait()
 
@@ -78,6 +80,29 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     await bus.close()
     await engine.dispose()
     log.info("worker stopped; released %d run(s)", len(interrupted))
+
+
+async def _receive(broker: RedisStreamBroker, settings: Settings, finish: asyncio.Event) -> None:
+    """Take runs from the queue until `finish`; start again when Redis fails under the receiver.
+
+    Taskiq's receiver ends at the first failed read (Redis stopped or restarted). The runs it had
+    started go on; a new receiver takes new runs once Redis answers and the consumer group
+    exists again (a Redis restarted without its data has lost it). Meanwhile the sweeper still
+    takes runs left QUEUED."""
+    while not finish.is_set():
+        receiver = Receiver(broker, max_async_tasks=settings.worker_concurrency, run_startup=False)
+        try:
+            await receiver.listen(finish)
+            return
+        except Exception as exc:
+            log.warning("the queue receiver stopped (%s); starting it again", exc)
+        while not finish.is_set():
+            await asyncio.sleep(RECEIVER_RESTART_SECONDS)
+            try:
+                await declare_group(broker)
+                break
+            except Exception as exc:
+                log.warning("the run queue is unreachable (%s)", exc)
 
 
 async def _stop_receiving(listening: asyncio.Task[None]) -> None:

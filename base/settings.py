@@ -7,10 +7,11 @@ instance, and `get_settings()` builds the process default lazily.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_JWT_SECRET = "dev-insecure-secret-change-me-0123456789"
 _DB_SCHEMES = {
@@ -59,7 +60,36 @@ class Settings(BaseSettings):
     # GraphQL limits
     graphql_max_depth: int = Field(default=12, ge=2)
     graphql_max_tokens: int = Field(default=5000, ge=100)
+    graphql_max_fields: int = Field(
+        default=2000, ge=10, description="Fields per document, every fragment spread expanded."
+    )
+    graphql_max_aliases: int = Field(default=100, ge=0, description="Aliases per document.")
+    graphql_max_cost: int = Field(
+        default=10_000,
+        ge=100,
+        description="Estimated cost per document: the most fields its response may hold, "
+        "each list counting its page size (ADR 0020).",
+    )
+    graphql_introspection: bool | None = Field(
+        default=None, description="Answer introspection; defaults to on outside production."
+    )
     graphql_max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # GraphQL over WebSocket (graphql-transport-ws)
+    graphql_ws_max_message_bytes: int = Field(
+        default=65_536, ge=1024, description="Largest WebSocket message; a larger one closes 1009."
+    )
+    graphql_ws_init_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=60, description="Time a socket has to send connection_init (4408)."
+    )
+    graphql_ws_max_subscriptions: int = Field(
+        default=100, ge=1, le=10_000, description="Operations open at once on one socket."
+    )
+    # Browsers on other origins (CORS); see docs/security.md#browsers-csrf-and-cors
+    cors_allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Origins whose pages may call the API: comma-separated, e.g. "
+        "https://app.example.com,http://localhost:5173. Empty: same origin only.",
+    )
     mask_errors: bool | None = Field(
         default=None, description="Mask unexpected errors; defaults to on outside development."
     )
@@ -78,6 +108,19 @@ class Settings(BaseSettings):
     )
     run_lease_seconds: float = Field(
         default=15.0, ge=1, description="A run whose executor stops renewing this long is resumed."
+    )
+    run_stale_queued_seconds: float | None = Field(
+        default=None,
+        ge=1,
+        description="A run QUEUED this long is taken by a sweeper (its enqueue may have been "
+        "lost). Unset: max(30, 4 x RUN_LEASE_SECONDS).",
+    )
+    event_stream_idle_seconds: float = Field(
+        default=5.0,
+        ge=0.1,
+        le=300,
+        description="A subscription that hears nothing for this long re-reads its log, and a "
+        "run's stream ends there if the run has ended.",
     )
     run_redeliver_after_seconds: float = Field(
         default=60.0, ge=1, description="Queue redelivery of unacknowledged run messages."
@@ -126,6 +169,18 @@ class Settings(BaseSettings):
         # Ollama's own OLLAMA_HOST accepts host:port; the clients here need a URL.
         return value if "://" in value else f"http://{value}"
 
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_origin(item) for item in value)
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
@@ -159,8 +214,51 @@ class Settings(BaseSettings):
         return self.run_execution == "inline"
 
     @property
+    def introspection_enabled(self) -> bool:
+        if self.graphql_introspection is None:
+            return self.app_env != "production"
+        return self.graphql_introspection
+
+    @property
+    def stale_queued_seconds(self) -> float:
+        if self.run_stale_queued_seconds is not None:
+            return self.run_stale_queued_seconds
+        return max(30.0, 4 * self.run_lease_seconds)
+
+    @property
     def should_mask_errors(self) -> bool:
         return self.app_env != "development" if self.mask_errors is None else self.mask_errors
+
+
+def _origin(value: str) -> str:
+    """A browser origin, `scheme://host[:port]`, in the lower case browsers send it in."""
+    problem = (
+        f"CORS_ALLOWED_ORIGINS takes origins like https://app.example.com "
+        f"(scheme, host and optional port; no path, no wildcard), got {value!r}"
+    )
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(problem) from exc
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or "*" in value
+        or parts.username is not None
+        or parts.password is not None
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or value.endswith(("?", "#"))
+    ):
+        raise ValueError(problem)
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    scheme = parts.scheme.lower()
+    default_port = {"http": 80, "https": 443}[scheme]  # browsers leave the default port out
+    return f"{scheme}://{host}" + (f":{port}" if port not in (None, default_port) else "")
 
 
 @lru_cache(maxsize=1)

@@ -1,24 +1,74 @@
-"""The /graphql endpoint: HTTP queries and mutations, graphql-transport-ws, GraphiQL."""
+"""The /graphql endpoint: HTTP queries and mutations, graphql-transport-ws, GraphiQL.
+
+Strawberry's router does the GraphQL work; this subclass owns what the transport says:
+
+* every refused request gets a 4xx with a GraphQL-shaped JSON body and a stable code, never a
+  bare 500 (the body is decoded and checked here, not by Strawberry);
+* `application/graphql-response+json` is served as the GraphQL over HTTP spec says
+  (`resolvers/core/transport.py` picks the media type);
+* the CSRF rule: GET and form-like POSTs execute only with the `GraphQL-Require-Preflight`
+  header ([ADR 0020](../adr/0020-csrf-and-browser-origins.md));
+* the socket limits: `connection_init` timeout, operations per socket, message shapes. The
+  message size is capped before the app reads it (`app/http.py`).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from contextvars import ContextVar
+from datetime import timedelta
+from typing import Any, cast
 
-from cross_web import HTTPException
+from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from graphql import GraphQLError
 from starlette.requests import HTTPConnection
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    Message,
+    SubscribeMessage,
+)
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.unset import UNSET
 
 from base.auth.principal import Principal
 from base.auth.tokens import bearer_token, decode_access_token
 from base.errors import Unauthenticated
+from base.settings import Settings
 from resolvers.core.context import Context
+from resolvers.core.transport import (
+    APPLICATION_JSON,
+    GRAPHQL_RESPONSE_JSON,
+    PREFLIGHT_HEADER,
+    PREFLIGHT_REQUIRED_MESSAGE,
+    content_type_header,
+    error_body,
+    is_preflighted,
+    parse_media_type,
+    response_media_type,
+)
 from runtime.runner import WorkflowRunner
 from services.deps import ServiceDeps
+
+# The media type negotiated for the request being answered (set in `run`, read while building
+# the response; a context variable because Strawberry's response hooks do not get the request).
+_response_media_type: ContextVar[str] = ContextVar("response_media_type", default=APPLICATION_JSON)
+
+
+class TransportError(HTTPException):
+    """A request refused before execution, with its HTTP status and stable code."""
+
+    def __init__(self, status_code: int, reason: str, code: str) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
 
 
 def principal_from(authorization: str | None, *, secret: str, client: str | None) -> Principal:
@@ -43,14 +93,95 @@ async def context_getter(connection: HTTPConnection) -> Context:
     return Context(deps=deps.for_principal(principal), runner=runner)
 
 
+def is_request_error(result: ExecutionResult) -> bool:
+    """Whether the request failed before execution (parse, validation, limits, variables).
+
+    Parse and validation errors come as `PreExecutionError`. graphql-core reports variable
+    coercion failures as a result with `data` null whose errors have no path; every execution
+    error has one.
+    """
+    if isinstance(result, PreExecutionError):
+        return True
+    errors = result.errors or []
+    return result.data is None and bool(errors) and all(e.path is None for e in errors)
+
+
+def transport_error_response(
+    status_code: int, message: str, code: str, request_id: str | None, media_type: str
+) -> JSONResponse:
+    return JSONResponse(
+        error_body(message, code, request_id),
+        status_code=status_code,
+        media_type=content_type_header(media_type),
+    )
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """graphql-transport-ws with every malformed message closing 4400 (not an internal error),
+    and the operations-per-socket cap reported with a code."""
+
+    async def handle_message(self, message: Message) -> None:
+        raw: Any = message
+        if not isinstance(raw, dict):
+            await self.handle_invalid_message("WebSocket message must be a JSON object")
+            return
+        if raw.get("type") in ("subscribe", "complete") and not isinstance(raw.get("id"), str):
+            await self.handle_invalid_message(
+                f"Invalid {raw['type']} message: `id` is not a string"
+            )
+            return
+        await super().handle_message(message)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if not self.connection_acknowledged:
+            await super().handle_subscribe(message)  # closes 4401
+            return
+        problem = _subscribe_payload_problem(cast("Any", message).get("payload"))
+        if problem:
+            await self.handle_invalid_message(f"Invalid subscribe message: {problem}")
+            return
+        cap = self.max_subscriptions_per_connection
+        if cap is not None and message["id"] not in self.operations and len(self.operations) >= cap:
+            error = GraphQLError(
+                f"At most {cap} operations may be open on one connection; complete one first.",
+                extensions={"code": "TOO_MANY_SUBSCRIPTIONS", "requestId": self.context.request_id},
+            )
+            await self.send_message(
+                {"id": message["id"], "type": "error", "payload": [error.formatted]}
+            )
+            return
+        await super().handle_subscribe(message)
+
+
+def _subscribe_payload_problem(payload: object) -> str | None:
+    if not isinstance(payload, dict):
+        return "`payload` is not an object"
+    if not isinstance(payload.get("query"), str):
+        return "`payload.query` is not a string"
+    for name, kind in (("variables", dict), ("extensions", dict), ("operationName", str)):
+        value = payload.get(name)
+        if value is not None and not isinstance(value, kind):
+            expected = "an object" if kind is dict else "a string"
+            return f"`payload.{name}` is not {expected} or null"
+    return None
+
+
 class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
-    def __init__(self, schema: Any, graphiql_html: str | None) -> None:
+    graphql_transport_ws_handler_class = TransportWSHandler
+
+    def __init__(self, schema: Any, graphiql_html: str | None, settings: Settings) -> None:
         super().__init__(
             schema,
             context_getter=context_getter,
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             graphql_ide="graphiql" if graphiql_html else None,
             allow_queries_via_get=True,
+            connection_init_wait_timeout=timedelta(
+                seconds=settings.graphql_ws_init_timeout_seconds
+            ),
+            max_subscriptions_per_connection=settings.graphql_ws_max_subscriptions,
+            # WebSocket handshakes from pages on other origins (browsers always send Origin).
+            allowed_origins=settings.cors_allowed_origins,
         )
         self._graphiql_html = graphiql_html or ""
 
@@ -73,24 +204,139 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
         context.deps = context.deps.for_principal(principal)
 
     async def run(self, request: Any, context: Any = UNSET, root_value: Any = UNSET) -> Any:
-        """Answer malformed HTTP requests in GraphQL's JSON shape (Strawberry sends plain text)."""
+        """Negotiate the media type, apply the CSRF rule, and answer refusals as JSON."""
+        if self.is_websocket_request(request):
+            return await super().run(request, context=context, root_value=root_value)
+        media_type = response_media_type(request.headers.get("accept"))
+        token = _response_media_type.set(media_type)
         try:
+            self._check_preflighted(request)
             return await super().run(request, context=context, root_value=root_value)
         except HTTPException as error:
-            code = (
-                "OPERATION_NOT_FOUND"
-                if "Unknown operation named" in error.reason
-                else "BAD_REQUEST"
+            if isinstance(error, TransportError):
+                code = error.code
+            elif "Unknown operation named" in error.reason:
+                code = "OPERATION_NOT_FOUND"
+            else:
+                code = "BAD_REQUEST"
+            return transport_error_response(
+                error.status_code,
+                error.reason,
+                code,
+                getattr(context, "request_id", None),
+                media_type,
             )
-            request_id = getattr(context, "request_id", None)
-            return JSONResponse(
-                {
-                    "errors": [
-                        {
-                            "message": error.reason,
-                            "extensions": {"code": code, "requestId": request_id},
-                        }
-                    ]
-                },
-                status_code=error.status_code,
+        finally:
+            _response_media_type.reset(token)
+
+    def _check_preflighted(self, request: Request) -> None:
+        """The CSRF rule (ADR 0020); the GraphiQL page itself is a plain GET."""
+        if self.should_render_graphql_ide(self.request_adapter_class(request)):
+            return
+        headers = request.headers
+        if not is_preflighted(
+            request.method, headers.get("content-type"), headers.get(PREFLIGHT_HEADER)
+        ):
+            raise TransportError(400, PREFLIGHT_REQUIRED_MESSAGE, "PREFLIGHT_REQUIRED")
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """Decode a POST body here: UTF-8 JSON holding an object (or a batch of them)."""
+        if request.method != "POST":
+            return await super().parse_http_body(request)
+        media_type, params = parse_media_type(request.content_type or "")
+        if media_type == "multipart/form-data" and self.multipart_uploads_enabled:
+            return await super().parse_http_body(request)
+        if media_type != APPLICATION_JSON:
+            received = f"`{media_type}`" if media_type else "no content type"
+            raise TransportError(
+                415,
+                f"Send the request body as `application/json`; got {received}.",
+                "UNSUPPORTED_MEDIA_TYPE",
             )
+        charset = params.get("charset", "utf-8").lower()
+        if charset not in ("utf-8", "utf8"):
+            raise TransportError(
+                415,
+                f"Send the request body in UTF-8 (`charset=utf-8`); got `charset={charset}`.",
+                "UNSUPPORTED_MEDIA_TYPE",
+            )
+        try:
+            text = (await request.get_body()).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise TransportError(
+                400, "The request body is not valid UTF-8.", "BAD_REQUEST"
+            ) from error
+        data = self.parse_json(text)
+        transport = self._get_stream_transport_from_headers(request.headers)
+        protocol: GraphQLRequestProtocol = transport.protocol if transport else "http"
+        if isinstance(data, list):
+            self._validate_batch_request(data, protocol=protocol)
+            return [
+                _request_data(item, protocol, "Each operation of a batch must be a JSON object.")
+                for item in data
+            ]
+        return _request_data(data, protocol, "The request body must be a JSON object.")
+
+    def decode_json(self, data: str | bytes) -> object:
+        """JSON too deeply nested for the decoder is invalid JSON (HTTP 400, socket 4400)."""
+        try:
+            return json.loads(data)
+        except RecursionError as error:
+            raise json.JSONDecodeError("JSON is nested too deeply", "", 0) from error
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        if _response_media_type.get() == GRAPHQL_RESPONSE_JSON and is_request_error(result):
+            response.pop("data", None)  # the spec: a request error has no `data` entry
+        return response
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        if _response_media_type.get() == GRAPHQL_RESPONSE_JSON:
+            response.headers["content-type"] = content_type_header(GRAPHQL_RESPONSE_JSON)
+            if isinstance(response_data, dict) and "data" not in response_data:
+                response.status_code = 400
+        return response
+
+
+def _request_data(
+    data: object, protocol: GraphQLRequestProtocol, not_object: str
+) -> GraphQLRequestData:
+    """One GraphQL request from decoded JSON, every parameter of the type the spec requires."""
+    if not isinstance(data, dict):
+        raise TransportError(400, not_object, "BAD_REQUEST")
+    query = data.get("query")
+    if not isinstance(query, (str, type(None))):
+        raise HTTPException(
+            400, "The GraphQL operation's `query` must be a string or null, if provided."
+        )
+    operation_name = data.get("operationName")
+    if not isinstance(operation_name, (str, type(None))):
+        raise HTTPException(
+            400, "The GraphQL operation's `operationName` must be a string or null, if provided."
+        )
+    variables = data.get("variables")
+    if not isinstance(variables, (dict, type(None))):
+        raise HTTPException(
+            400, "The GraphQL operation's `variables` must be an object or null, if provided."
+        )
+    extensions = data.get("extensions")
+    if not isinstance(extensions, (dict, type(None))):
+        raise HTTPException(
+            400, "The GraphQL operation's `extensions` must be an object or null, if provided."
+        )
+    return GraphQLRequestData(
+        query=query,
+        variables=variables,
+        operation_name=operation_name,
+        extensions=extensions,
+        protocol=protocol,
+    )

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import strawberry
 from graphql import GraphQLError
 from strawberry import relay
-from strawberry.extensions import MaxTokensLimiter, ParserCache
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter, ParserCache, SchemaExtension
 from strawberry.types import ExecutionContext
 
 from base.settings import Settings, get_settings
@@ -17,7 +18,7 @@ from resolvers.accounts.queries import AccountQueries
 from resolvers.accounts.subscriptions import AccountSubscriptions
 from resolvers.accounts.types import Info, User
 from resolvers.core.errors import annotate_errors
-from resolvers.core.limits import DocumentLimits, ValidationCacheAfterLimits
+from resolvers.core.limits import DocumentLimits, NoIntrospection, ValidationCacheAfterLimits
 from resolvers.runs.fanout import SharedRunEventExecution
 from resolvers.runs.mutations import RunMutations
 from resolvers.runs.queries import RunQueries
@@ -73,9 +74,12 @@ class Subscription(AccountSubscriptions, RunSubscriptions):
 class KnowledgeDeskSchema(strawberry.Schema):
     """Every top-level error gets a stable code and the request id; unexpected ones are masked."""
 
-    def __init__(self, *args: Any, mask_errors: bool, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, mask_errors: bool, max_tokens: int | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.mask_errors = mask_errors
+        self.max_tokens = max_tokens
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -86,24 +90,34 @@ class KnowledgeDeskSchema(strawberry.Schema):
             request_id=getattr(context, "request_id", "-"),
             document_parsed=bool(execution_context and execution_context.graphql_document),
             mask=self.mask_errors,
+            max_tokens=self.max_tokens,
         )
 
 
 def build_schema(settings: Settings | None = None) -> KnowledgeDeskSchema:
     settings = settings or get_settings()
+    # Factories: a fresh extension instance per operation (they keep per-run state).
+    # Order matters: the token cap bounds parsing; parsed documents are cached by text;
+    # our limits refuse before graphql-core validates (and its cache keeps the refusal).
+    extensions: list[Callable[[], SchemaExtension]] = [
+        lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
+        lambda: ParserCache(maxsize=256),
+        lambda: DocumentLimits(
+            max_depth=settings.graphql_max_depth,
+            max_fields=settings.graphql_max_fields,
+            max_aliases=settings.graphql_max_aliases,
+            max_cost=settings.graphql_max_cost,
+        ),
+    ]
+    if not settings.introspection_enabled:
+        extensions.append(lambda: AddValidationRules([NoIntrospection]))
+    extensions.append(lambda: ValidationCacheAfterLimits(maxsize=256))
     return KnowledgeDeskSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        extensions=[
-            # Factories: a fresh extension instance per operation (they keep per-run state).
-            # Order matters: the token cap bounds parsing; parsed documents are cached by text;
-            # our limits refuse before graphql-core validates (and its cache keeps the refusal).
-            lambda: MaxTokensLimiter(max_token_count=settings.graphql_max_tokens),
-            lambda: ParserCache(maxsize=256),
-            lambda: DocumentLimits(max_depth=settings.graphql_max_depth),
-            lambda: ValidationCacheAfterLimits(maxsize=256),
-        ],
+        extensions=extensions,
         mask_errors=settings.should_mask_errors,
+        max_tokens=settings.graphql_max_tokens,
         execution_context_class=SharedRunEventExecution,
     )

@@ -3,6 +3,13 @@
 One Executor per process that executes runs (the API process in the embedded default, each
 worker otherwise). It listens for cancel requests on the bus, renews the leases of the runs it
 holds, and sweeps for runs whose executor died.
+
+A lease is kept on this process's monotonic clock as well as in the database: it ends
+`RunStore.usable_lease_seconds` after the start of the last claim or renewal that succeeded,
+which is before the database's expiry (the database computed that later). When that moment
+passes without a renewal (the database is unreachable, or this process was frozen), the run is
+stopped as "lost lease" and nothing more is recorded for it; a sweeper resumes it once the
+database's lease has expired. The database fences every write as well (`RunStore._fence`).
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
+import itertools
 import json
 import logging
 import time
@@ -24,11 +33,56 @@ from nodes.services import Boxed, ServiceCall
 from runtime.events import EventRuntime, RunScope, report_progress
 from runtime.runner import RunWorkflow, domain_cause
 from services.deps import ServiceDeps
-from services.run_store import ClaimedRun, RunStore
+from services.run_store import ClaimedRun, LeaseLost, RunStore
 
 log = logging.getLogger("knowledge_desk.runs")
 
 PROGRESS_INTERVAL = 0.1  # seconds between recorded progress events of one step
+RETRY_DELAYS = (0.05, 0.1, 0.2, 0.5)  # between attempts of a write that must be recorded
+
+
+class _Lease:
+    """Our lease on one run as this process sees it: a deadline on the monotonic clock."""
+
+    def __init__(self, usable_seconds: float, started: float, on_lost: Callable[[], None]) -> None:
+        self.usable_seconds = usable_seconds
+        self.deadline = started + usable_seconds
+        self.on_lost = on_lost
+        self.lost = False
+
+    def renewed(self, started: float) -> None:
+        """A renewal that began at `started` (monotonic) succeeded."""
+        self.deadline = started + self.usable_seconds
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def lose(self) -> None:
+        if not self.lost:
+            self.lost = True
+            self.on_lost()
+
+    def check(self) -> None:
+        """Raise LeaseLost unless we may still write for the run."""
+        if self.lost or self.left() <= 0:
+            self.lose()
+            raise LeaseLost("the lease ran out before it was renewed")
+
+
+async def _until_recorded(lease: _Lease, what: str, write: Callable[[], Awaitable[None]]) -> None:
+    """Write, retrying failures while the lease lasts; LeaseLost once it does not."""
+    for attempt in itertools.count():
+        lease.check()
+        try:
+            await write()
+            return
+        except LeaseLost:
+            lease.lose()
+            raise
+        except Exception:
+            log.warning("could not record %s; retrying", what, exc_info=attempt == 0)
+        delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
+        await asyncio.sleep(max(0.0, min(delay, lease.left())))
 
 
 def _stored(output: Any) -> dict[str, Any]:
@@ -53,6 +107,7 @@ class Executor:
         store: RunStore,
         lease_seconds: float,
         capacity: int,
+        stale_queued_seconds: float | None = None,
     ) -> None:
         self.deps = deps
         self.runtime = runtime
@@ -60,6 +115,10 @@ class Executor:
         self.store = store
         self.lease_seconds = lease_seconds
         self.capacity = capacity  # the sweeper takes over stale runs only within this
+        # A run QUEUED this long is taken by the sweeper (its enqueue may have been lost).
+        self.stale_queued_seconds = (
+            max(30.0, 4 * lease_seconds) if stale_queued_seconds is None else stale_queued_seconds
+        )
         # How a stale run found by the sweeper is resumed here (inline: the launcher).
         self.resume: Callable[[uuid.UUID], Awaitable[None]] = self.spawn
         # Where a run delivered while stopping goes instead (a worker: back onto the queue).
@@ -69,6 +128,7 @@ class Executor:
         self._interrupting: set[uuid.UUID] = set()
         self._running: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._cancelling: set[uuid.UUID] = set()
+        self._stopped: set[uuid.UUID] = set()  # runs whose task was cancelled once already
         self._background: list[asyncio.Task[None]] = []
 
     async def start(self, *, sweep: bool) -> None:
@@ -103,8 +163,8 @@ class Executor:
         """Stop every run in progress and release it for another executor (shutdown)."""
         tasks = dict(self._running)
         self._interrupting.update(tasks)
-        for task in tasks.values():
-            task.cancel()
+        for run_id in tasks:
+            self._stop(run_id)
         await asyncio.gather(*tasks.values(), return_exceptions=True)
         return list(tasks)
 
@@ -119,12 +179,16 @@ class Executor:
         if self.stopping and self.handoff is not None:
             await self.handoff(run_id)  # another worker starts it now, not after our grace
             return
+        claiming = time.monotonic()
         claim = await self.store.claim(run_id)
         if claim is None:
             return
-        task = asyncio.create_task(self._execute(claim), name=f"run-{run_id}")
+        lease = _Lease(
+            self.store.usable_lease_seconds, claiming, functools.partial(self._lost, run_id)
+        )
+        task = asyncio.create_task(self._execute(claim, lease), name=f"run-{run_id}")
         self._running[run_id] = task
-        heartbeat = asyncio.create_task(self._heartbeat(run_id, task))
+        heartbeat = asyncio.create_task(self._heartbeat(run_id, task, lease))
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -142,19 +206,25 @@ class Executor:
                 await heartbeat
             self._running.pop(run_id, None)
             self._cancelling.discard(run_id)
+            self._stopped.discard(run_id)
 
-    async def _execute(self, claim: ClaimedRun) -> None:
+    async def _execute(self, claim: ClaimedRun, lease: _Lease) -> None:
+        try:
+            await self._execute_owned(claim, lease)
+        except LeaseLost:
+            lease.lose()
+        except asyncio.CancelledError:
+            if not lease.lost:
+                raise
+            # Stopped for a lost lease: nothing more is recorded; a sweeper resumes the run.
+
+    async def _execute_owned(self, claim: ClaimedRun, lease: _Lease) -> None:
         spec = self.workflows[claim.workflow]
         steps = spec.kind.steps
         if claim.cancel_requested:
-            await self.store.finish(
-                claim.id,
-                RunStatus.CANCELLED,
-                error_code="CANCELLED",
-                error_message="Cancelled by a user.",
-            )
+            await self._finish(claim, lease, RunStatus.CANCELLED, cancelled=True)
             return
-        recorder = _StepRecorder(self.store, claim.id, set(steps))
+        recorder = _StepRecorder(self.store, claim.id, set(steps), lease)
         deps = dataclasses.replace(
             self.deps.for_principal(Principal(user_id=claim.triggered_by_id)),
             progress=report_progress,
@@ -172,8 +242,14 @@ class Executor:
             await recorder.drain()
             values = {step: results[step]["result"].value for step in steps}
             summary = spec.kind.summarize(values) if spec.kind.summarize else None
-            await self.store.finish(claim.id, RunStatus.SUCCEEDED, output_summary=summary)
+            outputs = {step: _stored(results[step]) for step in steps}
+            await self._finish(
+                claim, lease, RunStatus.SUCCEEDED, output_summary=summary, outputs=outputs
+            )
         except asyncio.CancelledError:
+            if lease.lost:
+                recorder.abandon()
+                raise
             await asyncio.shield(recorder.drain())
             if claim.id in self._interrupting:
                 # This process is stopping: give the run back; the next sweep resumes it.
@@ -181,47 +257,100 @@ class Executor:
                 return
             if claim.id not in self._cancelling:
                 raise
-            await asyncio.shield(
-                self.store.finish(
-                    claim.id,
-                    RunStatus.CANCELLED,
-                    error_code="CANCELLED",
-                    error_message="Cancelled by a user.",
-                )
-            )
+            await asyncio.shield(self._finish(claim, lease, RunStatus.CANCELLED, cancelled=True))
+        except LeaseLost:
+            recorder.abandon()
+            raise
         except Exception as exc:
             await recorder.drain()
             cause = domain_cause(exc)
             if cause is None:
                 log.exception("run %s (%s) failed unexpectedly", claim.id, claim.workflow)
-            await self.store.finish(
-                claim.id,
+            await self._finish(
+                claim,
+                lease,
                 RunStatus.FAILED,
                 error_code=cause.code if cause else "INTERNAL",
                 error_message=cause.message if cause else "The run failed unexpectedly.",
             )
 
+    async def _finish(
+        self,
+        claim: ClaimedRun,
+        lease: _Lease,
+        status: RunStatus,
+        *,
+        cancelled: bool = False,
+        output_summary: str | None = None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        outputs: dict[str, Any] | None = None,
+    ) -> None:
+        if cancelled:
+            error_code, error_message = "CANCELLED", "Cancelled by a user."
+
+        async def finish() -> None:
+            await self.store.finish(
+                claim.id,
+                status,
+                output_summary=output_summary,
+                error_code=error_code,
+                error_message=error_message,
+                outputs=outputs,
+            )
+
+        await _until_recorded(lease, f"the end of run {claim.id}", finish)
+
+    def _stop(self, run_id: uuid.UUID) -> bool:
+        """Cancel the run's task once, whatever asks (a user, a lost lease, shutdown)."""
+        task = self._running.get(run_id)
+        if task is None or task.done() or run_id in self._stopped:
+            return False
+        self._stopped.add(run_id)
+        task.cancel()
+        return True
+
     def cancel_local(self, run_id: uuid.UUID) -> bool:
         task = self._running.get(run_id)
         if task is None or task.done():
             return False
-        self._cancelling.add(run_id)
-        task.cancel()
+        if run_id not in self._stopped:
+            self._cancelling.add(run_id)
+        self._stop(run_id)
         return True
 
-    async def _heartbeat(self, run_id: uuid.UUID, task: asyncio.Task[None]) -> None:
-        interval = max(self.lease_seconds / 3, 0.2)
+    def _lost(self, run_id: uuid.UUID) -> None:
+        """The lease of a run we execute is lost: stop executing it (once)."""
+        log.warning("lost the lease of run %s; stopping it", run_id)
+        task = self._running.get(run_id)
+        if task is not None and task is not asyncio.current_task():
+            self._stop(run_id)
+
+    async def _heartbeat(self, run_id: uuid.UUID, task: asyncio.Task[None], lease: _Lease) -> None:
+        """Renew the lease every third of it; stop the run when it runs out unrenewed."""
+        beat = max(self.lease_seconds / 3, 0.2)
+        retry = max(self.lease_seconds / 15, 0.1)  # after a failed renewal
+        wait = beat
         while not task.done():
-            await asyncio.sleep(interval)
+            await asyncio.sleep(max(0.0, min(wait, lease.left())))
+            if task.done() or lease.lost:
+                return
+            if lease.left() <= 0:
+                lease.lose()
+                return
+            started = time.monotonic()
             try:
-                ours, cancel = await self.store.renew(run_id)
-            except Exception:  # a database hiccup: try again next beat, the lease has slack
-                log.warning("could not renew the lease of run %s", run_id, exc_info=True)
+                async with asyncio.timeout(lease.left()):
+                    ours, cancel = await self.store.renew(run_id)
+            except Exception:  # the database is unreachable or slow: retry while the lease lasts
+                log.warning("could not renew the lease of run %s", run_id, exc_info=wait is beat)
+                wait = retry
                 continue
             if not ours:
-                log.warning("lost the lease of run %s; stopping it", run_id)
-                task.cancel()
+                lease.lose()
                 return
+            lease.renewed(started)
+            wait = beat
             if cancel:
                 self.cancel_local(run_id)
 
@@ -240,11 +369,11 @@ class Executor:
         while True:
             try:
                 spare = self.capacity - len(self._running)
-                stale = await self.store.stale(queued_for_seconds=max(30.0, 4 * self.lease_seconds))
+                stale = await self.store.stale(queued_for_seconds=self.stale_queued_seconds)
                 for run_id in [r for r in stale if r not in self._running][: max(spare, 0)]:
                     if self.stopping:
                         break
-                    log.info("resuming run %s", run_id)
+                    log.info("handing out run %s again", run_id)
                     await self.resume(run_id)
             except Exception:
                 log.warning("run sweep failed", exc_info=True)
@@ -252,16 +381,24 @@ class Executor:
 
 
 class _StepRecorder:
-    """Writes node events of one run to the database in the order they happened."""
+    """Writes node events of one run to the database in the order they happened.
 
-    def __init__(self, store: RunStore, run_id: uuid.UUID, steps: set[str]) -> None:
+    A step's start, success and failure are retried until written or the lease is lost, so the
+    steps table never misses a transition that happened; progress is best effort (a failed
+    progress write is dropped). Nothing is written once the lease has run out.
+    """
+
+    def __init__(self, store: RunStore, run_id: uuid.UUID, steps: set[str], lease: _Lease) -> None:
         self.store = store
         self.run_id = run_id
         self.steps = steps
+        self.lease = lease
         self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self.loop = asyncio.get_running_loop()
         self.last_progress: dict[str, float] = {}
         self.writer = asyncio.create_task(self._write_all())
+        # Abandoned after a lost lease, its LeaseLost is nobody's business: retrieve it.
+        self.writer.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     def offer(self, event: dict[str, Any]) -> None:
         if event.get("node") in self.steps:
@@ -269,18 +406,29 @@ class _StepRecorder:
             self.loop.call_soon_threadsafe(self.queue.put_nowait, event)
 
     async def drain(self) -> None:
+        """Wait until everything offered so far is written; LeaseLost if the lease was lost."""
         await asyncio.sleep(0)  # let events scheduled with call_soon_threadsafe land
         self.queue.put_nowait(None)
         await self.writer
 
+    def abandon(self) -> None:
+        """Write nothing more (the lease is lost)."""
+        self.writer.cancel()
+
     async def _write_all(self) -> None:
         while (event := await self.queue.get()) is not None:
-            try:
-                await self._write(event)
-            except Exception:
-                log.warning(
-                    "could not record %s of run %s", event.get("type"), self.run_id, exc_info=True
-                )
+            what = f"{event.get('type')} of run {self.run_id}"
+            if event["type"] == "progress":
+                self.lease.check()
+                try:
+                    await self._write(event)
+                except LeaseLost:
+                    self.lease.lose()
+                    raise
+                except Exception:
+                    log.warning("could not record %s", what, exc_info=True)
+            else:
+                await _until_recorded(self.lease, what, functools.partial(self._write, event))
 
     async def _write(self, event: dict[str, Any]) -> None:
         step, kind = event["node"], event["type"]

@@ -48,6 +48,7 @@ def build_executor(
         store=store,
         lease_seconds=settings.run_lease_seconds,
         capacity=settings.worker_concurrency,
+        stale_queued_seconds=settings.stale_queued_seconds,
     )
 
 

@@ -7,28 +7,36 @@ reach a run that is still alive elsewhere; the lease in the runs table turns it 
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from taskiq.kicker import AsyncKicker
 from taskiq_redis import RedisStreamBroker
 
 from base.settings import Settings
 
 TASK_NAME = "knowledge_desk.execute_run"
+QUEUE = "kd:runs"
+GROUP = "kd-workers"
 
 
 def build_broker(settings: Settings) -> RedisStreamBroker:
     assert settings.redis_url, "the run queue needs REDIS_URL"
     return RedisStreamBroker(
         url=settings.redis_url,
-        queue_name="kd:runs",
-        consumer_group_name="kd-workers",
+        queue_name=QUEUE,
+        consumer_group_name=GROUP,
         consumer_id="0",  # a group created after runs were queued still sees them
         idle_timeout=int(settings.run_redeliver_after_seconds * 1000),
         unacknowledged_lock_timeout=5,  # a worker killed while holding it must not block others
         xread_block=1000,
+        # A Redis that is down or hung fails an enqueue or a read instead of holding it.
+        socket_connect_timeout=3,
+        socket_timeout=5,
     )
 
 
@@ -41,3 +49,11 @@ def kicker(broker: RedisStreamBroker) -> Callable[[uuid.UUID], Awaitable[None]]:
         await task.kiq(str(run_id))
 
     return enqueue
+
+
+async def declare_group(broker: RedisStreamBroker) -> None:
+    """Create the stream and its consumer group if they are missing (a Redis that restarted
+    without its data has neither, and every read fails until they exist again)."""
+    async with Redis(connection_pool=broker.connection_pool) as redis:
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+            await redis.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)

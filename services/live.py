@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from base.errors import Invalid
+from base.errors import DomainError, Invalid
 from base.events.bus import run_topic, workspace_topic
 from base.events.stream import replay_then_tail
 from base.models.runs import Run
@@ -43,6 +43,14 @@ def _cursor(after: str | None) -> int | None:
 _checks: dict[tuple[int, Any, str], tuple[float, asyncio.Future[Any]]] = {}
 
 
+def _failed_to_answer(check: asyncio.Future[Any]) -> bool:
+    """The check failed without an answer (the database is down): ask again next time."""
+    if check.cancelled():
+        return True
+    error = check.exception()
+    return error is not None and not isinstance(error, DomainError)
+
+
 def _throttled(
     deps: ServiceDeps, key: str, check: Callable[[], Awaitable[Any]]
 ) -> Callable[[], Awaitable[None]]:
@@ -57,7 +65,7 @@ def _throttled(
     async def maybe_check() -> None:
         started, latest = _checks.get(cache_key, (0.0, None))
         stale = time.monotonic() - started >= interval
-        if latest is None or (latest.done() and stale):
+        if latest is None or (latest.done() and (stale or _failed_to_answer(latest))):
             if len(_checks) > 100_000:  # bound it: forgetting only costs a query
                 _checks.clear()
             latest = asyncio.ensure_future(check())
@@ -90,6 +98,7 @@ async def run_progress(
         fetch,
         contiguous=True,
         is_last=lambda e: e["type"] in TERMINAL_EVENT_TYPES,
+        idle_seconds=deps.settings.event_stream_idle_seconds,
         check_access=_throttled(
             deps, f"run:{run_id}", lambda: runs.require_run(deps, run_id=run_id)
         ),
@@ -116,6 +125,7 @@ async def workspace_events(
         start,
         fetch,
         contiguous=False,
+        idle_seconds=deps.settings.event_stream_idle_seconds,
         check_access=_throttled(
             deps,
             f"workspace:{workspace_id}",

@@ -1,7 +1,13 @@
 """Keyset pagination: the one implementation behind every connection.
 
-A cursor is the sort key of a row (opaque base64 of JSON); the next page starts strictly after
-it, so pages stay stable while rows are inserted and cost the same at any depth.
+A cursor is the name of its list and the sort key of a row (opaque base64 of JSON); the next
+page starts strictly after it, so pages stay stable while rows are inserted and cost the same at
+any depth. A cursor is checked before it reaches SQL: the list's name, the number of values
+and each value's type against its column. Anything else is INVALID_CURSOR.
+
+Nested connections (a page of runs for each of many workspaces) are read for all their parents
+at once: one grouped COUNT and one page query that numbers each parent's rows
+(`paginate_by_parent`), so their cost does not grow with the number of parents.
 """
 
 from __future__ import annotations
@@ -10,21 +16,27 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 
-from sqlalchemy import Select, SQLColumnExpression, func, select, tuple_
+from sqlalchemy import BigInteger, DateTime, Integer, Select, String, Uuid, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from base.errors import Invalid
+from base.errors import DomainError, Invalid
 from services.views import Edge, Page
 
 DEFAULT_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
 
 T = TypeVar("T")
+AnySelect = Select[*tuple[Any, ...]]  # a SELECT of any columns or entities
+K = TypeVar("K", bound=Hashable)
+Q = TypeVar("Q", bound="PagedQuery")
 
 
 @dataclass(frozen=True)
@@ -43,13 +55,30 @@ class PageRequest:
 
 @dataclass(frozen=True)
 class SortKey:
-    """Columns that order a connection; the last one must be unique (normally the id)."""
+    """Columns that order a connection; the last one must be unique within the list (normally
+    the id; a run's event `seq` is unique within its run).
 
-    columns: Sequence[SQLColumnExpression[Any]]
+    `name` names the list in its cursors, so a cursor of another list is refused even when its
+    values have the same types.
+    """
+
+    name: str
+    columns: Sequence[ColumnElement[Any] | QueryableAttribute[Any]]
     descending: bool = False
 
+    def __post_init__(self) -> None:
+        # Mapped attributes (Run.created_at) become their columns, whose SQL type reads cursors.
+        columns = tuple(
+            c.expression if isinstance(c, QueryableAttribute) else c for c in self.columns
+        )
+        object.__setattr__(self, "columns", columns)
 
-def _encode(values: Sequence[Any]) -> str:
+
+def invalid_cursor() -> Invalid:
+    return Invalid("This cursor is not valid here.", code="INVALID_CURSOR", field="after")
+
+
+def _encode(sort: SortKey, values: Sequence[Any]) -> str:
     def plain(v: Any) -> Any:
         if isinstance(v, datetime):
             return ["dt", v.isoformat()]
@@ -57,57 +86,207 @@ def _encode(values: Sequence[Any]) -> str:
             return ["uuid", str(v)]
         return v
 
-    raw = json.dumps([plain(v) for v in values], separators=(",", ":"))
+    raw = json.dumps([sort.name, *(plain(v) for v in values)], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str, width: int) -> list[Any]:
-    def typed(v: Any) -> Any:
-        if isinstance(v, list) and len(v) == 2 and v[0] == "dt":
-            return datetime.fromisoformat(v[1])
-        if isinstance(v, list) and len(v) == 2 and v[0] == "uuid":
-            return uuid.UUID(v[1])
-        if isinstance(v, str | int | float):
-            return v
-        raise ValueError("bad cursor value")
+def _aware_datetime(value: Any) -> datetime:
+    if isinstance(value, list) and len(value) == 2 and value[0] == "dt":
+        parsed = datetime.fromisoformat(value[1])  # ValueError, or TypeError for a non-str
+        if parsed.tzinfo is not None:
+            return parsed
+    raise ValueError("not an aware datetime")
 
+
+def _uuid(value: Any) -> uuid.UUID:
+    if isinstance(value, list) and len(value) == 2 and value[0] == "uuid":
+        return uuid.UUID(value[1])
+    raise ValueError("not a uuid")
+
+
+def _integer(bits: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        is_int = isinstance(value, int) and not isinstance(value, bool)
+        if is_int and -(2**bits) <= value < 2**bits:
+            return int(value)
+        raise ValueError(f"not an integer of {bits + 1} bits")
+
+    return check
+
+
+def _string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise ValueError("not a string")
+
+
+def _reader(column: ColumnElement[Any] | QueryableAttribute[Any]) -> Callable[[Any], Any]:
+    """How to read a cursor value for `column`: its Python type, or ValueError."""
+    sql_type: TypeEngine[Any] = column.expression.type
+    if isinstance(sql_type, TypeDecorator):
+        sql_type = sql_type.impl_instance
+    if isinstance(sql_type, DateTime):
+        return _aware_datetime
+    if isinstance(sql_type, Uuid):
+        return _uuid
+    if isinstance(sql_type, Integer):
+        return _integer(63 if isinstance(sql_type, BigInteger) else 31)
+    if isinstance(sql_type, String):
+        return _string
+    raise RuntimeError(f"no cursor rule for the column type {sql_type!r}")
+
+
+def _decode(sort: SortKey, cursor: str) -> list[Any]:
+    """The sort-key values in `cursor`, each of its column's type; INVALID_CURSOR otherwise."""
+    readers = [_reader(c) for c in sort.columns]
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(values, list) or len(values) != width:
-            raise ValueError("bad cursor width")
-        return [typed(v) for v in values]
+        if not isinstance(values, list) or len(values) != len(readers) + 1:
+            raise ValueError("not a cursor of this width")
+        if values[0] != sort.name:
+            raise ValueError("a cursor of another list")
+        return [read(v) for read, v in zip(readers, values[1:], strict=True)]
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Invalid(
-            "This cursor is not valid here.", code="INVALID_CURSOR", field="after"
-        ) from exc
+        raise invalid_cursor() from exc
+
+
+def _after(stmt: AnySelect, sort: SortKey, page: PageRequest) -> AnySelect:
+    if page.after is None:
+        return stmt
+    key = tuple_(*sort.columns)
+    after = tuple_(*_decode(sort, page.after))
+    return stmt.where(key < after if sort.descending else key > after)
+
+
+def _order(sort: SortKey) -> list[Any]:
+    return [c.desc() if sort.descending else c.asc() for c in sort.columns]
+
+
+def _page(
+    rows: Sequence[Any],
+    total: int,
+    sort: SortKey,
+    page: PageRequest,
+    to_node: Callable[[Any], T],
+    sort_values: Callable[[Any], Sequence[Any]],
+) -> Page[T]:
+    edges = [
+        Edge[T](cursor=_encode(sort, sort_values(r)), node=to_node(r)) for r in rows[: page.first]
+    ]
+    return Page[T](
+        edges=edges,
+        total_count=total,
+        has_next_page=len(rows) > page.first,
+        has_previous_page=page.after is not None,
+    )
 
 
 async def paginate(
     session: AsyncSession,
-    stmt: Select[*tuple[Any, ...]],
+    stmt: AnySelect,
     sort: SortKey,
     page: PageRequest,
     to_node: Callable[[Any], T],
     sort_values: Callable[[Any], Sequence[Any]],
 ) -> Page[T]:
     """Run one page query and one count query for `stmt` (a SELECT with its filters applied)."""
+    paged = _after(stmt, sort, page)  # the cursor is checked before any SQL runs
     total = (
         await session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
     ).scalar_one()
-    key = tuple_(*sort.columns)
-    paged = stmt
-    if page.after is not None:
-        after = tuple_(*_decode(page.after, len(sort.columns)))
-        paged = paged.where(key < after if sort.descending else key > after)
-    order = [c.desc() if sort.descending else c.asc() for c in sort.columns]
-    rows = (await session.execute(paged.order_by(*order).limit(page.first + 1))).all()
-    edges: list[Edge[T]] = [
-        Edge(cursor=_encode(sort_values(r)), node=to_node(r)) for r in rows[: page.first]
-    ]
-    return Page(
-        edges=edges,
-        total_count=total,
-        has_next_page=len(rows) > page.first,
-        has_previous_page=page.after is not None,
-    )
+    rows = (await session.execute(paged.order_by(*_order(sort)).limit(page.first + 1))).all()
+    return _page(rows, total, sort, page, to_node, sort_values)
+
+
+async def paginate_by_parent(
+    session: AsyncSession,
+    stmt: AnySelect,
+    *,
+    parent: ColumnElement[K] | QueryableAttribute[K],
+    parent_ids: Sequence[K],
+    sort: SortKey,
+    page: PageRequest,
+    to_node: Callable[[Any], T],
+    sort_values: Callable[[Any], Sequence[Any]],
+) -> dict[K, Page[T]]:
+    """The same page of `stmt` for each parent, in two statements whatever their number.
+
+    One COUNT grouped by `parent`, and one page query: each parent's rows after the cursor are
+    numbered in sort order (ROW_NUMBER() OVER (PARTITION BY parent ...)) and the first
+    `page.first + 1` of each are kept. With a single parent, a plain LIMIT does the same.
+    `stmt` selects the rows with their filters, without ORDER BY.
+    """
+    ids = list(dict.fromkeys(parent_ids))
+    scoped = stmt.where(parent.in_(ids))
+    paged = _after(scoped, sort, page)  # the cursor is checked before any SQL runs
+    counted = scoped.with_only_columns(parent, func.count(), maintain_column_froms=True)
+    counts = (await session.execute(counted.group_by(parent))).all()
+    totals: dict[K, int] = dict(counts)
+    if len(ids) == 1:
+        ordered = paged.add_columns(parent).order_by(*_order(sort)).limit(page.first + 1)
+    else:
+        # The last sort column is unique within one parent's list (a run's event `seq`), so a
+        # row is found again by it and its parent.
+        unique = sort.columns[-1]
+        number = func.row_number().over(partition_by=parent, order_by=_order(sort))
+        ranked = paged.with_only_columns(
+            parent.label("parent"),
+            unique.label("key"),
+            number.label("n"),
+            maintain_column_froms=True,
+        ).subquery()
+        ordered = (
+            scoped.add_columns(parent)
+            .join(ranked, (ranked.c.parent == parent) & (ranked.c.key == unique))
+            .where(ranked.c.n <= page.first + 1)
+            .order_by(parent, ranked.c.n)
+        )
+    rows_of: dict[K, list[Any]] = {key: [] for key in ids}
+    for row in (await session.execute(ordered)).all():
+        rows_of[row[-1]].append(row)
+    return {
+        key: _page(rows_of[key], totals.get(key, 0), sort, page, to_node, sort_values)
+        for key in ids
+    }
+
+
+async def pages_by_parent(
+    queries: Sequence[Q],
+    *,
+    parent: str,
+    load: Callable[[Q, PageRequest, list[Any]], Awaitable[Mapping[Any, Page[T]]]],
+) -> list[Page[T] | DomainError]:
+    """Answer a batch of page requests (frozen dataclasses), one `load` per set of arguments.
+
+    Requests that differ only in their `parent` field share one `load` with all their parents
+    (a nested connection asks the same page of every parent). A group whose page arguments are
+    refused gets that error; the other requests of the batch still get their pages.
+    """
+    groups: dict[Q, list[Q]] = {}
+    for query in queries:
+        groups.setdefault(replace(query, **{parent: None}), []).append(query)
+    answers: dict[Q, Page[T] | DomainError] = {}
+    for members in groups.values():
+        sample = members[0]
+        try:
+            request = PageRequest.of(sample.first, sample.after)
+            pages = await load(sample, request, [getattr(q, parent) for q in members])
+        except DomainError as error:
+            answers.update((q, error) for q in members)
+            continue
+        answers.update((q, pages[getattr(q, parent)]) for q in members)
+    return [answers[q] for q in queries]
+
+
+class PagedQuery(Protocol):
+    """A request for one page of a nested connection: a frozen dataclass with its parent, its
+    filters and these two."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def first(self) -> int | None: ...
+
+    @property
+    def after(self) -> str | None: ...

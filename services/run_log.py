@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from base.db.types import utcnow
 from base.events.bus import EventBus, run_topic, workspace_topic
 from base.models.runs import Run, RunEvent, WorkspaceEvent
+
+log = logging.getLogger("knowledge_desk.runs")
 
 TERMINAL_EVENT_TYPES = {"RUN_SUCCEEDED", "RUN_FAILED", "RUN_CANCELLED"}
 
@@ -50,14 +53,28 @@ class Outbox:
     workspace_events: list[WorkspaceEvent] = field(default_factory=list)
 
     async def publish(self, bus: EventBus) -> None:
-        for run_event in self.run_events:
-            await bus.publish(run_topic(run_event.run_id), run_event_dict(run_event))
-        for workspace_event in self.workspace_events:
-            await bus.publish(
-                workspace_topic(workspace_event.workspace_id), workspace_event_dict(workspace_event)
-            )
+        """Tell subscribers, best effort; never raises.
+
+        The rows have committed, so they are the truth whatever happens here: a subscriber that
+        misses a publish (the bus is down, or this task is cancelled or killed before it is done)
+        reads the rows after a gap, a RESYNC or its idle interval."""
+        messages = [(run_topic(e.run_id), run_event_dict(e)) for e in self.run_events] + [
+            (workspace_topic(e.workspace_id), workspace_event_dict(e))
+            for e in self.workspace_events
+        ]
         self.run_events.clear()
         self.workspace_events.clear()
+        for sent, (topic, message) in enumerate(messages):
+            try:
+                await bus.publish(topic, message)
+            except Exception:
+                log.warning(
+                    "could not publish %d committed event(s); subscribers will read them from "
+                    "the log",
+                    len(messages) - sent,
+                    exc_info=True,
+                )
+                return
 
 
 async def append_run_event(

@@ -6,6 +6,8 @@ EDITOR only the runs they started; a VIEWER none.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,15 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.db.engine import lock_for_write
 from base.db.types import utcnow
-from base.errors import Conflict, Forbidden, NotFound
+from base.errors import Conflict, DomainError, Forbidden, NotFound
 from base.events.bus import CONTROL_TOPIC
 from base.models.accounts import Role
 from base.models.runs import Run, RunEvent, RunStatus, RunStep, StepStatus, SubjectType
 from services.access import member_workspace_ids, require_role
 from services.deps import ServiceDeps
-from services.pagination import PageRequest, SortKey, paginate
+from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
 from services.run_log import Outbox, append_run_event, append_workspace_event
 from services.views import Page, RunEventView, RunStepView, RunView
+
+log = logging.getLogger("knowledge_desk.runs")
+
+ENQUEUE_TIMEOUT_SECONDS = 5.0  # a hung queue must not hold up a mutation that has committed
 
 
 @dataclass(frozen=True)
@@ -110,43 +116,67 @@ async def create_run(
 
 
 async def launch(deps: ServiceDeps, outbox: Outbox, run_ids: Sequence[uuid.UUID]) -> None:
-    """After commit: publish the new events, then hand the runs to execution."""
+    """After commit: publish the new events, then hand the runs to execution.
+
+    The runs exist once their transaction has committed, so nothing here fails the caller: a
+    lost publish is read from the log by the streams, and a run whose hand-off failed stays
+    QUEUED until a sweeper takes it (`RUN_STALE_QUEUED_SECONDS`)."""
     await outbox.publish(deps.bus)
     if deps.launcher is None:
         raise RuntimeError("no run launcher configured")
     for run_id in run_ids:
-        await deps.launcher.enqueue(run_id)
+        try:
+            async with asyncio.timeout(ENQUEUE_TIMEOUT_SECONDS):
+                await deps.launcher.enqueue(run_id)
+        except Exception:
+            log.warning(
+                "could not hand run %s to execution; a sweeper will take it", run_id, exc_info=True
+            )
+
+
+@dataclass(frozen=True)
+class RunsQuery:
+    """One page of a workspace's runs, newest first, filtered by status and workflow."""
+
+    workspace_id: uuid.UUID | None
+    statuses: tuple[RunStatus, ...] = ()
+    workflow: str | None = None
+    first: int | None = None
+    after: str | None = None
+
+
+RUNS_ORDER = SortKey("runs", [Run.created_at, Run.id], descending=True)
 
 
 async def list_runs(
-    deps: ServiceDeps,
-    *,
-    workspace_id: uuid.UUID,
-    statuses: list[RunStatus] | None = None,
-    workflow: str | None = None,
-    subject_id: uuid.UUID | None = None,
-    first: int | None = None,
-    after: str | None = None,
-) -> Page[RunView]:
-    """Newest first. An outsider's workspace id is NotFound, like a missing one."""
+    deps: ServiceDeps, *, queries: Sequence[RunsQuery]
+) -> list[Page[RunView] | DomainError]:
+    """A page of runs per query, two statements per distinct filters and page, whatever the
+    number of workspaces. A workspace the caller does not belong to has no runs (the
+    workspace itself would not have resolved)."""
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
-        await require_role(session, user_id, workspace_id, Role.VIEWER)
-        stmt = select(Run).where(Run.workspace_id == workspace_id)
-        if statuses:
-            stmt = stmt.where(Run.status.in_(statuses))
-        if workflow:
-            stmt = stmt.where(Run.workflow == workflow)
-        if subject_id:
-            stmt = stmt.where(Run.subject_id == subject_id)
-        return await paginate(
+
+    async def load(
+        query: RunsQuery, page: PageRequest, workspace_ids: list[Any]
+    ) -> dict[Any, Page[RunView]]:
+        stmt = select(Run).where(Run.workspace_id.in_(member_workspace_ids(user_id)))
+        if query.statuses:
+            stmt = stmt.where(Run.status.in_(query.statuses))
+        if query.workflow:
+            stmt = stmt.where(Run.workflow == query.workflow)
+        return await paginate_by_parent(
             session,
             stmt,
-            SortKey([Run.created_at, Run.id], descending=True),
-            PageRequest.of(first, after),
+            parent=Run.workspace_id,
+            parent_ids=workspace_ids,
+            sort=RUNS_ORDER,
+            page=page,
             to_node=lambda r: RunView.model_validate(r[0]),
             sort_values=lambda r: (r[0].created_at, r[0].id),
         )
+
+    async with deps.db() as session:
+        return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
 async def runs_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[RunView | None]:
@@ -184,21 +214,43 @@ async def steps_by_run_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[l
     return [grouped[i] for i in ids]
 
 
+@dataclass(frozen=True)
+class RunEventsQuery:
+    """One page of a run's event log, oldest first."""
+
+    run_id: uuid.UUID | None
+    first: int | None = None
+    after: str | None = None
+
+
+RUN_EVENTS_ORDER = SortKey("run_events", [RunEvent.seq])
+
+
 async def list_run_events(
-    deps: ServiceDeps, *, run_id: uuid.UUID, first: int | None = None, after: str | None = None
-) -> Page[RunEventView]:
-    """The run's event log, oldest first (a connection: page with its edges' cursors)."""
-    await require_run(deps, run_id=run_id)
-    async with deps.db() as session:
-        stmt = select(RunEvent).where(RunEvent.run_id == run_id)
-        return await paginate(
+    deps: ServiceDeps, *, queries: Sequence[RunEventsQuery]
+) -> list[Page[RunEventView] | DomainError]:
+    """A page of each run's event log (a connection: page with its edges' cursors), two
+    statements per distinct page whatever the number of runs. A run the caller may not see has
+    no events (the run itself would not have resolved)."""
+    user_id = deps.principal.require_user()
+    visible_runs = select(Run.id).where(Run.workspace_id.in_(member_workspace_ids(user_id)))
+
+    async def load(
+        _query: RunEventsQuery, page: PageRequest, run_ids: list[Any]
+    ) -> dict[Any, Page[RunEventView]]:
+        return await paginate_by_parent(
             session,
-            stmt,
-            SortKey([RunEvent.seq]),
-            PageRequest.of(first, after),
+            select(RunEvent).where(RunEvent.run_id.in_(visible_runs)),
+            parent=RunEvent.run_id,
+            parent_ids=run_ids,
+            sort=RUN_EVENTS_ORDER,
+            page=page,
             to_node=lambda r: RunEventView.model_validate(r[0]),
             sort_values=lambda r: (r[0].seq,),
         )
+
+    async with deps.db() as session:
+        return await pages_by_parent(queries, parent="run_id", load=load)
 
 
 async def require_run(deps: ServiceDeps, *, run_id: uuid.UUID) -> RunView:
@@ -247,7 +299,10 @@ async def cancel_run(deps: ServiceDeps, *, run_id: uuid.UUID) -> RunView:
         view = RunView.model_validate(run)
     await outbox.publish(deps.bus)
     if view.status == RunStatus.RUNNING.value:
-        await deps.bus.publish(CONTROL_TOPIC, {"type": "CANCEL", "run_id": str(run_id)})
+        try:
+            await deps.bus.publish(CONTROL_TOPIC, {"type": "CANCEL", "run_id": str(run_id)})
+        except Exception:  # the executor's heartbeat reads the request from the database
+            log.warning("could not publish the cancel request of run %s", run_id, exc_info=True)
     return view
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -12,11 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from base.auth import tokens
 from base.db.engine import lock_for_write
 from base.db.types import utcnow
-from base.errors import Conflict, Forbidden, Invalid, NotFound
+from base.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from base.models.accounts import Invite, Membership, Role, User, Workspace
 from services.access import member_workspace_ids, require_role
 from services.deps import ServiceDeps
-from services.pagination import PageRequest, SortKey, paginate
+from services.pagination import (
+    PageRequest,
+    SortKey,
+    pages_by_parent,
+    paginate,
+    paginate_by_parent,
+)
 from services.validation import clean_email, clean_name
 from services.views import CreatedInvite, InviteView, MemberView, Page, UserView, WorkspaceView
 
@@ -55,7 +63,7 @@ async def list_my_workspaces(
         return await paginate(
             session,
             _mine(user_id),
-            SortKey([Membership.joined_at, Workspace.id]),
+            SortKey("workspaces", [Membership.joined_at, Workspace.id]),
             PageRequest.of(first, after),
             to_node=lambda r: _workspace_view(r[0], r[1]),
             sort_values=lambda r: (r[2], r[0].id),
@@ -87,30 +95,47 @@ async def rename_workspace(
         return _workspace_view(workspace, role)
 
 
+@dataclass(frozen=True)
+class MembersQuery:
+    """One page of a workspace's members, oldest first."""
+
+    workspace_id: uuid.UUID | None
+    first: int | None = None
+    after: str | None = None
+
+
+MEMBERS_ORDER = SortKey("members", [Membership.joined_at, Membership.id])
+
+
 async def list_members(
-    deps: ServiceDeps,
-    *,
-    workspace_id: uuid.UUID,
-    first: int | None = None,
-    after: str | None = None,
-) -> Page[MemberView]:
-    """Any member may list the members; an outsider gets NotFound, as for a missing workspace."""
+    deps: ServiceDeps, *, queries: Sequence[MembersQuery]
+) -> list[Page[MemberView] | DomainError]:
+    """Any member may list the members: a page per query, two statements per distinct page
+    whatever the number of workspaces. A workspace the caller does not belong to has no
+    members here (the workspace itself would not have resolved)."""
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
-        await require_role(session, user_id, workspace_id, Role.VIEWER)
-        stmt = (
-            select(Membership, User)
-            .join(User, User.id == Membership.user_id)
-            .where(Membership.workspace_id == workspace_id)
-        )
-        return await paginate(
+    stmt = (
+        select(Membership, User)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.workspace_id.in_(member_workspace_ids(user_id)))
+    )
+
+    async def load(
+        _query: MembersQuery, page: PageRequest, workspace_ids: list[Any]
+    ) -> dict[Any, Page[MemberView]]:
+        return await paginate_by_parent(
             session,
             stmt,
-            SortKey([Membership.joined_at, Membership.id]),
-            PageRequest.of(first, after),
+            parent=Membership.workspace_id,
+            parent_ids=workspace_ids,
+            sort=MEMBERS_ORDER,
+            page=page,
             to_node=lambda r: _member_view(r[0], r[1]),
             sort_values=lambda r: (r[0].joined_at, r[0].id),
         )
+
+    async with deps.db() as session:
+        return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
 async def members_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[MemberView | None]:

@@ -26,6 +26,7 @@ log = logging.getLogger("knowledge_desk.bus")
 RESYNC: dict[str, Any] = {"type": "RESYNC"}  # sentinel: re-read from the database
 _CHANNEL = "kd:events"
 QUEUE_SIZE = 1000
+PUBLISH_TIMEOUT_SECONDS = 2.0
 
 
 class Subscription:
@@ -108,12 +109,19 @@ class RedisBus(EventBus):
     def __init__(self, url: str) -> None:
         super().__init__()
         self._url = url
-        self._client: redis.Redis | None = None
+        self._client: redis.Redis | None = None  # publishes, with timeouts
+        self._listener: redis.Redis | None = None  # the subscription, which waits without one
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
     async def start(self) -> None:
-        self._client = redis.from_url(self._url)
+        # A publish follows a commit: a Redis that is down or hung must not hold it for long.
+        self._client = redis.from_url(
+            self._url,
+            socket_connect_timeout=PUBLISH_TIMEOUT_SECONDS,
+            socket_timeout=PUBLISH_TIMEOUT_SECONDS,
+        )
+        self._listener = redis.from_url(self._url)
         self._reader = asyncio.create_task(self._read_forever(), name="redis-bus-reader")
         await asyncio.wait_for(self._subscribed.wait(), timeout=10)
 
@@ -122,17 +130,18 @@ class RedisBus(EventBus):
             self._reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reader
-        if self._client is not None:
-            await self._client.aclose()
+        for client in (self._client, self._listener):
+            if client is not None:
+                await client.aclose()
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         assert self._client is not None, "RedisBus.start() was not awaited"
         await self._client.publish(_CHANNEL, json.dumps({"topic": topic, "event": event}))
 
     async def _read_forever(self) -> None:
-        assert self._client is not None
+        assert self._listener is not None
         while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            pubsub = self._listener.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(_CHANNEL)
                 if self._subscribed.is_set():

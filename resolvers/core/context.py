@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -33,8 +34,19 @@ class Context(BaseContext):
 
     @cached_property
     def loaders(self) -> Loaders:
-        """Built on first use, once per request: batches and caches loads within one request."""
+        """Built on first use: batches and caches loads within one operation.
+
+        Each operation, and each event of a subscription, is executed with `fresh()` (see
+        `resolvers/runs/fanout.py`), so a WebSocket's context, which lives as long as the socket,
+        never serves one operation's reads to another."""
         return Loaders(self.runner, self.deps)
+
+    def fresh(self) -> Context:
+        """A copy for executing one operation or one subscription event: the same caller and
+        request id, new loaders (nothing read before is reused)."""
+        copied = copy.copy(self)
+        copied.__dict__.pop("loaders", None)
+        return copied
 
     async def run(self, workflow: ApiWorkflow[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a declared workflow as the caller."""

@@ -86,8 +86,15 @@ TRANSPORT_CODES = (
     "GRAPHQL_VALIDATION_FAILED",
     "OPERATION_NOT_FOUND",
     "QUERY_TOO_COMPLEX",
+    "QUERY_TOO_COSTLY",
+    "INTROSPECTION_DISABLED",
     "BAD_REQUEST",
+    "PREFLIGHT_REQUIRED",
+    "UNSUPPORTED_MEDIA_TYPE",
     "PAYLOAD_TOO_LARGE",
+    "CORS_NOT_ALLOWED",
+    "METHOD_NOT_ALLOWED",
+    "TOO_MANY_SUBSCRIPTIONS",
     "INTERNAL",
 )
 
@@ -106,7 +113,12 @@ class UserError:
 
 
 def annotate_errors(
-    errors: list[GraphQLError], *, request_id: str, document_parsed: bool, mask: bool
+    errors: list[GraphQLError],
+    *,
+    request_id: str,
+    document_parsed: bool,
+    mask: bool,
+    max_tokens: int | None = None,
 ) -> None:
     """Give every top-level error a stable `code` and the `requestId`, in place."""
     for error in errors:
@@ -117,11 +129,17 @@ def annotate_errors(
             if original.field:
                 extensions["field"] = original.field
         elif original is None and not document_parsed:
-            too_long = "tokens. Parsing aborted" in error.message
-            extensions["code"] = "QUERY_TOO_COMPLEX" if too_long else "GRAPHQL_PARSE_FAILED"
+            if "tokens. Parsing aborted" in error.message:  # MaxTokensLimiter
+                extensions.update(code="QUERY_TOO_COMPLEX", limit="tokens")
+                if max_tokens is not None:
+                    extensions["max"] = max_tokens
+            else:
+                extensions["code"] = "GRAPHQL_PARSE_FAILED"
         elif error.path is None and (original is None or isinstance(original, GraphQLError)):
-            # Validation and variable coercion (which wraps the scalar's own GraphQLError).
-            extensions["code"] = _pre_execution_code(error.message)
+            # Document limits (which set their own code), validation and variable coercion
+            # (which wraps the scalar's own GraphQLError).
+            own = (error.extensions or {}).get("code")
+            extensions["code"] = own if isinstance(own, str) else _pre_execution_code(error.message)
         else:
             extensions["code"] = "INTERNAL"
             log.error(
@@ -141,8 +159,6 @@ def _pre_execution_code(message: str) -> str:
         return "BAD_USER_INPUT"
     if message.startswith(("Unknown operation named", "Must provide operation name")):
         return "OPERATION_NOT_FOUND"
-    if message.startswith("Query is too complex"):
-        return "QUERY_TOO_COMPLEX"
     return "GRAPHQL_VALIDATION_FAILED"
 
 

@@ -1,20 +1,37 @@
-"""Per-request dataloaders: one workflow run per batch of keys, never one per key."""
+"""Per-request dataloaders: one workflow run per batch of keys, never one per key.
+
+Nested connections load through them too: `Workspace.runs` of fifty workspaces is one
+`LIST_RUNS` run (two SQL statements), not fifty.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Hashable, Sequence
 from functools import cached_property
 from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from base.errors import DomainError
 from runtime.runner import ApiWorkflow, WorkflowRunner
 from services.deps import ServiceDeps
-from services.views import MemberView, RunStepView, RunView, UserView, WorkspaceView
-from workflows.accounts import LOAD_MEMBERS, LOAD_USERS, LOAD_WORKSPACES
-from workflows.runs import LOAD_RUN_STEPS, LOAD_RUNS
+from services.runs import RunEventsQuery, RunsQuery
+from services.views import (
+    MemberView,
+    Page,
+    RunEventView,
+    RunStepView,
+    RunView,
+    UserView,
+    WorkspaceView,
+)
+from services.workspaces import MembersQuery
+from workflows.accounts import LIST_MEMBERS, LOAD_MEMBERS, LOAD_USERS, LOAD_WORKSPACES
+from workflows.runs import LIST_RUN_EVENTS, LIST_RUNS, LOAD_RUN_STEPS, LOAD_RUNS
 
 V = TypeVar("V")
+Q = TypeVar("Q", bound=Hashable)
 
 
 class Loaders:
@@ -25,6 +42,16 @@ class Loaders:
     def _loader(self, workflow: ApiWorkflow[..., list[V]]) -> DataLoader[uuid.UUID, V]:
         async def load(ids: list[uuid.UUID]) -> list[V]:
             return await self._runner.call(workflow, self._deps, ids=list(ids))
+
+        return DataLoader(load_fn=load)
+
+    def _page_loader(
+        self, workflow: ApiWorkflow[..., list[Page[V] | DomainError]]
+    ) -> DataLoader[Q, Page[V]]:
+        """Pages of a nested connection, by (parent, filters, page); a refused page raises."""
+
+        async def load(queries: list[Q]) -> Sequence[Page[V] | BaseException]:
+            return await self._runner.call(workflow, self._deps, queries=list(queries))
 
         return DataLoader(load_fn=load)
 
@@ -47,3 +74,15 @@ class Loaders:
     @cached_property
     def steps_by_run_id(self) -> DataLoader[uuid.UUID, list[RunStepView]]:
         return self._loader(LOAD_RUN_STEPS)
+
+    @cached_property
+    def runs_page(self) -> DataLoader[RunsQuery, Page[RunView]]:
+        return self._page_loader(LIST_RUNS)
+
+    @cached_property
+    def members_page(self) -> DataLoader[MembersQuery, Page[MemberView]]:
+        return self._page_loader(LIST_MEMBERS)
+
+    @cached_property
+    def run_events_page(self) -> DataLoader[RunEventsQuery, Page[RunEventView]]:
+        return self._page_loader(LIST_RUN_EVENTS)

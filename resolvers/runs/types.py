@@ -21,8 +21,8 @@ from resolvers.core.relay import (
     load_nodes,
     to_global_id,
 )
+from services.runs import RunEventsQuery
 from services.views import RunEventView, RunStepView, RunView
-from workflows.runs import LIST_RUN_EVENTS, LOAD_RUNS
 
 Info = strawberry.Info[Context, None]
 
@@ -205,9 +205,8 @@ class Run(relay.Node):
         first: First = None,
         after: After = None,
     ) -> Connection[RunEvent]:
-        page = await info.context.run(
-            LIST_RUN_EVENTS, run_id=self.view.id, first=first, after=after
-        )
+        query = RunEventsQuery(run_id=self.view.id, first=first, after=after)
+        page = await info.context.loaders.run_events_page.load(query)
         return Connection.from_page(page, RunEvent.of)
 
     @classmethod
@@ -272,8 +271,8 @@ class WorkspaceEvent:
     async def run(self, info: Info) -> Run | None:
         if not self.event["run_id"]:
             return None
-        view = await info.context.run(LOAD_RUNS, ids=[uuid.UUID(self.event["run_id"])])
-        return Run.of(view[0]) if view[0] else None
+        view = await info.context.loaders.run_by_id.load(uuid.UUID(self.event["run_id"]))
+        return Run.of(view) if view else None
 
     @classmethod
     def of(cls, event: dict[str, Any]) -> WorkspaceEvent:

@@ -17,9 +17,9 @@ from resolvers.accounts.types import User
 from resolvers.core.context import Context
 from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, load_nodes
 from resolvers.runs.types import Run, RunStatus
+from services.runs import RunsQuery
 from services.views import InviteView, MemberView, WorkspaceView
-from workflows.accounts import LIST_MEMBERS
-from workflows.runs import LIST_RUNS
+from services.workspaces import MembersQuery
 
 Info = strawberry.Info[Context, None]
 
@@ -56,9 +56,8 @@ class Workspace(relay.Node):
         first: First = None,
         after: After = None,
     ) -> Connection[Member]:
-        page = await info.context.run(
-            LIST_MEMBERS, workspace_id=uuid.UUID(self.id), first=first, after=after
-        )
+        query = MembersQuery(workspace_id=uuid.UUID(self.id), first=first, after=after)
+        page = await info.context.loaders.members_page.load(query)
         return Connection.from_page(page, Member.of)
 
     @strawberry.field(
@@ -77,14 +76,14 @@ class Workspace(relay.Node):
         first: First = None,
         after: After = None,
     ) -> Connection[Run]:
-        page = await info.context.run(
-            LIST_RUNS,
+        query = RunsQuery(
             workspace_id=uuid.UUID(self.id),
-            statuses=[DomainRunStatus(s.name) for s in status] if status else None,
+            statuses=tuple(DomainRunStatus(s.name) for s in status or ()),
             workflow=workflow,
             first=first,
             after=after,
         )
+        page = await info.context.loaders.runs_page.load(query)
         return Connection.from_page(page, Run.of)
 
     @classmethod

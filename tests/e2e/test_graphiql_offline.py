@@ -1,5 +1,6 @@
 """GraphiQL in a real browser with nothing outside 127.0.0.1: the page loads, runs a query, shows
-the result. Drives Debian's Chromium (/usr/bin/chromium, from `make system`) with Playwright."""
+the result, loads the schema (the Docs pane lists Query's fields) and completes a field name as
+it is typed. Drives Debian's Chromium (/usr/bin/chromium, from `make system`) with Playwright."""
 
 from __future__ import annotations
 
@@ -53,6 +54,33 @@ def run_query(page: Page, base_url: str) -> None:
     expect(result).to_contain_text('"__typename": "Query"', timeout=15_000)
 
 
+QUERY_FIELDS = ["me", "workspaces", "workspace", "run", "node"]
+
+
+def browse_docs(page: Page) -> None:
+    """Open the Docs pane, follow `query: Query`, and find Query's fields listed in order.
+
+    The pane shows "Error fetching schema" instead when GraphiQL's introspection is refused."""
+    page.locator('button[aria-label="Show Documentation Explorer"]').click()
+    docs = page.locator(".graphiql-doc-explorer")
+    expect(docs).to_contain_text("Root Types", timeout=15_000)
+    docs.locator("a", has_text="Query").first.click()
+    expect(docs.locator(".graphiql-doc-explorer-field-name")).to_have_text(
+        QUERY_FIELDS, timeout=15_000
+    )
+
+
+def complete_a_field(page: Page) -> None:
+    """Type the start of a field name; the hints offer the fields that start with it."""
+    editor = page.locator(".graphiql-query-editor .CodeMirror")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.press("Delete")
+    page.keyboard.type("{ work")
+    hints = page.locator(".CodeMirror-hints .CodeMirror-hint")
+    expect(hints).to_have_text(["workspace", "workspaces"], timeout=15_000)
+
+
 def check_graphiql_offline(base_url: str, screenshot: Path) -> None:
     """Run a query in GraphiQL at base_url/graphql with every non-loopback request blocked."""
     blocked: list[str] = []
@@ -83,6 +111,8 @@ def check_graphiql_offline(base_url: str, screenshot: Path) -> None:
             )
             try:
                 run_query(page, base_url)
+                browse_docs(page)
+                complete_a_field(page)
             except Exception as exc:
                 # Say what the browser saw: a blocked CDN request explains a stuck "Loading...".
                 raise AssertionError(

@@ -1,12 +1,19 @@
-"""Screen queries run a fixed number of SQL statements, however many rows they show."""
+"""Screen queries run a fixed number of SQL statements, however many rows they show.
+
+Nested connections are read for all their parents at once, so the count does not grow with the
+number of parents either. The screens' counts are checked on PostgreSQL and on SQLite.
+"""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import event
 
+from base.models.accounts import Membership, Role
 from base.settings import Settings
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
+from tests.support.seed import add_events, add_members, add_runs, global_id, uuid_of
 from tests.support.team import invite_and_accept
 
 
@@ -50,12 +57,168 @@ async def test_app_shell_is_three_statements_for_any_number_of_workspaces(
         assert len(statements) == 3, statements
 
 
-async def test_workspace_members_is_four_statements(client: GraphQLClient, app):
-    owner = await sign_up(client, "Owner", "owner@example.com")
-    workspace = await first_workspace(client, owner["accessToken"])
-    with count_statements(app.state.engine) as statements:
-        await client.op(
-            "WorkspaceMembers", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
+@pytest.mark.parametrize("rows", [1, 25, 100])
+async def test_workspace_members_is_three_statements(
+    any_db_client: GraphQLClient, any_db_app, rows: int
+):
+    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
+    workspace = await first_workspace(any_db_client, owner["accessToken"])
+    await add_members(any_db_app.state.deps.db, uuid_of(workspace["id"]), rows - 1, prefix="m")
+    with count_statements(any_db_app.state.engine) as statements:
+        data = await any_db_client.op(
+            "WorkspaceMembers",
+            {"workspaceId": workspace["id"], "first": rows},
+            token=owner["accessToken"],
         )
-    # workspace by id (loader); role check; COUNT of members; page of members joined to users
+    members = data["workspace"]["members"]
+    assert (members["totalCount"], len(members["edges"])) == (rows, rows)
+    # The seeded members joined at T0 + i hours, the owner now: the owner comes last.
+    names = [e["node"]["user"]["name"] for e in members["edges"]]
+    assert names == [f"M {i}" for i in range(rows - 1)] + ["Owner"]
+    # workspace by id (loader); COUNT of members by workspace; page of members joined to users
+    assert len(statements) == 3, statements
+
+
+@pytest.mark.parametrize("rows", [1, 25, 100])
+async def test_runs_monitor_is_four_statements_for_any_number_of_rows(
+    any_db_client: GraphQLClient, any_db_app, rows: int
+):
+    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
+    workspace = await first_workspace(any_db_client, owner["accessToken"])
+    workspace_id = uuid_of(workspace["id"])
+    db = any_db_app.state.deps.db
+    [editor] = await add_members(db, workspace_id, 1, prefix="editor")
+    run_ids = await add_runs(db, workspace_id, [uuid_of(owner["user"]["id"]), editor], rows)
+    with count_statements(any_db_app.state.engine) as statements:
+        data = await any_db_client.op(
+            "RunsMonitor",
+            {"workspaceId": workspace["id"], "first": rows},
+            token=owner["accessToken"],
+        )
+    runs = data["workspace"]["runs"]
+    assert runs["totalCount"] == rows
+    assert runs["pageInfo"]["hasNextPage"] is False
+    # Newest first; run i was triggered by the owner when i is even, by the editor when odd.
+    assert [e["node"]["id"] for e in runs["edges"]] == [
+        global_id("Run", run_id) for run_id in reversed(run_ids)
+    ]
+    assert [e["node"]["triggeredBy"]["name"] for e in runs["edges"]] == [
+        "Owner" if i % 2 == 0 else "Editor 0" for i in reversed(range(rows))
+    ]
+    # workspace by id (loader); COUNT of runs by workspace; the page of runs; the users who
+    # triggered them (loader)
     assert len(statements) == 4, statements
+
+
+@pytest.mark.parametrize("rows", [1, 25, 100])
+async def test_run_detail_is_six_statements_for_any_number_of_events(
+    any_db_client: GraphQLClient, any_db_app, rows: int
+):
+    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
+    workspace = await first_workspace(any_db_client, owner["accessToken"])
+    workspace_id = uuid_of(workspace["id"])
+    owner_id = uuid_of(owner["user"]["id"])
+    db = any_db_app.state.deps.db
+    [failed] = await add_runs(db, workspace_id, [owner_id], 1)
+    [retry] = await add_runs(db, workspace_id, [owner_id], 1, retry_of=failed)
+    await add_events(db, retry, rows)
+    with count_statements(any_db_app.state.engine) as statements:
+        data = await any_db_client.op(
+            "RunDetail",
+            {"runId": global_id("Run", retry), "first": rows},
+            token=owner["accessToken"],
+        )
+    run = data["run"]
+    assert run["retryOf"] == {"id": global_id("Run", failed)}
+    assert run["triggeredBy"]["name"] == "Owner"
+    assert [s["name"] for s in run["steps"]] == ["CONNECT", "CHAT"]
+    assert run["events"]["totalCount"] == rows
+    assert [e["node"]["cursor"] for e in run["events"]["edges"]] == [
+        str(seq) for seq in range(1, rows + 1)
+    ]
+    # run by id (loader); then together: the run it retries (loader), the user who triggered it
+    # (loader), its steps (loader), COUNT of its events, the page of its events
+    assert len(statements) == 6, statements
+
+
+NESTED = """
+query Nested($first: Int!) {
+  workspaces(first: $first) {
+    totalCount
+    edges {
+      node {
+        name
+        members(first: 2) { totalCount edges { node { user { name } } } }
+        runs(first: 3) {
+          totalCount
+          pageInfo { hasNextPage }
+          edges {
+            node {
+              subject { label }
+              triggeredBy { name }
+              events(first: 2) { totalCount edges { node { cursor } } }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("workspaces", [1, 4])
+async def test_nested_connections_are_read_for_all_parents_at_once(
+    any_db_client: GraphQLClient, any_db_app, workspaces: int
+):
+    db = any_db_app.state.deps.db
+    viewer = await sign_up(any_db_client, "Viewer", "viewer@example.com")
+    viewer_id = uuid_of(viewer["user"]["id"])
+    expected = []
+    for n in range(workspaces):
+        owner = await sign_up(any_db_client, f"Owner {n}", f"owner{n}@example.com")
+        workspace_id = uuid_of((await first_workspace(any_db_client, owner["accessToken"]))["id"])
+        await add_members(db, workspace_id, 1, prefix=f"w{n}viewer")
+        # The viewer joins too (now: after the seeded member and the owner).
+        async with db.begin() as session:
+            session.add(Membership(workspace_id=workspace_id, user_id=viewer_id, role=Role.VIEWER))
+        run_ids = await add_runs(db, workspace_id, [uuid_of(owner["user"]["id"])], 2 + n)
+        for i, run_id in enumerate(run_ids):
+            await add_events(db, run_id, i + 1)
+        expected.append(n)
+    with count_statements(any_db_app.state.engine) as statements:
+        result = await any_db_client.execute(
+            NESTED, {"first": workspaces + 1}, token=viewer["accessToken"]
+        )
+    assert "errors" not in result, result
+    data = result["data"]["workspaces"]
+    # The viewer's own workspace first (joined first), then the others in the order joined.
+    assert data["totalCount"] == workspaces + 1
+    own, *others = [e["node"] for e in data["edges"]]
+    assert own["runs"] == {"totalCount": 0, "pageInfo": {"hasNextPage": False}, "edges": []}
+    assert own["members"]["totalCount"] == 1
+    for node, n in zip(others, expected, strict=True):
+        assert node["name"] == f"Owner {n}'s workspace"
+        assert node["members"]["totalCount"] == 3
+        assert [e["node"]["user"]["name"] for e in node["members"]["edges"]] == [
+            f"W{n}Viewer 0",
+            f"Owner {n}",
+        ]
+        runs = node["runs"]
+        assert runs["totalCount"] == 2 + n
+        assert runs["pageInfo"]["hasNextPage"] is (2 + n > 3)
+        newest = list(reversed(range(2 + n)))[:3]
+        assert [e["node"]["subject"]["label"] for e in runs["edges"]] == [
+            f"run {i}" for i in newest
+        ]
+        assert [e["node"]["triggeredBy"]["name"] for e in runs["edges"]] == [f"Owner {n}"] * len(
+            newest
+        )
+        assert [e["node"]["events"]["totalCount"] for e in runs["edges"]] == [i + 1 for i in newest]
+        assert [
+            [x["node"]["cursor"] for x in e["node"]["events"]["edges"]] for e in runs["edges"]
+        ] == [[str(seq) for seq in range(1, min(i + 1, 2) + 1)] for i in newest]
+    # the user; COUNT and page of workspaces; COUNT and page of members (all workspaces);
+    # COUNT and page of runs (all workspaces); the users who triggered them; COUNT and page of
+    # events (all runs)
+    assert len(statements) == 9, statements

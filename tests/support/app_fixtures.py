@@ -7,6 +7,9 @@ settings says so with a marker, and the app is built with them:
 
 `other_api(settings, ...)` starts a second app (another API process) on the same database and
 Redis; `subscribe` runs a subscription document through the schema of either.
+
+The `any_db_*` fixtures run a test twice: on PostgreSQL (with Redis) and on a fresh SQLite
+file (events in memory).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import httpx
 import pytest
 import redis.asyncio as redis
 from fastapi import FastAPI
+from pytest import FixtureRequest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -154,3 +158,31 @@ async def queued_runs(settings: Settings) -> list[uuid.UUID]:
     finally:
         await client.aclose()
     return [uuid.UUID(json.loads(fields[b"data"])["args"][0]) for _id, fields in entries]
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_db_settings(request: FixtureRequest, tmp_path: Any) -> Settings:
+    if request.param == "postgresql":
+        settings: Settings = request.getfixturevalue("settings")
+        return settings
+    url = f"sqlite+aiosqlite:///{tmp_path / 'kd.sqlite3'}"
+    migrate.upgrade(url)
+    return Settings(
+        app_env="test", database_url=url, jwt_secret=TEST_SECRET, run_execution="inline"
+    )
+
+
+@pytest.fixture
+async def any_db_app(any_db_settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(any_db_settings)
+    async with application.router.lifespan_context(application):
+        if not any_db_settings.is_sqlite:  # the SQLite file is new; PostgreSQL is shared
+            await _reset(application, any_db_settings)
+        yield application
+
+
+@pytest.fixture
+async def any_db_client(any_db_app: FastAPI) -> AsyncIterator[GraphQLClient]:
+    transport = httpx.ASGITransport(app=any_db_app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield GraphQLClient(http)

@@ -93,7 +93,7 @@ def _run(cmd: list[str], runner: dict, what: str, timeout: float = 120) -> None:
         raise RuntimeError(f"{what} failed ({result.returncode}):\n{result.stdout}{result.stderr}")
 
 
-def _stop_postgres(bin_dir: Path, data: Path, runner: dict) -> None:
+def _stop_postgres(bin_dir: Path, data: Path, runner: dict, mode: str = "immediate") -> None:
     pid_file = data / "postmaster.pid"
     if not pid_file.exists():
         return
@@ -104,7 +104,7 @@ def _stop_postgres(bin_dir: Path, data: Path, runner: dict) -> None:
                 "-D",
                 str(data),
                 "-m",
-                "immediate",
+                mode,
                 "-w",
                 "-t",
                 "30",
@@ -123,24 +123,30 @@ def _stop_postgres(bin_dir: Path, data: Path, runner: dict) -> None:
             pass
 
 
-@contextmanager
-def postgres_server() -> Iterator[str]:
-    """postgresql://postgres@127.0.0.1:PORT/postgres of a throwaway server, or TEST_DATABASE_URL."""
-    if url := os.environ.get("TEST_DATABASE_URL"):
-        yield url
-        return
+class PostgresServer:
+    """A throwaway PostgreSQL cluster on a free loopback port, which tests may stop, start and
+    restart (a real fault: its connections are cut, its clients must reconnect)."""
 
-    bin_dir = postgres_bin_dir()
-    workdir = Path(tempfile.mkdtemp(prefix="kd-postgres-"))
-    data = workdir / "data"
-    log = workdir / "postgres.log"
-    try:
-        runner = _postgres_runner(workdir)
+    def __init__(self) -> None:
+        self.bin_dir = postgres_bin_dir()
+        self.workdir = Path(tempfile.mkdtemp(prefix="kd-postgres-"))
+        self.data = self.workdir / "data"
+        self.log = self.workdir / "postgres.log"
+        self.port = 0
+        self.runner: dict = {}
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def create(self) -> PostgresServer:
+        """initdb, then start on a free port."""
+        self.runner = _postgres_runner(self.workdir)
         _run(
             [
-                str(bin_dir / "initdb"),
+                str(self.bin_dir / "initdb"),
                 "-D",
-                str(data),
+                str(self.data),
                 "-A",
                 "trust",
                 "-U",
@@ -151,46 +157,98 @@ def postgres_server() -> Iterator[str]:
                 "--no-sync",
                 "--no-instructions",
             ],
-            runner,
+            self.runner,
             "initdb",
         )
         for attempt in range(1, START_ATTEMPTS + 1):
-            port = free_port()
-            # Durability settings off: the cluster is thrown away, speed is what matters.
-            options = (
-                f"-p {port} -k {workdir} -c listen_addresses=127.0.0.1 -c max_connections=200"
-                " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
+            self.port = free_port()
             try:
-                _run(
-                    [
-                        str(bin_dir / "pg_ctl"),
-                        "-D",
-                        str(data),
-                        "-l",
-                        str(log),
-                        "-o",
-                        options,
-                        "-w",
-                        "-t",
-                        str(int(READY_TIMEOUT)),
-                        "start",
-                    ],
-                    runner,
-                    "pg_ctl start",
-                    timeout=READY_TIMEOUT + 30,
-                )
-                break
+                self.start()
+                return self
             except (RuntimeError, subprocess.TimeoutExpired) as exc:
-                _stop_postgres(bin_dir, data, runner)
+                self.stop()
                 if attempt == START_ATTEMPTS:
-                    raise RuntimeError(f"PostgreSQL did not start: {exc}\n{_tail(log)}") from exc
+                    tail = _tail(self.log)
+                    raise RuntimeError(f"PostgreSQL did not start: {exc}\n{tail}") from exc
+        raise AssertionError("unreachable")
+
+    def start(self) -> None:
+        """Start on `port` and wait until it accepts connections."""
+        # Durability settings off: the cluster is thrown away, speed is what matters.
+        options = (
+            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1"
+            " -c max_connections=200 -c fsync=off -c synchronous_commit=off"
+            " -c full_page_writes=off"
+        )
+        _run(
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(int(READY_TIMEOUT)),
+                "start",
+            ],
+            self.runner,
+            "pg_ctl start",
+            timeout=READY_TIMEOUT + 30,
+        )
+
+    def stop(self, mode: str = "immediate") -> None:
+        """`pg_ctl stop -m <mode>`: every client connection is cut."""
+        _stop_postgres(self.bin_dir, self.data, self.runner, mode)
+
+    def restart(self, mode: str = "fast") -> None:
+        """`pg_ctl restart -m <mode>` on the same port."""
+        _run(
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                str(int(READY_TIMEOUT)),
+                "restart",
+            ],
+            self.runner,
+            "pg_ctl restart",
+            timeout=READY_TIMEOUT + 30,
+        )
+
+    def close(self) -> None:
         try:
-            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+            self.stop()
         finally:
-            _stop_postgres(bin_dir, data, runner)
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextmanager
+def own_postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the caller's own (never TEST_DATABASE_URL), to stop and restart."""
+    server = PostgresServer()
+    try:
+        yield server.create()
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.close()
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """postgresql://postgres@127.0.0.1:PORT/postgres of a throwaway server, or TEST_DATABASE_URL."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield url
+        return
+    with own_postgres_server() as server:
+        yield server.url
 
 
 # --- Redis ------------------------------------------------------------------------------------
@@ -224,53 +282,107 @@ def _stop_process(proc: subprocess.Popen, timeout: float = 10) -> None:
             proc.wait()
 
 
+class RedisServer:
+    """A throwaway Redis (not daemonized: our child) that tests may stop, start and freeze.
+
+    It keeps nothing on disk, so a stopped and started server comes back empty, like a Redis
+    without persistence that restarted: the run queue's stream and consumer group are gone."""
+
+    def __init__(self) -> None:
+        self.binary = redis_server_binary()
+        self.workdir = Path(tempfile.mkdtemp(prefix="kd-redis-"))
+        self.log = self.workdir / "redis.log"
+        self.port = 0
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def create(self) -> RedisServer:
+        """Start on a free port."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self.port = free_port()
+            try:
+                self.start()
+                return self
+            except RuntimeError:
+                if attempt == START_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    def start(self) -> None:
+        """Start on `port` and wait until it answers PING."""
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    self.binary,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.workdir),
+                    "--daemonize",
+                    "no",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+            )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while (
+            self.proc.poll() is None and time.monotonic() < deadline and not _redis_ping(self.port)
+        ):
+            time.sleep(0.05)
+        if self.proc.poll() is None and _redis_ping(self.port):
+            return
+        _stop_process(self.proc)
+        raise RuntimeError(f"Redis did not start:\n{_tail(self.log)}")
+
+    def stop(self) -> None:
+        """SIGTERM, and wait for it to exit: every client connection is cut."""
+        if self.proc is not None:
+            self.thaw()
+            _stop_process(self.proc)
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open but nothing is answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+@contextmanager
+def own_redis_server() -> Iterator[RedisServer]:
+    """A Redis server of the caller's own (never TEST_REDIS_URL), to stop, start and freeze."""
+    server = RedisServer()
+    try:
+        yield server.create()
+    finally:
+        server.close()
+
+
 @contextmanager
 def redis_server() -> Iterator[str]:
     """redis://127.0.0.1:PORT/0 of a throwaway server (or TEST_REDIS_URL)."""
     if url := os.environ.get("TEST_REDIS_URL"):
         yield url
         return
-
-    binary = redis_server_binary()
-    workdir = Path(tempfile.mkdtemp(prefix="kd-redis-"))
-    log = workdir / "redis.log"
-    proc: subprocess.Popen | None = None
-    try:
-        for attempt in range(1, START_ATTEMPTS + 1):
-            port = free_port()
-            # A child process (not daemonized), so stopping it is just stopping our child.
-            with open(log, "ab") as out:
-                proc = subprocess.Popen(
-                    [
-                        binary,
-                        "--port",
-                        str(port),
-                        "--bind",
-                        "127.0.0.1",
-                        "--save",
-                        "",
-                        "--appendonly",
-                        "no",
-                        "--dir",
-                        str(workdir),
-                        "--daemonize",
-                        "no",
-                    ],
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    cwd=workdir,
-                )
-            deadline = time.monotonic() + READY_TIMEOUT
-            while proc.poll() is None and time.monotonic() < deadline and not _redis_ping(port):
-                time.sleep(0.05)
-            if proc.poll() is None and _redis_ping(port):
-                break
-            _stop_process(proc)
-            if attempt == START_ATTEMPTS:
-                raise RuntimeError(f"Redis did not start:\n{_tail(log)}")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        if proc is not None:
-            _stop_process(proc)
-        shutil.rmtree(workdir, ignore_errors=True)
+    with own_redis_server() as server:
+        yield server.url

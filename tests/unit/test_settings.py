@@ -68,3 +68,81 @@ def test_access_recheck_interval_is_bounded(monkeypatch):
     for bad in (-1, 301):
         with pytest.raises(ValidationError, match="access_recheck_seconds"):
             Settings(access_recheck_seconds=bad)
+
+
+def test_transport_limits_have_safe_defaults_and_bounds():
+    settings = Settings()
+    assert (
+        settings.graphql_ws_max_message_bytes,
+        settings.graphql_ws_init_timeout_seconds,
+        settings.graphql_ws_max_subscriptions,
+        settings.cors_allowed_origins,
+    ) == (65_536, 3.0, 100, ())
+    for field, value in (
+        ("graphql_ws_max_message_bytes", 1023),
+        ("graphql_ws_init_timeout_seconds", 0),
+        ("graphql_ws_init_timeout_seconds", 61),
+        ("graphql_ws_max_subscriptions", 0),
+    ):
+        with pytest.raises(ValidationError, match=field):
+            Settings(**{field: value})
+
+
+def test_cors_allowed_origins_are_read_comma_separated_and_normalised(monkeypatch):
+    monkeypatch.setenv(
+        "CORS_ALLOWED_ORIGINS",
+        " https://App.Example.com:443 , http://localhost:5173,,http://[::1]:80",
+    )
+    assert Settings().cors_allowed_origins == (
+        "https://app.example.com",
+        "http://localhost:5173",
+        "http://[::1]",
+    )
+    monkeypatch.setenv("CORS_ALLOWED_ORIGINS", "")
+    assert Settings().cors_allowed_origins == ()
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "*",
+        "https://*.example.com",
+        "https://app.example.com/",
+        "https://app.example.com/app",
+        "https://app.example.com?x=1",
+        "https://user@app.example.com",
+        "app.example.com",
+        "ftp://app.example.com",
+        "https://",
+        "https://app.example.com:99999",
+    ],
+)
+def test_cors_allowed_origins_refuse_anything_but_an_origin(origin):
+    with pytest.raises(ValidationError, match="CORS_ALLOWED_ORIGINS takes origins like"):
+        Settings(cors_allowed_origins=origin)
+
+
+def test_graphql_limits_and_introspection_come_from_the_environment(monkeypatch):
+    assert (
+        Settings().graphql_max_fields,
+        Settings().graphql_max_aliases,
+        Settings().graphql_max_cost,
+        Settings().introspection_enabled,
+    ) == (2000, 100, 10_000, True)
+    monkeypatch.setenv("GRAPHQL_MAX_FIELDS", "500")
+    monkeypatch.setenv("GRAPHQL_MAX_ALIASES", "5")
+    monkeypatch.setenv("GRAPHQL_MAX_COST", "2500")
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("JWT_SECRET", SECRET)
+    settings = Settings()
+    assert (
+        settings.graphql_max_fields,
+        settings.graphql_max_aliases,
+        settings.graphql_max_cost,
+        settings.introspection_enabled,
+    ) == (500, 5, 2500, False)
+    monkeypatch.setenv("GRAPHQL_INTROSPECTION", "true")
+    assert Settings().introspection_enabled is True
+    monkeypatch.setenv("GRAPHQL_MAX_COST", "99")
+    with pytest.raises(ValidationError, match="graphql_max_cost"):
+        Settings()

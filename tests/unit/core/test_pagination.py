@@ -1,24 +1,88 @@
 """Cursor codec and page-size rules of services.pagination."""
 
+import base64
+import json
 import uuid
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Uuid
 
+from base.db.types import UTCDateTime
 from base.errors import Invalid
-from services.pagination import PageRequest, _decode, _encode
+from services.pagination import PageRequest, SortKey, _decode, _encode
+from services.runs import RUN_EVENTS_ORDER, RUNS_ORDER
+from services.workspaces import MEMBERS_ORDER
+
+TABLE = Table(
+    "things",
+    MetaData(),
+    Column("at", UTCDateTime),
+    Column("id", Uuid),
+    Column("title", String),
+    Column("n", Integer),
+    Column("big", BigInteger),
+)
+EVERY_TYPE = SortKey("things", [TABLE.c.at, TABLE.c.id, TABLE.c.title, TABLE.c.n, TABLE.c.big])
+
+
+def raw(*values: object) -> str:
+    """A well-formed cursor holding exactly `values` (JSON, base64url without padding)."""
+    text = json.dumps(list(values), separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def test_cursor_round_trips_typed_values():
-    values = [datetime(2026, 11, 24, 10, 0, 1, 5, tzinfo=UTC), uuid.UUID(int=7), "title", 3]
-    assert _decode(_encode(values), 4) == values
+    values = [datetime(2026, 11, 24, 10, 0, 1, 5, tzinfo=UTC), uuid.UUID(int=7), "title", 3, 2**40]
+    assert _decode(EVERY_TYPE, _encode(EVERY_TYPE, values)) == values
 
 
-@pytest.mark.parametrize("cursor", ["", "!!!", "bm90IGpzb24", _encode([1]), _encode([{"a": 1}, 2])])
+AT = ["dt", "2026-11-24T10:00:00+00:00"]
+ID = ["uuid", str(uuid.UUID(int=7))]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "",
+        "!!!",
+        "bm90IGpzb24",  # base64 of "not json"
+        raw("things"),  # too few values
+        raw("things", AT, ID, "t", 1, 2, 3),  # too many
+        raw("other", AT, ID, "t", 1, 2),  # another list's name
+        raw(AT, ID, "t", 1, 2, 3),  # no name at all
+        raw("things", "2026-11-24", ID, "t", 1, 2),  # a datetime column given a plain string
+        raw("things", ["dt", "2026-11-24T10:00:00"], ID, "t", 1, 2),  # a naive datetime
+        raw("things", ["dt", "yesterday"], ID, "t", 1, 2),
+        raw("things", ["dt", 5], ID, "t", 1, 2),
+        raw("things", AT, 7, "t", 1, 2),  # a uuid column given a number
+        raw("things", AT, ["uuid", "not-a-uuid"], "t", 1, 2),
+        raw("things", AT, ID, 3, 1, 2),  # a string column given a number
+        raw("things", AT, ID, "t", "1", 2),  # an integer column given a string
+        raw("things", AT, ID, "t", 1.5, 2),
+        raw("things", AT, ID, "t", True, 2),
+        raw("things", AT, ID, "t", 2**31, 2),  # beyond INTEGER
+        raw("things", AT, ID, "t", 1, 2**63),  # beyond BIGINT
+        raw("things", AT, ID, "t", None, 2),
+        raw("things", AT, ID, "t", {"a": 1}, 2),
+    ],
+)
 def test_bad_cursors_are_invalid_cursor_errors(cursor):
     with pytest.raises(Invalid) as caught:
-        _decode(cursor, 2)
+        _decode(EVERY_TYPE, cursor)
     assert (caught.value.code, caught.value.field) == ("INVALID_CURSOR", "after")
+
+
+def test_a_cursor_of_one_list_is_refused_by_another_of_the_same_shape():
+    # Runs and members both sort by (a UTC time, a uuid): only the name tells them apart.
+    values = [datetime(2026, 11, 24, tzinfo=UTC), uuid.UUID(int=1)]
+    assert _decode(RUNS_ORDER, _encode(RUNS_ORDER, values)) == values
+    with pytest.raises(Invalid) as caught:
+        _decode(MEMBERS_ORDER, _encode(RUNS_ORDER, values))
+    assert caught.value.code == "INVALID_CURSOR"
+    with pytest.raises(Invalid):
+        _decode(RUN_EVENTS_ORDER, raw("run_events", 2**31))
+    assert _decode(RUN_EVENTS_ORDER, raw("run_events", 2**31 - 1)) == [2**31 - 1]
 
 
 def test_page_size_defaults_to_25_and_is_capped_at_100():

@@ -2,6 +2,9 @@
 
 import asyncio
 
+import pytest
+
+from base.errors import NotFound
 from base.events.bus import LocalBus, Subscription
 from base.events.stream import replay_then_tail
 
@@ -109,3 +112,96 @@ async def test_leaving_releases_the_subscription():
     async with bus.subscribe(TOPIC):
         assert bus.subscriber_count == 1
     assert bus.subscriber_count == 0
+
+
+async def test_a_quiet_stream_reads_the_log_and_ends_on_a_final_event_never_published():
+    """The final event committed but its publish was lost (the bus was down, or the process
+    died between commit and publish): after the idle interval the stream reads it and ends."""
+    log, bus = Log(), LocalBus()
+    log.append(1)
+    stream = replay_then_tail(
+        bus,
+        TOPIC,
+        0,
+        log.after,
+        contiguous=True,
+        is_last=lambda e: e["type"] == "RUN_SUCCEEDED",
+        idle_seconds=0.05,
+    )
+    reader = asyncio.create_task(_take(stream, 10))
+    await asyncio.sleep(0.01)
+    log.append(2)
+    log.append(3, "RUN_SUCCEEDED")  # nothing is published
+    assert await asyncio.wait_for(reader, 2) == [1, 2, 3]
+
+
+async def test_without_an_idle_interval_a_lost_publish_is_waited_for():
+    log, bus = Log(), LocalBus()
+    stream = replay_then_tail(
+        bus, TOPIC, 0, log.after, contiguous=True, is_last=lambda e: e["type"] == "RUN_SUCCEEDED"
+    )
+    reader = asyncio.create_task(_take(stream, 10))
+    await asyncio.sleep(0.01)
+    log.append(1, "RUN_SUCCEEDED")
+    done, _ = await asyncio.wait({reader}, timeout=0.3)
+    assert done == set() and log.reads == 1
+    reader.cancel()
+
+
+class FlakyLog(Log):
+    """A log whose reads fail while `down` (a database restarting), like a connection error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.failures = 0
+        self.failed_twice = asyncio.Event()
+
+    async def after(self, cursor: int) -> list[dict]:
+        if self.down:
+            self.failures += 1
+            if self.failures >= 2:
+                self.failed_twice.set()
+            raise ConnectionError("the database is restarting")
+        return await super().after(cursor)
+
+
+async def test_reads_that_fail_while_tailing_are_retried():
+    log, bus = FlakyLog(), LocalBus()
+    stream = replay_then_tail(
+        bus,
+        TOPIC,
+        0,
+        log.after,
+        contiguous=True,
+        is_last=lambda e: e["type"] == "RUN_SUCCEEDED",
+        idle_seconds=0.02,
+    )
+    reader = asyncio.create_task(_take(stream, 10))
+    await asyncio.sleep(0.01)
+    log.down = True
+    await asyncio.wait_for(log.failed_twice.wait(), 5)
+    log.append(1)
+    log.append(2, "RUN_SUCCEEDED")
+    log.down = False
+    assert await asyncio.wait_for(reader, 5) == [1, 2]
+
+
+async def test_a_denied_access_check_ends_the_stream_without_retrying():
+    log, bus = Log(), LocalBus()
+    checks = 0
+
+    async def denied() -> None:
+        nonlocal checks
+        checks += 1
+        raise NotFound("No such run.")
+
+    stream = replay_then_tail(
+        bus, TOPIC, 0, log.after, contiguous=True, check_access=denied, idle_seconds=0.02
+    )
+    reader = asyncio.create_task(_take(stream, 1))
+    await asyncio.sleep(0.01)
+    await bus.publish(TOPIC, log.append(1))
+    with pytest.raises(NotFound):
+        await asyncio.wait_for(reader, 2)
+    assert checks == 1

@@ -70,3 +70,74 @@ async def test_another_selection_is_executed_on_its_own():
     assert narrow[0].data == {"events": {"cursor": "7"}}
     assert wide[0].data["events"]["type"] == "STEP_STARTED"
     assert len(SharedRunEventExecution._shared) == 4
+
+
+def _viewer_dependent_fields(cls: type, seen: set[type] | None = None) -> list[str]:
+    """Fields under `cls` (its object-typed fields followed) whose value could depend on the
+    viewer: a resolver that takes `info` (and so the context), a permission or an extension."""
+    seen = seen if seen is not None else set()
+    if cls in seen:
+        return []
+    seen.add(cls)
+    found = []
+    for field in cls.__strawberry_definition__.fields:
+        name = f"{cls.__name__}.{field.python_name}"
+        resolver = field.base_resolver
+        if resolver is not None and resolver.info_parameter is not None:
+            found.append(f"{name} takes info")
+        if field.permission_classes or field.extensions:
+            found.append(f"{name} has permissions or extensions")
+        inner = field.type
+        while hasattr(inner, "of_type"):  # lists and optionals
+            inner = inner.of_type
+        if hasattr(inner, "__strawberry_definition__"):
+            found += _viewer_dependent_fields(inner, seen)
+    return found
+
+
+def test_no_field_of_a_shared_run_event_depends_on_the_viewer():
+    # A run event's result is shared by every subscriber (SharedRunEventExecution): a field
+    # that reads the viewer's context would show one subscriber's answer to all of them.
+    assert _viewer_dependent_fields(RunEvent) == []
+
+
+@strawberry.type
+class ViewerRunEvent(RunEvent):
+    """What a change that makes RunEvent depend on the viewer would look like."""
+
+    @strawberry.field
+    def seen_by(self, info: strawberry.Info) -> str:
+        return str(info.context.principal.user_id)
+
+
+@strawberry.type
+class LeakySubscription:
+    @strawberry.subscription
+    async def events(self) -> AsyncGenerator[ViewerRunEvent, None]:
+        base = _event("9")
+        yield ViewerRunEvent(**{f: getattr(base, f) for f in vars(base)})
+
+
+LEAKY_SCHEMA = strawberry.Schema(
+    query=Query,
+    subscription=LeakySubscription,
+    execution_context_class=SharedRunEventExecution,
+)
+
+
+async def test_the_walk_finds_a_field_that_takes_info():
+    assert _viewer_dependent_fields(ViewerRunEvent) == ["ViewerRunEvent.seen_by takes info"]
+
+
+async def test_a_run_event_field_that_reads_the_context_fails_and_is_not_shared():
+    SharedRunEventExecution._shared.clear()
+    stream = await LEAKY_SCHEMA.subscribe(
+        "subscription { events { cursor seenBy } }", context_value=object()
+    )
+    [result] = [r async for r in stream]
+    assert result.data is None
+    assert [e.message for e in result.errors] == [
+        "A field of RunEvent read `info.context.principal`, but a run event's result is shared "
+        "by every subscriber: its fields must not depend on the viewer."
+    ]
+    assert len(SharedRunEventExecution._shared) == 0

@@ -1,0 +1,120 @@
+"""Rows written straight to the database, for tests that need many of them quickly.
+
+Accounts and workspaces come from the real sign-up; runs, their events and extra members are
+inserted here, with distinct, known times so that the expected order is plain.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from base.models.accounts import Membership, Role, User
+from base.models.runs import Run, RunEvent, RunStatus, RunStep, StepStatus, SubjectType
+from tests.support.graphql import uuid_of  # noqa: F401  (re-exported for the seeding tests)
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+def global_id(type_name: str, value: uuid.UUID) -> str:
+    return base64.b64encode(f"{type_name}:{value}".encode()).decode()
+
+
+async def add_runs(
+    db: async_sessionmaker[Any],
+    workspace_id: uuid.UUID,
+    triggered_by: list[uuid.UUID],
+    count: int,
+    *,
+    status: RunStatus = RunStatus.SUCCEEDED,
+    retry_of: uuid.UUID | None = None,
+    minutes_apart: int = 1,
+) -> list[uuid.UUID]:
+    """`count` runs with two steps each, created `minutes_apart` from T0 on (0: all at once);
+    their ids in order of creation. Run i was triggered by `triggered_by[i % len(...)]`."""
+    runs = [
+        Run(
+            id=uuid.uuid4(),
+            workspace_id=workspace_id,
+            workflow="check_models",
+            subject_type=SubjectType.WORKSPACE,
+            subject_id=workspace_id,
+            subject_label=f"run {i}",
+            triggered_by_id=triggered_by[i % len(triggered_by)],
+            status=status,
+            percent=100,
+            attempt=2 if retry_of else 1,
+            retry_of_id=retry_of,
+            params={},
+            input_summary=f"input {i}",
+            created_at=T0 + timedelta(minutes=i * minutes_apart),
+            started_at=T0 + timedelta(minutes=i),
+            finished_at=T0 + timedelta(minutes=i, seconds=30),
+            last_seq=0,
+        )
+        for i in range(count)
+    ]
+    async with db.begin() as session:
+        session.add_all(runs)
+        await session.flush()
+        for run in runs:
+            for position, name in enumerate(("CONNECT", "CHAT")):
+                session.add(
+                    RunStep(
+                        run_id=run.id, position=position, name=name, status=StepStatus.SUCCEEDED
+                    )
+                )
+    return [run.id for run in runs]
+
+
+async def add_events(db: async_sessionmaker[Any], run_id: uuid.UUID, count: int) -> None:
+    """Events 1..count of the run, a second apart."""
+    async with db.begin() as session:
+        session.add_all(
+            RunEvent(
+                run_id=run_id,
+                seq=seq,
+                type="STEP_PROGRESS",
+                status=RunStatus.RUNNING,
+                step="CHAT",
+                percent=min(seq, 100),
+                message=f"event {seq}",
+                at=T0 + timedelta(seconds=seq),
+            )
+            for seq in range(1, count + 1)
+        )
+        run = await session.get(Run, run_id)
+        assert run is not None
+        run.last_seq = count
+
+
+async def add_members(
+    db: async_sessionmaker[Any], workspace_id: uuid.UUID, count: int, *, prefix: str
+) -> list[uuid.UUID]:
+    """`count` VIEWERs who joined an hour apart after T0; their user ids in order of joining."""
+    users = [
+        User(
+            id=uuid.uuid4(),
+            email=f"{prefix}{i}@example.com",
+            name=f"{prefix.title()} {i}",
+            password_hash="not used",
+        )
+        for i in range(count)
+    ]
+    async with db.begin() as session:
+        session.add_all(users)
+        await session.flush()
+        session.add_all(
+            Membership(
+                workspace_id=workspace_id,
+                user_id=user.id,
+                role=Role.VIEWER,
+                joined_at=T0 + timedelta(hours=i),
+            )
+            for i, user in enumerate(users)
+        )
+    return [user.id for user in users]
