@@ -51,7 +51,6 @@ from tests.e2e.test_runs_e2e import (
     measured,
     sign_up,
     uuid_of,
-    wait_for,
 )
 from tests.support.databases import fresh_database
 from tests.support.live_server import live_server
@@ -61,6 +60,8 @@ from tests.support.services import (
     own_postgres_server,
     own_redis_server,
 )
+from tests.support.slow_link import slow_link
+from tests.support.waiting import eventually
 
 LEASE_SECONDS = 3.0  # RUN_LEASE_SECONDS
 SWEEP_SECONDS = LEASE_SECONDS / 2  # how often an executor sweeps
@@ -116,7 +117,7 @@ def redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def slow_model(ollama_host: str) -> Iterator[str]:
-    with rs.slow_link(ollama_host, TOKEN_DELAY) as url:
+    with slow_link(ollama_host, TOKEN_DELAY) as url:
         yield url
 
 
@@ -455,7 +456,7 @@ async def test_postgres_down_for_longer_than_the_lease(
         async def lost() -> bool:
             return f"lost the lease of run {watching.run_id}; stopping it" in holder.output()
 
-        await wait_for(lost, LEASE_SECONDS + 5, "the executor to give the run up")
+        await eventually(lost, within=LEASE_SECONDS + 5, what="the executor to give the run up")
         measured("PostgreSQL stopped -> executor gave the run up", time.monotonic() - stopped_at)
         pg.start()
         started_at = time.monotonic()
@@ -497,8 +498,10 @@ async def test_a_worker_frozen_past_its_lease_records_nothing_more(env: dict[str
                 )
                 return bool(row["over"])
 
-            await wait_for(
-                expired, LEASE_SECONDS + 5, "the lease to expire by the database's clock"
+            await eventually(
+                expired,
+                within=LEASE_SECONDS + 5,
+                what="the lease to expire by the database's clock",
             )
             measured(
                 "SIGSTOP -> lease expired by the database's clock", time.monotonic() - frozen_at
@@ -590,7 +593,7 @@ async def test_an_api_killed_between_commit_and_publish(
                         headers={"Authorization": f"Bearer {member.token}"},
                     )
                 )
-                [row] = await wait_for(committed, 10, "the run to commit", every=0.01)
+                [row] = await eventually(committed, within=10, what="the run to commit", every=0.01)
                 os.kill(procs.api_pids[0], signal.SIGKILL)
                 with pytest.raises(httpx.HTTPError):
                     await mutation  # no answer: the process died inside the mutation

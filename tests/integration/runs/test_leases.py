@@ -29,6 +29,7 @@ from services.model_check import CHECK_MODELS
 from services.run_log import Outbox
 from services.run_store import LeaseLost, RunStore
 from services.runs import create_run
+from tests.support.waiting import eventually
 
 LEASE = 3.0  # seconds; the fence's margin (and PostgreSQL's idle limit) is a quarter of it
 STEPS = list(CHECK_MODELS.steps)
@@ -105,11 +106,11 @@ async def _run(db: async_sessionmaker[Any], run_id: uuid.UUID) -> Run:
 
 async def _until_expired(store: RunStore, run_id: uuid.UUID) -> None:
     """Until the database's clock says the lease is over (the sweeper's own query)."""
-    for _ in range(200):
-        if run_id in await store.stale(queued_for_seconds=3600):
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the lease did not expire")
+
+    async def expired() -> bool:
+        return run_id in await store.stale(queued_for_seconds=3600)
+
+    await eventually(expired, within=10, what="the lease to expire")
 
 
 async def test_a_writer_whose_lease_ran_out_records_nothing_and_the_next_claim_resumes(db):
