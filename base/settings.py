@@ -122,6 +122,13 @@ class Settings(BaseSettings):
         description="A subscription that hears nothing for this long re-reads its log, and a "
         "run's stream ends there if the run has ended.",
     )
+    workspace_progress_interval_seconds: float = Field(
+        default=0.25,
+        ge=0,
+        le=60,
+        description="At most one RUN_PROGRESS message per run per interval on the workspace's "
+        "stream for progress within a step (step starts and ends always go); 0: every one.",
+    )
     run_redeliver_after_seconds: float = Field(
         default=60.0, ge=1, description="Queue redelivery of unacknowledged run messages."
     )

@@ -40,7 +40,13 @@ def build_executor(
     deps: ServiceDeps, runtime: EventRuntime, workflows: Mapping[str, RunWorkflow], kind: str
 ) -> Executor:
     settings = deps.settings
-    store = RunStore(deps.db, deps.bus, owner_name(kind), settings.run_lease_seconds)
+    store = RunStore(
+        deps.db,
+        deps.bus,
+        owner_name(kind),
+        settings.run_lease_seconds,
+        progress_interval=settings.workspace_progress_interval_seconds,
+    )
     return Executor(
         deps=deps,
         runtime=runtime,

@@ -45,6 +45,35 @@ def workspace_event_dict(event: WorkspaceEvent) -> dict[str, Any]:
     }
 
 
+def run_progress_message(run: Run) -> dict[str, Any]:
+    """A RUN_PROGRESS message for the workspace's stream: live only, never stored.
+
+    It has no cursor of its own: the stream delivers it with the cursor of the last stored event
+    it sent, so a reconnect with that cursor misses no stored event (progress is a live view;
+    the Dashboard query gives the current state)."""
+    return {
+        "transient": True,
+        "workspace_id": str(run.workspace_id),
+        "type": "RUN_PROGRESS",
+        "actor_id": None,
+        "run_id": str(run.id),
+        "run_status": run.status.value,
+        "percent": run.percent,
+        "step": run.current_step,
+        "message": f"{run.workflow} {run.percent}%"
+        + (f" ({run.current_step})" if run.current_step else ""),
+        "at": utcnow().isoformat(),
+    }
+
+
+async def publish_transient(bus: EventBus, topic: str, message: dict[str, Any]) -> None:
+    """Best effort, never raises: a lost progress message is replaced by the next one."""
+    try:
+        await bus.publish(topic, message)
+    except Exception:
+        log.warning("could not publish a progress message", exc_info=True)
+
+
 @dataclass
 class Outbox:
     """Events written in the current transaction, published once it has committed."""

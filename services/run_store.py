@@ -15,6 +15,7 @@ nothing and gets `LeaseLost`.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -26,9 +27,15 @@ from sqlalchemy import ColumnElement, CursorResult, DateTime, and_, func, or_, s
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from base.db.types import utcnow
-from base.events.bus import EventBus
+from base.events.bus import EventBus, workspace_topic
 from base.models.runs import Run, RunStatus, RunStep, StepStatus
-from services.run_log import Outbox, append_run_event, append_workspace_event
+from services.run_log import (
+    Outbox,
+    append_run_event,
+    append_workspace_event,
+    publish_transient,
+    run_progress_message,
+)
 
 MARGIN_MAX_SECONDS = 2.0
 
@@ -63,7 +70,13 @@ class ClaimedRun:
 
 class RunStore:
     def __init__(
-        self, db: async_sessionmaker[Any], bus: EventBus, owner: str, lease_seconds: float
+        self,
+        db: async_sessionmaker[Any],
+        bus: EventBus,
+        owner: str,
+        lease_seconds: float,
+        *,
+        progress_interval: float = 0.25,
     ) -> None:
         self.db = db
         self.bus = bus
@@ -73,6 +86,10 @@ class RunStore:
         # how long PostgreSQL lets one of our transactions idle, so it must stay well above a
         # stall of a busy process between two statements (a few ms normally).
         self.margin = timedelta(seconds=min(MARGIN_MAX_SECONDS, lease_seconds / 4))
+        # WORKSPACE_PROGRESS_INTERVAL_SECONDS: run id -> when its last STEP_PROGRESS went out on
+        # the workspace's stream (RUN_PROGRESS), so a chatty step sends a few per second at most.
+        self.progress_interval = progress_interval
+        self._progress_sent: dict[uuid.UUID, float] = {}
 
     @property
     def usable_lease_seconds(self) -> float:
@@ -241,7 +258,25 @@ class RunStore:
             running = fraction if kind == "STEP_PROGRESS" else 0.0
             run.percent = min(99, int(100 * (_settled(steps) + running) / max(len(steps), 1)))
             await append_run_event(session, outbox, run, kind, message=message, step=step)
+            progress = self._progress_message(run, kind)
+            topic = workspace_topic(run.workspace_id)
         await outbox.publish(self.bus)
+        if progress is not None:
+            await publish_transient(self.bus, topic, progress)
+
+    def _progress_message(self, run: Run, kind: str) -> dict[str, Any] | None:
+        """The RUN_PROGRESS message for the workspace's stream, or None when throttled.
+
+        Step starts and ends always go (a few per step); progress within a step goes at most once
+        per `progress_interval` per run."""
+        now = time.monotonic()
+        if kind == "STEP_PROGRESS":
+            if now - self._progress_sent.get(run.id, float("-inf")) < self.progress_interval:
+                return None
+            if len(self._progress_sent) > 10_000:  # bound it: forgetting costs one message
+                self._progress_sent.clear()
+            self._progress_sent[run.id] = now
+        return run_progress_message(run)
 
     async def finish(
         self,
@@ -313,6 +348,7 @@ class RunStore:
                 RunStatus.CANCELLED: error_message or "cancelled",
             }[status]
             await append_run_event(session, outbox, run, f"RUN_{status.value}", message=message)
+            self._progress_sent.pop(run.id, None)
             await append_workspace_event(
                 session,
                 outbox,

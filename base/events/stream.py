@@ -12,6 +12,10 @@ its final event even when nobody ever publishes it.
 * Other logs (a workspace's ids) use a live event only as a wake-up and re-read the rows: two
   processes may publish in another order than their rows committed.
 
+A live message marked `transient` (no row behind it, e.g. a workspace's RUN_PROGRESS) is
+delivered as it is, with the cursor of the last event sent, and triggers no read: a reconnect
+after it resumes from that cursor and misses no stored event.
+
 While tailing, a read or access check that fails with anything but a domain error (the database
 is restarting) is retried for up to `READ_RETRY_SECONDS` before the stream gives up with it.
 """
@@ -72,6 +76,10 @@ async def replay_then_tail(
             heard = await _next(live, idle_seconds)
             if check_access is not None:
                 await _patiently(check_access)
+            if heard is not None and heard.get("transient"):
+                yield {**heard, "cursor": last}
+                pending, from_log = [], False
+                continue
             in_line = (
                 contiguous
                 and heard is not None

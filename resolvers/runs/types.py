@@ -249,6 +249,12 @@ class WorkspaceEventType(enum.Enum):
     RUN_FINISHED = strawberry.enum_value(
         "RUN_FINISHED", description="A run ended (see `run.status`): the shell's toast."
     )
+    RUN_PROGRESS = strawberry.enum_value(
+        "RUN_PROGRESS",
+        description="Live only, never stored: a running run's step started, progressed or "
+        "ended (see `runId`, `percent`, `step`); at most a few per run per second. Its `cursor` "
+        "is that of the last stored event, and `run` is null.",
+    )
 
 
 @strawberry.type(description="An entry of the workspace's activity: who did what, when.")
@@ -258,6 +264,15 @@ class WorkspaceEvent:
     message: str = strawberry.field(description="For people.")
     at: datetime = strawberry.field(description="When (UTC).")
     run_status: RunStatus | None = strawberry.field(description="For run events: its status then.")
+    run_id: strawberry.ID | None = strawberry.field(
+        description="For run events: the run's global id (no lookup, unlike `run`)."
+    )
+    percent: int | None = strawberry.field(
+        description="For RUN_PROGRESS: the run's progress then, 0 to 100; null otherwise."
+    )
+    step: str | None = strawberry.field(
+        description="For RUN_PROGRESS: the run's current step then; null otherwise."
+    )
     event: strawberry.Private[dict[str, Any]]
 
     @strawberry.field(description="Who did it.")
@@ -267,9 +282,12 @@ class WorkspaceEvent:
         user = await info.context.loaders.user_by_id.load(uuid.UUID(self.event["actor_id"]))
         return User.of(user) if user else None
 
-    @strawberry.field(description="The run it is about, as it is now.")
+    @strawberry.field(
+        description="The run it is about, as it is now; null for RUN_PROGRESS (a live message "
+        "costs no read: use `runId`, `percent` and `step`)."
+    )
     async def run(self, info: Info) -> Run | None:
-        if not self.event["run_id"]:
+        if not self.event["run_id"] or self.event.get("transient"):
             return None
         view = await info.context.loaders.run_by_id.load(uuid.UUID(self.event["run_id"]))
         return Run.of(view) if view else None
@@ -282,5 +300,12 @@ class WorkspaceEvent:
             message=event["message"],
             at=datetime.fromisoformat(event["at"]),
             run_status=RunStatus[event["run_status"]] if event["run_status"] else None,
+            run_id=(
+                strawberry.ID(str(to_global_id("Run", uuid.UUID(event["run_id"]))))
+                if event["run_id"]
+                else None
+            ),
+            percent=event.get("percent"),
+            step=event.get("step"),
             event=event,
         )

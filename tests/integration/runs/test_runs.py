@@ -277,6 +277,8 @@ async def test_workspace_events_tell_each_run_start_and_end(
     await until_listening(app, listening)  # before the run starts
     await check_models(client, token, team.workspace_id)
     await asyncio.wait_for(collector, RUN_ENDS_WITHIN)
+    # RUN_PROGRESS messages (live only) come between: tests/integration/runs/test_dashboard_progress
+    received = [e for e in received if e["type"] != "RUN_PROGRESS"]
     assert [(e["type"], e["runStatus"]) for e in received] == [
         ("RUN_QUEUED", "QUEUED"),
         ("RUN_STARTED", "RUNNING"),

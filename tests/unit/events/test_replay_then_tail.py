@@ -205,3 +205,26 @@ async def test_a_denied_access_check_ends_the_stream_without_retrying():
     with pytest.raises(NotFound):
         await asyncio.wait_for(reader, 2)
     assert checks == 1
+
+
+async def test_transient_messages_carry_the_last_cursor_and_stored_events_still_arrive():
+    log, bus = Log(), LocalBus()
+    log.append(5)
+    stream = replay_then_tail(bus, "workspace:w", 0, log.after, contiguous=False)
+    got = [await anext(stream)]  # subscribed from here on
+    reads = log.reads
+    for percent in (10, 10, 40):  # repeated ones too: nothing de-duplicates them
+        await bus.publish("workspace:w", {"transient": True, "type": "PROGRESS", "p": percent})
+    got += [await asyncio.wait_for(anext(stream), 2) for _ in range(3)]
+    assert log.reads == reads  # a transient message reads nothing
+    await bus.publish("workspace:w", log.append(6, "RUN_FINISHED"))
+    got.append(await asyncio.wait_for(anext(stream), 2))
+    await stream.aclose()
+    assert [(e["type"], e["cursor"]) for e in got] == [
+        ("STEP", 5),
+        ("PROGRESS", 5),
+        ("PROGRESS", 5),
+        ("PROGRESS", 5),
+        ("RUN_FINISHED", 6),
+    ]
+    assert [e["p"] for e in got[1:4]] == [10, 10, 40]
