@@ -116,7 +116,7 @@ class DocumentMutations:
         async def work() -> dict[str, Any]:
             entities = (
                 [
-                    EntityInput(name=e.name, kind=DomainEntityKind(e.kind.value))
+                    EntityInput(name=e.name, kind=DomainEntityKind[e.kind.name])
                     for e in input.entities
                 ]
                 if input.entities is not None

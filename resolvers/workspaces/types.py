@@ -229,11 +229,11 @@ def _documents_query(
     return DocumentsQuery(
         workspace_id=workspace_id,
         collection_id=_filter_id(filter.collection_id, "Collection"),
-        status=DomainDocumentStatus(filter.status.value) if filter.status else None,
+        status=DomainDocumentStatus[filter.status.name] if filter.status else None,
         tag=filter.tag,
         owner_id=_filter_id(filter.owner_id, "User"),
         title_contains=filter.title_contains,
-        sort=DomainSortField(sort.field.value),
+        sort=DomainSortField[sort.field.name],
         descending=sort.direction is SortDirection.DESC,
         first=first,
         after=after,

@@ -265,3 +265,37 @@ async def test_documents_list_is_six_statements_for_any_number_of_rows(
     # their collections (loader, with document counts), their owners (loader), their tags
     # (loader)
     assert len(statements) == 6, statements
+
+
+@pytest.mark.parametrize("chunks", [25, 100])
+async def test_document_detail_is_eight_statements_for_any_number_of_chunks(
+    any_db_client: GraphQLClient, any_db_app, chunks: int
+):
+    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
+    workspace = await first_workspace(any_db_client, owner["accessToken"])
+    workspace_id = uuid_of(workspace["id"])
+    owner_id = uuid_of(owner["user"]["id"])
+    db = any_db_app.state.deps.db
+    collection = await add_collection(db, workspace_id, "C", owner_id)
+    [document] = await add_documents(
+        db, workspace_id, [collection], [owner_id], 1, tags=("a",), chunks=chunks
+    )
+    await any_db_client.op(
+        "UpdateDocument",
+        {"input": {"id": global_id("Document", document), "title": "Edited"}},
+        token=owner["accessToken"],
+    )
+    with count_statements(any_db_app.state.engine) as statements:
+        data = await any_db_client.op(
+            "DocumentDetail",
+            {"id": global_id("Document", document), "chunksFirst": chunks},
+            token=owner["accessToken"],
+        )
+    detail = data["document"]
+    assert detail["title"] == "Edited"
+    assert [e["field"] for e in detail["edits"]] == ["TITLE"]
+    assert [e["node"]["position"] for e in detail["chunks"]["edges"]] == list(range(chunks))
+    # document by id (loader); then together: its collection, its owner (users loader), its
+    # tags, entities and edit marks, COUNT of its chunks, the page of chunks. The editor is the
+    # owner here, so the users loader answers `editedBy` from its cache.
+    assert len(statements) == 8, statements

@@ -1,9 +1,11 @@
 """Collections (screen 4) on PostgreSQL and SQLite: list, create, edit, delete, roles."""
 
-from sqlalchemy import func, select
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
 
 from base.models.accounts import Membership, Role
-from base.models.documents import Collection
+from base.models.documents import Collection, Document
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 from tests.support.seed import T0, add_collection, add_documents, global_id, uuid_of
 
@@ -87,6 +89,16 @@ async def test_collections_create_list_update_delete(any_db_client: GraphQLClien
     assert nodes[1]["createdBy"]["name"] == "Owner"
     # The collection was created now, after its documents' seeded times.
     assert nodes[0]["updatedAt"] == collection["updatedAt"]
+    # A document changed later makes the collection's last update.
+    later = datetime.now(UTC) + timedelta(days=1)
+    async with db.begin() as session:
+        await session.execute(
+            update(Document).where(Document.title == "doc 001").values(updated_at=later)
+        )
+    listed = await client.op(
+        "Collections", {"workspaceId": workspace["id"]}, token=people["viewer"]["accessToken"]
+    )
+    assert listed["workspace"]["collections"]["edges"][0]["node"]["updatedAt"] == later.isoformat()
 
     renamed = await client.op(
         "UpdateCollection",
