@@ -24,16 +24,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from services.chunking import estimate_tokens
-from services.extraction import parse
+from services.chunking import chunk, estimate_tokens
+from services.extraction import Extracted, parse
 
 WORD = re.compile(r"\w+|[^\w\s]")
 
 
-def corpus() -> list[str]:
+def corpus() -> list[Extracted]:
     texts = []
     for page in sorted(Path("/usr/share/doc/python3.11-doc/html").rglob("*.html")):
-        texts.append(parse(page.read_bytes(), page.name).text)
+        texts.append(parse(page.read_bytes(), page.name))
     for pdf in [
         "/usr/share/doc/bzip2/manual.pdf.gz",
         "/usr/share/doc/shared-mime-info/shared-mime-info-spec.pdf",
@@ -42,10 +42,10 @@ def corpus() -> list[str]:
         "/usr/share/doc/valgrind/valgrind_manual.pdf.gz",
     ]:
         raw = Path(pdf).read_bytes()
-        texts.append(parse(gzip.decompress(raw) if pdf.endswith(".gz") else raw).text)
+        texts.append(parse(gzip.decompress(raw) if pdf.endswith(".gz") else raw))
     for md in sorted(Path("/usr/share/doc").rglob("*.md")):
         try:
-            texts.append(parse(md.read_bytes(), md.name).text)
+            texts.append(parse(md.read_bytes(), md.name))
         except Exception:
             continue
     return texts
@@ -81,7 +81,8 @@ def main() -> None:
     def real(text: str) -> int:
         return len(tokenizer.encode(text, add_special_tokens=False).ids)
 
-    sample = windows(corpus(), real)
+    documents = corpus()
+    sample = windows([d.text for d in documents], real)
     counts = [real(w) for w in sample]
     estimates: dict[str, Callable[[str], int]] = {
         "characters / 4": lambda t: math.ceil(len(t) / 4),
@@ -102,6 +103,15 @@ def main() -> None:
         print(
             f"| {name} | {statistics.median(ratios):.2f} | {p99:.2f} | {ratios[-1]:.2f} "
             f"| {over} of {len(ratios)} |"
+        )
+    for budget in (200, 256):
+        pieces = [c.text for d in documents for c in chunk(d.text, d.headings, max_tokens=budget)]
+        real_counts = sorted(real(p) for p in pieces)
+        print(
+            f"chunk(max_tokens={budget}): {len(pieces)} chunks, real word pieces median "
+            f"{statistics.median(real_counts)}, p99 {real_counts[int(0.99 * (len(pieces) - 1))]}, "
+            f"max {real_counts[-1]}; over 254 (the window less [CLS] and [SEP]): "
+            f"{sum(1 for n in real_counts if n > 254)}"
         )
 
 
