@@ -107,6 +107,13 @@ def detectors() -> dict[str, Callable[[str], str | None]]:
             return found.iso_code_639_1.name.lower() if found else None
 
         out["lingua (all languages, high accuracy)"] = run_lingua
+        lingua_low = LanguageDetectorBuilder.from_all_languages().with_low_accuracy_mode().build()
+
+        def run_lingua_low(t: str) -> str | None:
+            found = lingua_low.detect_language_of(t)
+            return found.iso_code_639_1.name.lower() if found else None
+
+        out["lingua (all languages, low accuracy)"] = run_lingua_low
     except ImportError:
         pass
     try:

@@ -398,6 +398,16 @@ async def test_a_pdf_bomb_with_room_to_grow_hits_the_deadline() -> None:
     assert time.monotonic() - started < 5
 
 
+async def test_a_deeply_nested_page_hits_the_deadline() -> None:
+    # Lexbor's parse time grows faster than the nesting depth (100,000 levels: about 20 s).
+    nested = b"<html><body>" + b"<div>" * 200_000 + b"x" + b"</div>" * 200_000
+    started = time.monotonic()
+    with pytest.raises(Invalid) as caught:
+        await extract_isolated(nested, "nested.html", timeout_s=1.0)
+    assert caught.value.code == "EXTRACTION_TIMEOUT"
+    assert time.monotonic() - started < 5
+
+
 HOSTILE = "tests.support.hostile_child"
 LS_BYTES = Path("/bin/ls").read_bytes()
 
