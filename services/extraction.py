@@ -250,8 +250,6 @@ def _looks_binary(data: bytes) -> bool:
 
 # --- the text builder shared by HTML and Markdown --------------------------------------------
 
-_SPACES = re.compile(r"\s+")
-
 
 class _TextBuilder:
     """Plain text made of paragraphs and lines, with heading offsets.
@@ -286,7 +284,7 @@ class _TextBuilder:
 
     def inline(self, text: str) -> None:
         """Running text: whitespace collapses to one space."""
-        text = unicodedata.normalize("NFC", text)
+        text = unicodedata.normalize("NFC", _strip_controls(text))
         if not text:
             return
         if text[0].isspace():
@@ -299,7 +297,8 @@ class _TextBuilder:
     def literal(self, text: str) -> None:
         """Preformatted text (code): kept line by line with its indentation; trailing spaces
         and blank lines at both ends dropped, a run of blank lines kept as one."""
-        lines = [line.rstrip() for line in unicodedata.normalize("NFC", text).split("\n")]
+        text = unicodedata.normalize("NFC", _strip_controls(text.replace("\r\n", "\n")))
+        lines = [line.rstrip() for line in text.split("\n")]
         blank = False
         first = True
         for line in lines:
@@ -557,7 +556,7 @@ def _markdown_text(text: str) -> tuple[str, str | None, list[Heading]]:
             if cells:
                 builder.inline(" | ")
             cells += 1
-        elif kind in _MD_PARAGRAPH_TOKENS:
+        elif kind in _MD_PARAGRAPH_TOKENS and not token.hidden:  # hidden: a tight list's items
             builder.paragraph_break()
     headings = builder.headings
     first = next((h for h in headings if h.level == 1), headings[0] if headings else None)
@@ -619,6 +618,8 @@ def _pdf_text(data: bytes) -> tuple[str, str | None, list[Heading], tuple[int, .
         text = "\n\n".join(pages)
         metadata_title = " ".join(document.get_metadata_dict().get("Title", "").split())
         headings = _pdf_headings(document, text, offsets)
+    except pdfium.PdfiumError as exc:  # a page that does not load
+        raise fail("PDF_BROKEN", f"({exc})") from exc
     finally:
         document.close()
     return text, metadata_title or None, headings, tuple(offsets)

@@ -254,7 +254,7 @@ def test_markdown_readme_headings_and_text() -> None:
         Heading(level=2, title="General Architecture idea", offset=1489),
         Heading(level=2, title="Detailed structure", offset=2950),
         Heading(level=3, title="Configuration hierarchy", offset=2970),
-        Heading(level=3, title="Per-version files and programs", offset=3840),
+        Heading(level=3, title="Per-version files and programs", offset=3837),
     )
     assert result.text.startswith(
         "Multi-Version/Multi-Cluster PostgreSQL architecture\n\n"
