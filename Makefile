@@ -23,7 +23,7 @@ web: ## Install the pinned front-end packages (GraphiQL assets, graphql-ws clien
 	@cd web && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; }
 
 .PHONY: system
-system: ## Install PostgreSQL 15, Redis 7, Chromium, python3.11-doc and the compose plugin when missing
+system: ## Install PostgreSQL 15, Redis 7, Chromium, python3.11-doc, the test corpus's doc packages and the compose plugin when missing
 	bash scripts/ensure-system-packages.sh
 
 .PHONY: migrate

@@ -19,6 +19,9 @@ from resolvers.accounts.subscriptions import AccountSubscriptions
 from resolvers.accounts.types import Info, User
 from resolvers.core.errors import annotate_errors
 from resolvers.core.limits import DocumentLimits, NoIntrospection, ValidationCacheAfterLimits
+from resolvers.documents.mutations import DocumentMutations
+from resolvers.documents.queries import DocumentQueries
+from resolvers.documents.types import Collection, Document
 from resolvers.runs.fanout import SharedRunEventExecution
 from resolvers.runs.mutations import RunMutations
 from resolvers.runs.queries import RunQueries
@@ -34,11 +37,13 @@ NODE_TYPES: dict[str, type[relay.Node]] = {
     "Workspace": Workspace,
     "Member": Member,
     "Run": Run,
+    "Collection": Collection,
+    "Document": Document,
 }
 
 
 @strawberry.type(description="Reads: one named operation per screen (see graphql/operations).")
-class Query(AccountQueries, WorkspaceQueries, RunQueries):
+class Query(AccountQueries, WorkspaceQueries, RunQueries, DocumentQueries):
     @strawberry.field(
         description="Any object by its global id; null when missing or in a workspace you do "
         "not belong to."
@@ -62,7 +67,7 @@ class Query(AccountQueries, WorkspaceQueries, RunQueries):
 
 
 @strawberry.type(description="Actions: each returns a payload with `errors` for expected failures.")
-class Mutation(AccountMutations, WorkspaceMutations, RunMutations):
+class Mutation(AccountMutations, WorkspaceMutations, RunMutations, DocumentMutations):
     pass
 
 

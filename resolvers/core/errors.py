@@ -75,6 +75,18 @@ class ErrorCode(enum.Enum):
     RUN_NOT_RETRYABLE = strawberry.enum_value(
         "RUN_NOT_RETRYABLE", description="Only a FAILED run can be retried."
     )
+    NAME_TAKEN = strawberry.enum_value(
+        "NAME_TAKEN", description="The workspace already has a collection with this name."
+    )
+    COLLECTION_NOT_EMPTY = strawberry.enum_value(
+        "COLLECTION_NOT_EMPTY",
+        description="The collection holds documents (the message says how many); move or "
+        "delete them first.",
+    )
+    DUPLICATE_DOCUMENT = strawberry.enum_value(
+        "DUPLICATE_DOCUMENT",
+        description="The collection already holds a document with the same content.",
+    )
     MODEL_UNAVAILABLE = strawberry.enum_value(
         "MODEL_UNAVAILABLE", description="The language model server is down or lacks the model."
     )

@@ -15,9 +15,17 @@ from strawberry.dataloader import DataLoader
 
 from base.errors import DomainError
 from runtime.runner import ApiWorkflow, WorkflowRunner
+from services.collections import CollectionsQuery
 from services.deps import ServiceDeps
+from services.documents import ChunksQuery, DocumentsQuery
 from services.runs import RunEventsQuery, RunsQuery
 from services.views import (
+    ChunkView,
+    CollectionView,
+    DocumentCountsView,
+    DocumentView,
+    EntityView,
+    FieldEditView,
     MemberView,
     Page,
     RunEventView,
@@ -28,6 +36,17 @@ from services.views import (
 )
 from services.workspaces import MembersQuery
 from workflows.accounts import LIST_MEMBERS, LOAD_MEMBERS, LOAD_USERS, LOAD_WORKSPACES
+from workflows.documents import (
+    LIST_CHUNKS,
+    LIST_COLLECTIONS,
+    LIST_DOCUMENTS,
+    LOAD_COLLECTIONS,
+    LOAD_DOCUMENT_COUNTS,
+    LOAD_DOCUMENT_EDITS,
+    LOAD_DOCUMENT_ENTITIES,
+    LOAD_DOCUMENT_TAGS,
+    LOAD_DOCUMENTS,
+)
 from workflows.runs import LIST_RUN_EVENTS, LIST_RUNS, LOAD_RUN_STEPS, LOAD_RUNS
 
 V = TypeVar("V")
@@ -86,3 +105,39 @@ class Loaders:
     @cached_property
     def run_events_page(self) -> DataLoader[RunEventsQuery, Page[RunEventView]]:
         return self._page_loader(LIST_RUN_EVENTS)
+
+    @cached_property
+    def collection_by_id(self) -> DataLoader[uuid.UUID, CollectionView | None]:
+        return self._loader(LOAD_COLLECTIONS)
+
+    @cached_property
+    def collections_page(self) -> DataLoader[CollectionsQuery, Page[CollectionView]]:
+        return self._page_loader(LIST_COLLECTIONS)
+
+    @cached_property
+    def document_by_id(self) -> DataLoader[uuid.UUID, DocumentView | None]:
+        return self._loader(LOAD_DOCUMENTS)
+
+    @cached_property
+    def documents_page(self) -> DataLoader[DocumentsQuery, Page[DocumentView]]:
+        return self._page_loader(LIST_DOCUMENTS)
+
+    @cached_property
+    def tags_by_document_id(self) -> DataLoader[uuid.UUID, list[str]]:
+        return self._loader(LOAD_DOCUMENT_TAGS)
+
+    @cached_property
+    def entities_by_document_id(self) -> DataLoader[uuid.UUID, list[EntityView]]:
+        return self._loader(LOAD_DOCUMENT_ENTITIES)
+
+    @cached_property
+    def edits_by_document_id(self) -> DataLoader[uuid.UUID, list[FieldEditView]]:
+        return self._loader(LOAD_DOCUMENT_EDITS)
+
+    @cached_property
+    def chunks_page(self) -> DataLoader[ChunksQuery, Page[ChunkView]]:
+        return self._page_loader(LIST_CHUNKS)
+
+    @cached_property
+    def counts_by_workspace_id(self) -> DataLoader[uuid.UUID, DocumentCountsView]:
+        return self._loader(LOAD_DOCUMENT_COUNTS)

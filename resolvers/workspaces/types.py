@@ -11,12 +11,26 @@ from typing import Annotated
 import strawberry
 from strawberry import relay
 
+from base.errors import NotFound
 from base.models.accounts import Role as DomainRole
+from base.models.documents import DocumentStatus as DomainDocumentStatus
 from base.models.runs import RunStatus as DomainRunStatus
 from resolvers.accounts.types import User
 from resolvers.core.context import Context
-from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, load_nodes
+from resolvers.core.relay import (
+    PAGE_ARGS_DESCRIPTION,
+    After,
+    Connection,
+    First,
+    decode_id,
+    load_nodes,
+)
+from resolvers.documents.inputs import DocumentsFilter, DocumentsSort
+from resolvers.documents.types import Collection, Document, DocumentCounts, SortDirection
 from resolvers.runs.types import Run, RunStatus
+from services.collections import CollectionsQuery
+from services.documents import DocumentSortField as DomainSortField
+from services.documents import DocumentsQuery
 from services.runs import RunsQuery
 from services.views import InviteView, MemberView, WorkspaceView
 from services.workspaces import MembersQuery
@@ -86,6 +100,50 @@ class Workspace(relay.Node):
         page = await info.context.loaders.runs_page.load(query)
         return Connection.from_page(page, Run.of)
 
+    @strawberry.field(description=f"Collections, by name. {PAGE_ARGS_DESCRIPTION}")
+    async def collections(
+        self, info: Info, first: First = None, after: After = None
+    ) -> Connection[Collection]:
+        query = CollectionsQuery(workspace_id=uuid.UUID(self.id), first=first, after=after)
+        page = await info.context.loaders.collections_page.load(query)
+        return Connection.from_page(page, Collection.of)
+
+    @strawberry.field(
+        description="Documents, filtered and sorted (default: last updated first; the id "
+        f"breaks ties). {PAGE_ARGS_DESCRIPTION}"
+    )
+    async def documents(
+        self,
+        info: Info,
+        filter: Annotated[
+            DocumentsFilter | None, strawberry.argument(description="Which documents.")
+        ] = None,
+        sort: Annotated[
+            DocumentsSort | None, strawberry.argument(description="Their order.")
+        ] = None,
+        first: First = None,
+        after: After = None,
+    ) -> Connection[Document]:
+        query = _documents_query(uuid.UUID(self.id), filter, sort, first, after)
+        page = await info.context.loaders.documents_page.load(query)
+        return Connection.from_page(page, Document.of)
+
+    @strawberry.field(description="The 5 most recently updated documents, newest first.")
+    async def recent_documents(self, info: Info) -> list[Document]:
+        query = DocumentsQuery(workspace_id=uuid.UUID(self.id), first=5)
+        page = await info.context.loaders.documents_page.load(query)
+        return [Document.of(e.node) for e in page.edges]
+
+    @strawberry.field(description="How many documents it holds, by status.")
+    async def document_counts(self, info: Info) -> DocumentCounts:
+        view = await info.context.loaders.counts_by_workspace_id.load(uuid.UUID(self.id))
+        return DocumentCounts.of(view)
+
+    @strawberry.field(description="How many collections it has.")
+    async def collection_count(self, info: Info) -> int:
+        view = await info.context.loaders.counts_by_workspace_id.load(uuid.UUID(self.id))
+        return view.collections
+
     @classmethod
     def of(cls, view: WorkspaceView) -> Workspace:
         return cls(
@@ -145,3 +203,38 @@ class Invite:
             created_at=view.created_at,
             expires_at=view.expires_at,
         )
+
+
+_NOTHING = uuid.UUID(int=0)  # no row has it: a filter by an id that does not decode matches none
+
+
+def _filter_id(value: strawberry.ID | None, type_name: str) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return decode_id(value, type_name, field="filter")
+    except NotFound:
+        return _NOTHING
+
+
+def _documents_query(
+    workspace_id: uuid.UUID,
+    filter: DocumentsFilter | None,
+    sort: DocumentsSort | None,
+    first: int | None,
+    after: str | None,
+) -> DocumentsQuery:
+    filter = filter or DocumentsFilter()
+    sort = sort or DocumentsSort()
+    return DocumentsQuery(
+        workspace_id=workspace_id,
+        collection_id=_filter_id(filter.collection_id, "Collection"),
+        status=DomainDocumentStatus[filter.status.name] if filter.status else None,
+        tag=filter.tag,
+        owner_id=_filter_id(filter.owner_id, "User"),
+        title_contains=filter.title_contains,
+        sort=DomainSortField[sort.field.name],
+        descending=sort.direction is SortDirection.DESC,
+        first=first,
+        after=after,
+    )

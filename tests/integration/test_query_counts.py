@@ -13,7 +13,15 @@ from sqlalchemy import event
 from base.models.accounts import Membership, Role
 from base.settings import Settings
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
-from tests.support.seed import add_events, add_members, add_runs, global_id, uuid_of
+from tests.support.seed import (
+    add_collection,
+    add_documents,
+    add_events,
+    add_members,
+    add_runs,
+    global_id,
+    uuid_of,
+)
 from tests.support.team import invite_and_accept
 
 
@@ -222,3 +230,70 @@ async def test_nested_connections_are_read_for_all_parents_at_once(
     # COUNT and page of runs (all workspaces); the users who triggered them; COUNT and page of
     # events (all runs)
     assert len(statements) == 9, statements
+
+
+@pytest.mark.parametrize("rows", [25, 100])
+async def test_documents_list_is_six_statements_for_any_number_of_rows(
+    any_db_client: GraphQLClient, any_db_app, rows: int
+):
+    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
+    workspace = await first_workspace(any_db_client, owner["accessToken"])
+    workspace_id = uuid_of(workspace["id"])
+    owner_id = uuid_of(owner["user"]["id"])
+    db = any_db_app.state.deps.db
+    [editor] = await add_members(db, workspace_id, 1, prefix="editor")
+    collections = [await add_collection(db, workspace_id, f"C{n}", owner_id) for n in range(3)]
+    await add_documents(db, workspace_id, collections, [owner_id, editor], rows, tags=("a", "b"))
+    with count_statements(any_db_app.state.engine) as statements:
+        data = await any_db_client.op(
+            "DocumentsList",
+            {"workspaceId": workspace["id"], "first": rows},
+            token=owner["accessToken"],
+        )
+    documents = data["workspace"]["documents"]
+    assert (documents["totalCount"], len(documents["edges"])) == (rows, rows)
+    nodes = [e["node"] for e in documents["edges"]]
+    assert [n["title"] for n in nodes] == [f"doc {i:03d}" for i in reversed(range(rows))]
+    assert [n["collection"]["name"] for n in nodes] == [f"C{i % 3}" for i in reversed(range(rows))]
+    assert [n["owner"]["name"] for n in nodes] == [
+        "Owner" if i % 2 == 0 else "Editor 0" for i in reversed(range(rows))
+    ]
+    assert {tuple(n["tags"]) for n in nodes} == {("a", "b")}
+    # workspace by id (loader); COUNT of documents; the page of documents; then together:
+    # their collections (loader, with document counts), their owners (loader), their tags
+    # (loader)
+    assert len(statements) == 6, statements
+
+
+@pytest.mark.parametrize("chunks", [25, 100])
+async def test_document_detail_is_eight_statements_for_any_number_of_chunks(
+    any_db_client: GraphQLClient, any_db_app, chunks: int
+):
+    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
+    workspace = await first_workspace(any_db_client, owner["accessToken"])
+    workspace_id = uuid_of(workspace["id"])
+    owner_id = uuid_of(owner["user"]["id"])
+    db = any_db_app.state.deps.db
+    collection = await add_collection(db, workspace_id, "C", owner_id)
+    [document] = await add_documents(
+        db, workspace_id, [collection], [owner_id], 1, tags=("a",), chunks=chunks
+    )
+    await any_db_client.op(
+        "UpdateDocument",
+        {"input": {"id": global_id("Document", document), "title": "Edited"}},
+        token=owner["accessToken"],
+    )
+    with count_statements(any_db_app.state.engine) as statements:
+        data = await any_db_client.op(
+            "DocumentDetail",
+            {"id": global_id("Document", document), "chunksFirst": chunks},
+            token=owner["accessToken"],
+        )
+    detail = data["document"]
+    assert detail["title"] == "Edited"
+    assert [e["field"] for e in detail["edits"]] == ["TITLE"]
+    assert [e["node"]["position"] for e in detail["chunks"]["edges"]] == list(range(chunks))
+    # document by id (loader); then together: its collection, its owner (users loader), its
+    # tags, entities and edit marks, COUNT of its chunks, the page of chunks. The editor is the
+    # owner here, so the users loader answers `editedBy` from its cache.
+    assert len(statements) == 8, statements

@@ -14,6 +14,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from base.models.accounts import Membership, Role, User
+from base.models.documents import (
+    Chunk,
+    Collection,
+    Document,
+    DocumentEntity,
+    DocumentStatus,
+    DocumentTag,
+    EntityKind,
+)
 from base.models.runs import Run, RunEvent, RunStatus, RunStep, StepStatus, SubjectType
 from tests.support.graphql import uuid_of  # noqa: F401  (re-exported for the seeding tests)
 
@@ -118,3 +127,89 @@ async def add_members(
             for i, user in enumerate(users)
         )
     return [user.id for user in users]
+
+
+async def add_collection(
+    db: async_sessionmaker[Any], workspace_id: uuid.UUID, name: str, created_by: uuid.UUID
+) -> uuid.UUID:
+    async with db.begin() as session:
+        collection = Collection(
+            id=uuid.uuid4(),
+            workspace_id=workspace_id,
+            name=name,
+            description=f"About {name}",
+            created_by_id=created_by,
+            created_at=T0,
+            updated_at=T0,
+        )
+        session.add(collection)
+    return collection.id
+
+
+async def add_documents(
+    db: async_sessionmaker[Any],
+    workspace_id: uuid.UUID,
+    collection_ids: list[uuid.UUID],
+    owners: list[uuid.UUID],
+    count: int,
+    *,
+    status: DocumentStatus = DocumentStatus.READY,
+    tags: tuple[str, ...] = (),
+    chunks: int = 0,
+) -> list[uuid.UUID]:
+    """`count` documents "doc i", created and updated i minutes after T0, in collection and by
+    owner i modulo their number, each with `tags`, two entities and `chunks` chunks."""
+    documents = [
+        Document(
+            id=uuid.uuid4(),
+            workspace_id=workspace_id,
+            collection_id=collection_ids[i % len(collection_ids)],
+            owner_id=owners[i % len(owners)],
+            title=f"doc {i:03d}",
+            status=status,
+            content_type="text/plain",
+            original_filename=f"doc{i}.txt",
+            size_bytes=1000 + i,
+            content_sha256=f"{uuid.uuid4().hex}{uuid.uuid4().hex}",
+            word_count=100 + i,
+            language="en",
+            summary=f"Summary {i}",
+            key_points=[f"point {i}"],
+            text="text",
+            created_at=T0 + timedelta(minutes=i),
+            updated_at=T0 + timedelta(minutes=i),
+        )
+        for i in range(count)
+    ]
+    async with db.begin() as session:
+        session.add_all(documents)
+        await session.flush()
+        for document in documents:
+            session.add_all(
+                DocumentTag(document_id=document.id, position=n, tag=tag)
+                for n, tag in enumerate(tags)
+            )
+            session.add_all(
+                [
+                    DocumentEntity(
+                        document_id=document.id, position=0, name="Ada", kind=EntityKind.PERSON
+                    ),
+                    DocumentEntity(
+                        document_id=document.id, position=1, name="Acme", kind=EntityKind.OTHER
+                    ),
+                ]
+            )
+            session.add_all(
+                Chunk(
+                    document_id=document.id,
+                    workspace_id=workspace_id,
+                    position=n,
+                    text=f"chunk {n}",
+                    heading_path=["H1", f"H2 {n}"],
+                    char_start=n * 10,
+                    char_end=n * 10 + 7,
+                    token_count=3,
+                )
+                for n in range(chunks)
+            )
+    return [d.id for d in documents]

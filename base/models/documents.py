@@ -1,0 +1,195 @@
+"""Collections, documents, their tags, entities, per-field edit marks, and chunks.
+
+A document keeps its extracted text (`text`) and the AI-written fields (summary, key points,
+tags, entities). A person's edit of one of those fields is recorded in `document_field_edits`
+(who, when), one row per field: a field without a row still holds the AI's value, and
+reprocessing leaves an edited field alone (ADR 0034).
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from base.db.base import Base, UUIDPrimaryKey
+from base.db.types import UTCDateTime, utcnow
+
+MAX_TITLE = 300
+MAX_TAG = 100
+MAX_ENTITY_NAME = 200
+
+
+class DocumentStatus(enum.StrEnum):
+    QUEUED = "QUEUED"
+    PROCESSING = "PROCESSING"
+    READY = "READY"
+    FAILED = "FAILED"
+
+
+class DocumentStage(enum.StrEnum):
+    EXTRACTING = "EXTRACTING"
+    CHUNKING = "CHUNKING"
+    INDEXING = "INDEXING"
+    EMBEDDING = "EMBEDDING"
+    SUMMARIZING = "SUMMARIZING"
+    TAGGING = "TAGGING"
+
+
+class EntityKind(enum.StrEnum):
+    PERSON = "PERSON"
+    ORGANIZATION = "ORGANIZATION"
+    PLACE = "PLACE"
+    PRODUCT = "PRODUCT"
+    OTHER = "OTHER"
+
+
+class DocumentField(enum.StrEnum):
+    """The fields the AI writes and a person may edit."""
+
+    TITLE = "TITLE"
+    SUMMARY = "SUMMARY"
+    KEY_POINTS = "KEY_POINTS"
+    TAGS = "TAGS"
+    ENTITIES = "ENTITIES"
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=16)
+
+
+class Collection(UUIDPrimaryKey, Base):
+    __tablename__ = "collections"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Document(UUIDPrimaryKey, Base):
+    __tablename__ = "documents"
+    __table_args__ = (
+        # Duplicate detection: the same content once per collection.
+        UniqueConstraint("collection_id", "content_sha256"),
+        # The list's sorts (each ends with the id, the cursor's tie-breaker) and filters.
+        Index("ix_documents_workspace_updated", "workspace_id", "updated_at", "id"),
+        Index("ix_documents_workspace_created", "workspace_id", "created_at", "id"),
+        Index("ix_documents_workspace_title", "workspace_id", "title", "id"),
+        Index("ix_documents_workspace_status", "workspace_id", "status"),
+        Index("ix_documents_collection_updated", "collection_id", "updated_at"),
+        Index("ix_documents_owner_id", "owner_id"),
+    )
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    # RESTRICT: a collection is deleted only when empty (the service says how many it holds).
+    collection_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("collections.id", ondelete="RESTRICT")
+    )
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    title: Mapped[str] = mapped_column(String(MAX_TITLE))
+    status: Mapped[DocumentStatus] = mapped_column(_enum(DocumentStatus, "document_status"))
+    stage: Mapped[DocumentStage | None] = mapped_column(
+        _enum(DocumentStage, "document_stage"), default=None
+    )
+    error_code: Mapped[str | None] = mapped_column(String(64), default=None)
+    error_message: Mapped[str | None] = mapped_column(String(1000), default=None)
+    content_type: Mapped[str] = mapped_column(String(100))
+    original_filename: Mapped[str | None] = mapped_column(String(500), default=None)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    word_count: Mapped[int | None] = mapped_column(Integer, default=None)
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
+    summary: Mapped[str | None] = mapped_column(Text, default=None)
+    key_points: Mapped[list[str]] = mapped_column(JSON, default=list)
+    text: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DocumentTag(Base):
+    __tablename__ = "document_tags"
+    __table_args__ = (Index("ix_document_tags_tag", "tag", "document_id"),)
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tag: Mapped[str] = mapped_column(String(MAX_TAG))
+
+
+class DocumentEntity(Base):
+    __tablename__ = "document_entities"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(MAX_ENTITY_NAME))
+    kind: Mapped[EntityKind] = mapped_column(_enum(EntityKind, "document_entity_kind"))
+
+
+class DocumentFieldEdit(Base):
+    """A person edited this field of the document (the latest edit: who and when)."""
+
+    __tablename__ = "document_field_edits"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    field: Mapped[DocumentField] = mapped_column(
+        _enum(DocumentField, "document_field"), primary_key=True
+    )
+    edited_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="SET NULL")
+    )
+    edited_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Chunk(UUIDPrimaryKey, Base):
+    """A passage of a document's text, in order; full-text and vector columns come later."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (
+        UniqueConstraint("document_id", "position"),
+        Index("ix_chunks_workspace_id", "workspace_id"),
+    )
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("documents.id", ondelete="CASCADE")
+    )
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    heading_path: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    char_start: Mapped[int] = mapped_column(Integer)
+    char_end: Mapped[int] = mapped_column(Integer)
+    token_count: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,1 @@
+"""Collections and documents: screens 3, 4, 5 and 7."""

@@ -1,0 +1,281 @@
+"""GraphQL types of collections and documents (screens 3, 4, 5 and 7)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from resolvers.accounts.types import User
+from resolvers.core.context import Context
+from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, load_nodes
+from services.documents import ChunksQuery
+from services.views import (
+    ChunkView,
+    CollectionView,
+    DocumentCountsView,
+    DocumentView,
+    EntityView,
+    FieldEditView,
+)
+
+Info = strawberry.Info[Context, None]
+
+
+@strawberry.enum(description="Where a document is in its processing.")
+class DocumentStatus(enum.Enum):
+    QUEUED = strawberry.enum_value("QUEUED", description="Uploaded, waiting to be processed.")
+    PROCESSING = strawberry.enum_value("PROCESSING", description="Being processed; see `stage`.")
+    READY = strawberry.enum_value("READY", description="Processed: searchable and askable.")
+    FAILED = strawberry.enum_value(
+        "FAILED", description="Processing failed; see `errorCode` and `errorMessage`."
+    )
+
+
+@strawberry.enum(description="The processing stage a document is in, in this order.")
+class DocumentStage(enum.Enum):
+    EXTRACTING = strawberry.enum_value("EXTRACTING", description="Reading the text out.")
+    CHUNKING = strawberry.enum_value("CHUNKING", description="Cutting the text into passages.")
+    INDEXING = strawberry.enum_value("INDEXING", description="Indexing for full-text search.")
+    EMBEDDING = strawberry.enum_value("EMBEDDING", description="Computing passage vectors.")
+    SUMMARIZING = strawberry.enum_value("SUMMARIZING", description="Writing the summary.")
+    TAGGING = strawberry.enum_value("TAGGING", description="Finding tags and entities.")
+
+
+@strawberry.enum(description="What kind of thing an entity is.")
+class EntityKind(enum.Enum):
+    PERSON = strawberry.enum_value("PERSON", description="A person.")
+    ORGANIZATION = strawberry.enum_value("ORGANIZATION", description="An organization.")
+    PLACE = strawberry.enum_value("PLACE", description="A place.")
+    PRODUCT = strawberry.enum_value("PRODUCT", description="A product.")
+    OTHER = strawberry.enum_value("OTHER", description="Anything else.")
+
+
+@strawberry.enum(description="A field of a document that the AI writes and a person may edit.")
+class DocumentField(enum.Enum):
+    TITLE = strawberry.enum_value("TITLE", description="The title.")
+    SUMMARY = strawberry.enum_value("SUMMARY", description="The summary.")
+    KEY_POINTS = strawberry.enum_value("KEY_POINTS", description="The key points.")
+    TAGS = strawberry.enum_value("TAGS", description="The tags.")
+    ENTITIES = strawberry.enum_value("ENTITIES", description="The entities.")
+
+
+@strawberry.type(description="A named group of documents in a workspace.")
+class Collection(relay.Node):
+    id: relay.NodeID[str]
+    name: str = strawberry.field(description="Name, unique in the workspace.")
+    description: str = strawberry.field(description="Description; may be empty.")
+    document_count: int = strawberry.field(description="How many documents it holds.")
+    created_at: datetime = strawberry.field(description="When it was created (UTC).")
+    updated_at: datetime = strawberry.field(
+        description="Last updated (UTC): the latest change to the collection or its documents."
+    )
+    view: strawberry.Private[CollectionView]
+
+    @strawberry.field(description="Who created it; null if they left the workspace.")
+    async def created_by(self, info: Info) -> User | None:
+        if self.view.created_by_id is None:
+            return None
+        user = await info.context.loaders.user_by_id.load(self.view.created_by_id)
+        return User.of(user) if user else None
+
+    @classmethod
+    def of(cls, view: CollectionView) -> Collection:
+        return cls(
+            id=str(view.id),
+            name=view.name,
+            description=view.description,
+            document_count=view.document_count,
+            created_at=view.created_at,
+            updated_at=view.last_updated_at,
+            view=view,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Collection | None]:
+        return await load_nodes(
+            info.context.loaders.collection_by_id.load_many, list(node_ids), cls.of
+        )
+
+
+@strawberry.type(description="A named thing the document mentions.")
+class Entity:
+    name: str = strawberry.field(description="Its name as written.")
+    kind: EntityKind = strawberry.field(description="What kind of thing it is.")
+
+    @classmethod
+    def of(cls, view: EntityView) -> Entity:
+        return cls(name=view.name, kind=EntityKind[view.kind])
+
+
+@strawberry.type(
+    description="A field a person edited: its value is theirs, not the AI's, and reprocessing "
+    "keeps it."
+)
+class FieldEdit:
+    field: DocumentField = strawberry.field(description="The field.")
+    edited_at: datetime = strawberry.field(description="When it was last edited (UTC).")
+    view: strawberry.Private[FieldEditView]
+
+    @strawberry.field(description="Who edited it last; null if they left the workspace.")
+    async def edited_by(self, info: Info) -> User | None:
+        if self.view.edited_by_id is None:
+            return None
+        user = await info.context.loaders.user_by_id.load(self.view.edited_by_id)
+        return User.of(user) if user else None
+
+    @classmethod
+    def of(cls, view: FieldEditView) -> FieldEdit:
+        return cls(field=DocumentField[view.field], edited_at=view.edited_at, view=view)
+
+
+@strawberry.type(description="A passage of a document's text, in order.")
+class Chunk:
+    position: int = strawberry.field(description="Its order in the document, from 0.")
+    text: str = strawberry.field(description="The passage.")
+    heading_path: list[str] = strawberry.field(
+        description="The headings it sits under, outermost first."
+    )
+    char_start: int = strawberry.field(description="Offset of its first character in the text.")
+    char_end: int = strawberry.field(description="Offset just after its last character.")
+    token_count: int = strawberry.field(description="Its length in tokens.")
+
+    @classmethod
+    def of(cls, view: ChunkView) -> Chunk:
+        return cls(
+            position=view.position,
+            text=view.text,
+            heading_path=[str(h) for h in view.heading_path],
+            char_start=view.char_start,
+            char_end=view.char_end,
+            token_count=view.token_count,
+        )
+
+
+@strawberry.type(description="A document in a workspace: its file, text and AI-written fields.")
+class Document(relay.Node):
+    id: relay.NodeID[str]
+    title: str = strawberry.field(description="Title, stored as written.")
+    status: DocumentStatus = strawberry.field(description="Where it is in its processing.")
+    stage: DocumentStage | None = strawberry.field(
+        description="The stage while PROCESSING (or the one that failed); null otherwise."
+    )
+    error_code: str | None = strawberry.field(description="Stable code of the failure, if FAILED.")
+    error_message: str | None = strawberry.field(description="The failure, for people.")
+    content_type: str = strawberry.field(description="Media type of the original file.")
+    original_filename: str | None = strawberry.field(
+        description="Name of the uploaded file; null for pasted text."
+    )
+    size_bytes: int = strawberry.field(description="Size of the original file in bytes.")
+    word_count: int | None = strawberry.field(description="Words in its text, once extracted.")
+    language: str | None = strawberry.field(
+        description="Detected language (ISO 639-1, e.g. en), once known."
+    )
+    summary: str | None = strawberry.field(description="Summary, once written.")
+    key_points: list[str] = strawberry.field(description="Key points, in order.")
+    created_at: datetime = strawberry.field(description="When it was uploaded (UTC).")
+    updated_at: datetime = strawberry.field(description="When it last changed (UTC).")
+    view: strawberry.Private[DocumentView]
+
+    @strawberry.field(description="The collection it is in.")
+    async def collection(self, info: Info) -> Collection | None:
+        view = await info.context.loaders.collection_by_id.load(self.view.collection_id)
+        return Collection.of(view) if view else None
+
+    @strawberry.field(description="Who uploaded it; null if they left the workspace.")
+    async def owner(self, info: Info) -> User | None:
+        if self.view.owner_id is None:
+            return None
+        user = await info.context.loaders.user_by_id.load(self.view.owner_id)
+        return User.of(user) if user else None
+
+    @strawberry.field(description="Tags, in order (at most 30).")
+    async def tags(self, info: Info) -> list[str]:
+        return await info.context.loaders.tags_by_document_id.load(self.view.id)
+
+    @strawberry.field(description="Entities it mentions, in order (at most 50).")
+    async def entities(self, info: Info) -> list[Entity]:
+        views = await info.context.loaders.entities_by_document_id.load(self.view.id)
+        return [Entity.of(v) for v in views]
+
+    @strawberry.field(
+        description="The fields a person edited (who, when); a field not listed holds the "
+        "AI's value."
+    )
+    async def edits(self, info: Info) -> list[FieldEdit]:
+        views = await info.context.loaders.edits_by_document_id.load(self.view.id)
+        return [FieldEdit.of(v) for v in views]
+
+    @strawberry.field(description=f"Its text in passages, in order. {PAGE_ARGS_DESCRIPTION}")
+    async def chunks(
+        self, info: Info, first: First = None, after: After = None
+    ) -> Connection[Chunk]:
+        query = ChunksQuery(document_id=self.view.id, first=first, after=after)
+        page = await info.context.loaders.chunks_page.load(query)
+        return Connection.from_page(page, Chunk.of)
+
+    @classmethod
+    def of(cls, view: DocumentView) -> Document:
+        return cls(
+            id=str(view.id),
+            title=view.title,
+            status=DocumentStatus[view.status],
+            stage=DocumentStage[view.stage] if view.stage else None,
+            error_code=view.error_code,
+            error_message=view.error_message,
+            content_type=view.content_type,
+            original_filename=view.original_filename,
+            size_bytes=view.size_bytes,
+            word_count=view.word_count,
+            language=view.language,
+            summary=view.summary,
+            key_points=list(view.key_points),
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+            view=view,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Document | None]:
+        return await load_nodes(
+            info.context.loaders.document_by_id.load_many, list(node_ids), cls.of
+        )
+
+
+@strawberry.type(description="A workspace's documents by status.")
+class DocumentCounts:
+    queued: int = strawberry.field(description="QUEUED documents.")
+    processing: int = strawberry.field(description="PROCESSING documents.")
+    ready: int = strawberry.field(description="READY documents.")
+    failed: int = strawberry.field(description="FAILED documents.")
+    total: int = strawberry.field(description="All documents.")
+
+    @classmethod
+    def of(cls, view: DocumentCountsView) -> DocumentCounts:
+        return cls(
+            queued=view.queued,
+            processing=view.processing,
+            ready=view.ready,
+            failed=view.failed,
+            total=view.total,
+        )
+
+
+@strawberry.enum(description="What the documents list is sorted by (the id breaks ties).")
+class DocumentSortField(enum.Enum):
+    UPDATED_AT = strawberry.enum_value("UPDATED_AT", description="When last changed.")
+    CREATED_AT = strawberry.enum_value("CREATED_AT", description="When uploaded.")
+    TITLE = strawberry.enum_value("TITLE", description="Title, in the database's text order.")
+
+
+@strawberry.enum(description="Sort direction.")
+class SortDirection(enum.Enum):
+    ASC = strawberry.enum_value("ASC", description="Smallest, oldest or A first.")
+    DESC = strawberry.enum_value("DESC", description="Largest, newest or Z first.")

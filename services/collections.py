@@ -1,0 +1,249 @@
+"""Collections (screen 4): list, create, edit, delete when empty.
+
+Any member reads; EDITOR or higher manages. A collection of a workspace the caller does not
+belong to behaves as a missing one (NOT_FOUND).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from base.db.engine import lock_for_write
+from base.db.types import utcnow
+from base.errors import Conflict, DomainError, Invalid, NotFound
+from base.models.accounts import Role
+from base.models.documents import Collection, Document
+from services.access import member_workspace_ids, require_role
+from services.deps import ServiceDeps
+from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
+from services.validation import clean_name
+from services.views import CollectionView, Page
+
+MAX_DESCRIPTION = 2000
+
+_DOCUMENT_COUNT = (
+    select(func.count(Document.id))
+    .where(Document.collection_id == Collection.id)
+    .correlate(Collection)
+    .scalar_subquery()
+)
+_LAST_DOCUMENT_UPDATE = (
+    select(func.max(Document.updated_at))
+    .where(Document.collection_id == Collection.id)
+    .correlate(Collection)
+    .scalar_subquery()
+)
+
+
+def _select() -> Any:
+    """Collections with their document count and their documents' latest update."""
+    return select(Collection, _DOCUMENT_COUNT, _LAST_DOCUMENT_UPDATE)
+
+
+def _view(row: Any) -> CollectionView:
+    collection, count, last_document = row[0], row[1], row[2]
+    last = collection.updated_at
+    if last_document is not None:
+        last = max(last, last_document)
+    return CollectionView(
+        id=collection.id,
+        workspace_id=collection.workspace_id,
+        name=collection.name,
+        description=collection.description,
+        created_by_id=collection.created_by_id,
+        created_at=collection.created_at,
+        updated_at=collection.updated_at,
+        document_count=count,
+        last_updated_at=last,
+    )
+
+
+def collection_not_found(field: str | None = "collectionId") -> NotFound:
+    return NotFound("No such collection.", field=field)
+
+
+@dataclass(frozen=True)
+class CollectionsQuery:
+    """One page of a workspace's collections, by name."""
+
+    workspace_id: uuid.UUID | None
+    first: int | None = None
+    after: str | None = None
+
+
+COLLECTIONS_ORDER = SortKey("collections", [Collection.name, Collection.id])
+
+
+async def list_collections(
+    deps: ServiceDeps, *, queries: Sequence[CollectionsQuery]
+) -> list[Page[CollectionView] | DomainError]:
+    """A page of collections per workspace, by name; two statements per distinct page."""
+    user_id = deps.principal.require_user()
+
+    async def load(
+        _query: CollectionsQuery, page: PageRequest, workspace_ids: list[Any]
+    ) -> dict[Any, Page[CollectionView]]:
+        return await paginate_by_parent(
+            session,
+            _select().where(Collection.workspace_id.in_(member_workspace_ids(user_id))),
+            parent=Collection.workspace_id,
+            parent_ids=workspace_ids,
+            sort=COLLECTIONS_ORDER,
+            page=page,
+            to_node=_view,
+            sort_values=lambda r: (r[0].name, r[0].id),
+        )
+
+    async with deps.db() as session:
+        return await pages_by_parent(queries, parent="workspace_id", load=load)
+
+
+async def collections_by_ids(
+    deps: ServiceDeps, *, ids: list[uuid.UUID]
+) -> list[CollectionView | None]:
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        rows = (
+            await session.execute(
+                _select().where(
+                    Collection.id.in_(ids),
+                    Collection.workspace_id.in_(member_workspace_ids(user_id)),
+                )
+            )
+        ).all()
+        found = {r[0].id: _view(r) for r in rows}
+    return [found.get(i) for i in ids]
+
+
+def _description(value: str | None) -> str:
+    text = (value or "").strip()
+    if len(text) > MAX_DESCRIPTION:
+        raise Invalid(
+            f"Use at most {MAX_DESCRIPTION} characters.", code="TOO_LONG", field="description"
+        )
+    return text
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(
+        f"This workspace already has a collection named “{name}”.", code="NAME_TAKEN", field="name"
+    )
+
+
+async def _name_in_use(
+    session: AsyncSession, workspace_id: uuid.UUID, name: str, *, other_than: uuid.UUID | None
+) -> bool:
+    stmt = select(Collection.id).where(
+        Collection.workspace_id == workspace_id, Collection.name == name
+    )
+    if other_than is not None:
+        stmt = stmt.where(Collection.id != other_than)
+    return (await session.execute(stmt.limit(1))).first() is not None
+
+
+async def _reload(session: AsyncSession, collection_id: uuid.UUID) -> CollectionView:
+    row = (await session.execute(_select().where(Collection.id == collection_id))).one()
+    return _view(row)
+
+
+async def create_collection(
+    deps: ServiceDeps, *, workspace_id: uuid.UUID, name: str, description: str | None = None
+) -> CollectionView:
+    user_id = deps.principal.require_user()
+    name = clean_name(name, field="name")
+    text = _description(description)
+    try:
+        async with deps.db.begin() as session:
+            await lock_for_write(session)
+            await require_role(session, user_id, workspace_id, Role.EDITOR)
+            if await _name_in_use(session, workspace_id, name, other_than=None):
+                raise _name_taken(name)
+            collection = Collection(
+                workspace_id=workspace_id, name=name, description=text, created_by_id=user_id
+            )
+            session.add(collection)
+            await session.flush()
+            return await _reload(session, collection.id)
+    except IntegrityError as exc:  # a concurrent create took the name
+        raise _name_taken(name) from exc
+
+
+async def _locked_collection(
+    session: AsyncSession, user_id: uuid.UUID, collection_id: uuid.UUID
+) -> Collection:
+    """The collection, with the caller's role checked (EDITOR); NotFound for foreign ids."""
+    await lock_for_write(session)
+    collection = (
+        await session.execute(
+            select(Collection)
+            .where(
+                Collection.id == collection_id,
+                Collection.workspace_id.in_(member_workspace_ids(user_id)),
+            )
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if collection is None:
+        raise collection_not_found("id")
+    await require_role(session, user_id, collection.workspace_id, Role.EDITOR)
+    return collection
+
+
+async def update_collection(
+    deps: ServiceDeps,
+    *,
+    collection_id: uuid.UUID,
+    name: str | None = None,
+    description: str | None = None,
+) -> CollectionView:
+    """Rename and/or change the description; a field left out (None) stays as it is."""
+    user_id = deps.principal.require_user()
+    cleaned = clean_name(name, field="name") if name is not None else None
+    text = _description(description) if description is not None else None
+    try:
+        async with deps.db.begin() as session:
+            collection = await _locked_collection(session, user_id, collection_id)
+            if cleaned is not None and cleaned != collection.name:
+                if await _name_in_use(
+                    session, collection.workspace_id, cleaned, other_than=collection.id
+                ):
+                    raise _name_taken(cleaned)
+                collection.name = cleaned
+            if text is not None:
+                collection.description = text
+            collection.updated_at = utcnow()
+            await session.flush()
+            return await _reload(session, collection.id)
+    except IntegrityError as exc:
+        raise _name_taken(cleaned or "") from exc
+
+
+def documents_phrase(count: int) -> str:
+    return f"{count} document" if count == 1 else f"{count} documents"
+
+
+async def delete_collection(deps: ServiceDeps, *, collection_id: uuid.UUID) -> uuid.UUID:
+    """Delete an empty collection; one that holds documents is refused and says how many."""
+    user_id = deps.principal.require_user()
+    async with deps.db.begin() as session:
+        collection = await _locked_collection(session, user_id, collection_id)
+        count = (
+            await session.execute(
+                select(func.count(Document.id)).where(Document.collection_id == collection.id)
+            )
+        ).scalar_one()
+        if count:
+            raise Conflict(
+                f"The collection holds {documents_phrase(count)}; move or delete them first.",
+                code="COLLECTION_NOT_EMPTY",
+                field="id",
+            )
+        await session.delete(collection)
+        return collection_id

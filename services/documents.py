@@ -1,0 +1,577 @@
+"""Documents (screens 3, 5 and 7): the list, the detail, edits marked per field, bulk move and
+delete, and the dashboard's counts.
+
+Any member reads; EDITOR or higher edits, moves and deletes. A document of a workspace the
+caller does not belong to behaves as a missing one (NOT_FOUND). Upload and processing are the
+ingestion workflow's (a follow-up); this module only reads and edits what it wrote.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from base.db.engine import lock_for_write
+from base.db.types import utcnow
+from base.errors import DomainError, Invalid, NotFound
+from base.models.accounts import Role
+from base.models.documents import (
+    MAX_ENTITY_NAME,
+    MAX_TAG,
+    MAX_TITLE,
+    Chunk,
+    Collection,
+    Document,
+    DocumentEntity,
+    DocumentField,
+    DocumentFieldEdit,
+    DocumentStatus,
+    DocumentTag,
+    EntityKind,
+)
+from services.access import member_workspace_ids, require_role
+from services.collections import collection_not_found
+from services.deps import ServiceDeps
+from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
+from services.validation import clean_name
+from services.views import (
+    ChunkView,
+    DeletedDocuments,
+    DocumentCountsView,
+    DocumentView,
+    EntityView,
+    FieldEditView,
+    ItemError,
+    MovedDocuments,
+    Page,
+)
+
+MAX_BULK = 100
+MAX_SUMMARY = 10_000
+MAX_KEY_POINTS = 20
+MAX_KEY_POINT = 500
+MAX_TAGS = 30
+MAX_ENTITIES = 50
+
+
+class DocumentSortField(enum.StrEnum):
+    UPDATED_AT = "UPDATED_AT"
+    CREATED_AT = "CREATED_AT"
+    TITLE = "TITLE"
+
+
+_SORT_COLUMNS = {
+    DocumentSortField.UPDATED_AT: Document.updated_at,
+    DocumentSortField.CREATED_AT: Document.created_at,
+    DocumentSortField.TITLE: Document.title,
+}
+
+# One list name per sort and direction: a cursor of one order is refused by another.
+DOCUMENT_ORDERS = {
+    (field, descending): SortKey(
+        f"documents.{field.value.lower()}.{'desc' if descending else 'asc'}",
+        [_SORT_COLUMNS[field], Document.id],
+        descending=descending,
+    )
+    for field in DocumentSortField
+    for descending in (False, True)
+}
+
+
+def document_not_found(field: str | None = "id") -> NotFound:
+    return NotFound("No such document.", field=field)
+
+
+def _view(document: Document) -> DocumentView:
+    return DocumentView.model_validate(document)
+
+
+@dataclass(frozen=True)
+class DocumentsQuery:
+    """One page of a workspace's documents, filtered and sorted (newest update first by
+    default). A filter that matches nothing (a foreign collection) gives an empty page."""
+
+    workspace_id: uuid.UUID | None
+    collection_id: uuid.UUID | None = None
+    status: DocumentStatus | None = None
+    tag: str | None = None
+    owner_id: uuid.UUID | None = None
+    title_contains: str | None = None
+    sort: DocumentSortField = DocumentSortField.UPDATED_AT
+    descending: bool = True
+    first: int | None = None
+    after: str | None = None
+
+
+async def list_documents(
+    deps: ServiceDeps, *, queries: Sequence[DocumentsQuery]
+) -> list[Page[DocumentView] | DomainError]:
+    """A page of documents per query: two statements per distinct filters and page."""
+    user_id = deps.principal.require_user()
+
+    async def load(
+        query: DocumentsQuery, page: PageRequest, workspace_ids: list[Any]
+    ) -> dict[Any, Page[DocumentView]]:
+        stmt = select(Document).where(Document.workspace_id.in_(member_workspace_ids(user_id)))
+        if query.collection_id is not None:
+            stmt = stmt.where(Document.collection_id == query.collection_id)
+        if query.status is not None:
+            stmt = stmt.where(Document.status == query.status)
+        if query.owner_id is not None:
+            stmt = stmt.where(Document.owner_id == query.owner_id)
+        if query.tag:
+            tagged = select(DocumentTag.document_id).where(DocumentTag.tag == query.tag.strip())
+            stmt = stmt.where(Document.id.in_(tagged))
+        if query.title_contains and query.title_contains.strip():
+            needle = query.title_contains.strip().lower()
+            stmt = stmt.where(func.lower(Document.title).contains(needle, autoescape=True))
+        sort = DOCUMENT_ORDERS[(query.sort, query.descending)]
+        column = _SORT_COLUMNS[query.sort].key
+        return await paginate_by_parent(
+            session,
+            stmt,
+            parent=Document.workspace_id,
+            parent_ids=workspace_ids,
+            sort=sort,
+            page=page,
+            to_node=lambda r: _view(r[0]),
+            sort_values=lambda r: (getattr(r[0], column), r[0].id),
+        )
+
+    async with deps.db() as session:
+        return await pages_by_parent(queries, parent="workspace_id", load=load)
+
+
+def _visible(user_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> Any:
+    return select(Document.id).where(
+        Document.id.in_(ids), Document.workspace_id.in_(member_workspace_ids(user_id))
+    )
+
+
+async def documents_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[DocumentView | None]:
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        rows = (
+            await session.execute(
+                select(Document).where(
+                    Document.id.in_(ids), Document.workspace_id.in_(member_workspace_ids(user_id))
+                )
+            )
+        ).scalars()
+        found = {d.id: _view(d) for d in rows}
+    return [found.get(i) for i in ids]
+
+
+async def tags_by_document_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[list[str]]:
+    """Each document's tags in order (none for a document the caller may not see)."""
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        rows = await session.execute(
+            select(DocumentTag.document_id, DocumentTag.tag)
+            .where(DocumentTag.document_id.in_(_visible(user_id, ids)))
+            .order_by(DocumentTag.document_id, DocumentTag.position)
+        )
+        grouped: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
+        for document_id, tag in rows:
+            grouped[document_id].append(tag)
+    return [grouped[i] for i in ids]
+
+
+async def entities_by_document_ids(
+    deps: ServiceDeps, *, ids: list[uuid.UUID]
+) -> list[list[EntityView]]:
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        rows = (
+            await session.execute(
+                select(DocumentEntity)
+                .where(DocumentEntity.document_id.in_(_visible(user_id, ids)))
+                .order_by(DocumentEntity.document_id, DocumentEntity.position)
+            )
+        ).scalars()
+        grouped: dict[uuid.UUID, list[EntityView]] = {i: [] for i in ids}
+        for entity in rows:
+            grouped[entity.document_id].append(EntityView(name=entity.name, kind=entity.kind))
+    return [grouped[i] for i in ids]
+
+
+async def edits_by_document_ids(
+    deps: ServiceDeps, *, ids: list[uuid.UUID]
+) -> list[list[FieldEditView]]:
+    """The fields a person edited, per document (in the order of DocumentField)."""
+    user_id = deps.principal.require_user()
+    order = list(DocumentField)
+    async with deps.db() as session:
+        rows = (
+            await session.execute(
+                select(DocumentFieldEdit).where(
+                    DocumentFieldEdit.document_id.in_(_visible(user_id, ids))
+                )
+            )
+        ).scalars()
+        grouped: dict[uuid.UUID, list[FieldEditView]] = {i: [] for i in ids}
+        for edit in rows:
+            grouped[edit.document_id].append(FieldEditView.model_validate(edit))
+    return [sorted(grouped[i], key=lambda e: order.index(DocumentField(e.field))) for i in ids]
+
+
+@dataclass(frozen=True)
+class ChunksQuery:
+    """One page of a document's chunks, in order."""
+
+    document_id: uuid.UUID | None
+    first: int | None = None
+    after: str | None = None
+
+
+CHUNKS_ORDER = SortKey("chunks", [Chunk.position])
+
+
+async def list_chunks(
+    deps: ServiceDeps, *, queries: Sequence[ChunksQuery]
+) -> list[Page[ChunkView] | DomainError]:
+    user_id = deps.principal.require_user()
+
+    async def load(
+        _query: ChunksQuery, page: PageRequest, document_ids: list[Any]
+    ) -> dict[Any, Page[ChunkView]]:
+        return await paginate_by_parent(
+            session,
+            select(Chunk).where(Chunk.workspace_id.in_(member_workspace_ids(user_id))),
+            parent=Chunk.document_id,
+            parent_ids=document_ids,
+            sort=CHUNKS_ORDER,
+            page=page,
+            to_node=lambda r: ChunkView.model_validate(r[0]),
+            sort_values=lambda r: (r[0].position,),
+        )
+
+    async with deps.db() as session:
+        return await pages_by_parent(queries, parent="document_id", load=load)
+
+
+async def document_counts(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[DocumentCountsView]:
+    """Per workspace: documents by status and the number of collections (two statements)."""
+    user_id = deps.principal.require_user()
+    mine = member_workspace_ids(user_id)
+    counts: dict[uuid.UUID, dict[str, int]] = {i: {} for i in ids}
+    async with deps.db() as session:
+        by_status = await session.execute(
+            select(Document.workspace_id, Document.status, func.count())
+            .where(Document.workspace_id.in_(ids), Document.workspace_id.in_(mine))
+            .group_by(Document.workspace_id, Document.status)
+        )
+        for workspace_id, status, count in by_status:
+            counts[workspace_id][DocumentStatus(status).value.lower()] = count
+        collections = await session.execute(
+            select(Collection.workspace_id, func.count())
+            .where(Collection.workspace_id.in_(ids), Collection.workspace_id.in_(mine))
+            .group_by(Collection.workspace_id)
+        )
+        for workspace_id, count in collections:
+            counts[workspace_id]["collections"] = count
+    return [
+        DocumentCountsView(
+            **counts[i],
+            total=sum(v for k, v in counts[i].items() if k != "collections"),
+        )
+        for i in ids
+    ]
+
+
+# --- edits ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EntityInput:
+    name: str
+    kind: EntityKind
+
+
+def _clean_list(
+    values: Sequence[str], *, field: str, max_items: int, max_length: int, dedupe: bool
+) -> list[str]:
+    if len(values) > max_items:
+        raise Invalid(f"Give at most {max_items} values.", code="TOO_LONG", field=field)
+    cleaned: list[str] = []
+    for n, value in enumerate(values):
+        text = clean_name(value, field=f"{field}.{n}", max_length=max_length)
+        if dedupe and text.casefold() in {c.casefold() for c in cleaned}:
+            continue
+        cleaned.append(text)
+    return cleaned
+
+
+def _clean_summary(value: str) -> str:
+    text = value.strip()
+    if len(text) > MAX_SUMMARY:
+        raise Invalid(f"Use at most {MAX_SUMMARY} characters.", code="TOO_LONG", field="summary")
+    return text
+
+
+async def _locked_document(
+    session: AsyncSession, user_id: uuid.UUID, document_id: uuid.UUID, *, field: str = "id"
+) -> Document:
+    await lock_for_write(session)
+    document = (
+        await session.execute(
+            select(Document)
+            .where(
+                Document.id == document_id,
+                Document.workspace_id.in_(member_workspace_ids(user_id)),
+            )
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if document is None:
+        raise document_not_found(field)
+    await require_role(session, user_id, document.workspace_id, Role.EDITOR)
+    return document
+
+
+async def _mark_edited(
+    session: AsyncSession, document_id: uuid.UUID, field: DocumentField, user_id: uuid.UUID
+) -> None:
+    edit = await session.get(DocumentFieldEdit, (document_id, field))
+    now = utcnow()
+    if edit is None:
+        session.add(
+            DocumentFieldEdit(
+                document_id=document_id, field=field, edited_by_id=user_id, edited_at=now
+            )
+        )
+    else:
+        edit.edited_by_id = user_id
+        edit.edited_at = now
+
+
+async def update_document(
+    deps: ServiceDeps,
+    *,
+    document_id: uuid.UUID,
+    title: str | None = None,
+    summary: str | None = None,
+    key_points: list[str] | None = None,
+    tags: list[str] | None = None,
+    entities: list[EntityInput] | None = None,
+) -> DocumentView:
+    """Change the given fields (None leaves a field as it is). Each field whose value changes
+    is marked as edited by the caller, now; a value sent unchanged marks nothing."""
+    user_id = deps.principal.require_user()
+    new_title = None if title is None else clean_name(title, field="title", max_length=MAX_TITLE)
+    new_summary = _clean_summary(summary) if summary is not None else None
+    new_points = (
+        _clean_list(
+            key_points,
+            field="keyPoints",
+            max_items=MAX_KEY_POINTS,
+            max_length=MAX_KEY_POINT,
+            dedupe=False,
+        )
+        if key_points is not None
+        else None
+    )
+    new_tags = (
+        _clean_list(tags, field="tags", max_items=MAX_TAGS, max_length=MAX_TAG, dedupe=True)
+        if tags is not None
+        else None
+    )
+    new_entities: list[tuple[str, EntityKind]] | None = None
+    if entities is not None:
+        if len(entities) > MAX_ENTITIES:
+            raise Invalid(f"Give at most {MAX_ENTITIES} values.", code="TOO_LONG", field="entities")
+        new_entities = [
+            (clean_name(e.name, field=f"entities.{n}.name", max_length=MAX_ENTITY_NAME), e.kind)
+            for n, e in enumerate(entities)
+        ]
+    async with deps.db.begin() as session:
+        document = await _locked_document(session, user_id, document_id)
+        changed: list[DocumentField] = []
+        if new_title is not None and new_title != document.title:
+            document.title = new_title
+            changed.append(DocumentField.TITLE)
+        if new_summary is not None and new_summary != (document.summary or ""):
+            document.summary = new_summary
+            changed.append(DocumentField.SUMMARY)
+        if new_points is not None and new_points != list(document.key_points or []):
+            document.key_points = new_points
+            changed.append(DocumentField.KEY_POINTS)
+        if new_tags is not None:
+            current = (
+                await session.execute(
+                    select(DocumentTag.tag)
+                    .where(DocumentTag.document_id == document.id)
+                    .order_by(DocumentTag.position)
+                )
+            ).scalars()
+            if list(current) != new_tags:
+                await session.execute(
+                    delete(DocumentTag).where(DocumentTag.document_id == document.id)
+                )
+                session.add_all(
+                    DocumentTag(document_id=document.id, position=n, tag=tag)
+                    for n, tag in enumerate(new_tags)
+                )
+                changed.append(DocumentField.TAGS)
+        if new_entities is not None:
+            rows = (
+                await session.execute(
+                    select(DocumentEntity)
+                    .where(DocumentEntity.document_id == document.id)
+                    .order_by(DocumentEntity.position)
+                )
+            ).scalars()
+            if [(e.name, EntityKind(e.kind)) for e in rows] != new_entities:
+                await session.execute(
+                    delete(DocumentEntity).where(DocumentEntity.document_id == document.id)
+                )
+                session.add_all(
+                    DocumentEntity(document_id=document.id, position=n, name=name, kind=kind)
+                    for n, (name, kind) in enumerate(new_entities)
+                )
+                changed.append(DocumentField.ENTITIES)
+        for field in changed:
+            await _mark_edited(session, document.id, field, user_id)
+        if changed:
+            document.updated_at = utcnow()
+        await session.flush()
+        return _view(document)
+
+
+# --- bulk actions --------------------------------------------------------------------------
+
+
+def _check_bulk(ids: Sequence[uuid.UUID | None]) -> None:
+    if not ids:
+        raise Invalid("Select at least one document.", code="REQUIRED", field="ids")
+    if len(ids) > MAX_BULK:
+        raise Invalid(
+            f"Select at most {MAX_BULK} documents at a time.", code="TOO_LONG", field="ids"
+        )
+
+
+def _missing(index: int) -> ItemError:
+    return ItemError(code="NOT_FOUND", message="No such document.", field=f"ids.{index}")
+
+
+async def _visible_documents(
+    session: AsyncSession, user_id: uuid.UUID, ids: Sequence[uuid.UUID | None]
+) -> dict[uuid.UUID, Document]:
+    wanted = [i for i in ids if i is not None]
+    rows = (
+        await session.execute(
+            select(Document)
+            .where(
+                Document.id.in_(wanted),
+                Document.workspace_id.in_(member_workspace_ids(user_id)),
+            )
+            .with_for_update()
+        )
+    ).scalars()
+    return {d.id: d for d in rows}
+
+
+async def _require_editor_everywhere(
+    session: AsyncSession, user_id: uuid.UUID, workspace_ids: set[uuid.UUID]
+) -> None:
+    """Forbidden (and nothing changes) unless the caller may edit in every workspace named."""
+    for workspace_id in sorted(workspace_ids):
+        await require_role(session, user_id, workspace_id, Role.EDITOR)
+
+
+async def move_documents(
+    deps: ServiceDeps, *, ids: list[uuid.UUID | None], collection_id: uuid.UUID
+) -> MovedDocuments:
+    """Move every allowed document into the collection (of the same workspace).
+
+    `ids` holds None for an id that did not decode. A missing or foreign id, or one of another
+    workspace than the collection's, is reported as NOT_FOUND at its index; content the
+    collection already holds as DUPLICATE_DOCUMENT. The others move. A caller below EDITOR is
+    refused as a whole (FORBIDDEN) and nothing moves."""
+    user_id = deps.principal.require_user()
+    _check_bulk(ids)
+    async with deps.db.begin() as session:
+        await lock_for_write(session)
+        target = (
+            await session.execute(
+                select(Collection).where(
+                    Collection.id == collection_id,
+                    Collection.workspace_id.in_(member_workspace_ids(user_id)),
+                )
+            )
+        ).scalar_one_or_none()
+        if target is None:
+            raise collection_not_found()
+        await require_role(session, user_id, target.workspace_id, Role.EDITOR)
+        found = await _visible_documents(session, user_id, ids)
+        in_target = select(Document.content_sha256, Document.title).where(
+            Document.collection_id == target.id
+        )
+        taken: dict[str, str] = {
+            row.content_sha256: row.title for row in await session.execute(in_target)
+        }
+        errors: list[ItemError] = []
+        moved: list[Document] = []
+        seen: set[uuid.UUID] = set()
+        now = utcnow()
+        for index, document_id in enumerate(ids):
+            document = found.get(document_id) if document_id is not None else None
+            if document is None or document.workspace_id != target.workspace_id:
+                errors.append(_missing(index))
+                continue
+            if document.id in seen:
+                continue
+            seen.add(document.id)
+            if document.collection_id == target.id:
+                moved.append(document)
+                continue
+            if document.content_sha256 in taken:
+                errors.append(
+                    ItemError(
+                        code="DUPLICATE_DOCUMENT",
+                        message=f"The collection already holds this content as "
+                        f"“{taken[document.content_sha256]}”.",
+                        field=f"ids.{index}",
+                    )
+                )
+                continue
+            taken[document.content_sha256] = document.title
+            document.collection_id = target.id
+            document.updated_at = now
+            moved.append(document)
+        await session.flush()
+        if moved:
+            target.updated_at = now
+        return MovedDocuments(documents=[_view(d) for d in moved], errors=errors)
+
+
+async def delete_documents(deps: ServiceDeps, *, ids: list[uuid.UUID | None]) -> DeletedDocuments:
+    """Delete every allowed document with its tags, entities, edit marks and chunks.
+
+    A missing or foreign id is reported as NOT_FOUND at its index; the others are deleted. A
+    caller below EDITOR in a workspace of any of them is refused as a whole (FORBIDDEN) and
+    nothing is deleted."""
+    user_id = deps.principal.require_user()
+    _check_bulk(ids)
+    async with deps.db.begin() as session:
+        await lock_for_write(session)
+        found = await _visible_documents(session, user_id, ids)
+        await _require_editor_everywhere(session, user_id, {d.workspace_id for d in found.values()})
+        errors = [
+            _missing(index)
+            for index, document_id in enumerate(ids)
+            if document_id is None or document_id not in found
+        ]
+        doomed = list(found)
+        if doomed:
+            for model in (Chunk, DocumentTag, DocumentEntity, DocumentFieldEdit):
+                await session.execute(delete(model).where(model.document_id.in_(doomed)))
+            await session.execute(delete(Document).where(Document.id.in_(doomed)))
+        deleted = [i for i in dict.fromkeys(ids) if i is not None and i in found]
+        return DeletedDocuments(ids=deleted, errors=errors)

@@ -1,0 +1,287 @@
+"""Documents (screens 3, 5 and 7) on PostgreSQL and SQLite: list, detail, edits, bulk actions."""
+
+import uuid
+
+from sqlalchemy import func, select
+
+from base.models.documents import Chunk, Document, DocumentFieldEdit, DocumentStatus
+from tests.integration.documents.test_collections import _team
+from tests.support.graphql import GraphQLClient
+from tests.support.seed import add_collection, add_documents, global_id, uuid_of
+
+
+async def _setup(client: GraphQLClient, app, count: int = 4):
+    db = app.state.deps.db
+    workspace, people = await _team(client, app)
+    workspace_id = uuid_of(workspace["id"])
+    owner_id = uuid_of(people["owner"]["user"]["id"])
+    editor_id = uuid_of(people["editor"]["user"]["id"])
+    specs = await add_collection(db, workspace_id, "Specs", owner_id)
+    notes = await add_collection(db, workspace_id, "Notes", owner_id)
+    ids = await add_documents(
+        db, workspace_id, [specs, notes], [owner_id, editor_id], count, tags=("a", "b"), chunks=3
+    )
+    return workspace, people, ids, specs, notes
+
+
+async def _list(client, workspace, token, **variables):
+    data = await client.op(
+        "DocumentsList", {"workspaceId": workspace["id"], **variables}, token=token
+    )
+    return data["workspace"]["documents"]
+
+
+async def test_list_filters_sorts_and_pages(any_db_client: GraphQLClient, any_db_app):
+    client = any_db_client
+    workspace, people, ids, specs, _notes = await _setup(client, any_db_app, count=5)
+    viewer = people["viewer"]["accessToken"]
+    page = await _list(client, workspace, viewer, first=2)
+    assert page["totalCount"] == 5
+    assert [e["node"]["title"] for e in page["edges"]] == ["doc 004", "doc 003"]
+    node = page["edges"][0]["node"]
+    assert node["collection"]["name"] == "Specs"
+    assert node["owner"]["name"] == "Owner"
+    assert node["tags"] == ["a", "b"]
+    assert (node["status"], node["sizeBytes"], node["wordCount"]) == ("READY", 1004, 104)
+    rest = await _list(client, workspace, viewer, first=10, after=page["pageInfo"]["endCursor"])
+    assert [e["node"]["title"] for e in rest["edges"]] == ["doc 002", "doc 001", "doc 000"]
+    assert rest["pageInfo"]["hasNextPage"] is False
+
+    by_title = await _list(client, workspace, viewer, sort={"field": "TITLE", "direction": "ASC"})
+    assert [e["node"]["title"] for e in by_title["edges"]] == [f"doc {i:03d}" for i in range(5)]
+    # A cursor of one order is refused by another.
+    wrong = await client.execute(
+        "query($w: ID!, $a: String) { workspace(id: $w) { documents(after: $a) { totalCount } } }",
+        {"w": workspace["id"], "a": by_title["pageInfo"]["endCursor"]},
+        token=viewer,
+    )
+    assert wrong["errors"][0]["extensions"]["code"] == "INVALID_CURSOR"
+
+    in_specs = await _list(
+        client, workspace, viewer, filter={"collectionId": global_id("Collection", specs)}
+    )
+    assert [e["node"]["title"] for e in in_specs["edges"]] == ["doc 004", "doc 002", "doc 000"]
+    by_owner = await _list(
+        client, workspace, viewer, filter={"ownerId": people["editor"]["user"]["id"]}
+    )
+    assert by_owner["totalCount"] == 2
+    assert (await _list(client, workspace, viewer, filter={"tag": "a"}))["totalCount"] == 5
+    assert (await _list(client, workspace, viewer, filter={"tag": "z"}))["totalCount"] == 0
+    assert (await _list(client, workspace, viewer, filter={"status": "FAILED"}))["totalCount"] == 0
+    titled = await _list(client, workspace, viewer, filter={"titleContains": "DOC 00%"})
+    assert titled["totalCount"] == 0  # % is literal
+    titled = await _list(client, workspace, viewer, filter={"titleContains": "C 003"})
+    assert [e["node"]["title"] for e in titled["edges"]] == ["doc 003"]
+    foreign = await _list(client, workspace, viewer, filter={"collectionId": "bm9wZQ=="})
+    assert foreign["totalCount"] == 0
+
+    outsider = await client.op(
+        "DocumentsList", {"workspaceId": workspace["id"]}, token=people["outsider"]["accessToken"]
+    )
+    assert outsider["workspace"] is None
+
+
+async def test_detail_and_update_marks_edited_fields(any_db_client: GraphQLClient, any_db_app):
+    client, db = any_db_client, any_db_app.state.deps.db
+    workspace, people, ids, _specs, _notes = await _setup(client, any_db_app, count=1)
+    doc_id = global_id("Document", ids[0])
+    viewer = people["viewer"]["accessToken"]
+    detail = (await client.op("DocumentDetail", {"id": doc_id, "chunksFirst": 2}, token=viewer))[
+        "document"
+    ]
+    assert detail["title"] == "doc 000"
+    assert detail["entities"] == [
+        {"name": "Ada", "kind": "PERSON"},
+        {"name": "Acme", "kind": "OTHER"},
+    ]
+    assert detail["edits"] == []
+    assert detail["chunks"]["totalCount"] == 3
+    assert [e["node"] for e in detail["chunks"]["edges"]] == [
+        {
+            "position": n,
+            "text": f"chunk {n}",
+            "headingPath": ["H1", f"H2 {n}"],
+            "charStart": n * 10,
+            "charEnd": n * 10 + 7,
+            "tokenCount": 3,
+        }
+        for n in range(2)
+    ]
+    node = await client.execute(
+        "query($id: ID!) { node(id: $id) { ... on Document { title } } }",
+        {"id": doc_id},
+        token=viewer,
+    )
+    assert node["data"]["node"] == {"title": "doc 000"}
+    hidden = await client.op(
+        "DocumentDetail", {"id": doc_id}, token=people["outsider"]["accessToken"]
+    )
+    assert hidden["document"] is None
+
+    refused = await client.op(
+        "UpdateDocument", {"input": {"id": doc_id, "title": "x"}}, token=viewer
+    )
+    assert refused["updateDocument"]["errors"][0]["code"] == "FORBIDDEN"
+    outsider = await client.op(
+        "UpdateDocument",
+        {"input": {"id": doc_id, "title": "x"}},
+        token=people["outsider"]["accessToken"],
+    )
+    assert outsider["updateDocument"]["errors"] == [
+        {"code": "NOT_FOUND", "message": "No such document.", "field": "id"}
+    ]
+
+    editor = people["editor"]
+    updated = await client.op(
+        "UpdateDocument",
+        {
+            "input": {
+                "id": doc_id,
+                "title": "${env:SECRET} report",
+                "summary": "Summary 0",  # unchanged: not marked
+                "tags": ["x", "X", "y"],
+                "entities": [{"name": "Bob", "kind": "PERSON"}],
+            }
+        },
+        token=editor["accessToken"],
+    )
+    payload = updated["updateDocument"]
+    assert payload["errors"] == []
+    document = payload["document"]
+    assert document["title"] == "${env:SECRET} report"
+    assert document["tags"] == ["x", "y"]
+    assert document["entities"] == [{"name": "Bob", "kind": "PERSON"}]
+    assert [(e["field"], e["editedBy"]["name"]) for e in document["edits"]] == [
+        ("TITLE", "Editor"),
+        ("TAGS", "Editor"),
+        ("ENTITIES", "Editor"),
+    ]
+    async with db() as session:
+        stored = await session.get(Document, ids[0])
+        assert stored is not None and stored.title == "${env:SECRET} report"
+        edits = (
+            await session.execute(select(func.count()).select_from(DocumentFieldEdit))
+        ).scalar_one()
+    assert edits == 3
+
+    empty = await client.op(
+        "UpdateDocument", {"input": {"id": doc_id, "title": "  "}}, token=editor["accessToken"]
+    )
+    assert empty["updateDocument"]["errors"] == [
+        {"code": "REQUIRED", "message": "This cannot be empty.", "field": "title"}
+    ]
+
+
+async def test_move_and_delete_in_bulk(any_db_client: GraphQLClient, any_db_app):
+    client, db = any_db_client, any_db_app.state.deps.db
+    workspace, people, ids, specs, notes = await _setup(client, any_db_app, count=4)
+    outsider_ws = await client.op("AppShell", token=people["outsider"]["accessToken"])
+    outsider_ws_id = uuid_of(outsider_ws["workspaces"]["edges"][0]["node"]["id"])
+    outsider_id = uuid_of(people["outsider"]["user"]["id"])
+    foreign_collection = await add_collection(db, outsider_ws_id, "Theirs", outsider_id)
+    [foreign_doc] = await add_documents(db, outsider_ws_id, [foreign_collection], [outsider_id], 1)
+
+    async def collections_of() -> dict[uuid.UUID, uuid.UUID]:
+        async with db() as session:
+            return dict((await session.execute(select(Document.id, Document.collection_id))).all())
+
+    before = await collections_of()
+    wanted = [global_id("Document", i) for i in ids] + [
+        global_id("Document", foreign_doc),
+        "not an id",
+    ]
+    viewer = await client.op(
+        "MoveDocuments",
+        {"input": {"ids": wanted, "collectionId": global_id("Collection", notes)}},
+        token=people["viewer"]["accessToken"],
+    )
+    assert viewer["moveDocuments"] == {
+        "documents": None,
+        "errors": [
+            {
+                "code": "FORBIDDEN",
+                "message": "This needs the EDITOR role or higher; you are VIEWER.",
+                "field": None,
+            }
+        ],
+    }
+    assert await collections_of() == before
+
+    moved = await client.op(
+        "MoveDocuments",
+        {"input": {"ids": wanted, "collectionId": global_id("Collection", notes)}},
+        token=people["editor"]["accessToken"],
+    )
+    payload = moved["moveDocuments"]
+    assert [d["id"] for d in payload["documents"]] == [global_id("Document", i) for i in ids]
+    assert {d["collection"]["name"] for d in payload["documents"]} == {"Notes"}
+    assert payload["errors"] == [
+        {"code": "NOT_FOUND", "message": "No such document.", "field": "ids.4"},
+        {"code": "NOT_FOUND", "message": "No such document.", "field": "ids.5"},
+    ]
+    after = await collections_of()
+    assert after == {**before, **dict.fromkeys(ids, notes)}
+    assert after[foreign_doc] == foreign_collection
+
+    too_many = await client.op(
+        "DeleteDocuments",
+        {"input": {"ids": [global_id("Document", ids[0])] * 101}},
+        token=people["editor"]["accessToken"],
+    )
+    assert too_many["deleteDocuments"]["errors"] == [
+        {"code": "TOO_LONG", "message": "Select at most 100 documents at a time.", "field": "ids"}
+    ]
+    refused = await client.op(
+        "DeleteDocuments", {"input": {"ids": wanted}}, token=people["viewer"]["accessToken"]
+    )
+    assert refused["deleteDocuments"]["deletedIds"] is None
+    assert refused["deleteDocuments"]["errors"][0]["code"] == "FORBIDDEN"
+    assert len(await collections_of()) == 5
+
+    deleted = await client.op(
+        "DeleteDocuments",
+        {"input": {"ids": wanted[:2] + wanted[4:]}},
+        token=people["editor"]["accessToken"],
+    )
+    assert deleted["deleteDocuments"] == {
+        "deletedIds": wanted[:2],
+        "errors": [
+            {"code": "NOT_FOUND", "message": "No such document.", "field": "ids.2"},
+            {"code": "NOT_FOUND", "message": "No such document.", "field": "ids.3"},
+        ],
+    }
+    remaining = await collections_of()
+    assert set(remaining) == {ids[2], ids[3], foreign_doc}
+    async with db() as session:
+        chunks = (await session.execute(select(Chunk.document_id).distinct())).scalars().all()
+    assert set(chunks) == {ids[2], ids[3]}  # the foreign document was seeded without chunks
+    _ = specs
+
+
+async def test_dashboard_counts_and_recent_documents(any_db_client: GraphQLClient, any_db_app):
+    client, db = any_db_client, any_db_app.state.deps.db
+    workspace, people, ids, specs, _notes = await _setup(client, any_db_app, count=7)
+    owner_id = uuid_of(people["owner"]["user"]["id"])
+    await add_documents(
+        db, uuid_of(workspace["id"]), [specs], [owner_id], 2, status=DocumentStatus.FAILED
+    )
+    data = await client.op(
+        "Dashboard", {"workspaceId": workspace["id"]}, token=people["viewer"]["accessToken"]
+    )
+    ws = data["workspace"]
+    assert ws["documentCounts"] == {
+        "queued": 0,
+        "processing": 0,
+        "ready": 7,
+        "failed": 2,
+        "total": 9,
+    }
+    assert ws["collectionCount"] == 2
+    assert [d["title"] for d in ws["recentDocuments"]] == [
+        "doc 006",
+        "doc 005",
+        "doc 004",
+        "doc 003",
+        "doc 002",
+    ]
+    assert ws["recentDocuments"][0]["collection"]["name"] == "Specs"

@@ -1,0 +1,21 @@
+"""API workflows for collections (screen 4) and documents (screens 3, 5 and 7)."""
+
+from services import collections, documents
+from workflows.declare import api_workflow
+
+LIST_COLLECTIONS = api_workflow(collections.list_collections)
+LOAD_COLLECTIONS = api_workflow(collections.collections_by_ids)
+CREATE_COLLECTION = api_workflow(collections.create_collection)
+UPDATE_COLLECTION = api_workflow(collections.update_collection)
+DELETE_COLLECTION = api_workflow(collections.delete_collection)
+
+LIST_DOCUMENTS = api_workflow(documents.list_documents)
+LOAD_DOCUMENTS = api_workflow(documents.documents_by_ids)
+LOAD_DOCUMENT_TAGS = api_workflow(documents.tags_by_document_ids)
+LOAD_DOCUMENT_ENTITIES = api_workflow(documents.entities_by_document_ids)
+LOAD_DOCUMENT_EDITS = api_workflow(documents.edits_by_document_ids)
+LIST_CHUNKS = api_workflow(documents.list_chunks)
+LOAD_DOCUMENT_COUNTS = api_workflow(documents.document_counts)
+UPDATE_DOCUMENT = api_workflow(documents.update_document)
+MOVE_DOCUMENTS = api_workflow(documents.move_documents)
+DELETE_DOCUMENTS = api_workflow(documents.delete_documents)
