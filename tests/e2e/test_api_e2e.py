@@ -863,7 +863,11 @@ async def test_every_operation_document_executes_against_the_live_server(
             [message] = await next_messages(activity, 1)
             toasts.append(message["payload"]["data"]["workspaceEvents"])
         executed.add("WorkspaceEvents")
-        assert [t["type"] for t in toasts] == ["RUN_QUEUED", "RUN_STARTED", "RUN_FINISHED"]
+        # Stored events, with the run's live progress (the dashboard's bars) between them.
+        stored = [t["type"] for t in toasts if t["type"] != "RUN_PROGRESS"]
+        assert stored == ["RUN_QUEUED", "RUN_STARTED", "RUN_FINISHED"]
+        progress = [t["percent"] for t in toasts if t["type"] == "RUN_PROGRESS"]
+        assert progress and progress == sorted(progress)
         assert toasts[-1]["run"]["status"] == "SUCCEEDED"
     monitor = await op(
         "RunsMonitor", {"workspaceId": workspace["id"], "status": ["SUCCEEDED"]}, token=token
@@ -879,6 +883,50 @@ async def test_every_operation_document_executes_against_the_live_server(
     finished = await api.op("CancelRun", {"input": {"runId": run_id}}, token=token)
     assert [e["code"] for e in finished["cancelRun"]["errors"]] == ["RUN_FINISHED"]
     executed.add("CancelRun")
+
+    # Screens 4, 5 and 7 on an empty workspace: documents arrive with uploads, so the document
+    # actions run here against an id that exists nowhere (answered exactly like a foreign one).
+    created = await op(
+        "CreateCollection",
+        {"input": {"workspaceId": workspace["id"], "name": "Manuals", "description": "${x}"}},
+        token=token,
+    )
+    collection = created["createCollection"]["collection"]
+    assert (collection["name"], collection["description"], collection["documentCount"]) == (
+        "Manuals",
+        "${x}",
+        0,
+    )
+    renamed = await op(
+        "UpdateCollection", {"input": {"id": collection["id"], "name": "Guides"}}, token=token
+    )
+    assert renamed["updateCollection"]["collection"]["name"] == "Guides"
+    listed = await op("Collections", {"workspaceId": workspace["id"]}, token=token)
+    assert [e["node"]["name"] for e in listed["workspace"]["collections"]["edges"]] == ["Guides"]
+    documents = await op("DocumentsList", {"workspaceId": workspace["id"]}, token=token)
+    assert documents["workspace"]["documents"]["totalCount"] == 0
+    nowhere = relay.to_base64("Document", str(uuid.uuid4()))
+    assert await op("DocumentDetail", {"id": nowhere}, token=token) == {"document": None}
+    missing = {"code": "NOT_FOUND", "message": "No such document.", "field": "ids.0"}
+    moved = await api.op(
+        "MoveDocuments",
+        {"input": {"ids": [nowhere], "collectionId": collection["id"]}},
+        token=token,
+    )
+    assert (moved["moveDocuments"]["documents"], moved["moveDocuments"]["errors"]) == (
+        [],
+        [missing],
+    )
+    executed.add("MoveDocuments")
+    deleted = await api.op("DeleteDocuments", {"input": {"ids": [nowhere]}}, token=token)
+    assert deleted["deleteDocuments"] == {"deletedIds": [], "errors": [missing]}
+    executed.add("DeleteDocuments")
+    edited = await api.op("UpdateDocument", {"input": {"id": nowhere, "title": "x"}}, token=token)
+    assert edited["updateDocument"]["document"] is None
+    assert [e["code"] for e in edited["updateDocument"]["errors"]] == ["NOT_FOUND"]
+    executed.add("UpdateDocument")
+    dropped = await op("DeleteCollection", {"input": {"id": collection["id"]}}, token=token)
+    assert dropped["deleteCollection"]["deletedCollectionId"] == collection["id"]
 
     signed_out = await op("SignOut", {"input": {"refreshToken": refreshed["refreshToken"]}})
     assert signed_out["signOut"]["signedOut"] is True

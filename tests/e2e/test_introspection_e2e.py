@@ -81,7 +81,15 @@ def test_get_introspection_query_builds_a_client_schema_in_development(
     assert (done.returncode, done.stderr) == (0, "")
     summary = json.loads(done.stdout)
     assert summary == expected_summary()
-    assert summary["queryFields"] == ["me", "node", "run", "workspace", "workspaces"]
+    assert summary["queryFields"] == [
+        "collection",
+        "document",
+        "me",
+        "node",
+        "run",
+        "workspace",
+        "workspaces",
+    ]
 
 
 @pytest.mark.timeout(120)
