@@ -4,8 +4,10 @@ Nested connections are read for all their parents at once, so the count does not
 number of parents either. The screens' counts are checked on PostgreSQL and on SQLite.
 """
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import event
@@ -65,6 +67,21 @@ async def test_app_shell_is_three_statements_for_any_number_of_workspaces(
         assert len(statements) == 3, statements
 
 
+async def _owner_and_workspace(
+    client: GraphQLClient, app: Any
+) -> tuple[dict[str, Any], dict[str, Any], uuid.UUID, uuid.UUID, Any]:
+    """A signed-up owner, their workspace, both ids as uuids, and the app's sessionmaker."""
+    owner = await sign_up(client, "Owner", "owner@example.com")
+    workspace = await first_workspace(client, owner["accessToken"])
+    return (
+        owner,
+        workspace,
+        uuid_of(workspace["id"]),
+        uuid_of(owner["user"]["id"]),
+        app.state.deps.db,
+    )
+
+
 @pytest.mark.parametrize("rows", [1, 25, 100])
 async def test_workspace_members_is_three_statements(
     any_db_client: GraphQLClient, any_db_app, rows: int
@@ -122,11 +139,9 @@ async def test_runs_monitor_is_four_statements_for_any_number_of_rows(
 async def test_run_detail_is_six_statements_for_any_number_of_events(
     any_db_client: GraphQLClient, any_db_app, rows: int
 ):
-    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
-    workspace = await first_workspace(any_db_client, owner["accessToken"])
-    workspace_id = uuid_of(workspace["id"])
-    owner_id = uuid_of(owner["user"]["id"])
-    db = any_db_app.state.deps.db
+    owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
+        any_db_client, any_db_app
+    )
     [failed] = await add_runs(db, workspace_id, [owner_id], 1)
     [retry] = await add_runs(db, workspace_id, [owner_id], 1, retry_of=failed)
     await add_events(db, retry, rows)
@@ -236,11 +251,9 @@ async def test_nested_connections_are_read_for_all_parents_at_once(
 async def test_documents_list_is_six_statements_for_any_number_of_rows(
     any_db_client: GraphQLClient, any_db_app, rows: int
 ):
-    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
-    workspace = await first_workspace(any_db_client, owner["accessToken"])
-    workspace_id = uuid_of(workspace["id"])
-    owner_id = uuid_of(owner["user"]["id"])
-    db = any_db_app.state.deps.db
+    owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
+        any_db_client, any_db_app
+    )
     [editor] = await add_members(db, workspace_id, 1, prefix="editor")
     collections = [await add_collection(db, workspace_id, f"C{n}", owner_id) for n in range(3)]
     await add_documents(db, workspace_id, collections, [owner_id, editor], rows, tags=("a", "b"))
@@ -269,11 +282,9 @@ async def test_documents_list_is_six_statements_for_any_number_of_rows(
 async def test_document_detail_is_eight_statements_for_any_number_of_chunks(
     any_db_client: GraphQLClient, any_db_app, chunks: int
 ):
-    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
-    workspace = await first_workspace(any_db_client, owner["accessToken"])
-    workspace_id = uuid_of(workspace["id"])
-    owner_id = uuid_of(owner["user"]["id"])
-    db = any_db_app.state.deps.db
+    owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
+        any_db_client, any_db_app
+    )
     collection = await add_collection(db, workspace_id, "C", owner_id)
     [document] = await add_documents(
         db, workspace_id, [collection], [owner_id], 1, tags=("a",), chunks=chunks
