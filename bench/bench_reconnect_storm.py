@@ -1,9 +1,9 @@
 """Benchmark: a reconnect storm on ONE API process: N clients (1,000 with --full) connect and
 subscribe at once to a FINISHED run's `runProgress` with `after` omitted, so each replays the
-whole log from the database and completes.
+whole log and completes.
 
     uv run --frozen python bench/bench_reconnect_storm.py [--full] [--clients N] [--events N]
-        [--procs N]
+        [--procs N] [--profile [--cprofile]]
 
 By default a quick run: 200 clients (what `make bench` does); `--full` gives 1,000. A script,
 not a test: it prints figures and asserts nothing. Goal (reported): every event delivered to
@@ -18,6 +18,16 @@ instant; each connects (graphql-transport-ws, connection_init with the bearer to
 with the frontend's RunProgress document and reads to `complete`. Per client: first event =
 first `next` - the start instant; done = `complete` - the start instant; total = the last
 client's done.
+
+`--profile` serves this module's `create_bench_app` (the real app, POST /bench/control from
+bench_run_fanout, and POST /bench/phases) and samples the API's event loop every 0.5 ms over
+the storm (`PhaseSampler`): each sample counts for the first of `PHASES` with a frame on the
+stack (WebSocket handshake and frames, connection_init, the access check, the replay read,
+executing and sending each event, ...), and the busy samples are scaled to the API's CPU time
+per client. For the larger phases it also names the calls below them. The sampler takes the GIL
+when the loop releases it, so calls that release it (file writes, os.urandom) are
+over-sampled; `--cprofile` adds cProfile's own time by package and function. The client
+processes' CPU is reported too: they share the 2 CPUs with the API.
 """
 
 from __future__ import annotations
@@ -28,6 +38,8 @@ import json
 import multiprocessing
 import os
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +47,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from fastapi import Request  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
 
 from app import migrate  # noqa: E402
 from base.events.bus import RedisBus  # noqa: E402
@@ -46,6 +61,7 @@ from bench.bench_run_fanout import (  # noqa: E402
     create_claimed_run,
     event_plan,
     init_message,
+    print_profile,
     raise_open_files,
     run_global_id,
     server_env,
@@ -121,17 +137,23 @@ def _clients_process(conn: Any, spec: dict[str, Any]) -> None:
 
     conn.send("ready")
     spec = {**spec, "start_ns": conn.recv()}
+    cpu_before = time.process_time()
     try:
-        conn.send(asyncio.run(_clients_main(spec)))
+        results = asyncio.run(_clients_main(spec))
     except Exception as exc:
-        conn.send([(None, None, 0, f"process failed: {exc}")] * spec["count"])
+        results = [(None, None, 0, f"process failed: {exc}")] * spec["count"]
+    try:
+        conn.send((results, time.process_time() - cpu_before))
     finally:
         conn.close()
 
 
+CLIENT_CPU: list[float] = []  # CPU seconds of the client processes, per storm
+
+
 def storm(spec: dict[str, Any], clients: int, procs: int) -> list[tuple[Any, ...]]:
     """`clients` clients over `procs` spawned processes, all starting at one instant once every
-    process has started."""
+    process has started. The client processes' CPU time is appended to CLIENT_CPU."""
     ctx = multiprocessing.get_context("spawn")
     pipes, children = [], []
     for count in split(clients, procs):
@@ -151,9 +173,13 @@ def storm(spec: dict[str, Any], clients: int, procs: int) -> list[tuple[Any, ...
     for parent in pipes:
         parent.send(start_ns)
     results: list[tuple[Any, ...]] = []
+    cpu = 0.0
     for parent, proc in zip(pipes, children, strict=True):
-        results.extend(parent.recv())
+        received, seconds = parent.recv()
+        results.extend(received)
+        cpu += seconds
         proc.join(timeout=10)
+    CLIENT_CPU.append(cpu)
     return results
 
 
@@ -209,6 +235,192 @@ async def finished_run(settings: Any, events: int) -> tuple[str, str]:
         await engine.dispose()
 
 
+# --- phases (only with --profile) -------------------------------------------------------------
+
+# Where the API's event loop is, sampled: each sample goes to the first phase (in this order)
+# that has a frame on the stack. cProfile cannot split by phase: a coroutine's cumulative time
+# spans its awaits, and SQLAlchemy runs its sync code in greenlets whose stacks end at the
+# greenlet (the sampler continues them from the frame that switched in, noted by a greenlet
+# trace hook).
+PHASES: list[tuple[str, list[tuple[str, str]]]] = [
+    ("replay read: SQL", [("services/run_log.py", "run_events_after")]),
+    ("access check: SQL", [("services/runs.py", "runs_by_ids")]),
+    ("access check: Kailash workflow around it", [("resolvers/core/context.py", "run")]),
+    ("bus subscribe", [("base/events/bus.py", "subscribe")]),
+    ("run status read + stream", [("services/live.py", "")]),
+    ("RunEvent.of", [("resolvers/runs/types.py", "of")]),
+    ("executing each event (graphql-core)", [("graphql/execution/execute.py", "callback")]),
+    ("sending: JSON encoding", [("json/", ""), ("starlette/websockets.py", "send_json")]),
+    ("sending: uvicorn frame + write", [("uvicorn/protocols/", "send")]),
+    ("sending: other", [("graphql_transport_ws/handlers.py", "send_message")]),
+    ("strawberry per-event result", [("strawberry/schema/schema.py", "_handle_execution_result")]),
+    ("connection_init (JWT)", [("graphql_transport_ws/handlers.py", "handle_connection_init")]),
+    ("subscribe: strawberry pre-execution", [("strawberry/schema/", "_prepare_operation_async")]),
+    ("subscribe: graphql-core subscribe", [("graphql/execution/", "subscribe")]),
+    (
+        "subscribe: other",
+        [
+            ("graphql_transport_ws/handlers.py", "run_operation"),
+            ("graphql_transport_ws/handlers.py", "handle_subscribe"),
+        ],
+    ),
+    ("graphql-ws messages (decode, dispatch)", [("strawberry/", "")]),
+    ("ASGI (starlette, fastapi)", [("starlette/", ""), ("fastapi/", "")]),
+    # uvloop runs the loop in C: a stack whose innermost frame is asyncio.run waits for I/O.
+    ("idle (waiting for I/O)", [("selectors.py", "select")]),
+    ("WebSocket transport (handshake, frames)", [("uvicorn/protocols/", ""), ("/websockets/", "")]),
+]
+OTHER = "event loop, other"
+IDLE = "idle (waiting for I/O)"
+
+
+def _where(code: Any) -> str:
+    if code is None:
+        return "-"
+    return f"{'/'.join(code.co_filename.rsplit('/', 2)[-2:])}:{code.co_name}"
+
+
+class PhaseSampler:
+    """Samples the main thread's stack every `interval` seconds from a thread of its own."""
+
+    def __init__(self, interval: float = 0.0005) -> None:
+        self.interval = interval
+        self.counts: dict[str, int] = {}
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._anchor: Any = None  # the frame that switched into the running SQLAlchemy greenlet
+        self._phase_of_code: dict[Any, int | None] = {}
+
+    def _switched(self, _event: str, args: tuple[Any, Any]) -> None:
+        origin, target = args
+        self._anchor = None if target.parent is None else origin.gr_frame
+
+    def _phase(self, frame: Any) -> tuple[str, str, str]:
+        """(phase, the frame the phase's outermost marker called, the innermost frame)."""
+        best: int | None = None
+        below = None  # the frame called by the phase's frame found last
+        anchor = self._anchor
+        innermost = frame.f_code if frame is not None else None
+        previous = None
+        while frame is not None:
+            code = frame.f_code
+            if code not in self._phase_of_code:
+                found = None
+                for index, (_label, markers) in enumerate(PHASES):
+                    if any(
+                        f in code.co_filename and (not fn or fn == code.co_name)
+                        for f, fn in markers
+                    ):
+                        found = index
+                        break
+                self._phase_of_code[code] = found
+            index = self._phase_of_code[code]
+            if index is not None and (best is None or index <= best):
+                best, below = index, previous
+            previous = code
+            frame = frame.f_back
+            if frame is None and anchor is not None:
+                frame, anchor = anchor, None
+        if innermost is not None and innermost.co_filename.endswith("asyncio/runners.py"):
+            return IDLE, "", ""
+        return (
+            OTHER if best is None else PHASES[best][0],
+            _where(below),
+            _where(innermost),
+        )
+
+    def _run(self, thread_id: int) -> None:
+        while self._running:
+            time.sleep(self.interval)
+            frame = sys._current_frames().get(thread_id)
+            key = "\t".join(self._phase(frame))
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def start(self) -> None:
+        import greenlet
+
+        self.counts = {}
+        self._running = True
+        # The sampler needs the GIL: while the loop runs Python, it gets it at each switch
+        # interval, so a shorter interval gives more samples of the busy time.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(self.interval)
+        greenlet.settrace(self._switched)
+        self._thread = threading.Thread(
+            target=self._run, args=(threading.get_ident(),), daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> dict[str, int]:
+        import greenlet
+
+        self._running = False
+        if self._thread is not None:
+            self._thread.join()
+        greenlet.settrace(None)
+        sys.setswitchinterval(self._switch_interval)
+        return self.counts
+
+
+def create_bench_app() -> Any:
+    """bench_run_fanout's bench app (the real app, POST /bench/control) plus POST
+    /bench/phases?action=start|stop: the phase sampler."""
+    from bench.bench_run_fanout import create_bench_app as fanout_bench_app
+
+    app = fanout_bench_app()
+    sampler = PhaseSampler()
+
+    @app.post("/bench/phases", include_in_schema=False)
+    async def phases(request: Request) -> JSONResponse:
+        if request.query_params.get("action") == "start":
+            sampler.start()
+            return JSONResponse({})
+        return JSONResponse(sampler.stop())
+
+    return app
+
+
+def control(base_url: str, route: str = "control", **params: str) -> Any:
+    import httpx
+
+    answer = httpx.post(f"{base_url}/bench/{route}", params=params, timeout=120)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def print_phases(samples: dict[str, int], api_cpu: float, clients: int) -> None:
+    """The sampled split, scaled to the API's CPU time (idle samples left out); for the larger
+    phases, what their frames called and the innermost frames."""
+    counts: dict[str, int] = {}
+    callees: dict[str, dict[str, int]] = {}
+    innermost: dict[str, dict[str, int]] = {}
+    for key, n in samples.items():
+        phase, below, inner = key.split("\t")
+        counts[phase] = counts.get(phase, 0) + n
+        for table, where in ((callees, below), (innermost, inner)):
+            table.setdefault(phase, {})
+            table[phase][where] = table[phase].get(where, 0) + n
+    busy = sum(n for phase, n in counts.items() if phase != IDLE)
+    print(
+        f"\n  API event loop by phase ({sum(counts.values())} samples, {busy} busy; the busy "
+        f"share scaled to the {api_cpu:.2f} s of CPU, per client):"
+    )
+    order = [label for label, _ in PHASES]
+    for phase in sorted(counts, key=lambda p: order.index(p) if p in order else len(order)):
+        n = counts[phase]
+        if phase == IDLE:
+            print(f"    {phase:<44} {n:6d} samples")
+            continue
+        print(
+            f"    {phase:<44} {n:6d} samples {n / busy:6.1%}  "
+            f"{api_cpu * n / busy / clients * 1e3:6.2f} ms"
+        )
+        if n / busy >= 0.05:
+            for label, table in (("calls", callees), ("innermost", innermost)):
+                top = sorted(table[phase].items(), key=lambda kv: -kv[1])[:4]
+                print(f"      {label}: " + ", ".join(f"{w} {c / n:.0%}" for w, c in top))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=(__doc__ or "").split("\n\n")[0],
@@ -218,6 +430,12 @@ def main(argv: list[str] | None = None) -> int:
     add_size_flag(parser, quick={"clients": 200}, full={"clients": 1000})
     parser.add_argument("--events", type=int, default=20, help="step events in the log (20)")
     parser.add_argument("--procs", type=int, default=2, help="client processes (2)")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the API's event loop by phase"
+    )
+    parser.add_argument(
+        "--cprofile", action="store_true", help="with --profile: cProfile the API as well"
+    )
     args = apply_sizes(parser.parse_args(argv))
     if args.clients < 1 or args.events < 4 or args.procs < 1:
         parser.error("need --clients >= 1, --events >= 4, --procs >= 1")
@@ -232,10 +450,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.getloadavg()[0]:.2f} at start, open-files limit {limit}, {args.clients} clients in "
         f"{args.procs} processes, a finished run of {expected} events, after omitted"
     )
-    with redis_server() as redis_url, postgres_server() as postgres_url:
+    app = "bench.bench_reconnect_storm:create_bench_app" if args.profile else "app.main:create_app"
+    with (
+        tempfile.TemporaryDirectory(prefix="kd-bench-storm-") as tmp,
+        redis_server() as redis_url,
+        postgres_server() as postgres_url,
+    ):
         settings = bench_settings(postgres_url, redis_url)
         migrate.upgrade(settings.database_url)
-        with live_server(server_env(settings)) as base_url:
+        profile_to = Path(tmp) / "api.prof"
+        with live_server(server_env(settings), app=app) as base_url:
             server = server_process(int(base_url.rsplit(":", 1)[1]))
             run_gid, token = asyncio.run(finished_run(settings, args.events))
             spec = {
@@ -244,15 +468,31 @@ def main(argv: list[str] | None = None) -> int:
                 "run_gid": run_gid,
             }
             report("one client (baseline)", storm(spec, 1, 1), expected)
+            if args.profile:
+                control(base_url, "phases", action="start")
+                if args.cprofile:
+                    control(base_url, action="start", profile="1")
             rss_before, cpu_before = tree_usage(server)
             figures = report("storm", storm(spec, args.clients, args.procs), expected)
             rss_after, cpu_after = tree_usage(server)
+            phases = {}
+            if args.profile:
+                phases = control(base_url, "phases", action="stop")
+                if args.cprofile:
+                    control(base_url, action="stop", path=str(profile_to))
+            api_cpu = cpu_after - cpu_before
             print(
-                f"  API process: {(cpu_after - cpu_before) * 1e3:.0f} ms CPU over the storm, RSS "
-                f"{rss_before:.0f} -> {rss_after:.0f} MiB"
+                f"  API process: {api_cpu * 1e3:.0f} ms CPU over the storm "
+                f"({api_cpu / args.clients * 1e3:.2f} ms per client), RSS "
+                f"{rss_before:.0f} -> {rss_after:.0f} MiB; client processes: "
+                f"{CLIENT_CPU[-1] * 1e3:.0f} ms CPU"
             )
             for line in server_warnings(server)[:5]:
                 print(f"  server: {line}")
+        if phases:
+            print_phases(phases, api_cpu, args.clients)
+        if args.cprofile and profile_to.exists():
+            print_profile(profile_to, expected, args.clients)
     print(
         f"  goal: first-event p99 under {GOAL_P99_MS:.0f} ms - "
         f"{'met' if figures['p99'] < GOAL_P99_MS else 'MISSED'} (reported, not asserted)"
