@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -18,10 +20,11 @@ from sqlalchemy import select
 from base.errors import DomainError, Invalid
 from base.events.bus import run_topic, workspace_topic
 from base.events.stream import replay_then_tail
-from base.models.runs import Run
+from base.models.runs import Run, RunStatus
 from services import runs
 from services.deps import ServiceDeps
 from services.run_log import (
+    RUN_EVENTS_BATCH,
     TERMINAL_EVENT_TYPES,
     last_workspace_event_id,
     run_events_after,
@@ -75,16 +78,91 @@ def _throttled(
     return maybe_check
 
 
+@dataclass(frozen=True)
+class RunHead:
+    """What a run's stream reads before it opens: the run's status and last cursor, and, once
+    the run has ended, its whole log (it can no longer change: writes need a RUNNING run)."""
+
+    status: RunStatus
+    last_seq: int
+    log: tuple[dict[str, Any], ...] | None = None  # only for an ended run
+
+
+# The heads of ended runs, shared by every stream of the process (a thousand clients replaying a
+# finished run read it once), least recently used first, at most FINISHED_LOG_EVENTS events in
+# all. Their event dicts are shared too: nothing may change them.
+FINISHED_LOG_EVENTS = 10_000  # a few MiB
+_finished: OrderedDict[tuple[str, uuid.UUID], RunHead] = OrderedDict()
+_finished_events = 0
+# (loop, database, run) -> the head read in flight, which every stream arriving meanwhile awaits.
+_reading: dict[tuple[int, str, uuid.UUID], asyncio.Future[RunHead]] = {}
+
+
+def _remember_finished(key: tuple[str, uuid.UUID], head: RunHead) -> None:
+    global _finished_events
+    assert head.log is not None
+    if key in _finished or len(head.log) > FINISHED_LOG_EVENTS:
+        return
+    _finished[key] = head
+    _finished_events += len(head.log)
+    while _finished_events > FINISHED_LOG_EVENTS:
+        _key, evicted = _finished.popitem(last=False)
+        _finished_events -= len(evicted.log or ())
+
+
+async def _read_head(deps: ServiceDeps, run_id: uuid.UUID) -> RunHead:
+    async with deps.db() as session:
+        status, last_seq = (
+            await session.execute(select(Run.status, Run.last_seq).where(Run.id == run_id))
+        ).one()
+        if not status.is_terminal or last_seq > RUN_EVENTS_BATCH:
+            return RunHead(status, last_seq)
+        # The terminal status commits with the final event, so the log read now is complete.
+        log = tuple(await run_events_after(session, run_id, 0, limit=RUN_EVENTS_BATCH))
+    if [e["cursor"] for e in log] != list(range(1, last_seq + 1)):
+        return RunHead(status, last_seq)  # not the contiguous log expected: read it as usual
+    head = RunHead(status, last_seq, log)
+    _remember_finished((deps.settings.database_url, run_id), head)
+    return head
+
+
+async def run_head(deps: ServiceDeps, run_id: uuid.UUID) -> RunHead:
+    """The run's head: from memory once the run has ended, else read once for all the streams
+    that ask while the read is in flight."""
+    key = (deps.settings.database_url, run_id)
+    finished = _finished.get(key)
+    if finished is not None:
+        _finished.move_to_end(key)
+        return finished
+    flight = (id(asyncio.get_running_loop()), *key)
+    reading = _reading.get(flight)
+    if reading is None:
+        reading = asyncio.ensure_future(_read_head(deps, run_id))
+        _reading[flight] = reading
+        reading.add_done_callback(lambda done: _forget_read(flight, done))
+    # Shielded: a client that leaves does not cancel the read the others wait for.
+    return await asyncio.shield(reading)
+
+
+def _forget_read(flight: tuple[int, str, uuid.UUID], done: asyncio.Future[RunHead]) -> None:
+    if _reading.get(flight) is done:
+        del _reading[flight]
+    if not done.cancelled():
+        done.exception()  # retrieved: the streams that awaited it have raised it
+
+
 async def run_progress(
     deps: ServiceDeps, *, run_id: uuid.UUID, after: str | None
 ) -> AsyncIterator[dict[str, Any]]:
     """Call only after `runs.require_run` allowed the caller (resolvers run it as a workflow)."""
     start = _cursor(after) or 0
-    async with deps.db() as session:
-        status, last_seq = (
-            await session.execute(select(Run.status, Run.last_seq).where(Run.id == run_id))
-        ).one()
-    if status.is_terminal and start >= last_seq:
+    head = await run_head(deps, run_id)
+    if head.log is not None:  # the run has ended: its log, from memory
+        for event in head.log:
+            if event["cursor"] > start:
+                yield event
+        return
+    if head.status.is_terminal and start >= head.last_seq:
         return  # the client has already seen the final event
 
     async def fetch(cursor: int) -> list[dict[str, Any]]:

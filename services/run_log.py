@@ -17,6 +17,7 @@ from base.models.runs import Run, RunEvent, WorkspaceEvent
 log = logging.getLogger("knowledge_desk.runs")
 
 TERMINAL_EVENT_TYPES = {"RUN_SUCCEEDED", "RUN_FAILED", "RUN_CANCELLED"}
+RUN_EVENTS_BATCH = 500  # events per read of a run's log
 
 
 def run_event_dict(event: RunEvent) -> dict[str, Any]:
@@ -165,7 +166,7 @@ async def append_workspace_event(
 
 
 async def run_events_after(
-    session: AsyncSession, run_id: uuid.UUID, after: int, limit: int = 500
+    session: AsyncSession, run_id: uuid.UUID, after: int, limit: int = RUN_EVENTS_BATCH
 ) -> list[dict[str, Any]]:
     rows = (
         await session.execute(

@@ -5,15 +5,13 @@ number of parents either. The screens' counts are checked on PostgreSQL and on S
 """
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from base.models.accounts import Membership, Role
 from base.settings import Settings
+from tests.support.databases import count_statements
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 from tests.support.seed import (
     add_collection,
@@ -25,20 +23,6 @@ from tests.support.seed import (
     uuid_of,
 )
 from tests.support.team import invite_and_accept
-
-
-@contextmanager
-def count_statements(engine) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn, _cursor, statement, *_args):
-        statements.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_app_shell_is_three_statements_for_any_number_of_workspaces(

@@ -1,4 +1,5 @@
-"""Fresh databases of their own on the live PostgreSQL, for suites that run real processes."""
+"""Fresh databases of their own on the live PostgreSQL, for suites that run real processes; and
+counting the statements an engine sends."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import migrate
 from base.settings import Settings
@@ -41,3 +44,18 @@ def fresh_database(postgres_url: str, prefix: str) -> Iterator[str]:
         yield url
     finally:
         asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def count_statements(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements `engine` sends while the block runs, in order."""
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
