@@ -1,8 +1,10 @@
 """The event streams behind the subscriptions.
 
-Resolvers authorise a stream once, through a workflow, before opening it; the stream then
-re-checks access at most every `settings.access_recheck_seconds` (ACCESS_RECHECK_SECONDS) before
-delivering live events, so a member who is removed stops receiving the workspace's events.
+Resolvers authorise a stream, through a workflow, before opening it; the stream then re-checks
+access at most every `settings.access_recheck_seconds` (ACCESS_RECHECK_SECONDS) before
+delivering live events, so a member who is removed stops receiving the workspace's events. The
+opening check and the re-checks of one user's streams of one run (or workspace) share one query
+per interval; see `_checks`.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def _cursor(after: str | None) -> int | None:
 # (loop, user, stream key) -> the latest access check and when it started. Shared by every
 # subscription of the process: a thousand subscribers of one run wait on one query per
 # interval (and all get its NotFound once access is gone), instead of a thousand queries.
+# Opening a stream shares it too, as long as it allowed: a check of the same user and stream
+# that is in flight or started less than the interval ago answers (a refusal is asked again, so
+# a member just added is not turned away by an earlier answer). Never shared between users.
 _checks: dict[tuple[int, Any, str], tuple[float, asyncio.Future[Any]]] = {}
 
 
@@ -54,28 +59,65 @@ def _failed_to_answer(check: asyncio.Future[Any]) -> bool:
     return error is not None and not isinstance(error, DomainError)
 
 
-def _throttled(
+def _refused(check: asyncio.Future[Any]) -> bool:
+    return not check.cancelled() and isinstance(check.exception(), DomainError)
+
+
+async def _shared_check(
+    deps: ServiceDeps, key: str, check: Callable[[], Awaitable[Any]], *, opening: bool
+) -> None:
+    """`check()`, or the answer of one started less than ACCESS_RECHECK_SECONDS ago for the same
+    user and stream; raises NotFound once access is gone."""
+    if deps.principal.user_id is None:
+        await check()  # refuses: nobody to share with
+        return
+    cache_key = (id(asyncio.get_running_loop()), deps.principal.user_id, key)
+    started, latest = _checks.get(cache_key, (0.0, None))
+    if latest is None or (
+        latest.done()
+        and (
+            time.monotonic() - started >= deps.settings.access_recheck_seconds
+            or _failed_to_answer(latest)
+            or (opening and _refused(latest))
+        )
+    ):
+        if len(_checks) > 100_000:  # bound it: forgetting only costs a query
+            _checks.clear()
+        latest = asyncio.ensure_future(check())
+        _checks[cache_key] = (time.monotonic(), latest)
+    await asyncio.shield(latest)
+
+
+def _run_key(run_id: uuid.UUID) -> str:
+    return f"run:{run_id}"
+
+
+def _workspace_key(workspace_id: uuid.UUID) -> str:
+    return f"workspace:{workspace_id}"
+
+
+async def authorize_run_progress(deps: ServiceDeps, *, run_id: uuid.UUID) -> None:
+    """Before a run's stream opens: `runs.require_run`, shared (see `_checks`)."""
+    await _shared_check(
+        deps, _run_key(run_id), lambda: runs.require_run(deps, run_id=run_id), opening=True
+    )
+
+
+async def authorize_workspace_events(deps: ServiceDeps, *, workspace_id: uuid.UUID) -> None:
+    """Before a workspace's stream opens: `runs.require_member`, shared (see `_checks`)."""
+    await _shared_check(
+        deps,
+        _workspace_key(workspace_id),
+        lambda: runs.require_member(deps, workspace_id=workspace_id),
+        opening=True,
+    )
+
+
+def _rechecked(
     deps: ServiceDeps, key: str, check: Callable[[], Awaitable[Any]]
 ) -> Callable[[], Awaitable[None]]:
-    loop = asyncio.get_running_loop()
-    interval = deps.settings.access_recheck_seconds
-    cache_key = (id(loop), deps.principal.user_id, key)
-    if cache_key not in _checks:
-        allowed: asyncio.Future[Any] = loop.create_future()
-        allowed.set_result(None)  # the resolver has just authorised this stream
-        _checks[cache_key] = (time.monotonic(), allowed)
-
-    async def maybe_check() -> None:
-        started, latest = _checks.get(cache_key, (0.0, None))
-        stale = time.monotonic() - started >= interval
-        if latest is None or (latest.done() and (stale or _failed_to_answer(latest))):
-            if len(_checks) > 100_000:  # bound it: forgetting only costs a query
-                _checks.clear()
-            latest = asyncio.ensure_future(check())
-            _checks[cache_key] = (time.monotonic(), latest)
-        await asyncio.shield(latest)  # raises NotFound once access is gone
-
-    return maybe_check
+    """The re-check a stream runs before each live delivery."""
+    return lambda: _shared_check(deps, key, check, opening=False)
 
 
 @dataclass(frozen=True)
@@ -154,7 +196,8 @@ def _forget_read(flight: tuple[int, str, uuid.UUID], done: asyncio.Future[RunHea
 async def run_progress(
     deps: ServiceDeps, *, run_id: uuid.UUID, after: str | None
 ) -> AsyncIterator[dict[str, Any]]:
-    """Call only after `runs.require_run` allowed the caller (resolvers run it as a workflow)."""
+    """Call only after `authorize_run_progress` allowed the caller (resolvers run it as a
+    workflow)."""
     start = _cursor(after) or 0
     head = await run_head(deps, run_id)
     if head.log is not None:  # the run has ended: its log, from memory
@@ -177,8 +220,8 @@ async def run_progress(
         contiguous=True,
         is_last=lambda e: e["type"] in TERMINAL_EVENT_TYPES,
         idle_seconds=deps.settings.event_stream_idle_seconds,
-        check_access=_throttled(
-            deps, f"run:{run_id}", lambda: runs.require_run(deps, run_id=run_id)
+        check_access=_rechecked(
+            deps, _run_key(run_id), lambda: runs.require_run(deps, run_id=run_id)
         ),
     ):
         yield event
@@ -187,7 +230,7 @@ async def run_progress(
 async def workspace_events(
     deps: ServiceDeps, *, workspace_id: uuid.UUID, after: str | None
 ) -> AsyncIterator[dict[str, Any]]:
-    """Call only after `runs.require_member` allowed the caller (run as a workflow)."""
+    """Call only after `authorize_workspace_events` allowed the caller (run as a workflow)."""
     start = _cursor(after)
     if start is None:
         async with deps.db() as session:
@@ -204,9 +247,9 @@ async def workspace_events(
         fetch,
         contiguous=False,
         idle_seconds=deps.settings.event_stream_idle_seconds,
-        check_access=_throttled(
+        check_access=_rechecked(
             deps,
-            f"workspace:{workspace_id}",
+            _workspace_key(workspace_id),
             lambda: runs.require_member(deps, workspace_id=workspace_id),
         ),
     ):

@@ -1,6 +1,6 @@
 """API workflows for runs (screen 10) and starting the model check (screen 11)."""
 
-from services import model_check, runs
+from services import live, model_check, runs
 from workflows.declare import api_workflow
 
 LIST_RUNS = api_workflow(runs.list_runs)
@@ -9,6 +9,6 @@ LOAD_RUN_STEPS = api_workflow(runs.steps_by_run_ids)
 LIST_RUN_EVENTS = api_workflow(runs.list_run_events)
 CANCEL_RUN = api_workflow(runs.cancel_run)
 RETRY_RUN = api_workflow(runs.retry_run)
-REQUIRE_RUN = api_workflow(runs.require_run)
-REQUIRE_MEMBER = api_workflow(runs.require_member)
+AUTHORIZE_RUN_PROGRESS = api_workflow(live.authorize_run_progress)
+AUTHORIZE_WORKSPACE_EVENTS = api_workflow(live.authorize_workspace_events)
 START_MODEL_CHECK = api_workflow(model_check.start)

@@ -8,7 +8,7 @@ import strawberry
 from resolvers.core.relay import decode_id
 from resolvers.runs.types import Info, RunEvent, WorkspaceEvent
 from services import live
-from workflows.runs import REQUIRE_MEMBER, REQUIRE_RUN
+from workflows.runs import AUTHORIZE_RUN_PROGRESS, AUTHORIZE_WORKSPACE_EVENTS
 
 AFTER = strawberry.argument(
     description="The last cursor you saw; events after it are sent first, then live ones."
@@ -29,7 +29,7 @@ class RunSubscriptions:
         after: Annotated[str | None, AFTER] = None,
     ) -> AsyncGenerator[RunEvent, None]:
         run = decode_id(run_id, "Run", field="runId")
-        await info.context.run(REQUIRE_RUN, run_id=run)
+        await info.context.run(AUTHORIZE_RUN_PROGRESS, run_id=run)
         async for event in live.run_progress(info.context.deps, run_id=run, after=after):
             yield RunEvent.of(event)
 
@@ -44,7 +44,7 @@ class RunSubscriptions:
         after: Annotated[str | None, AFTER] = None,
     ) -> AsyncGenerator[WorkspaceEvent, None]:
         workspace = decode_id(workspace_id, "Workspace", field="workspaceId")
-        await info.context.run(REQUIRE_MEMBER, workspace_id=workspace)
+        await info.context.run(AUTHORIZE_WORKSPACE_EVENTS, workspace_id=workspace)
         async for event in live.workspace_events(
             info.context.deps, workspace_id=workspace, after=after
         ):
