@@ -55,8 +55,12 @@ from resolvers.core.transport import (
     parse_media_type,
     response_media_type,
 )
+from resolvers.runs.fanout import SharedRunEventExecution
 from runtime.runner import WorkflowRunner
 from services.deps import ServiceDeps
+
+# As strawberry's json.dumps(data, separators=(",", ":")), without building an encoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 # The media type negotiated for the request being answered (set in `run`, read while building
 # the response; a context variable because Strawberry's response hooks do not get the request).
@@ -104,6 +108,19 @@ def is_request_error(result: ExecutionResult) -> bool:
         return True
     errors = result.errors or []
     return result.data is None and bool(errors) and all(e.path is None for e in errors)
+
+
+def encode_json(data: object) -> str:
+    """JSON of a response or socket message; a run event's `next` payload that subscribers
+    share is encoded once for all of them (`resolvers/runs/fanout.py`)."""
+    if isinstance(data, dict) and data.get("type") == "next":
+        payload = data.get("payload")
+        if isinstance(payload, dict) and payload.keys() == {"data"}:
+            shared = SharedRunEventExecution.payload_json(payload["data"], _ENCODER.encode)
+            if shared is not None:
+                operation_id = _ENCODER.encode(data.get("id"))
+                return f'{{"id":{operation_id},"type":"next","payload":{shared}}}'
+    return _ENCODER.encode(data)
 
 
 def transport_error_response(
@@ -278,6 +295,9 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
                 for item in data
             ]
         return _request_data(data, protocol, "The request body must be a JSON object.")
+
+    def encode_json(self, data: object) -> str:
+        return encode_json(data)
 
     def decode_json(self, data: str | bytes) -> object:
         """JSON too deeply nested for the decoder is invalid JSON (HTTP 400, socket 4400)."""

@@ -13,6 +13,11 @@ once per process.
   `NoViewer` as its context: a field that reads it fails, in the tests first
   (tests/unit/runs/test_fanout.py also checks RunEvent's fields statically).
 
+  An event whose result is shared gets no executor at all, and the transport encodes its
+  `next` payload once (`payload_json`, used by the router's `encode_json`).
+- A run's log never changes, so each stored event, by (run, cursor), becomes one `RunEvent` for
+  every subscriber (`shared_run_event`).
+
 Any other payload, and queries and mutations, take the normal path.
 """
 
@@ -20,6 +25,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
 from graphql import ExecutionResult
@@ -46,9 +53,46 @@ class NoViewer:
 NO_VIEWER = NoViewer()
 
 
+MAX_SHARED_EVENTS = 256
+_run_events: OrderedDict[tuple[str, int], RunEvent] = OrderedDict()
+
+
+def shared_run_event(event: dict[str, Any]) -> RunEvent:
+    """`RunEvent.of(event)`, built once per (run, cursor) while recent."""
+    key = (event["run_id"], event["cursor"])
+    shared = _run_events.get(key)
+    if shared is None:
+        shared = _run_events[key] = RunEvent.of(event)
+        if len(_run_events) > MAX_SHARED_EVENTS:
+            _run_events.popitem(last=False)
+    return shared
+
+
+@dataclass
+class SharedResult:
+    """One run event's result for one (document, variables), and its `next` payload as JSON
+    once a transport has encoded it."""
+
+    operation: Any  # kept with the result so that its id cannot be reused meanwhile
+    result: ExecutionResult
+    payload_json: str | None = None
+
+
+class _Executed:
+    """The per-event executor of an event whose result is shared: it only returns it."""
+
+    def __init__(self, result: ExecutionResult) -> None:
+        self.result = result
+
+    def execute_operation(self, serially: bool | None = None) -> ExecutionResult:
+        return self.result
+
+
 class SharedRunEventExecution(StrawberryGraphQLCoreExecutionContext):
-    MAX_SHARED: ClassVar[int] = 256
-    _shared: ClassVar[OrderedDict[tuple[Any, ...], tuple[Any, Any]]] = OrderedDict()
+    MAX_SHARED: ClassVar[int] = MAX_SHARED_EVENTS
+    _shared: ClassVar[OrderedDict[tuple[Any, ...], SharedResult]] = OrderedDict()
+    _by_data: ClassVar[dict[int, SharedResult]] = {}  # id(result.data) -> the entry holding it
+    _variables_key: str | None = None
 
     @classmethod
     def build(cls, *args: Any, **kwargs: Any) -> Any:
@@ -58,7 +102,23 @@ class SharedRunEventExecution(StrawberryGraphQLCoreExecutionContext):
             executor.context_value = executor.context_value.fresh()
         return executor
 
+    def _shared_key(self, payload: RunEvent) -> tuple[Any, ...]:
+        if self._variables_key is None:  # once per operation: per-event executors copy it
+            variables = getattr(self.variable_values, "coerced", self.variable_values) or {}
+            # @include/@skip may use them
+            self._variables_key = json.dumps(variables, sort_keys=True, default=str)
+        return (
+            str(payload.run_id),
+            payload.cursor,
+            id(self.operation),  # parsed documents are cached, so equal texts share it
+            self._variables_key,
+        )
+
     def build_per_event_executor(self, payload: Any) -> Any:
+        if isinstance(payload, RunEvent):
+            shared = self._shared.get(self._shared_key(payload))
+            if shared is not None:
+                return _Executed(shared.result)  # executed already: nothing to build
         executor = super().build_per_event_executor(payload)
         if isinstance(payload, RunEvent):
             executor.context_value = NO_VIEWER
@@ -71,20 +131,27 @@ class SharedRunEventExecution(StrawberryGraphQLCoreExecutionContext):
         # graphql-core executes subscription events with serially=False.
         if serially is not False or not isinstance(payload, RunEvent):
             return super().execute_operation(serially)
-        variables = getattr(self.variable_values, "coerced", self.variable_values) or {}
-        key = (
-            str(payload.run_id),
-            payload.cursor,
-            id(self.operation),  # parsed documents are cached, so equal texts share it
-            json.dumps(variables, sort_keys=True, default=str),  # @include/@skip may use them
-        )
+        key = self._shared_key(payload)
         shared = self._shared.get(key)
         if shared is not None:
-            return shared[1]
+            return shared.result
         result = super().execute_operation(serially)
         if isinstance(result, ExecutionResult) and not result.errors:
-            # Keep the operation with the result so that its id cannot be reused meanwhile.
-            self._shared[key] = (self.operation, result)
+            entry = SharedResult(self.operation, result)
+            self._shared[key] = entry
+            self._by_data[id(result.data)] = entry
             if len(self._shared) > self.MAX_SHARED:
-                self._shared.popitem(last=False)
+                _key, evicted = self._shared.popitem(last=False)
+                self._by_data.pop(id(evicted.result.data), None)
         return result
+
+    @classmethod
+    def payload_json(cls, data: Any, encode: Callable[[Any], str]) -> str | None:
+        """The JSON of `{"data": data}`, encoded once, when `data` is a shared result's (the
+        transport sends it to every subscriber); None for any other data."""
+        entry = cls._by_data.get(id(data))
+        if entry is None or entry.result.data is not data:
+            return None
+        if entry.payload_json is None:
+            entry.payload_json = encode({"data": data})
+        return entry.payload_json

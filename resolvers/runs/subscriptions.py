@@ -6,6 +6,7 @@ from typing import Annotated
 import strawberry
 
 from resolvers.core.relay import decode_id
+from resolvers.runs.fanout import shared_run_event
 from resolvers.runs.types import Info, RunEvent, WorkspaceEvent
 from services import live
 from workflows.runs import AUTHORIZE_RUN_PROGRESS, AUTHORIZE_WORKSPACE_EVENTS
@@ -31,7 +32,7 @@ class RunSubscriptions:
         run = decode_id(run_id, "Run", field="runId")
         await info.context.run(AUTHORIZE_RUN_PROGRESS, run_id=run)
         async for event in live.run_progress(info.context.deps, run_id=run, after=after):
-            yield RunEvent.of(event)
+            yield shared_run_event(event)
 
     @strawberry.subscription(
         description="The workspace's activity (runs queued, started, finished): events after "

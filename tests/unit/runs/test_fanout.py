@@ -1,12 +1,15 @@
 """A run event is executed once per (event, document, variables), then shared by subscribers."""
 
+import json
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 
+import pytest
 import strawberry
 from strawberry.extensions import ParserCache
 
-from resolvers.runs.fanout import SharedRunEventExecution
+from resolvers.router import encode_json
+from resolvers.runs.fanout import SharedRunEventExecution, shared_run_event
 from resolvers.runs.types import RunEvent, RunEventType, RunStatus
 
 QUERY = "subscription { events { cursor type percent } }"
@@ -70,6 +73,50 @@ async def test_another_selection_is_executed_on_its_own():
     assert narrow[0].data == {"events": {"cursor": "7"}}
     assert wide[0].data["events"]["type"] == "STEP_STARTED"
     assert len(SharedRunEventExecution._shared) == 4
+
+
+def _next(operation_id: str, data: object) -> dict[str, object]:
+    return {"id": operation_id, "type": "next", "payload": {"data": data}}
+
+
+async def test_a_shared_result_s_next_payload_is_encoded_once_for_every_subscriber():
+    SharedRunEventExecution._shared.clear()
+    first, second = await _receive(QUERY), await _receive(QUERY)
+    sent = [encode_json(_next("1", r.data)) for r in first]
+    sent += [encode_json(_next("op-2", r.data)) for r in second]
+    assert [json.loads(text) for text in sent] == [
+        _next(operation_id, r.data)
+        for operation_id, results in (("1", first), ("op-2", second))
+        for r in results
+    ]
+    for result in second:  # encoded already: the encoder is not called again
+        cached = SharedRunEventExecution.payload_json(result.data, lambda _: pytest.fail())
+        assert cached == json.dumps({"data": result.data}, separators=(",", ":"))
+
+
+def test_other_messages_are_encoded_as_they_are():
+    message = _next("1", {"me": {"name": "Zoë"}})
+    assert encode_json(message) == json.dumps(message, separators=(",", ":"))
+    error = {"id": "1", "type": "next", "payload": {"data": None, "errors": [{"message": "m"}]}}
+    assert encode_json(error) == json.dumps(error, separators=(",", ":"))
+
+
+def test_each_stored_event_becomes_one_run_event_for_every_subscriber():
+    def stored() -> dict[str, object]:  # as services.run_log.run_event_dict makes it
+        return {
+            "cursor": 4,
+            "run_id": "00000000-0000-0000-0000-0000000000aa",
+            "type": "STEP_SUCCEEDED",
+            "status": "RUNNING",
+            "step": "CHAT",
+            "percent": 75,
+            "message": "CHAT succeeded",
+            "at": "2026-11-24T10:00:00+00:00",
+        }
+
+    one, other = shared_run_event(stored()), shared_run_event(stored())
+    assert one is other
+    assert one == RunEvent.of(stored())
 
 
 def _viewer_dependent_fields(cls: type, seen: set[type] | None = None) -> list[str]:
