@@ -21,9 +21,11 @@ its aliases and its estimated cost (ADR 0008 and ADR 0020):
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from graphql import (
     DocumentNode,
@@ -48,7 +50,8 @@ from graphql import (
 from graphql.language import SKIP, VisitorAction
 from graphql.type.introspection import SchemaMetaFieldDef, TypeMetaFieldDef
 from graphql.validation import ValidationRule
-from strawberry.extensions import SchemaExtension, ValidationCache
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
 
 from services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
@@ -56,6 +59,7 @@ from services.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 UNPAGED_LIST_ITEMS = 10
 INTROSPECTION_FIELDS = ("__schema", "__type")
 
+T = TypeVar("T")
 Limit = Literal["depth", "fields", "aliases", "cost"]
 # The top-level `extensions.code` of a refusal, by limit (tokens: see `token_limit_error`).
 CODES: dict[str, str] = {
@@ -333,6 +337,34 @@ def measure(
     return _Measure(document, schema, variables).run()
 
 
+# Results computed once per parsed document (ParserCache hands out one per text), kept with the
+# document so that its id cannot be reused while they are: (key, id(document)) -> (document,
+# result), least recently used first.
+_shapes: OrderedDict[tuple[Any, int], tuple[DocumentNode, Any]] = OrderedDict()
+_validations: OrderedDict[tuple[Any, int], tuple[DocumentNode, Any]] = OrderedDict()
+SHAPES_KEPT = 1024  # documents x variables
+
+
+def _by_document(
+    cache: OrderedDict[tuple[Any, int], tuple[DocumentNode, Any]],
+    key: Any,
+    document: DocumentNode,
+    compute: Callable[[], T],
+    maxsize: int,
+) -> T:
+    full_key = (key, id(document))
+    found = cache.get(full_key)
+    if found is not None and found[0] is document:
+        cache.move_to_end(full_key)
+        result: T = found[1]
+        return result
+    result = compute()
+    cache[full_key] = (document, result)
+    if len(cache) > maxsize:
+        cache.popitem(last=False)
+    return result
+
+
 def limit_error(limit: str, message: str, maximum: int) -> GraphQLError:
     """A refusal with its stable code, the limit it hit and that limit's value."""
     return GraphQLError(message, extensions={"code": CODES[limit], "limit": limit, "max": maximum})
@@ -357,7 +389,15 @@ class DocumentLimits(SchemaExtension):
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
             variables = context.variables if isinstance(context.variables, dict) else None
-            refusal = self._refusal(measure(document, context.schema._schema, variables))
+            schema = context.schema._schema
+            shape = _by_document(
+                _shapes,
+                (id(schema), json.dumps(variables, sort_keys=True, default=str)),
+                document,
+                lambda: measure(document, schema, variables),
+                SHAPES_KEPT,
+            )
+            refusal = self._refusal(shape)
             if refusal is not None:
                 # Setting errors here makes Strawberry skip graphql-core's validation entirely.
                 context.pre_execution_errors = [refusal]
@@ -391,18 +431,37 @@ class DocumentLimits(SchemaExtension):
         return None
 
 
-class ValidationCacheAfterLimits(ValidationCache):
+class ValidationCacheAfterLimits(SchemaExtension):
     """graphql-core validation cached by document, keeping an error DocumentLimits already set.
 
     Stock ValidationCache overwrites `pre_execution_errors` unconditionally, which would erase
-    the "too complex" refusal and validate the very document it refused.
+    the "too complex" refusal and validate the very document it refused. It also finds its entry
+    by the document's hash, which walks the whole syntax tree (a frozen dataclass hashes every
+    field) on every operation; ParserCache hands out one document per text, so this cache keys
+    by the document itself.
     """
 
+    def __init__(self, maxsize: int) -> None:
+        super().__init__()
+        self.maxsize = maxsize
+
     def on_validate(self) -> Iterator[None]:
-        if self.execution_context.pre_execution_errors:
+        context = self.execution_context
+        if context.pre_execution_errors:
             yield
             return
-        yield from super().on_validate()
+        document = context.graphql_document
+        assert document is not None  # validation runs after a successful parse
+        schema = context.schema._schema
+        rules = tuple(context.validation_rules)
+        context.pre_execution_errors = _by_document(
+            _validations,
+            (id(schema), rules),
+            document,
+            lambda: validate_document(schema, document, rules),
+            self.maxsize,
+        )
+        yield
 
 
 class NoIntrospection(ValidationRule):

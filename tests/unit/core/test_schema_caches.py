@@ -1,6 +1,8 @@
-"""The parse and validation caches never let a refused or invalid document through twice."""
+"""The parse and validation caches never let a refused or invalid document through twice, and
+spare the work they cache."""
 
 from base.settings import Settings
+from resolvers.core import limits
 from resolvers.schema import build_schema
 
 
@@ -42,3 +44,32 @@ class _Anonymous:
 
     async def run(self, workflow, **_kwargs):
         self.principal.require_user()
+
+
+PAGED = "query($n: Int) { workspaces(first: $n) { edges { node { id name } } } }"
+
+
+async def test_the_cost_of_one_document_is_kept_per_variables():
+    # Cost 5 with one workspace a page, 302 with a hundred: the second is refused every time,
+    # although the same parsed document was measured (and its measure kept) for the first.
+    schema = build_schema(Settings(graphql_max_cost=100))
+    for _ in range(2):
+        small = await schema.execute(PAGED, {"n": 1}, context_value=_Anonymous())
+        assert [e.extensions["code"] for e in small.errors] == ["UNAUTHENTICATED"]
+        large = await schema.execute(PAGED, {"n": 100}, context_value=_Anonymous())
+        assert [e.extensions["code"] for e in large.errors] == ["QUERY_TOO_COSTLY"]
+
+
+async def test_a_document_is_measured_and_validated_once():
+    schema = build_schema(Settings())
+    query = "query Once { me { id name } }"
+    for _ in range(3):
+        await schema.execute(query, context_value=_Anonymous())
+    measured = [d for d, _shape in limits._shapes.values() if "Once" in _source(d)]
+    validated = [d for d, _errors in limits._validations.values() if "Once" in _source(d)]
+    assert len(measured) == len(validated) == 1
+    assert measured[0] is validated[0]  # the one document ParserCache handed out
+
+
+def _source(document) -> str:
+    return document.loc.source.body if document.loc else ""
