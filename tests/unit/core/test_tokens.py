@@ -56,3 +56,21 @@ def test_bearer_header_parsing():
         with pytest.raises(Unauthenticated) as caught:
             bearer_token(bad)
         assert caught.value.code == "TOKEN_INVALID"
+
+
+def test_a_token_verified_once_is_served_again_only_while_live_and_with_its_secret():
+    user_id = uuid.uuid4()
+    token, expires = issue_access_token(
+        user_id, secret=SECRET, now=datetime.now(UTC), ttl_seconds=900
+    )
+    first = decode_access_token(token, secret=SECRET)
+    assert decode_access_token(token, secret=SECRET) is first  # not verified again
+    with pytest.raises(Unauthenticated) as caught:
+        decode_access_token(token, secret="o" * 40)  # the key was changed: verified, refused
+    assert caught.value.code == "TOKEN_INVALID"
+    at_expiry = datetime.fromtimestamp(int(expires.timestamp()), tz=UTC)
+    with pytest.raises(Unauthenticated) as caught:
+        decode_access_token(token, secret=SECRET, now=at_expiry)
+    assert caught.value.code == "TOKEN_EXPIRED"
+    just_before = at_expiry - timedelta(seconds=1)
+    assert decode_access_token(token, secret=SECRET, now=just_before).user_id == user_id
