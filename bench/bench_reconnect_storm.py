@@ -3,7 +3,7 @@ subscribe at once to a FINISHED run's `runProgress` with `after` omitted, so eac
 whole log and completes.
 
     uv run --frozen python bench/bench_reconnect_storm.py [--full] [--clients N] [--events N]
-        [--procs N] [--profile [--cprofile]]
+        [--procs N] [--profile [--cprofile]] [--uvicorn-log-level LEVEL]
 
 By default a quick run: 200 clients (what `make bench` does); `--full` gives 1,000. A script,
 not a test: it prints figures and asserts nothing. Goal (reported): every event delivered to
@@ -436,6 +436,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cprofile", action="store_true", help="with --profile: cProfile the API as well"
     )
+    parser.add_argument(
+        "--uvicorn-log-level",
+        help="what-if: uvicorn's log level (deployed: its default, info, which logs three lines "
+        "per WebSocket)",
+    )
     args = apply_sizes(parser.parse_args(argv))
     if args.clients < 1 or args.events < 4 or args.procs < 1:
         parser.error("need --clients >= 1, --events >= 4, --procs >= 1")
@@ -459,7 +464,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = bench_settings(postgres_url, redis_url)
         migrate.upgrade(settings.database_url)
         profile_to = Path(tmp) / "api.prof"
-        with live_server(server_env(settings), app=app) as base_url:
+        env = server_env(settings)
+        if args.uvicorn_log_level:
+            env["UVICORN_LOG_LEVEL"] = args.uvicorn_log_level
+        with live_server(env, app=app) as base_url:
             server = server_process(int(base_url.rsplit(":", 1)[1]))
             run_gid, token = asyncio.run(finished_run(settings, args.events))
             spec = {

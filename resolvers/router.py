@@ -115,7 +115,7 @@ def encode_json(data: object) -> str:
     share is encoded once for all of them (`resolvers/runs/fanout.py`)."""
     if isinstance(data, dict) and data.get("type") == "next":
         payload = data.get("payload")
-        if isinstance(payload, dict) and payload.keys() == {"data"}:
+        if isinstance(payload, dict) and len(payload) == 1 and "data" in payload:
             shared = SharedRunEventExecution.payload_json(payload["data"], _ENCODER.encode)
             if shared is not None:
                 operation_id = _ENCODER.encode(data.get("id"))
