@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from base.db.engine import lock_for_write
 from base.db.types import utcnow
@@ -88,6 +89,11 @@ def document_not_found(field: str | None = "id") -> NotFound:
     return NotFound("No such document.", field=field)
 
 
+# A document's extracted text (kilobytes to megabytes) is not part of its view: reads that build
+# views leave it in the database.
+_WITHOUT_TEXT = defer(Document.text)
+
+
 def _view(document: Document) -> DocumentView:
     return DocumentView.model_validate(document)
 
@@ -118,7 +124,11 @@ async def list_documents(
     async def load(
         query: DocumentsQuery, page: PageRequest, workspace_ids: list[Any]
     ) -> dict[Any, Page[DocumentView]]:
-        stmt = select(Document).where(Document.workspace_id.in_(member_workspace_ids(user_id)))
+        stmt = (
+            select(Document)
+            .options(_WITHOUT_TEXT)
+            .where(Document.workspace_id.in_(member_workspace_ids(user_id)))
+        )
         if query.collection_id is not None:
             stmt = stmt.where(Document.collection_id == query.collection_id)
         if query.status is not None:
@@ -159,7 +169,9 @@ async def documents_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[D
     async with deps.db() as session:
         rows = (
             await session.execute(
-                select(Document).where(
+                select(Document)
+                .options(_WITHOUT_TEXT)
+                .where(
                     Document.id.in_(ids), Document.workspace_id.in_(member_workspace_ids(user_id))
                 )
             )

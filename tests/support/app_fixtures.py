@@ -10,13 +10,17 @@ Redis; `subscribe` runs a subscription document through the schema of either.
 
 The `any_db_*` fixtures run a test twice: on PostgreSQL (with Redis) and on a fresh SQLite
 file (events in memory).
+
+`live_client` sends requests over real HTTP to the app in a uvicorn process (one per test
+module) on the same PostgreSQL and Redis; the `app` fixture still empties the tables before each
+test, and `db` reads what the server wrote.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -35,6 +39,7 @@ from base.db.base import Base
 from base.settings import Settings
 from resolvers.core.context import Context
 from tests.support.graphql import GraphQLClient, operation, uuid_of
+from tests.support.live_server import live_server
 from tests.support.waiting import eventually
 
 TEST_SECRET = "integration-tests-secret-0123456789abcdef"
@@ -105,6 +110,30 @@ async def _reset(application: FastAPI, settings: Settings) -> None:
 async def client(app: FastAPI) -> AsyncIterator[GraphQLClient]:
     transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield GraphQLClient(http)
+
+
+@pytest.fixture(scope="module")
+def live_api(migrated_postgres: str, redis_url: str, ollama_host: str) -> Iterator[str]:
+    """Base URL of the real app in a uvicorn process on the tests' PostgreSQL and Redis, with
+    the `settings` fixture's values (no marker applies to it)."""
+    env = {
+        "APP_ENV": "test",
+        "DATABASE_URL": migrated_postgres,
+        "REDIS_URL": redis_url,
+        "JWT_SECRET": TEST_SECRET,
+        "OLLAMA_HOST": ollama_host,
+        "RUN_EXECUTION": "inline",
+        "LOG_LEVEL": "WARNING",
+    }
+    with live_server(env) as base_url:
+        yield base_url
+
+
+@pytest.fixture
+async def live_client(live_api: str, app: FastAPI) -> AsyncIterator[GraphQLClient]:
+    """A client of `live_api` over real HTTP; `app` has emptied the tables first."""
+    async with httpx.AsyncClient(base_url=live_api, timeout=60) as http:
         yield GraphQLClient(http)
 
 

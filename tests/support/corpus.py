@@ -10,9 +10,14 @@ from __future__ import annotations
 import gettext
 import gzip
 import io
+import math
+import random
 import re
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+
+from services import chunking, extraction
 
 HTML_ROOT = Path("/usr/share/doc/python3.11-doc/html")
 VENV_HTML = HTML_ROOT / "library" / "venv.html"
@@ -30,6 +35,76 @@ def read(path: Path) -> bytes:
 
 def html_pages() -> list[Path]:
     return sorted(HTML_ROOT.rglob("*.html"))
+
+
+# --- sections of real pages, as documents --------------------------------------------------------
+
+MAX_TITLE = 300  # base.models.documents.MAX_TITLE
+
+
+@dataclass(frozen=True)
+class Section:
+    """A section of a documentation page as a document: the heading is its title, the text is
+    the heading line and what follows up to the next heading (of any level), and its chunks are
+    that text cut by the app's chunker (exact slices of it, under the heading)."""
+
+    page: str  # relative to HTML_ROOT, e.g. "library/venv.html"
+    title: str
+    text: str
+    chunks: tuple[chunking.Chunk, ...]
+
+
+def page_sections(
+    path: Path,
+    *,
+    target_chunks: int | None = None,
+    min_chunks: int = 1,
+    max_chunks: int | None = None,
+) -> list[Section]:
+    """The sections of a page, read by the app's own extraction (services/extraction.parse).
+
+    By default each is chunked with the app's token budget. With `target_chunks`, the budget is
+    picked per section (16 to the app's budget) so that it gives about that many chunks; with
+    `max_chunks`, the text is cut where the last kept chunk ends. Sections that give fewer than
+    `min_chunks` are left out."""
+    extracted = extraction.parse(read(path), path.name)
+    headings = extracted.headings
+    sections = []
+    for n, heading in enumerate(headings):
+        end = headings[n + 1].offset if n + 1 < len(headings) else len(extracted.text)
+        text = extracted.text[heading.offset : end].rstrip()
+        title = heading.title[:MAX_TITLE]
+        budget = chunking.DEFAULT_MAX_TOKENS
+        if target_chunks is not None:
+            wanted = math.ceil(chunking.estimate_tokens(text) / target_chunks)
+            budget = max(16, min(chunking.DEFAULT_MAX_TOKENS, wanted))
+        chunks = chunking.chunk(text, [extraction.Heading(1, title, 0)], max_tokens=budget)
+        if len(chunks) < min_chunks:
+            continue
+        if max_chunks is not None and len(chunks) > max_chunks:
+            chunks = chunks[:max_chunks]
+            text = text[: chunks[-1].char_end]
+        sections.append(Section(str(path.relative_to(HTML_ROOT)), title, text, tuple(chunks)))
+    return sections
+
+
+def corpus_sections(wanted: int, **options: int) -> list[Section]:
+    """Distinct sections (page_sections with `options`) of the HTML pages taken in a fixed
+    shuffled order, until there are `wanted` or every page has been read."""
+    pages = html_pages()
+    if not pages:
+        raise RuntimeError(f"no HTML pages under {HTML_ROOT}: install python3.11-doc (make system)")
+    random.Random(11).shuffle(pages)
+    seen: set[str] = set()
+    sections: list[Section] = []
+    for page in pages:
+        for section in page_sections(page, **options):
+            if section.text not in seen:
+                seen.add(section.text)
+                sections.append(section)
+        if len(sections) >= wanted:
+            break
+    return sections
 
 
 def apt_messages(language: str, count: int) -> str:

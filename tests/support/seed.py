@@ -1,13 +1,17 @@
 """Rows written straight to the database, for tests that need many of them quickly.
 
-Accounts and workspaces come from the real sign-up; runs, their events and extra members are
-inserted here, with distinct, known times so that the expected order is plain.
+Accounts and workspaces come from the real sign-up; runs, their events, extra members,
+collections and documents are inserted here, with distinct, known times so that the expected
+order is plain. `add_corpus_documents` makes documents of real sections of the Python
+documentation (tests/support/corpus.py) while upload is not there to make them.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,11 +23,14 @@ from base.models.documents import (
     Collection,
     Document,
     DocumentEntity,
+    DocumentStage,
     DocumentStatus,
     DocumentTag,
     EntityKind,
 )
 from base.models.runs import Run, RunEvent, RunStatus, RunStep, StepStatus, SubjectType
+from services.extraction import count_words
+from tests.support.corpus import Section
 from tests.support.graphql import uuid_of  # noqa: F401  (re-exported for the seeding tests)
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -213,3 +220,85 @@ async def add_documents(
                 for n in range(chunks)
             )
     return [d.id for d in documents]
+
+
+@dataclass(frozen=True)
+class CorpusDocument:
+    """A document made of a real section of the corpus (tests/support/corpus.page_sections)."""
+
+    section: Section
+    collection_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    status: DocumentStatus = DocumentStatus.READY
+    tags: tuple[str, ...] = ()
+    entities: tuple[tuple[str, EntityKind], ...] = ()
+
+
+async def add_corpus_documents(
+    db: async_sessionmaker[Any], workspace_id: uuid.UUID, documents: list[CorpusDocument]
+) -> list[uuid.UUID]:
+    """One document per entry, created and updated i minutes after T0 in the order given: the
+    section's heading as title, its text, its chunks (what processing would store: a QUEUED
+    document has no text or chunks yet), the text's size, SHA-256 and word count, and for a
+    READY one a summary (the first paragraph under the heading) and key points (the first line of
+    each of the next three paragraphs, at most 200 characters). Their ids, in order."""
+    rows = []
+    for i, spec in enumerate(documents):
+        section = spec.section
+        processed = spec.status != DocumentStatus.QUEUED
+        ready = spec.status == DocumentStatus.READY
+        paragraphs = section.text.split("\n\n")[1:] or [section.text]
+        rows.append(
+            Document(
+                id=uuid.uuid4(),
+                workspace_id=workspace_id,
+                collection_id=spec.collection_id,
+                owner_id=spec.owner_id,
+                title=section.title,
+                status=spec.status,
+                stage=DocumentStage.EMBEDDING if spec.status == DocumentStatus.PROCESSING else None,
+                error_code="MODEL_UNAVAILABLE" if spec.status == DocumentStatus.FAILED else None,
+                error_message="The model server did not answer."
+                if spec.status == DocumentStatus.FAILED
+                else None,
+                content_type="text/html",
+                original_filename=section.page,
+                size_bytes=len(section.text.encode()),
+                content_sha256=hashlib.sha256(section.text.encode()).hexdigest(),
+                word_count=count_words(section.text) if processed else None,
+                language="en" if processed else None,
+                summary=paragraphs[0] if ready else None,
+                key_points=[p.split("\n", 1)[0][:200] for p in paragraphs[1:4]] if ready else [],
+                text=section.text if processed else None,
+                created_at=T0 + timedelta(minutes=i),
+                updated_at=T0 + timedelta(minutes=i),
+            )
+        )
+    async with db.begin() as session:
+        session.add_all(rows)
+        await session.flush()
+        for row, spec in zip(rows, documents, strict=True):
+            session.add_all(
+                DocumentTag(document_id=row.id, position=n, tag=tag)
+                for n, tag in enumerate(spec.tags)
+            )
+            session.add_all(
+                DocumentEntity(document_id=row.id, position=n, name=name, kind=kind)
+                for n, (name, kind) in enumerate(spec.entities)
+            )
+            if spec.status == DocumentStatus.QUEUED:
+                continue
+            session.add_all(
+                Chunk(
+                    document_id=row.id,
+                    workspace_id=workspace_id,
+                    position=c.position,
+                    text=c.text,
+                    heading_path=list(c.heading_path),
+                    char_start=c.char_start,
+                    char_end=c.char_end,
+                    token_count=c.token_count,
+                )
+                for c in spec.section.chunks
+            )
+    return [row.id for row in rows]

@@ -1,0 +1,1525 @@
+"""Benchmark: the documents screens (DocumentsList, Dashboard, DocumentDetail) with 10,000
+documents in the workspace, through the real HTTP API, beside the same rows read by one
+hand-written SQL query, in the same run.
+
+    uv run --frozen python bench/bench_documents.py [--full] [--documents N] [--requests N]
+        [--db sqlite|postgres|both] [--concurrency 1,8] [--statements] [--profile N]
+        [--no-timing]
+
+A script, not a test: it prints figures and asserts nothing about time. By default a quick run
+(2,000 documents, 80 timed requests per path and concurrency: what `make bench` does); `--full`
+gives the recorded sizes (10,000 documents, 400 requests).
+
+Data. The documents are sections of the Python 3.11 documentation installed by Debian
+(python3.11-doc, /usr/share/doc/python3.11/html; tests/support/corpus.py): each page is read by
+the app's own HTML extraction (services/extraction.parse) and split at its headings; a section
+(a heading line and the text up to the next heading) is a document whose title is the heading
+and whose text is the section. Its chunks are that text cut by services/chunking.chunk with a
+token budget picked per section so that it gives about 10 chunks (16 to 200 tokens; at most 20
+chunks are kept, the text cut where the 20th ends; sections that give fewer than 5 are left
+out). The documents are those sections in a fixed shuffled order, repeated when there are fewer
+sections than documents (a repeat goes to another collection: the same content twice in a
+collection is refused by the schema). Everything is written with bulk INSERTs (SQLAlchemy core
+executemany), not through the API: 8 members (documents owned by 5 of them), 8 collections, tags
+(the page's folder, the page's name, and for a third of the documents one of "reviewed", "needs-
+review", "archived"), statuses (88% READY, 6% FAILED, 3% PROCESSING, 3% QUEUED; QUEUED ones have
+no text or chunks yet), one or two entities, a title edit on one document in ten, and 63 runs (3
+RUNNING, held by a live lease of another process so that the server's sweeper leaves them
+alone). Then PostgreSQL gets VACUUM ANALYZE (what autovacuum does after a bulk insert:
+statistics, and the visibility map that index-only scans need); SQLite gets nothing (the app
+never runs ANALYZE).
+
+Paths, for each screen:
+  graphql   POST /graphql with the frontend's document (graphql/operations/*.graphql) to a real
+            uvicorn process on loopback (the app as deployed, plus the route below);
+  sql/http  POST /bench/sql/<screen> to the same server: ONE hand-written SQL statement (core
+            text()) that returns the screen's rows, as JSON;
+  sql       the same statement from this process on its own engine (no HTTP).
+The goals (reported, not asserted): graphql p95 under 100 ms at concurrency 8, and graphql at
+most 2x sql/http (the same transport: what a hand-written endpoint would cost).
+
+DocumentsList requests cycle through six filter-and-sort variants (25 rows each), DocumentDetail
+through 200 READY documents (chunks: the first page of 25), Dashboard is one request. Before
+timing, every variant's rows are checked equal on all paths (ids, order, totals). Timed
+requests run in rounds; within a round each path sends its batch at the concurrency, and the
+paths take turns going first, so drift hits them alike.
+
+Besides latency, each path's CPU per request where its work is done: the server process's CPU
+time (psutil) while the path runs, over its requests (for `sql`, this process's). On a shared
+machine it is steadier than latency, and one process at concurrency N answers in about N times
+it.
+
+`--statements` prints the SQL statements of each screen through the app in this process, with
+the mean time from sending each to having its rows; `--profile N` a cProfile of N requests per
+screen (own time by package, top functions); `--no-timing` seeds (and profiles) only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: make `app`, `services`, ... importable
+    sys.path.insert(0, str(ROOT))
+
+from fastapi import FastAPI, Request  # noqa: E402
+from fastapi.responses import JSONResponse  # noqa: E402
+from sqlalchemy import JSON, BigInteger, Integer, String, Uuid, bindparam, column, text  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
+from strawberry import relay  # noqa: E402
+
+from app import migrate  # noqa: E402
+from app.main import create_app  # noqa: E402
+from base.auth.tokens import issue_access_token  # noqa: E402
+from base.db.engine import build_engine  # noqa: E402
+from base.db.types import UTCDateTime  # noqa: E402
+from base.models.accounts import Membership, Role, User, Workspace  # noqa: E402
+from base.models.documents import (  # noqa: E402
+    Chunk,
+    Collection,
+    Document,
+    DocumentEntity,
+    DocumentField,
+    DocumentFieldEdit,
+    DocumentStage,
+    DocumentStatus,
+    DocumentTag,
+    EntityKind,
+)
+from base.models.runs import RunStatus  # noqa: E402
+from base.settings import Settings  # noqa: E402
+from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
+from resolvers.router import principal_from  # noqa: E402
+from services import extraction  # noqa: E402
+from tests.support.corpus import Section, corpus_sections  # noqa: E402
+
+BENCH_SECRET = "bench-documents-secret-0123456789abcdef"
+OPERATIONS = ROOT / "graphql" / "operations"
+SCREENS = ("DocumentsList", "Dashboard", "DocumentDetail")
+PATHS = ("graphql", "sql/http", "sql")
+GOAL_P95_MS = 100.0
+GOAL_RATIO = 2.0
+PAGE = 25
+COLLECTIONS = (
+    "Onboarding",
+    "Platform",
+    "Data",
+    "Security",
+    "Support",
+    "Research",
+    "Archive",
+    "Drafts",
+)
+MEMBERS = (  # name, role, owns documents
+    ("Olivia Owner", Role.OWNER, True),
+    ("Adam Admin", Role.ADMIN, True),
+    ("Erin Editor", Role.EDITOR, True),
+    ("Eli Editor", Role.EDITOR, True),
+    ("Emma Editor", Role.EDITOR, True),
+    ("Eve Editor", Role.EDITOR, False),
+    ("Victor Viewer", Role.VIEWER, False),
+    ("Vera Viewer", Role.VIEWER, False),
+)
+STATUSES = (
+    (DocumentStatus.READY, 0.88),
+    (DocumentStatus.FAILED, 0.06),
+    (DocumentStatus.PROCESSING, 0.03),
+    (DocumentStatus.QUEUED, 0.03),
+)
+REVIEW_TAGS = ("reviewed", "needs-review", "archived")
+TARGET_CHUNKS, MIN_CHUNKS, MAX_CHUNKS = 10, 5, 20
+NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+# --- seeding -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Seeded:
+    workspace_id: uuid.UUID
+    owner_id: uuid.UUID
+    token: str
+    members: list[uuid.UUID]
+    collections: list[uuid.UUID]
+    ready_documents: list[uuid.UUID]
+    sections: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _first_sentences(text: str, limit: int = 400) -> str:
+    flat = " ".join(text.split())
+    cut = flat[:limit]
+    stop = cut.rfind(". ")
+    return cut[: stop + 1] if stop > 80 else cut
+
+
+def _tags(section: Section, rng: random.Random) -> list[str]:
+    folder, _, name = section.page.rpartition("/")
+    tags = [folder or "general", name.removesuffix(".html")]
+    if rng.random() < 1 / 3:
+        tags.append(rng.choice(REVIEW_TAGS))
+    return list(dict.fromkeys(tags))
+
+
+async def _insert(engine: AsyncEngine, table: Any, rows: list[dict[str, Any]]) -> None:
+    async with engine.begin() as connection:
+        for start in range(0, len(rows), 2000):
+            await connection.execute(table.insert(), rows[start : start + 2000])
+
+
+async def seed(engine: AsyncEngine, documents: int, settings: Settings) -> Seeded:
+    """The workspace, its members, collections, documents (tags, entities, edits, chunks) and
+    runs, written with bulk INSERTs."""
+    rng = random.Random(7)
+    started = time.monotonic()
+    sections = corpus_sections(
+        max(documents // 2, 1),
+        target_chunks=TARGET_CHUNKS,
+        min_chunks=MIN_CHUNKS,
+        max_chunks=MAX_CHUNKS,
+    )
+    copies = math.ceil(documents / len(sections))
+    if copies > len(COLLECTIONS):
+        raise RuntimeError(f"{len(sections)} sections are too few for {documents} documents")
+    print(
+        f"  corpus: {len(sections)} sections of {len({s.page for s in sections})} pages read in "
+        f"{time.monotonic() - started:.1f} s; each used at most {copies} times"
+    )
+    started = time.monotonic()
+    users = [
+        {
+            "id": uuid.uuid4(),
+            "email": f"{name.split()[0].lower()}-{uuid.uuid4().hex[:6]}@example.com",
+            "name": name,
+            "password_hash": "not used",
+            "created_at": NOW - timedelta(days=120),
+            "updated_at": NOW - timedelta(days=120),
+        }
+        for name, _role, _owns in MEMBERS
+    ]
+    owner_id = users[0]["id"]
+    workspace_id = uuid.uuid4()
+    await _insert(engine, User.__table__, users)
+    await _insert(
+        engine,
+        Workspace.__table__,
+        [
+            {
+                "id": workspace_id,
+                "name": "Python documentation desk",
+                "created_by_id": owner_id,
+                "created_at": NOW - timedelta(days=120),
+                "updated_at": NOW - timedelta(days=120),
+            }
+        ],
+    )
+    await _insert(
+        engine,
+        Membership.__table__,
+        [
+            {
+                "id": uuid.uuid4(),
+                "workspace_id": workspace_id,
+                "user_id": user["id"],
+                "role": role,
+                "joined_at": NOW - timedelta(days=120 - n),
+            }
+            for n, (user, (_name, role, _owns)) in enumerate(zip(users, MEMBERS, strict=True))
+        ],
+    )
+    owners = [u["id"] for u, (_n, _r, owns) in zip(users, MEMBERS, strict=True) if owns]
+    editors = [
+        u["id"] for u, (_n, role, _o) in zip(users, MEMBERS, strict=True) if role == "EDITOR"
+    ]
+    collection_ids = [uuid.uuid4() for _ in COLLECTIONS]
+    await _insert(
+        engine,
+        Collection.__table__,
+        [
+            {
+                "id": collection_id,
+                "workspace_id": workspace_id,
+                "name": name,
+                "description": f"Sections of the Python documentation kept by the {name} team.",
+                "created_by_id": owner_id,
+                "created_at": NOW - timedelta(days=100),
+                "updated_at": NOW - timedelta(days=100),
+            }
+            for collection_id, name in zip(collection_ids, COLLECTIONS, strict=True)
+        ],
+    )
+    document_rows, tag_rows, entity_rows, edit_rows, chunk_rows = [], [], [], [], []
+    ready: list[uuid.UUID] = []
+    statuses, weights = zip(*STATUSES, strict=True)
+    for i in range(documents):
+        s = i % len(sections)
+        section = sections[s]
+        document_id = uuid.uuid4()
+        status = rng.choices(statuses, weights)[0]
+        created = (
+            NOW - timedelta(minutes=10 * (documents - i)) - timedelta(seconds=rng.randrange(600))
+        )
+        updated = created + timedelta(seconds=rng.randrange(3 * 86_400))
+        processed = status != DocumentStatus.QUEUED
+        document_rows.append(
+            {
+                "id": document_id,
+                "workspace_id": workspace_id,
+                # the n-th copy of a section goes to the next collection: one copy per collection
+                "collection_id": collection_ids[(s + i // len(sections)) % len(COLLECTIONS)],
+                "owner_id": owners[i % len(owners)],
+                "title": section.title,
+                "status": status,
+                "stage": {
+                    DocumentStatus.PROCESSING: DocumentStage.EMBEDDING,
+                    DocumentStatus.FAILED: DocumentStage.SUMMARIZING,
+                }.get(status),
+                "error_code": "MODEL_UNAVAILABLE" if status == DocumentStatus.FAILED else None,
+                "error_message": "The model server did not answer."
+                if status == DocumentStatus.FAILED
+                else None,
+                "content_type": "text/html",
+                "original_filename": section.page,
+                "size_bytes": len(section.text.encode()),
+                "content_sha256": hashlib.sha256(section.text.encode()).hexdigest(),
+                "word_count": extraction.count_words(section.text) if processed else None,
+                "language": "en" if processed else None,
+                "summary": _first_sentences(section.chunks[0].text)
+                if status == DocumentStatus.READY
+                else None,
+                "key_points": [" ".join(c.text.split())[:120] for c in section.chunks[1:4]]
+                if status == DocumentStatus.READY
+                else [],
+                "text": section.text if processed else None,
+                "created_at": created,
+                "updated_at": updated,
+            }
+        )
+        tag_rows += [
+            {"document_id": document_id, "position": n, "tag": tag}
+            for n, tag in enumerate(_tags(section, rng))
+        ]
+        entities = [("Python", EntityKind.PRODUCT)]
+        if section.page.startswith("library/"):
+            entities.append((Path(section.page).stem, EntityKind.PRODUCT))
+        entity_rows += [
+            {"document_id": document_id, "position": n, "name": name, "kind": kind}
+            for n, (name, kind) in enumerate(entities)
+        ]
+        if i % 10 == 3:
+            edit_rows.append(
+                {
+                    "document_id": document_id,
+                    "field": DocumentField.TITLE,
+                    "edited_by_id": editors[i % len(editors)],
+                    "edited_at": updated,
+                }
+            )
+        if processed:
+            chunk_rows += [
+                {
+                    "id": uuid.uuid4(),
+                    "document_id": document_id,
+                    "workspace_id": workspace_id,
+                    "position": c.position,
+                    "text": c.text,
+                    "heading_path": list(c.heading_path),
+                    "char_start": c.char_start,
+                    "char_end": c.char_end,
+                    "token_count": c.token_count,
+                }
+                for c in section.chunks
+            ]
+        if status == DocumentStatus.READY:
+            ready.append(document_id)
+    await _insert(engine, Document.__table__, document_rows)
+    await _insert(engine, DocumentTag.__table__, tag_rows)
+    await _insert(engine, DocumentEntity.__table__, entity_rows)
+    await _insert(engine, DocumentFieldEdit.__table__, edit_rows)
+    await _insert(engine, Chunk.__table__, chunk_rows)
+    await _seed_runs(engine, workspace_id, owner_id)
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await connection.execute(text("VACUUM ANALYZE"))
+    print(
+        f"  seeded {len(document_rows):,} documents, {len(chunk_rows):,} chunks, "
+        f"{len(tag_rows):,} tags, {len(entity_rows):,} entities, {len(edit_rows):,} edit marks "
+        f"in {time.monotonic() - started:.1f} s"
+    )
+    token, _ = issue_access_token(
+        owner_id, secret=settings.jwt_secret, now=datetime.now(UTC), ttl_seconds=86_400
+    )
+    by_status = {s.value: sum(1 for d in document_rows if d["status"] == s) for s in statuses}
+    return Seeded(
+        workspace_id=workspace_id,
+        owner_id=owner_id,
+        token=token,
+        members=[u["id"] for u in users],
+        collections=collection_ids,
+        ready_documents=ready,
+        sections=len(sections),
+        counts=by_status,
+    )
+
+
+async def _seed_runs(engine: AsyncEngine, workspace_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    from base.models.runs import Run
+
+    rows = []
+    # The active runs are held by a worker of another process whose lease is live for a day, so
+    # that no executor of the benchmark's server takes them over.
+    lease = datetime.now(UTC) + timedelta(days=1)
+    for n in range(63):
+        active = n >= 60
+        status = RunStatus.RUNNING if active else RunStatus.SUCCEEDED
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "workspace_id": workspace_id,
+                "workflow": "check_models",
+                "subject_type": "WORKSPACE",
+                "subject_id": workspace_id,
+                "subject_label": "Python documentation desk",
+                "triggered_by_id": user_id,
+                "status": status,
+                "percent": 40 if active else 100,
+                "current_step": "CHAT" if active else None,
+                "lease_owner": "worker-elsewhere" if active else None,
+                "lease_expires_at": lease if active else None,
+                "started_at": NOW - timedelta(hours=63 - n),
+                "finished_at": None if active else NOW - timedelta(hours=63 - n, minutes=-1),
+                "attempt": 1,
+                "params": {},
+                "input_summary": "",
+                "created_at": NOW - timedelta(hours=63 - n),
+                "executions": 1,
+                "last_seq": 0,
+            }
+        )
+    await _insert(engine, Run.__table__, rows)
+
+
+# --- the hand-written SQL -----------------------------------------------------------------------
+
+
+def _json_list(
+    dialect: str, inner: str, order: str, keys: list[str] | None, limit: int | None = None
+) -> str:
+    """A JSON array of the rows of `inner` (a SELECT with aliased columns) in `order` (alias
+    names), at most `limit`: objects of `keys`, or the single column `value` when keys is None."""
+    bounded = f"{inner} ORDER BY {order}" + (f" LIMIT {limit}" if limit is not None else "")
+    if dialect == "postgresql":
+        item = (
+            "x.value"
+            if keys is None
+            else "json_build_object(" + ", ".join(f"'{k}', x.{k}" for k in keys) + ")"
+        )
+        ordered = ", ".join(f"x.{part.strip()}" for part in order.split(","))
+        return (
+            f"(SELECT coalesce(json_agg({item} ORDER BY {ordered}), '[]'::json) FROM ({bounded}) x)"
+        )
+    item = (
+        "x.value"
+        if keys is None
+        else "json_object(" + ", ".join(f"'{k}', x.{k}" for k in keys) + ")"
+    )
+    # SQLite 3.40 has no ORDER BY inside an aggregate: it aggregates an ordered subquery in order.
+    return f"(SELECT coalesce(json_group_array({item}), '[]') FROM ({bounded}) x)"
+
+
+def _json(dialect: str, expression: str) -> str:
+    """A JSON column inside a JSON object (SQLite keeps JSON as text)."""
+    return expression if dialect == "postgresql" else f"json({expression})"
+
+
+def _uuid(value: str) -> uuid.UUID:
+    return uuid.UUID(relay.GlobalID.from_id(value).node_id)
+
+
+def _gid(type_name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(relay.GlobalID(type_name, str(uuid.UUID(str(value)))))
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def _loads(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+_SORTS = {"UPDATED_AT": "updated_at", "CREATED_AT": "created_at", "TITLE": "title"}
+_LIST_COLUMNS = (
+    column("viewer_role", String),
+    column("total", BigInteger),
+    column("id", Uuid),
+    column("title", String),
+    column("status", String),
+    column("stage", String),
+    column("size_bytes", BigInteger),
+    column("word_count", Integer),
+    column("updated_at", UTCDateTime),
+    column("collection_id", Uuid),
+    column("collection_name", String),
+    column("owner_id", Uuid),
+    column("owner_name", String),
+    column("tags", JSON),
+)
+
+
+def list_statement(dialect: str, variables: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The DocumentsList screen: the caller's role, the filtered total and one page of rows with
+    their collection, owner and tags."""
+    filter_ = variables.get("filter") or {}
+    sort = variables.get("sort") or {}
+    direction = "ASC" if sort.get("direction") == "ASC" else "DESC"
+    key = _SORTS[sort.get("field", "UPDATED_AT")]
+    params: dict[str, Any] = {"limit": (variables.get("first") or PAGE) + 1}
+    where = ""
+    if "collectionId" in filter_:
+        where += " AND d.collection_id = :collection"
+        params["collection"] = _uuid(filter_["collectionId"])
+    if "status" in filter_:
+        where += " AND d.status = :status"
+        params["status"] = filter_["status"]
+    if "ownerId" in filter_:
+        where += " AND d.owner_id = :owner"
+        params["owner"] = _uuid(filter_["ownerId"])
+    if "tag" in filter_:
+        where += (
+            " AND EXISTS (SELECT 1 FROM document_tags t WHERE t.document_id = d.id"
+            " AND t.tag = :tag)"
+        )
+        params["tag"] = filter_["tag"]
+    if "titleContains" in filter_:
+        where += " AND lower(d.title) LIKE :needle ESCAPE '\\'"
+        needle = filter_["titleContains"].strip().lower()
+        escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        params["needle"] = f"%{escaped}%"
+    tags = _json_list(
+        dialect,
+        "SELECT t.tag AS value, t.position AS position FROM document_tags t "
+        "WHERE t.document_id = p.id",
+        "position",
+        None,
+    )
+    # The filter twice (count and page), so that each is planned on its own and the page can
+    # walk the sort's index (a CTE used twice would be materialised whole first).
+    sql = f"""
+        SELECT m.role AS viewer_role,
+               (SELECT count(*) FROM documents d WHERE d.workspace_id = :ws{where}) AS total,
+               p.id, p.title, p.status, p.stage, p.size_bytes, p.word_count, p.updated_at,
+               c.id AS collection_id, c.name AS collection_name,
+               u.id AS owner_id, u.name AS owner_name, {tags} AS tags
+        FROM (
+            SELECT d.id, d.title, d.status, d.stage, d.collection_id, d.owner_id, d.size_bytes,
+                   d.word_count, d.created_at, d.updated_at
+            FROM documents d
+            WHERE d.workspace_id = :ws{where}
+            ORDER BY d.{key} {direction}, d.id {direction}
+            LIMIT :limit
+        ) p
+        JOIN memberships m ON m.workspace_id = :ws AND m.user_id = :user
+        JOIN collections c ON c.id = p.collection_id
+        LEFT JOIN users u ON u.id = p.owner_id
+        ORDER BY p.{key} {direction}, p.id {direction}
+    """
+    statement = (
+        text(sql)
+        .bindparams(bindparam("ws", type_=Uuid), bindparam("user", type_=Uuid))
+        .bindparams(*(bindparam(k, type_=Uuid) for k in ("collection", "owner") if k in params))
+        .columns(*_LIST_COLUMNS)
+    )
+    params["ws"] = _uuid(variables["workspaceId"])
+    return statement, params
+
+
+def _initials(name: str) -> str:
+    from resolvers.accounts.types import initials_of
+
+    return initials_of(name)
+
+
+async def sql_documents_list(
+    engine: AsyncEngine, user_id: uuid.UUID, variables: dict[str, Any]
+) -> dict[str, Any]:
+    statement, params = list_statement(engine.dialect.name, variables)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(statement, {**params, "user": user_id})).all()
+    first = params["limit"] - 1
+    return {
+        "viewerRole": rows[0].viewer_role if rows else None,
+        "totalCount": rows[0].total if rows else 0,
+        "hasNextPage": len(rows) > first,
+        "rows": [
+            {
+                "id": _gid("Document", r.id),
+                "title": r.title,
+                "status": r.status,
+                "stage": r.stage,
+                "collection": {
+                    "id": _gid("Collection", r.collection_id),
+                    "name": r.collection_name,
+                },
+                "tags": _loads(r.tags),
+                "owner": None
+                if r.owner_id is None
+                else {
+                    "id": _gid("User", r.owner_id),
+                    "name": r.owner_name,
+                    "initials": _initials(r.owner_name),
+                },
+                "sizeBytes": r.size_bytes,
+                "wordCount": r.word_count,
+                "updatedAt": _iso(r.updated_at),
+            }
+            for r in rows[:first]
+        ],
+    }
+
+
+_DASHBOARD_COLUMNS = (
+    column("id", Uuid),
+    column("name", String),
+    column("queued", BigInteger),
+    column("processing", BigInteger),
+    column("ready", BigInteger),
+    column("failed", BigInteger),
+    column("total", BigInteger),
+    column("collection_count", BigInteger),
+    column("recent", JSON),
+    column("active_total", BigInteger),
+    column("active", JSON),
+)
+
+
+def dashboard_statement(dialect: str) -> Any:
+    """The Dashboard screen: counts by status, collections, the 5 latest documents with their
+    collection, the active runs."""
+    recent = _json_list(
+        dialect,
+        "SELECT d.id AS id, d.title AS title, d.status AS status, d.updated_at AS updated_at, "
+        "c.id AS collection_id, c.name AS collection_name FROM documents d "
+        "JOIN collections c ON c.id = d.collection_id WHERE d.workspace_id = w.id",
+        "updated_at DESC, id DESC",
+        ["id", "title", "status", "updated_at", "collection_id", "collection_name"],
+        limit=5,
+    )
+    active = _json_list(
+        dialect,
+        "SELECT r.id AS id, r.workflow AS workflow, r.status AS status, r.percent AS percent, "
+        "r.current_step AS current_step, r.subject_type AS subject_type, "
+        "r.subject_label AS subject_label, r.created_at AS created_at FROM runs r "
+        "WHERE r.workspace_id = w.id AND r.status IN ('QUEUED', 'RUNNING')",
+        "created_at DESC, id DESC",
+        ["id", "workflow", "status", "percent", "current_step", "subject_type", "subject_label"],
+        limit=20,
+    )
+    sql = f"""
+        WITH counts AS (
+            SELECT sum(CASE WHEN status = 'QUEUED' THEN 1 ELSE 0 END) AS queued,
+                   sum(CASE WHEN status = 'PROCESSING' THEN 1 ELSE 0 END) AS processing,
+                   sum(CASE WHEN status = 'READY' THEN 1 ELSE 0 END) AS ready,
+                   sum(CASE WHEN status = 'FAILED' THEN 1 ELSE 0 END) AS failed,
+                   count(*) AS total
+            FROM documents WHERE workspace_id = :ws
+        )
+        SELECT w.id, w.name, coalesce(k.queued, 0) AS queued,
+               coalesce(k.processing, 0) AS processing, coalesce(k.ready, 0) AS ready,
+               coalesce(k.failed, 0) AS failed, k.total,
+               (SELECT count(*) FROM collections WHERE workspace_id = w.id) AS collection_count,
+               {recent} AS recent,
+               (SELECT count(*) FROM runs WHERE workspace_id = w.id
+                  AND status IN ('QUEUED', 'RUNNING')) AS active_total,
+               {active} AS active
+        FROM workspaces w
+        JOIN memberships m ON m.workspace_id = w.id AND m.user_id = :user
+        CROSS JOIN counts k
+        WHERE w.id = :ws
+    """
+    return (
+        text(sql)
+        .bindparams(bindparam("ws", type_=Uuid), bindparam("user", type_=Uuid))
+        .columns(*_DASHBOARD_COLUMNS)
+    )
+
+
+async def sql_dashboard(
+    engine: AsyncEngine, user_id: uuid.UUID, variables: dict[str, Any]
+) -> dict[str, Any]:
+    statement = dashboard_statement(engine.dialect.name)
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                statement, {"ws": _uuid(variables["workspaceId"]), "user": user_id}
+            )
+        ).one()
+    return {
+        "id": _gid("Workspace", row.id),
+        "name": row.name,
+        "documentCounts": {
+            "queued": row.queued,
+            "processing": row.processing,
+            "ready": row.ready,
+            "failed": row.failed,
+            "total": row.total,
+        },
+        "collectionCount": row.collection_count,
+        "recentDocuments": [
+            {
+                "id": _gid("Document", d["id"]),
+                "title": d["title"],
+                "status": d["status"],
+                "updatedAt": d["updated_at"],
+                "collection": {
+                    "id": _gid("Collection", d["collection_id"]),
+                    "name": d["collection_name"],
+                },
+            }
+            for d in _loads(row.recent)
+        ],
+        "activeRuns": {
+            "totalCount": row.active_total,
+            "edges": [
+                {
+                    "node": {
+                        "id": _gid("Run", r["id"]),
+                        "workflow": r["workflow"],
+                        "status": r["status"],
+                        "percent": r["percent"],
+                        "currentStep": r["current_step"],
+                        "subject": {"type": r["subject_type"], "label": r["subject_label"]},
+                    }
+                }
+                for r in _loads(row.active)
+            ],
+        },
+    }
+
+
+_DETAIL_COLUMNS = (
+    column("id", Uuid),
+    column("title", String),
+    column("status", String),
+    column("stage", String),
+    column("error_code", String),
+    column("error_message", String),
+    column("created_at", UTCDateTime),
+    column("updated_at", UTCDateTime),
+    column("size_bytes", BigInteger),
+    column("word_count", Integer),
+    column("language", String),
+    column("content_type", String),
+    column("original_filename", String),
+    column("summary", String),
+    column("key_points", JSON),
+    column("collection_id", Uuid),
+    column("collection_name", String),
+    column("owner_id", Uuid),
+    column("owner_name", String),
+    column("tags", JSON),
+    column("entities", JSON),
+    column("edits", JSON),
+    column("chunk_total", BigInteger),
+    column("chunks", JSON),
+)
+
+
+def detail_statement(dialect: str, chunks_first: int) -> Any:
+    """The DocumentDetail screen: the document, its collection and owner, tags, entities, edit
+    marks (with the editor) and the first page of its chunks with their total."""
+    tags = _json_list(
+        dialect,
+        "SELECT t.tag AS value, t.position AS position FROM document_tags t "
+        "WHERE t.document_id = d.id",
+        "position",
+        None,
+    )
+    entities = _json_list(
+        dialect,
+        "SELECT e.name AS name, e.kind AS kind, e.position AS position "
+        "FROM document_entities e WHERE e.document_id = d.id",
+        "position",
+        ["name", "kind"],
+    )
+    edits = _json_list(
+        dialect,
+        "SELECT f.field AS field, f.edited_at AS edited_at, u2.id AS editor_id, "
+        "u2.name AS editor_name FROM document_field_edits f "
+        "LEFT JOIN users u2 ON u2.id = f.edited_by_id WHERE f.document_id = d.id",
+        "field",
+        ["field", "edited_at", "editor_id", "editor_name"],
+    )
+    chunks = _json_list(
+        dialect,
+        f"SELECT k.position AS position, k.text AS text, "
+        f"{_json(dialect, 'k.heading_path')} AS heading_path, k.char_start AS char_start, "
+        f"k.char_end AS char_end, k.token_count AS token_count FROM chunks k "
+        f"WHERE k.document_id = d.id",
+        "position",
+        ["position", "text", "heading_path", "char_start", "char_end", "token_count"],
+        limit=chunks_first + 1,
+    )
+    sql = f"""
+        SELECT d.id, d.title, d.status, d.stage, d.error_code, d.error_message, d.created_at,
+               d.updated_at, d.size_bytes, d.word_count, d.language, d.content_type,
+               d.original_filename, d.summary, d.key_points,
+               c.id AS collection_id, c.name AS collection_name,
+               u.id AS owner_id, u.name AS owner_name,
+               {tags} AS tags, {entities} AS entities, {edits} AS edits,
+               (SELECT count(*) FROM chunks k WHERE k.document_id = d.id) AS chunk_total,
+               {chunks} AS chunks
+        FROM documents d
+        JOIN collections c ON c.id = d.collection_id
+        LEFT JOIN users u ON u.id = d.owner_id
+        WHERE d.id = :id
+          AND d.workspace_id IN (SELECT workspace_id FROM memberships WHERE user_id = :user)
+    """
+    return (
+        text(sql)
+        .bindparams(bindparam("id", type_=Uuid), bindparam("user", type_=Uuid))
+        .columns(*_DETAIL_COLUMNS)
+    )
+
+
+async def sql_document_detail(
+    engine: AsyncEngine, user_id: uuid.UUID, variables: dict[str, Any]
+) -> dict[str, Any]:
+    first = variables.get("chunksFirst") or PAGE
+    statement = detail_statement(engine.dialect.name, first)
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(statement, {"id": _uuid(variables["id"]), "user": user_id})
+        ).one_or_none()
+    if row is None:
+        return {"document": None}
+    chunks = _loads(row.chunks)
+    return {
+        "id": _gid("Document", row.id),
+        "title": row.title,
+        "status": row.status,
+        "stage": row.stage,
+        "errorCode": row.error_code,
+        "errorMessage": row.error_message,
+        "collection": {"id": _gid("Collection", row.collection_id), "name": row.collection_name},
+        "owner": None
+        if row.owner_id is None
+        else {
+            "id": _gid("User", row.owner_id),
+            "name": row.owner_name,
+            "initials": _initials(row.owner_name),
+        },
+        "createdAt": _iso(row.created_at),
+        "updatedAt": _iso(row.updated_at),
+        "sizeBytes": row.size_bytes,
+        "wordCount": row.word_count,
+        "language": row.language,
+        "contentType": row.content_type,
+        "originalFilename": row.original_filename,
+        "summary": row.summary,
+        "keyPoints": row.key_points,
+        "tags": _loads(row.tags),
+        "entities": _loads(row.entities),
+        "edits": [
+            {
+                "field": e["field"],
+                "editedAt": e["edited_at"],
+                "editedBy": None
+                if e["editor_id"] is None
+                else {"id": _gid("User", e["editor_id"]), "name": e["editor_name"]},
+            }
+            for e in _loads(row.edits)
+        ],
+        "chunks": {
+            "totalCount": row.chunk_total,
+            "hasNextPage": len(chunks) > first,
+            "edges": [
+                {
+                    "position": k["position"],
+                    "text": k["text"],
+                    "headingPath": k["heading_path"],
+                    "charStart": k["char_start"],
+                    "charEnd": k["char_end"],
+                    "tokenCount": k["token_count"],
+                }
+                for k in chunks[:first]
+            ],
+        },
+    }
+
+
+HAND_WRITTEN: dict[str, Callable[[AsyncEngine, uuid.UUID, dict[str, Any]], Awaitable[Any]]] = {
+    "DocumentsList": sql_documents_list,
+    "Dashboard": sql_dashboard,
+    "DocumentDetail": sql_document_detail,
+}
+
+
+def create_bench_app() -> FastAPI:
+    """The real app (settings from the environment) plus POST /bench/sql/<screen>, which answers
+    a screen's variables with its hand-written statement."""
+    app = create_app(Settings())
+
+    @app.post("/bench/sql/{screen}", include_in_schema=False)
+    async def sql_screen(screen: str, request: Request) -> JSONResponse:
+        body = await request.json()  # parsed like the GraphQL body, for a like-for-like request
+        principal = principal_from(
+            request.headers.get("authorization"),
+            secret=app.state.deps.settings.jwt_secret,
+            client=None,
+        )
+        data = await HAND_WRITTEN[screen](
+            app.state.engine, principal.require_user(), body.get("variables") or {}
+        )
+        return JSONResponse({"data": data})
+
+    return app
+
+
+# --- the same rows on every path -----------------------------------------------------------------
+
+
+def api_key(screen: str, data: dict[str, Any]) -> Any:
+    """What the rows of a GraphQL answer are, to compare with the hand-written statement's."""
+    if screen == "DocumentsList":
+        documents = data["workspace"]["documents"]
+        return (
+            data["workspace"]["viewerRole"],
+            documents["totalCount"],
+            documents["pageInfo"]["hasNextPage"],
+            [
+                (
+                    e["node"]["id"],
+                    e["node"]["title"],
+                    e["node"]["status"],
+                    e["node"]["collection"]["name"],
+                    e["node"]["owner"]["name"] if e["node"]["owner"] else None,
+                    e["node"]["tags"],
+                )
+                for e in documents["edges"]
+            ],
+        )
+    if screen == "Dashboard":
+        workspace = data["workspace"]
+        return (
+            workspace["documentCounts"],
+            workspace["collectionCount"],
+            [(d["id"], d["title"], d["collection"]["name"]) for d in workspace["recentDocuments"]],
+            workspace["activeRuns"]["totalCount"],
+            [e["node"]["id"] for e in workspace["activeRuns"]["edges"]],
+        )
+    document = data["document"]
+    return (
+        document["id"],
+        document["title"],
+        document["collection"]["name"],
+        document["tags"],
+        [e["name"] for e in document["entities"]],
+        [(e["field"], e["editedBy"]["name"]) for e in document["edits"]],
+        document["chunks"]["totalCount"],
+        [(c["node"]["position"], c["node"]["text"]) for c in document["chunks"]["edges"]],
+    )
+
+
+def sql_key(screen: str, data: dict[str, Any]) -> Any:
+    if screen == "DocumentsList":
+        return (
+            data["viewerRole"],
+            data["totalCount"],
+            data["hasNextPage"],
+            [
+                (
+                    r["id"],
+                    r["title"],
+                    r["status"],
+                    r["collection"]["name"],
+                    r["owner"]["name"] if r["owner"] else None,
+                    r["tags"],
+                )
+                for r in data["rows"]
+            ],
+        )
+    if screen == "Dashboard":
+        return (
+            data["documentCounts"],
+            data["collectionCount"],
+            [(d["id"], d["title"], d["collection"]["name"]) for d in data["recentDocuments"]],
+            data["activeRuns"]["totalCount"],
+            [e["node"]["id"] for e in data["activeRuns"]["edges"]],
+        )
+    return (
+        data["id"],
+        data["title"],
+        data["collection"]["name"],
+        data["tags"],
+        [e["name"] for e in data["entities"]],
+        [(e["field"], e["editedBy"]["name"]) for e in data["edits"]],
+        data["chunks"]["totalCount"],
+        [(c["position"], c["text"]) for c in data["chunks"]["edges"]],
+    )
+
+
+# --- the requests --------------------------------------------------------------------------------
+
+
+def list_variants(seeded: Seeded) -> list[dict[str, Any]]:
+    """Six filter-and-sort variants of the documents list, 25 rows each."""
+    ws = str(relay.GlobalID("Workspace", str(seeded.workspace_id)))
+
+    def collection(n: int) -> str:
+        return str(relay.GlobalID("Collection", str(seeded.collections[n])))
+
+    def member(n: int) -> str:
+        return str(relay.GlobalID("User", str(seeded.members[n])))
+
+    filters_and_sorts: list[tuple[dict[str, Any], dict[str, str]]] = [
+        ({"status": "READY"}, {"field": "TITLE", "direction": "ASC"}),
+        ({"collectionId": collection(2)}, {"field": "UPDATED_AT", "direction": "DESC"}),
+        ({"tag": "library"}, {"field": "CREATED_AT", "direction": "DESC"}),
+        ({"ownerId": member(3)}, {"field": "UPDATED_AT", "direction": "ASC"}),
+        ({"titleContains": "object"}, {"field": "TITLE", "direction": "DESC"}),
+        (
+            {"status": "FAILED", "collectionId": collection(5)},
+            {"field": "CREATED_AT", "direction": "ASC"},
+        ),
+    ]
+    return [
+        {"workspaceId": ws, "filter": f, "sort": s, "first": PAGE} for f, s in filters_and_sorts
+    ]
+
+
+def screen_variables(seeded: Seeded) -> dict[str, list[dict[str, Any]]]:
+    ws = str(relay.GlobalID("Workspace", str(seeded.workspace_id)))
+    sample = random.Random(5).sample(seeded.ready_documents, min(200, len(seeded.ready_documents)))
+    return {
+        "DocumentsList": list_variants(seeded),
+        "Dashboard": [{"workspaceId": ws}],
+        "DocumentDetail": [{"id": str(relay.GlobalID("Document", str(d)))} for d in sample],
+    }
+
+
+def cycle(values: list[Any], count: int, offset: int = 0) -> list[Any]:
+    return [values[(offset + n) % len(values)] for n in range(count)]
+
+
+async def run_at(
+    call: Callable[[dict[str, Any]], Awaitable[Any]], inputs: list[dict[str, Any]], concurrency: int
+) -> list[int]:
+    """Nanoseconds per request of `inputs` sent by `concurrency` workers, each sending its next
+    request when its previous one is answered."""
+    queue: Iterator[dict[str, Any]] = iter(inputs)
+    samples: list[int] = []
+    clock = time.perf_counter_ns
+
+    async def worker() -> None:
+        for variables in queue:
+            started = clock()
+            await call(variables)
+            samples.append(clock() - started)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return samples
+
+
+@dataclass
+class Result:
+    database: str
+    screen: str
+    concurrency: int
+    path: str
+    samples: list[int]
+    seconds: float = 0.0
+    server_cpu: float = 0.0  # CPU seconds of the server process while this path ran
+    own_cpu: float = 0.0  # CPU seconds of this process (the client; the statement for `sql`)
+
+    def cpu_ms(self) -> float:
+        """CPU per request where the path does its work: the server for the HTTP paths, this
+        process for `sql`."""
+        spent = self.own_cpu if self.path == "sql" else self.server_cpu
+        return spent / len(self.samples) * 1e3
+
+    def p(self, q: float) -> float:
+        return percentile(self.samples, q, scale=1e6)
+
+
+def _cpu_seconds(process: Any) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+async def measure_screens(
+    base_url: str,
+    seeded: Seeded,
+    engine: AsyncEngine,
+    args: argparse.Namespace,
+    database: str,
+    server: Any,
+) -> list[Result]:
+    import httpx
+
+    variables = screen_variables(seeded)
+    documents = {s: (OPERATIONS / f"{s}.graphql").read_text() for s in SCREENS}
+    limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
+    headers = {"authorization": f"Bearer {seeded.token}"}
+    results: list[Result] = []
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=headers, timeout=120, limits=limits
+    ) as client:
+
+        def graphql(screen: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+            async def call(v: dict[str, Any]) -> Any:
+                response = await client.post(
+                    "/graphql",
+                    json={"query": documents[screen], "operationName": screen, "variables": v},
+                )
+                payload = response.json()
+                if response.status_code != 200 or "errors" in payload:
+                    raise RuntimeError(f"{screen}: {response.status_code} {payload}")
+                return payload["data"]
+
+            return call
+
+        def sql_http(screen: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+            async def call(v: dict[str, Any]) -> Any:
+                response = await client.post(f"/bench/sql/{screen}", json={"variables": v})
+                response.raise_for_status()
+                return response.json()["data"]
+
+            return call
+
+        def sql(screen: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
+            async def call(v: dict[str, Any]) -> Any:
+                return await HAND_WRITTEN[screen](engine, seeded.owner_id, v)
+
+            return call
+
+        for screen in SCREENS:
+            paths = {"graphql": graphql(screen), "sql/http": sql_http(screen), "sql": sql(screen)}
+            # The same rows on every path, for every variant, before anything is timed.
+            for v in variables[screen]:
+                expected = api_key(screen, await paths["graphql"](v))
+                for name in ("sql/http", "sql"):
+                    got = sql_key(screen, await paths[name](v))
+                    if got != expected:
+                        raise RuntimeError(
+                            f"{screen} {name} differs for {v}:\n{got}\nvs\n{expected}"
+                        )
+            for v in cycle(variables[screen], args.warmup):  # warm caches and pools
+                for call in paths.values():
+                    await call(v)
+            for concurrency in args.concurrency:
+                samples: dict[str, list[int]] = {name: [] for name in paths}
+                seconds = dict.fromkeys(paths, 0.0)
+                server_cpu = dict.fromkeys(paths, 0.0)
+                own_cpu = dict.fromkeys(paths, 0.0)
+                rounds = max(1, args.requests // args.batch)
+                for r in range(rounds):
+                    order = list(paths)
+                    order = order[r % len(order) :] + order[: r % len(order)]
+                    inputs = cycle(variables[screen], args.batch, offset=r * args.batch)
+                    for name in order:
+                        started = time.perf_counter()
+                        server_started = _cpu_seconds(server)
+                        own_started = time.process_time()
+                        samples[name] += await run_at(paths[name], inputs, concurrency)
+                        seconds[name] += time.perf_counter() - started
+                        server_cpu[name] += _cpu_seconds(server) - server_started
+                        own_cpu[name] += time.process_time() - own_started
+                for name in paths:
+                    results.append(
+                        Result(
+                            database,
+                            screen,
+                            concurrency,
+                            name,
+                            samples[name],
+                            seconds[name],
+                            server_cpu[name],
+                            own_cpu[name],
+                        )
+                    )
+                report_row(results[-3:])
+    return results
+
+
+# --- statements ----------------------------------------------------------------------------------
+
+
+async def print_statements(settings: Settings, seeded: Seeded, repeats: int = 20) -> None:
+    """Each screen's SQL statements through the app in this process, with the mean time from
+    sending each to having its rows (before_cursor_execute to after_cursor_execute)."""
+    import httpx
+    from sqlalchemy import event
+
+    app = create_app(settings)
+    variables = screen_variables(seeded)
+    async with app.router.lifespan_context(app):
+        engine: AsyncEngine = app.state.engine
+        transport = httpx.ASGITransport(app=app)
+        headers = {"authorization": f"Bearer {seeded.token}"}
+        timings: dict[str, list[int]] = {}
+        started: dict[int, int] = {}
+
+        def before(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            started[id(cursor)] = time.perf_counter_ns()
+
+        def after(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+            elapsed = time.perf_counter_ns() - started.pop(id(cursor))
+            timings.setdefault(" ".join(statement.split()), []).append(elapsed)
+
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers=headers
+        ) as client:
+            for screen in SCREENS:
+                document = (OPERATIONS / f"{screen}.graphql").read_text()
+                for v in variables[screen][:6]:
+                    timings.clear()
+                    event.listen(engine.sync_engine, "before_cursor_execute", before)
+                    event.listen(engine.sync_engine, "after_cursor_execute", after)
+                    try:
+                        for _ in range(repeats):
+                            response = await client.post(
+                                "/graphql", json={"query": document, "variables": v}
+                            )
+                            assert "errors" not in response.json(), response.text
+                    finally:
+                        event.remove(engine.sync_engine, "before_cursor_execute", before)
+                        event.remove(engine.sync_engine, "after_cursor_execute", after)
+                    runs = {k: t for k, t in timings.items() if len(t) >= repeats}
+                    total = sum(sum(t) / len(t) for t in runs.values()) / 1e6
+                    label = json.dumps({k: v[k] for k in v if k in ("filter", "sort")}) or ""
+                    print(
+                        f"\n  {screen} {label if screen == 'DocumentsList' else ''}: "
+                        f"{len(runs)} statements per request, {total:.2f} ms in all (mean of "
+                        f"{repeats})"
+                    )
+                    for statement, t in runs.items():
+                        print(f"    {sum(t) / len(t) / 1e6:6.2f} ms  {statement[:150]}")
+                    if screen != "DocumentsList":
+                        break
+
+
+PACKAGES = (
+    "kailash",
+    "strawberry",
+    "graphql",
+    "sqlalchemy",
+    "asyncpg",
+    "aiosqlite",
+    "pydantic",
+    "starlette",
+    "fastapi",
+    "httpx",
+    "asyncio",
+    "json",
+)
+
+
+def _package(filename: str) -> str:
+    parts = Path(filename).parts
+    for name in PACKAGES:
+        if name in parts:
+            return name
+    if str(ROOT) in filename and ".venv" not in filename:
+        return "app (" + Path(filename).relative_to(ROOT).parts[0] + ")"
+    return "other" if filename.startswith(("/", "<")) and filename != "~" else "builtins"
+
+
+async def print_profile(settings: Settings, seeded: Seeded, requests: int) -> None:
+    """cProfile of each screen through the app in this process (httpx ASGI transport, so no
+    socket): own time by package and the top functions, per request."""
+    import cProfile
+    import pstats
+
+    import httpx
+
+    app = create_app(settings)
+    variables = screen_variables(seeded)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"authorization": f"Bearer {seeded.token}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers=headers
+        ) as client:
+            for screen in SCREENS:
+                document = (OPERATIONS / f"{screen}.graphql").read_text()
+                inputs = cycle(variables[screen], requests)
+
+                async def send(v: dict[str, Any], document: str = document) -> None:
+                    response = await client.post(
+                        "/graphql", json={"query": document, "variables": v}
+                    )
+                    assert "errors" not in response.json(), response.text
+
+                for v in inputs[:10]:
+                    await send(v)
+                profiler = cProfile.Profile()
+                started = time.perf_counter()
+                profiler.enable()
+                for v in inputs:
+                    await send(v)
+                profiler.disable()
+                wall = (time.perf_counter() - started) / requests * 1e3
+                raw = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+                by_package: dict[str, float] = {}
+                rows = []
+                for (filename, line, fn), (_cc, calls, tottime, cumtime, _c) in raw.items():
+                    group = _package(filename)
+                    by_package[group] = by_package.get(group, 0.0) + tottime
+                    rows.append((tottime, cumtime, calls, f"{filename}:{line} {fn}"))
+                total = sum(by_package.values())
+                print(
+                    f"\n  {screen}: {wall:.2f} ms per request under the profiler "
+                    f"({total / requests * 1e3:.2f} ms of profiled own time); by package:"
+                )
+                for group, seconds in sorted(by_package.items(), key=lambda kv: -kv[1]):
+                    print(
+                        f"    {seconds / requests * 1e3:7.3f} ms  {seconds / total:5.1%}  {group}"
+                    )
+                print("    top functions by own time (ms per request, calls per request):")
+                for tottime, cumtime, calls, where in sorted(rows, reverse=True)[:20]:
+                    short = where.replace(str(ROOT) + "/", "").split("site-packages/")[-1]
+                    print(
+                        f"    {tottime / requests * 1e3:7.3f} own {cumtime / requests * 1e3:7.3f} "
+                        f"cum {calls / requests:7.1f}x  {short}"
+                    )
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def report_row(results: list[Result]) -> None:
+    by_path = {r.path: r for r in results}
+    base = by_path["sql/http"]
+    for r in results:
+        ratio = ""
+        if r.path == "graphql":
+            ratio = (
+                f"  x{r.p(50) / base.p(50):.2f} p50, x{r.p(95) / base.p(95):.2f} p95 "
+                f"(to sql/http); x{r.p(95) / by_path['sql'].p(95):.2f} p95 to sql"
+            )
+        print(
+            f"    {r.screen:<15} c={r.concurrency:<2} {r.path:<9} p50 {r.p(50):7.2f}  "
+            f"p95 {r.p(95):7.2f}  p99 {r.p(99):7.2f} ms  "
+            f"{len(r.samples) / r.seconds:6.0f} req/s  CPU {r.cpu_ms():5.2f} ms/req{ratio}"
+        )
+
+
+def print_summary(results: list[Result], args: argparse.Namespace) -> None:
+    databases = list(dict.fromkeys(r.database for r in results))
+    index = {(r.database, r.screen, r.concurrency, r.path): r for r in results}
+    print(
+        f"\nms per request (p50 / p95 / p99), {args.requests} timed requests per path and "
+        f"concurrency; ratio = graphql / sql/http"
+    )
+    header = f"  {'screen':<15} {'c':>2} {'path':<9}" + "".join(
+        f" {db + ' p50/p95/p99':>26}" for db in databases
+    )
+    print(header)
+    print("  " + "-" * (len(header) - 2))
+    for screen in SCREENS:
+        for concurrency in args.concurrency:
+            for path in PATHS:
+                cells = ""
+                for db in databases:
+                    r = index.get((db, screen, concurrency, path))
+                    cells += (
+                        f" {r.p(50):8.2f}/{r.p(95):7.2f}/{r.p(99):7.2f}" if r else f" {'-':>26}"
+                    )
+                print(f"  {screen:<15} {concurrency:>2} {path:<9}{cells}")
+            cells = ""
+            for db in databases:
+                api = index.get((db, screen, concurrency, "graphql"))
+                base = index.get((db, screen, concurrency, "sql/http"))
+                if api and base:
+                    cells += (
+                        f" {'x' + format(api.p(50) / base.p(50), '.2f'):>8}/"
+                        f"{'x' + format(api.p(95) / base.p(95), '.2f'):>7}/"
+                        f"{'x' + format(api.p(99) / base.p(99), '.2f'):>7}"
+                    )
+                else:
+                    cells += f" {'-':>26}"
+            print(f"  {screen:<15} {concurrency:>2} {'ratio':<9}{cells}")
+    print(
+        "\nCPU ms per request where the work is done (the server process for graphql and "
+        "sql/http; the benchmark process, client included, for sql); ratio = graphql / sql/http"
+    )
+    print(
+        f"  {'screen':<15} {'c':>2}"
+        + "".join(f" {db + ' graphql/sql-http/sql':>30}" for db in databases)
+    )
+    for screen in SCREENS:
+        for concurrency in args.concurrency:
+            cells = ""
+            for db in databases:
+                trio = [index.get((db, screen, concurrency, path)) for path in PATHS]
+                if all(trio):
+                    api, base, raw = (r.cpu_ms() for r in trio if r)
+                    cells += f" {api:6.2f}/{base:6.2f}/{raw:5.2f} x{api / base:5.2f}"
+                else:
+                    cells += f" {'-':>30}"
+            print(f"  {screen:<15} {concurrency:>2}{cells}")
+    top = max(args.concurrency)
+    print(
+        f"\ngoals (reported, not asserted): graphql p95 under {GOAL_P95_MS:g} ms at "
+        f"concurrency {top}; graphql / sql/http under {GOAL_RATIO:g}x (p95)"
+    )
+    for db in databases:
+        for screen in SCREENS:
+            api = index[(db, screen, top, "graphql")]
+            base = index[(db, screen, top, "sql/http")]
+            raw = index[(db, screen, top, "sql")]
+            ratio = api.p(95) / base.p(95)
+            print(
+                f"  {db:<10} {screen:<15} p95 {api.p(95):7.2f} ms "
+                f"{'met' if api.p(95) < GOAL_P95_MS else 'MISSED':<6}  ratio x{ratio:.2f} "
+                f"{'met' if ratio < GOAL_RATIO else 'MISSED':<6}  "
+                f"(to sql in-process x{api.p(95) / raw.p(95):.2f})"
+            )
+
+
+# --- one database --------------------------------------------------------------------------------
+
+
+def bench_settings(database_url: str) -> Settings:
+    return Settings(
+        app_env="development",
+        database_url=database_url,
+        redis_url=None,
+        jwt_secret=BENCH_SECRET,
+        log_level="WARNING",
+    )
+
+
+def run_database(name: str, database_url: str, args: argparse.Namespace) -> list[Result]:
+    from bench.bench_run_fanout import server_process
+    from tests.support.live_server import live_server
+
+    settings = bench_settings(database_url)
+    migrate.upgrade(settings.database_url)  # Alembic runs its own event loop: outside ours
+
+    async def seeding() -> Seeded:
+        engine = build_engine(settings)
+        try:
+            return await seed(engine, args.documents, settings)
+        finally:
+            await engine.dispose()
+
+    seeded = asyncio.run(seeding())
+    if args.statements:
+        asyncio.run(print_statements(settings, seeded))
+    if args.profile:
+        asyncio.run(print_profile(settings, seeded, args.profile))
+    env = {
+        "APP_ENV": "development",
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": "",
+        "JWT_SECRET": BENCH_SECRET,
+        "LOG_LEVEL": "WARNING",
+        "UVICORN_ACCESS_LOG": "false",  # uvicorn reads its flags from UVICORN_* too
+    }
+
+    async def measuring(base_url: str, server: Any) -> list[Result]:
+        engine = build_engine(settings)
+        try:
+            return await measure_screens(base_url, seeded, engine, args, name, server)
+        finally:
+            await engine.dispose()
+
+    if not args.timing:
+        return []
+    with live_server(env, app="bench.bench_documents:create_bench_app") as base_url:
+        print(f"  server {base_url}; load average {os.getloadavg()[0]:.2f}")
+        return asyncio.run(measuring(base_url, server_process(int(base_url.rsplit(":", 1)[1]))))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--documents", type=int, help="documents in the workspace")
+    parser.add_argument("--requests", type=int, help="timed requests per path and concurrency")
+    add_size_flag(
+        parser,
+        quick={"documents": 2000, "requests": 80},
+        full={"documents": 10_000, "requests": 400},
+    )
+    parser.add_argument("--batch", type=int, default=40, help="requests per path per round (40)")
+    parser.add_argument("--warmup", type=int, default=12, help="untimed requests per path (12)")
+    parser.add_argument(
+        "--concurrency",
+        type=lambda s: [int(x) for x in s.split(",")],
+        default=[1, 8],
+        help="comma-separated concurrencies (1,8)",
+    )
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument(
+        "--statements", action="store_true", help="print each screen's SQL statements"
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="cProfile N requests of each screen through the app in this process",
+    )
+    parser.add_argument(
+        "--no-timing", dest="timing", action="store_false", help="seed (and profile) only"
+    )
+    args = apply_sizes(parser.parse_args(argv))
+    if args.documents < 100 or args.requests < 1 or min(args.concurrency) < 1:
+        parser.error("need --documents >= 100, --requests >= 1 and concurrencies >= 1")
+    args.batch = min(args.batch, args.requests)
+    started = time.monotonic()
+    print(
+        f"Documents screens benchmark: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.2f} at start; {args.documents:,} documents"
+    )
+    results: list[Result] = []
+    if args.db in ("postgres", "both"):
+        from tests.support.services import postgres_server
+
+        print("\n== PostgreSQL")
+        try:
+            with postgres_server() as url:
+                results += run_database("postgres", url, args)
+        except RuntimeError as exc:
+            if args.db == "postgres":
+                raise
+            print(f"PostgreSQL skipped: {exc}")
+    if args.db in ("sqlite", "both"):
+        print("\n== SQLite")
+        with tempfile.TemporaryDirectory(prefix="kd-bench-") as tmp:
+            results += run_database(
+                "sqlite", f"sqlite+aiosqlite:///{Path(tmp) / 'bench.sqlite3'}", args
+            )
+    if results:
+        print_summary(results, args)
+    print(
+        f"\nload average {os.getloadavg()[0]:.2f} at the end; "
+        f"total wall time {time.monotonic() - started:.1f} s"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
