@@ -138,6 +138,20 @@ class Settings(BaseSettings):
     worker_shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="On SIGTERM, how long running runs may finish first."
     )
+    # Documents: originals and ingestion
+    blob_root: str = Field(
+        default="var/blobs",
+        description="Directory of the content-addressed store of uploaded originals (ADR 0035).",
+    )
+    extraction_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=600, description="A parser running longer than this is killed."
+    )
+    extraction_memory_mb: int = Field(
+        default=1024, ge=64, le=16_384, description="Address space a parser may use."
+    )
+    chunk_max_tokens: int = Field(
+        default=200, ge=16, le=2048, description="Token budget of one chunk (ADR 0032)."
+    )
     model_check_max_tokens: int = Field(
         default=24, ge=1, le=4096, description="Tokens the model check asks the chat model for."
     )
