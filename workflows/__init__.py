@@ -4,7 +4,15 @@ Callers import the declared object (`from workflows.runs import LIST_RUNS`); the
 API's executor find run workflows by the name stored on a run, in `RUN_WORKFLOWS`.
 """
 
-from workflows import accounts, check_models, documents, runs
+from workflows import accounts, check_models, documents, ingestion, runs
 from workflows.declare import API_WORKFLOWS, RUN_WORKFLOWS
 
-__all__ = ["API_WORKFLOWS", "RUN_WORKFLOWS", "accounts", "check_models", "documents", "runs"]
+__all__ = [
+    "API_WORKFLOWS",
+    "RUN_WORKFLOWS",
+    "accounts",
+    "check_models",
+    "documents",
+    "ingestion",
+    "runs",
+]

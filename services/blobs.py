@@ -1,0 +1,72 @@
+"""The content-addressed store of uploaded originals: a file per distinct content, named by its
+SHA-256, under `BLOB_ROOT` (ADR 0035).
+
+Writes go to a temporary file in the same directory and are renamed into place, so a reader
+never sees half a file and a crash leaves only a temporary file (removed by `sweep_temporary`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from base.errors import NotFound
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class BlobStore:
+    root: Path
+
+    def path_of(self, digest: str) -> Path:
+        if not _DIGEST.fullmatch(digest):  # never a path built from anything but a digest
+            raise ValueError(f"not a SHA-256 digest: {digest!r}")
+        return self.root / digest[:2] / digest
+
+    async def put(self, data: bytes) -> str:
+        """Store `data` (idempotent) and return its digest."""
+        digest = sha256_of(data)
+        await asyncio.to_thread(self._write, digest, data)
+        return digest
+
+    def _write(self, digest: str, data: bytes) -> None:
+        target = self.path_of(digest)
+        if target.exists():
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    async def read(self, digest: str) -> bytes:
+        try:
+            return await asyncio.to_thread(self.path_of(digest).read_bytes)
+        except FileNotFoundError:
+            raise NotFound("The original file is missing from the store.") from None
+
+    async def exists(self, digest: str) -> bool:
+        return await asyncio.to_thread(self.path_of(digest).exists)
+
+    async def delete(self, digest: str) -> None:
+        await asyncio.to_thread(self.path_of(digest).unlink, True)
+
+
+def blob_store(root: str) -> BlobStore:
+    return BlobStore(Path(root))
