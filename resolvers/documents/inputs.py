@@ -124,3 +124,13 @@ class CreateTextDocumentInput:
         description="The text (plain, Markdown or HTML), stored as written; at most "
         "UPLOAD_MAX_FILE_BYTES bytes in UTF-8."
     )
+
+
+@strawberry.input(description="Process a document again from its original file.")
+class ReprocessDocumentInput:
+    id: strawberry.ID = strawberry.field(description="The document.")
+
+
+@strawberry.input(description="Process documents again from their original files.")
+class ReprocessDocumentsInput:
+    ids: list[strawberry.ID] = strawberry.field(description="The documents: 1 to 100.")

@@ -108,3 +108,25 @@ class CreateTextDocumentPayload:
         description="For DUPLICATE_DOCUMENT: the document of the collection with the same text.",
     )
     errors: list[UserError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of reprocessDocument.")
+class ReprocessDocumentPayload:
+    document: Document | None = strawberry.field(
+        default=None, description="The document, QUEUED again."
+    )
+    run: Run | None = strawberry.field(
+        default=None, description="Its new ingestion run (QUEUED): follow it with runProgress."
+    )
+    errors: list[UserError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of reprocessDocuments.")
+class ReprocessDocumentsPayload:
+    documents: list[Document] | None = strawberry.field(
+        default=None, description="The documents queued again, in the order given."
+    )
+    runs: list[Run] | None = strawberry.field(
+        default=None, description="Their new ingestion runs, in the same order."
+    )
+    errors: list[UserError] = strawberry.field(description=_ITEM_ERRORS)

@@ -20,7 +20,9 @@ from resolvers.core.relay import (
     load_nodes,
     to_global_id,
 )
+from resolvers.runs.types import Run
 from services.documents import ChunksQuery
+from services.runs import SubjectRunsQuery
 from services.uploads import FileProgress
 from services.views import (
     ChunkView,
@@ -235,6 +237,16 @@ class Document(relay.Node):
         query = ChunksQuery(document_id=self.view.id, first=first, after=after)
         page = await info.context.loaders.chunks_page.load(query)
         return Connection.from_page(page, Chunk.of)
+
+    @strawberry.field(
+        description="Its processing history: the runs that worked on it (ingestion, "
+        "reprocessing, their retries), newest first, each with its steps and durations. "
+        + PAGE_ARGS_DESCRIPTION
+    )
+    async def runs(self, info: Info, first: First = None, after: After = None) -> Connection[Run]:
+        query = SubjectRunsQuery(subject_id=self.view.id, first=first, after=after)
+        page = await info.context.loaders.subject_runs_page.load(query)
+        return Connection.from_page(page, Run.of)
 
     @classmethod
     def of(cls, view: DocumentView) -> Document:
