@@ -264,7 +264,10 @@ async def test_bad_input_is_refused_with_its_code_and_nothing_left_behind(
         }
     ]
     unsigned = await post_upload(http, collection, [page], token=None)
-    assert unsigned.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert unsigned.json()["data"]["uploadDocuments"] == {
+        "files": None,
+        "errors": [{"code": "UNAUTHENTICATED", "message": "Sign in to do this.", "field": None}],
+    }
     no_preflight = await post_upload(http, collection, [page], token=owner, preflight=False)
     assert no_preflight.status_code == 400
     assert no_preflight.json()["errors"][0]["extensions"]["code"] == "PREFLIGHT_REQUIRED"
