@@ -40,7 +40,11 @@ def content_disposition(filename: str) -> str:
     """`attachment` with an ASCII `filename` and the exact name in `filename*` (RFC 6266, RFC
     5987: UTF-8, percent-encoded)."""
     ascii_name = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
-    ascii_name = _UNSAFE_ASCII.sub("_", ascii_name).strip(" .") or "download"
+    ascii_name = _UNSAFE_ASCII.sub("_", ascii_name).strip(" ")
+    stem, dot, extension = ascii_name.rpartition(".")
+    if not (stem if dot else extension).strip(" ._"):  # nothing of the name survived
+        ascii_name = "download" + (f".{extension}" if dot and extension else "")
+    ascii_name = ascii_name.lstrip(".")  # never a hidden file
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
