@@ -108,6 +108,10 @@ class ErrorCode(enum.Enum):
     NOT_A_FILE = strawberry.enum_value(
         "NOT_A_FILE", description="Something other than a file was sent where a file belongs."
     )
+    DOCUMENT_BUSY = strawberry.enum_value(
+        "DOCUMENT_BUSY",
+        description="The document is already queued or being processed; wait for its run.",
+    )
     MODEL_UNAVAILABLE = strawberry.enum_value(
         "MODEL_UNAVAILABLE", description="The language model server is down or lacks the model."
     )

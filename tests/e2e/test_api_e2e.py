@@ -925,18 +925,26 @@ async def test_every_operation_document_executes_against_the_live_server(
     deleted = await api.op("DeleteDocuments", {"input": {"ids": [nowhere]}}, token=token)
     assert deleted["deleteDocuments"] == {"deletedIds": [], "errors": [missing]}
     executed.add("DeleteDocuments")
+    reprocessed = await api.op("ReprocessDocuments", {"input": {"ids": [nowhere]}}, token=token)
+    assert reprocessed["reprocessDocuments"] == {
+        "documents": [],
+        "runs": [],
+        "errors": [missing],
+    }
+    executed.add("ReprocessDocuments")
+    again = await api.op("ReprocessDocument", {"input": {"id": nowhere}}, token=token)
+    assert again["reprocessDocument"] == {
+        "document": None,
+        "run": None,
+        "errors": [{**missing, "field": "id"}],
+    }
+    executed.add("ReprocessDocument")
     edited = await api.op("UpdateDocument", {"input": {"id": nowhere, "title": "x"}}, token=token)
     assert edited["updateDocument"]["document"] is None
     assert [e["code"] for e in edited["updateDocument"]["errors"]] == ["NOT_FOUND"]
     executed.add("UpdateDocument")
     dropped = await op("DeleteCollection", {"input": {"id": collection["id"]}}, token=token)
     assert dropped["deleteCollection"]["deletedCollectionId"] == collection["id"]
-    reprocessed = await api.op("ReprocessDocument", {"input": {"id": nowhere}}, token=token)
-    assert [e["code"] for e in reprocessed["reprocessDocument"]["errors"]] == ["NOT_FOUND"]
-    executed.add("ReprocessDocument")
-    reprocessed = await api.op("ReprocessDocuments", {"input": {"ids": [nowhere]}}, token=token)
-    assert reprocessed["reprocessDocuments"]["errors"] == [missing]
-    executed.add("ReprocessDocuments")
 
     # Screen 6: a file dropped (multipart) and text pasted, both watched on one subscription.
     uploads = (
