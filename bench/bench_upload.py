@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             "LOG_LEVEL": "WARNING",
             "UVICORN_ACCESS_LOG": "false",
         }
-        with live_server(env) as base_url:
+        with live_server(env, start_timeout=180) as base_url:  # a busy machine starts slowly
             asyncio.run(run(base_url, args))
     print(
         f"\nload average {os.getloadavg()[0]:.2f} at the end; "

@@ -67,7 +67,7 @@ def server(upload_database: str, redis_url: str, ollama_host: str, blobs: Path) 
         "BLOB_ROOT": str(blobs),
         "LOG_LEVEL": "WARNING",
     }
-    with live_server(env) as base_url:
+    with live_server(env, start_timeout=120) as base_url:
         yield base_url
 
 
