@@ -11,11 +11,13 @@ import pytest
 from fastapi import FastAPI
 from strawberry import relay
 
+from base.auth.principal import Principal
 from base.settings import Settings
+from resolvers.core.context import Context
 from tests.integration.documents.test_uploads import _collection, _http, settle
 from tests.support.app_fixtures import Subscribe
 from tests.support.corpus import BZIP2_PDF, encrypted, read
-from tests.support.graphql import GraphQLClient
+from tests.support.graphql import GraphQLClient, operation, uuid_of
 from tests.support.team import set_up_team
 from tests.support.uploads import upload
 from tests.support.waiting import eventually
@@ -125,3 +127,28 @@ async def test_runs_wait_for_a_slot_in_the_api_process(
     )
     ended = [e["node"]["status"] for e in statuses["workspace"]["runs"]["edges"]]
     assert len(ended) == 4 and "QUEUED" not in ended and "RUNNING" not in ended
+
+
+async def test_the_rows_on_both_databases(any_db_client: GraphQLClient, any_db_app: FastAPI):
+    """The rows of finished uploads, replayed on PostgreSQL and SQLite: the subscription sends
+    each document's end state and completes."""
+    client = any_db_client
+    team = await set_up_team(client, any_db_app.state.settings, "editor")
+    erin = team.editor
+    collection = await _collection(client, {"id": team.workspace_id}, erin.token, "PDFs")
+    async with await _http(any_db_app) as http:
+        payload = await upload(http, collection, bad_pdfs(), token=erin.token)
+    await settle(any_db_app)
+    ids = [f["document"]["id"] for f in payload["files"]]
+    deps = any_db_app.state.deps.for_principal(Principal(user_id=uuid_of(erin.user_id)))
+    context = Context(deps=deps, runner=any_db_app.state.runner)
+    stream = await any_db_app.state.schema.subscribe(
+        operation("UploadProgress"),
+        variable_values={"workspaceId": team.workspace_id, "documentIds": ids},
+        context_value=context,
+    )
+    rows = await _rows(stream)
+    assert [(r["fileName"], r["status"], r["stage"], r["errorCode"], r["done"]) for r in rows] == [
+        ("locked.pdf", "FAILED", "EXTRACTING", "PDF_ENCRYPTED", True),
+        ("cut.pdf", "FAILED", "EXTRACTING", "PDF_BROKEN", True),
+    ]
