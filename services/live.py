@@ -20,7 +20,7 @@ from sqlalchemy import select
 from base.errors import DomainError, Invalid
 from base.events.bus import run_topic, workspace_topic
 from base.events.stream import replay_then_tail
-from base.models.documents import DocumentStatus
+from base.models.documents import DocumentStage, DocumentStatus
 from base.models.runs import Run
 from services import runs, uploads
 from services.deps import ServiceDeps
@@ -172,11 +172,14 @@ async def upload_progress(
                     continue
                 document_id = known
                 current = rows[document_id]
-                changed = dataclasses.replace(
+                changed = _not_backwards(
                     current,
-                    status=DocumentStatus.PROCESSING,
-                    stage=event.get("step") or current.stage,
-                    percent=max(int(event.get("percent") or 0), current.percent),
+                    dataclasses.replace(
+                        current,
+                        status=DocumentStatus.PROCESSING,
+                        stage=event.get("step") or current.stage,
+                        percent=int(event.get("percent") or 0),
+                    ),
                 )
             else:
                 subject = known or await uploads.subject_of_run(deps, run_id=run_id)
@@ -186,6 +189,7 @@ async def upload_progress(
                 [changed] = await uploads.progress_of(
                     deps, workspace_id=workspace_id, document_ids=[document_id], previous=rows
                 )
+                changed = _not_backwards(rows[document_id], changed)
                 if changed.run_id is not None:
                     by_run[changed.run_id] = document_id
             if changed != rows[document_id]:
@@ -193,3 +197,30 @@ async def upload_progress(
                 yield changed
             if all(p.done for p in rows.values()):
                 return
+
+
+_STATUS_ORDER = {
+    DocumentStatus.QUEUED: 0,
+    DocumentStatus.PROCESSING: 1,
+    DocumentStatus.READY: 2,
+    DocumentStatus.FAILED: 2,
+}
+
+
+def _not_backwards(shown: uploads.FileProgress, read: uploads.FileProgress) -> uploads.FileProgress:
+    """A row read again while the same run goes on never moves back: live messages may have
+    shown a later percent (or status) than the stored run when it was read."""
+    if read.run_id != shown.run_id or read.done:
+        return read
+    if _STATUS_ORDER[read.status] < _STATUS_ORDER[shown.status]:
+        read = dataclasses.replace(read, status=shown.status, stage=read.stage or shown.stage)
+    if _stage_index(read.stage) < _stage_index(shown.stage):
+        read = dataclasses.replace(read, stage=shown.stage)
+    return dataclasses.replace(read, percent=max(read.percent, shown.percent))
+
+
+_STAGES = [stage.value for stage in DocumentStage]
+
+
+def _stage_index(stage: str | None) -> int:
+    return _STAGES.index(stage) if stage in _STAGES else -1

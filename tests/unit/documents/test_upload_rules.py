@@ -147,3 +147,26 @@ async def test_the_body_limit_of_a_multipart_request_is_its_own():
     assert (form.status_code, form.json()) == (200, {"read": 500})
     assert too_big.status_code == 413
     assert too_big.json()["errors"][0]["message"] == "The request body is larger than 1000 bytes."
+
+
+def test_a_row_read_again_never_moves_back_while_its_run_goes_on():
+    import uuid
+
+    from base.models.documents import DocumentStatus
+    from services.live import _not_backwards
+    from services.uploads import FileProgress
+
+    run = uuid.uuid4()
+    shown = FileProgress(uuid.uuid4(), "a.html", DocumentStatus.PROCESSING, "EMBEDDING", 52, run)
+    stale = FileProgress(shown.document_id, "a.html", DocumentStatus.QUEUED, "CHUNKING", 33, run)
+    assert _not_backwards(shown, stale) == shown
+    later = FileProgress(shown.document_id, "a.html", DocumentStatus.PROCESSING, "TAGGING", 90, run)
+    assert _not_backwards(shown, later) == later
+    other_run = FileProgress(
+        shown.document_id, "a.html", DocumentStatus.QUEUED, None, 0, uuid.uuid4()
+    )
+    assert _not_backwards(shown, other_run) == other_run  # a reprocess starts over
+    failed = FileProgress(
+        shown.document_id, "a.html", DocumentStatus.FAILED, "EMBEDDING", 50, run, "X", "x"
+    )
+    assert _not_backwards(shown, failed) == failed
