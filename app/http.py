@@ -29,7 +29,7 @@ log = logging.getLogger("knowledge_desk.errors")
 CLOSE_MESSAGE_TOO_BIG = 1009
 
 
-def _json_error(
+def json_error(
     status_code: int, message: str, code: str, accept: str | None, request_id: str | None = None
 ) -> JSONResponse:
     media_type = response_media_type(accept)
@@ -41,19 +41,31 @@ def _json_error(
 
 
 class BodySizeLimit:
-    """Refuse request bodies over `max_bytes` with 413 and a JSON error, before parsing them."""
+    """Refuse request bodies over the limit with 413 and a JSON error, while they stream in
+    (never buffered whole): `max_bytes` for any body, `multipart_max_bytes` for a multipart
+    upload (every file at its largest; each file is capped again as it is parsed)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, multipart_max_bytes: int | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.multipart_max_bytes = multipart_max_bytes or max_bytes
+
+    def _limit(self, scope: Scope) -> int:
+        content_type = Headers(scope=scope).get("content-type") or ""
+        if content_type.split(";")[0].strip().lower() == "multipart/form-data":
+            return self.multipart_max_bytes
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         received = 0
         started = False
@@ -63,7 +75,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLarge
             return message
 
@@ -76,12 +88,12 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
             if not started:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = _json_error(
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = json_error(
             413,
-            f"The request body is larger than {self.max_bytes} bytes.",
+            f"The request body is larger than {limit} bytes.",
             "PAYLOAD_TOO_LARGE",
             Headers(scope=scope).get("accept"),
         )
@@ -156,6 +168,7 @@ class CORS(CORSMiddleware):
             allow_methods=("GET", "POST"),
             allow_headers=("authorization", "content-type", PREFLIGHT_HEADER.lower()),
             allow_credentials=False,  # tokens travel in the Authorization header, not cookies
+            expose_headers=("content-disposition",),  # a download's file name
             max_age=600,
         )
 
@@ -164,7 +177,7 @@ class CORS(CORSMiddleware):
         if response.status_code < 400:
             return response
         failure = bytes(response.body).decode()  # "Disallowed CORS origin, headers"
-        refused = _json_error(
+        refused = json_error(
             response.status_code,
             f"{failure}.",
             "CORS_NOT_ALLOWED",
@@ -182,7 +195,7 @@ _STATUS_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 async def http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own refusals (unknown path, wrong method) in the GraphQL error shape."""
     assert isinstance(exc, StarletteHTTPException)
-    response = _json_error(
+    response = json_error(
         exc.status_code,
         exc.detail,
         _STATUS_CODES.get(exc.status_code, "BAD_REQUEST"),
@@ -204,6 +217,6 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
         request_id,
         exc_info=exc,
     )
-    return _json_error(
+    return json_error(
         500, "Unexpected error.", "INTERNAL", request.headers.get("accept"), request_id
     )

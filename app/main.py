@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.downloads import mount_downloads
 from app.http import CORS, BodySizeLimit, WebSocketMessageLimit, http_error, unexpected_error
 from base.db.engine import build_engine, build_sessionmaker
 from base.events.bus import build_bus
@@ -107,7 +108,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     # Outermost last: CORS sees every request first (and adds its headers to every answer).
     app.add_middleware(WebSocketMessageLimit, max_bytes=settings.graphql_ws_max_message_bytes)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.graphql_max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.graphql_max_body_bytes,
+        multipart_max_bytes=settings.upload_max_body_bytes,
+    )
     app.add_middleware(CORS, allow_origins=settings.cors_allowed_origins)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
@@ -116,6 +121,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         KnowledgeDeskRouter(app.state.schema, graphiql_html=_graphiql(app), settings=settings),
         prefix="/graphql",
     )
+
+    mount_downloads(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

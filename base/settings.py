@@ -139,6 +139,13 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=10, ge=1, description="Runs one worker executes at once."
     )
+    run_inline_concurrency: int = Field(
+        default=4,
+        ge=1,
+        le=1000,
+        description="Runs the API process executes at once when runs are inline (no REDIS_URL); "
+        "the others wait QUEUED for a slot, so a bulk upload cannot starve the API.",
+    )
     worker_shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="On SIGTERM, how long running runs may finish first."
     )
@@ -152,6 +159,15 @@ class Settings(BaseSettings):
     )
     extraction_memory_mb: int = Field(
         default=1024, ge=64, le=16_384, description="Address space a parser may use."
+    )
+    upload_max_files: int = Field(
+        default=20, ge=1, le=1000, description="Files one upload request may carry (screen 6)."
+    )
+    upload_max_file_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1,
+        le=2**40,
+        description="Largest uploaded file, in bytes (also the largest pasted text).",
     )
     chunk_max_tokens: int = Field(
         default=200, ge=16, le=2048, description="Token budget of one chunk (ADR 0032)."
@@ -273,6 +289,12 @@ class Settings(BaseSettings):
         if self.graphql_introspection is None:
             return self.app_env != "production"
         return self.graphql_introspection
+
+    @property
+    def upload_max_body_bytes(self) -> int:
+        """The body limit of a multipart upload: every file at its largest, plus the
+        operation itself (a JSON body keeps GRAPHQL_MAX_BODY_BYTES)."""
+        return self.upload_max_files * self.upload_max_file_bytes + self.graphql_max_body_bytes
 
     @property
     def stale_queued_seconds(self) -> float:

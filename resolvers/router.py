@@ -44,6 +44,7 @@ from base.auth.tokens import bearer_token, decode_access_token
 from base.errors import Unauthenticated
 from base.settings import Settings
 from resolvers.core.context import Context
+from resolvers.core.multipart import UploadRefused, UploadRequestAdapter, close_uploads
 from resolvers.core.transport import (
     APPLICATION_JSON,
     GRAPHQL_RESPONSE_JSON,
@@ -185,6 +186,8 @@ def _subscribe_payload_problem(payload: object) -> str | None:
 
 class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
+    # File uploads (the GraphQL multipart request spec) read within the upload limits.
+    request_adapter_class = UploadRequestAdapter
 
     def __init__(self, schema: Any, graphiql_html: str | None, settings: Settings) -> None:
         super().__init__(
@@ -199,6 +202,8 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
             max_subscriptions_per_connection=settings.graphql_ws_max_subscriptions,
             # WebSocket handshakes from pages on other origins (browsers always send Origin).
             allowed_origins=settings.cors_allowed_origins,
+            # Multipart is a form-like POST: the CSRF rule requires the preflight header for it.
+            multipart_uploads_enabled=True,
         )
         self._graphiql_html = graphiql_html or ""
 
@@ -230,7 +235,7 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
             self._check_preflighted(request)
             return await super().run(request, context=context, root_value=root_value)
         except HTTPException as error:
-            if isinstance(error, TransportError):
+            if isinstance(error, (TransportError, UploadRefused)):
                 code = error.code
             elif "Unknown operation named" in error.reason:
                 code = "OPERATION_NOT_FOUND"
@@ -245,6 +250,7 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
             )
         finally:
             _response_media_type.reset(token)
+            await close_uploads()
 
     def _check_preflighted(self, request: Request) -> None:
         """The CSRF rule (ADR 0020); the GraphiQL page itself is a plain GET."""

@@ -24,6 +24,7 @@ from resolvers.core.errors import annotate_errors
 from resolvers.core.limits import DocumentLimits, NoIntrospection, ValidationCacheAfterLimits
 from resolvers.documents.mutations import DocumentMutations
 from resolvers.documents.queries import DocumentQueries
+from resolvers.documents.subscriptions import DocumentSubscriptions
 from resolvers.documents.types import Collection, Document
 from resolvers.runs.fanout import SharedRunEventExecution
 from resolvers.runs.mutations import RunMutations
@@ -75,7 +76,7 @@ class Mutation(AccountMutations, WorkspaceMutations, RunMutations, DocumentMutat
 
 
 @strawberry.type(description="Live elements over graphql-transport-ws at /graphql.")
-class Subscription(AccountSubscriptions, RunSubscriptions):
+class Subscription(AccountSubscriptions, RunSubscriptions, DocumentSubscriptions):
     pass
 
 

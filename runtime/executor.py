@@ -108,6 +108,7 @@ class Executor:
         lease_seconds: float,
         capacity: int,
         stale_queued_seconds: float | None = None,
+        spawn_limit: int | None = None,
     ) -> None:
         self.deps = deps
         self.runtime = runtime
@@ -130,6 +131,11 @@ class Executor:
         self._cancelling: set[uuid.UUID] = set()
         self._stopped: set[uuid.UUID] = set()  # runs whose task was cancelled once already
         self._background: list[asyncio.Task[None]] = []
+        # Runs spawned here execute at most `spawn_limit` at once (RUN_INLINE_CONCURRENCY); the
+        # others wait for a slot, still QUEUED, in the order they were spawned.
+        self._slots = asyncio.Semaphore(spawn_limit) if spawn_limit else None
+        self._waiting: set[uuid.UUID] = set()
+        self._in_slot: set[uuid.UUID] = set()
 
     async def start(self, *, sweep: bool) -> None:
         self._background.append(asyncio.create_task(self._listen_for_cancel()))
@@ -137,10 +143,38 @@ class Executor:
             self._background.append(asyncio.create_task(self._sweep_forever()))
 
     async def spawn(self, run_id: uuid.UUID) -> None:
-        """Execute a run in the background of this process."""
-        task = asyncio.create_task(self.execute(run_id))
+        """Execute a run in the background of this process, when a slot is free. A run already
+        waiting for a slot or executing here is not spawned twice."""
+        if run_id in self._waiting or run_id in self._running:
+            return
+        self._waiting.add(run_id)
+        task = asyncio.create_task(self._execute_in_slot(run_id))
         self._spawned.add(task)
         task.add_done_callback(self._spawned.discard)
+
+    async def _execute_in_slot(self, run_id: uuid.UUID) -> None:
+        try:
+            if self._slots is None:
+                self._waiting.discard(run_id)
+                await self.execute(run_id)
+                return
+            async with self._slots:
+                self._waiting.discard(run_id)
+                self._in_slot.add(run_id)
+                await self.execute(run_id)
+        finally:
+            self._waiting.discard(run_id)
+            self._in_slot.discard(run_id)
+
+    @property
+    def waiting(self) -> int:
+        """Runs spawned here that wait for a slot."""
+        return len(self._waiting)
+
+    @property
+    def in_slot(self) -> int:
+        """Runs spawned here that hold a slot (claiming, executing or finishing)."""
+        return len(self._in_slot)
 
     async def wait_spawned(self) -> None:
         """Wait until every run spawned here has ended, with its lease's heartbeat."""

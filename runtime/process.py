@@ -40,6 +40,9 @@ def build_executor(
     deps: ServiceDeps, runtime: EventRuntime, workflows: Mapping[str, RunWorkflow], kind: str
 ) -> Executor:
     settings = deps.settings
+    # The API process executes inline runs beside its requests: at most RUN_INLINE_CONCURRENCY
+    # at once. A worker's own loop bounds what it takes (WORKER_CONCURRENCY).
+    inline = kind == "api"
     store = RunStore(
         deps.db,
         deps.bus,
@@ -53,8 +56,9 @@ def build_executor(
         workflows=workflows,
         store=store,
         lease_seconds=settings.run_lease_seconds,
-        capacity=settings.worker_concurrency,
+        capacity=settings.run_inline_concurrency if inline else settings.worker_concurrency,
         stale_queued_seconds=settings.stale_queued_seconds,
+        spawn_limit=settings.run_inline_concurrency if inline else None,
     )
 
 

@@ -2,8 +2,9 @@
 delete, and the dashboard's counts.
 
 Any member reads; EDITOR or higher edits, moves and deletes. A document of a workspace the
-caller does not belong to behaves as a missing one (NOT_FOUND). Upload and processing are the
-ingestion workflow's (a follow-up); this module only reads and edits what it wrote.
+caller does not belong to behaves as a missing one (NOT_FOUND). Uploads are services/uploads.py's
+and processing the ingestion run's; this module reads and edits what they wrote, and opens a
+document's original for download.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from base.models.documents import (
     EntityKind,
 )
 from services.access import member_workspace_ids, require_role
+from services.blobs import blob_store
 from services.collections import collection_not_found
 from services.deps import ServiceDeps
+from services.originals import OriginalFile, download_name, media_type_of, release_after
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
 from services.validation import clean_name
 from services.views import (
@@ -295,6 +298,30 @@ async def document_counts(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[Do
         )
         for i in ids
     ]
+
+
+async def open_original(deps: ServiceDeps, *, document_id: uuid.UUID) -> OriginalFile:
+    """The original of a document the caller may read (any member); NOT_FOUND otherwise, the
+    same for a document of another workspace as for a missing one."""
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        document = (
+            await session.execute(
+                select(Document).where(
+                    Document.id == document_id,
+                    Document.workspace_id.in_(member_workspace_ids(user_id)),
+                )
+            )
+        ).scalar_one_or_none()
+    if document is None:
+        raise document_not_found()
+    chunks = await blob_store(deps.settings.blob_root).open_chunks(document.content_sha256)
+    return OriginalFile(
+        chunks=chunks,
+        media_type=media_type_of(document.content_type),
+        filename=download_name(document),
+        size_bytes=document.size_bytes,
+    )
 
 
 # --- edits ---------------------------------------------------------------------------------
@@ -564,7 +591,8 @@ async def move_documents(
 
 
 async def delete_documents(deps: ServiceDeps, *, ids: list[uuid.UUID | None]) -> DeletedDocuments:
-    """Delete every allowed document with its tags, entities, edit marks and chunks.
+    """Delete every allowed document with its tags, entities, edit marks and chunks, and then
+    each original that no document references any more.
 
     A missing or foreign id is reported as NOT_FOUND at its index; the others are deleted. A
     caller below EDITOR in a workspace of any of them is refused as a whole (FORBIDDEN) and
@@ -586,4 +614,6 @@ async def delete_documents(deps: ServiceDeps, *, ids: list[uuid.UUID | None]) ->
                 await session.execute(delete(model).where(model.document_id.in_(doomed)))
             await session.execute(delete(Document).where(Document.id.in_(doomed)))
         deleted = [i for i in dict.fromkeys(ids) if i is not None and i in found]
-        return DeletedDocuments(ids=deleted, errors=errors)
+    # After commit: each original that no document references any more goes too.
+    await release_after(deps, (d.content_sha256 for d in found.values()))
+    return DeletedDocuments(ids=deleted, errors=errors)

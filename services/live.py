@@ -10,6 +10,8 @@ per interval; see `_checks`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import time
 import uuid
 from collections import OrderedDict
@@ -22,8 +24,9 @@ from sqlalchemy import select
 from base.errors import DomainError, Invalid
 from base.events.bus import run_topic, workspace_topic
 from base.events.stream import replay_then_tail
+from base.models.documents import DocumentStage, DocumentStatus
 from base.models.runs import Run, RunStatus
-from services import runs
+from services import runs, uploads
 from services.deps import ServiceDeps
 from services.run_log import (
     RUN_EVENTS_BATCH,
@@ -254,3 +257,91 @@ async def workspace_events(
         ),
     ):
         yield event
+
+
+async def upload_progress(
+    deps: ServiceDeps, *, workspace_id: uuid.UUID, document_ids: list[uuid.UUID]
+) -> AsyncIterator[uploads.FileProgress]:
+    """The upload screen's rows: every document's state now, then each change, until every one
+    is READY or FAILED. Call only after `uploads.require_uploads` allowed the caller.
+
+    Built on the workspace's stream: its live RUN_PROGRESS messages move a row's stage and
+    percent without a read; its stored run events (started, finished; a retry or reprocess
+    queued meanwhile) make the row be read again. The stream starts at the workspace's last
+    stored event before the first read, so nothing that happens after that read is missed."""
+    async with deps.db() as session:
+        start = await last_workspace_event_id(session, workspace_id)
+    ids = list(dict.fromkeys(document_ids))
+    rows = {
+        p.document_id: p
+        for p in await uploads.progress_of(deps, workspace_id=workspace_id, document_ids=ids)
+    }
+    for document_id in ids:
+        yield rows[document_id]
+    if all(p.done for p in rows.values()):
+        return
+    by_run = {p.run_id: p.document_id for p in rows.values() if p.run_id}
+    stream = workspace_events(deps, workspace_id=workspace_id, after=str(start))
+    async with contextlib.aclosing(stream):  # type: ignore[type-var]  # an async generator
+        async for event in stream:
+            run_id = uuid.UUID(event["run_id"]) if event.get("run_id") else None
+            if run_id is None:
+                continue
+            known = by_run.get(run_id)
+            if event["type"] == "RUN_PROGRESS":
+                if known is None or rows[known].done:
+                    continue
+                document_id = known
+                current = rows[document_id]
+                changed = _not_backwards(
+                    current,
+                    dataclasses.replace(
+                        current,
+                        status=DocumentStatus.PROCESSING,
+                        stage=event.get("step") or current.stage,
+                        percent=int(event.get("percent") or 0),
+                    ),
+                )
+            else:
+                subject = known or await uploads.subject_of_run(deps, run_id=run_id)
+                if subject is None or subject not in rows:
+                    continue
+                document_id = subject
+                [changed] = await uploads.progress_of(
+                    deps, workspace_id=workspace_id, document_ids=[document_id], previous=rows
+                )
+                changed = _not_backwards(rows[document_id], changed)
+                if changed.run_id is not None:
+                    by_run[changed.run_id] = document_id
+            if changed != rows[document_id]:
+                rows[document_id] = changed
+                yield changed
+            if all(p.done for p in rows.values()):
+                return
+
+
+_STATUS_ORDER = {
+    DocumentStatus.QUEUED: 0,
+    DocumentStatus.PROCESSING: 1,
+    DocumentStatus.READY: 2,
+    DocumentStatus.FAILED: 2,
+}
+
+
+def _not_backwards(shown: uploads.FileProgress, read: uploads.FileProgress) -> uploads.FileProgress:
+    """A row read again while the same run goes on never moves back: live messages may have
+    shown a later percent (or status) than the stored run when it was read."""
+    if read.run_id != shown.run_id or read.done:
+        return read
+    if _STATUS_ORDER[read.status] < _STATUS_ORDER[shown.status]:
+        read = dataclasses.replace(read, status=shown.status, stage=read.stage or shown.stage)
+    if _stage_index(read.stage) < _stage_index(shown.stage):
+        read = dataclasses.replace(read, stage=shown.stage)
+    return dataclasses.replace(read, percent=max(read.percent, shown.percent))
+
+
+_STAGES = [stage.value for stage in DocumentStage]
+
+
+def _stage_index(stage: str | None) -> int:
+    return _STAGES.index(stage) if stage in _STAGES else -1

@@ -1,6 +1,7 @@
-"""API workflows for collections (screen 4) and documents (screens 3, 5 and 7)."""
+"""API workflows for collections (screen 4), documents (screens 3, 5 and 7) and uploads
+(screen 6)."""
 
-from services import collections, documents
+from services import collections, documents, uploads
 from workflows.declare import api_workflow
 
 LIST_COLLECTIONS = api_workflow(collections.list_collections)
@@ -19,3 +20,8 @@ LOAD_DOCUMENT_COUNTS = api_workflow(documents.document_counts)
 UPDATE_DOCUMENT = api_workflow(documents.update_document)
 MOVE_DOCUMENTS = api_workflow(documents.move_documents)
 DELETE_DOCUMENTS = api_workflow(documents.delete_documents)
+OPEN_ORIGINAL = api_workflow(documents.open_original)
+
+UPLOAD_DOCUMENTS = api_workflow(uploads.upload_documents)
+CREATE_TEXT_DOCUMENT = api_workflow(uploads.create_text_document)
+REQUIRE_UPLOADS = api_workflow(uploads.require_uploads)

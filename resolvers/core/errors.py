@@ -87,6 +87,27 @@ class ErrorCode(enum.Enum):
         "DUPLICATE_DOCUMENT",
         description="The collection already holds a document with the same content.",
     )
+    TOO_MANY_FILES = strawberry.enum_value(
+        "TOO_MANY_FILES",
+        description="More files than one upload may carry (UPLOAD_MAX_FILES); nothing was kept.",
+    )
+    FILE_TOO_LARGE = strawberry.enum_value(
+        "FILE_TOO_LARGE", description="The file is larger than UPLOAD_MAX_FILE_BYTES."
+    )
+    EMPTY_FILE = strawberry.enum_value("EMPTY_FILE", description="The file is empty.")
+    UNSUPPORTED_TYPE = strawberry.enum_value(
+        "UNSUPPORTED_TYPE",
+        description="The file's bytes are not text, Markdown, HTML or PDF (whatever its name).",
+    )
+    UNDECODABLE_TEXT = strawberry.enum_value(
+        "UNDECODABLE_TEXT", description="The text is in no character encoding that was recognised."
+    )
+    INVALID_FILE_NAME = strawberry.enum_value(
+        "INVALID_FILE_NAME", description="The file has no usable name."
+    )
+    NOT_A_FILE = strawberry.enum_value(
+        "NOT_A_FILE", description="Something other than a file was sent where a file belongs."
+    )
     DOCUMENT_BUSY = strawberry.enum_value(
         "DOCUMENT_BUSY",
         description="The document is already queued or being processed; wait for its run.",

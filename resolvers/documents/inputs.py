@@ -1,6 +1,7 @@
 """Inputs of the collection and document fields and mutations."""
 
 import strawberry
+from strawberry.file_uploads import Upload
 
 from resolvers.documents.types import DocumentSortField, DocumentStatus, EntityKind, SortDirection
 
@@ -101,6 +102,28 @@ class MoveDocumentsInput:
 @strawberry.input(description="Delete documents with their text, chunks and AI-written fields.")
 class DeleteDocumentsInput:
     ids: list[strawberry.ID] = strawberry.field(description="The documents: 1 to 100.")
+
+
+@strawberry.input(
+    description="Files to upload into a collection, sent as a GraphQL multipart request (with "
+    "the `GraphQL-Require-Preflight` header)."
+)
+class UploadDocumentsInput:
+    collection_id: strawberry.ID = strawberry.field(description="The collection.")
+    files: list[Upload] = strawberry.field(
+        description="1 to UPLOAD_MAX_FILES (20) files of at most UPLOAD_MAX_FILE_BYTES (20 MiB) "
+        "each: text, Markdown, HTML or PDF, recognised from their bytes."
+    )
+
+
+@strawberry.input(description="Pasted text to add to a collection as a document.")
+class CreateTextDocumentInput:
+    collection_id: strawberry.ID = strawberry.field(description="The collection.")
+    title: str = strawberry.field(description="Title: 1-300 characters, stored as written.")
+    text: str = strawberry.field(
+        description="The text (plain, Markdown or HTML), stored as written; at most "
+        "UPLOAD_MAX_FILE_BYTES bytes in UTF-8."
+    )
 
 
 @strawberry.input(description="Process a document again from its original file.")

@@ -1,6 +1,6 @@
 """Collection mutations (screen 4) and document mutations (screens 5 and 7)."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import strawberry
 
@@ -11,6 +11,7 @@ from resolvers.core.inputs import INPUT
 from resolvers.core.relay import decode_id, to_global_id
 from resolvers.documents.inputs import (
     CreateCollectionInput,
+    CreateTextDocumentInput,
     DeleteCollectionInput,
     DeleteDocumentsInput,
     MoveDocumentsInput,
@@ -18,9 +19,11 @@ from resolvers.documents.inputs import (
     ReprocessDocumentsInput,
     UpdateCollectionInput,
     UpdateDocumentInput,
+    UploadDocumentsInput,
 )
 from resolvers.documents.payloads import (
     CreateCollectionPayload,
+    CreateTextDocumentPayload,
     DeleteCollectionPayload,
     DeleteDocumentsPayload,
     MoveDocumentsPayload,
@@ -28,18 +31,23 @@ from resolvers.documents.payloads import (
     ReprocessDocumentsPayload,
     UpdateCollectionPayload,
     UpdateDocumentPayload,
+    UploadDocumentsPayload,
+    UploadedFile,
 )
 from resolvers.documents.types import Collection, Document, Info
 from resolvers.runs.types import Run
 from services.documents import EntityInput
+from services.uploads import Duplicate, UploadSource
 from services.views import ItemError
 from workflows.documents import (
     CREATE_COLLECTION,
+    CREATE_TEXT_DOCUMENT,
     DELETE_COLLECTION,
     DELETE_DOCUMENTS,
     MOVE_DOCUMENTS,
     UPDATE_COLLECTION,
     UPDATE_DOCUMENT,
+    UPLOAD_DOCUMENTS,
 )
 from workflows.ingestion import REPROCESS_DOCUMENT, REPROCESS_DOCUMENTS
 
@@ -55,6 +63,18 @@ def _document_ids(ids: list[strawberry.ID]) -> list[Any]:
         except NotFound:
             decoded.append(None)
     return decoded
+
+
+def _upload_source(value: object) -> UploadSource | None:
+    """A file of the multipart request; None for anything else sent in its place (a form
+    field, or a JSON value: the Upload scalar takes whatever the variables hold)."""
+    if hasattr(value, "read") and hasattr(value, "filename"):
+        return cast("UploadSource", value)
+    return None
+
+
+def _item_error(error: ItemError) -> UserError:
+    return UserError.from_domain(DomainError(error.message, code=error.code, field=error.field))
 
 
 def _item_errors(errors: list[ItemError]) -> list[UserError]:
@@ -175,6 +195,63 @@ class DocumentMutations:
         return DeleteDocumentsPayload(
             deleted_ids=[strawberry.ID(str(to_global_id("Document", i))) for i in result.ids],
             errors=_item_errors(result.errors),
+        )
+
+    @strawberry.mutation(
+        description="Upload files into a collection (screen 6), as a GraphQL multipart request "
+        "with the `GraphQL-Require-Preflight` header. Each file becomes its own document with "
+        "its own ingest run, or is refused alone with its own error; follow them all with "
+        "`uploadProgress`." + _EDITOR
+    )
+    async def upload_documents(
+        self, info: Info, input: Annotated[UploadDocumentsInput, INPUT]
+    ) -> UploadDocumentsPayload:
+        try:
+            result = await info.context.run(
+                UPLOAD_DOCUMENTS,
+                collection_id=decode_id(input.collection_id, "Collection", field="collectionId"),
+                files=[_upload_source(f) for f in input.files],
+            )
+        except DomainError as error:
+            return UploadDocumentsPayload(errors=[UserError.from_domain(error)])
+        return UploadDocumentsPayload(
+            files=[
+                UploadedFile(
+                    index=f.index,
+                    file_name=f.filename,
+                    document=Document.of(f.document) if f.document else None,
+                    run=Run.of(f.run) if f.run else None,
+                    error=_item_error(f.error) if f.error else None,
+                    duplicate_of=Document.of(f.duplicate_of) if f.duplicate_of else None,
+                )
+                for f in result.files
+            ],
+            errors=[],
+        )
+
+    @strawberry.mutation(
+        description="Paste text into a collection as a document (screen 6), with its own "
+        "ingest run." + _EDITOR
+    )
+    async def create_text_document(
+        self, info: Info, input: Annotated[CreateTextDocumentInput, INPUT]
+    ) -> CreateTextDocumentPayload:
+        try:
+            created = await info.context.run(
+                CREATE_TEXT_DOCUMENT,
+                collection_id=decode_id(input.collection_id, "Collection", field="collectionId"),
+                title=input.title,
+                text=input.text,
+            )
+        except Duplicate as duplicate:
+            return CreateTextDocumentPayload(
+                duplicate_of=Document.of(duplicate.existing),
+                errors=[UserError.from_domain(duplicate)],
+            )
+        except DomainError as error:
+            return CreateTextDocumentPayload(errors=[UserError.from_domain(error)])
+        return CreateTextDocumentPayload(
+            document=Document.of(created.document), run=Run.of(created.run), errors=[]
         )
 
     @strawberry.mutation(

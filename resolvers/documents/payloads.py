@@ -61,6 +61,55 @@ class DeleteDocumentsPayload:
     errors: list[UserError] = strawberry.field(description=_ITEM_ERRORS)
 
 
+@strawberry.type(description="The outcome of one uploaded file.")
+class UploadedFile:
+    index: int = strawberry.field(description="Its position in `files`, from 0.")
+    file_name: str | None = strawberry.field(description="Its name as sent.")
+    document: Document | None = strawberry.field(
+        default=None, description="The document made of it (QUEUED); null when it failed."
+    )
+    run: Run | None = strawberry.field(
+        default=None, description="Its ingest run; follow it with uploadProgress."
+    )
+    error: UserError | None = strawberry.field(
+        default=None,
+        description="Why it was refused (nothing of it was kept): INVALID_FILE_NAME, "
+        "NOT_A_FILE, FILE_TOO_LARGE, EMPTY_FILE, UNSUPPORTED_TYPE, UNDECODABLE_TEXT or "
+        "DUPLICATE_DOCUMENT; `field` is `files.<index>`.",
+    )
+    duplicate_of: Document | None = strawberry.field(
+        default=None,
+        description="For DUPLICATE_DOCUMENT: the document of the collection with the same content.",
+    )
+
+
+@strawberry.type(description="Result of uploadDocuments.")
+class UploadDocumentsPayload:
+    files: list[UploadedFile] | None = strawberry.field(
+        default=None,
+        description="One outcome per file, in the order sent; null when the request as a whole "
+        "was refused.",
+    )
+    errors: list[UserError] = strawberry.field(
+        description="Why the request as a whole was refused (and nothing was written): "
+        "NOT_FOUND, FORBIDDEN, REQUIRED or TOO_MANY_FILES. A single file's failure is in its "
+        "own `error`."
+    )
+
+
+@strawberry.type(description="Result of createTextDocument.")
+class CreateTextDocumentPayload:
+    document: Document | None = strawberry.field(
+        default=None, description="The new document (QUEUED)."
+    )
+    run: Run | None = strawberry.field(default=None, description="Its ingest run.")
+    duplicate_of: Document | None = strawberry.field(
+        default=None,
+        description="For DUPLICATE_DOCUMENT: the document of the collection with the same text.",
+    )
+    errors: list[UserError] = strawberry.field(description=_ERRORS)
+
+
 @strawberry.type(description="Result of reprocessDocument.")
 class ReprocessDocumentPayload:
     document: Document | None = strawberry.field(

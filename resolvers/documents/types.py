@@ -5,16 +5,25 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from datetime import datetime
+from urllib.parse import quote
 
 import strawberry
 from strawberry import relay
 
 from resolvers.accounts.types import User
 from resolvers.core.context import Context
-from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, load_nodes
+from resolvers.core.relay import (
+    PAGE_ARGS_DESCRIPTION,
+    After,
+    Connection,
+    First,
+    load_nodes,
+    to_global_id,
+)
 from resolvers.runs.types import Run
 from services.documents import ChunksQuery
 from services.runs import SubjectRunsQuery
+from services.uploads import FileProgress
 from services.views import (
     ChunkView,
     CollectionView,
@@ -213,6 +222,14 @@ class Document(relay.Node):
         views = await info.context.loaders.edits_by_document_id.load(self.view.id)
         return [FieldEdit.of(v) for v in views]
 
+    @strawberry.field(
+        description="Where to download the original file: a path on this API's origin (GET, "
+        "with the same `Authorization: Bearer` header as /graphql). The answer is always an "
+        "attachment, in the stored content type."
+    )
+    def download_url(self) -> str:
+        return download_path(str(to_global_id("Document", self.view.id)))
+
     @strawberry.field(description=f"Its text in passages, in order. {PAGE_ARGS_DESCRIPTION}")
     async def chunks(
         self, info: Info, first: First = None, after: After = None
@@ -259,6 +276,56 @@ class Document(relay.Node):
         return await load_nodes(
             info.context.loaders.document_by_id.load_many, list(node_ids), cls.of
         )
+
+
+def download_path(document_global_id: str) -> str:
+    """The download route of a document (app/downloads.py), its global id percent-encoded."""
+    return f"/documents/{quote(document_global_id, safe='')}/original"
+
+
+@strawberry.type(
+    description="One uploaded file on the upload screen: its stage and percent now. A "
+    "subscription sends one for every file first, then one each time a file changes."
+)
+class UploadProgress:
+    document_id: strawberry.ID = strawberry.field(description="The document made of the file.")
+    file_name: str = strawberry.field(
+        description="The file's name as uploaded (the title for pasted text)."
+    )
+    status: DocumentStatus = strawberry.field(
+        description="QUEUED, PROCESSING, then READY or FAILED (the file's last message)."
+    )
+    stage: DocumentStage | None = strawberry.field(
+        description="The stage it is in (or failed at); null while QUEUED."
+    )
+    percent: int = strawberry.field(description="How far its processing is, 0-100.")
+    run_id: strawberry.ID | None = strawberry.field(description="Its ingest run.")
+    error_code: str | None = strawberry.field(
+        description="Stable code of its failure (e.g. PDF_ENCRYPTED, MODEL_UNAVAILABLE), if FAILED."
+    )
+    error_message: str | None = strawberry.field(description="The failure, for people.")
+    done: bool = strawberry.field(description="READY or FAILED: nothing more comes for it.")
+
+    @classmethod
+    def of(cls, progress: FileProgress) -> UploadProgress:
+        return cls(
+            document_id=strawberry.ID(str(to_global_id("Document", progress.document_id))),
+            file_name=progress.file_name,
+            status=DocumentStatus[progress.status.value],
+            stage=DocumentStage[progress.stage] if progress.stage in STAGES else None,
+            percent=progress.percent,
+            run_id=(
+                strawberry.ID(str(to_global_id("Run", progress.run_id)))
+                if progress.run_id
+                else None
+            ),
+            error_code=progress.error_code,
+            error_message=progress.error_message,
+            done=progress.done,
+        )
+
+
+STAGES = frozenset(DocumentStage.__members__)
 
 
 @strawberry.type(description="A workspace's documents by status.")

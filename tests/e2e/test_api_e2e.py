@@ -30,6 +30,7 @@ from base.auth.tokens import issue_access_token
 from tests.support.databases import fresh_database
 from tests.support.graphql import GraphQLClient, operation, uuid_of
 from tests.support.live_server import live_server
+from tests.support.uploads import upload, watch_uploads
 
 ROOT = Path(__file__).resolve().parents[2]
 SDL = ROOT / "graphql" / "schema.graphql"
@@ -69,8 +70,11 @@ def _other_redis_db(url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(e2e_database: str, redis_url: str, ollama_host: str) -> Iterator[str]:
+def server(
+    e2e_database: str, redis_url: str, ollama_host: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     env = {
+        "BLOB_ROOT": str(tmp_path_factory.mktemp("blobs")),
         # Runs execute in the API process (queue mode and workers: tests/e2e/test_runs_e2e.py).
         "RUN_EXECUTION": "inline",
         "OLLAMA_HOST": ollama_host,
@@ -941,6 +945,32 @@ async def test_every_operation_document_executes_against_the_live_server(
     executed.add("UpdateDocument")
     dropped = await op("DeleteCollection", {"input": {"id": collection["id"]}}, token=token)
     assert dropped["deleteCollection"]["deletedCollectionId"] == collection["id"]
+
+    # Screen 6: a file dropped (multipart) and text pasted, both watched on one subscription.
+    uploads = (
+        await op(
+            "CreateCollection",
+            {"input": {"workspaceId": workspace["id"], "name": "Uploads"}},
+            token=token,
+        )
+    )["createCollection"]["collection"]["id"]
+    dropped_file = await upload(
+        api.http, uploads, [("notes.md", b"# Notes\n\nSee [venv](venv.html).\n")], token=token
+    )
+    assert dropped_file["errors"] == [] and dropped_file["files"][0]["error"] is None
+    executed.add("UploadDocuments")
+    pasted = await op(
+        "CreateTextDocument",
+        {"input": {"collectionId": uploads, "title": "${x} pasted", "text": "Plain text.\n"}},
+        token=token,
+    )
+    document_ids = [
+        dropped_file["files"][0]["document"]["id"],
+        pasted["createTextDocument"]["document"]["id"],
+    ]
+    rows = await watch_uploads(ws_url, token, workspace["id"], document_ids)
+    assert {r["documentId"] for r in rows if r["done"]} == set(document_ids)
+    executed.add("UploadProgress")
 
     signed_out = await op("SignOut", {"input": {"refreshToken": refreshed["refreshToken"]}})
     assert signed_out["signOut"]["signedOut"] is True

@@ -22,6 +22,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -53,12 +54,30 @@ def migrated_postgres(postgres_url: str) -> str:
 
 
 @pytest.fixture
+def blob_root(tmp_path: Path) -> Path:
+    """The test's own store of uploaded originals (empty at the start)."""
+    root = tmp_path / "blobs"
+    root.mkdir()
+    return root
+
+
+def blob_files(root: Path) -> list[str]:
+    """Every file under a blob store, relative to it (temporary files included)."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+@pytest.fixture
 def settings(
-    request: pytest.FixtureRequest, migrated_postgres: str, redis_url: str, ollama_host: str
+    request: pytest.FixtureRequest,
+    migrated_postgres: str,
+    redis_url: str,
+    ollama_host: str,
+    blob_root: Path,
 ) -> Settings:
     """The throwaway services, inline runs, and the fields of the test's `settings` marker."""
     marker = request.node.get_closest_marker("settings")
     fields: dict[str, Any] = {
+        "blob_root": str(blob_root),
         "app_env": "test",
         "database_url": migrated_postgres,
         "redis_url": redis_url,
@@ -190,14 +209,20 @@ async def queued_runs(settings: Settings) -> list[uuid.UUID]:
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def any_db_settings(request: FixtureRequest, tmp_path: Any) -> Settings:
+def any_db_settings(request: FixtureRequest, tmp_path: Any, blob_root: Path) -> Settings:
     if request.param == "postgresql":
         settings: Settings = request.getfixturevalue("settings")
         return settings
     url = f"sqlite+aiosqlite:///{tmp_path / 'kd.sqlite3'}"
     migrate.upgrade(url)
+    marker = request.node.get_closest_marker("settings")
     return Settings(
-        app_env="test", database_url=url, jwt_secret=TEST_SECRET, run_execution="inline"
+        app_env="test",
+        database_url=url,
+        jwt_secret=TEST_SECRET,
+        run_execution="inline",
+        blob_root=str(blob_root),
+        **(marker.kwargs if marker else {}),
     )
 
 

@@ -10,15 +10,22 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+import httpx
+from sqlalchemy import func, select
 from strawberry import relay
 
 from base.models import Invite, Membership, RefreshToken, User, Workspace
+from base.models.documents import Document
+from base.models.runs import Run
 from base.settings import Settings
+from tests.support.app_fixtures import blob_files
+from tests.support.corpus import VENV_HTML
 from tests.support.graphql import GraphQLClient, uuid_of
 from tests.support.team import Team, member_roles, set_up_team
+from tests.support.uploads import corpus_file, upload
 
 NEEDS_ADMIN = "This needs the ADMIN role or higher; you are {role}."
+NEEDS_EDITOR = "This needs the EDITOR role or higher; you are {role}."
 OWNER_ROLE_ONLY = "Only an OWNER can grant or take away the OWNER role."
 LAST_OWNER = "A workspace needs an OWNER: make someone else OWNER first."
 
@@ -353,3 +360,44 @@ async def test_any_member_may_leave(client: GraphQLClient, db: Any, settings: Se
             .all()
         )
     assert [m.role.value for m in rows] == ["OWNER"]  # only his own personal workspace is left
+
+
+async def test_a_viewer_cannot_upload(
+    client: GraphQLClient, app: Any, db: Any, settings: Settings, blob_root: Any
+) -> None:
+    # Step 1 — the team, and a collection Olivia made.
+    team = await set_up_team(client, settings, "viewer")
+    victor = team.viewer
+    created = await client.op(
+        "CreateCollection",
+        {"input": {"workspaceId": team.workspace_id, "name": "Handbook"}},
+        token=team.owner.token,
+    )
+    collection = created["createCollection"]["collection"]["id"]
+
+    # Step 14 — Victor drops a page and pastes a note: FORBIDDEN both times, nothing written.
+    async def documents_and_runs() -> tuple[int, int]:
+        async with db() as s:
+            return (
+                (await s.execute(select(func.count(Document.id)))).scalar_one(),
+                (await s.execute(select(func.count(Run.id)))).scalar_one(),
+            )
+
+    before = await documents_and_runs(), blob_files(blob_root)
+    forbidden = error("FORBIDDEN", NEEDS_EDITOR.format(role="VIEWER"))
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        uploaded = await upload(http, collection, [corpus_file(VENV_HTML)], token=victor.token)
+    assert uploaded == {"files": None, "errors": forbidden}
+    pasted = await client.op(
+        "CreateTextDocument",
+        {"input": {"collectionId": collection, "title": "Note", "text": "A note."}},
+        token=victor.token,
+    )
+    assert pasted["createTextDocument"] == {
+        "document": None,
+        "run": None,
+        "duplicateOf": None,
+        "errors": forbidden,
+    }
+    assert (await documents_and_runs(), blob_files(blob_root)) == before == ((0, 0), [])

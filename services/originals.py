@@ -1,0 +1,125 @@
+"""Originals: the uploaded files behind documents (ADR 0035).
+
+A blob is shared by every document with the same content (whatever its collection or
+workspace) and lives as long as one of them references it. Writing a blob and inserting its
+first reference, and checking that nothing references it and deleting it, each happen under one
+lock per digest, so an upload and a delete of the same content never interleave: on
+PostgreSQL a transaction-scoped advisory lock, on SQLite the database's write lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import unicodedata
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from base.db.engine import lock_for_write
+from base.models.documents import Document
+from services.blobs import blob_store
+from services.deps import ServiceDeps
+
+log = logging.getLogger("knowledge_desk.documents")
+
+# Media types of the four detected types (services/extraction.py's ContentType).
+MEDIA_TYPES = {
+    "pdf": "application/pdf",
+    "html": "text/html",
+    "markdown": "text/markdown",
+    "text": "text/plain",
+}
+_EXTENSIONS = {
+    "application/pdf": ".pdf",
+    "text/html": ".html",
+    "text/markdown": ".md",
+    "text/plain": ".txt",
+}
+_OCTET_STREAM = "application/octet-stream"
+_SEPARATORS = re.compile(r"[\\/]")
+MAX_DOWNLOAD_NAME = 150
+
+
+def media_type_of(content_type: str) -> str:
+    """A document's stored content type as a media type ("html" and "text/html" alike);
+    anything unknown is served as opaque bytes."""
+    if content_type in MEDIA_TYPES:
+        return MEDIA_TYPES[content_type]
+    return content_type if content_type in _EXTENSIONS else _OCTET_STREAM
+
+
+async def lock_blob(session: AsyncSession, digest: str) -> None:
+    """Serialise work on one blob until the transaction ends. SQLite: the caller took the write
+    lock (`lock_for_write`), which serialises everything already."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"blob:{digest}"}
+        )
+
+
+async def release_unreferenced(deps: ServiceDeps, digests: Iterable[str]) -> list[str]:
+    """Delete each blob that no document references any more; the digests deleted.
+
+    Called after the transaction that removed (or failed to add) the references has ended.
+    Never raises: a blob left behind wastes space, while an error here would report a delete
+    that did happen as failed."""
+    store = blob_store(deps.settings.blob_root)
+    deleted = []
+    for digest in dict.fromkeys(digests):
+        try:
+            async with deps.db.begin() as session:
+                await lock_for_write(session)
+                await lock_blob(session, digest)
+                referenced = await session.execute(
+                    select(Document.id).where(Document.content_sha256 == digest).limit(1)
+                )
+                if referenced.first() is None:
+                    await store.delete(digest)
+                    deleted.append(digest)
+        except Exception:
+            log.warning("could not release the blob %s", digest, exc_info=True)
+    return deleted
+
+
+def base_name(filename: str) -> str:
+    """The last component of a (possibly path-like) file name: `../../etc/passwd` -> `passwd`."""
+    return _SEPARATORS.split(filename)[-1].strip()
+
+
+def download_name(document: Document) -> str:
+    """The file name a download is saved as: the uploaded name's last component, or the title
+    (pasted text) with the extension of its type; never a path, never empty."""
+    media_type = media_type_of(document.content_type)
+    name = base_name(document.original_filename or "")
+    if not name.strip(". "):
+        title = _SEPARATORS.sub(" ", document.title).strip(". ") or "document"
+        name = title + _EXTENSIONS.get(media_type, "")
+    name = "".join(c for c in unicodedata.normalize("NFC", name) if _printable(c))
+    if len(name) > MAX_DOWNLOAD_NAME:
+        stem, dot, extension = name.rpartition(".")
+        keep = f".{extension}" if dot and 0 < len(extension) <= 10 else ""
+        name = name[: MAX_DOWNLOAD_NAME - len(keep)] + keep
+    return name
+
+
+def _printable(character: str) -> bool:
+    return unicodedata.category(character)[0] != "C"
+
+
+@dataclass(frozen=True)
+class OriginalFile:
+    """A document's original, ready to stream."""
+
+    chunks: AsyncIterator[bytes]
+    media_type: str
+    filename: str
+    size_bytes: int
+
+
+async def release_after(deps: ServiceDeps, digests: Iterable[str]) -> None:
+    """`release_unreferenced`, finished even if the caller is cancelled meanwhile."""
+    await asyncio.shield(release_unreferenced(deps, list(digests)))
