@@ -378,34 +378,28 @@ async def test_isolated_errors_keep_their_codes() -> None:
 async def test_a_pdf_bomb_hits_the_memory_limit() -> None:
     bomb = corpus.pdf_bomb()
     assert len(bomb) < 1_000_000
-    started = time.monotonic()
     with pytest.raises(Invalid) as caught:
         await extract_isolated(bomb, "bomb.pdf", memory_mb=300, timeout_s=60)
     assert caught.value.code == "EXTRACTION_TOO_LARGE"
     assert caught.value.message == (
         "Reading the document needed more than the 300 MB of memory allowed."
     )
-    assert time.monotonic() - started < 30
 
 
 @pytest.mark.slow
 async def test_a_pdf_bomb_with_room_to_grow_hits_the_deadline() -> None:
-    started = time.monotonic()
     with pytest.raises(Invalid) as caught:
         await extract_isolated(corpus.pdf_bomb(), "bomb.pdf", memory_mb=8192, timeout_s=1.0)
     assert caught.value.code == "EXTRACTION_TIMEOUT"
     assert caught.value.message == "Reading the document took too long. (limit 1 s)"
-    assert time.monotonic() - started < 5
 
 
 async def test_a_deeply_nested_page_hits_the_deadline() -> None:
     # Lexbor's parse time grows faster than the nesting depth (100,000 levels: about 20 s).
     nested = b"<html><body>" + b"<div>" * 200_000 + b"x" + b"</div>" * 200_000
-    started = time.monotonic()
     with pytest.raises(Invalid) as caught:
         await extract_isolated(nested, "nested.html", timeout_s=1.0)
     assert caught.value.code == "EXTRACTION_TIMEOUT"
-    assert time.monotonic() - started < 5
 
 
 HOSTILE = "tests.support.hostile_child"
@@ -417,7 +411,8 @@ async def test_a_parser_that_hangs_is_killed_at_the_deadline() -> None:
     with pytest.raises(Invalid) as caught:
         await run_child(HOSTILE, b"x", "sleep", 0.5, 512)
     assert caught.value.code == "EXTRACTION_TIMEOUT"
-    assert 0.5 <= time.monotonic() - started < 3
+    # killed at the deadline, not before it (an upper bound would be a timed assertion)
+    assert time.monotonic() - started >= 0.5
 
 
 async def test_a_parser_that_crashes_is_reported() -> None:
