@@ -49,11 +49,16 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def live_server(env: dict[str, str], *, app: str = "app.main:create_app") -> Iterator[str]:
+def live_server(
+    env: dict[str, str],
+    *,
+    app: str = "app.main:create_app",
+    start_timeout: float = START_TIMEOUT,
+) -> Iterator[str]:
     """Run `uvicorn --factory APP` on a free loopback port; yield http://127.0.0.1:PORT.
 
     The process gets the current environment plus `env`, starts in the repository root, and
-    counts as up once GET /healthz answers 200 (within START_TIMEOUT seconds).
+    counts as up once GET /healthz answers 200 (within `start_timeout` seconds).
     """
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -84,7 +89,7 @@ def live_server(env: dict[str, str], *, app: str = "app.main:create_app") -> Ite
                 start_new_session=True,
             )
         try:
-            deadline = time.monotonic() + START_TIMEOUT
+            deadline = time.monotonic() + start_timeout
             while not _healthy(base_url):
                 if proc.poll() is not None:
                     raise RuntimeError(
@@ -93,7 +98,7 @@ def live_server(env: dict[str, str], *, app: str = "app.main:create_app") -> Ite
                     )
                 if time.monotonic() > deadline:
                     raise RuntimeError(
-                        f"{app}: no 200 from GET /healthz within {START_TIMEOUT:.0f} s:\n"
+                        f"{app}: no 200 from GET /healthz within {start_timeout:.0f} s:\n"
                         + _output_tail(log)
                     )
                 time.sleep(0.1)
