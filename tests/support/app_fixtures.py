@@ -44,6 +44,7 @@ from tests.support.live_server import live_server
 from tests.support.waiting import eventually
 
 TEST_SECRET = "integration-tests-secret-0123456789abcdef"
+LIVE_API_START_TIMEOUT = 120.0
 
 
 @pytest.fixture(scope="session")
@@ -145,7 +146,8 @@ def live_api(migrated_postgres: str, redis_url: str, ollama_host: str) -> Iterat
         "RUN_EXECUTION": "inline",
         "LOG_LEVEL": "WARNING",
     }
-    with live_server(env) as base_url:
+    # Starting takes 2-3 s on an idle machine and 20 s or more when other suites load it.
+    with live_server(env, start_timeout=LIVE_API_START_TIMEOUT) as base_url:
         yield base_url
 
 

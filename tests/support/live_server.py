@@ -50,7 +50,10 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextmanager
 def live_server(
-    env: dict[str, str], *, app: str = "app.main:create_app", start_timeout: float = START_TIMEOUT
+    env: dict[str, str],
+    *,
+    app: str = "app.main:create_app",
+    start_timeout: float = START_TIMEOUT,
 ) -> Iterator[str]:
     """Run `uvicorn --factory APP` on a free loopback port; yield http://127.0.0.1:PORT.
 
