@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             "BLOB_ROOT": blobs,
             "JWT_SECRET": SECRET,
             "ACCESS_TOKEN_TTL_SECONDS": "86400",  # a full run outlasts the default 15 minutes
+            "LLM_TIMEOUT_SECONDS": "300",  # a loaded machine answers slowly, not never
             "LOG_LEVEL": "WARNING",
             "UVICORN_ACCESS_LOG": "false",
         }
