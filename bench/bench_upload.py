@@ -129,6 +129,22 @@ async def wait_done(
         await asyncio.sleep(1.0)
 
 
+async def failure_codes(http: httpx.AsyncClient, token: str, workspace_id: str) -> dict[str, int]:
+    """How many documents failed, by "STAGE CODE" (read after the measurements)."""
+    listed = await graphql(
+        http,
+        "DocumentsList",
+        {"workspaceId": workspace_id, "filter": {"status": "FAILED"}, "first": 100},
+        token,
+    )
+    counts: dict[str, int] = {}
+    for edge in listed["workspace"]["documents"]["edges"]:
+        detail = await graphql(http, "DocumentDetail", {"id": edge["node"]["id"]}, token)
+        key = f"{detail['document']['stage']} {detail['document']['errorCode']}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
 def report(label: str, samples: list[int]) -> float:
     p50, p95, p99, top = (percentile(samples, p, scale=1e6) for p in (50, 95, 99, 100))
     print(
@@ -170,11 +186,14 @@ async def run(base_url: str, args: argparse.Namespace) -> None:
         elapsed = time.monotonic() - started
         # The same rows, nothing ingesting: the baseline.
         idle = await probe_loop(http, token, workspace_id, args.concurrency, count=args.probes)
+        failures = await failure_codes(http, token, workspace_id)
     print(
         f"  ingest: {len(ids)} documents uploaded in {uploaded:.1f} s, all ended after "
         f"{elapsed:.1f} s ({60 * len(ids) / elapsed:.1f} documents/min); workspace counts "
         f"{counts}"
     )
+    if failures:
+        print(f"  failed documents by stage and code: {failures}")
     idle_p95 = report("idle", idle)
     busy_p95 = report("busy", busy)
     print(
@@ -230,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             "BLOB_ROOT": blobs,
             "JWT_SECRET": SECRET,
             "ACCESS_TOKEN_TTL_SECONDS": "86400",  # a full run outlasts the default 15 minutes
+            "LLM_TIMEOUT_SECONDS": "300",  # a loaded machine answers slowly, not never
             "LOG_LEVEL": "WARNING",
             "UVICORN_ACCESS_LOG": "false",
         }

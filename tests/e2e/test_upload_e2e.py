@@ -65,6 +65,9 @@ def server(upload_database: str, redis_url: str, ollama_host: str, blobs: Path) 
         "REDIS_URL": _other_redis_db(redis_url),
         "JWT_SECRET": JWT_SECRET,
         "BLOB_ROOT": str(blobs),
+        # The local model on a shared 2-core machine can be slow to answer; a slow answer is
+        # not what these tests are about (MODEL_UNAVAILABLE has its own tests).
+        "LLM_TIMEOUT_SECONDS": "300",
         "LOG_LEVEL": "WARNING",
     }
     with live_server(env, start_timeout=120) as base_url:

@@ -24,6 +24,7 @@ from tests.support.corpus import (
     BZIP2_PDF,
     CONTROLFLOW_HTML,
     HTML_ROOT,
+    MIME_SPEC_PDF,
     POSTGRES_README_MD,
     VENV_HTML,
 )
@@ -33,7 +34,7 @@ from tests.support.live_server import live_server
 from tests.support.team import set_up_team
 from tests.support.uploads import corpus_file, upload, watch_uploads
 
-pytestmark = pytest.mark.timeout(1200)
+pytestmark = pytest.mark.timeout(3000)  # a bound on a hang: ingestion with the model
 
 JSON_HTML = HTML_ROOT / "library" / "json.html"
 STAGES = ["EXTRACTING", "CHUNKING", "INDEXING", "EMBEDDING", "SUMMARIZING", "TAGGING"]
@@ -66,6 +67,9 @@ def server(flow_database: str, redis_url: str, ollama_host: str, blobs: Path) ->
         "REDIS_URL": _other_redis_db(redis_url),
         "JWT_SECRET": JWT_SECRET,
         "BLOB_ROOT": str(blobs),
+        # The local model on a shared 2-core machine can be slow to answer; a slow answer is
+        # not what these tests are about (MODEL_UNAVAILABLE has its own tests).
+        "LLM_TIMEOUT_SECONDS": "300",
         "LOG_LEVEL": "WARNING",
     }
     with live_server(env, start_timeout=120) as base_url:
@@ -120,9 +124,10 @@ async def test_analyst_uploads_a_mixed_batch_and_watches_each_file(
     venv, controlflow, json_page = (
         corpus_file(p) for p in (VENV_HTML, CONTROLFLOW_HTML, JSON_HTML)
     )
-    manual, readme = corpus_file(BZIP2_PDF), corpus_file(POSTGRES_README_MD)
+    spec, readme = corpus_file(MIME_SPEC_PDF), corpus_file(POSTGRES_README_MD)
+    manual = corpus_file(BZIP2_PDF)
     cut = ("manual-part.pdf", manual[1][: len(manual[1]) // 3])
-    files = [venv, controlflow, json_page, manual, readme, cut, venv]
+    files = [venv, controlflow, json_page, spec, readme, cut, venv]
     payload = await upload(http, collection, files, token=erin.token)
     assert payload["errors"] == []
     outcomes = payload["files"]
@@ -131,7 +136,7 @@ async def test_analyst_uploads_a_mixed_batch_and_watches_each_file(
         ("venv", "QUEUED", "text/html"),
         ("controlflow", "QUEUED", "text/html"),
         ("json", "QUEUED", "text/html"),
-        ("manual", "QUEUED", "application/pdf"),
+        ("shared-mime-info-spec", "QUEUED", "application/pdf"),
         ("README", "QUEUED", "text/markdown"),
         ("manual-part", "QUEUED", "application/pdf"),
     ]
@@ -154,7 +159,7 @@ async def test_analyst_uploads_a_mixed_batch_and_watches_each_file(
 
     # Step 3 — Erin watches every row on one subscription, to its end.
     ids = [d["id"] for d in documents]
-    rows = await watch_uploads(ws_url, erin.token, team.workspace_id, ids)
+    rows = await watch_uploads(ws_url, erin.token, team.workspace_id, ids, within=1800)
     finals = check_rows(rows, ids)
     for good in ids[:5]:
         assert (finals[good]["status"], finals[good]["percent"], finals[good]["errorCode"]) == (
@@ -200,9 +205,11 @@ async def test_analyst_uploads_a_mixed_batch_and_watches_each_file(
     answer = await http.get(
         documents[3]["downloadUrl"], headers={"authorization": f"Bearer {team.viewer.token}"}
     )
-    assert answer.status_code == 200 and answer.content == manual[1]
+    assert answer.status_code == 200 and answer.content == spec[1]
     assert answer.headers["content-type"] == "application/pdf"
-    assert answer.headers["content-disposition"].startswith('attachment; filename="manual.pdf"')
+    assert answer.headers["content-disposition"].startswith(
+        'attachment; filename="shared-mime-info-spec.pdf"'
+    )
 
 
 def thirty_pages() -> list[Path]:
@@ -239,7 +246,7 @@ async def test_analyst_uploads_thirty_pages_in_batches(
         )
         assert [f["error"] for f in payload["files"]] == [None] * BATCH_SIZE
         ids += [f["document"]["id"] for f in payload["files"]]
-    rows = await watch_uploads(ws_url, erin.token, team.workspace_id, ids, within=1100)
+    rows = await watch_uploads(ws_url, erin.token, team.workspace_id, ids, within=2400)
     finals = check_rows(rows, ids)
     assert len(finals) == BATCH_PAGES
     for final in finals.values():
