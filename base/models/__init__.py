@@ -3,6 +3,7 @@
 from base.models.accounts import Invite, Membership, RefreshToken, Role, User, Workspace
 from base.models.documents import (
     Chunk,
+    ChunkVector,
     Collection,
     Document,
     DocumentEntity,
@@ -25,6 +26,7 @@ from base.models.runs import (
 
 __all__ = [
     "Chunk",
+    "ChunkVector",
     "Collection",
     "Document",
     "DocumentEntity",

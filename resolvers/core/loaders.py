@@ -18,7 +18,7 @@ from runtime.runner import ApiWorkflow, WorkflowRunner
 from services.collections import CollectionsQuery
 from services.deps import ServiceDeps
 from services.documents import ChunksQuery, DocumentsQuery
-from services.runs import RunEventsQuery, RunsQuery
+from services.runs import RunEventsQuery, RunsQuery, SubjectRunsQuery
 from services.views import (
     ChunkView,
     CollectionView,
@@ -47,7 +47,13 @@ from workflows.documents import (
     LOAD_DOCUMENT_TAGS,
     LOAD_DOCUMENTS,
 )
-from workflows.runs import LIST_RUN_EVENTS, LIST_RUNS, LOAD_RUN_STEPS, LOAD_RUNS
+from workflows.runs import (
+    LIST_RUN_EVENTS,
+    LIST_RUNS,
+    LIST_SUBJECT_RUNS,
+    LOAD_RUN_STEPS,
+    LOAD_RUNS,
+)
 
 V = TypeVar("V")
 Q = TypeVar("Q", bound=Hashable)
@@ -97,6 +103,10 @@ class Loaders:
     @cached_property
     def runs_page(self) -> DataLoader[RunsQuery, Page[RunView]]:
         return self._page_loader(LIST_RUNS)
+
+    @cached_property
+    def subject_runs_page(self) -> DataLoader[SubjectRunsQuery, Page[RunView]]:
+        return self._page_loader(LIST_SUBJECT_RUNS)
 
     @cached_property
     def members_page(self) -> DataLoader[MembersQuery, Page[MemberView]]:
