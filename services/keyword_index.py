@@ -32,6 +32,7 @@ from sqlalchemy import (
     table,
     true,
 )
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
@@ -100,22 +101,22 @@ def _chunk_ranking(
     *,
     style: QueryStyle,
     raw: str,
+    weights: tuple[float, float] = FTS5_WEIGHTS,
+    normalization: int = TS_RANK_NORMALIZATION,
 ) -> tuple[Select[Any], Any]:
     """SELECT chunk_id, document_id, score of every matching chunk of the workspace, and the
     score column (higher is better)."""
     if dialect == "postgresql":
         query = _tsquery(terms, style, raw)
         vector: ColumnClause[Any] = literal_column("chunk_search.search_vector")
-        score: ColumnElement[float] = func.ts_rank(
-            vector, query.c.q, TS_RANK_NORMALIZATION, type_=Float
-        )
+        score: ColumnElement[float] = func.ts_rank(vector, query.c.q, normalization, type_=Float)
         stmt = (
             select(_search.c.chunk_id, _search.c.document_id, score.label("score"))
             .select_from(_search.join(query, true()))
             .where(_search.c.workspace_id == workspace_id, vector.op("@@")(query.c.q))
         )
     else:
-        head, body = FTS5_WEIGHTS
+        head, body = weights
         score = -func.bm25(_FTS, head, body, type_=Float)
         stmt = (
             select(_search.c.chunk_id, _search.c.document_id, score.label("score"))
@@ -139,13 +140,23 @@ async def best_chunks(
     limit: int,
     style: QueryStyle = QueryStyle.ANY,
     raw: str = "",
+    weights: tuple[float, float] = FTS5_WEIGHTS,
+    normalization: int = TS_RANK_NORMALIZATION,
 ) -> list[KeywordHit]:
     """The workspace's `limit` best-matching chunks (among `documents`, a subquery of document
-    ids, when given), best first."""
+    ids, when given), best first. `style`, `raw`, `weights` and `normalization` exist to
+    measure alternatives (bench/bench_search_quality.py); the defaults are the measured best."""
     if not terms and style is QueryStyle.ANY:
         return []
     stmt, score = _chunk_ranking(
-        _dialect(session), workspace_id, terms, documents, style=style, raw=raw
+        _dialect(session),
+        workspace_id,
+        terms,
+        documents,
+        style=style,
+        raw=raw,
+        weights=weights,
+        normalization=normalization,
     )
     rows = await session.execute(stmt.order_by(score.desc(), _search.c.chunk_id).limit(limit))
     return [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
@@ -160,24 +171,36 @@ async def best_documents(
     limit: int,
     style: QueryStyle = QueryStyle.ANY,
     raw: str = "",
+    weights: tuple[float, float] = FTS5_WEIGHTS,
+    normalization: int = TS_RANK_NORMALIZATION,
 ) -> tuple[list[KeywordHit], int]:
     """The `limit` best documents, each with its best chunk and that chunk's score, best
     first; and how many documents match in all."""
     if not terms and style is QueryStyle.ANY:
         return [], 0
     dialect = _dialect(session)
-    stmt, score = _chunk_ranking(dialect, workspace_id, terms, documents, style=style, raw=raw)
+    stmt, score = _chunk_ranking(
+        dialect,
+        workspace_id,
+        terms,
+        documents,
+        style=style,
+        raw=raw,
+        weights=weights,
+        normalization=normalization,
+    )
     if dialect == "postgresql":
         best = (
-            stmt.distinct(_search.c.document_id)
+            stmt.ext(distinct_on(_search.c.document_id))
             .order_by(_search.c.document_id, score.desc(), _search.c.chunk_id)
             .subquery("best")
         )
         ranked = select(best.c.document_id, best.c.chunk_id, best.c.score)
     else:
         # SQLite takes the bare chunk_id of a min() (here max()) aggregate from the row that
-        # has it: each document's best chunk in one pass.
-        matches = stmt.subquery("matches")
+        # has it: each document's best chunk in one pass. bm25() only works in the query that
+        # MATCHes, so the matches are a materialised CTE (not flattened into the GROUP BY).
+        matches = stmt.cte("matches").prefix_with("MATERIALIZED")
         best_score = func.max(matches.c.score)
         ranked = select(
             matches.c.document_id, matches.c.chunk_id, best_score.label("score")
