@@ -107,12 +107,15 @@ async def test_a_model_server_that_never_answers(any_db_client, any_db_app, any_
     keyword = await any_db_client.op(
         "Search", _search_variables(library, "KEYWORD"), token=library.viewer_token
     )
-    async with silent_server() as (url, connections), other_api(
-        any_db_settings,
-        ollama_host=url,
-        search_embed_timeout_seconds=0.5,
-        search_model_retry_seconds=600,
-    ) as (_app, client):
+    async with (
+        silent_server() as (url, connections),
+        other_api(
+            any_db_settings,
+            ollama_host=url,
+            search_embed_timeout_seconds=0.5,
+            search_model_retry_seconds=600,
+        ) as (_app, client),
+    ):
         hybrid = await client.op(
             "Search", _search_variables(library, "HYBRID"), token=library.viewer_token
         )
