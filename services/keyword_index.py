@@ -59,8 +59,10 @@ _FTS: ColumnClause[Any] = literal_column("chunk_fts")
 # FTS5 bm25() column weights (headings, text): a word of the headings a passage sits under
 # counts twice a word of its text (measured in docs/testing.md).
 FTS5_WEIGHTS = (2.0, 1.0)
-# ts_rank normalisation: 1 divides by 1 + log(length), so long passages do not win by size.
-TS_RANK_NORMALIZATION = 1
+# ts_rank normalisation 0: no length normalisation. Passages are already of bounded length
+# (ADR 0032); dividing by 1 + log(length) (1) or by the length (2) ranked worse on the question
+# set (docs/testing.md, "Search quality").
+TS_RANK_NORMALIZATION = 0
 
 
 class QueryStyle(enum.StrEnum):
@@ -215,6 +217,66 @@ async def best_documents(
     ).all()
     hits = [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
     return hits, (rows[0].total if rows else 0)
+
+
+async def text_passages(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    terms: list[str],
+    document_ids: Sequence[uuid.UUID],
+) -> dict[uuid.UUID, uuid.UUID]:
+    """For each document, its chunk whose text (headings left out) matches `terms` best: the
+    passage to show, whose matched words can be highlighted. The ranking counts headings too,
+    so a document's best-ranked chunk can be a short one that matches by its headings alone.
+    Documents whose text matches nothing are left out."""
+    if not terms or not document_ids:
+        return {}
+    ids = list(dict.fromkeys(document_ids))
+    if _dialect(session) == "postgresql":
+        query = _tsquery(terms, QueryStyle.ANY, "")
+        vector: ColumnClause[Any] = literal_column("chunk_search.search_vector")
+        # Weights {D, C, B, A}: the text is B, the headings A.
+        text_only: ColumnClause[Any] = literal_column("'{0, 0, 1, 0}'::float4[]")
+        score: ColumnElement[float] = func.ts_rank(
+            text_only, vector, query.c.q, TS_RANK_NORMALIZATION, type_=Float
+        )
+        ranked = (
+            select(_search.c.document_id, _search.c.chunk_id, score.label("score"))
+            .select_from(_search.join(query, true()))
+            .where(
+                _search.c.workspace_id == workspace_id,
+                _search.c.document_id.in_(ids),
+                vector.op("@@")(query.c.q),
+            )
+            .ext(distinct_on(_search.c.document_id))
+            .order_by(_search.c.document_id, score.desc(), _search.c.chunk_id)
+            .subquery("best")
+        )
+        stmt = select(ranked.c.document_id, ranked.c.chunk_id).where(ranked.c.score > 0)
+    else:
+        matches = (
+            select(
+                _search.c.document_id,
+                _search.c.chunk_id,
+                (-func.bm25(_FTS, 0.0, 1.0, type_=Float)).label("score"),
+            )
+            .select_from(_fts.join(_search, _search.c.id == _fts.c.rowid))
+            .where(
+                _FTS.op("MATCH")(bindparam("match", fts5_match(terms), type_=Text)),
+                _search.c.workspace_id == workspace_id,
+                _search.c.document_id.in_(ids),
+            )
+            .cte("text_matches")
+            .prefix_with("MATERIALIZED")
+        )
+        best = func.max(matches.c.score)
+        grouped = (
+            select(matches.c.document_id, matches.c.chunk_id, best.label("score"))
+            .group_by(matches.c.document_id)
+            .subquery("best")
+        )
+        stmt = select(grouped.c.document_id, grouped.c.chunk_id).where(grouped.c.score > 0)
+    return {row.document_id: row.chunk_id for row in await session.execute(stmt)}
 
 
 async def highlights(

@@ -18,6 +18,7 @@ SEARCH_MODEL_RETRY_SECONDS, so a dead server costs one timeout, not one per sear
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import hashlib
 import json
@@ -444,7 +445,14 @@ async def search(
                     deps, session, workspace_id, vector, documents, limit=depth, per_document=True
                 )
             ranking = _rank_documents(keyword, semantic, mode, vector is not None, deps)[:depth]
-            chosen = ranking[offset : offset + page.first]
+            chosen = await _with_text_passages(
+                session,
+                workspace_id,
+                terms,
+                ranking[offset : offset + page.first],
+                keyword,
+                semantic,
+            )
             hits = await _hits(session, workspace_id, terms, chosen)
     finally:
         embedding.close()
@@ -470,12 +478,9 @@ def _rank_documents(
     has_vector: bool,
     deps: ServiceDeps,
 ) -> list[_Ranked]:
-    cosines = {hit.document_id: hit for hit in semantic}
+    nearest = {hit.document_id: hit for hit in semantic}
     if mode is SearchMode.KEYWORD or not has_vector:
-        return [
-            _Ranked(h.document_id, h.chunk_id, h.score, _cosine(cosines, h.document_id))
-            for h in keyword
-        ]
+        return [_Ranked(h.document_id, h.chunk_id, h.score, None) for h in keyword]
     if mode is SearchMode.SEMANTIC:
         return [_Ranked(h.document_id, h.chunk_id, h.cosine, h.cosine) for h in semantic]
     # The passage shown is the keyword ranking's when it has the document (its words are
@@ -487,14 +492,47 @@ def _rank_documents(
         k=deps.settings.search_rrf_k,
     )
     return [
-        _Ranked(document_id, passages[document_id], score, _cosine(cosines, document_id))
+        _Ranked(
+            document_id,
+            passages[document_id],
+            score,
+            _cosine_of(nearest, document_id, passages[document_id]),
+        )
         for document_id, score in fused
     ]
 
 
-def _cosine(hits: dict[uuid.UUID, vector_index.VectorHit], document_id: uuid.UUID) -> float | None:
-    hit = hits.get(document_id)
-    return hit.cosine if hit is not None else None
+def _cosine_of(
+    nearest: dict[uuid.UUID, vector_index.VectorHit], document_id: uuid.UUID, chunk_id: uuid.UUID
+) -> float | None:
+    """The cosine of the passage shown, when it is the one semantic ranking found."""
+    hit = nearest.get(document_id)
+    return hit.cosine if hit is not None and hit.chunk_id == chunk_id else None
+
+
+async def _with_text_passages(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    terms: list[str],
+    ranked: list[_Ranked],
+    keyword: list[keyword_index.KeywordHit],
+    semantic: list[vector_index.VectorHit],
+) -> list[_Ranked]:
+    """The page's documents that the keyword ranking found, shown by their best passage by
+    text (whose words are highlighted), not a passage that matched by its headings alone."""
+    found = {h.document_id for h in keyword}
+    wanted = [r.document_id for r in ranked if r.document_id in found]
+    better = await keyword_index.text_passages(session, workspace_id, terms, wanted)
+    nearest = {hit.document_id: hit for hit in semantic}
+    shown = []
+    for r in ranked:
+        chunk_id = better.get(r.document_id, r.chunk_id)
+        shown.append(
+            dataclasses.replace(
+                r, chunk_id=chunk_id, cosine=_cosine_of(nearest, r.document_id, chunk_id)
+            )
+        )
+    return shown
 
 
 async def _hits(
