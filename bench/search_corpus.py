@@ -69,15 +69,19 @@ def corpus_pages(count: int) -> list[str]:
 
 
 def settings_for(database_url: str, ollama_host: str, blob_root: Path, **changes: Any) -> Settings:
-    return Settings(
-        app_env="test",
-        database_url=database_url,
-        jwt_secret=SECRET,
-        ollama_host=ollama_host,
-        blob_root=str(blob_root),
-        run_execution="inline",
+    """The benchmarks' settings: a query's embedding may take 30 s (the figures measure
+    rankings and the database, and the model server is shared with other work)."""
+    fields: dict[str, Any] = {
+        "app_env": "test",
+        "database_url": database_url,
+        "jwt_secret": SECRET,
+        "ollama_host": ollama_host,
+        "blob_root": str(blob_root),
+        "run_execution": "inline",
+        "search_embed_timeout_seconds": 30.0,
         **changes,
-    )
+    }
+    return Settings(**fields)
 
 
 def deps_for(settings: Settings) -> tuple[ServiceDeps, Any]:

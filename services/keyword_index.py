@@ -263,8 +263,14 @@ async def text_passages(
             .select_from(_fts.join(_search, _search.c.id == _fts.c.rowid))
             .where(
                 _FTS.op("MATCH")(bindparam("match", fts5_match(terms), type_=Text)),
-                _search.c.workspace_id == workspace_id,
-                _search.c.document_id.in_(ids),
+                # A rowid condition on the FTS5 table itself: it seeks to those rows instead
+                # of walking every match of the words (14 ms against 42 ms for a common word
+                # at 50,000 passages).
+                _fts.c.rowid.in_(
+                    select(_search.c.id).where(
+                        _search.c.document_id.in_(ids), _search.c.workspace_id == workspace_id
+                    )
+                ),
             )
             .cte("text_matches")
             .prefix_with("MATERIALIZED")
@@ -313,7 +319,9 @@ async def highlights(
             .select_from(_fts.join(_search, _search.c.id == _fts.c.rowid))
             .where(
                 _FTS.op("MATCH")(bindparam("match", fts5_match(terms), type_=Text)),
-                _search.c.chunk_id.in_(ids),
+                # By rowid on the FTS5 table: a seek per passage, not a walk of every match
+                # (1.4 ms against 72 ms for a common word at 50,000 passages).
+                _fts.c.rowid.in_(select(_search.c.id).where(_search.c.chunk_id.in_(ids))),
             )
         )
     found: dict[uuid.UUID, list[tuple[int, int]]] = {}
