@@ -153,6 +153,8 @@ def test_every_operation_of_the_contract_is_within_the_limits_at_the_largest_pag
         assert shape.fields <= settings.graphql_max_fields, path.name
         assert shape.aliases <= settings.graphql_max_aliases, path.name
         costs[path.stem] = shape.cost
+    # The document detail with 100 chunks and 100 runs of its history, each with its steps,
+    # and its 5 related documents.
     assert max(costs.values()) == costs["DocumentDetail"] == 2829
     assert costs["DocumentsList"] == 1709
     assert costs["RunsMonitor"] == 1708
