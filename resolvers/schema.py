@@ -31,6 +31,7 @@ from resolvers.runs.mutations import RunMutations
 from resolvers.runs.queries import RunQueries
 from resolvers.runs.subscriptions import RunSubscriptions
 from resolvers.runs.types import Run
+from resolvers.search.queries import SearchQueries
 from resolvers.workspaces.mutations import WorkspaceMutations
 from resolvers.workspaces.queries import WorkspaceQueries
 from resolvers.workspaces.types import Member, Workspace
@@ -47,7 +48,7 @@ NODE_TYPES: dict[str, type[relay.Node]] = {
 
 
 @strawberry.type(description="Reads: one named operation per screen (see graphql/operations).")
-class Query(AccountQueries, WorkspaceQueries, RunQueries, DocumentQueries):
+class Query(AccountQueries, WorkspaceQueries, RunQueries, DocumentQueries, SearchQueries):
     @strawberry.field(
         description="Any object by its global id; null when missing or in a workspace you do "
         "not belong to."

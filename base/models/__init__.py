@@ -14,6 +14,7 @@ from base.models.documents import (
     DocumentTag,
     EntityKind,
 )
+from base.models.retrieval import VectorVersion
 from base.models.runs import (
     Run,
     RunEvent,
@@ -47,6 +48,7 @@ __all__ = [
     "StepStatus",
     "SubjectType",
     "User",
+    "VectorVersion",
     "Workspace",
     "WorkspaceEvent",
 ]

@@ -301,6 +301,9 @@ async def test_document_detail_is_eleven_statements_for_any_number_of_chunks_and
     assert {e["node"]["triggeredBy"]["name"] for e in history["edges"]} == {"Owner"}
     # document by id (loader); then together: its collection, its owner (users loader), its
     # tags, entities and edit marks, COUNT and page of its chunks, COUNT and page of its runs;
-    # then the runs' steps (loader). The editor and the runs' trigger are the owner here, so the
-    # users loader answers `editedBy` and `triggeredBy` from its cache.
-    assert len(statements) == 11, statements
+    # then the runs' steps (loader); and its related documents: which of the ids the caller may
+    # see, and the workspace's vector state (no vectors here, so nothing more). The editor and
+    # the runs' trigger are the owner here, so the users loader answers `editedBy` and
+    # `triggeredBy` from its cache.
+    assert len(statements) == 13, statements
+    assert detail["relatedDocuments"] == []

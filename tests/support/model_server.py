@@ -60,10 +60,11 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def model_server() -> Iterator[str]:
-    """Base URL (http://127.0.0.1:PORT) of a model server speaking the Ollama API."""
+def model_server(*, own: bool = False) -> Iterator[str]:
+    """Base URL (http://127.0.0.1:PORT) of a model server speaking the Ollama API; `own`
+    starts one of this context's own even when OLLAMA_HOST answers (to stop it)."""
     configured = os.environ.get("OLLAMA_HOST")
-    if configured and answers(_normalise(configured)):
+    if configured and not own and answers(_normalise(configured)):
         yield _normalise(configured)
         return
 
