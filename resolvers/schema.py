@@ -17,6 +17,10 @@ from resolvers.accounts.mutations import AccountMutations
 from resolvers.accounts.queries import AccountQueries
 from resolvers.accounts.subscriptions import AccountSubscriptions
 from resolvers.accounts.types import Info, User
+from resolvers.chat.mutations import ChatMutations
+from resolvers.chat.queries import ChatQueries
+from resolvers.chat.subscriptions import ChatSubscriptions
+from resolvers.chat.types import Conversation, Message
 from resolvers.core.errors import annotate_errors
 from resolvers.core.limits import DocumentLimits, NoIntrospection, ValidationCacheAfterLimits
 from resolvers.documents.mutations import DocumentMutations
@@ -39,11 +43,13 @@ NODE_TYPES: dict[str, type[relay.Node]] = {
     "Run": Run,
     "Collection": Collection,
     "Document": Document,
+    "Conversation": Conversation,
+    "Message": Message,
 }
 
 
 @strawberry.type(description="Reads: one named operation per screen (see graphql/operations).")
-class Query(AccountQueries, WorkspaceQueries, RunQueries, DocumentQueries):
+class Query(AccountQueries, WorkspaceQueries, RunQueries, DocumentQueries, ChatQueries):
     @strawberry.field(
         description="Any object by its global id; null when missing or in a workspace you do "
         "not belong to."
@@ -67,12 +73,14 @@ class Query(AccountQueries, WorkspaceQueries, RunQueries, DocumentQueries):
 
 
 @strawberry.type(description="Actions: each returns a payload with `errors` for expected failures.")
-class Mutation(AccountMutations, WorkspaceMutations, RunMutations, DocumentMutations):
+class Mutation(
+    AccountMutations, WorkspaceMutations, RunMutations, DocumentMutations, ChatMutations
+):
     pass
 
 
 @strawberry.type(description="Live elements over graphql-transport-ws at /graphql.")
-class Subscription(AccountSubscriptions, RunSubscriptions):
+class Subscription(AccountSubscriptions, RunSubscriptions, ChatSubscriptions):
     pass
 
 
