@@ -152,6 +152,36 @@ class Settings(BaseSettings):
     chunk_max_tokens: int = Field(
         default=200, ge=16, le=2048, description="Token budget of one chunk (ADR 0032)."
     )
+    embed_batch_size: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Chunks per embedding request while ingesting; each batch is stored as it "
+        "comes, so a retry continues after the last stored batch (ADR 0051).",
+    )
+    ingest_llm_input_tokens: int = Field(
+        default=1000,
+        ge=100,
+        le=100_000,
+        description="Estimated tokens of a document's text shown to the chat model to write its "
+        "summary, key points, tags and entities: its first passages, then passages spread over "
+        "the rest. Leave room for the prompt and the answer in the model's context (ADR 0052).",
+    )
+    ingest_llm_concurrency: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Model requests the ingestion steps of one process make at once; the others "
+        "wait their turn in the process, so that waiting does not count against "
+        "LLM_TIMEOUT_SECONDS. Raise it to what the model server serves in parallel (Ollama's "
+        "OLLAMA_NUM_PARALLEL).",
+    )
+    ingest_llm_output_tokens: int = Field(
+        default=400,
+        ge=32,
+        le=8192,
+        description="Most tokens the chat model may write for one of those answers.",
+    )
     model_check_max_tokens: int = Field(
         default=24, ge=1, le=4096, description="Tokens the model check asks the chat model for."
     )

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import base.models  # noqa: F401  (registers every table)
 from base.db.base import Base
+from base.models.search import is_full_text_table
 from base.settings import Settings
 
 config = context.config
@@ -20,6 +21,12 @@ def _url() -> str:
     return config.attributes.get("url") or Settings().database_url
 
 
+def _include_name(name: str | None, type_: str, _parents: dict[str, str | None]) -> bool:
+    """Leave the full-text index out of the comparison: its shape differs per database and the
+    ORM does not describe it (ADR 0050)."""
+    return not (type_ == "table" and is_full_text_table(name))
+
+
 def _configure(connection: Connection | None = None) -> None:
     url = _url()
     context.configure(
@@ -28,6 +35,7 @@ def _configure(connection: Connection | None = None) -> None:
         target_metadata=target_metadata,
         render_as_batch=url.startswith("sqlite"),  # SQLite needs table rebuilds for ALTERs
         compare_type=True,
+        include_name=_include_name,
     )
 
 

@@ -447,7 +447,7 @@ async def update_document(
 # --- bulk actions --------------------------------------------------------------------------
 
 
-def _check_bulk(ids: Sequence[uuid.UUID | None]) -> None:
+def check_bulk(ids: Sequence[uuid.UUID | None]) -> None:
     if not ids:
         raise Invalid("Select at least one document.", code="REQUIRED", field="ids")
     if len(ids) > MAX_BULK:
@@ -456,11 +456,11 @@ def _check_bulk(ids: Sequence[uuid.UUID | None]) -> None:
         )
 
 
-def _missing(index: int) -> ItemError:
+def missing_item(index: int) -> ItemError:
     return ItemError(code="NOT_FOUND", message="No such document.", field=f"ids.{index}")
 
 
-async def _visible_documents(
+async def visible_documents_for_update(
     session: AsyncSession, user_id: uuid.UUID, ids: Sequence[uuid.UUID | None]
 ) -> dict[uuid.UUID, Document]:
     wanted = [i for i in ids if i is not None]
@@ -477,7 +477,7 @@ async def _visible_documents(
     return {d.id: d for d in rows}
 
 
-async def _require_editor_everywhere(
+async def require_editor_everywhere(
     session: AsyncSession, user_id: uuid.UUID, workspace_ids: set[uuid.UUID]
 ) -> None:
     """Forbidden (and nothing changes) unless the caller may edit in every workspace named."""
@@ -495,7 +495,7 @@ async def move_documents(
     collection already holds as DUPLICATE_DOCUMENT. The others move. A caller below EDITOR is
     refused as a whole (FORBIDDEN) and nothing moves."""
     user_id = deps.principal.require_user()
-    _check_bulk(ids)
+    check_bulk(ids)
     async with deps.db.begin() as session:
         await lock_for_write(session)
         target = (
@@ -509,7 +509,7 @@ async def move_documents(
         if target is None:
             raise collection_not_found()
         await require_role(session, user_id, target.workspace_id, Role.EDITOR)
-        found = await _visible_documents(session, user_id, ids)
+        found = await visible_documents_for_update(session, user_id, ids)
         in_target = select(Document.content_sha256, Document.title).where(
             Document.collection_id == target.id
         )
@@ -523,7 +523,7 @@ async def move_documents(
         for index, document_id in enumerate(ids):
             document = found.get(document_id) if document_id is not None else None
             if document is None or document.workspace_id != target.workspace_id:
-                errors.append(_missing(index))
+                errors.append(missing_item(index))
                 continue
             if document.id in seen:
                 continue
@@ -558,13 +558,13 @@ async def delete_documents(deps: ServiceDeps, *, ids: list[uuid.UUID | None]) ->
     caller below EDITOR in a workspace of any of them is refused as a whole (FORBIDDEN) and
     nothing is deleted."""
     user_id = deps.principal.require_user()
-    _check_bulk(ids)
+    check_bulk(ids)
     async with deps.db.begin() as session:
         await lock_for_write(session)
-        found = await _visible_documents(session, user_id, ids)
-        await _require_editor_everywhere(session, user_id, {d.workspace_id for d in found.values()})
+        found = await visible_documents_for_update(session, user_id, ids)
+        await require_editor_everywhere(session, user_id, {d.workspace_id for d in found.values()})
         errors = [
-            _missing(index)
+            missing_item(index)
             for index, document_id in enumerate(ids)
             if document_id is None or document_id not in found
         ]

@@ -179,6 +179,48 @@ async def list_runs(
         return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
+@dataclass(frozen=True)
+class SubjectRunsQuery:
+    """One page of the runs that worked on a subject (a document's processing history), newest
+    first."""
+
+    subject_id: uuid.UUID | None
+    subject_type: SubjectType = SubjectType.DOCUMENT
+    first: int | None = None
+    after: str | None = None
+
+
+SUBJECT_RUNS_ORDER = SortKey("subject_runs", [Run.created_at, Run.id], descending=True)
+
+
+async def list_subject_runs(
+    deps: ServiceDeps, *, queries: Sequence[SubjectRunsQuery]
+) -> list[Page[RunView] | DomainError]:
+    """A page of runs per subject, two statements per distinct page whatever the number of
+    subjects. A subject outside the caller's workspaces has no runs."""
+    user_id = deps.principal.require_user()
+
+    async def load(
+        query: SubjectRunsQuery, page: PageRequest, subject_ids: list[Any]
+    ) -> dict[Any, Page[RunView]]:
+        return await paginate_by_parent(
+            session,
+            select(Run).where(
+                Run.subject_type == query.subject_type,
+                Run.workspace_id.in_(member_workspace_ids(user_id)),
+            ),
+            parent=Run.subject_id,
+            parent_ids=subject_ids,
+            sort=SUBJECT_RUNS_ORDER,
+            page=page,
+            to_node=lambda r: RunView.model_validate(r[0]),
+            sort_values=lambda r: (r[0].created_at, r[0].id),
+        )
+
+    async with deps.db() as session:
+        return await pages_by_parent(queries, parent="subject_id", load=load)
+
+
 async def runs_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[RunView | None]:
     user_id = deps.principal.require_user()
     async with deps.db() as session:

@@ -216,3 +216,12 @@ class MovedDocuments(View):
 class DeletedDocuments(View):
     ids: list[uuid.UUID]
     errors: list[ItemError]
+
+
+class ReprocessedDocuments(View):
+    """The documents queued again (each with its new run, in the same order) and the others'
+    errors."""
+
+    documents: list[DocumentView]
+    runs: list[RunView]
+    errors: list[ItemError]

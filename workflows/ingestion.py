@@ -1,7 +1,8 @@
-"""The ingestion run (screen 6's per-file stages): one node per stage of `ingest_document`."""
+"""The ingestion run (screen 6's per-file stages): one node per stage of `ingest_document`;
+and reprocessing (screens 5 and 7), which queues a fresh run."""
 
 from services import ingestion
-from workflows.declare import run_workflow
+from workflows.declare import api_workflow, run_workflow
 
 INGEST_DOCUMENT = run_workflow(
     ingestion.INGEST_DOCUMENT,
@@ -14,3 +15,6 @@ INGEST_DOCUMENT = run_workflow(
         "TAGGING": ingestion.tagging,
     },
 )
+
+REPROCESS_DOCUMENT = api_workflow(ingestion.reprocess_document)
+REPROCESS_DOCUMENTS = api_workflow(ingestion.reprocess_documents)

@@ -5,6 +5,7 @@ from workflows.declare import api_workflow
 
 LIST_RUNS = api_workflow(runs.list_runs)
 LOAD_RUNS = api_workflow(runs.runs_by_ids)
+LIST_SUBJECT_RUNS = api_workflow(runs.list_subject_runs)
 LOAD_RUN_STEPS = api_workflow(runs.steps_by_run_ids)
 LIST_RUN_EVENTS = api_workflow(runs.list_run_events)
 CANCEL_RUN = api_workflow(runs.cancel_run)

@@ -12,6 +12,7 @@ from base.models.chat import (
 )
 from base.models.documents import (
     Chunk,
+    ChunkVector,
     Collection,
     Document,
     DocumentEntity,
@@ -36,6 +37,7 @@ __all__ = [
     "AnswerFeedback",
     "AnswerState",
     "Chunk",
+    "ChunkVector",
     "Citation",
     "Collection",
     "Conversation",

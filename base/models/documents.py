@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -129,6 +130,9 @@ class Document(UUIDPrimaryKey, Base):
     summary: Mapped[str | None] = mapped_column(Text, default=None)
     key_points: Mapped[list[str]] = mapped_column(JSON, default=list)
     text: Mapped[str | None] = mapped_column(Text, default=None)
+    # The extracted headings, [[level, title, offset], ...] with offsets into `text`: what
+    # CHUNKING needs besides the text, so a retry that resumes there needs no re-extraction.
+    headings: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -173,7 +177,8 @@ class DocumentFieldEdit(Base):
 
 
 class Chunk(UUIDPrimaryKey, Base):
-    """A passage of a document's text, in order; full-text and vector columns come later."""
+    """A passage of a document's text, in order. Its full-text row is in `chunk_search` (outside
+    the ORM: a different shape per database, ADR 0050) and its vector in `chunk_vectors`."""
 
     __tablename__ = "chunks"
     __table_args__ = (
@@ -193,3 +198,28 @@ class Chunk(UUIDPrimaryKey, Base):
     char_start: Mapped[int] = mapped_column(Integer)
     char_end: Mapped[int] = mapped_column(Integer)
     token_count: Mapped[int] = mapped_column(Integer)
+
+
+class ChunkVector(Base):
+    """The embedding of one chunk (ADR 0051): float32 little-endian bytes of `dimension` values,
+    from the embedding model named `model`. One row per chunk; the workspace is repeated so that
+    a semantic search reads one workspace's vectors of one model through one index."""
+
+    __tablename__ = "chunk_vectors"
+    __table_args__ = (
+        Index("ix_chunk_vectors_document_id", "document_id"),
+        Index("ix_chunk_vectors_workspace_model", "workspace_id", "model"),
+    )
+
+    chunk_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("documents.id", ondelete="CASCADE")
+    )
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    model: Mapped[str] = mapped_column(String(200))
+    dimension: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)

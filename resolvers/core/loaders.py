@@ -20,7 +20,7 @@ from services.chat_views import CitationView, ConversationView, FeedbackView, Me
 from services.collections import CollectionsQuery
 from services.deps import ServiceDeps
 from services.documents import ChunksQuery, DocumentsQuery
-from services.runs import RunEventsQuery, RunsQuery
+from services.runs import RunEventsQuery, RunsQuery, SubjectRunsQuery
 from services.views import (
     ChunkView,
     CollectionView,
@@ -58,7 +58,13 @@ from workflows.documents import (
     LOAD_DOCUMENT_TAGS,
     LOAD_DOCUMENTS,
 )
-from workflows.runs import LIST_RUN_EVENTS, LIST_RUNS, LOAD_RUN_STEPS, LOAD_RUNS
+from workflows.runs import (
+    LIST_RUN_EVENTS,
+    LIST_RUNS,
+    LIST_SUBJECT_RUNS,
+    LOAD_RUN_STEPS,
+    LOAD_RUNS,
+)
 
 V = TypeVar("V")
 Q = TypeVar("Q", bound=Hashable)
@@ -108,6 +114,10 @@ class Loaders:
     @cached_property
     def runs_page(self) -> DataLoader[RunsQuery, Page[RunView]]:
         return self._page_loader(LIST_RUNS)
+
+    @cached_property
+    def subject_runs_page(self) -> DataLoader[SubjectRunsQuery, Page[RunView]]:
+        return self._page_loader(LIST_SUBJECT_RUNS)
 
     @cached_property
     def members_page(self) -> DataLoader[MembersQuery, Page[MemberView]]:

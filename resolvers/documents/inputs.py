@@ -101,3 +101,13 @@ class MoveDocumentsInput:
 @strawberry.input(description="Delete documents with their text, chunks and AI-written fields.")
 class DeleteDocumentsInput:
     ids: list[strawberry.ID] = strawberry.field(description="The documents: 1 to 100.")
+
+
+@strawberry.input(description="Process a document again from its original file.")
+class ReprocessDocumentInput:
+    id: strawberry.ID = strawberry.field(description="The document.")
+
+
+@strawberry.input(description="Process documents again from their original files.")
+class ReprocessDocumentsInput:
+    ids: list[strawberry.ID] = strawberry.field(description="The documents: 1 to 100.")

@@ -14,6 +14,8 @@ from resolvers.documents.inputs import (
     DeleteCollectionInput,
     DeleteDocumentsInput,
     MoveDocumentsInput,
+    ReprocessDocumentInput,
+    ReprocessDocumentsInput,
     UpdateCollectionInput,
     UpdateDocumentInput,
 )
@@ -22,10 +24,13 @@ from resolvers.documents.payloads import (
     DeleteCollectionPayload,
     DeleteDocumentsPayload,
     MoveDocumentsPayload,
+    ReprocessDocumentPayload,
+    ReprocessDocumentsPayload,
     UpdateCollectionPayload,
     UpdateDocumentPayload,
 )
 from resolvers.documents.types import Collection, Document, Info
+from resolvers.runs.types import Run
 from services.documents import EntityInput
 from services.views import ItemError
 from workflows.documents import (
@@ -36,6 +41,7 @@ from workflows.documents import (
     UPDATE_COLLECTION,
     UPDATE_DOCUMENT,
 )
+from workflows.ingestion import REPROCESS_DOCUMENT, REPROCESS_DOCUMENTS
 
 _EDITOR = " Needs EDITOR or higher."
 
@@ -168,5 +174,39 @@ class DocumentMutations:
             return DeleteDocumentsPayload(errors=[UserError.from_domain(error)])
         return DeleteDocumentsPayload(
             deleted_ids=[strawberry.ID(str(to_global_id("Document", i))) for i in result.ids],
+            errors=_item_errors(result.errors),
+        )
+
+    @strawberry.mutation(
+        description="Process a document again from its original file: a fresh ingestion run "
+        "(returned QUEUED). Fields a person edited keep their values. DOCUMENT_BUSY while it is "
+        "queued or being processed." + _EDITOR
+    )
+    async def reprocess_document(
+        self, info: Info, input: Annotated[ReprocessDocumentInput, INPUT]
+    ) -> ReprocessDocumentPayload:
+        async def work() -> dict[str, Any]:
+            result = await info.context.run(
+                REPROCESS_DOCUMENT, document_id=decode_id(input.id, "Document", field="id")
+            )
+            return {"document": Document.of(result.document), "run": Run.of(result.run)}
+
+        return await as_payload(ReprocessDocumentPayload, work())
+
+    @strawberry.mutation(
+        description="Process up to 100 documents again, each with its own ingestion run. Every "
+        "allowed document is queued; the others are reported in `errors` by position "
+        "(NOT_FOUND, DOCUMENT_BUSY)." + _EDITOR
+    )
+    async def reprocess_documents(
+        self, info: Info, input: Annotated[ReprocessDocumentsInput, INPUT]
+    ) -> ReprocessDocumentsPayload:
+        try:
+            result = await info.context.run(REPROCESS_DOCUMENTS, ids=_document_ids(input.ids))
+        except DomainError as error:
+            return ReprocessDocumentsPayload(errors=[UserError.from_domain(error)])
+        return ReprocessDocumentsPayload(
+            documents=[Document.of(v) for v in result.documents],
+            runs=[Run.of(v) for v in result.runs],
             errors=_item_errors(result.errors),
         )

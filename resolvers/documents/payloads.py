@@ -4,6 +4,7 @@ import strawberry
 
 from resolvers.core.errors import UserError
 from resolvers.documents.types import Collection, Document
+from resolvers.runs.types import Run
 
 _ERRORS = "Expected failures, empty on success."
 _ITEM_ERRORS = (
@@ -56,5 +57,27 @@ class MoveDocumentsPayload:
 class DeleteDocumentsPayload:
     deleted_ids: list[strawberry.ID] | None = strawberry.field(
         default=None, description="Ids of the deleted documents, in the order given."
+    )
+    errors: list[UserError] = strawberry.field(description=_ITEM_ERRORS)
+
+
+@strawberry.type(description="Result of reprocessDocument.")
+class ReprocessDocumentPayload:
+    document: Document | None = strawberry.field(
+        default=None, description="The document, QUEUED again."
+    )
+    run: Run | None = strawberry.field(
+        default=None, description="Its new ingestion run (QUEUED): follow it with runProgress."
+    )
+    errors: list[UserError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of reprocessDocuments.")
+class ReprocessDocumentsPayload:
+    documents: list[Document] | None = strawberry.field(
+        default=None, description="The documents queued again, in the order given."
+    )
+    runs: list[Run] | None = strawberry.field(
+        default=None, description="Their new ingestion runs, in the same order."
     )
     errors: list[UserError] = strawberry.field(description=_ITEM_ERRORS)

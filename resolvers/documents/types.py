@@ -12,7 +12,9 @@ from strawberry import relay
 from resolvers.accounts.types import User
 from resolvers.core.context import Context
 from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, load_nodes
+from resolvers.runs.types import Run
 from services.documents import ChunksQuery
+from services.runs import SubjectRunsQuery
 from services.views import (
     ChunkView,
     CollectionView,
@@ -218,6 +220,16 @@ class Document(relay.Node):
         query = ChunksQuery(document_id=self.view.id, first=first, after=after)
         page = await info.context.loaders.chunks_page.load(query)
         return Connection.from_page(page, Chunk.of)
+
+    @strawberry.field(
+        description="Its processing history: the runs that worked on it (ingestion, "
+        "reprocessing, their retries), newest first, each with its steps and durations. "
+        + PAGE_ARGS_DESCRIPTION
+    )
+    async def runs(self, info: Info, first: First = None, after: After = None) -> Connection[Run]:
+        query = SubjectRunsQuery(subject_id=self.view.id, first=first, after=after)
+        page = await info.context.loaders.subject_runs_page.load(query)
+        return Connection.from_page(page, Run.of)
 
     @classmethod
     def of(cls, view: DocumentView) -> Document:

@@ -85,3 +85,67 @@ def model_server() -> Iterator[str]:
             yield base_url
         finally:
             _stop(proc)
+
+
+class ModelServer:
+    """A model server of a test's own on a fixed loopback port, which the test may stop, start
+    again and freeze (a real fault: connections are refused, or accepted and never answered)."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115  (open for the server's life; close())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start on `port` and wait until it answers."""
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "model_server", "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPO_ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not answers(self.url, timeout=1.0):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                self.log.seek(0)
+                tail = self.log.read().decode(errors="replace")[-3000:]
+                raise RuntimeError(f"model server did not start on {self.url}:\n{tail}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop it and wait until it has exited: the port refuses connections."""
+        if self.proc is not None:
+            self.thaw()
+            _stop(self.proc)
+            self.proc = None
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections are accepted by the kernel but nothing is answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        try:
+            self.stop()
+        finally:
+            self.log.close()
+
+
+@contextmanager
+def own_model_server() -> Iterator[ModelServer]:
+    """A started model server of the caller's own (never OLLAMA_HOST), to stop and start."""
+    server = ModelServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()

@@ -10,6 +10,7 @@ from nodes.services import service_name
 from workflows import API_WORKFLOWS, RUN_WORKFLOWS
 from workflows.accounts import SIGN_UP
 from workflows.check_models import CHECK_MODELS
+from workflows.ingestion import INGEST_DOCUMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLERS = ("resolvers", "app", "runtime")
@@ -44,7 +45,7 @@ def _names_imported_by_callers() -> set[str]:
 
 def test_every_declaration_is_registered_once_and_built():
     constants = _declared_constants()
-    assert len(constants) == len(API_WORKFLOWS) + len(RUN_WORKFLOWS) == 40
+    assert len(constants) == len(API_WORKFLOWS) + len(RUN_WORKFLOWS) == 44
     for spec in API_WORKFLOWS:
         assert isinstance(spec.workflow, Workflow)
         assert list(spec.workflow.graph.nodes) == ["call"]
@@ -56,7 +57,7 @@ def test_every_api_workflow_is_used_by_a_caller():
     imported = _names_imported_by_callers()
     unused = {name for name, module in _declared_constants().items() if name not in imported}
     # Run workflows are reached by the name stored on each run (RUN_WORKFLOWS), not imported.
-    assert unused == {"CHECK_MODELS"}
+    assert unused == {"CHECK_MODELS", "INGEST_DOCUMENT"}
     assert "RUN_WORKFLOWS" in imported
 
 
@@ -86,7 +87,7 @@ def test_api_workflow_is_one_node_of_the_service_function():
 
 
 def test_run_workflow_chains_its_steps_in_order():
-    assert RUN_WORKFLOWS == {"check_models": CHECK_MODELS}
+    assert RUN_WORKFLOWS == {"check_models": CHECK_MODELS, "ingest_document": INGEST_DOCUMENT}
     assert CHECK_MODELS.kind.steps == ("CONNECT", "LIST_MODELS", "CHAT", "EMBED")
     graph = CHECK_MODELS.workflow.graph
     assert list(graph.nodes) == list(CHECK_MODELS.kind.steps)
@@ -96,3 +97,12 @@ def test_run_workflow_chains_its_steps_in_order():
         ("LIST_MODELS", "CHAT"),
     ]
     assert workflows.check_models.CHECK_MODELS is CHECK_MODELS
+
+
+def test_ingestion_is_one_node_per_stage_in_the_screen_order():
+    stages = ("EXTRACTING", "CHUNKING", "INDEXING", "EMBEDDING", "SUMMARIZING", "TAGGING")
+    assert INGEST_DOCUMENT.kind.steps == stages
+    graph = INGEST_DOCUMENT.workflow.graph
+    assert list(graph.nodes) == list(stages)
+    assert sorted(graph.edges) == sorted(zip(stages, stages[1:], strict=False))
+    assert workflows.ingestion.INGEST_DOCUMENT is INGEST_DOCUMENT
