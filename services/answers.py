@@ -47,7 +47,7 @@ from services.answer_prompt import (
     Turn,
     build_prompt,
 )
-from services.citations import CitationCheck, check_citations, normalise, read_citations
+from services.citations import CitationCheck, check_answer, normalise
 from services.deps import ServiceDeps
 
 log = logging.getLogger("knowledge_desk.answers")
@@ -243,12 +243,13 @@ def _citation_rows(
 ) -> list[Citation]:
     rows = []
     for position, kept in enumerate(check.kept):
-        passage = numbered[kept.mark.number]
+        passage = numbered[kept.number]
         rows.append(
             Citation(
                 message_id=message_id,
                 position=position,
-                number=kept.mark.number,
+                number=kept.number,
+                origin=kept.origin.value,
                 document_id=uuid.UUID(passage["document_id"]),
                 chunk_id=uuid.UUID(passage["chunk_id"]),
                 document_title=passage["document_title"][:300],
@@ -270,17 +271,16 @@ def numbered_passages(passages: list[dict[str, Any]]) -> dict[int, dict[str, Any
     return {p["number"]: p for p in passages if p.get("number")}
 
 
-def check_answer(text: str, passages: list[dict[str, Any]], *, threshold: float) -> CitationCheck:
+def checked(text: str, passages: list[dict[str, Any]], *, threshold: float) -> CitationCheck:
+    """The citations of `text` against the passages the prompt numbered (ADR 0071)."""
     numbered = numbered_passages(passages)
-    return check_citations(
-        read_citations(text), {n: p["text"] for n, p in numbered.items()}, threshold=threshold
-    )
+    return check_answer(text, {n: p["text"] for n, p in numbered.items()}, threshold=threshold)
 
 
 async def _store_citations(
     deps: ServiceDeps, message_id: uuid.UUID, text: str, passages: list[dict[str, Any]]
 ) -> CitationCheck:
-    check = check_answer(text, passages, threshold=deps.settings.ask_citation_threshold)
+    check = checked(text, passages, threshold=deps.settings.ask_citation_threshold)
     rows = _citation_rows(message_id, check, numbered_passages(passages))
     async with deps.db.begin() as session:
         await session.execute(delete(Citation).where(Citation.message_id == message_id))

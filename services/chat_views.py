@@ -73,6 +73,7 @@ class CitationView(View):
     message_id: uuid.UUID
     position: int
     number: int
+    origin: str
     document_id: uuid.UUID | None
     chunk_id: uuid.UUID | None
     document_title: str

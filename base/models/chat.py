@@ -146,7 +146,9 @@ class Citation(UUIDPrimaryKey, Base):
         Uuid, ForeignKey("messages.id", ondelete="CASCADE")
     )
     position: Mapped[int] = mapped_column(Integer)  # order in the answer
-    number: Mapped[int] = mapped_column(Integer)  # the [n] written in the answer
+    number: Mapped[int] = mapped_column(Integer)  # the passage's number in the prompt
+    # QUOTED or MARKED (the model wrote [n]), MATCHED (found by its words; ADR 0071).
+    origin: Mapped[str] = mapped_column(String(16))
     # The document may be deleted later; the snapshot below still shows what was cited.
     document_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("documents.id", ondelete="SET NULL")

@@ -162,6 +162,7 @@ def upgrade() -> None:
         sa.Column("message_id", sa.Uuid(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
+        sa.Column("origin", sa.String(length=16), nullable=False),
         sa.Column("document_id", sa.Uuid(), nullable=True),
         sa.Column("chunk_id", sa.Uuid(), nullable=True),
         sa.Column("document_title", sa.String(length=300), nullable=False),

@@ -73,6 +73,23 @@ class Rating(enum.Enum):
     DOWN = strawberry.enum_value("DOWN", description="Not helpful.")
 
 
+@strawberry.enum(description="How a citation was made (all three are checked, ADR 0071).")
+class CitationOrigin(enum.Enum):
+    QUOTED = strawberry.enum_value(
+        "QUOTED", description="The answer wrote [n] with a quote, found in passage n."
+    )
+    MARKED = strawberry.enum_value(
+        "MARKED",
+        description="The answer wrote [n] after a sentence that shares a run of words with "
+        "passage n (the run is the quote).",
+    )
+    MATCHED = strawberry.enum_value(
+        "MATCHED",
+        description="The answer wrote no marker, but a sentence shares a run of words with "
+        "passage n (the run is the quote).",
+    )
+
+
 @strawberry.enum(description="Where a question looked.")
 class ScopeKind(enum.Enum):
     WORKSPACE = strawberry.enum_value("WORKSPACE", description="The whole workspace.")
@@ -147,7 +164,8 @@ async def _document(info: Info, document_id: uuid.UUID | None) -> Document | Non
     "this answer and holds the quote. Shown under the answer as a source."
 )
 class Citation:
-    number: int = strawberry.field(description="The [n] the answer wrote for it.")
+    number: int = strawberry.field(description="The cited passage's number in the prompt.")
+    origin: CitationOrigin = strawberry.field(description="How the citation was made.")
     document_title: str = strawberry.field(description="The document's title when cited.")
     passage: str = strawberry.field(description="The cited passage, as it was when cited.")
     heading_path: list[str] = strawberry.field(
@@ -173,6 +191,7 @@ class Citation:
     def of(cls, view: CitationView) -> Citation:
         return cls(
             number=view.number,
+            origin=CitationOrigin[view.origin],
             document_title=view.document_title,
             passage=view.passage_text,
             heading_path=[str(h) for h in view.heading_path],

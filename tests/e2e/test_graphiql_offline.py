@@ -54,7 +54,16 @@ def run_query(page: Page, base_url: str) -> None:
     expect(result).to_contain_text('"__typename": "Query"', timeout=15_000)
 
 
-QUERY_FIELDS = ["me", "workspaces", "workspace", "run", "document", "collection", "node"]
+QUERY_FIELDS = [
+    "me",
+    "workspaces",
+    "workspace",
+    "run",
+    "document",
+    "collection",
+    "conversation",
+    "node",
+]
 
 
 def browse_docs(page: Page) -> None:

@@ -7,10 +7,15 @@ from services.citations import (
     MIN_QUOTE_CHARS,
     CitationMark,
     DropReason,
+    Origin,
+    check_answer,
     check_citations,
     find_quote,
+    match_sentences,
     normalise,
     read_citations,
+    sentences,
+    shared_run,
 )
 from services.extraction import extract
 from tests.support.corpus import VENV_HTML
@@ -31,9 +36,11 @@ def test_markers_with_quotes_after_before_and_none():
     )
     one, two, last = answer.index("[1]"), answer.index("[2]"), answer.index("[Passage 2]")
     assert read_citations(answer) == [
-        CitationMark(1, "python3 -m venv /path/to/new/virtual/environment", True, one, one + 3),
-        CitationMark(2, "a pyvenv.cfg file", True, two, two + 3),
-        CitationMark(2, "It is quick", False, last, last + 11),
+        CitationMark(
+            1, "python3 -m venv /path/to/new/virtual/environment", Origin.QUOTED, one, one + 3
+        ),
+        CitationMark(2, "a pyvenv.cfg file", Origin.QUOTED, two, two + 3),
+        CitationMark(2, "It is quick", Origin.MARKED, last, last + 11),
     ]
 
 
@@ -104,7 +111,10 @@ def test_check_keeps_supported_citations_and_says_why_the_others_fail(
         'Invented [2] "installs Django automatically into the environment".'
     )
     check = check_citations(read_citations(answer), venv_passages)
-    assert [(c.mark.number, c.found.score) for c in check.kept] == [(1, 1.0), (2, 1.0)]
+    assert [(c.number, c.origin, c.found.score) for c in check.kept] == [
+        (1, Origin.QUOTED, 1.0),
+        (2, Origin.QUOTED, 1.0),
+    ]
     assert [(d.mark.number, d.reason) for d in check.dropped] == [
         (7, DropReason.UNKNOWN_PASSAGE),
         (1, DropReason.QUOTE_TOO_SHORT),
@@ -112,17 +122,63 @@ def test_check_keeps_supported_citations_and_says_why_the_others_fail(
     ]
 
 
-def test_without_a_quote_the_sentence_is_checked(venv_passages: dict[int, str]):
+def test_without_a_quote_the_sentence_must_share_a_run_of_words(venv_passages: dict[int, str]):
     answer = (
-        "Creation of virtual environments is done by executing the command venv [1]. "
+        "You make one because creation of virtual environments is done by executing venv [1]. "
         "Virtual environments come with Django preinstalled [1]."
     )
     check = check_citations(read_citations(answer), venv_passages)
-    assert [c.mark.quote for c in check.kept] == [
-        "Creation of virtual environments is done by executing the command venv"
-    ]
+    [kept] = check.kept
+    assert (kept.number, kept.origin) == (1, Origin.MARKED)
+    quote = venv_passages[1][kept.found.start : kept.found.end]
+    assert quote == "Creation of virtual environments is done by executing"
     assert [(d.mark.quote, d.reason) for d in check.dropped] == [
         ("Virtual environments come with Django preinstalled", DropReason.QUOTE_NOT_FOUND)
+    ]
+
+
+def test_a_run_needs_four_words_and_twenty_four_characters(venv_passages: dict[int, str]):
+    assert shared_run("It places a pyvenv.cfg file there", venv_passages[2]) is not None
+    assert shared_run("the target directory is made", venv_passages[2]) is None  # 3 words
+    assert shared_run("in it with a", venv_passages[2]) is None  # 4 short words
+
+
+def test_unmarked_sentences_are_matched_to_the_passage_they_copy(venv_passages: dict[int, str]):
+    answer = (
+        "To start, run python3 -m venv /path/to/new/virtual/environment in a shell.\n"
+        "It places a pyvenv.cfg file in it with a home key.\n"
+        "Then install Django."
+    )
+    matched = match_sentences(answer, venv_passages)
+    assert [(c.number, c.origin) for c in matched] == [(1, Origin.MATCHED), (2, Origin.MATCHED)]
+    assert venv_passages[1][matched[0].found.start : matched[0].found.end] == (
+        "python3 -m venv /path/to/new/virtual/environment"
+    )
+    assert venv_passages[2][matched[1].found.start : matched[1].found.end] == (
+        "places a pyvenv.cfg file in it with a home key"
+    )
+
+
+def test_check_answer_orders_citations_and_shows_each_range_once(venv_passages: dict[int, str]):
+    answer = (
+        'It places a pyvenv.cfg file in it [2] "places a pyvenv.cfg file in it". '
+        "Run python3 -m venv /path/to/new/virtual/environment first. "
+        'Again [2] "places a pyvenv.cfg file in it". Unknown [9] "whatever words".'
+    )
+    check = check_answer(answer, venv_passages)
+    assert [(c.number, c.origin) for c in check.kept] == [
+        (2, Origin.QUOTED),
+        (1, Origin.MATCHED),
+    ]
+    assert [(d.mark.number, d.reason) for d in check.dropped] == [(9, DropReason.UNKNOWN_PASSAGE)]
+
+
+def test_sentences_split_at_ends_and_lines():
+    assert sentences("One. Two!\nThree\n\n  Four?") == [
+        (0, "One."),
+        (5, "Two!"),
+        (10, "Three"),
+        (19, "Four?"),
     ]
 
 
