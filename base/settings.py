@@ -236,6 +236,41 @@ class Settings(BaseSettings):
         description="Tokens of an answer are sent at most once per this interval (the first at "
         "once); 0: each as it comes (ADR 0073).",
     )
+    # Search (ADRs 0061-0063)
+    search_embed_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Longest wait for the embedding of a search query. Past it SEMANTIC answers "
+        "MODEL_UNAVAILABLE and HYBRID answers keyword results flagged `degraded`.",
+    )
+    search_model_retry_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        le=600,
+        description="After the embedding model failed a search, how long searches of this "
+        "process go without asking it again (0: ask every time).",
+    )
+    search_max_results: int = Field(
+        default=200,
+        ge=10,
+        le=1000,
+        description="Documents one search ranks at most: the pages of a search end there.",
+    )
+    search_vector_cache_mb: int = Field(
+        default=512,
+        ge=0,
+        le=262_144,
+        description="Memory for the per-process cache of passage vectors (ADR 0061); the least "
+        "recently searched workspaces are dropped beyond it. A workspace larger than all of it "
+        "is searched by streaming its vectors from the database (exact, slower).",
+    )
+    search_rrf_k: int = Field(
+        default=60,
+        ge=1,
+        le=1000,
+        description="The k of reciprocal rank fusion in HYBRID search (ADR 0063).",
+    )
     # Subscriptions
     access_recheck_seconds: float = Field(
         default=5.0,

@@ -31,6 +31,7 @@ from resolvers.runs.mutations import RunMutations
 from resolvers.runs.queries import RunQueries
 from resolvers.runs.subscriptions import RunSubscriptions
 from resolvers.runs.types import Run
+from resolvers.search.queries import SearchQueries
 from resolvers.workspaces.mutations import WorkspaceMutations
 from resolvers.workspaces.queries import WorkspaceQueries
 from resolvers.workspaces.types import Member, Workspace
@@ -49,7 +50,9 @@ NODE_TYPES: dict[str, type[relay.Node]] = {
 
 
 @strawberry.type(description="Reads: one named operation per screen (see graphql/operations).")
-class Query(AccountQueries, WorkspaceQueries, RunQueries, DocumentQueries, ChatQueries):
+class Query(
+    AccountQueries, WorkspaceQueries, RunQueries, DocumentQueries, SearchQueries, ChatQueries
+):
     @strawberry.field(
         description="Any object by its global id; null when missing or in a workspace you do "
         "not belong to."

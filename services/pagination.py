@@ -290,3 +290,33 @@ class PagedQuery(Protocol):
 
     @property
     def after(self) -> str | None: ...
+
+
+# -- offset cursors ---------------------------------------------------------------------------
+# A ranked list that is computed afresh for every page (search results) has no sort key to
+# continue after: its cursor is the position in the ranking, tied to the list's name, which
+# names the query too, so a cursor of another query is INVALID_CURSOR.
+
+
+def offset_cursor(name: str, offset: int) -> str:
+    """The cursor of the item at `offset` (0-based) of the list called `name`."""
+    raw = json.dumps([name, offset], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def offset_after(name: str, cursor: str | None) -> int:
+    """Where the page after `cursor` starts (0 without one); INVALID_CURSOR for a cursor of
+    another list or one that does not decode."""
+    if cursor is None:
+        return 0
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        value = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(value, list) or len(value) != 2 or value[0] != name:
+            raise ValueError("a cursor of another list")
+        offset = _integer(31)(value[1])
+        if offset < 0:
+            raise ValueError("a negative position")
+        return offset + 1
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise invalid_cursor() from exc

@@ -1,19 +1,60 @@
-"""Search (screen 8) and the retrieval behind it and behind Ask.
+"""Search (screen 8), related documents (screen 7) and the retrieval behind them and behind Ask.
 
 `retrieve_passages` is the retrieval entry point: passages of one workspace ranked by keyword
-(the database's full-text index), by meaning (cosine similarity of embeddings), or both fused.
-Tenant scoping and the filters are applied inside the SQL and inside the vector scan, never by
-filtering a larger result afterwards.
+(the database's full-text index, `services.keyword_index`), by meaning (cosine similarity of
+embeddings, `services.vector_index`), or both fused by reciprocal rank (`services.fusion`).
+`search` ranks documents the same ways, each represented by its best passage, and pages them.
+
+Every caller must be a member of the workspace (any role); an id of another workspace behaves
+as a missing one. Tenant scoping and the filters are conditions of the SQL and masks of the
+vector scan, never filters applied to a larger result afterwards.
+
+When the embedding model is unavailable (down, missing, slower than
+SEARCH_EMBED_TIMEOUT_SECONDS), SEMANTIC raises ModelUnavailable and HYBRID answers keyword
+results flagged `degraded`. After a failure, searches skip the model for
+SEARCH_MODEL_RETRY_SECONDS, so a dead server costs one timeout, not one per search.
 """
 
 from __future__ import annotations
 
+import asyncio
 import enum
+import hashlib
+import json
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from base.errors import ModelUnavailable
+from base.models.accounts import Role
+from base.models.documents import Chunk, Document, DocumentTag
+from services import keyword_index, llm, vector_index
+from services.access import member_workspace_ids, require_role
 from services.deps import ServiceDeps
+from services.fusion import reciprocal_rank_fusion
+from services.pagination import PageRequest, offset_after, offset_cursor
+from services.search_text import embedded_text, query_terms, require_query
+from services.views import (
+    DocumentView,
+    Edge,
+    Page,
+    PassageView,
+    RelatedDocumentView,
+    SearchHitView,
+    SearchResultsView,
+)
+
+# Candidates each ranking contributes to a fused HYBRID list of passages.
+MIN_PASSAGE_CANDIDATES = 50
+MAX_PASSAGES = 100
+RELATED_DOCUMENTS = 5
 
 
 class SearchMode(enum.StrEnum):
@@ -24,8 +65,11 @@ class SearchMode(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Passage:
-    """One chunk as retrieved. `matches` are (start, end) character offsets into `text` of the
-    words the full-text index matched (empty for a passage found by meaning alone)."""
+    """One chunk as retrieved. `score` orders the passages of one retrieval (BM25 or ts_rank
+    for KEYWORD, cosine for SEMANTIC, the fused reciprocal-rank score for HYBRID); `cosine` is
+    the chunk's cosine similarity to the query when semantic ranking found it among its
+    candidates. `matches` are (start, end) character offsets into `text` of the words the
+    full-text index matched (empty when it matched none)."""
 
     chunk_id: uuid.UUID
     document_id: uuid.UUID
@@ -38,18 +82,161 @@ class Passage:
     score: float
     cosine: float | None
     matches: list[tuple[int, int]] = field(default_factory=list)
+    position: int = 0
 
 
 @dataclass(frozen=True)
 class Retrieval:
     """Passages best first. `degraded`: semantic ranking was asked for (HYBRID) but the
     embedding model was unavailable, so these are keyword results only. `top_cosine`: the best
-    cosine similarity of any passage to the query (None without semantic ranking), which tells
-    how well the workspace can answer at all."""
+    cosine similarity of any allowed passage to the query (None without semantic ranking),
+    which tells how well the workspace can answer at all."""
 
     passages: list[Passage]
     degraded: bool = False
     top_cosine: float | None = None
+
+
+# -- the query's embedding ------------------------------------------------------------------
+
+_QUERY_VECTORS: OrderedDict[tuple[str, str, str], vector_index.Floats] = OrderedDict()
+_QUERY_VECTORS_KEPT = 512
+_MODEL_DOWN_UNTIL: dict[tuple[str, str], float] = {}
+
+
+async def embed_query(deps: ServiceDeps, text: str) -> vector_index.Floats:
+    """The query's normalised vector from the embedding model the passages were embedded with.
+
+    Kept for the process's last 512 queries (the next page of a search does not ask again).
+    ModelUnavailable when the model fails or takes longer than SEARCH_EMBED_TIMEOUT_SECONDS,
+    and for SEARCH_MODEL_RETRY_SECONDS after such a failure."""
+    settings = deps.settings
+    model, host = settings.embed_model, settings.ollama_host
+    key = (host, model, embedded_text(text))
+    found = _QUERY_VECTORS.get(key)
+    if found is not None:
+        _QUERY_VECTORS.move_to_end(key)
+        return found
+    if time.monotonic() < _MODEL_DOWN_UNTIL.get((host, model), 0.0):
+        raise ModelUnavailable(f"The embedding model {model!r} failed moments ago.")
+    timeout = settings.search_embed_timeout_seconds
+    config = llm.LLMConfig(
+        host=host,
+        timeout_seconds=timeout,
+        connect_timeout_seconds=min(timeout, settings.llm_connect_timeout_seconds),
+        max_retries=0,
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            [vector] = await llm.embed([key[2]], model=model, config=config)
+    except (ModelUnavailable, llm.LLMError, TimeoutError) as exc:
+        _MODEL_DOWN_UNTIL[(host, model)] = time.monotonic() + settings.search_model_retry_seconds
+        if isinstance(exc, ModelUnavailable):
+            raise
+        raise ModelUnavailable(f"The embedding model {model!r} could not embed the query.") from exc
+    _MODEL_DOWN_UNTIL.pop((host, model), None)
+    normalised = vector_index.normalised(vector)
+    _QUERY_VECTORS[key] = normalised
+    while len(_QUERY_VECTORS) > _QUERY_VECTORS_KEPT:
+        _QUERY_VECTORS.popitem(last=False)
+    return normalised
+
+
+# -- scope ----------------------------------------------------------------------------------
+
+
+def allowed_documents(
+    workspace_id: uuid.UUID,
+    *,
+    collection_ids: Sequence[uuid.UUID] | None = None,
+    document_ids: Sequence[uuid.UUID] | None = None,
+    tags: Sequence[str] | None = None,
+) -> Select[Any] | None:
+    """A subquery of the workspace's documents that pass the filters (any of the collections,
+    any of the documents, any of the tags; the kinds combined with AND), or None without any
+    filter. An empty list is no filter; an id of another workspace matches nothing."""
+    cleaned_tags = [t.strip() for t in tags or () if t.strip()]
+    if not collection_ids and not document_ids and not cleaned_tags:
+        return None
+    stmt = select(Document.id).where(Document.workspace_id == workspace_id)
+    if collection_ids:
+        stmt = stmt.where(Document.collection_id.in_(list(collection_ids)))
+    if document_ids:
+        stmt = stmt.where(Document.id.in_(list(document_ids)))
+    if cleaned_tags:
+        tagged = select(DocumentTag.document_id).where(DocumentTag.tag.in_(cleaned_tags))
+        stmt = stmt.where(Document.id.in_(tagged))
+    return stmt
+
+
+# -- semantic ranking -----------------------------------------------------------------------
+
+
+async def semantic_hits(
+    deps: ServiceDeps,
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    query: vector_index.Floats,
+    documents: Select[Any] | None,
+    *,
+    limit: int,
+    per_document: bool,
+) -> list[vector_index.VectorHit]:
+    """The workspace's best passages by cosine similarity (or each best document's best
+    passage), among `documents` when given."""
+    settings = deps.settings
+    model = settings.embed_model
+    cache = vector_index.vector_cache(settings.search_vector_cache_mb * 1024 * 1024)
+    vectors, state = await cache.vectors(session, settings.database_url, workspace_id, model)
+    if state is None:
+        return []
+    if vectors is None:  # too many for the cache: streamed, the filter inside the SQL
+        return await vector_index.stream_scan(
+            session,
+            workspace_id,
+            model,
+            state,
+            query,
+            documents=documents,
+            limit=limit,
+            per_document=per_document,
+        )
+    if vectors.dimension != len(query):
+        return []
+    allowed = None
+    if documents is not None:
+        allowed = vectors.allowed_rows(set((await session.execute(documents)).scalars()))
+    return vector_index.scan(
+        vectors, query, allowed=allowed, limit=limit, per_document=per_document
+    )
+
+
+# -- passages -------------------------------------------------------------------------------
+
+
+async def _chunk_rows(
+    session: AsyncSession, workspace_id: uuid.UUID, chunk_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Any]:
+    rows = await session.execute(
+        select(
+            Chunk.id,
+            Chunk.document_id,
+            Chunk.position,
+            Chunk.text,
+            Chunk.heading_path,
+            Chunk.char_start,
+            Chunk.char_end,
+            Document.collection_id,
+            Document.title,
+        )
+        .join(Document, Document.id == Chunk.document_id)
+        .where(Chunk.id.in_(list(chunk_ids)), Chunk.workspace_id == workspace_id)
+    )
+    return {row.id: row for row in rows}
+
+
+def _candidates(limit: int) -> int:
+    return max(limit, MIN_PASSAGE_CANDIDATES)
 
 
 async def retrieve_passages(
@@ -63,11 +250,329 @@ async def retrieve_passages(
     tags: Sequence[str] | None = None,
     limit: int = 20,
 ) -> Retrieval:
-    """The workspace's best `limit` passages for `query`.
+    """The workspace's best `limit` passages (at most 100) for `query`.
 
     The caller must be a member of the workspace (any role): NOT_FOUND otherwise, as for a
-    missing workspace. Filters combine with AND; ids of another workspace match nothing.
-    An empty or blank query is Invalid(EMPTY_QUERY). SEMANTIC with the embedding model down
-    raises ModelUnavailable; HYBRID then answers with keyword passages and `degraded=True`.
+    missing workspace. Filters combine as in `allowed_documents`. An empty or blank query is
+    Invalid(REQUIRED, field "query"). SEMANTIC with the embedding model unavailable raises
+    ModelUnavailable; HYBRID then answers with keyword passages and `degraded=True`.
     """
-    raise NotImplementedError
+    user_id = deps.principal.require_user()
+    text = require_query(query)
+    limit = max(0, min(limit, MAX_PASSAGES))
+    terms = query_terms(text)
+    vector, degraded = await _query_vector(deps, text, mode)
+    documents = allowed_documents(
+        workspace_id, collection_ids=collection_ids, document_ids=document_ids, tags=tags
+    )
+    depth = _candidates(limit) if mode is SearchMode.HYBRID else limit
+    async with deps.db() as session:
+        await require_role(session, user_id, workspace_id, Role.VIEWER)
+        keyword: list[keyword_index.KeywordHit] = []
+        semantic: list[vector_index.VectorHit] = []
+        if mode is not SearchMode.SEMANTIC:
+            keyword = await keyword_index.best_chunks(
+                session, workspace_id, terms, documents=documents, limit=depth
+            )
+        if vector is not None:
+            semantic = await semantic_hits(
+                deps, session, workspace_id, vector, documents, limit=depth, per_document=False
+            )
+        cosines = {hit.chunk_id: hit.cosine for hit in semantic}
+        if mode is SearchMode.KEYWORD or vector is None:
+            ranked = [(hit.chunk_id, hit.score) for hit in keyword]
+        elif mode is SearchMode.SEMANTIC:
+            ranked = [(hit.chunk_id, hit.cosine) for hit in semantic]
+        else:
+            ranked = reciprocal_rank_fusion(
+                [[h.chunk_id for h in keyword], [h.chunk_id for h in semantic]],
+                k=deps.settings.search_rrf_k,
+            )
+        ranked = ranked[:limit]
+        ids = [chunk_id for chunk_id, _ in ranked]
+        rows = await _chunk_rows(session, workspace_id, ids)
+        matches = await keyword_index.highlights(session, terms, ids)
+    passages = [
+        Passage(
+            chunk_id=chunk_id,
+            document_id=row.document_id,
+            collection_id=row.collection_id,
+            document_title=row.title,
+            text=row.text,
+            heading_path=[str(h) for h in row.heading_path or []],
+            char_start=row.char_start,
+            char_end=row.char_end,
+            score=float(score),
+            cosine=cosines.get(chunk_id),
+            matches=matches.get(chunk_id, []),
+            position=row.position,
+        )
+        for chunk_id, score in ranked
+        if (row := rows.get(chunk_id)) is not None  # deleted since it was ranked
+    ]
+    return Retrieval(
+        passages=passages,
+        degraded=degraded,
+        top_cosine=semantic[0].cosine if semantic else None,
+    )
+
+
+async def _query_vector(
+    deps: ServiceDeps, text: str, mode: SearchMode
+) -> tuple[vector_index.Floats | None, bool]:
+    """The query's vector when the mode ranks by meaning, and whether HYBRID had to go without
+    it; SEMANTIC without it raises ModelUnavailable."""
+    if mode is SearchMode.KEYWORD:
+        return None, False
+    try:
+        return await embed_query(deps, text), False
+    except ModelUnavailable:
+        if mode is SearchMode.SEMANTIC:
+            raise
+        return None, True
+
+
+# -- search (screen 8) ----------------------------------------------------------------------
+
+
+def _list_name(
+    workspace_id: uuid.UUID,
+    text: str,
+    mode: SearchMode,
+    collection_ids: Sequence[uuid.UUID],
+    tags: Sequence[str],
+) -> str:
+    """The name of one search's result list, in its cursors: a digest of everything that
+    decides the ranking, so a cursor of another query, mode or filter is refused."""
+    identity = json.dumps(
+        [
+            str(workspace_id),
+            " ".join(text.split()),
+            mode.value,
+            sorted(str(c) for c in collection_ids),
+            sorted(t.strip() for t in tags if t.strip()),
+        ]
+    )
+    return "search." + hashlib.sha256(identity.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class _Ranked:
+    document_id: uuid.UUID
+    chunk_id: uuid.UUID
+    score: float
+    cosine: float | None
+
+
+async def search(
+    deps: ServiceDeps,
+    *,
+    workspace_id: uuid.UUID,
+    query: str,
+    mode: SearchMode = SearchMode.HYBRID,
+    collection_ids: Sequence[uuid.UUID] | None = None,
+    tags: Sequence[str] | None = None,
+    first: int | None = None,
+    after: str | None = None,
+) -> SearchResultsView:
+    """A page of the workspace's documents that best answer `query`, each with its best
+    passage and that passage's matched ranges.
+
+    The ranking covers the best SEARCH_MAX_RESULTS documents; it is computed afresh for each
+    page, and a cursor is a position in it, valid only for the same query, mode and filters
+    (INVALID_CURSOR otherwise). KEYWORD lists the documents with any of the query's words;
+    SEMANTIC and HYBRID list every embedded document, nearest first.
+    """
+    user_id = deps.principal.require_user()
+    text = require_query(query)
+    page = PageRequest.of(first, after)
+    name = _list_name(workspace_id, text, mode, collection_ids or (), tags or ())
+    offset = offset_after(name, page.after)
+    terms = query_terms(text)
+    vector, degraded = await _query_vector(deps, text, mode)
+    documents = allowed_documents(workspace_id, collection_ids=collection_ids, tags=tags)
+    depth = deps.settings.search_max_results
+    async with deps.db() as session:
+        await require_role(session, user_id, workspace_id, Role.VIEWER)
+        keyword: list[keyword_index.KeywordHit] = []
+        semantic: list[vector_index.VectorHit] = []
+        if mode is not SearchMode.SEMANTIC:
+            keyword, _ = await keyword_index.best_documents(
+                session, workspace_id, terms, documents=documents, limit=depth
+            )
+        if vector is not None:
+            semantic = await semantic_hits(
+                deps, session, workspace_id, vector, documents, limit=depth, per_document=True
+            )
+        ranking = _rank_documents(keyword, semantic, mode, vector is not None, deps)[:depth]
+        chosen = ranking[offset : offset + page.first]
+        hits = await _hits(session, workspace_id, terms, chosen)
+    edges = [
+        Edge[SearchHitView](cursor=offset_cursor(name, offset + n), node=hit)
+        for n, hit in enumerate(hits)
+    ]
+    return SearchResultsView(
+        page=Page[SearchHitView](
+            edges=edges,
+            total_count=len(ranking),
+            has_next_page=len(ranking) > offset + page.first,
+            has_previous_page=page.after is not None,
+        ),
+        degraded=degraded,
+    )
+
+
+def _rank_documents(
+    keyword: list[keyword_index.KeywordHit],
+    semantic: list[vector_index.VectorHit],
+    mode: SearchMode,
+    has_vector: bool,
+    deps: ServiceDeps,
+) -> list[_Ranked]:
+    cosines = {hit.document_id: hit for hit in semantic}
+    if mode is SearchMode.KEYWORD or not has_vector:
+        return [
+            _Ranked(h.document_id, h.chunk_id, h.score, _cosine(cosines, h.document_id))
+            for h in keyword
+        ]
+    if mode is SearchMode.SEMANTIC:
+        return [_Ranked(h.document_id, h.chunk_id, h.cosine, h.cosine) for h in semantic]
+    # The passage shown is the keyword ranking's when it has the document (its words are
+    # highlighted), else the nearest passage by meaning.
+    passages = {h.document_id: h.chunk_id for h in semantic}
+    passages.update((h.document_id, h.chunk_id) for h in keyword)
+    fused = reciprocal_rank_fusion(
+        [[h.document_id for h in keyword], [h.document_id for h in semantic]],
+        k=deps.settings.search_rrf_k,
+    )
+    return [
+        _Ranked(document_id, passages[document_id], score, _cosine(cosines, document_id))
+        for document_id, score in fused
+    ]
+
+
+def _cosine(hits: dict[uuid.UUID, vector_index.VectorHit], document_id: uuid.UUID) -> float | None:
+    hit = hits.get(document_id)
+    return hit.cosine if hit is not None else None
+
+
+async def _hits(
+    session: AsyncSession, workspace_id: uuid.UUID, terms: list[str], ranked: list[_Ranked]
+) -> list[SearchHitView]:
+    if not ranked:
+        return []
+    chunk_ids = [r.chunk_id for r in ranked]
+    chunks = {
+        c.id: c
+        for c in (
+            await session.execute(
+                select(Chunk).where(Chunk.id.in_(chunk_ids), Chunk.workspace_id == workspace_id)
+            )
+        ).scalars()
+    }
+    documents = {
+        d.id: d
+        for d in (
+            await session.execute(
+                select(Document).where(
+                    Document.id.in_([r.document_id for r in ranked]),
+                    Document.workspace_id == workspace_id,
+                )
+            )
+        ).scalars()
+    }
+    matches = await keyword_index.highlights(session, terms, chunk_ids)
+    hits = []
+    for r in ranked:
+        chunk, document = chunks.get(r.chunk_id), documents.get(r.document_id)
+        if chunk is None or document is None:  # deleted since it was ranked
+            continue
+        hits.append(
+            SearchHitView(
+                document=DocumentView.model_validate(document),
+                score=r.score,
+                passage=PassageView(
+                    chunk_id=chunk.id,
+                    position=chunk.position,
+                    text=chunk.text,
+                    heading_path=[str(h) for h in chunk.heading_path or []],
+                    char_start=chunk.char_start,
+                    char_end=chunk.char_end,
+                    matches=matches.get(chunk.id, []),
+                    cosine=r.cosine,
+                ),
+            )
+        )
+    return hits
+
+
+# -- related documents (screen 7) -----------------------------------------------------------
+
+
+async def related_documents(
+    deps: ServiceDeps, *, ids: list[uuid.UUID]
+) -> list[list[RelatedDocumentView]]:
+    """For each document, the RELATED_DOCUMENTS documents of its workspace nearest to it: the
+    cosine similarity of the mean vectors of their passages (with the embedding model in the
+    settings), best first. Empty for a document without vectors or one the caller may not see.
+    One read of the documents and one of the related ones, whatever the number of ids."""
+    user_id = deps.principal.require_user()
+    settings = deps.settings
+    model = settings.embed_model
+    cache = vector_index.vector_cache(settings.search_vector_cache_mb * 1024 * 1024)
+    found: dict[uuid.UUID, list[tuple[uuid.UUID, float]]] = {}
+    async with deps.db() as session:
+        visible = (
+            await session.execute(
+                select(Document.id, Document.workspace_id).where(
+                    Document.id.in_(ids),
+                    Document.workspace_id.in_(member_workspace_ids(user_id)),
+                )
+            )
+        ).all()
+        by_workspace: dict[uuid.UUID, list[uuid.UUID]] = {}
+        for document_id, workspace_id in visible:
+            by_workspace.setdefault(workspace_id, []).append(document_id)
+        for workspace_id, document_ids in by_workspace.items():
+            vectors, state = await cache.vectors(
+                session, settings.database_url, workspace_id, model
+            )
+            if state is None:
+                continue
+            if vectors is not None:
+                centroids, present = vectors.centroids()
+                doc_ids = vectors.doc_ids
+            else:
+                doc_ids, centroids = await vector_index.stream_centroids(
+                    session, workspace_id, model, state
+                )
+                present = np.ones(len(doc_ids), np.bool_)
+            index = {d: i for i, d in enumerate(doc_ids)}
+            for document_id in document_ids:
+                i = index.get(document_id)
+                if i is None or not present[i]:
+                    continue
+                scores = centroids @ centroids[i]
+                scores = np.where(present, scores, np.float32(-np.inf))
+                scores[i] = -np.inf
+                rows = vector_index.top_rows(scores, RELATED_DOCUMENTS)
+                found[document_id] = [(doc_ids[int(r)], float(scores[r])) for r in rows]
+        related_ids = {d for pairs in found.values() for d, _ in pairs}
+        views = (
+            {
+                d.id: DocumentView.model_validate(d)
+                for d in (
+                    await session.execute(select(Document).where(Document.id.in_(related_ids)))
+                ).scalars()
+            }
+            if related_ids
+            else {}
+        )
+    return [
+        [
+            RelatedDocumentView(document=views[d], score=score)
+            for d, score in found.get(i, [])
+            if d in views
+        ]
+        for i in ids
+    ]

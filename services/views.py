@@ -225,3 +225,36 @@ class ReprocessedDocuments(View):
     documents: list[DocumentView]
     runs: list[RunView]
     errors: list[ItemError]
+
+
+class PassageView(View):
+    """The passage that represents a search result: a chunk's text, where it sits, and the
+    (start, end) offsets into `text` of the words the full-text index matched."""
+
+    chunk_id: uuid.UUID
+    position: int
+    text: str
+    heading_path: list[str]
+    char_start: int
+    char_end: int
+    matches: list[tuple[int, int]]
+    cosine: float | None
+
+
+class SearchHitView(View):
+    document: DocumentView
+    score: float
+    passage: PassageView
+
+
+class SearchResultsView(View):
+    """A page of search results; `degraded`: semantic ranking was wanted (HYBRID) but the
+    embedding model was unavailable, so these are keyword results alone."""
+
+    page: Page[SearchHitView]
+    degraded: bool
+
+
+class RelatedDocumentView(View):
+    document: DocumentView
+    score: float

@@ -23,6 +23,7 @@ from base.models.documents import (
     DocumentTag,
     EntityKind,
 )
+from base.models.retrieval import VectorVersion
 from base.models.runs import (
     Run,
     RunEvent,
@@ -63,6 +64,7 @@ __all__ = [
     "StepStatus",
     "SubjectType",
     "User",
+    "VectorVersion",
     "Workspace",
     "WorkspaceEvent",
 ]

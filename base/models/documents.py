@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -203,12 +204,15 @@ class Chunk(UUIDPrimaryKey, Base):
 class ChunkVector(Base):
     """The embedding of one chunk (ADR 0051): float32 little-endian bytes of `dimension` values,
     from the embedding model named `model`. One row per chunk; the workspace is repeated so that
-    a semantic search reads one workspace's vectors of one model through one index."""
+    a semantic search reads one workspace's vectors of one model through one index.
+
+    `seq` numbers the workspace's vectors of one model in commit order; a trigger sets it from
+    `vector_versions` (ADR 0061, migration 0005), so an insert leaves it out."""
 
     __tablename__ = "chunk_vectors"
     __table_args__ = (
         Index("ix_chunk_vectors_document_id", "document_id"),
-        Index("ix_chunk_vectors_workspace_model", "workspace_id", "model"),
+        Index("ix_chunk_vectors_workspace_model_seq", "workspace_id", "model", "seq"),
     )
 
     chunk_id: Mapped[uuid.UUID] = mapped_column(
@@ -223,3 +227,4 @@ class ChunkVector(Base):
     model: Mapped[str] = mapped_column(String(200))
     dimension: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
+    seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))

@@ -30,6 +30,7 @@ from services.views import (
     FieldEditView,
     MemberView,
     Page,
+    RelatedDocumentView,
     RunEventView,
     RunStepView,
     RunView,
@@ -65,6 +66,7 @@ from workflows.runs import (
     LOAD_RUN_STEPS,
     LOAD_RUNS,
 )
+from workflows.search import LOAD_RELATED_DOCUMENTS
 
 V = TypeVar("V")
 Q = TypeVar("Q", bound=Hashable)
@@ -158,6 +160,10 @@ class Loaders:
     @cached_property
     def chunks_page(self) -> DataLoader[ChunksQuery, Page[ChunkView]]:
         return self._page_loader(LIST_CHUNKS)
+
+    @cached_property
+    def related_by_document_id(self) -> DataLoader[uuid.UUID, list[RelatedDocumentView]]:
+        return self._loader(LOAD_RELATED_DOCUMENTS)
 
     @cached_property
     def counts_by_workspace_id(self) -> DataLoader[uuid.UUID, DocumentCountsView]:

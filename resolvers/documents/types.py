@@ -22,6 +22,7 @@ from services.views import (
     DocumentView,
     EntityView,
     FieldEditView,
+    RelatedDocumentView,
 )
 
 Info = strawberry.Info[Context, None]
@@ -231,6 +232,15 @@ class Document(relay.Node):
         page = await info.context.loaders.subject_runs_page.load(query)
         return Connection.from_page(page, Run.of)
 
+    @strawberry.field(
+        description="The 5 documents of its workspace most similar to it, most similar first "
+        "(the cosine similarity of the mean embeddings of their passages); empty until it "
+        "has been embedded."
+    )
+    async def related_documents(self, info: Info) -> list[RelatedDocument]:
+        views = await info.context.loaders.related_by_document_id.load(self.view.id)
+        return [RelatedDocument.of(v) for v in views]
+
     @classmethod
     def of(cls, view: DocumentView) -> Document:
         return cls(
@@ -259,6 +269,18 @@ class Document(relay.Node):
         return await load_nodes(
             info.context.loaders.document_by_id.load_many, list(node_ids), cls.of
         )
+
+
+@strawberry.type(description="A document similar to another, with how similar.")
+class RelatedDocument:
+    document: Document = strawberry.field(description="The similar document.")
+    score: float = strawberry.field(
+        description="Cosine similarity of the two documents' mean passage embeddings, up to 1."
+    )
+
+    @classmethod
+    def of(cls, view: RelatedDocumentView) -> RelatedDocument:
+        return cls(document=Document.of(view.document), score=view.score)
 
 
 @strawberry.type(description="A workspace's documents by status.")

@@ -925,6 +925,28 @@ async def test_every_operation_document_executes_against_the_live_server(
     assert edited["updateDocument"]["document"] is None
     assert [e["code"] for e in edited["updateDocument"]["errors"]] == ["NOT_FOUND"]
     executed.add("UpdateDocument")
+    # Screen 8 on the empty workspace: nothing matches, in any mode; typed text is text.
+    for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
+        searched = await op(
+            "Search",
+            {
+                "workspaceId": workspace["id"],
+                "query": 'create a "virtual environment" ${x} NEAR(a b) *',
+                "mode": mode,
+                "filter": {"collectionIds": [collection["id"]], "tags": ["python"]},
+                "first": 5,
+            },
+            token=token,
+        )
+        assert searched["search"] == {
+            "degraded": False,
+            "errors": [],
+            "results": {
+                "totalCount": 0,
+                "pageInfo": {"hasNextPage": False, "endCursor": None},
+                "edges": [],
+            },
+        }, mode
     dropped = await op("DeleteCollection", {"input": {"id": collection["id"]}}, token=token)
     assert dropped["deleteCollection"]["deletedCollectionId"] == collection["id"]
 

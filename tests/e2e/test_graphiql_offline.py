@@ -61,6 +61,7 @@ QUERY_FIELDS = [
     "run",
     "document",
     "collection",
+    "search",
     "conversation",
     "node",
 ]

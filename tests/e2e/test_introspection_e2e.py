@@ -88,6 +88,7 @@ def test_get_introspection_query_builds_a_client_schema_in_development(
         "me",
         "node",
         "run",
+        "search",
         "workspace",
         "workspaces",
     ]

@@ -153,8 +153,12 @@ def test_every_operation_of_the_contract_is_within_the_limits_at_the_largest_pag
         assert shape.fields <= settings.graphql_max_fields, path.name
         assert shape.aliases <= settings.graphql_max_aliases, path.name
         costs[path.stem] = shape.cost
-    assert max(costs.values()) == costs["DocumentsList"] == 1709
+    assert max(costs.values()) == costs["DocumentDetail"] == 2829
+    assert costs["DocumentsList"] == 1709
     assert costs["RunsMonitor"] == 1708
+    # The page size of `search(first:)` is not seen by the estimate (its connection is one
+    # level down, in the payload): todos/search.md.
+    assert costs["Search"] == 679
     assert costs["RunDetail"] == 902
     assert settings.graphql_max_cost == 10_000
 

@@ -1,0 +1,239 @@
+"""Keyword retrieval over the full-text index of chunks (ADR 0050 built it; ADR 0062 queries it).
+
+One statement per question, per database: PostgreSQL ranks with `ts_rank` over the GIN-indexed
+`tsvector`; SQLite ranks with FTS5's `bm25()`. The workspace and any filter (a subquery of the
+allowed document ids) are conditions of that statement, never applied to its result. Scores
+are returned "higher is better" on both (FTS5's bm25 is negated).
+
+Highlights come from the index's own matching: FTS5 `highlight()` and PostgreSQL `ts_headline`
+with HighlightAll mark every matched word of a passage, and `search_text.marked_ranges` turns
+the marks into offsets.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Float,
+    Integer,
+    Select,
+    Text,
+    Uuid,
+    bindparam,
+    column,
+    func,
+    literal_column,
+    select,
+    table,
+    true,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
+
+from services.search_text import (
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
+    fts5_match,
+    marked_ranges,
+    tsquery_text,
+)
+
+_search = table(
+    "chunk_search",
+    column("id", Integer),
+    column("chunk_id", Uuid),
+    column("document_id", Uuid),
+    column("workspace_id", Uuid),
+    column("search_vector", Text),
+)
+_fts = table("chunk_fts", column("rowid", Integer), column("headings", Text), column("text", Text))
+_chunks = table("chunks", column("id", Uuid), column("text", Text))
+_FTS: ColumnClause[Any] = literal_column("chunk_fts")
+
+# FTS5 bm25() column weights (headings, text): a word of the headings a passage sits under
+# counts twice a word of its text (measured in docs/testing.md).
+FTS5_WEIGHTS = (2.0, 1.0)
+# ts_rank normalisation: 1 divides by 1 + log(length), so long passages do not win by size.
+TS_RANK_NORMALIZATION = 1
+
+
+class QueryStyle(enum.StrEnum):
+    """How the words become a PostgreSQL tsquery: ANY word (OR, the default) or websearch
+    syntax (every word required, quotes as phrases); kept to measure one against the other."""
+
+    ANY = "ANY"
+    WEBSEARCH = "WEBSEARCH"
+
+
+@dataclass(frozen=True)
+class KeywordHit:
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    score: float
+
+
+def _dialect(session: AsyncSession) -> str:
+    return str(session.get_bind().dialect.name)
+
+
+def _tsquery(terms: list[str], style: QueryStyle, raw: str) -> Any:
+    """A one-row subquery with the tsquery as `q`."""
+    english: ColumnClause[Any] = literal_column("'english'::regconfig")
+    if style is QueryStyle.WEBSEARCH:
+        text_ = func.translate(bindparam("raw", raw, type_=Text), "./", "  ")
+        query = func.websearch_to_tsquery(english, text_)
+    else:
+        query = func.to_tsquery(english, bindparam("tsq", tsquery_text(terms), type_=Text))
+    return select(query.label("q")).subquery("query")
+
+
+def _chunk_ranking(
+    dialect: str,
+    workspace_id: uuid.UUID,
+    terms: list[str],
+    documents: Any,
+    *,
+    style: QueryStyle,
+    raw: str,
+) -> tuple[Select[Any], Any]:
+    """SELECT chunk_id, document_id, score of every matching chunk of the workspace, and the
+    score column (higher is better)."""
+    if dialect == "postgresql":
+        query = _tsquery(terms, style, raw)
+        vector: ColumnClause[Any] = literal_column("chunk_search.search_vector")
+        score: ColumnElement[float] = func.ts_rank(
+            vector, query.c.q, TS_RANK_NORMALIZATION, type_=Float
+        )
+        stmt = (
+            select(_search.c.chunk_id, _search.c.document_id, score.label("score"))
+            .select_from(_search.join(query, true()))
+            .where(_search.c.workspace_id == workspace_id, vector.op("@@")(query.c.q))
+        )
+    else:
+        head, body = FTS5_WEIGHTS
+        score = -func.bm25(_FTS, head, body, type_=Float)
+        stmt = (
+            select(_search.c.chunk_id, _search.c.document_id, score.label("score"))
+            .select_from(_fts.join(_search, _search.c.id == _fts.c.rowid))
+            .where(
+                _FTS.op("MATCH")(bindparam("match", fts5_match(terms), type_=Text)),
+                _search.c.workspace_id == workspace_id,
+            )
+        )
+    if documents is not None:
+        stmt = stmt.where(_search.c.document_id.in_(documents))
+    return stmt, score
+
+
+async def best_chunks(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    terms: list[str],
+    *,
+    documents: Any = None,
+    limit: int,
+    style: QueryStyle = QueryStyle.ANY,
+    raw: str = "",
+) -> list[KeywordHit]:
+    """The workspace's `limit` best-matching chunks (among `documents`, a subquery of document
+    ids, when given), best first."""
+    if not terms and style is QueryStyle.ANY:
+        return []
+    stmt, score = _chunk_ranking(
+        _dialect(session), workspace_id, terms, documents, style=style, raw=raw
+    )
+    rows = await session.execute(stmt.order_by(score.desc(), _search.c.chunk_id).limit(limit))
+    return [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+
+
+async def best_documents(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    terms: list[str],
+    *,
+    documents: Any = None,
+    limit: int,
+    style: QueryStyle = QueryStyle.ANY,
+    raw: str = "",
+) -> tuple[list[KeywordHit], int]:
+    """The `limit` best documents, each with its best chunk and that chunk's score, best
+    first; and how many documents match in all."""
+    if not terms and style is QueryStyle.ANY:
+        return [], 0
+    dialect = _dialect(session)
+    stmt, score = _chunk_ranking(dialect, workspace_id, terms, documents, style=style, raw=raw)
+    if dialect == "postgresql":
+        best = (
+            stmt.distinct(_search.c.document_id)
+            .order_by(_search.c.document_id, score.desc(), _search.c.chunk_id)
+            .subquery("best")
+        )
+        ranked = select(best.c.document_id, best.c.chunk_id, best.c.score)
+    else:
+        # SQLite takes the bare chunk_id of a min() (here max()) aggregate from the row that
+        # has it: each document's best chunk in one pass.
+        matches = stmt.subquery("matches")
+        best_score = func.max(matches.c.score)
+        ranked = select(
+            matches.c.document_id, matches.c.chunk_id, best_score.label("score")
+        ).group_by(matches.c.document_id)
+        best = ranked.subquery("best")
+        ranked = select(best.c.document_id, best.c.chunk_id, best.c.score)
+    total = func.count().over().label("total")
+    rows = (
+        await session.execute(
+            ranked.add_columns(total).order_by(best.c.score.desc(), best.c.document_id).limit(limit)
+        )
+    ).all()
+    hits = [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+    return hits, (rows[0].total if rows else 0)
+
+
+async def highlights(
+    session: AsyncSession,
+    terms: list[str],
+    chunk_ids: Sequence[uuid.UUID],
+) -> dict[uuid.UUID, list[tuple[int, int]]]:
+    """For each chunk, the (start, end) offsets in its text of the words the index matches for
+    `terms` (chunks matching none are left out)."""
+    if not terms or not chunk_ids:
+        return {}
+    ids = list(dict.fromkeys(chunk_ids))
+    if _dialect(session) == "postgresql":
+        query = _tsquery(terms, QueryStyle.ANY, "")
+        # The index reads '.' and '/' as spaces (services.fulltext); the headline must parse
+        # the text the same way to mark the same words. The replacement keeps every offset.
+        indexed_text = func.translate(_chunks.c.text, "./", "  ")
+        options = f"StartSel={HIGHLIGHT_START}, StopSel={HIGHLIGHT_END}, HighlightAll=true"
+        marked = func.ts_headline(
+            literal_column("'english'::regconfig"), indexed_text, query.c.q, options
+        )
+        stmt = (
+            select(_chunks.c.id.label("chunk_id"), indexed_text.label("text"), marked.label("m"))
+            .select_from(_chunks.join(query, true()))
+            .where(_chunks.c.id.in_(ids))
+        )
+    else:
+        stmt = (
+            select(
+                _search.c.chunk_id,
+                _fts.c.text.label("text"),
+                func.highlight(_FTS, 1, HIGHLIGHT_START, HIGHLIGHT_END).label("m"),
+            )
+            .select_from(_fts.join(_search, _search.c.id == _fts.c.rowid))
+            .where(
+                _FTS.op("MATCH")(bindparam("match", fts5_match(terms), type_=Text)),
+                _search.c.chunk_id.in_(ids),
+            )
+        )
+    found: dict[uuid.UUID, list[tuple[int, int]]] = {}
+    for row in await session.execute(stmt):
+        ranges = marked_ranges(row.m, row.text)
+        if ranges:
+            found[row.chunk_id] = ranges
+    return found

@@ -1,0 +1,115 @@
+"""User text made safe for the full-text indexes, and their highlights turned into offsets.
+
+Whatever a user types is searched as words (ADR 0062): the query is cut into word tokens here and
+each token reaches the index as a quoted term (FTS5) or a bare word of only letters, digits and
+underscores (PostgreSQL's `to_tsquery`), so quotes, `*`, `NEAR`, `:`, `&`, `|`, `!`,
+parentheses, `${...}` and the like are never query syntax. Terms are OR-ed: a passage needs
+any of them, and ranking (BM25 on SQLite, `ts_rank` on PostgreSQL) puts the ones with more and
+rarer terms first, which finds far more answers to long natural questions than requiring every
+word (measured in docs/testing.md).
+
+The indexes mark what they matched with two private-use characters (`HIGHLIGHT_START`,
+`HIGHLIGHT_END`); `marked_ranges` turns a marked text into character offsets of the original.
+"""
+
+from __future__ import annotations
+
+import re
+
+from base.errors import Invalid
+
+# Longer queries are searched by their first terms: a pasted page must not become a query of
+# thousands of OR-ed terms.
+MAX_QUERY_TERMS = 32
+# What reaches the embedding model (its window is a few hundred word-pieces anyway).
+MAX_EMBEDDED_CHARS = 2000
+
+# Marks around each match in FTS5 `highlight()` and PostgreSQL `ts_headline` output; private-use
+# characters, which extracted text does not contain (a text that does gets no ranges).
+HIGHLIGHT_START = "\ue000"
+HIGHLIGHT_END = "\ue001"
+
+# A word: letters and digits, joined by underscores (`lru_cache` stays one term; FTS5 and
+# PostgreSQL search it as the phrase "lru cache", as they index it).
+_WORD = re.compile(r"[^\W_]+(?:_+[^\W_]+)*")
+
+# PostgreSQL's English stop words (tsearch_data/english.stop, from Snowball). PostgreSQL drops
+# them itself; FTS5 has no stop words, so they are dropped here, or "how do I" would match every
+# passage of the workspace (slow, and no better ranked).
+STOP_WORDS = frozenset(
+    """
+    i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
+    she her hers herself it its itself they them their theirs themselves what which who whom this
+    that these those am is are was were be been being have has had having do does did doing a an
+    the and but if or because as until while of at by for with about against between into through
+    during before after above below to from up down in out on off over under again further then
+    once here there when where why how all any both each few more most other some such no nor not
+    only own same so than too very s t can will just don should now
+    """.split()  # noqa: SIM905  (read as the list it is copied from)
+)
+
+
+def require_query(text: str) -> str:
+    """The query with surrounding blanks removed; Invalid(REQUIRED, field query) when nothing
+    is left."""
+    stripped = text.strip()
+    if not stripped:
+        raise Invalid("Type something to search for.", code="REQUIRED", field="query")
+    return stripped
+
+
+def query_terms(text: str) -> list[str]:
+    """The distinct lower-cased words of `text`, in order, stop words left out (unless the query
+    has nothing else), at most MAX_QUERY_TERMS."""
+    words = list(dict.fromkeys(w.casefold() for w in _WORD.findall(text)))
+    content = [w for w in words if w not in STOP_WORDS]
+    return (content or words)[:MAX_QUERY_TERMS]
+
+
+def fts5_match(terms: list[str]) -> str:
+    """An FTS5 MATCH expression: every term a quoted string, OR-ed. A term holds no `"` (only
+    word characters), so it cannot close its string."""
+    return " OR ".join(f'"{term}"' for term in terms)
+
+
+def tsquery_text(terms: list[str]) -> str:
+    """Input for PostgreSQL's `to_tsquery('english', ...)`: the terms OR-ed. A term holds only
+    letters, digits and underscores, none of which is tsquery syntax; `to_tsquery` stems each
+    and drops stop words."""
+    return " | ".join(terms)
+
+
+def embedded_text(text: str) -> str:
+    """What of the query goes to the embedding model."""
+    return " ".join(text.split())[:MAX_EMBEDDED_CHARS]
+
+
+def marked_ranges(marked: str, original: str) -> list[tuple[int, int]]:
+    """(start, end) offsets into `original` of the spans that `marked` (the original with
+    HIGHLIGHT_START/HIGHLIGHT_END inserted around matches) marks, in order, adjacent spans
+    merged. Empty when `marked` is not `original` plus marks (a text that itself contains a mark
+    character, or a highlighter that changed the text)."""
+    ranges: list[tuple[int, int]] = []
+    plain: list[str] = []
+    offset = 0
+    start: int | None = None
+    for part in re.split(f"([{HIGHLIGHT_START}{HIGHLIGHT_END}])", marked):
+        if part == HIGHLIGHT_START:
+            if start is not None:
+                return []
+            start = offset
+        elif part == HIGHLIGHT_END:
+            if start is None:
+                return []
+            if offset > start:
+                if ranges and ranges[-1][1] == start:
+                    ranges[-1] = (ranges[-1][0], offset)
+                else:
+                    ranges.append((start, offset))
+            start = None
+        else:
+            plain.append(part)
+            offset += len(part)
+    if start is not None or "".join(plain) != original:
+        return []
+    return ranges

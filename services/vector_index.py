@@ -1,0 +1,520 @@
+"""Exact cosine search over one workspace's passage vectors (ADR 0061).
+
+Vectors live in `chunk_vectors` with their chunks. A search multiplies the query vector with
+every vector of the workspace and model (numpy, float32): exact, so there is no recall to lose,
+and a few milliseconds for tens of thousands of passages.
+
+The vectors are not read from the database per query. Each process keeps, per event loop, a
+cache of (database, workspace, model) -> a float32 matrix of the normalised vectors, loaded
+incrementally and checked on every query against `vector_versions`, a row per workspace and
+model that triggers on `chunk_vectors` keep current (migration 0005):
+
+- every inserted vector gets `seq` = the row's incremented `version`, taken under the row's lock,
+  so vectors are numbered in commit order: a cache at version V loads `seq > V` and is current;
+- every deleted vector (a document deleted or re-chunked, cascades included) bumps `version` and
+  `deletions`: a cache that sees new deletions re-reads the list of live `seq`s (integers, no
+  vectors) and drops the rest.
+
+So a query costs one primary-key read when nothing changed, and a change costs reading the new
+vectors only. Memory is bounded by SEARCH_VECTOR_CACHE_MB: the least recently searched
+workspaces are dropped first, and a workspace larger than the whole budget is not cached but
+streamed from the database in blocks for each query (exact too, bounded memory, slower).
+
+Filters (collections, tags, documents) arrive as the set of allowed documents, computed by SQL
+inside the workspace, and are applied as a mask inside the scan, before ranking: a filtered
+search ranks the allowed passages, never a filtered top-k.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from base.models.documents import ChunkVector
+from base.models.retrieval import VectorVersion
+
+log = logging.getLogger("knowledge_desk.vector_index")
+
+Floats = npt.NDArray[np.float32]
+Ints = npt.NDArray[np.int64]
+Mask = npt.NDArray[np.bool_]
+
+# Rows read from the database per round trip when loading or streaming.
+BLOCK_ROWS = 2048
+# Bytes a cached row costs besides its vector: seq (8), document index (4), chunk id (16).
+_ROW_OVERHEAD = 28
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    cosine: float
+
+
+@dataclass(frozen=True)
+class IndexState:
+    version: int
+    deletions: int
+
+
+def normalised(vectors: npt.ArrayLike) -> Floats:
+    """Rows scaled to unit length (zero rows stay zero), as float32."""
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim == 1:
+        norm = float(np.linalg.norm(matrix))
+        return (matrix / np.float32(norm)).astype(np.float32) if norm > 0 else matrix
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    result: Floats = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+    return result
+
+
+class WorkspaceVectors:
+    """One workspace's vectors of one model, in `seq` order: row i is chunk `chunk_ids[i]` of
+    document `doc_ids[row_docs[i]]`. Rows are appended into spare capacity or into new arrays,
+    and removed by building new arrays, so a scan holding the arrays of a moment is never
+    changed under it."""
+
+    def __init__(self, dimension: int) -> None:
+        self.dimension = dimension
+        self.count = 0
+        self.state = IndexState(0, 0)
+        self.matrix: Floats = np.empty((0, dimension), np.float32)
+        self.seqs: Ints = np.empty(0, np.int64)
+        self.row_docs: npt.NDArray[np.int32] = np.empty(0, np.int32)
+        self.chunk_ids: npt.NDArray[np.uint8] = np.empty((0, 16), np.uint8)
+        self.doc_ids: list[uuid.UUID] = []
+        self.doc_index: dict[uuid.UUID, int] = {}
+        self._centroids: tuple[int, Floats, Mask] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.seqs) * (self.dimension * 4 + _ROW_OVERHEAD)
+
+    @staticmethod
+    def bytes_for(rows: int, dimension: int) -> int:
+        return rows * (dimension * 4 + _ROW_OVERHEAD)
+
+    def _grow(self, needed: int) -> None:
+        capacity = max(needed, int(len(self.seqs) * 1.5) + 64)
+        matrix = np.empty((capacity, self.dimension), np.float32)
+        matrix[: self.count] = self.matrix[: self.count]
+        seqs = np.empty(capacity, np.int64)
+        seqs[: self.count] = self.seqs[: self.count]
+        row_docs = np.empty(capacity, np.int32)
+        row_docs[: self.count] = self.row_docs[: self.count]
+        chunk_ids = np.empty((capacity, 16), np.uint8)
+        chunk_ids[: self.count] = self.chunk_ids[: self.count]
+        self.matrix, self.seqs, self.row_docs, self.chunk_ids = matrix, seqs, row_docs, chunk_ids
+
+    def append(
+        self,
+        seqs: Sequence[int],
+        chunk_ids: Sequence[uuid.UUID],
+        document_ids: Sequence[uuid.UUID],
+        vectors: Floats,
+    ) -> None:
+        n = len(seqs)
+        if n == 0:
+            return
+        if self.count + n > len(self.seqs):
+            self._grow(self.count + n)
+        end = self.count + n
+        self.matrix[self.count : end] = normalised(vectors)
+        self.seqs[self.count : end] = seqs
+        self.row_docs[self.count : end] = [self._doc(d) for d in document_ids]
+        self.chunk_ids[self.count : end] = np.frombuffer(
+            b"".join(c.bytes for c in chunk_ids), np.uint8
+        ).reshape(n, 16)
+        self.count = end
+        self._centroids = None
+
+    def _doc(self, document_id: uuid.UUID) -> int:
+        index = self.doc_index.get(document_id)
+        if index is None:
+            index = self.doc_index[document_id] = len(self.doc_ids)
+            self.doc_ids.append(document_id)
+        return index
+
+    def keep(self, live_seqs: Ints) -> int:
+        """Drop the rows whose seq is not in `live_seqs`; how many were dropped."""
+        alive = np.isin(self.seqs[: self.count], live_seqs)
+        dropped = int(self.count - alive.sum())
+        if dropped:
+            rows = np.flatnonzero(alive)
+            old_docs = self.doc_ids
+            self.doc_ids, self.doc_index = [], {}
+            docs = [self._doc(old_docs[i]) for i in self.row_docs[rows]]
+            self.matrix = self.matrix[rows].copy()
+            self.seqs = self.seqs[rows].copy()
+            self.row_docs = np.asarray(docs, np.int32)
+            self.chunk_ids = self.chunk_ids[rows].copy()
+            self.count = len(rows)
+            self._centroids = None
+        return dropped
+
+    def chunk_id(self, row: int) -> uuid.UUID:
+        return uuid.UUID(bytes=self.chunk_ids[row].tobytes())
+
+    def allowed_rows(self, allowed_documents: Collection[uuid.UUID] | None) -> Mask | None:
+        """Per row: is its document allowed (None: all are)."""
+        if allowed_documents is None:
+            return None
+        allowed = np.zeros(len(self.doc_ids), np.bool_)
+        for document_id in allowed_documents:
+            index = self.doc_index.get(document_id)
+            if index is not None:
+                allowed[index] = True
+        result: Mask = allowed[self.row_docs[: self.count]]
+        return result
+
+    def centroids(self) -> tuple[Floats, Mask]:
+        """Per document (by index): the normalised mean of its passage vectors, and whether it
+        has any; computed once per loaded state."""
+        if self._centroids is not None and self._centroids[0] == self.count:
+            return self._centroids[1], self._centroids[2]
+        sums = np.zeros((len(self.doc_ids), self.dimension), np.float32)
+        present = np.zeros(len(self.doc_ids), np.bool_)
+        if self.count:
+            docs = self.row_docs[: self.count]
+            order = np.argsort(docs, kind="stable")
+            ordered = docs[order]
+            starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+            sums[ordered[starts]] = np.add.reduceat(self.matrix[order], starts, axis=0)
+            present[ordered[starts]] = True
+        result = normalised(sums)
+        self._centroids = (self.count, result, present)
+        return result, present
+
+
+def top_rows(scores: Floats, limit: int) -> Ints:
+    """Indexes of the `limit` highest finite scores, best first."""
+    finite = int(np.isfinite(scores).sum())
+    limit = min(limit, finite)
+    if limit <= 0:
+        return np.empty(0, np.int64)
+    if limit < len(scores):
+        part = np.argpartition(-scores, limit - 1)[:limit]
+    else:
+        part = np.arange(len(scores))
+    order: Ints = part[np.argsort(-scores[part], kind="stable")]
+    return order[:limit]
+
+
+def best_row_per_document(scores: Floats, row_docs: npt.NDArray[np.int32], limit: int) -> Ints:
+    """Per document its best-scoring row; the `limit` best documents' rows, best first."""
+    n = len(scores)
+    take = min(n, max(limit * 8, 256))
+    while True:
+        rows = top_rows(scores, take)
+        docs = row_docs[rows]
+        _, first = np.unique(docs, return_index=True)
+        first.sort()
+        best: Ints = rows[first]
+        if len(best) >= limit or take >= n or len(rows) < take:
+            return best[:limit]
+        take = min(n, take * 4)
+
+
+def scan(
+    vectors: WorkspaceVectors,
+    query: Floats,
+    *,
+    allowed: Mask | None,
+    limit: int,
+    per_document: bool,
+) -> list[VectorHit]:
+    """The `limit` best passages (or the best passage of each of the `limit` best documents)
+    among the allowed rows."""
+    count = vectors.count
+    matrix, row_docs = vectors.matrix[:count], vectors.row_docs[:count]
+    if count == 0 or limit <= 0:
+        return []
+    scores: Floats = matrix @ query
+    if allowed is not None:
+        scores = np.where(allowed, scores, np.float32(-np.inf))
+    rows = (
+        best_row_per_document(scores, row_docs, limit) if per_document else top_rows(scores, limit)
+    )
+    return [
+        VectorHit(
+            chunk_id=vectors.chunk_id(int(r)),
+            document_id=vectors.doc_ids[int(row_docs[r])],
+            cosine=float(scores[r]),
+        )
+        for r in rows
+    ]
+
+
+# -- the database side ------------------------------------------------------------------------
+
+
+async def index_state(
+    session: AsyncSession, workspace_id: uuid.UUID, model: str
+) -> IndexState | None:
+    row = (
+        await session.execute(
+            select(VectorVersion.version, VectorVersion.deletions).where(
+                VectorVersion.workspace_id == workspace_id, VectorVersion.model == model
+            )
+        )
+    ).one_or_none()
+    return IndexState(row[0], row[1]) if row else None
+
+
+def _decode(rows: Sequence[Any], dimension: int) -> Floats:
+    return np.frombuffer(b"".join(r.vector for r in rows), "<f4").reshape(len(rows), dimension)
+
+
+async def _blocks(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    model: str,
+    *,
+    after: int,
+    upto: int,
+    documents: Any = None,
+) -> AsyncIterator[Sequence[Any]]:
+    """The workspace's vectors of `model` with after < seq <= upto, in seq order, BLOCK_ROWS at
+    a time; only those of `documents` (a subquery of document ids) when given."""
+    stmt = (
+        select(
+            ChunkVector.seq,
+            ChunkVector.chunk_id,
+            ChunkVector.document_id,
+            ChunkVector.dimension,
+            ChunkVector.vector,
+        )
+        .where(
+            ChunkVector.workspace_id == workspace_id,
+            ChunkVector.model == model,
+            ChunkVector.seq > after,
+            ChunkVector.seq <= upto,
+        )
+        .order_by(ChunkVector.seq)
+    )
+    if documents is not None:
+        stmt = stmt.where(ChunkVector.document_id.in_(documents))
+    result = await session.stream(stmt.execution_options(yield_per=BLOCK_ROWS))
+    async for block in result.partitions(BLOCK_ROWS):
+        yield block
+
+
+def _same_dimension(block: Sequence[Any], dimension: int) -> list[Any]:
+    kept = [r for r in block if r.dimension == dimension and len(r.vector) == dimension * 4]
+    if len(kept) != len(block):
+        log.warning(
+            "skipped %d vectors of another dimension than %d", len(block) - len(kept), dimension
+        )
+    return kept
+
+
+class VectorCache:
+    """The loaded vectors of the workspaces searched lately, within `max_bytes`."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[tuple[str, uuid.UUID, str], WorkspaceVectors] = OrderedDict()
+        self._locks: dict[tuple[str, uuid.UUID, str], asyncio.Lock] = {}
+        # Workspaces too large for the budget, with the state at which that was found.
+        self._oversized: dict[tuple[str, uuid.UUID, str], IndexState] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(entry.nbytes for entry in self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def vectors(
+        self, session: AsyncSession, database: str, workspace_id: uuid.UUID, model: str
+    ) -> tuple[WorkspaceVectors | None, IndexState | None]:
+        """The workspace's vectors as of now, or (None, state) when it has too many to cache
+        (stream them instead); (None, None) when it has none of this model."""
+        state = await index_state(session, workspace_id, model)
+        if state is None:
+            return None, None
+        key = (database, workspace_id, model)
+        entry = self._entries.get(key)
+        if entry is not None and entry.state == state:
+            self._entries.move_to_end(key)
+            return entry, state
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.state == state:
+                self._entries.move_to_end(key)
+                return entry, state
+            if entry is None and not await self._fits(session, key, state):
+                return None, state
+            try:
+                entry = await self._refresh(session, key, entry, state)
+            except _Oversized:
+                self._entries.pop(key, None)
+                self._oversized[key] = state
+                return None, state
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            self._evict(keep=key)
+            return entry, state
+
+    async def _fits(
+        self, session: AsyncSession, key: tuple[str, uuid.UUID, str], state: IndexState
+    ) -> bool:
+        """Whether the workspace's vectors fit the budget (counted once per state)."""
+        if self._oversized.get(key) == state:
+            return False
+        _, workspace_id, model = key
+        count, dimension = (
+            await session.execute(
+                select(func.count(), func.max(ChunkVector.dimension)).where(
+                    ChunkVector.workspace_id == workspace_id, ChunkVector.model == model
+                )
+            )
+        ).one()
+        if WorkspaceVectors.bytes_for(count, dimension or 0) > self.max_bytes:
+            self._oversized[key] = state
+            return False
+        self._oversized.pop(key, None)
+        return True
+
+    async def _refresh(
+        self,
+        session: AsyncSession,
+        key: tuple[str, uuid.UUID, str],
+        entry: WorkspaceVectors | None,
+        state: IndexState,
+    ) -> WorkspaceVectors:
+        _, workspace_id, model = key
+        if entry is not None and entry.state.deletions != state.deletions:
+            live = (
+                await session.execute(
+                    select(ChunkVector.seq).where(
+                        ChunkVector.workspace_id == workspace_id,
+                        ChunkVector.model == model,
+                        ChunkVector.seq <= entry.state.version,
+                    )
+                )
+            ).scalars()
+            entry.keep(np.fromiter(live, np.int64))
+        after = entry.state.version if entry is not None else 0
+        async for block in _blocks(session, workspace_id, model, after=after, upto=state.version):
+            if entry is None:
+                entry = WorkspaceVectors(block[0].dimension)
+            rows = _same_dimension(block, entry.dimension)
+            if (
+                WorkspaceVectors.bytes_for(entry.count + len(rows), entry.dimension)
+                > self.max_bytes
+            ):
+                raise _Oversized
+            entry.append(
+                [r.seq for r in rows],
+                [r.chunk_id for r in rows],
+                [r.document_id for r in rows],
+                _decode(rows, entry.dimension),
+            )
+        if entry is None:
+            entry = WorkspaceVectors(0)
+        entry.state = state
+        return entry
+
+    def _evict(self, *, keep: tuple[str, uuid.UUID, str]) -> None:
+        total = self.nbytes
+        for key in list(self._entries):
+            if total <= self.max_bytes:
+                break
+            if key != keep:
+                total -= self._entries.pop(key).nbytes
+
+
+class _Oversized(Exception):
+    pass
+
+
+_caches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, VectorCache] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def vector_cache(max_bytes: int) -> VectorCache:
+    """This event loop's cache (asyncio locks belong to one loop); its budget follows the
+    setting it is asked with."""
+    loop = asyncio.get_running_loop()
+    cache = _caches.get(loop)
+    if cache is None:
+        cache = _caches[loop] = VectorCache(max_bytes)
+    cache.max_bytes = max_bytes
+    return cache
+
+
+# -- streaming: a workspace too large for the cache ------------------------------------------
+
+
+async def stream_scan(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    model: str,
+    state: IndexState,
+    query: Floats,
+    *,
+    documents: Any,
+    limit: int,
+    per_document: bool,
+) -> list[VectorHit]:
+    """`scan` over vectors read from the database block by block; `documents` (a subquery of
+    allowed document ids, or None) filters inside the SQL."""
+    best: dict[uuid.UUID, VectorHit] = {}
+    hits: list[VectorHit] = []
+    async for block in _blocks(
+        session, workspace_id, model, after=0, upto=state.version, documents=documents
+    ):
+        rows = _same_dimension(block, len(query))
+        if not rows:
+            continue
+        scores = normalised(_decode(rows, len(query))) @ query
+        for row, score in zip(rows, scores.tolist(), strict=True):
+            hit = VectorHit(row.chunk_id, row.document_id, float(score))
+            if per_document:
+                current = best.get(row.document_id)
+                if current is None or hit.cosine > current.cosine:
+                    best[row.document_id] = hit
+            else:
+                hits.append(hit)
+        if not per_document and len(hits) > 4 * limit:
+            hits = sorted(hits, key=lambda h: -h.cosine)[:limit]
+    ranked = list(best.values()) if per_document else hits
+    return sorted(ranked, key=lambda h: -h.cosine)[:limit]
+
+
+async def stream_centroids(
+    session: AsyncSession, workspace_id: uuid.UUID, model: str, state: IndexState
+) -> tuple[list[uuid.UUID], Floats]:
+    """Every document's normalised mean vector, read block by block."""
+    index: dict[uuid.UUID, int] = {}
+    sums: Floats | None = None
+    async for block in _blocks(session, workspace_id, model, after=0, upto=state.version):
+        dimension = block[0].dimension if sums is None else sums.shape[1]
+        rows = _same_dimension(block, dimension)
+        docs = np.asarray([index.setdefault(r.document_id, len(index)) for r in rows], np.int64)
+        if sums is None or len(index) > len(sums):
+            grown = np.zeros(
+                (max(len(index), 2 * (0 if sums is None else len(sums))), dimension), np.float32
+            )
+            if sums is not None:
+                grown[: len(sums)] = sums
+            sums = grown
+        np.add.at(sums, docs, normalised(_decode(rows, dimension)))
+    if sums is None:
+        return [], np.empty((0, 0), np.float32)
+    return list(index), normalised(sums[: len(index)])

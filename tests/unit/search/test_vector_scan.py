@@ -1,0 +1,121 @@
+"""The in-memory side of semantic search: exact scan, masks inside it, per-document collapse,
+incremental rows and centroids."""
+
+import uuid
+
+import numpy as np
+import pytest
+
+from services.vector_index import (
+    WorkspaceVectors,
+    best_row_per_document,
+    normalised,
+    scan,
+    top_rows,
+)
+
+DOCS = [uuid.UUID(int=1000 + i) for i in range(10)]
+
+
+def _vectors(rows: int, *, dimension: int = 8, docs: int = 10, seed: int = 7):
+    rng = np.random.default_rng(seed)
+    matrix = rng.standard_normal((rows, dimension)).astype(np.float32)
+    vectors = WorkspaceVectors(dimension)
+    chunk_ids = [uuid.UUID(int=i + 1) for i in range(rows)]
+    document_ids = [DOCS[i % docs] for i in range(rows)]
+    vectors.append(list(range(1, rows + 1)), chunk_ids, document_ids, matrix)
+    return vectors, normalised(matrix), chunk_ids, document_ids
+
+
+def test_top_rows_are_the_highest_finite_scores_best_first():
+    scores = np.array([0.1, 0.9, -np.inf, 0.5, 0.9, 0.3], np.float32)
+    assert top_rows(scores, 3).tolist() == [1, 4, 3]
+    assert top_rows(scores, 10).tolist() == [1, 4, 3, 5, 0]
+    assert top_rows(scores, 0).tolist() == []
+
+
+def test_the_scan_is_exact():
+    vectors, matrix, chunk_ids, _ = _vectors(500)
+    query = normalised(np.arange(8, dtype=np.float32))
+    hits = scan(vectors, query, allowed=None, limit=20, per_document=False)
+    exact = np.argsort(-(matrix @ query), kind="stable")[:20]
+    assert [h.chunk_id for h in hits] == [chunk_ids[i] for i in exact]
+    assert [h.cosine for h in hits] == pytest.approx([float(matrix[i] @ query) for i in exact])
+
+
+def test_a_mask_filters_inside_the_scan_not_after_it():
+    vectors, matrix, chunk_ids, document_ids = _vectors(500)
+    query = normalised(np.arange(8, dtype=np.float32))
+    allowed_doc = DOCS[3]
+    allowed = vectors.allowed_rows({allowed_doc, uuid.uuid4()})
+    hits = scan(vectors, query, allowed=allowed, limit=5, per_document=False)
+    # Five hits of the allowed document, although most of the 500 rows score higher.
+    rows = [i for i, d in enumerate(document_ids) if d == allowed_doc]
+    best = sorted(rows, key=lambda i: -float(matrix[i] @ query))[:5]
+    assert [h.chunk_id for h in hits] == [chunk_ids[i] for i in best]
+    assert {h.document_id for h in hits} == {allowed_doc}
+    unfiltered = scan(vectors, query, allowed=None, limit=5, per_document=False)
+    assert {h.document_id for h in unfiltered} != {allowed_doc}
+    nothing = vectors.allowed_rows(set())
+    assert scan(vectors, query, allowed=nothing, limit=5, per_document=False) == []
+
+
+def test_per_document_each_document_once_with_its_best_passage():
+    vectors, matrix, chunk_ids, document_ids = _vectors(500)
+    query = normalised(np.ones(8, np.float32))
+    hits = scan(vectors, query, allowed=None, limit=4, per_document=True)
+    scores = matrix @ query
+    best = {}
+    for i, d in enumerate(document_ids):
+        if d not in best or scores[i] > scores[best[d]]:
+            best[d] = i
+    expected = sorted(best.values(), key=lambda i: -scores[i])[:4]
+    assert [h.chunk_id for h in hits] == [chunk_ids[i] for i in expected]
+    assert len({h.document_id for h in hits}) == 4
+
+
+def test_per_document_looks_deeper_when_one_document_holds_the_top_rows():
+    scores = np.linspace(1.0, 0.0, 3000, dtype=np.float32)
+    row_docs = np.zeros(3000, np.int32)
+    row_docs[-1], row_docs[-2] = 1, 2  # two documents at the very bottom
+    assert best_row_per_document(scores, row_docs, 3).tolist() == [0, 2998, 2999]
+
+
+def test_rows_added_later_and_rows_kept():
+    vectors, matrix, chunk_ids, _ = _vectors(100)
+    before = vectors.matrix[: vectors.count]
+    more = np.eye(8, dtype=np.float32)[:3]
+    new_ids = [uuid.uuid4() for _ in range(3)]
+    vectors.append([101, 102, 103], new_ids, [DOCS[0]] * 3, more * 5)
+    assert vectors.count == 103
+    assert np.array_equal(before, matrix)  # a scan's snapshot is never changed under it
+    np.testing.assert_allclose(vectors.matrix[100:103], more)  # stored normalised
+    dropped = vectors.keep(np.array([2, 4, 101], np.int64))
+    assert dropped == 100
+    assert [vectors.chunk_id(i) for i in range(vectors.count)] == [
+        chunk_ids[1],
+        chunk_ids[3],
+        new_ids[0],
+    ]
+    assert set(vectors.doc_ids) == {DOCS[0], DOCS[1], DOCS[3]}
+
+
+def test_centroids_are_normalised_means_per_document():
+    vectors = WorkspaceVectors(2)
+    a, b = uuid.uuid4(), uuid.uuid4()
+    vectors.append(
+        [1, 2, 3],
+        [uuid.uuid4() for _ in range(3)],
+        [a, b, a],
+        np.array([[1, 0], [0, 1], [0, 1]], np.float32),
+    )
+    centroids, present = vectors.centroids()
+    assert present.tolist() == [True, True]
+    np.testing.assert_allclose(centroids[vectors.doc_index[a]], [2**-0.5, 2**-0.5], rtol=1e-6)
+    np.testing.assert_allclose(centroids[vectors.doc_index[b]], [0, 1])
+
+
+def test_nbytes_counts_the_allocated_rows():
+    vectors, *_ = _vectors(100, dimension=384)
+    assert vectors.nbytes == len(vectors.seqs) * (384 * 4 + 28)
+    assert WorkspaceVectors.bytes_for(50_000, 384) == 50_000 * 1564
