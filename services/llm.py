@@ -378,6 +378,16 @@ async def embed(
     return vectors
 
 
+def same_model(a: str, b: str) -> bool:
+    """Whether two Ollama model names mean the same model: the tag defaults to `latest` and the
+    comparison ignores case, so `all-minilm` is what /api/tags lists as `all-minilm:latest`."""
+
+    def full(name: str) -> str:
+        return (name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest").lower()
+
+    return full(a) == full(b)
+
+
 async def list_models(*, config: LLMConfig) -> list[str]:
     client = get_client(config)
     reply = await call_with_retries(client.list, config=config, model="*")

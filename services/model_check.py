@@ -35,7 +35,8 @@ async def connect(deps: ServiceDeps, **_: Any) -> dict[str, Any]:
 
 async def list_models(deps: ServiceDeps, **_: Any) -> dict[str, Any]:
     models = await llm.list_models(config=_config(deps))
-    missing = {deps.settings.chat_model, deps.settings.embed_model} - set(models)
+    wanted = {deps.settings.chat_model, deps.settings.embed_model}
+    missing = {name for name in wanted if not any(llm.same_model(name, m) for m in models)}
     if missing:
         offered = ", ".join(models) or "none"
         lacking = ", ".join(sorted(missing))

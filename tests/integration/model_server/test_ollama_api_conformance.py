@@ -1,7 +1,8 @@
 """The model server speaks the Ollama API: driven with the official `ollama` client, no mocks.
 
-Every test runs against a real model (SmolLM2-135M on llama.cpp, or a real Ollama named by
-OLLAMA_HOST); the assertions hold for both.
+Every test runs against real models (SmolLM2-135M and all-MiniLM-L6-v2 on llama.cpp, or a real
+Ollama named by OLLAMA_HOST with `smollm2:135m` and `all-minilm` pulled); the assertions hold for
+both. The sentence-embedding model has its own tests in test_sentence_embeddings.py.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 MODEL = "smollm2:135m"
+EMBED_MODEL = "all-minilm"
 GREEDY = {"temperature": 0, "seed": 7}
 
 pytestmark = pytest.mark.timeout(120)
@@ -57,15 +59,17 @@ def test_version_and_root(ollama_host: str) -> None:
     assert (root.status_code, root.text) == (200, "Ollama is running")
 
 
-def test_tags_lists_the_model(client: ollama.Client) -> None:
+def test_tags_lists_the_models(client: ollama.Client) -> None:
     listed = {m.model: m for m in client.list().models}
-    assert MODEL in listed
-    model = listed[MODEL]
-    assert model.details.format == "gguf"
-    assert model.details.family == "llama"
-    assert model.size > 50_000_000
-    assert re.fullmatch(r"[0-9a-f]{64}", model.digest)
-    assert model.modified_at is not None
+    assert {MODEL, f"{EMBED_MODEL}:latest"} <= set(listed)
+    chat, embed = listed[MODEL], listed[f"{EMBED_MODEL}:latest"]
+    assert (chat.details.format, chat.details.family) == ("gguf", "llama")
+    assert (embed.details.format, embed.details.family) == ("gguf", "bert")
+    assert chat.size > 50_000_000 and embed.size > 20_000_000
+    assert re.fullmatch(r"[0-9a-f]{64}", chat.digest) and re.fullmatch(
+        r"[0-9a-f]{64}", embed.digest
+    )
+    assert chat.modified_at is not None and embed.modified_at is not None
 
 
 def test_show_describes_the_model(client: ollama.Client) -> None:
@@ -75,6 +79,15 @@ def test_show_describes_the_model(client: ollama.Client) -> None:
     assert shown.modelinfo["llama.embedding_length"] == 576
     assert "completion" in shown.capabilities
     assert "<|im_start|>" in shown.template
+
+
+def test_show_describes_the_embedding_model(client: ollama.Client) -> None:
+    shown = client.show(EMBED_MODEL)
+    assert shown.details.family == "bert"
+    assert shown.modelinfo["general.architecture"] == "bert"
+    assert shown.modelinfo["bert.embedding_length"] == 384
+    assert shown.modelinfo["bert.block_count"] == 6
+    assert shown.capabilities == ["embedding"]
 
 
 # -- chat -------------------------------------------------------------------------------------
@@ -248,7 +261,8 @@ def test_format_json_parses(client: ollama.Client) -> None:
 # -- embeddings -------------------------------------------------------------------------------
 
 
-def test_embed_batched_and_single(client: ollama.Client) -> None:
+def test_the_chat_model_embeds_too(client: ollama.Client) -> None:
+    """Ollama answers /api/embed for any model, a chat model included (mean-pooled)."""
     texts = ["Why is the sky blue?", "Why is the grass green?", "Python virtual environments"]
     batch = client.embed(MODEL, input=texts)
     assert batch.model == MODEL

@@ -37,7 +37,7 @@ async def test_model_check_run_succeeds_with_a_complete_event_log(
     assert (run["status"], run["percent"], run["errorCode"]) == ("SUCCEEDED", 100, None)
     assert [s["name"] for s in run["steps"]] == STEPS
     assert {s["status"] for s in run["steps"]} == {"SUCCEEDED"}
-    assert run["outputSummary"].endswith("embedding model gives 576 dimensions.")
+    assert run["outputSummary"].endswith("embedding model gives 384 dimensions.")
     events = await event_log(client, token, started["run"]["id"])
     assert [int(e["cursor"]) for e in events] == list(range(1, len(events) + 1))
     types = [e["type"] for e in events if e["type"] != "STEP_PROGRESS"]

@@ -179,6 +179,35 @@ def test_missing_counts_are_zero() -> None:
     assert (result.prompt_tokens, result.completion_tokens, result.done_reason) == (0, 0, None)
 
 
+@pytest.mark.parametrize(
+    ("configured", "listed", "same"),
+    [
+        ("all-minilm", "all-minilm:latest", True),
+        ("All-MiniLM", "all-minilm:latest", True),
+        ("smollm2:135m", "smollm2:135m", True),
+        ("smollm2", "smollm2:135m", False),
+        ("library/all-minilm", "library/all-minilm:latest", True),
+        ("all-minilm:33m", "all-minilm:latest", False),
+    ],
+)
+def test_model_names_compare_as_ollama_resolves_them(
+    configured: str, listed: str, same: bool
+) -> None:
+    assert llm.same_model(configured, listed) is same
+
+
+def test_embedding_model_defaults_to_all_minilm_and_keeps_what_is_set() -> None:
+    defaults = Settings.model_fields
+    assert (defaults["embed_model"].default, defaults["chat_model"].default) == (
+        "all-minilm",
+        "smollm2:135m",
+    )
+    production = Settings(
+        app_env="production", jwt_secret="x" * 40, embed_model="nomic-embed-text:v1.5"
+    )
+    assert production.embed_model == "nomic-embed-text:v1.5"
+
+
 def test_config_from_settings() -> None:
     settings = Settings(
         ollama_host="http://llm:11434",
