@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 
 from base.db.types import utcnow
-from base.errors import DomainError, Invalid, ModelUnavailable, NotFound
+from base.errors import DomainError, ModelUnavailable, NotFound
 from base.events.bus import EventBus, answer_text_key, answer_topic
 from base.models.chat import AnswerState, Citation, Conversation, Message, MessageRole
 from base.models.documents import Document
@@ -466,20 +466,16 @@ async def retrieving(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
             return {"skipped": True}
         answer = step.answer
         collections, documents = _scope_filters(answer.scope)
-        try:
-            retrieval = await search.retrieve_passages(
-                deps,
-                workspace_id=answer.workspace_id,
-                query=answer.question,
-                mode=search.SearchMode.HYBRID,
-                collection_ids=collections,
-                document_ids=documents,
-                limit=deps.settings.ask_retrieve_passages,
-            )
-        except Invalid as exc:
-            if exc.code != "EMPTY_QUERY":  # a question of punctuation only: nothing to find
-                raise
-            retrieval = search.Retrieval(passages=[])
+        # The question is never blank (asking refuses that), which is all retrieval refuses.
+        retrieval = await search.retrieve_passages(
+            deps,
+            workspace_id=answer.workspace_id,
+            query=answer.question,
+            mode=search.SearchMode.HYBRID,
+            collection_ids=collections,
+            document_ids=documents,
+            limit=deps.settings.ask_retrieve_passages,
+        )
         passages = await _only_in_workspace(deps, answer.workspace_id, retrieval.passages)
         stored = [_passage_dict(p) for p in passages]
         await _update(
