@@ -15,13 +15,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import insert, select, update
 
+from base.auth.principal import Principal
 from base.models.chat import AnswerState, Message
 from base.models.documents import Chunk, ChunkVector, Document, DocumentStatus
+from resolvers.core.context import Context
 from services import ingestion
 from services.deps import ServiceDeps
 from tests.support import corpus
+from tests.support.graphql import operation, uuid_of
 from tests.support.ingest import add_document
 from tests.support.waiting import eventually
 
@@ -149,3 +153,15 @@ def streamed_text(events: list[dict[str, Any]]) -> str:
 async def settle() -> None:
     """Let tasks scheduled by the last step run (publishes after a commit)."""
     await asyncio.sleep(0)
+
+
+async def subscribe_on(
+    app: FastAPI, name: str, variables: dict[str, Any], user_global_id: str
+) -> Any:
+    """Run subscription `name` of graphql/operations through `app`'s schema as a user (as the
+    `subscribe` fixture does for the PostgreSQL app, for any app)."""
+    deps = app.state.deps.for_principal(Principal(user_id=uuid_of(user_global_id)))
+    context = Context(deps=deps, runner=app.state.runner)
+    return await app.state.schema.subscribe(
+        operation(name), variable_values=variables, context_value=context
+    )
