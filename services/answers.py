@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -411,6 +412,22 @@ async def _fail(deps: ServiceDeps, answer: _Answer, step: _Step, message: str) -
 
 # -- the steps -------------------------------------------------------------------------------
 
+StepFunction = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def _timed(step: StepFunction) -> StepFunction:
+    """Adds when the step began (epoch seconds) and how long it took (ms) to its output, which
+    the run's step keeps (RunStep.output): the latency breakdown of bench/bench_ask_ttft.py."""
+
+    @functools.wraps(step)
+    async def timed(deps: ServiceDeps, **kwargs: Any) -> dict[str, Any]:
+        began = time.time()
+        result = await step(deps, **kwargs)
+        return {**result, "began": round(began, 4), "ms": round((time.time() - began) * 1000, 1)}
+
+    return timed
+
+
 
 def _passage_dict(passage: search.Passage) -> dict[str, Any]:
     return {
@@ -460,6 +477,7 @@ def _scope_filters(
     return collections, documents
 
 
+@_timed
 async def retrieving(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[str, Any]:
     async with _answering(deps, message_id) as step:
         if step.answer is None:
@@ -546,6 +564,7 @@ def passage_text(passage: dict[str, Any]) -> PassageText:
     )
 
 
+@_timed
 async def prompting(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[str, Any]:
     async with _answering(deps, message_id) as step:
         if step.answer is None:
@@ -577,6 +596,7 @@ def chat_options(settings: Any) -> dict[str, Any]:
     }
 
 
+@_timed
 async def generating(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[str, Any]:
     async with _answering(deps, message_id) as step:
         if step.answer is None:
@@ -595,27 +615,36 @@ async def generating(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
                 deps, answer.id, AnswerState.FAILED, text=streamed, error_message=INTERRUPTED_TEXT
             )
             return {"interrupted": True}
-        await _update(deps, answer.id, state=AnswerState.STREAMING)
+        # Marked STREAMING while the model reads the prompt, not before: off the first token's
+        # path (the mark is conditional, so it never undoes an end written meanwhile).
+        marking = asyncio.create_task(_update(deps, answer.id, state=AnswerState.STREAMING))
         settings = deps.settings
         step.streamer = streamer = TextStreamer(
             deps.bus, answer.id, settings.answer_stream_batch_seconds
         )
         written = 0
+        began = time.time()
+        first_token_at = 0.0
 
         def on_token(piece: str) -> None:
-            nonlocal written
+            nonlocal written, first_token_at
             streamer.feed(piece)
             written += 1
+            if written == 1:
+                first_token_at = time.time()
             if written % PROGRESS_EVERY_TOKENS == 0:
                 deps.progress(written, settings.ask_answer_tokens, f"{written} tokens")
 
-        result = await llm.chat_stream(
-            answer.prompt,
-            model=settings.chat_model,
-            config=llm.LLMConfig.from_settings(settings),
-            on_token=on_token,
-            options=chat_options(settings),
-        )
+        try:
+            result = await llm.chat_stream(
+                answer.prompt,
+                model=settings.chat_model,
+                config=llm.LLMConfig.from_settings(settings),
+                on_token=on_token,
+                options=chat_options(settings),
+            )
+        finally:
+            await asyncio.wait([marking])
         await streamer.close()
         await _update(
             deps,
@@ -628,9 +657,11 @@ async def generating(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
             "tokens": result.completion_tokens,
             "prompt_tokens": result.prompt_tokens,
             "sends": streamer.sends,
+            "first_token_ms": round((first_token_at - began) * 1000, 1) if written else None,
         }
 
 
+@_timed
 async def checking(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[str, Any]:
     async with _answering(deps, message_id) as step:
         if step.answer is None:
@@ -641,6 +672,7 @@ async def checking(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[str,
         return {"kept": len(check.kept), "dropped": len(check.dropped), "reasons": dict(reasons)}
 
 
+@_timed
 async def storing(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[str, Any]:
     async with _answering(deps, message_id) as step:
         if step.answer is None:
