@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -204,19 +204,31 @@ _STOP_WORDS = frozenset(
 
 
 def sentences(text: str) -> list[str]:
-    return [s for s in (clean_text(p, MAX_SUMMARY) for p in _SENTENCE_END.split(text)) if s]
+    """The text's sentences: its lines cut after each end mark, one line each."""
+    return [
+        s
+        for line in text.splitlines()
+        for s in (clean_text(p, MAX_SUMMARY) for p in _SENTENCE_END.split(line))
+        if s
+    ]
+
+
+def _is_sentence(text: str) -> bool:
+    """Ends like a sentence: headings, captions and "Source code: Lib/venv/" do not."""
+    return text.endswith((".", "!", "?", "…")) and len(text.split()) >= 3
 
 
 def extractive_summary(passages: Sequence[str]) -> str:
-    """The first sentences of the document's first passages, within a short length."""
+    """The first sentences of the document (lines that do not end like one are skipped), within
+    a short length."""
+    found = [s for p in passages for s in sentences(p)]
     chosen: list[str] = []
-    for passage in passages:
-        for sentence in sentences(passage):
-            if len(" ".join([*chosen, sentence])) > EXTRACTIVE_SUMMARY_CHARS and chosen:
-                return " ".join(chosen)
-            chosen.append(sentence)
-            if len(chosen) == EXTRACTIVE_SENTENCES:
-                return clean_text(" ".join(chosen), MAX_SUMMARY)
+    for sentence in [s for s in found if _is_sentence(s)] or found:
+        if chosen and len(" ".join([*chosen, sentence])) > EXTRACTIVE_SUMMARY_CHARS:
+            break
+        chosen.append(sentence)
+        if len(chosen) == EXTRACTIVE_SENTENCES:
+            break
     return clean_text(" ".join(chosen), EXTRACTIVE_SUMMARY_CHARS)
 
 
@@ -226,7 +238,12 @@ def extractive_key_points(headings: Sequence[str], passages: Sequence[str]) -> l
     from_headings = clean_key_points(list(headings)[1:])[:ASKED_KEY_POINTS]
     if from_headings:
         return from_headings
-    firsts = [sentences(p)[0] for p in passages if sentences(p)]
+    firsts = []
+    for passage in passages:
+        found = sentences(passage)
+        complete = [s for s in found if _is_sentence(s)] or found
+        if complete:
+            firsts.append(complete[0])
     return clean_key_points(firsts)[:ASKED_KEY_POINTS]
 
 
@@ -250,6 +267,8 @@ def sample_passages(passages: Sequence[str], budget_tokens: int) -> list[str]:
     costs = [estimate_tokens(p) for p in passages]
     if sum(costs) <= budget_tokens:
         return list(passages)
+    if costs[0] > budget_tokens:  # the beginning matters most: as much of it as fits
+        return [_head(passages[0], budget_tokens)]
     chosen: set[int] = set()
     spent = 0
     count = len(passages)
@@ -261,8 +280,6 @@ def sample_passages(passages: Sequence[str], budget_tokens: int) -> list[str]:
             continue
         chosen.add(index)
         spent += costs[index]
-    if not chosen:  # a first passage longer than the whole budget: its beginning
-        return [_head(passages[0], budget_tokens)]
     return [passages[i] for i in sorted(chosen)]
 
 
@@ -328,16 +345,18 @@ async def ask(
     config: llm.LLMConfig,
     max_output_tokens: int,
     attempts: int = 2,
+    chat: Callable[..., Awaitable[llm.ChatResult]] = llm.chat,
 ) -> tuple[L | None, llm.Usage]:
     """One structured request with `answer`'s schema as the format, read as `loose`; an invalid
-    reply is shown back once. Raises ModelUnavailable; None after `attempts` invalid replies."""
+    reply is shown back once. Raises ModelUnavailable; None after `attempts` invalid replies.
+    `chat` is `llm.chat` (its signature)."""
     schema = answer.model_json_schema()
     options = {"temperature": 0, "num_predict": max_output_tokens}
     usage = llm.Usage()
 
     async def one(conversation: list[llm.Message]) -> llm.ChatResult:
         nonlocal usage
-        result = await llm.chat(
+        result = await chat(
             conversation, model=model, config=config, options=options, format=schema
         )
         usage += result.usage

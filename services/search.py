@@ -18,6 +18,7 @@ SEARCH_MODEL_RETRY_SECONDS, so a dead server costs one timeout, not one per sear
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import hashlib
 import json
@@ -239,6 +240,33 @@ def _candidates(limit: int) -> int:
     return max(limit, MIN_PASSAGE_CANDIDATES)
 
 
+async def _rank_passages(
+    deps: ServiceDeps,
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    mode: SearchMode,
+    keyword: list[keyword_index.KeywordHit],
+    vector: vector_index.Floats | None,
+    documents: Select[Any] | None,
+    depth: int,
+) -> tuple[list[tuple[uuid.UUID, float]], list[vector_index.VectorHit]]:
+    """(chunk id, score) best first, and the semantic hits it used."""
+    semantic: list[vector_index.VectorHit] = []
+    if vector is not None:
+        semantic = await semantic_hits(
+            deps, session, workspace_id, vector, documents, limit=depth, per_document=False
+        )
+    if mode is SearchMode.KEYWORD or vector is None:
+        return [(hit.chunk_id, hit.score) for hit in keyword], semantic
+    if mode is SearchMode.SEMANTIC:
+        return [(hit.chunk_id, hit.cosine) for hit in semantic], semantic
+    fused = reciprocal_rank_fusion(
+        [[h.chunk_id for h in keyword], [h.chunk_id for h in semantic]],
+        k=deps.settings.search_rrf_k,
+    )
+    return fused, semantic
+
+
 async def retrieve_passages(
     deps: ServiceDeps,
     *,
@@ -261,37 +289,30 @@ async def retrieve_passages(
     text = require_query(query)
     limit = max(0, min(limit, MAX_PASSAGES))
     terms = query_terms(text)
-    vector, degraded = await _query_vector(deps, text, mode)
     documents = allowed_documents(
         workspace_id, collection_ids=collection_ids, document_ids=document_ids, tags=tags
     )
     depth = _candidates(limit) if mode is SearchMode.HYBRID else limit
-    async with deps.db() as session:
-        await require_role(session, user_id, workspace_id, Role.VIEWER)
-        keyword: list[keyword_index.KeywordHit] = []
-        semantic: list[vector_index.VectorHit] = []
-        if mode is not SearchMode.SEMANTIC:
-            keyword = await keyword_index.best_chunks(
-                session, workspace_id, terms, documents=documents, limit=depth
+    embedding = _QueryVector(deps, text, mode)
+    try:
+        async with deps.db() as session:
+            await require_role(session, user_id, workspace_id, Role.VIEWER)
+            keyword: list[keyword_index.KeywordHit] = []
+            if mode is not SearchMode.SEMANTIC:
+                keyword = await keyword_index.best_chunks(
+                    session, workspace_id, terms, documents=documents, limit=depth
+                )
+            vector, degraded = await embedding.result()
+            ranked, semantic = await _rank_passages(
+                deps, session, workspace_id, mode, keyword, vector, documents, depth
             )
-        if vector is not None:
-            semantic = await semantic_hits(
-                deps, session, workspace_id, vector, documents, limit=depth, per_document=False
-            )
-        cosines = {hit.chunk_id: hit.cosine for hit in semantic}
-        if mode is SearchMode.KEYWORD or vector is None:
-            ranked = [(hit.chunk_id, hit.score) for hit in keyword]
-        elif mode is SearchMode.SEMANTIC:
-            ranked = [(hit.chunk_id, hit.cosine) for hit in semantic]
-        else:
-            ranked = reciprocal_rank_fusion(
-                [[h.chunk_id for h in keyword], [h.chunk_id for h in semantic]],
-                k=deps.settings.search_rrf_k,
-            )
-        ranked = ranked[:limit]
-        ids = [chunk_id for chunk_id, _ in ranked]
-        rows = await _chunk_rows(session, workspace_id, ids)
-        matches = await keyword_index.highlights(session, terms, ids)
+            ranked = ranked[:limit]
+            ids = [chunk_id for chunk_id, _ in ranked]
+            rows = await _chunk_rows(session, workspace_id, ids)
+            matches = await keyword_index.highlights(session, terms, ids)
+    finally:
+        embedding.close()
+    cosines = {hit.chunk_id: hit.cosine for hit in semantic}
     passages = [
         Passage(
             chunk_id=chunk_id,
@@ -317,19 +338,36 @@ async def retrieve_passages(
     )
 
 
-async def _query_vector(
-    deps: ServiceDeps, text: str, mode: SearchMode
-) -> tuple[vector_index.Floats | None, bool]:
-    """The query's vector when the mode ranks by meaning, and whether HYBRID had to go without
-    it; SEMANTIC without it raises ModelUnavailable."""
-    if mode is SearchMode.KEYWORD:
-        return None, False
-    try:
-        return await embed_query(deps, text), False
-    except ModelUnavailable:
-        if mode is SearchMode.SEMANTIC:
-            raise
-        return None, True
+class _QueryVector:
+    """The query's embedding, asked for at once and awaited where it is needed, so the model's
+    time overlaps the membership check and the keyword ranking (a KEYWORD search asks for
+    none). `close()` drops a request whose answer is no longer wanted."""
+
+    def __init__(self, deps: ServiceDeps, text: str, mode: SearchMode) -> None:
+        self._mode = mode
+        self._task = (
+            None if mode is SearchMode.KEYWORD else asyncio.ensure_future(embed_query(deps, text))
+        )
+
+    async def result(self) -> tuple[vector_index.Floats | None, bool]:
+        """The vector (None without one), and whether HYBRID had to go without it; SEMANTIC
+        without it raises ModelUnavailable."""
+        if self._task is None:
+            return None, False
+        try:
+            return await self._task, False
+        except ModelUnavailable:
+            if self._mode is SearchMode.SEMANTIC:
+                raise
+            return None, True
+
+    def close(self) -> None:
+        if self._task is None:
+            return
+        if not self._task.done():
+            self._task.cancel()
+        elif not self._task.cancelled():
+            self._task.exception()  # retrieved: an unused failure is not logged as lost
 
 
 # -- search (screen 8) ----------------------------------------------------------------------
@@ -389,24 +427,35 @@ async def search(
     name = _list_name(workspace_id, text, mode, collection_ids or (), tags or ())
     offset = offset_after(name, page.after)
     terms = query_terms(text)
-    vector, degraded = await _query_vector(deps, text, mode)
     documents = allowed_documents(workspace_id, collection_ids=collection_ids, tags=tags)
     depth = deps.settings.search_max_results
-    async with deps.db() as session:
-        await require_role(session, user_id, workspace_id, Role.VIEWER)
-        keyword: list[keyword_index.KeywordHit] = []
-        semantic: list[vector_index.VectorHit] = []
-        if mode is not SearchMode.SEMANTIC:
-            keyword, _ = await keyword_index.best_documents(
-                session, workspace_id, terms, documents=documents, limit=depth
+    embedding = _QueryVector(deps, text, mode)
+    try:
+        async with deps.db() as session:
+            await require_role(session, user_id, workspace_id, Role.VIEWER)
+            keyword: list[keyword_index.KeywordHit] = []
+            semantic: list[vector_index.VectorHit] = []
+            if mode is not SearchMode.SEMANTIC:
+                keyword, _ = await keyword_index.best_documents(
+                    session, workspace_id, terms, documents=documents, limit=depth
+                )
+            vector, degraded = await embedding.result()
+            if vector is not None:
+                semantic = await semantic_hits(
+                    deps, session, workspace_id, vector, documents, limit=depth, per_document=True
+                )
+            ranking = _rank_documents(keyword, semantic, mode, vector is not None, deps)[:depth]
+            chosen = await _with_text_passages(
+                session,
+                workspace_id,
+                terms,
+                ranking[offset : offset + page.first],
+                keyword,
+                semantic,
             )
-        if vector is not None:
-            semantic = await semantic_hits(
-                deps, session, workspace_id, vector, documents, limit=depth, per_document=True
-            )
-        ranking = _rank_documents(keyword, semantic, mode, vector is not None, deps)[:depth]
-        chosen = ranking[offset : offset + page.first]
-        hits = await _hits(session, workspace_id, terms, chosen)
+            hits = await _hits(session, workspace_id, terms, chosen)
+    finally:
+        embedding.close()
     edges = [
         Edge[SearchHitView](cursor=offset_cursor(name, offset + n), node=hit)
         for n, hit in enumerate(hits)
@@ -429,12 +478,9 @@ def _rank_documents(
     has_vector: bool,
     deps: ServiceDeps,
 ) -> list[_Ranked]:
-    cosines = {hit.document_id: hit for hit in semantic}
+    nearest = {hit.document_id: hit for hit in semantic}
     if mode is SearchMode.KEYWORD or not has_vector:
-        return [
-            _Ranked(h.document_id, h.chunk_id, h.score, _cosine(cosines, h.document_id))
-            for h in keyword
-        ]
+        return [_Ranked(h.document_id, h.chunk_id, h.score, None) for h in keyword]
     if mode is SearchMode.SEMANTIC:
         return [_Ranked(h.document_id, h.chunk_id, h.cosine, h.cosine) for h in semantic]
     # The passage shown is the keyword ranking's when it has the document (its words are
@@ -446,14 +492,47 @@ def _rank_documents(
         k=deps.settings.search_rrf_k,
     )
     return [
-        _Ranked(document_id, passages[document_id], score, _cosine(cosines, document_id))
+        _Ranked(
+            document_id,
+            passages[document_id],
+            score,
+            _cosine_of(nearest, document_id, passages[document_id]),
+        )
         for document_id, score in fused
     ]
 
 
-def _cosine(hits: dict[uuid.UUID, vector_index.VectorHit], document_id: uuid.UUID) -> float | None:
-    hit = hits.get(document_id)
-    return hit.cosine if hit is not None else None
+def _cosine_of(
+    nearest: dict[uuid.UUID, vector_index.VectorHit], document_id: uuid.UUID, chunk_id: uuid.UUID
+) -> float | None:
+    """The cosine of the passage shown, when it is the one semantic ranking found."""
+    hit = nearest.get(document_id)
+    return hit.cosine if hit is not None and hit.chunk_id == chunk_id else None
+
+
+async def _with_text_passages(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    terms: list[str],
+    ranked: list[_Ranked],
+    keyword: list[keyword_index.KeywordHit],
+    semantic: list[vector_index.VectorHit],
+) -> list[_Ranked]:
+    """The page's documents that the keyword ranking found, shown by their best passage by
+    text (whose words are highlighted), not a passage that matched by its headings alone."""
+    found = {h.document_id for h in keyword}
+    wanted = [r.document_id for r in ranked if r.document_id in found]
+    better = await keyword_index.text_passages(session, workspace_id, terms, wanted)
+    nearest = {hit.document_id: hit for hit in semantic}
+    shown = []
+    for r in ranked:
+        chunk_id = better.get(r.document_id, r.chunk_id)
+        shown.append(
+            dataclasses.replace(
+                r, chunk_id=chunk_id, cosine=_cosine_of(nearest, r.document_id, chunk_id)
+            )
+        )
+    return shown
 
 
 async def _hits(

@@ -107,7 +107,7 @@ class WorkspaceVectors:
         return rows * (dimension * 4 + _ROW_OVERHEAD)
 
     def _grow(self, needed: int) -> None:
-        capacity = max(needed, int(len(self.seqs) * 1.5) + 64)
+        capacity = needed if self.count == 0 else max(needed, int(len(self.seqs) * 1.5) + 64)
         matrix = np.empty((capacity, self.dimension), np.float32)
         matrix[: self.count] = self.matrix[: self.count]
         seqs = np.empty(capacity, np.int64)
@@ -117,6 +117,11 @@ class WorkspaceVectors:
         chunk_ids = np.empty((capacity, 16), np.uint8)
         chunk_ids[: self.count] = self.chunk_ids[: self.count]
         self.matrix, self.seqs, self.row_docs, self.chunk_ids = matrix, seqs, row_docs, chunk_ids
+
+    def reserve(self, rows: int) -> None:
+        """Room for `rows` rows in all (the first load knows how many are coming)."""
+        if rows > len(self.seqs):
+            self._grow(rows)
 
     def append(
         self,
@@ -356,10 +361,14 @@ class VectorCache:
             if entry is not None and entry.state == state:
                 self._entries.move_to_end(key)
                 return entry, state
-            if entry is None and not await self._fits(session, key, state):
-                return None, state
+            expected = 0
+            if entry is None:
+                counted = await self._fits(session, key, state)
+                if counted is None:
+                    return None, state
+                expected = counted
             try:
-                entry = await self._refresh(session, key, entry, state)
+                entry = await self._refresh(session, key, entry, state, expected)
             except _Oversized:
                 self._entries.pop(key, None)
                 self._oversized[key] = state
@@ -371,10 +380,11 @@ class VectorCache:
 
     async def _fits(
         self, session: AsyncSession, key: tuple[str, uuid.UUID, str], state: IndexState
-    ) -> bool:
-        """Whether the workspace's vectors fit the budget (counted once per state)."""
+    ) -> int | None:
+        """How many vectors the workspace has, or None when they do not fit the budget
+        (counted once per state)."""
         if self._oversized.get(key) == state:
-            return False
+            return None
         _, workspace_id, model = key
         count, dimension = (
             await session.execute(
@@ -385,9 +395,9 @@ class VectorCache:
         ).one()
         if WorkspaceVectors.bytes_for(count, dimension or 0) > self.max_bytes:
             self._oversized[key] = state
-            return False
+            return None
         self._oversized.pop(key, None)
-        return True
+        return int(count)
 
     async def _refresh(
         self,
@@ -395,7 +405,10 @@ class VectorCache:
         key: tuple[str, uuid.UUID, str],
         entry: WorkspaceVectors | None,
         state: IndexState,
+        expected_rows: int = 0,
     ) -> WorkspaceVectors:
+        """`entry` brought to `state`; a new one sized for `expected_rows` at once (no growth
+        by copies while the first load reads them)."""
         _, workspace_id, model = key
         if entry is not None and entry.state.deletions != state.deletions:
             live = (
@@ -410,8 +423,9 @@ class VectorCache:
             entry.keep(np.fromiter(live, np.int64))
         after = entry.state.version if entry is not None else 0
         async for block in _blocks(session, workspace_id, model, after=after, upto=state.version):
-            if entry is None:
+            if entry is None or (entry.count == 0 and entry.dimension != block[0].dimension):
                 entry = WorkspaceVectors(block[0].dimension)
+                entry.reserve(expected_rows)
             rows = _same_dimension(block, entry.dimension)
             if (
                 WorkspaceVectors.bytes_for(entry.count + len(rows), entry.dimension)

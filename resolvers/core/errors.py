@@ -87,6 +87,10 @@ class ErrorCode(enum.Enum):
         "DUPLICATE_DOCUMENT",
         description="The collection already holds a document with the same content.",
     )
+    DOCUMENT_BUSY = strawberry.enum_value(
+        "DOCUMENT_BUSY",
+        description="The document is already queued or being processed; wait for its run.",
+    )
     MODEL_UNAVAILABLE = strawberry.enum_value(
         "MODEL_UNAVAILABLE", description="The language model server is down or lacks the model."
     )

@@ -921,6 +921,20 @@ async def test_every_operation_document_executes_against_the_live_server(
     deleted = await api.op("DeleteDocuments", {"input": {"ids": [nowhere]}}, token=token)
     assert deleted["deleteDocuments"] == {"deletedIds": [], "errors": [missing]}
     executed.add("DeleteDocuments")
+    reprocessed = await api.op("ReprocessDocuments", {"input": {"ids": [nowhere]}}, token=token)
+    assert reprocessed["reprocessDocuments"] == {
+        "documents": [],
+        "runs": [],
+        "errors": [missing],
+    }
+    executed.add("ReprocessDocuments")
+    again = await api.op("ReprocessDocument", {"input": {"id": nowhere}}, token=token)
+    assert again["reprocessDocument"] == {
+        "document": None,
+        "run": None,
+        "errors": [{**missing, "field": "id"}],
+    }
+    executed.add("ReprocessDocument")
     edited = await api.op("UpdateDocument", {"input": {"id": nowhere, "title": "x"}}, token=token)
     assert edited["updateDocument"]["document"] is None
     assert [e["code"] for e in edited["updateDocument"]["errors"]] == ["NOT_FOUND"]

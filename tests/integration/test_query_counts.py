@@ -278,9 +278,9 @@ async def test_documents_list_is_six_statements_for_any_number_of_rows(
     assert len(statements) == 6, statements
 
 
-@pytest.mark.parametrize("chunks", [25, 100])
-async def test_document_detail_is_eight_statements_for_any_number_of_chunks(
-    any_db_client: GraphQLClient, any_db_app, chunks: int
+@pytest.mark.parametrize(("chunks", "runs"), [(25, 1), (100, 6)])
+async def test_document_detail_is_eleven_statements_for_any_number_of_chunks_and_runs(
+    any_db_client: GraphQLClient, any_db_app, chunks: int, runs: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
         any_db_client, any_db_app
@@ -289,6 +289,8 @@ async def test_document_detail_is_eight_statements_for_any_number_of_chunks(
     [document] = await add_documents(
         db, workspace_id, [collection], [owner_id], 1, tags=("a",), chunks=chunks
     )
+    run_ids = await add_runs(db, workspace_id, [owner_id], runs, document_id=document)
+    await add_runs(db, workspace_id, [owner_id], 2)  # runs about the workspace: not its history
     await any_db_client.op(
         "UpdateDocument",
         {"input": {"id": global_id("Document", document), "title": "Edited"}},
@@ -297,14 +299,27 @@ async def test_document_detail_is_eight_statements_for_any_number_of_chunks(
     with count_statements(any_db_app.state.engine) as statements:
         data = await any_db_client.op(
             "DocumentDetail",
-            {"id": global_id("Document", document), "chunksFirst": chunks},
+            {"id": global_id("Document", document), "chunksFirst": chunks, "runsFirst": 25},
             token=owner["accessToken"],
         )
     detail = data["document"]
     assert detail["title"] == "Edited"
     assert [e["field"] for e in detail["edits"]] == ["TITLE"]
     assert [e["node"]["position"] for e in detail["chunks"]["edges"]] == list(range(chunks))
+    history = detail["runs"]
+    assert history["totalCount"] == runs
+    assert [e["node"]["id"] for e in history["edges"]] == [
+        global_id("Run", run_id) for run_id in reversed(run_ids)
+    ]
+    assert {tuple(s["name"] for s in e["node"]["steps"]) for e in history["edges"]} == {
+        ("CONNECT", "CHAT")
+    }
+    assert {e["node"]["triggeredBy"]["name"] for e in history["edges"]} == {"Owner"}
     # document by id (loader); then together: its collection, its owner (users loader), its
-    # tags, entities and edit marks, COUNT of its chunks, the page of chunks. The editor is the
-    # owner here, so the users loader answers `editedBy` from its cache.
-    assert len(statements) == 8, statements
+    # tags, entities and edit marks, COUNT and page of its chunks, COUNT and page of its runs;
+    # then the runs' steps (loader); and its related documents: which of the ids the caller may
+    # see, and the workspace's vector state (no vectors here, so nothing more). The editor and
+    # the runs' trigger are the owner here, so the users loader answers `editedBy` and
+    # `triggeredBy` from its cache.
+    assert len(statements) == 13, statements
+    assert detail["relatedDocuments"] == []

@@ -22,9 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = (
-    180.0  # loading and warming both models takes about 1.5 s; a busy 2-core box far more
-)
+# Loading and warming both models takes about 1.5 s; a busy 2-core box takes far more.
+START_TIMEOUT = 180.0
 STOP_TIMEOUT = 10.0
 
 
@@ -60,10 +59,11 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextmanager
-def model_server() -> Iterator[str]:
-    """Base URL (http://127.0.0.1:PORT) of a model server speaking the Ollama API."""
+def model_server(*, own: bool = False) -> Iterator[str]:
+    """Base URL (http://127.0.0.1:PORT) of a model server speaking the Ollama API; `own`
+    starts one of this context's own even when OLLAMA_HOST answers (to stop it)."""
     configured = os.environ.get("OLLAMA_HOST")
-    if configured and answers(_normalise(configured)):
+    if configured and not own and answers(_normalise(configured)):
         yield _normalise(configured)
         return
 

@@ -42,16 +42,18 @@ async def add_runs(
     status: RunStatus = RunStatus.SUCCEEDED,
     retry_of: uuid.UUID | None = None,
     minutes_apart: int = 1,
+    document_id: uuid.UUID | None = None,
 ) -> list[uuid.UUID]:
     """`count` runs with two steps each, created `minutes_apart` from T0 on (0: all at once);
-    their ids in order of creation. Run i was triggered by `triggered_by[i % len(...)]`."""
+    their ids in order of creation. Run i was triggered by `triggered_by[i % len(...)]`. They
+    are model checks of the workspace, or ingestions of `document_id` when it is given."""
     runs = [
         Run(
             id=uuid.uuid4(),
             workspace_id=workspace_id,
-            workflow="check_models",
-            subject_type=SubjectType.WORKSPACE,
-            subject_id=workspace_id,
+            workflow="ingest_document" if document_id else "check_models",
+            subject_type=SubjectType.DOCUMENT if document_id else SubjectType.WORKSPACE,
+            subject_id=document_id or workspace_id,
             subject_label=f"run {i}",
             triggered_by_id=triggered_by[i % len(triggered_by)],
             status=status,

@@ -1,11 +1,59 @@
-"""Retrieval on PostgreSQL and SQLite over real pages: stemming, highlights from the index,
-filters inside the query, tenant scoping, user text searched as text."""
+"""Retrieval on PostgreSQL and SQLite over real pages with the real embedding model: stemming,
+highlights from the index, filters inside the ranking, tenant scoping, the vector cache
+following every change, related documents."""
 
 from __future__ import annotations
 
-from services.search import SearchMode, retrieve_passages
-from tests.integration.search.conftest import library_of
+import dataclasses
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from base.errors import Invalid, NotFound
+from base.models.documents import Chunk
+from base.models.retrieval import VectorVersion
+from services import ingestion
+from services.documents import delete_documents
+from services.search import SearchMode, related_documents, retrieve_passages, search
+from tests.integration.search.conftest import Library, library_of
+from tests.support.app_fixtures import changed
 from tests.support.search import page_document
+
+MODES = list(SearchMode)
+
+
+async def _shelves(library: Library, *, embed: bool = True) -> dict[str, uuid.UUID]:
+    """Guides: getpass, pwd; Reference: tty, termios, grp; the outsider's own workspace: getpass
+    and crypt (the same getpass text as the team's)."""
+    layout = [
+        ("library/getpass.html", library.guides, ("security",)),
+        ("library/pwd.html", library.guides, ("unix", "security")),
+        ("library/tty.html", library.reference, ("unix",)),
+        ("library/termios.html", library.reference, ("unix",)),
+        ("library/grp.html", library.reference, ("unix",)),
+    ]
+    ids = {}
+    for page, collection, tags in layout:
+        ids[page] = await page_document(
+            library.deps,
+            page,
+            workspace_id=library.workspace_id,
+            collection_id=collection,
+            owner_id=library.owner_id,
+            tags=tags,
+            embed=embed,
+        )
+    for page in ("library/getpass.html", "library/crypt.html"):
+        ids[f"outsider:{page}"] = await page_document(
+            library.deps,
+            page,
+            workspace_id=library.outsider_workspace_id,
+            collection_id=library.outsider_collection,
+            owner_id=library.outsider_id,
+            embed=embed,
+        )
+    return ids
 
 
 async def test_keyword_stems_and_highlights_what_the_index_matched(any_db_client, any_db_app):
@@ -21,6 +69,7 @@ async def test_keyword_stems_and_highlights_what_the_index_matched(any_db_client
             owner_id=library.owner_id,
             embed=False,
         )
+    # runpy says "run" (run_module, run_path) and never "running"; the others say neither.
     found = await retrieve_passages(
         deps, workspace_id=library.workspace_id, query="running", mode=SearchMode.KEYWORD
     )
@@ -29,3 +78,245 @@ async def test_keyword_stems_and_highlights_what_the_index_matched(any_db_client
     for passage in found.passages:
         assert passage.matches, passage
         assert {passage.text[s:e].casefold() for s, e in passage.matches} == {"run"}
+    page = await search(
+        deps, workspace_id=library.workspace_id, query="Running!", mode=SearchMode.KEYWORD
+    )
+    assert [e.node.document.id for e in page.page.edges] == [ids["library/runpy.html"]]
+    passage = page.page.edges[0].node.passage
+    assert {passage.text[s:e].casefold() for s, e in passage.matches} == {"run"}
+
+
+async def test_filters_apply_inside_the_ranking(any_db_client, any_db_app):
+    library = await library_of(any_db_client, any_db_app)
+    ids = await _shelves(library)
+    deps = library.as_user(library.viewer_id)
+    reference = {ids[p] for p in ("library/tty.html", "library/termios.html", "library/grp.html")}
+    for mode in MODES:
+        top = await retrieve_passages(
+            deps, workspace_id=library.workspace_id, query="user password", mode=mode, limit=1
+        )
+        filtered = await retrieve_passages(
+            deps,
+            workspace_id=library.workspace_id,
+            query="user password",
+            mode=mode,
+            limit=1,
+            collection_ids=[library.reference],
+        )
+        # One passage either way: the filter ranks within Reference, it does not filter the
+        # workspace's best passage away.
+        assert len(top.passages) == 1 and len(filtered.passages) == 1, mode
+        assert filtered.passages[0].document_id in reference, mode
+        assert filtered.passages[0].collection_id == library.reference
+        tagged = await search(
+            deps, workspace_id=library.workspace_id, query="password", mode=mode, tags=["security"]
+        )
+        assert {e.node.document.id for e in tagged.page.edges} == {
+            ids["library/getpass.html"],
+            ids["library/pwd.html"],
+        }, mode
+        both = await search(
+            deps,
+            workspace_id=library.workspace_id,
+            query="password",
+            mode=mode,
+            tags=["unix", " "],
+            collection_ids=[library.guides],
+        )
+        assert [e.node.document.id for e in both.page.edges] == [ids["library/pwd.html"]], mode
+        chosen = await retrieve_passages(
+            deps,
+            workspace_id=library.workspace_id,
+            query="password",
+            mode=mode,
+            document_ids=[ids["library/grp.html"], ids["outsider:library/getpass.html"]],
+        )
+        assert {p.document_id for p in chosen.passages} == {ids["library/grp.html"]}, mode
+        # Another workspace's collection is a collection with nothing in it.
+        foreign = await search(
+            deps,
+            workspace_id=library.workspace_id,
+            query="password",
+            mode=mode,
+            collection_ids=[library.outsider_collection],
+        )
+        assert (foreign.page.total_count, foreign.page.edges) == (0, []), mode
+
+
+async def test_another_workspace_never_appears(any_db_client, any_db_app):
+    library = await library_of(any_db_client, any_db_app)
+    ids = await _shelves(library)
+    mine = {v for k, v in ids.items() if not k.startswith("outsider:")}
+    viewer = library.as_user(library.viewer_id)
+    for mode in MODES:
+        for query in ("password", "getpass prompt the user for a password", "crypt"):
+            found = await search(
+                viewer, workspace_id=library.workspace_id, query=query, mode=mode, first=100
+            )
+            assert {e.node.document.id for e in found.page.edges} <= mine, (mode, query)
+            passages = await retrieve_passages(
+                viewer, workspace_id=library.workspace_id, query=query, mode=mode, limit=100
+            )
+            assert {p.document_id for p in passages.passages} <= mine, (mode, query)
+        # The outsider may not search the team's workspace, nor the viewer the outsider's.
+        outsider = library.as_user(library.outsider_id)
+        with pytest.raises(NotFound) as refused:
+            await search(outsider, workspace_id=library.workspace_id, query="password", mode=mode)
+        assert (refused.value.code, refused.value.field) == ("NOT_FOUND", "workspaceId")
+        with pytest.raises(NotFound):
+            await retrieve_passages(
+                viewer, workspace_id=library.outsider_workspace_id, query="password", mode=mode
+            )
+    # Related documents stay in their workspace too.
+    related = await related_documents(viewer, ids=[ids["library/getpass.html"]])
+    assert {r.document.id for r in related[0]} <= mine - {ids["library/getpass.html"]}
+    assert len(related[0]) == 4
+    assert [r.score for r in related[0]] == sorted((r.score for r in related[0]), reverse=True)
+    hidden = await related_documents(viewer, ids=[ids["outsider:library/getpass.html"]])
+    assert hidden == [[]]
+
+
+async def test_pages_of_one_search_and_cursors_of_another(any_db_client, any_db_app):
+    library = await library_of(any_db_client, any_db_app)
+    await _shelves(library, embed=False)
+    deps = library.as_user(library.viewer_id)
+    whole = await search(
+        deps, workspace_id=library.workspace_id, query="password", mode=SearchMode.KEYWORD
+    )
+    assert whole.page.total_count == 4  # getpass, pwd, termios, grp; tty never says it
+    order = [e.node.document.id for e in whole.page.edges]
+    walked, after = [], None
+    while True:
+        page = await search(
+            deps,
+            workspace_id=library.workspace_id,
+            query="password",
+            mode=SearchMode.KEYWORD,
+            first=1,
+            after=after,
+        )
+        walked += [e.node.document.id for e in page.page.edges]
+        assert page.page.total_count == 4
+        assert page.page.has_previous_page is (after is not None)
+        if not page.page.has_next_page:
+            break
+        after = page.page.edges[-1].cursor
+    assert walked == order
+    cursor = whole.page.edges[0].cursor
+    for other in (
+        {"query": "passwords"},
+        {"query": "password", "mode": SearchMode.HYBRID},
+        {"query": "password", "collection_ids": [library.guides]},
+        {"query": "password", "tags": ["unix"]},
+    ):
+        arguments = {"query": "password", "mode": SearchMode.KEYWORD, **other}
+        with pytest.raises(Invalid) as refused:
+            await search(deps, workspace_id=library.workspace_id, after=cursor, **arguments)
+        assert (refused.value.code, refused.value.field) == ("INVALID_CURSOR", "after"), other
+    # Blank space around or inside the query does not make it another query.
+    again = await search(
+        deps,
+        workspace_id=library.workspace_id,
+        query="  password ",
+        mode=SearchMode.KEYWORD,
+        after=cursor,
+    )
+    assert [e.node.document.id for e in again.page.edges] == order[1:]
+
+
+async def _state(library: Library) -> tuple[int, int] | None:
+    async with library.deps.db() as session:
+        row = (
+            await session.execute(
+                select(VectorVersion.version, VectorVersion.deletions).where(
+                    VectorVersion.workspace_id == library.workspace_id
+                )
+            )
+        ).one_or_none()
+        return (row[0], row[1]) if row else None
+
+
+async def _chunk_count(library: Library, document_id: uuid.UUID) -> int:
+    async with library.deps.db() as session:
+        return len(
+            (await session.execute(select(Chunk.id).where(Chunk.document_id == document_id))).all()
+        )
+
+
+@pytest.mark.parametrize("cache_mb", [512, 0], ids=["cached", "streamed"])
+async def test_semantic_search_follows_every_change(any_db_client, any_db_app, cache_mb):
+    library = await library_of(any_db_client, any_db_app)
+    deps = library.as_user(library.owner_id)
+    deps = dataclasses.replace(
+        deps, settings=changed(deps.settings, search_vector_cache_mb=cache_mb)
+    )
+    assert await _state(library) is None
+    getpass = await page_document(
+        library.deps,
+        "library/getpass.html",
+        workspace_id=library.workspace_id,
+        collection_id=library.guides,
+        owner_id=library.owner_id,
+    )
+    vectors = await _chunk_count(library, getpass)
+    assert await _state(library) == (vectors, 0)  # each vector numbered, nothing deleted
+
+    async def semantic() -> list[tuple[uuid.UUID, uuid.UUID]]:
+        found = await retrieve_passages(
+            deps,
+            workspace_id=library.workspace_id,
+            query="read a password",
+            mode=SearchMode.SEMANTIC,
+            limit=100,
+        )
+        return [(p.document_id, p.chunk_id) for p in found.passages]
+
+    first = await semantic()
+    assert {d for d, _ in first} == {getpass} and len(first) == vectors
+    tty = await page_document(
+        library.deps,
+        "library/tty.html",
+        workspace_id=library.workspace_id,
+        collection_id=library.reference,
+        owner_id=library.owner_id,
+    )
+    added = await _chunk_count(library, tty)
+    assert await _state(library) == (vectors + added, 0)
+    assert {d for d, _ in await semantic()} == {getpass, tty}
+    # Reprocessing replaces the passages (and so the vectors) of getpass.
+    old_chunks = {c for d, c in await semantic() if d == getpass}
+    await ingestion.chunking_step(library.deps, document_id=str(getpass))
+    await ingestion.indexing(library.deps, document_id=str(getpass))
+    await ingestion.embedding(library.deps, document_id=str(getpass))
+    new_chunks = {c for d, c in await semantic() if d == getpass}
+    assert len(new_chunks) == vectors and not new_chunks & old_chunks
+    assert await _state(library) == (3 * vectors + added, vectors)
+    deleted = await delete_documents(deps, ids=[tty])
+    assert deleted.errors == []
+    assert {d for d, _ in await semantic()} == {getpass}
+    assert await _state(library) == (3 * vectors + 2 * added, vectors + added)
+
+
+async def test_blank_and_hostile_queries(any_db_client, any_db_app):
+    library = await library_of(any_db_client, any_db_app)
+    ids = await _shelves(library)
+    deps = library.as_user(library.viewer_id)
+    for mode in MODES:
+        for blank in ("", "   ", "\n\t"):
+            with pytest.raises(Invalid) as refused:
+                await search(deps, workspace_id=library.workspace_id, query=blank, mode=mode)
+            assert (refused.value.code, refused.value.field) == ("REQUIRED", "query")
+        nothing = await search(
+            deps, workspace_id=library.workspace_id, query="*** ::: ()", mode=SearchMode.KEYWORD
+        )
+        assert nothing.page.total_count == 0
+    long_query = ("password " * 1200)[:10_000]
+    found = await search(deps, workspace_id=library.workspace_id, query=long_query)
+    assert found.page.edges and found.degraded is False
+    hostile = await search(
+        deps,
+        workspace_id=library.workspace_id,
+        query='"password" NEAR(user*) : & | ! ( ) ${workspace_id} headings:pwd',
+        mode=SearchMode.KEYWORD,
+    )
+    assert ids["library/pwd.html"] in {e.node.document.id for e in hostile.page.edges}

@@ -1,0 +1,426 @@
+"""Benchmark: latency of the Search screen's query with 10,000 documents, per mode, with and
+without a filter, at concurrency 1 and 8, on PostgreSQL and SQLite; the query's embedding time
+measured separately; the vector cache's memory and load time; float16 against float32.
+
+    uv run --frozen python bench/bench_search.py [--full] [--documents N]
+        [--chunks-per-document 5] [--db sqlite|postgres|both] [--ollama-host URL] [--queries 65]
+        [--rounds 2]
+
+Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the recorded figures:
+10,000 documents on SQLite and PostgreSQL.
+
+A script, not a test: it prints figures. The documents are derived from the real corpus of
+bench_search_quality.py (run it first with the same size, so that its ingested SQLite
+file exists): document i takes `--chunks-per-document` consecutive real passages of the corpus
+(cycling through them), keeping their text and headings, and each passage's real
+all-MiniLM-L6-v2 vector plus Gaussian noise (sigma 0.02, then normalised), so no two documents
+have the same vectors. Each document is in one of 10 collections and has one of 20 tags. The
+full-text rows are written by the INDEXING step's own function (services.fulltext).
+
+Each request is the Search operation (graphql/operations/Search.graphql) executed by the app's
+schema in-process (resolvers, Kailash workflow, service, SQL, loaders), first 25, with the 65
+answerable questions of the question set as queries. Query vectors are embedded before the
+timed rounds (the service keeps the last 512), so the mode figures exclude the model; the
+model's time for a query is measured on its own, cold, at concurrency 1 and 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+from sqlalchemy import insert, select, text  # noqa: E402
+
+from app import migrate  # noqa: E402
+from app.main import create_app  # noqa: E402
+from base.auth.principal import Principal  # noqa: E402
+from base.models.accounts import Membership, Role, User, Workspace  # noqa: E402
+from base.models.documents import (  # noqa: E402
+    Chunk,
+    ChunkVector,
+    Collection,
+    Document,
+    DocumentStatus,
+    DocumentTag,
+)
+from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
+from bench.search_corpus import CACHE, corpus_pages, questions, settings_for  # noqa: E402
+from resolvers.core.context import Context  # noqa: E402
+from services import fulltext, search, vector_index  # noqa: E402
+from tests.support.graphql import operation  # noqa: E402
+
+USER = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
+WORKSPACE = uuid.UUID("00000000-0000-4000-8000-0000000000a2")
+COLLECTIONS = [uuid.UUID(int=0xC0 + i) for i in range(10)]
+
+
+def corpus_file(pages: int) -> Path:
+    matches = sorted(CACHE.glob(f"corpus-{len(corpus_pages(pages))}-*.sqlite3"))
+    if not matches:
+        raise SystemExit("run bench/bench_search_quality.py first: it ingests the corpus")
+    return matches[-1]
+
+
+def real_passages(path: Path) -> list[dict[str, Any]]:
+    import sqlite3
+
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    rows = connection.execute(
+        "SELECT c.text, c.heading_path, c.token_count, v.vector, v.dimension, v.model "
+        "FROM chunks c JOIN chunk_vectors v ON v.chunk_id = c.id "
+        "ORDER BY c.document_id, c.position"
+    ).fetchall()
+    connection.close()
+    return [
+        {
+            "text": r[0],
+            "heading_path": r[1],
+            "tokens": r[2],
+            "vector": r[3],
+            "dim": r[4],
+            "model": r[5],
+        }
+        for r in rows
+    ]
+
+
+async def seed(app: Any, passages: list[dict[str, Any]], documents: int, per_document: int) -> None:
+    import json
+
+    db = app.state.deps.db
+    rng = np.random.default_rng(11)
+    model = passages[0]["model"]
+    async with db.begin() as session:
+        session.add(User(id=USER, email="reader@example.com", name="Reader", password_hash="-"))
+        await session.flush()
+        session.add(Workspace(id=WORKSPACE, name="10k", created_by_id=USER))
+        await session.flush()
+        session.add(Membership(workspace_id=WORKSPACE, user_id=USER, role=Role.VIEWER))
+        session.add_all(
+            Collection(
+                id=c, workspace_id=WORKSPACE, name=f"C{i}", description="", created_by_id=USER
+            )
+            for i, c in enumerate(COLLECTIONS)
+        )
+    began = time.perf_counter()
+    cursor = 0
+    for start in range(0, documents, 500):
+        docs, chunks, vectors, tags = [], [], [], []
+        for i in range(start, min(documents, start + 500)):
+            document_id = uuid.UUID(int=(1 << 100) + i)
+            picked = [passages[(cursor + k) % len(passages)] for k in range(per_document)]
+            cursor += per_document
+            body = "\n\n".join(p["text"] for p in picked)
+            docs.append(
+                {
+                    "id": document_id,
+                    "workspace_id": WORKSPACE,
+                    "collection_id": COLLECTIONS[i % len(COLLECTIONS)],
+                    "owner_id": USER,
+                    "title": f"Section {i}: "
+                    + (json.loads(picked[0]["heading_path"]) or ["-"])[-1],
+                    "status": DocumentStatus.READY,
+                    "content_type": "text/html",
+                    "size_bytes": len(body),
+                    "content_sha256": f"{i:064x}",
+                    "text": body,
+                    "key_points": [],
+                }
+            )
+            tags.append({"document_id": document_id, "position": 0, "tag": f"t{i % 20}"})
+            offset = 0
+            for position, p in enumerate(picked):
+                chunk_id = uuid.uuid4()
+                chunks.append(
+                    {
+                        "id": chunk_id,
+                        "document_id": document_id,
+                        "workspace_id": WORKSPACE,
+                        "position": position,
+                        "text": p["text"],
+                        "heading_path": json.loads(p["heading_path"]),
+                        "char_start": offset,
+                        "char_end": offset + len(p["text"]),
+                        "token_count": p["tokens"],
+                    }
+                )
+                offset += len(p["text"]) + 2
+                noisy = np.frombuffer(p["vector"], "<f4") + rng.normal(0, 0.02, p["dim"])
+                noisy = (noisy / np.linalg.norm(noisy)).astype("<f4")
+                vectors.append(
+                    {
+                        "chunk_id": chunk_id,
+                        "document_id": document_id,
+                        "workspace_id": WORKSPACE,
+                        "model": model,
+                        "dimension": p["dim"],
+                        "vector": noisy.tobytes(),
+                    }
+                )
+        async with db.begin() as session:
+            await session.execute(insert(Document), docs)
+            await session.execute(insert(DocumentTag), tags)
+            await session.execute(insert(Chunk), chunks)
+            await session.execute(insert(ChunkVector), vectors)
+            for d in docs:
+                await fulltext.index_document(session, d["id"])
+        print(
+            f"  seeded {min(documents, start + 500)} documents "
+            f"({time.perf_counter() - began:.0f} s)",
+            flush=True,
+        )
+
+
+def context_for(app: Any) -> Context:
+    deps = app.state.deps.for_principal(Principal(user_id=USER))
+    return Context(deps=deps, runner=app.state.runner)
+
+
+async def one_search(app: Any, query: str, mode: str, filtered: bool) -> float:
+    variables: dict[str, Any] = {
+        "workspaceId": __import__("base64").b64encode(f"Workspace:{WORKSPACE}".encode()).decode(),
+        "query": query,
+        "mode": mode,
+        "first": 25,
+    }
+    if filtered:
+        collection = COLLECTIONS[hash(query) % len(COLLECTIONS)]
+        variables["filter"] = {
+            "collectionIds": [
+                __import__("base64").b64encode(f"Collection:{collection}".encode()).decode()
+            ]
+        }
+    began = time.perf_counter()
+    result = await app.state.schema.execute(
+        operation("Search"), variable_values=variables, context_value=context_for(app)
+    )
+    elapsed = time.perf_counter() - began
+    assert result.errors is None, result.errors
+    payload = result.data["search"]
+    assert payload["errors"] == [] and not payload["degraded"], payload
+    return elapsed
+
+
+async def timed(
+    app: Any, queries: list[str], mode: str, filtered: bool, concurrency: int, rounds: int
+) -> list[float]:
+    work = [q for _ in range(rounds) for q in queries]
+    random.Random(5).shuffle(work)
+    times: list[float] = []
+    pending = iter(work)
+
+    async def worker() -> None:
+        for query in pending:
+            times.append(await one_search(app, query, mode, filtered))
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return times
+
+
+async def embedding_times(app: Any, queries: list[str], concurrency: int) -> list[float]:
+    deps = app.state.deps
+    times: list[float] = []
+    pending = iter(f"{q} ({uuid.uuid4().hex[:6]})" for q in queries)  # never cached
+
+    async def worker() -> None:
+        for query in pending:
+            began = time.perf_counter()
+            await search.embed_query(deps, query)
+            times.append(time.perf_counter() - began)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return times
+
+
+def fmt(times: list[float]) -> str:
+    return f"p50 {percentile(times, 50) * 1000:6.1f} ms  p95 {percentile(times, 95) * 1000:6.1f} ms"
+
+
+async def float16_check(app: Any, queries: list[str]) -> None:
+    """recall@10 of float16 vectors against the exact float32 ranking, and scan times."""
+    deps = app.state.deps
+    cache = vector_index.vector_cache(deps.settings.search_vector_cache_mb * 1024 * 1024)
+    async with deps.db() as session:
+        vectors, _ = await cache.vectors(
+            session, deps.settings.database_url, WORKSPACE, deps.settings.embed_model
+        )
+    assert vectors is not None
+    m32 = vectors.matrix[: vectors.count]
+    m16 = m32.astype(np.float16)
+    recalls, t32, t16 = [], [], []
+    for q in queries:
+        qv = await search.embed_query(deps, q)
+        began = time.perf_counter()
+        exact = set(np.argsort(-(m32 @ qv))[:10].tolist())
+        t32.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        approx = set(np.argsort(-(m16 @ qv.astype(np.float16)))[:10].tolist())
+        t16.append(time.perf_counter() - began)
+        recalls.append(len(exact & approx) / 10)
+    print(
+        f"  float16 copy of the {vectors.count} vectors: recall@10 against float32 "
+        f"{statistics.mean(recalls):.3f} (min {min(recalls):.1f}); scan+sort float32 "
+        f"{statistics.median(t32) * 1000:.1f} ms, float16 {statistics.median(t16) * 1000:.1f} ms; "
+        f"memory {m32.nbytes / 2**20:.0f} MiB against {m16.nbytes / 2**20:.0f} MiB"
+    )
+
+
+async def kailash_cosine(app: Any, query: str, rows: int = 5000) -> None:
+    """Kailash's RelevanceScorerNode(cosine) over `rows` of the cached vectors, against numpy."""
+    from kailash.nodes.data.retrieval import RelevanceScorerNode
+
+    deps = app.state.deps
+    cache = vector_index.vector_cache(deps.settings.search_vector_cache_mb * 1024 * 1024)
+    async with deps.db() as session:
+        vectors, _ = await cache.vectors(
+            session, deps.settings.database_url, WORKSPACE, deps.settings.embed_model
+        )
+    assert vectors is not None
+    matrix = vectors.matrix[:rows]
+    qv = await search.embed_query(deps, query)
+    chunks = [{"id": str(i), "content": ""} for i in range(len(matrix))]
+    embeddings = matrix.tolist()
+    node = RelevanceScorerNode()
+    began = time.perf_counter()
+    found = node.execute(
+        chunks=chunks,
+        query=query,
+        query_embedding=[qv.tolist()],
+        chunk_embeddings=embeddings,
+        similarity_method="cosine",
+        top_k=10,
+    )
+    theirs = time.perf_counter() - began
+    began = time.perf_counter()
+    ours = np.argsort(-(matrix @ qv))[:10]
+    mine = time.perf_counter() - began
+    same = [int(c["id"]) for c in found["relevant_chunks"]] == ours.tolist()
+    print(
+        f"  Kailash RelevanceScorerNode(cosine) over {len(matrix)} vectors passed as lists: "
+        f"{theirs * 1000:.0f} ms per query (same top 10: {same}); numpy on the cached matrix "
+        f"{mine * 1000:.2f} ms"
+    )
+
+
+async def run_database(
+    url: str, args: argparse.Namespace, host: str, passages: list[dict[str, Any]]
+) -> None:
+    settings = settings_for(url, host, CACHE / "blobs-latency", embed_model=passages[0]["model"])
+    await asyncio.to_thread(migrate.upgrade, settings.database_url)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with app.state.deps.db() as session:
+            existing = (
+                await session.execute(select(Workspace.id).where(Workspace.id == WORKSPACE))
+            ).scalar()
+        if existing is None:
+            await seed(app, passages, args.documents, args.chunks_per_document)
+        async with app.state.deps.db() as session:
+            counts = [
+                (await session.execute(text(f"SELECT count(*) FROM {t}"))).scalar_one()
+                for t in ("documents", "chunks", "chunk_vectors")
+            ]
+        print(f"  {counts[0]} documents, {counts[1]} passages, {counts[2]} vectors")
+        queries = [q["q"] for q in questions() if q.get("pages")][: args.queries]
+        for concurrency in (1, 8):
+            print(
+                f"  query embedding (cold, the model's own time) at concurrency {concurrency}: "
+                + fmt(await embedding_times(app, queries[:24], concurrency))
+            )
+        for q in queries:  # warm the query vectors
+            await search.embed_query(app.state.deps, q)
+        process = psutil.Process()
+        rss = process.memory_info().rss
+        began = time.perf_counter()
+        await one_search(app, queries[0], "SEMANTIC", False)
+        load = time.perf_counter() - began
+        cache = vector_index.vector_cache(settings.search_vector_cache_mb * 1024 * 1024)
+        print(
+            f"  first semantic search (loads the vector cache): {load * 1000:.0f} ms; cache "
+            f"{cache.nbytes / 2**20:.0f} MiB, process RSS "
+            f"+{(process.memory_info().rss - rss) / 2**20:.0f} MiB"
+        )
+        print(f"  {'mode':<9} {'filter':<11} {'concurrency 1':<32} {'concurrency 8':<32}")
+        for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
+            for filtered in (False, True):
+                await timed(app, queries[:8], mode, filtered, 1, 1)  # warm
+                one = await timed(app, queries, mode, filtered, 1, args.rounds)
+                eight = await timed(app, queries, mode, filtered, 8, args.rounds)
+                label = "collection" if filtered else "none"
+                print(f"  {mode:<9} {label:<11} {fmt(one):<32} {fmt(eight):<32}", flush=True)
+        await float16_check(app, queries)
+        await kailash_cosine(app, queries[0])
+        streaming = __import__("dataclasses").replace(
+            app.state.deps, settings=settings.model_copy(update={"search_vector_cache_mb": 0})
+        )
+        times = []
+        for q in queries[:10]:
+            began = time.perf_counter()
+            await search.search(
+                streaming.for_principal(Principal(user_id=USER)),
+                workspace_id=WORKSPACE,
+                query=q,
+                mode=search.SearchMode.SEMANTIC,
+            )
+            times.append(time.perf_counter() - began)
+        print(f"  SEMANTIC without the cache (vectors streamed from the database): {fmt(times)}")
+
+
+@contextlib.contextmanager
+def model_host(given: str | None) -> Iterator[str]:
+    if given:
+        yield given
+        return
+    from tests.support.model_server import model_server
+
+    with model_server() as url:
+        yield url
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--documents", type=int, default=None)
+    parser.add_argument("--chunks-per-document", type=int, default=5)
+    parser.add_argument("--pages", type=int, default=None, help="the quality corpus to use")
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default=None)
+    parser.add_argument("--ollama-host", default=None)
+    parser.add_argument("--queries", type=int, default=65)
+    parser.add_argument("--rounds", type=int, default=2)
+    add_size_flag(
+        parser,
+        quick={"documents": 1000, "pages": 66, "db": "sqlite"},
+        full={"documents": 10_000, "pages": 300, "db": "both"},
+    )
+    args = apply_sizes(parser.parse_args())
+    passages = real_passages(corpus_file(args.pages))
+    print(f"{len(passages)} real passages to derive {args.documents} documents from")
+    with model_host(args.ollama_host) as host:
+        if args.db in ("sqlite", "both"):
+            path = CACHE / f"latency-{args.documents}x{args.chunks_per_document}.sqlite3"
+            print(f"\n== SQLite ({path})")
+            asyncio.run(run_database(f"sqlite+aiosqlite:///{path}", args, host, passages))
+        if args.db in ("postgres", "both"):
+            from tests.support.services import postgres_server
+
+            with postgres_server() as url:
+                print("\n== PostgreSQL")
+                asyncio.run(run_database(url, args, host, passages))
+
+
+if __name__ == "__main__":
+    main()
