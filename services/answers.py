@@ -50,6 +50,7 @@ from services.answer_prompt import (
 )
 from services.citations import CitationCheck, check_answer, normalise
 from services.deps import ServiceDeps
+from services.search_text import query_terms
 
 log = logging.getLogger("knowledge_desk.answers")
 
@@ -96,15 +97,36 @@ ANSWER_QUESTION = runs.RunKind("answer_question", STEPS, summarize=_summarize)
 # -- rules (pure) ----------------------------------------------------------------------------
 
 
+# Without vectors, a passage must hold more than half of the question's words (ADR 0072).
+MIN_KEYWORD_COVERAGE = 0.55
+_STEM = 5  # words compared by their first letters: "environment" and "environments" agree
+
+
+def keyword_coverage(passage: search.Passage, terms: list[str]) -> float:
+    """The share of the question's words (`search_text.query_terms`) that the full-text index
+    matched in the passage."""
+    if not terms:
+        return 0.0
+    matched = {passage.text[start:end].casefold()[:_STEM] for start, end in passage.matches}
+    wanted = {term[:_STEM] for term in terms}
+    return len(wanted & matched) / len(wanted)
+
+
 def relevant_enough(
-    passages: list[search.Passage], top_cosine: float | None, *, min_cosine: float
+    passages: list[search.Passage],
+    top_cosine: float | None,
+    *,
+    min_cosine: float,
+    terms: list[str],
 ) -> bool:
-    """Whether retrieval found something worth answering from (ADR 0072): some passage, and,
-    when passages were ranked by meaning, one at least `min_cosine` similar to the question.
-    Without vectors (the embedding model is down) any keyword match is enough."""
+    """Whether retrieval found something worth answering from (ADR 0072): with vectors, a
+    passage at least `min_cosine` similar to the question; without them (the embedding model is
+    down), a passage holding more than half of the question's words."""
     if not passages:
         return False
-    return top_cosine is None or top_cosine >= min_cosine
+    if top_cosine is not None:
+        return top_cosine >= min_cosine
+    return any(keyword_coverage(p, terms) >= MIN_KEYWORD_COVERAGE for p in passages)
 
 
 def model_abstained(text: str) -> bool:
@@ -428,7 +450,6 @@ def _timed(step: StepFunction) -> StepFunction:
     return timed
 
 
-
 def _passage_dict(passage: search.Passage) -> dict[str, Any]:
     return {
         "chunk_id": str(passage.chunk_id),
@@ -505,7 +526,10 @@ async def retrieving(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
         )
         answer.passages = stored
         relevant = relevant_enough(
-            passages, retrieval.top_cosine, min_cosine=deps.settings.ask_min_cosine
+            passages,
+            retrieval.top_cosine,
+            min_cosine=deps.settings.ask_min_cosine,
+            terms=query_terms(answer.question),
         )
         if not relevant:
             await _finish(deps, answer.id, AnswerState.NOT_IN_DOCUMENTS, text=NOT_IN_DOCUMENTS_TEXT)

@@ -5,11 +5,11 @@ import uuid
 
 from base.events.bus import LocalBus, answer_text_key, answer_topic
 from services.answer_prompt import NOT_IN_DOCUMENTS_REPLY
-from services.answers import TextStreamer, model_abstained, relevant_enough
+from services.answers import TextStreamer, keyword_coverage, model_abstained, relevant_enough
 from services.search import Passage
 
 
-def passage(cosine: float | None) -> Passage:
+def passage(cosine: float | None, matches: list[tuple[int, int]] | None = None) -> Passage:
     return Passage(
         chunk_id=uuid.uuid4(),
         document_id=uuid.uuid4(),
@@ -21,21 +21,38 @@ def passage(cosine: float | None) -> Passage:
         char_end=49,
         score=1.0,
         cosine=cosine,
+        matches=matches or [],
     )
 
 
+TERMS = [
+    "create",
+    "virtual",
+    "environment",
+]  # query_terms("How do I create a virtual environment?")
+
+
 def test_nothing_retrieved_is_not_relevant():
-    assert relevant_enough([], None, min_cosine=0.4) is False
-    assert relevant_enough([], 0.9, min_cosine=0.4) is False
+    assert relevant_enough([], None, min_cosine=0.4, terms=TERMS) is False
+    assert relevant_enough([], 0.9, min_cosine=0.4, terms=TERMS) is False
 
 
 def test_the_best_cosine_decides_when_there_are_vectors():
-    assert relevant_enough([passage(0.39)], 0.39, min_cosine=0.4) is False
-    assert relevant_enough([passage(0.4)], 0.4, min_cosine=0.4) is True
+    assert relevant_enough([passage(0.39)], 0.39, min_cosine=0.4, terms=TERMS) is False
+    assert relevant_enough([passage(0.4)], 0.4, min_cosine=0.4, terms=TERMS) is True
 
 
-def test_without_vectors_a_keyword_match_is_enough():
-    assert relevant_enough([passage(None)], None, min_cosine=0.4) is True
+def test_without_vectors_a_passage_must_hold_more_than_half_the_words():
+    # "python3 -m venv /path/to/new/virtual/environment": "virtual" at 29, "environment" at 37.
+    both = passage(None, [(29, 36), (37, 48)])
+    one = passage(None, [(29, 36)])
+    assert keyword_coverage(both, TERMS) == 2 / 3
+    assert relevant_enough([one, both], None, min_cosine=0.4, terms=TERMS) is True
+    assert relevant_enough([one], None, min_cosine=0.4, terms=TERMS) is False
+    assert relevant_enough([passage(None)], None, min_cosine=0.4, terms=TERMS) is False
+    half = ["virtual", "machine"]
+    assert keyword_coverage(one, half) == 0.5
+    assert relevant_enough([one], None, min_cosine=0.4, terms=half) is False
 
 
 def test_the_model_abstains_with_the_rules_reply_or_an_opening_that_says_so():
