@@ -205,6 +205,57 @@ class Settings(BaseSettings):
     model_check_max_tokens: int = Field(
         default=24, ge=1, le=4096, description="Tokens the model check asks the chat model for."
     )
+    # Ask (screen 9): answers from the documents, with checked citations (ADRs 0070-0073)
+    ask_context_tokens: int = Field(
+        default=2048,
+        ge=256,
+        le=1_000_000,
+        description="The chat model's context window in tokens: prompt and answer together "
+        "(sent to Ollama as num_ctx).",
+    )
+    ask_answer_tokens: int = Field(
+        default=256, ge=16, le=32_768, description="Most tokens an answer may have."
+    )
+    ask_history_tokens: int = Field(
+        default=300,
+        ge=0,
+        le=100_000,
+        description="Most prompt tokens spent on earlier turns of the conversation.",
+    )
+    ask_max_passages: int = Field(
+        default=6, ge=1, le=50, description="Most passages numbered in a prompt."
+    )
+    ask_retrieve_passages: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        description="Passages retrieved per question (the best are numbered in the prompt; "
+        "all are kept, to show when no model answers).",
+    )
+    ask_min_cosine: float = Field(
+        default=0.40,
+        ge=-1,
+        le=1,
+        description="Abstain (NOT_IN_DOCUMENTS) when no passage in scope is at least this "
+        "similar to the question (ADR 0072).",
+    )
+    ask_citation_threshold: float = Field(
+        default=0.85,
+        gt=0,
+        le=1,
+        description="Fuzzy match a quote needs against its passage when it is not found "
+        "exactly (difflib ratio, ADR 0071).",
+    )
+    ask_temperature: float = Field(
+        default=0.0, ge=0, le=2, description="Sampling temperature of answers."
+    )
+    answer_stream_batch_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        le=5,
+        description="Tokens of an answer are sent at most once per this interval (the first at "
+        "once); 0: each as it comes (ADR 0073).",
+    )
     # Search (ADRs 0061-0063)
     search_embed_timeout_seconds: float = Field(
         default=2.0,

@@ -20,6 +20,10 @@ from resolvers.accounts.mutations import AccountMutations
 from resolvers.accounts.queries import AccountQueries
 from resolvers.accounts.subscriptions import AccountSubscriptions
 from resolvers.accounts.types import Info, User
+from resolvers.chat.mutations import ChatMutations
+from resolvers.chat.queries import ChatQueries
+from resolvers.chat.subscriptions import ChatSubscriptions
+from resolvers.chat.types import Conversation, Message
 from resolvers.core.errors import annotate_errors
 from resolvers.core.limits import DocumentLimits, NoIntrospection, ValidationCacheAfterLimits
 from resolvers.documents.mutations import DocumentMutations
@@ -44,11 +48,15 @@ NODE_TYPES: dict[str, type[relay.Node]] = {
     "Run": Run,
     "Collection": Collection,
     "Document": Document,
+    "Conversation": Conversation,
+    "Message": Message,
 }
 
 
 @strawberry.type(description="Reads: one named operation per screen (see graphql/operations).")
-class Query(AccountQueries, WorkspaceQueries, RunQueries, DocumentQueries, SearchQueries):
+class Query(
+    AccountQueries, WorkspaceQueries, RunQueries, DocumentQueries, SearchQueries, ChatQueries
+):
     @strawberry.field(
         description="Any object by its global id; null when missing or in a workspace you do "
         "not belong to."
@@ -72,12 +80,16 @@ class Query(AccountQueries, WorkspaceQueries, RunQueries, DocumentQueries, Searc
 
 
 @strawberry.type(description="Actions: each returns a payload with `errors` for expected failures.")
-class Mutation(AccountMutations, WorkspaceMutations, RunMutations, DocumentMutations):
+class Mutation(
+    AccountMutations, WorkspaceMutations, RunMutations, DocumentMutations, ChatMutations
+):
     pass
 
 
 @strawberry.type(description="Live elements over graphql-transport-ws at /graphql.")
-class Subscription(AccountSubscriptions, RunSubscriptions, DocumentSubscriptions):
+class Subscription(
+    AccountSubscriptions, RunSubscriptions, DocumentSubscriptions, ChatSubscriptions
+):
     pass
 
 

@@ -22,11 +22,12 @@ from typing import Any
 from sqlalchemy import select
 
 from base.errors import DomainError, Invalid
-from base.events.bus import run_topic, workspace_topic
+from base.events.bus import RESYNC, answer_text_key, answer_topic, run_topic, workspace_topic
 from base.events.stream import replay_then_tail
+from base.models.chat import AnswerState, Message
 from base.models.documents import DocumentStage, DocumentStatus
 from base.models.runs import Run, RunStatus
-from services import runs, uploads
+from services import chat, runs, uploads
 from services.deps import ServiceDeps
 from services.run_log import (
     RUN_EVENTS_BATCH,
@@ -345,3 +346,70 @@ _STAGES = [stage.value for stage in DocumentStage]
 
 def _stage_index(stage: str | None) -> int:
     return _STAGES.index(stage) if stage in _STAGES else -1
+
+
+def _offset(after: str | None) -> int:
+    if after is None:
+        return 0
+    if not after.isdigit() or len(after) > 9:
+        raise Invalid("This cursor is not valid here.", code="INVALID_CURSOR", field="after")
+    return int(after)
+
+
+async def answer_stream(
+    deps: ServiceDeps, *, message_id: uuid.UUID, after: str | None
+) -> AsyncIterator[dict[str, Any]]:
+    """An answer as it is written (ADR 0073): TEXT events, each the text after the cursor it
+    was sent at, then one FINISHED event once the answer's row holds the final answer.
+
+    The cursor is a character offset into the answer's text. The text so far comes from the
+    bus's text store (or, once the answer has ended, from its row); new text arrives as deltas
+    with their offsets, so a late or returning subscriber gets exactly the text after its
+    cursor, once. A delta beyond the cursor (a gap: missed while the bus reconnected) makes it
+    read the stored text again, as RESYNC and a quiet interval do.
+
+    Call only after `chat.require_answer` allowed the caller (resolvers run it as a workflow).
+    """
+    cursor = _offset(after)
+    check_access = _throttled(
+        deps, f"answer:{message_id}", lambda: chat.require_answer(deps, message_id=message_id)
+    )
+    idle = deps.settings.event_stream_idle_seconds
+
+    def text_after(text: str) -> dict[str, Any] | None:
+        nonlocal cursor
+        if len(text) <= cursor:
+            return None
+        piece, cursor = text[cursor:], len(text)
+        return {"type": "TEXT", "cursor": cursor, "text": piece}
+
+    async with deps.bus.subscribe(answer_topic(message_id)) as live:
+        while True:
+            async with deps.db() as session:
+                state, stored = (
+                    await session.execute(
+                        select(Message.state, Message.text).where(Message.id == message_id)
+                    )
+                ).one()
+            if state is None or AnswerState(state).is_final:
+                if (event := text_after(stored)) is not None:
+                    yield event
+                yield {"type": "FINISHED", "cursor": max(cursor, len(stored)), "text": ""}
+                return
+            if event := text_after(await deps.bus.read_text(answer_text_key(message_id)) or ""):
+                yield event
+            while True:
+                try:
+                    heard = await asyncio.wait_for(live.get(), idle)
+                except TimeoutError:
+                    break  # quiet: read the row and the stored text again
+                await check_access()
+                if heard is RESYNC or heard.get("type") != "TEXT":
+                    break  # FINISHED (or a possible loss): read again
+                if heard["end"] <= cursor:
+                    continue
+                if heard["start"] > cursor:
+                    break  # a gap
+                piece = heard["text"][cursor - heard["start"] :]
+                cursor = heard["end"]
+                yield {"type": "TEXT", "cursor": cursor, "text": piece}

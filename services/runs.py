@@ -335,17 +335,28 @@ async def cancel_run(deps: ServiceDeps, *, run_id: uuid.UUID) -> RunView:
         run = await _run_for_action(session, deps, run_id)
         if run.status.is_terminal:
             raise Conflict(f"The run has already ended ({run.status.value}).", code="RUN_FINISHED")
-        run.cancel_requested_at = run.cancel_requested_at or utcnow()
-        if run.status is RunStatus.QUEUED:
-            await _cancel_queued(session, outbox, run)
+        await request_cancel(session, outbox, run)
         view = RunView.model_validate(run)
     await outbox.publish(deps.bus)
     if view.status == RunStatus.RUNNING.value:
-        try:
-            await deps.bus.publish(CONTROL_TOPIC, {"type": "CANCEL", "run_id": str(run_id)})
-        except Exception:  # the executor's heartbeat reads the request from the database
-            log.warning("could not publish the cancel request of run %s", run_id, exc_info=True)
+        await signal_cancel(deps, run_id)
     return view
+
+
+async def request_cancel(session: AsyncSession, outbox: Outbox, run: Run) -> None:
+    """Inside the caller's transaction (who may cancel is the caller's rule): a queued run ends
+    CANCELLED now; a running one is marked, and `signal_cancel` after commit stops it."""
+    run.cancel_requested_at = run.cancel_requested_at or utcnow()
+    if run.status is RunStatus.QUEUED:
+        await _cancel_queued(session, outbox, run)
+
+
+async def signal_cancel(deps: ServiceDeps, run_id: uuid.UUID) -> None:
+    """After commit: tell the executor of a running run to stop it now (never raises)."""
+    try:
+        await deps.bus.publish(CONTROL_TOPIC, {"type": "CANCEL", "run_id": str(run_id)})
+    except Exception:  # the executor's heartbeat reads the request from the database
+        log.warning("could not publish the cancel request of run %s", run_id, exc_info=True)
 
 
 async def _cancel_queued(session: AsyncSession, outbox: Outbox, run: Run) -> None:

@@ -4,13 +4,14 @@ Callers import the declared object (`from workflows.runs import LIST_RUNS`); the
 API's executor find run workflows by the name stored on a run, in `RUN_WORKFLOWS`.
 """
 
-from workflows import accounts, check_models, documents, ingestion, runs
+from workflows import accounts, chat, check_models, documents, ingestion, runs
 from workflows.declare import API_WORKFLOWS, RUN_WORKFLOWS
 
 __all__ = [
     "API_WORKFLOWS",
     "RUN_WORKFLOWS",
     "accounts",
+    "chat",
     "check_models",
     "documents",
     "ingestion",

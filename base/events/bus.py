@@ -27,6 +27,8 @@ RESYNC: dict[str, Any] = {"type": "RESYNC"}  # sentinel: re-read from the databa
 _CHANNEL = "kd:events"
 QUEUE_SIZE = 1000
 PUBLISH_TIMEOUT_SECONDS = 2.0
+# A streamed text lives this long after its last append (its final copy is in the database).
+TEXT_TTL_SECONDS = 3600
 
 
 class Subscription:
@@ -73,6 +75,22 @@ class EventBus:
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    async def append_text(self, topic: str, key: str, start: int, text: str) -> None:
+        """Append `text` to the streamed text `key` (which holds `start` characters), then
+        publish `{"type": "TEXT", "start", "end", "text"}` on `topic`, as one step: a reader that
+        subscribed to `topic` before reading `key` misses no part of the text.
+
+        One writer per key (the run writing an answer), so `start` is its own count."""
+        raise NotImplementedError
+
+    async def read_text(self, key: str) -> str | None:
+        """The streamed text so far, or None when there is none (not started, or dropped)."""
+        raise NotImplementedError
+
+    async def drop_text(self, key: str) -> None:
+        """Forget a streamed text (its final copy is stored elsewhere)."""
+        raise NotImplementedError
+
     def _dispatch(self, topic: str, event: dict[str, Any]) -> None:
         for subscription in tuple(self._subscribers.get(topic, ())):
             subscription.offer(event)
@@ -100,9 +118,27 @@ class EventBus:
         return sum(len(s) for s in self._subscribers.values())
 
 
+def text_event(start: int, text: str) -> dict[str, Any]:
+    return {"type": "TEXT", "start": start, "end": start + len(text), "text": text}
+
+
 class LocalBus(EventBus):
+    def __init__(self) -> None:
+        super().__init__()
+        self._texts: dict[str, str] = {}
+
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         self._dispatch(topic, event)
+
+    async def append_text(self, topic: str, key: str, start: int, text: str) -> None:
+        self._texts[key] = self._texts.get(key, "") + text
+        self._dispatch(topic, text_event(start, text))
+
+    async def read_text(self, key: str) -> str | None:
+        return self._texts.get(key)
+
+    async def drop_text(self, key: str) -> None:
+        self._texts.pop(key, None)
 
 
 class RedisBus(EventBus):
@@ -138,6 +174,27 @@ class RedisBus(EventBus):
         assert self._client is not None, "RedisBus.start() was not awaited"
         await self._client.publish(_CHANNEL, json.dumps({"topic": topic, "event": event}))
 
+    async def append_text(self, topic: str, key: str, start: int, text: str) -> None:
+        assert self._client is not None, "RedisBus.start() was not awaited"
+        envelope = json.dumps({"topic": topic, "event": text_event(start, text)})
+        # MULTI/EXEC: the text is stored before the delta is published, in one round trip.
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.append(key, text.encode())
+            pipe.expire(key, TEXT_TTL_SECONDS)
+            pipe.publish(_CHANNEL, envelope)
+            await pipe.execute()
+
+    async def read_text(self, key: str) -> str | None:
+        assert self._client is not None, "RedisBus.start() was not awaited"
+        value = await self._client.get(key)
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    async def drop_text(self, key: str) -> None:
+        assert self._client is not None, "RedisBus.start() was not awaited"
+        await self._client.delete(key)
+
     async def _read_forever(self) -> None:
         assert self._listener is not None
         while True:
@@ -172,6 +229,14 @@ def run_topic(run_id: object) -> str:
 
 def workspace_topic(workspace_id: object) -> str:
     return f"workspace:{workspace_id}"
+
+
+def answer_topic(message_id: object) -> str:
+    return f"answer:{message_id}"
+
+
+def answer_text_key(message_id: object) -> str:
+    return f"kd:answer-text:{message_id}"
 
 
 CONTROL_TOPIC = "control"

@@ -1,6 +1,15 @@
 """All SQLAlchemy models; importing this package registers every table on Base.metadata."""
 
 from base.models.accounts import Invite, Membership, RefreshToken, Role, User, Workspace
+from base.models.chat import (
+    AnswerFeedback,
+    AnswerState,
+    Citation,
+    Conversation,
+    Message,
+    MessageRole,
+    Rating,
+)
 from base.models.documents import (
     Chunk,
     ChunkVector,
@@ -26,9 +35,13 @@ from base.models.runs import (
 )
 
 __all__ = [
+    "AnswerFeedback",
+    "AnswerState",
     "Chunk",
     "ChunkVector",
+    "Citation",
     "Collection",
+    "Conversation",
     "Document",
     "DocumentEntity",
     "DocumentField",
@@ -39,6 +52,9 @@ __all__ = [
     "EntityKind",
     "Invite",
     "Membership",
+    "Message",
+    "MessageRole",
+    "Rating",
     "RefreshToken",
     "Role",
     "Run",

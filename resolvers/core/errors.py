@@ -132,6 +132,16 @@ class ErrorCode(enum.Enum):
     MODEL_UNAVAILABLE = strawberry.enum_value(
         "MODEL_UNAVAILABLE", description="The language model server is down or lacks the model."
     )
+    ANSWER_IN_PROGRESS = strawberry.enum_value(
+        "ANSWER_IN_PROGRESS",
+        description="An answer of the conversation is still being written: wait or stop it.",
+    )
+    ANSWER_FINISHED = strawberry.enum_value(
+        "ANSWER_FINISHED", description="The answer has already ended, so it cannot be stopped."
+    )
+    NOT_LAST_ANSWER = strawberry.enum_value(
+        "NOT_LAST_ANSWER", description="Only the last answer of a conversation can be regenerated."
+    )
 
 
 # Codes that only ever appear in top-level `errors[].extensions.code` (not in the enum above).

@@ -15,6 +15,8 @@ from strawberry.dataloader import DataLoader
 
 from base.errors import DomainError
 from runtime.runner import ApiWorkflow, WorkflowRunner
+from services.chat import ConversationsQuery, MessagesQuery
+from services.chat_views import CitationView, ConversationView, FeedbackView, MessageView
 from services.collections import CollectionsQuery
 from services.deps import ServiceDeps
 from services.documents import ChunksQuery, DocumentsQuery
@@ -37,6 +39,15 @@ from services.views import (
 )
 from services.workspaces import MembersQuery
 from workflows.accounts import LIST_MEMBERS, LOAD_MEMBERS, LOAD_USERS, LOAD_WORKSPACES
+from workflows.chat import (
+    LIST_CONVERSATIONS,
+    LIST_MESSAGES,
+    LOAD_CITATIONS,
+    LOAD_CONVERSATIONS,
+    LOAD_MESSAGES,
+    LOAD_MY_FEEDBACK,
+    LOAD_QUESTION_COUNTS,
+)
 from workflows.documents import (
     LIST_CHUNKS,
     LIST_COLLECTIONS,
@@ -157,3 +168,31 @@ class Loaders:
     @cached_property
     def counts_by_workspace_id(self) -> DataLoader[uuid.UUID, DocumentCountsView]:
         return self._loader(LOAD_DOCUMENT_COUNTS)
+
+    @cached_property
+    def conversation_by_id(self) -> DataLoader[uuid.UUID, ConversationView | None]:
+        return self._loader(LOAD_CONVERSATIONS)
+
+    @cached_property
+    def conversations_page(self) -> DataLoader[ConversationsQuery, Page[ConversationView]]:
+        return self._page_loader(LIST_CONVERSATIONS)
+
+    @cached_property
+    def message_by_id(self) -> DataLoader[uuid.UUID, MessageView | None]:
+        return self._loader(LOAD_MESSAGES)
+
+    @cached_property
+    def messages_page(self) -> DataLoader[MessagesQuery, Page[MessageView]]:
+        return self._page_loader(LIST_MESSAGES)
+
+    @cached_property
+    def citations_by_message_id(self) -> DataLoader[uuid.UUID, list[CitationView]]:
+        return self._loader(LOAD_CITATIONS)
+
+    @cached_property
+    def my_feedback_by_message_id(self) -> DataLoader[uuid.UUID, FeedbackView | None]:
+        return self._loader(LOAD_MY_FEEDBACK)
+
+    @cached_property
+    def questions_by_workspace_id(self) -> DataLoader[uuid.UUID, int]:
+        return self._loader(LOAD_QUESTION_COUNTS)

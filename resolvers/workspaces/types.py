@@ -16,6 +16,7 @@ from base.models.accounts import Role as DomainRole
 from base.models.documents import DocumentStatus as DomainDocumentStatus
 from base.models.runs import RunStatus as DomainRunStatus
 from resolvers.accounts.types import User
+from resolvers.chat.types import Conversation
 from resolvers.core.context import Context
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
@@ -28,6 +29,7 @@ from resolvers.core.relay import (
 from resolvers.documents.inputs import DocumentsFilter, DocumentsSort
 from resolvers.documents.types import Collection, Document, DocumentCounts, SortDirection
 from resolvers.runs.types import Run, RunStatus
+from services.chat import ConversationsQuery
 from services.collections import CollectionsQuery
 from services.documents import DocumentSortField as DomainSortField
 from services.documents import DocumentsQuery
@@ -143,6 +145,20 @@ class Workspace(relay.Node):
     async def collection_count(self, info: Info) -> int:
         view = await info.context.loaders.counts_by_workspace_id.load(uuid.UUID(self.id))
         return view.collections
+
+    @strawberry.field(
+        description=f"Your conversations here, last message first. {PAGE_ARGS_DESCRIPTION}"
+    )
+    async def conversations(
+        self, info: Info, first: First = None, after: After = None
+    ) -> Connection[Conversation]:
+        query = ConversationsQuery(workspace_id=uuid.UUID(self.id), first=first, after=after)
+        page = await info.context.loaders.conversations_page.load(query)
+        return Connection.from_page(page, Conversation.of)
+
+    @strawberry.field(description="Questions its members asked in the last 7 days.")
+    async def questions_asked_last_7_days(self, info: Info) -> int:
+        return await info.context.loaders.questions_by_workspace_id.load(uuid.UUID(self.id))
 
     @classmethod
     def of(cls, view: WorkspaceView) -> Workspace:

@@ -968,6 +968,10 @@ async def test_every_operation_document_executes_against_the_live_server(
     dropped = await op("DeleteCollection", {"input": {"id": collection["id"]}}, token=token)
     assert dropped["deleteCollection"]["deletedCollectionId"] == collection["id"]
 
+    # Screen 9 on the same workspace, still empty: the answer abstains (nothing to retrieve), which
+    # needs no generation; answers that stream are tested in tests/user_flows/reader_asks_*.
+    await ask_in_an_empty_workspace(api, op, executed, ws_url, token, workspace["id"])
+
     # Screen 6: a file dropped (multipart) and text pasted, both watched on one subscription.
     uploads = (
         await op(
@@ -1000,6 +1004,101 @@ async def test_every_operation_document_executes_against_the_live_server(
     assert sorted(executed) == OPERATIONS, "operations without an end-to-end run: " + ", ".join(
         sorted(set(OPERATIONS) - executed)
     )
+
+
+async def ask_in_an_empty_workspace(
+    api: GraphQLClient,
+    op: Any,
+    executed: set[str],
+    ws_url: str,
+    token: str,
+    workspace_id: str,
+) -> None:
+    """The Ask operations (screen 9) in a workspace with no documents."""
+    created = await op("CreateConversation", {"input": {"workspaceId": workspace_id}}, token=token)
+    conversation = created["createConversation"]["conversation"]
+    renamed = await op(
+        "RenameConversation",
+        {"input": {"id": conversation["id"], "title": "Questions"}},
+        token=token,
+    )
+    assert renamed["renameConversation"]["conversation"]["title"] == "Questions"
+    asked = await op(
+        "AskQuestion",
+        {"input": {"conversationId": conversation["id"], "question": "What is ${HOME}?"}},
+        token=token,
+    )
+    answer = asked["askQuestion"]["answer"]
+    assert asked["askQuestion"]["question"]["text"] == "What is ${HOME}?"
+    assert (answer["role"], answer["state"]) == ("ASSISTANT", "PENDING")
+    assert asked["askQuestion"]["run"]["workflow"] == "answer_question"
+
+    async with connect(ws_url, subprotocols=[WS_PROTOCOL]) as ws:
+        await ws.send(
+            json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+        )
+        await next_messages(ws, 1)
+        await ws.send(
+            json.dumps(
+                {
+                    "id": "answer",
+                    "type": "subscribe",
+                    "payload": {
+                        "query": operation("AnswerStream"),
+                        "operationName": "AnswerStream",
+                        "variables": {"messageId": answer["id"]},
+                    },
+                }
+            )
+        )
+        events = []
+        while True:
+            [message] = await next_messages(ws, 1)
+            if message["type"] == "complete":
+                break
+            assert "errors" not in message["payload"], message
+            events.append(message["payload"]["data"]["answerStream"])
+    executed.add("AnswerStream")
+    text = "The documents in scope do not answer this question."
+    assert [(e["type"], e["cursor"], e["text"]) for e in events] == [
+        ("TEXT", str(len(text)), text),
+        ("FINISHED", str(len(text)), ""),
+    ]
+    final = events[-1]["message"]
+    assert (final["state"], final["text"], final["citations"]) == ("NOT_IN_DOCUMENTS", text, [])
+
+    rated = await op(
+        "RateAnswer",
+        {"input": {"messageId": answer["id"], "rating": "DOWN", "reason": "nothing found"}},
+        token=token,
+    )
+    assert rated["rateAnswer"]["feedback"]["rating"] == "DOWN"
+    regenerated = await op("RegenerateAnswer", {"input": {"messageId": answer["id"]}}, token=token)
+    assert regenerated["regenerateAnswer"]["answer"]["replaces"] == {"id": answer["id"]}
+    stopped = await api.op("StopAnswer", {"input": {"messageId": answer["id"]}}, token=token)
+    assert stopped["stopAnswer"]["errors"] == [
+        {
+            "code": "ANSWER_FINISHED",
+            "message": "The answer has already ended (NOT_IN_DOCUMENTS).",
+            "field": None,
+        }
+    ]
+    executed.add("StopAnswer")
+    listed = await op("Conversations", {"workspaceId": workspace_id}, token=token)
+    assert [
+        (e["node"]["title"], e["node"]["messageCount"])
+        for e in listed["workspace"]["conversations"]["edges"]
+    ] == [("Questions", 3)]
+    shown = await op("Conversation", {"id": conversation["id"]}, token=token)
+    assert [e["node"]["role"] for e in shown["conversation"]["messages"]["edges"]] == [
+        "USER",
+        "ASSISTANT",
+        "ASSISTANT",
+    ]
+    dashboard = await op("Dashboard", {"workspaceId": workspace_id}, token=token)
+    assert dashboard["workspace"]["questionsAskedLast7Days"] == 1
+    deleted = await op("DeleteConversation", {"input": {"id": conversation["id"]}}, token=token)
+    assert deleted["deleteConversation"]["deletedConversationId"] == conversation["id"]
 
 
 # --- concurrency ---------------------------------------------------------------------------------

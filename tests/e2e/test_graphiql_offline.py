@@ -62,6 +62,7 @@ QUERY_FIELDS = [
     "document",
     "collection",
     "search",
+    "conversation",
     "node",
 ]
 

@@ -83,6 +83,7 @@ def test_get_introspection_query_builds_a_client_schema_in_development(
     assert summary == expected_summary()
     assert summary["queryFields"] == [
         "collection",
+        "conversation",
         "document",
         "me",
         "node",

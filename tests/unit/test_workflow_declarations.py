@@ -9,6 +9,7 @@ import workflows
 from nodes.services import service_name
 from workflows import API_WORKFLOWS, RUN_WORKFLOWS
 from workflows.accounts import SIGN_UP
+from workflows.chat import ANSWER_QUESTION
 from workflows.check_models import CHECK_MODELS
 from workflows.ingestion import INGEST_DOCUMENT
 
@@ -45,7 +46,7 @@ def _names_imported_by_callers() -> set[str]:
 
 def test_every_declaration_is_registered_once_and_built():
     constants = _declared_constants()
-    assert len(constants) == len(API_WORKFLOWS) + len(RUN_WORKFLOWS) == 46
+    assert len(constants) == len(API_WORKFLOWS) + len(RUN_WORKFLOWS) == 62
     for spec in API_WORKFLOWS:
         assert isinstance(spec.workflow, Workflow)
         assert list(spec.workflow.graph.nodes) == ["call"]
@@ -57,7 +58,7 @@ def test_every_api_workflow_is_used_by_a_caller():
     imported = _names_imported_by_callers()
     unused = {name for name, module in _declared_constants().items() if name not in imported}
     # Run workflows are reached by the name stored on each run (RUN_WORKFLOWS), not imported.
-    assert unused == {"CHECK_MODELS", "INGEST_DOCUMENT"}
+    assert unused == {"ANSWER_QUESTION", "CHECK_MODELS", "INGEST_DOCUMENT"}
     assert "RUN_WORKFLOWS" in imported
 
 
@@ -87,7 +88,11 @@ def test_api_workflow_is_one_node_of_the_service_function():
 
 
 def test_run_workflow_chains_its_steps_in_order():
-    assert RUN_WORKFLOWS == {"check_models": CHECK_MODELS, "ingest_document": INGEST_DOCUMENT}
+    assert RUN_WORKFLOWS == {
+        "check_models": CHECK_MODELS,
+        "ingest_document": INGEST_DOCUMENT,
+        "answer_question": ANSWER_QUESTION,
+    }
     assert CHECK_MODELS.kind.steps == ("CONNECT", "LIST_MODELS", "CHAT", "EMBED")
     graph = CHECK_MODELS.workflow.graph
     assert list(graph.nodes) == list(CHECK_MODELS.kind.steps)
@@ -106,3 +111,12 @@ def test_ingestion_is_one_node_per_stage_in_the_screen_order():
     assert list(graph.nodes) == list(stages)
     assert sorted(graph.edges) == sorted(zip(stages, stages[1:], strict=False))
     assert workflows.ingestion.INGEST_DOCUMENT is INGEST_DOCUMENT
+
+
+def test_answering_is_one_node_per_stage_in_order():
+    stages = ("RETRIEVING", "PROMPTING", "GENERATING", "CHECKING", "STORING")
+    assert ANSWER_QUESTION.kind.steps == stages
+    graph = ANSWER_QUESTION.workflow.graph
+    assert list(graph.nodes) == list(stages)
+    assert sorted(graph.edges) == sorted(zip(stages, stages[1:], strict=False))
+    assert workflows.chat.ANSWER_QUESTION is ANSWER_QUESTION

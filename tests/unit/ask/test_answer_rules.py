@@ -1,0 +1,97 @@
+"""Abstention rules (ADR 0072) and the text streamer over the in-process bus (ADR 0073)."""
+
+import asyncio
+import uuid
+
+from base.events.bus import LocalBus, answer_text_key, answer_topic
+from services.answer_prompt import NOT_IN_DOCUMENTS_REPLY
+from services.answers import TextStreamer, keyword_coverage, model_abstained, relevant_enough
+from services.search import Passage
+
+
+def passage(cosine: float | None, matches: list[tuple[int, int]] | None = None) -> Passage:
+    return Passage(
+        chunk_id=uuid.uuid4(),
+        document_id=uuid.uuid4(),
+        collection_id=uuid.uuid4(),
+        document_title="venv",
+        text="python3 -m venv /path/to/new/virtual/environment",
+        heading_path=[],
+        char_start=0,
+        char_end=49,
+        score=1.0,
+        cosine=cosine,
+        matches=matches or [],
+    )
+
+
+TERMS = [
+    "create",
+    "virtual",
+    "environment",
+]  # query_terms("How do I create a virtual environment?")
+
+
+def test_nothing_retrieved_is_not_relevant():
+    assert relevant_enough([], None, min_cosine=0.4, terms=TERMS) is False
+    assert relevant_enough([], 0.9, min_cosine=0.4, terms=TERMS) is False
+
+
+def test_the_best_cosine_decides_when_there_are_vectors():
+    assert relevant_enough([passage(0.39)], 0.39, min_cosine=0.4, terms=TERMS) is False
+    assert relevant_enough([passage(0.4)], 0.4, min_cosine=0.4, terms=TERMS) is True
+
+
+def test_without_vectors_a_passage_must_hold_more_than_half_the_words():
+    # "python3 -m venv /path/to/new/virtual/environment": "virtual" at 29, "environment" at 37.
+    both = passage(None, [(29, 36), (37, 48)])
+    one = passage(None, [(29, 36)])
+    assert keyword_coverage(both, TERMS) == 2 / 3
+    assert relevant_enough([one, both], None, min_cosine=0.4, terms=TERMS) is True
+    assert relevant_enough([one], None, min_cosine=0.4, terms=TERMS) is False
+    assert relevant_enough([passage(None)], None, min_cosine=0.4, terms=TERMS) is False
+    half = ["virtual", "machine"]
+    assert keyword_coverage(one, half) == 0.5
+    assert relevant_enough([one], None, min_cosine=0.4, terms=half) is False
+
+
+def test_the_model_abstains_with_the_rules_reply_or_an_opening_that_says_so():
+    assert model_abstained(NOT_IN_DOCUMENTS_REPLY)
+    assert model_abstained("the documents do not answer this question!")
+    assert model_abstained("The passages do not mention sourdough bread.")
+    assert model_abstained("I cannot answer that from these passages.")
+    assert not model_abstained('Use venv [1] "python3 -m venv". The documents do not say more.')
+    assert not model_abstained("Run python3 -m venv to create one.")
+
+
+async def test_the_streamer_sends_every_piece_once_in_order_with_offsets():
+    bus = LocalBus()
+    message_id = uuid.uuid4()
+    async with bus.subscribe(answer_topic(message_id)) as live:
+        streamer = TextStreamer(bus, message_id, interval=60.0)
+        for piece in ("Use", " venv", ": "):
+            streamer.feed(piece)
+        await asyncio.sleep(0)  # the first send goes at once, with all that came so far
+        streamer.feed("python3 -m venv")
+        streamer.feed(" DIR")
+        await streamer.close()  # the rest, without waiting for the interval
+        received = [live.queue.get_nowait() for _ in range(live.queue.qsize())]
+    assert received == [
+        {"type": "TEXT", "start": 0, "end": 10, "text": "Use venv: "},
+        {"type": "TEXT", "start": 10, "end": 29, "text": "python3 -m venv DIR"},
+    ]
+    assert streamer.sends == 2
+    assert await bus.read_text(answer_text_key(message_id)) == "Use venv: python3 -m venv DIR"
+
+
+async def test_an_aborted_streamer_sends_nothing_more():
+    bus = LocalBus()
+    message_id = uuid.uuid4()
+    streamer = TextStreamer(bus, message_id, interval=60.0)
+    streamer.feed("partial")
+    await asyncio.sleep(0)
+    streamer.feed(" more")
+    streamer.abort()
+    await asyncio.sleep(0)
+    assert await bus.read_text(answer_text_key(message_id)) == "partial"
+    assert streamer.text == "partial more"
