@@ -371,7 +371,7 @@ async def answer_stream(
     Call only after `chat.require_answer` allowed the caller (resolvers run it as a workflow).
     """
     cursor = _offset(after)
-    check_access = _throttled(
+    check_access = _rechecked(
         deps, f"answer:{message_id}", lambda: chat.require_answer(deps, message_id=message_id)
     )
     idle = deps.settings.event_stream_idle_seconds

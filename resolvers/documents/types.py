@@ -336,6 +336,8 @@ class UploadProgress:
 
 
 STAGES = frozenset(DocumentStage.__members__)
+
+
 @strawberry.type(description="A document similar to another, with how similar.")
 class RelatedDocument:
     document: Document = strawberry.field(description="The similar document.")
