@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
             "JWT_SECRET": SECRET,
             "ACCESS_TOKEN_TTL_SECONDS": "86400",  # a full run outlasts the default 15 minutes
             "LLM_TIMEOUT_SECONDS": "300",  # a loaded machine answers slowly, not never
+            "WORKFLOW_EXECUTION_TIMEOUT_SECONDS": "3600",  # and a run may take more than 600 s
             "LOG_LEVEL": "WARNING",
             "UVICORN_ACCESS_LOG": "false",
         }

@@ -68,6 +68,8 @@ def server(upload_database: str, redis_url: str, ollama_host: str, blobs: Path) 
         # The local model on a shared 2-core machine can be slow to answer; a slow answer is
         # not what these tests are about (MODEL_UNAVAILABLE has its own tests).
         "LLM_TIMEOUT_SECONDS": "300",
+        # Each execution of a run is bounded by this too (600 s by default).
+        "WORKFLOW_EXECUTION_TIMEOUT_SECONDS": "3000",
         "LOG_LEVEL": "WARNING",
     }
     with live_server(env, start_timeout=120) as base_url:

@@ -14,7 +14,7 @@ from strawberry import relay
 from base.auth.principal import Principal
 from base.settings import Settings
 from resolvers.core.context import Context
-from tests.integration.documents.test_uploads import _collection, _http, settle
+from tests.integration.documents.test_uploads import NO_MODEL, _collection, _http, settle
 from tests.support.app_fixtures import Subscribe
 from tests.support.corpus import BZIP2_PDF, encrypted, read
 from tests.support.graphql import GraphQLClient, operation, uuid_of
@@ -99,7 +99,7 @@ async def test_one_subscription_follows_every_file_to_its_end(
     await settle(app)
 
 
-@pytest.mark.settings(run_inline_concurrency=1)
+@pytest.mark.settings(run_inline_concurrency=1, **NO_MODEL)
 async def test_runs_wait_for_a_slot_in_the_api_process(
     client: GraphQLClient, app: FastAPI, settings: Settings
 ):

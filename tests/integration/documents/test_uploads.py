@@ -23,6 +23,12 @@ from tests.support.corpus import BZIP2_PDF, POSTGRES_README_MD, VENV_HTML, read
 from tests.support.graphql import GraphQLClient, uuid_of
 from tests.support.uploads import corpus_file, post_upload, upload
 
+# These tests are about uploads, not ingestion: the runs they start meet no model (a closed
+# loopback port, no retries), so they end quickly at EMBEDDING with MODEL_UNAVAILABLE and each
+# test can wait for them (`settle`) before its app stops.
+NO_MODEL = {"ollama_host": "http://127.0.0.1:9", "llm_max_retries": 0}
+pytestmark = pytest.mark.settings(**NO_MODEL)
+
 MARKDOWN_NOTE = "# Notes\n\nSee [venv](https://docs.python.org/3/library/venv.html).\n"
 PNG = Path("/usr/share/doc/python3.11-doc/html/_images/logging_flow.png")
 
@@ -231,7 +237,7 @@ async def test_refused_uploads_leave_nothing_behind(
     await settle(any_db_app)
 
 
-@pytest.mark.settings(upload_max_file_bytes=50_000)
+@pytest.mark.settings(upload_max_file_bytes=50_000, **NO_MODEL)
 async def test_a_file_over_the_limit_is_refused_alone(
     any_db_client: GraphQLClient, any_db_app: FastAPI, blob_root: Path
 ):
