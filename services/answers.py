@@ -306,6 +306,11 @@ async def _store_citations(
     check = checked(text, passages, threshold=deps.settings.ask_citation_threshold)
     rows = _citation_rows(message_id, check, numbered_passages(passages))
     async with deps.db.begin() as session:
+        present = await session.scalar(
+            select(Message.id).where(Message.id == message_id).with_for_update()
+        )
+        if present is None:  # its conversation was deleted meanwhile
+            return check
         await session.execute(delete(Citation).where(Citation.message_id == message_id))
         session.add_all(rows)
         await session.execute(

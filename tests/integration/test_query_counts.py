@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from base.models.accounts import Membership, Role
+from base.models.chat import AnswerState, Citation, Conversation, Message, MessageRole
 from base.settings import Settings
 from tests.support.databases import count_statements
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
@@ -307,3 +308,102 @@ async def test_document_detail_is_eleven_statements_for_any_number_of_chunks_and
     # `triggeredBy` from its cache.
     assert len(statements) == 13, statements
     assert detail["relatedDocuments"] == []
+
+
+async def _conversation_with_answers(
+    db: Any, workspace_id: uuid.UUID, owner_id: uuid.UUID, document: uuid.UUID, answers: int
+) -> uuid.UUID:
+    """A conversation of the owner's with `answers` questions, each answered with two citations
+    of `document` (rows written straight to the database)."""
+    conversation_id = uuid.uuid4()
+    async with db.begin() as session:
+        session.add(
+            Conversation(
+                id=conversation_id,
+                workspace_id=workspace_id,
+                owner_id=owner_id,
+                title="Questions",
+                message_count=2 * answers,
+                last_seq=2 * answers,
+            )
+        )
+        await session.flush()
+        for n in range(answers):
+            question = Message(
+                id=uuid.uuid4(),
+                conversation_id=conversation_id,
+                workspace_id=workspace_id,
+                seq=2 * n + 1,
+                role=MessageRole.USER,
+                text=f"question {n}",
+                scope={},
+                passages=[],
+            )
+            session.add(question)
+            await session.flush()
+            answer = Message(
+                id=uuid.uuid4(),
+                conversation_id=conversation_id,
+                workspace_id=workspace_id,
+                seq=2 * n + 2,
+                role=MessageRole.ASSISTANT,
+                text=f"answer {n}",
+                scope={},
+                question_id=question.id,
+                state=AnswerState.ANSWERED,
+                passages=[],
+            )
+            session.add(answer)
+            await session.flush()
+            session.add_all(
+                Citation(
+                    message_id=answer.id,
+                    position=k,
+                    number=k + 1,
+                    origin="QUOTED",
+                    document_id=document,
+                    chunk_id=None,
+                    document_title="doc",
+                    passage_text="text",
+                    heading_path=[],
+                    passage_start=0,
+                    passage_end=4,
+                    quote_start=0,
+                    quote_end=4,
+                    quote="text",
+                    match_score=1.0,
+                )
+                for k in range(2)
+            )
+    return conversation_id
+
+
+@pytest.mark.parametrize("answers", [1, 12])
+async def test_conversation_is_six_statements_for_any_number_of_messages(
+    any_db_client: GraphQLClient, any_db_app, answers: int
+):
+    owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
+        any_db_client, any_db_app
+    )
+    collection = await add_collection(db, workspace_id, "C", owner_id)
+    [document] = await add_documents(db, workspace_id, [collection], [owner_id], 1)
+    conversation = await _conversation_with_answers(db, workspace_id, owner_id, document, answers)
+    with count_statements(any_db_app.state.engine) as statements:
+        data = await any_db_client.op(
+            "Conversation",
+            {"id": global_id("Conversation", conversation), "first": 25},
+            token=owner["accessToken"],
+        )
+    messages = [e["node"] for e in data["conversation"]["messages"]["edges"]]
+    assert len(messages) == 2 * answers
+    assert {len(m["citations"]) for m in messages if m["role"] == "ASSISTANT"} == {2}
+    # the conversation (loader); COUNT and page of its messages; then together, for every
+    # answer at once: citations, the caller's feedback, and the cited documents (loader)
+    assert len(statements) == 6, statements
+    with count_statements(any_db_app.state.engine) as statements:
+        listed = await any_db_client.op(
+            "Conversations", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
+        )
+    assert listed["workspace"]["conversations"]["totalCount"] == 1
+    # the workspace (loader); COUNT and page of the caller's conversations
+    assert len(statements) == 3, statements

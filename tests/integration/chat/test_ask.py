@@ -645,3 +645,32 @@ async def test_with_the_model_server_stopped_the_answer_says_so_and_shows_the_be
         run = await session.get(Run, row.run_id)
         assert run is not None
         assert (run.status.value, run.error_code) == ("FAILED", "MODEL_UNAVAILABLE")
+
+
+async def test_deleting_a_conversation_mid_answer_stops_its_run(
+    client: GraphQLClient,
+    app: FastAPI,
+    settings: Settings,
+    subscribe: Subscribe,
+    slow_ollama_host: str,
+):
+    db = app.state.deps.db
+    lib = await library_of(client, app)
+    conversation = await conversation_of(client, lib.reader_token, lib.workspace_gid)
+    async with other_api(settings, ollama_host=slow_ollama_host) as (slow_api, slow_client):
+        asked = await ask(slow_client, lib.reader_token, conversation, VENV_QUESTION)
+        stream = await subscribe(
+            "AnswerStream", {"messageId": asked["answer"]["id"]}, lib.reader_gid, on=slow_api
+        )
+        await collect(stream, until=lambda seen: len(seen) >= 1)  # it is being written
+        deleted = await client.op(
+            "DeleteConversation", {"input": {"id": conversation}}, token=lib.reader_token
+        )
+        assert deleted["deleteConversation"]["errors"] == []
+        await slow_api.state.runs.launcher.wait_idle()
+    async with db() as session:
+        run = await session.get(Run, uuid_of(asked["run"]["id"]))
+        assert run is not None
+        assert (run.status.value, run.error_code) == ("CANCELLED", "CANCELLED")
+        assert await session.scalar(select(func.count()).select_from(Message)) == 0
+        assert await session.scalar(select(func.count()).select_from(Citation)) == 0
