@@ -71,8 +71,9 @@ async def bench(host: str, count: int, rounds: int, batch: int) -> None:
     async def via_http(size: int) -> list[list[float]]:
         return await llm.embed(texts, model=model, config=config, batch_size=size)
 
-    # One thread calls the engine, as the server's single worker does: llama.cpp's OpenMP keeps a
-    # team of threads per calling thread, and teams left spinning on other threads slowed it 17x.
+    # One thread calls the engine, as the server's single worker does: called through
+    # asyncio.to_thread (any pool thread) it measured 17 times slower than the server, likely
+    # llama.cpp's OpenMP keeping a team of threads per calling thread.
     worker = ThreadPoolExecutor(max_workers=1)
     loop = asyncio.get_running_loop()
     paths = {
