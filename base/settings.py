@@ -233,7 +233,7 @@ class Settings(BaseSettings):
         "all are kept, to show when no model answers).",
     )
     ask_min_cosine: float = Field(
-        default=0.40,
+        default=0.45,
         ge=-1,
         le=1,
         description="Abstain (NOT_IN_DOCUMENTS) when no passage in scope is at least this "

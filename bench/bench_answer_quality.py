@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--questions", type=int, help="questions asked (unanswerable first)")
     parser.add_argument("--pages", type=int, help="pages in the corpus")
     parser.add_argument("--answer-tokens", type=int, default=128)
-    parser.add_argument("--threshold", type=float, default=0.40, help="ASK_MIN_COSINE reported")
+    parser.add_argument("--threshold", type=float, default=0.45, help="ASK_MIN_COSINE reported")
     parser.add_argument("--embed-model", default="all-minilm")
     parser.add_argument("--ollama-host", help="a running model server (else one is started)")
     parser.add_argument(

@@ -214,8 +214,8 @@ async def test_an_answer_streams_then_ends_with_checked_citations_from_its_passa
         "ANSWERED",
         final["text"],
     )
-    assert [(c["number"], c["quote"], c["document"]["id"]) for c in a["citations"]] == [
-        (c["number"], c["quote"], c["target"]["documentId"]) for c in final["citations"]
+    assert [(c["number"], c["quote"], c["target"]) for c in a["citations"]] == [
+        (c["number"], c["quote"], c["target"]) for c in final["citations"]
     ]
     dashboard = await client.op(
         "Dashboard", {"workspaceId": lib.workspace_gid}, token=lib.owner_token
