@@ -56,10 +56,14 @@ def blobs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(upload_database: str, redis_url: str, ollama_host: str, blobs: Path) -> Iterator[str]:
+def server(upload_database: str, redis_url: str, blobs: Path) -> Iterator[str]:
     env = {
         "RUN_EXECUTION": "inline",
-        "OLLAMA_HOST": ollama_host,
+        # Uploads, not ingestion, are under test here: the runs meet no model (a closed port, no
+        # retries) and end at EMBEDDING with MODEL_UNAVAILABLE once their text is stored. The
+        # user flow analyst_uploads_mixed_batch ingests with the model to READY.
+        "OLLAMA_HOST": "http://127.0.0.1:9",
+        "LLM_MAX_RETRIES": "0",
         "APP_ENV": "test",
         "DATABASE_URL": upload_database,
         "REDIS_URL": _other_redis_db(redis_url),

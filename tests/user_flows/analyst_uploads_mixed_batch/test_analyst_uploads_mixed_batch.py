@@ -177,7 +177,7 @@ async def test_analyst_uploads_a_mixed_batch_and_watches_each_file(
         "percent": 0,
         "runId": outcomes[5]["run"]["id"],
         "errorCode": "PDF_BROKEN",
-        "errorMessage": "The PDF is damaged or incomplete.",
+        "errorMessage": "The PDF is damaged or incomplete. (it ends before its end-of-file marker)",
         "done": True,
     }
     # Live rows came between the first and the last (the stages were seen moving).
