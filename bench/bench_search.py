@@ -10,8 +10,8 @@ Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the r
 10,000 documents on SQLite and PostgreSQL.
 
 A script, not a test: it prints figures. The documents are derived from the real corpus of
-bench_search_quality.py (run it first with the same size, so that its ingested SQLite
-file exists): document i takes `--chunks-per-document` consecutive real passages of the corpus
+bench_search_quality.py (ingested here first when that benchmark has not run at the
+same size): document i takes `--chunks-per-document` consecutive real passages of the corpus
 (cycling through them), keeping their text and headings, and each passage's real
 all-MiniLM-L6-v2 vector plus Gaussian noise (sigma 0.02, then normalised), so no two documents
 have the same vectors. Each document is in one of 10 collections and has one of 20 tags. The
@@ -59,7 +59,13 @@ from base.models.documents import (  # noqa: E402
     DocumentTag,
 )
 from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
-from bench.search_corpus import CACHE, corpus_pages, questions, settings_for  # noqa: E402
+from bench.search_corpus import (  # noqa: E402
+    CACHE,
+    corpus_database,
+    corpus_pages,
+    questions,
+    settings_for,
+)
 from resolvers.core.context import Context  # noqa: E402
 from services import fulltext, search, vector_index  # noqa: E402
 from tests.support.graphql import operation  # noqa: E402
@@ -69,11 +75,15 @@ WORKSPACE = uuid.UUID("00000000-0000-4000-8000-0000000000a2")
 COLLECTIONS = [uuid.UUID(int=0xC0 + i) for i in range(10)]
 
 
-def corpus_file(pages: int) -> Path:
-    matches = sorted(CACHE.glob(f"corpus-{len(corpus_pages(pages))}-*.sqlite3"))
-    if not matches:
-        raise SystemExit("run bench/bench_search_quality.py first: it ingests the corpus")
-    return matches[-1]
+def corpus_file(pages: int, host: str) -> Path:
+    """The quality benchmark's ingested corpus of `pages` pages, ingested now if missing."""
+
+    async def ingest() -> Path:
+        chosen = corpus_pages(pages)
+        async with corpus_database(chosen, ollama_host=host, embed_model="all-minilm") as corpus:
+            return corpus.path
+
+    return Path(asyncio.run(ingest()))
 
 
 def real_passages(path: Path) -> list[dict[str, Any]]:
@@ -407,9 +417,9 @@ def main() -> None:
         full={"documents": 10_000, "pages": 300, "db": "both"},
     )
     args = apply_sizes(parser.parse_args())
-    passages = real_passages(corpus_file(args.pages))
-    print(f"{len(passages)} real passages to derive {args.documents} documents from")
     with model_host(args.ollama_host) as host:
+        passages = real_passages(corpus_file(args.pages, host))
+        print(f"{len(passages)} real passages to derive {args.documents} documents from")
         if args.db in ("sqlite", "both"):
             path = CACHE / f"latency-{args.documents}x{args.chunks_per_document}.sqlite3"
             print(f"\n== SQLite ({path})")

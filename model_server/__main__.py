@@ -26,7 +26,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
-    engine = Engine(n_ctx=args.ctx, n_threads=args.threads)
+    try:
+        engine = Engine(n_ctx=args.ctx, n_threads=args.threads)
+    except RuntimeError as exc:  # a model file missing: the message says what to run
+        raise SystemExit(f"model_server: {exc}") from None
     engine.warm_up()  # load before listening: once /api/version answers, the model is ready
     served = ", ".join(f"{m.name} ({m.path.name})" for m in engine.models.values())
     print(

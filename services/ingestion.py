@@ -371,17 +371,18 @@ async def embedding(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[st
                     .order_by(Chunk.position)
                 )
             ).all()
-            embedded = set(
-                (
-                    await session.execute(
-                        select(ChunkVector.chunk_id).where(ChunkVector.document_id == doc_id)
+            kept = (
+                await session.execute(
+                    select(ChunkVector.chunk_id, ChunkVector.dimension).where(
+                        ChunkVector.document_id == doc_id
                     )
-                ).scalars()
-            )
+                )
+            ).all()
+        embedded = {chunk_id for chunk_id, _ in kept}
+        dimension = kept[0][1] if kept else None
         todo = [(chunk_id, text) for chunk_id, text in passages if chunk_id not in embedded]
         total, done = len(passages), len(passages) - len(todo)
         deps.progress(done, total, f"embedding {total} passages")
-        dimension = None
         model_seconds = 0.0
         batch_size = deps.settings.embed_batch_size
         for start in range(0, len(todo), batch_size):

@@ -227,13 +227,17 @@ async def _chunk_rows(
             Chunk.heading_path,
             Chunk.char_start,
             Chunk.char_end,
+            Chunk.workspace_id,
             Document.collection_id,
             Document.title,
         )
         .join(Document, Document.id == Chunk.document_id)
-        .where(Chunk.id.in_(list(chunk_ids)), Chunk.workspace_id == workspace_id)
+        .where(Chunk.id.in_(list(chunk_ids)))
     )
-    return {row.id: row for row in rows}
+    # The ids come from rankings scoped to the workspace; the check here is a second one. It is
+    # not a SQL condition because SQLite would then read every chunk of the workspace through
+    # its workspace index instead of the 25 by their keys (66 ms against 0.2 ms at 50,000).
+    return {row.id: row for row in rows if row.workspace_id == workspace_id}
 
 
 def _candidates(limit: int) -> int:
@@ -541,24 +545,20 @@ async def _hits(
     if not ranked:
         return []
     chunk_ids = [r.chunk_id for r in ranked]
+    # By their keys, the workspace checked here rather than in SQL (see _chunk_rows).
     chunks = {
         c.id: c
-        for c in (
-            await session.execute(
-                select(Chunk).where(Chunk.id.in_(chunk_ids), Chunk.workspace_id == workspace_id)
-            )
-        ).scalars()
+        for c in (await session.execute(select(Chunk).where(Chunk.id.in_(chunk_ids)))).scalars()
+        if c.workspace_id == workspace_id
     }
     documents = {
         d.id: d
         for d in (
             await session.execute(
-                select(Document).where(
-                    Document.id.in_([r.document_id for r in ranked]),
-                    Document.workspace_id == workspace_id,
-                )
+                select(Document).where(Document.id.in_([r.document_id for r in ranked]))
             )
         ).scalars()
+        if d.workspace_id == workspace_id
     }
     matches = await keyword_index.highlights(session, terms, chunk_ids)
     hits = []

@@ -91,6 +91,23 @@ class ErrorCode(enum.Enum):
         "DOCUMENT_BUSY",
         description="The document is already queued or being processed; wait for its run.",
     )
+    DOCUMENT_DELETED = strawberry.enum_value(
+        "DOCUMENT_DELETED",
+        description="A document's run: the document was deleted while it was being processed.",
+    )
+    DOCUMENT_CHANGED = strawberry.enum_value(
+        "DOCUMENT_CHANGED",
+        description="A document's run: another run replaced its passages meanwhile; reprocess.",
+    )
+    NOT_EXTRACTED = strawberry.enum_value(
+        "NOT_EXTRACTED",
+        description="A document's run: a step needs the text, which was never extracted.",
+    )
+    INVALID_EMBEDDING = strawberry.enum_value(
+        "INVALID_EMBEDDING",
+        description="A document's run: the embedding model returned a vector that cannot be "
+        "stored (empty, not finite, or of mixed lengths).",
+    )
     MODEL_UNAVAILABLE = strawberry.enum_value(
         "MODEL_UNAVAILABLE", description="The language model server is down or lacks the model."
     )

@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Uuid, bindparam, func, select, text
 
 from base.models.documents import Chunk, ChunkVector, Document, DocumentStatus
 from base.models.runs import Run, RunStep
@@ -24,6 +24,8 @@ from services.ingestion import queue_ingestion
 from services.run_log import Outbox
 from tests.support import corpus
 from tests.support.waiting import eventually
+
+STAGES = ("EXTRACTING", "CHUNKING", "INDEXING", "EMBEDDING", "SUMMARIZING", "TAGGING")
 
 # Small real files, so that each test's work for the model stays small on a CPU.
 GETPASS_HTML = corpus.HTML_ROOT / "library" / "getpass.html"
@@ -129,3 +131,12 @@ async def counts(deps: ServiceDeps, document_id: uuid.UUID) -> dict[str, int]:
             .where(ChunkVector.document_id == document_id)
         )
     return {"chunks": chunks or 0, "vectors": vectors or 0}
+
+
+async def full_text_rows(db: Any, document_id: uuid.UUID) -> int:
+    """The document's rows in the full-text index (`chunk_search`, on either database)."""
+    async with db() as session:
+        statement = text("SELECT count(*) FROM chunk_search WHERE document_id = :d").bindparams(
+            bindparam("d", document_id, type_=Uuid)
+        )
+        return int((await session.execute(statement)).scalar_one())

@@ -22,8 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Loading and warming both models takes about 1.5 s; a busy 2-core box takes far more.
-START_TIMEOUT = 180.0
+START_TIMEOUT = (
+    180.0  # loading and warming both models takes about 1.5 s; a busy 2-core box far more
+)
 STOP_TIMEOUT = 10.0
 
 

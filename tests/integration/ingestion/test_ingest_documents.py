@@ -5,9 +5,9 @@ its stage with its code."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
-from sqlalchemy import Uuid, bindparam, func, select, text
+import pytest
+from sqlalchemy import func, select
 
 from base.models.documents import (
     MAX_ENTITY_NAME,
@@ -28,24 +28,20 @@ from tests.integration.ingestion.conftest import library_of
 from tests.support import corpus
 from tests.support.ingest import (
     GETPASS_HTML,
+    STAGES,
     TTY_HTML,
     add_document,
     counts,
     finished_run,
+    full_text_rows,
     pdf_pages,
     start_ingestion,
     step_statuses,
 )
 
-STAGES = ("EXTRACTING", "CHUNKING", "INDEXING", "EMBEDDING", "SUMMARIZING", "TAGGING")
-
-
-async def full_text_rows(db, document_id: uuid.UUID) -> int:
-    async with db() as session:
-        statement = text("SELECT count(*) FROM chunk_search WHERE document_id = :d").bindparams(
-            bindparam("d", document_id, type_=Uuid)
-        )
-        return int((await session.execute(statement)).scalar_one())
+# The model's work is sized small, but a CPU-only model server shared with other work can take
+# minutes for it; the suite's 300 s default would cut a slow but sound run short.
+pytestmark = pytest.mark.timeout(900)
 
 
 async def model_dimension(settings) -> int:

