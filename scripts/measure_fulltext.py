@@ -98,6 +98,7 @@ async def measure(url: str, documents: list[tuple[str, str, list]]) -> None:
                     ],
                 )
     chunks = sum(len(p) for _, _, p in documents)
+    before = await _sqlite_bytes(db) if dialect == "sqlite" else 0
     started = time.perf_counter()
     for document_id in ids:
         async with db.begin() as session:
@@ -123,9 +124,11 @@ async def measure(url: str, documents: list[tuple[str, str, list]]) -> None:
                 f"(GIN index {index:,})"
             )
         else:
-            page_size = (await session.execute(text("PRAGMA page_size"))).scalar()
-            page_count = (await session.execute(text("PRAGMA page_count"))).scalar()
-            print(f"  database file {page_size * page_count:,} bytes")
+            after = await _sqlite_bytes(db)
+            print(
+                f"  database file {before:,} bytes before indexing, {after:,} after "
+                f"(the index: {after - before:,})"
+            )
     for query in QUERIES:
         timings, found = [], 0
         for _ in range(30):
@@ -160,6 +163,13 @@ async def measure(url: str, documents: list[tuple[str, str, list]]) -> None:
                 ).scalar()
                 print(f"  chunks matching 'join' {label}: {count}")
     await engine.dispose()
+
+
+async def _sqlite_bytes(db) -> int:  # type: ignore[no-untyped-def]
+    async with db() as session:
+        page_size = (await session.execute(text("PRAGMA page_size"))).scalar()
+        page_count = (await session.execute(text("PRAGMA page_count"))).scalar()
+    return int(page_size * page_count)
 
 
 def main() -> None:
