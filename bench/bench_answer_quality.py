@@ -36,8 +36,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import shutil
-import sqlite3
 import sys
 import time
 import uuid
@@ -53,7 +51,6 @@ from sqlalchemy import select  # noqa: E402
 from base.models.chat import Citation, Message  # noqa: E402
 from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
 from bench.search_corpus import (  # noqa: E402
-    CACHE,
     WORKSPACE_ID,
     corpus_database,
     corpus_pages,
@@ -260,34 +257,8 @@ async def keyword_rule(deps: ServiceDeps, chosen: list[dict[str, Any]]) -> None:
     )
 
 
-def seed_from_search_cache(pages: list[str], embed_model: str) -> None:
-    """Copy the corpus the search benchmark ingested in a sibling worktree, if this one has none
-    (the same pages, model and chunk size give the same file name)."""
-    import hashlib
-    import json
-
-    key = hashlib.sha256(json.dumps([pages, embed_model, 200]).encode()).hexdigest()[:12]
-    name = f"corpus-{len(pages)}-{key}.sqlite3"
-    target = CACHE / name
-    if target.exists():
-        return
-    for source in sorted(ROOT.parent.glob(f"*/var/bench-search/{name}")):
-        CACHE.mkdir(parents=True, exist_ok=True)
-        with (
-            sqlite3.connect(f"file:{source}?mode=ro", uri=True) as src,
-            sqlite3.connect(target) as dst,
-        ):
-            src.backup(dst)
-        blobs = source.parent / "blobs"
-        if blobs.is_dir():
-            shutil.copytree(blobs, CACHE / "blobs", dirs_exist_ok=True)
-        print(f"corpus copied from {source}")
-        return
-
-
 async def bench(args: argparse.Namespace, ollama_host: str) -> None:
     pages = corpus_pages(args.pages)
-    seed_from_search_cache(pages, args.embed_model)
     chosen = [q for q in questions() if not q.get("answerable", True)]
     chosen += [q for q in questions() if q.get("answerable", True)][: args.questions - len(chosen)]
     async with corpus_database(

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import aliased
 
 from base.db.types import utcnow
 from base.errors import DomainError, ModelUnavailable, NotFound
@@ -227,11 +228,20 @@ class _Answer:
 
 
 async def _load(deps: ServiceDeps, message_id: uuid.UUID) -> _Answer:
+    """The answer with its question, in one statement."""
+    asked = aliased(Message)
     async with deps.db() as session:
-        answer = await session.get(Message, message_id)
-        asked = await session.get(Message, answer.question_id) if answer else None
-        if answer is None or asked is None or answer.state is None:
+        row = (
+            await session.execute(
+                select(Message, asked.text, asked.seq, asked.scope)
+                .join(asked, asked.id == Message.question_id)
+                .where(Message.id == message_id)
+            )
+        ).one_or_none()
+        if row is None or row[0].state is None:
             raise NotFound("The conversation was deleted.", field="messageId")
+        answer, question, question_seq, scope = row
+        assert answer.question_id is not None
         return _Answer(
             id=answer.id,
             conversation_id=answer.conversation_id,
@@ -241,10 +251,10 @@ async def _load(deps: ServiceDeps, message_id: uuid.UUID) -> _Answer:
             text=answer.text,
             passages=list(answer.passages or []),
             prompt=answer.prompt,
-            question_id=asked.id,
-            question=asked.text,
-            question_seq=asked.seq,
-            scope=dict(asked.scope or {}),
+            question_id=answer.question_id,
+            question=question,
+            question_seq=question_seq,
+            scope=dict(scope or {}),
         )
 
 
@@ -548,6 +558,8 @@ async def retrieving(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
 
 async def _history(deps: ServiceDeps, answer: _Answer) -> list[Turn]:
     """Earlier questions of the conversation with their latest ANSWERED answer, oldest first."""
+    if answer.question_seq == 1:  # the conversation's first question: nothing came before
+        return []
     async with deps.db() as session:
         rows = (
             (

@@ -35,7 +35,7 @@ from tests.support.ask import (
 )
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up, uuid_of
 from tests.support.model_server import own_model_server
-from tests.support.seed import add_collection, global_id
+from tests.support.seed import add_collection, add_documents, global_id
 
 VENV_QUESTION = "How do I create a virtual environment?"
 
@@ -362,6 +362,9 @@ async def test_bad_questions_and_foreign_scopes_change_nothing(client: GraphQLCl
     their_collection = await add_collection(
         db, uuid_of(theirs["id"]), "Theirs", uuid_of(outsider["user"]["id"])
     )
+    [their_document] = await add_documents(
+        db, uuid_of(theirs["id"]), [their_collection], [uuid_of(outsider["user"]["id"])], 1
+    )
     token = owner["accessToken"]
     conversation = await conversation_of(client, token, workspace["id"])
     cases = [
@@ -381,6 +384,11 @@ async def test_bad_questions_and_foreign_scopes_change_nothing(client: GraphQLCl
         (
             VENV_QUESTION,
             {"documentIds": [global_id("Document", uuid.uuid4())]},
+            errors("NOT_FOUND", "No such document.", "scope.documentIds"),
+        ),
+        (
+            VENV_QUESTION,
+            {"documentIds": [global_id("Document", their_document)]},
             errors("NOT_FOUND", "No such document.", "scope.documentIds"),
         ),
         (
