@@ -325,6 +325,13 @@ async def test_a_reader_browses_everything_and_changes_nothing(
         "tags": ["controlflow", "reviewed"],
         "entities": [{"name": "Python", "kind": "PRODUCT"}],
         "edits": [],
+        # Placed straight in the database: never ingested, so no runs and no vectors to relate.
+        "runs": {
+            "totalCount": 0,
+            "pageInfo": {"hasNextPage": False, "endCursor": None},
+            "edges": [],
+        },
+        "relatedDocuments": [],
     }
     chunks = detail["chunks"]
     assert (chunks["totalCount"], chunks["pageInfo"]["hasNextPage"]) == (12, True)
