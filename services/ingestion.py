@@ -26,8 +26,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,21 +58,15 @@ from services.documents import (
     require_editor_everywhere,
     visible_documents_for_update,
 )
-from services.extraction import ContentType, Heading, extract_isolated
+from services.extraction import Heading, extract_isolated
+from services.originals import MEDIA_TYPES
 from services.run_log import Outbox
 from services.views import DocumentView, ItemError, ReprocessedDocuments, RunView
 
 log = logging.getLogger("knowledge_desk.ingestion")
 
 STEPS = tuple(stage.value for stage in DocumentStage)
-
-# The stored content type of a document: the media type of what extraction found in the bytes.
-MEDIA_TYPES: dict[ContentType, str] = {
-    "pdf": "application/pdf",
-    "html": "text/html",
-    "markdown": "text/markdown",
-    "text": "text/plain",
-}
+L = TypeVar("L", bound=BaseModel)  # the loose reading of a structured reply
 
 
 def _summarize(results: dict[str, Any]) -> str:
@@ -240,6 +235,30 @@ async def _model_turn(deps: ServiceDeps) -> AsyncIterator[None]:
     gate = per_loop.setdefault(size, asyncio.Semaphore(size))
     async with gate:
         yield
+
+
+async def _ask_model(
+    deps: ServiceDeps,
+    title: str,
+    sample: list[str],
+    task: str,
+    answer: type[BaseModel],
+    loose: type[L],
+) -> tuple[L | None, llm.Usage, float]:
+    """One structured request of SUMMARIZING or TAGGING in this process's model slot: the reply
+    read as `loose` (None when invalid twice), its usage, and the seconds spent in the model."""
+    settings = deps.settings
+    async with _model_turn(deps):
+        began = time.perf_counter()
+        reply, usage = await enrichment.ask(
+            enrichment.messages_for(title, sample, task),
+            answer,
+            loose,
+            model=settings.chat_model,
+            config=_config(deps),
+            max_output_tokens=settings.ingest_llm_output_tokens,
+        )
+        return reply, usage, time.perf_counter() - began
 
 
 def _placeholder_titles(filename: str | None) -> set[str]:
@@ -452,17 +471,14 @@ async def summarizing(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[
             return {"source": None, "kept": kept, "model_seconds": 0.0}
         sample = enrichment.sample_passages(passages, settings.ingest_llm_input_tokens)
         deps.progress(0, 1, "asking the model for a summary")
-        async with _model_turn(deps):
-            began = time.perf_counter()
-            reply, usage = await enrichment.ask(
-                enrichment.messages_for(title, sample, enrichment.SUMMARY_TASK),
-                enrichment.SummaryAnswer,
-                enrichment.LooseSummary,
-                model=settings.chat_model,
-                config=_config(deps),
-                max_output_tokens=settings.ingest_llm_output_tokens,
-            )
-            model_seconds = time.perf_counter() - began
+        reply, usage, model_seconds = await _ask_model(
+            deps,
+            title,
+            sample,
+            enrichment.SUMMARY_TASK,
+            enrichment.SummaryAnswer,
+            enrichment.LooseSummary,
+        )
         result = enrichment.read_summary(reply, sample, headings)
         async with deps.db.begin() as session:
             document = await _locked(session, doc_id)
@@ -500,18 +516,15 @@ async def tagging(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[str,
         if len(edited) < 2:
             sample = enrichment.sample_passages(passages, settings.ingest_llm_input_tokens)
             deps.progress(0, 1, "asking the model for tags and entities")
-            async with _model_turn(deps):
-                began = time.perf_counter()
-                reply, usage = await enrichment.ask(
-                    enrichment.messages_for(title, sample, enrichment.TAGS_TASK),
-                    enrichment.TagsAnswer,
-                    enrichment.LooseTags,
-                    model=settings.chat_model,
-                    config=_config(deps),
-                    max_output_tokens=settings.ingest_llm_output_tokens,
-                )
-                model_seconds = time.perf_counter() - began
-            result = enrichment.read_tags(reply, sample)
+            tags_reply, usage, model_seconds = await _ask_model(
+                deps,
+                title,
+                sample,
+                enrichment.TAGS_TASK,
+                enrichment.TagsAnswer,
+                enrichment.LooseTags,
+            )
+            result = enrichment.read_tags(tags_reply, sample)
         async with deps.db.begin() as session:
             document = await _locked(session, doc_id)
             edited = await _edited(session, doc_id)  # an edit made meanwhile wins

@@ -26,8 +26,9 @@ from services.deps import ServiceDeps
 
 log = logging.getLogger("knowledge_desk.documents")
 
-# Media types of the four detected types (services/extraction.py's ContentType).
-MEDIA_TYPES = {
+# Media types of the four detected types (services/extraction.py's ContentType): what uploads
+# and ingestion store as a document's content type.
+MEDIA_TYPES: dict[str, str] = {
     "pdf": "application/pdf",
     "html": "text/html",
     "markdown": "text/markdown",

@@ -3,7 +3,7 @@
 * `WorkerProcess`: `uv run --frozen python -m app worker` in its own session, with its log in a
   file, SIGTERM / SIGKILL aimed at the Python process that holds the leases.
 * `GraphQLWs`: a graphql-transport-ws client on `websockets`; `node_run_progress` runs the same
-  subscription through the `graphql-ws` npm client (web/e2e/run-progress.mjs).
+  subscription through the `graphql-ws` npm client (web/e2e/subscribe.mjs).
 * Database and Redis probes read what the processes did without any debug endpoint.
 """
 
@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from tests.support.node_client import node_subscribe
+
 ROOT = Path(__file__).resolve().parents[2]
-NODE = "/usr/bin/node"
-NODE_CLIENT = ROOT / "web" / "e2e" / "run-progress.mjs"
 WS_PROTOCOL = "graphql-transport-ws"
 RUN_PROGRESS = (ROOT / "graphql" / "operations" / "RunProgress.graphql").read_text()
 
@@ -373,24 +373,5 @@ async def node_run_progress(
     within: float = 60.0,
 ) -> tuple[list[dict[str, Any]], int, str]:
     """runProgress through the graphql-ws npm client: (events, exit code, stderr)."""
-    args = [NODE, str(NODE_CLIENT), "--url", url, "--token", token, "--run-id", run_id]
-    if after is not None:
-        args += ["--after", after]
-    if limit is not None:
-        args += ["--limit", str(limit)]
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        cwd=ROOT / "web",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), within)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    events = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
-    assert proc.returncode is not None
-    return events, proc.returncode, err.decode()
+    variables = {"runId": run_id, "after": after}
+    return await node_subscribe(url, token, "RunProgress", variables, limit=limit, within=within)

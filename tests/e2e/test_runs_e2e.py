@@ -3,7 +3,7 @@
 The API processes run with RUN_EXECUTION=queue, so they only enqueue; runs execute on workers
 (`uv run --frozen python -m app worker`). A run is started through one API and watched through
 the other, over real WebSockets with a Python client (websockets) and the frontend's library
-(the `graphql-ws` npm client, web/e2e/run-progress.mjs). Then runs are cancelled, and their
+(the `graphql-ws` npm client, web/e2e/subscribe.mjs). Then runs are cancelled, and their
 workers SIGKILLed and SIGTERMed, mid-run.
 
 The module has its own database (`e2e_runs_<random>`) and Redis database 10: the Taskiq stream

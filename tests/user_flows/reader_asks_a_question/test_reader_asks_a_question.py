@@ -24,15 +24,14 @@ from base.models.documents import Document
 from base.settings import Settings
 from services.answers import NOT_IN_DOCUMENTS_TEXT
 from tests.support.ask import HTML, searchable, streamed_text
-from tests.support.graphql import ROOT, GraphQLClient, operation, uuid_of
+from tests.support.graphql import GraphQLClient, operation, uuid_of
 from tests.support.live_server import live_server
+from tests.support.node_client import node_subscribe
 from tests.support.seed import add_collection, global_id
 from tests.support.team import set_up_team
 
 pytestmark = pytest.mark.timeout(900)
 
-NODE = "/usr/bin/node"
-NODE_CLIENT = ROOT / "web" / "e2e" / "answer-stream.mjs"
 ANSWER_TOKENS = 40
 QUESTION = "How do I create a virtual environment?"
 FOLLOW_UP = "Where does pip install packages inside it?"
@@ -136,23 +135,13 @@ async def answer_stream_refused(
 async def answer_stream_node(
     server: str, token: str, message_id: str, *, after: str | None = None, limit: int | None = None
 ) -> list[dict[str, Any]]:
-    """AnswerStream through the graphql-ws npm client (web/e2e/answer-stream.mjs)."""
-    args = [NODE, str(NODE_CLIENT), "--url", ws_url(server), "--token", token]
-    args += ["--message-id", message_id]
-    if after is not None:
-        args += ["--after", after]
-    if limit is not None:
-        args += ["--limit", str(limit)]
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        cwd=ROOT / "web",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    """AnswerStream through the graphql-ws npm client (web/e2e/subscribe.mjs)."""
+    variables = {"messageId": message_id, "after": after}
+    events, code, err = await node_subscribe(
+        ws_url(server), token, "AnswerStream", variables, limit=limit, within=STREAM_ENDS_WITHIN
     )
-    out, err = await asyncio.wait_for(proc.communicate(), STREAM_ENDS_WITHIN)
-    assert (proc.returncode, err.decode()) == (0, "")
-    return [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+    assert (code, err) == (0, "")
+    return events
 
 
 async def ask(api: GraphQLClient, token: str, conversation: str, question: str, scope: Any = None):

@@ -1,15 +1,15 @@
 #!/usr/bin/env node
-// Follows an answer through the `graphql-ws` client, as the frontend's Ask screen does, for the
-// user-flow and e2e tests (tests/user_flows/reader_asks_a_question).
+// Follows one subscription of graphql/operations/ through the `graphql-ws` client, as the
+// frontend does, for the e2e and user-flow tests (runProgress, answerStream).
 //
-//   node web/e2e/answer-stream.mjs --url ws://127.0.0.1:8000/graphql --token ACCESS_TOKEN \
-//        --message-id ANSWER_GLOBAL_ID [--after CURSOR] [--limit N]
+//   node web/e2e/subscribe.mjs --url ws://127.0.0.1:8000/graphql --token ACCESS_TOKEN \
+//        --operation RunProgress --variables '{"runId": "…", "after": null}' [--limit N]
 //
-// Sends graphql/operations/AnswerStream.graphql with connectionParams {authorization: "Bearer …"}
-// and prints each answerStream event as one JSON line on stdout, with `receivedAt` (ms since the
-// epoch) added. Exits 0 when the server completes the subscription (after FINISHED), or after
-// --limit events (graphql-ws then sends `complete` and closes the socket). GraphQL errors are
-// printed on stderr as one JSON line {"errors": [...]} and the exit code is 2; a socket failure is 3.
+// Sends graphql/operations/<operation>.graphql with connectionParams {authorization: "Bearer …"}
+// and prints the value of the subscription's field in each event as one JSON line on stdout.
+// Exits 0 when the server completes the subscription, or after --limit events (it then leaves:
+// graphql-ws sends `complete` and closes the socket). GraphQL errors are printed on stderr as
+// one JSON line {"errors": [...]} and the exit code is 2; a socket failure is 3.
 
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -21,18 +21,20 @@ const { values: args } = parseArgs({
   options: {
     url: { type: 'string' },
     token: { type: 'string' },
-    'message-id': { type: 'string' },
-    after: { type: 'string' },
+    operation: { type: 'string' },
+    variables: { type: 'string' },
     limit: { type: 'string' },
   },
 });
-if (!args.url || !args.token || !args['message-id']) {
-  process.stderr.write('usage: answer-stream.mjs --url WS_URL --token TOKEN --message-id ID\n');
+if (!args.url || !args.token || !/^[A-Za-z]+$/.test(args.operation ?? '')) {
+  process.stderr.write(
+    'usage: subscribe.mjs --url WS_URL --token TOKEN --operation NAME [--variables JSON]\n',
+  );
   process.exit(64);
 }
 const limit = args.limit === undefined ? Infinity : Number(args.limit);
 const query = readFileSync(
-  new URL('../../graphql/operations/AnswerStream.graphql', import.meta.url),
+  new URL(`../../graphql/operations/${args.operation}.graphql`, import.meta.url),
   'utf8',
 );
 
@@ -52,8 +54,8 @@ let received = 0;
 try {
   const subscription = client.iterate({
     query,
-    operationName: 'AnswerStream',
-    variables: { messageId: args['message-id'], after: args.after ?? null },
+    operationName: args.operation,
+    variables: JSON.parse(args.variables ?? '{}'),
   });
   for await (const result of subscription) {
     if (result.errors) {
@@ -61,16 +63,17 @@ try {
       process.exitCode = 2;
       break;
     }
-    const event = { ...result.data.answerStream, receivedAt: Date.now() };
+    const [event] = Object.values(result.data); // the subscription's one root field
     process.stdout.write(`${JSON.stringify(event)}\n`);
     received += 1;
     if (received >= limit) break; // leaving early: iterate's return() sends `complete`
   }
 } catch (error) {
   if (Array.isArray(error)) {
-    printErrors(error);
+    printErrors(error); // the server's `error` message: GraphQL errors
     process.exitCode = 2;
   } else {
+    // A CloseEvent or an Error: the socket failed.
     printErrors({ message: error?.reason || error?.message || String(error) });
     process.exitCode = 3;
   }
