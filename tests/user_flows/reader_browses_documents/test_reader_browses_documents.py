@@ -325,6 +325,7 @@ async def test_a_reader_browses_everything_and_changes_nothing(
         "tags": ["controlflow", "reviewed"],
         "entities": [{"name": "Python", "kind": "PRODUCT"}],
         "edits": [],
+        "downloadUrl": f"/documents/{match}/original",
         # Placed straight in the database: never ingested, so no runs and no vectors to relate.
         "runs": {
             "totalCount": 0,
