@@ -33,7 +33,7 @@ from nodes.services import Boxed, ServiceCall
 from runtime.events import EventRuntime, RunScope, report_progress
 from runtime.runner import RunWorkflow, domain_cause
 from services.deps import ServiceDeps
-from services.run_store import ClaimedRun, LeaseLost, RunStore
+from services.run_store import ClaimedRun, LeaseLost, RunStore, StepChange
 
 log = logging.getLogger("knowledge_desk.runs")
 
@@ -262,6 +262,7 @@ class Executor:
         deps = dataclasses.replace(
             self.deps.for_principal(Principal(user_id=claim.triggered_by_id)),
             progress=report_progress,
+            run_state={},
         )
         call = ServiceCall(deps, kwargs=claim.params)
         inputs = {step: {"call": call} for step in steps}
@@ -450,53 +451,75 @@ class _StepRecorder:
         self.writer.cancel()
 
     async def _write_all(self) -> None:
-        while (event := await self.queue.get()) is not None:
-            what = f"{event.get('type')} of run {self.run_id}"
-            if event["type"] == "progress":
-                self.lease.check()
-                try:
-                    await self._write(event)
-                except LeaseLost:
-                    self.lease.lose()
-                    raise
-                except Exception:
-                    log.warning("could not record %s", what, exc_info=True)
-            else:
-                await _until_recorded(self.lease, what, functools.partial(self._write, event))
+        done = False
+        while not done:
+            event = await self.queue.get()
+            if event is None:
+                return
+            # Whatever else has come meanwhile (a step's end and the next one's start) is
+            # written in the same transaction.
+            events = [event]
+            while not self.queue.empty():
+                more = self.queue.get_nowait()
+                if more is None:
+                    done = True
+                    break
+                events.append(more)
+            await self._write_batch(events)
 
-    async def _write(self, event: dict[str, Any]) -> None:
+    async def _write_batch(self, events: list[dict[str, Any]]) -> None:
+        """Transitions are retried until written; progress is best effort and goes alone."""
+        transitions: list[StepChange] = []
+        for event in events:
+            change = self._change(event)
+            if change is None:
+                continue
+            if change.kind != "STEP_PROGRESS":
+                transitions.append(change)
+                continue
+            await self._write_transitions(transitions)
+            transitions = []
+            self.lease.check()
+            try:
+                await self.store.step_events(self.run_id, [change])
+            except LeaseLost:
+                self.lease.lose()
+                raise
+            except Exception:
+                log.warning("could not record progress of run %s", self.run_id, exc_info=True)
+        await self._write_transitions(transitions)
+
+    async def _write_transitions(self, changes: list[StepChange]) -> None:
+        if changes:
+            what = f"{', '.join(c.kind for c in changes)} of run {self.run_id}"
+            await _until_recorded(
+                self.lease, what, functools.partial(self.store.step_events, self.run_id, changes)
+            )
+
+    def _change(self, event: dict[str, Any]) -> StepChange | None:
+        """The step change an SDK node event stands for; None when there is nothing to write."""
         step, kind = event["node"], event["type"]
         if kind == "started":
-            await self.store.step_event(
-                self.run_id, step, "STEP_STARTED", message=f"{step} started"
-            )
-        elif kind == "succeeded":
-            await self.store.step_event(
-                self.run_id,
-                step,
-                "STEP_SUCCEEDED",
-                message=f"{step} done",
-                output=_stored(event.get("output")),
-            )
-        elif kind == "failed":
+            return StepChange(step, "STEP_STARTED", message=f"{step} started")
+        if kind == "succeeded":
+            output = _stored(event.get("output"))
+            return StepChange(step, "STEP_SUCCEEDED", message=f"{step} done", output=output)
+        if kind == "failed":
             error = event["error"]
             if isinstance(error, asyncio.CancelledError):
-                return  # the run's end records it
+                return None  # the run's end records it
             cause = domain_cause(error)
             message = cause.message if cause else "unexpected error"
-            await self.store.step_event(self.run_id, step, "STEP_FAILED", message=message)
-        elif kind == "progress":
+            return StepChange(step, "STEP_FAILED", message=message)
+        if kind == "progress":
             now = time.monotonic()
             total, current = event.get("total"), event.get("current", 0)
             last = total is not None and current >= total
             if not last and now - self.last_progress.get(step, 0.0) < PROGRESS_INTERVAL:
-                return
+                return None
             self.last_progress[step] = now
             fraction = min(current / total, 1.0) if total else 0.0
-            await self.store.step_event(
-                self.run_id,
-                step,
-                "STEP_PROGRESS",
-                message=event.get("message") or "",
-                fraction=fraction,
+            return StepChange(
+                step, "STEP_PROGRESS", message=event.get("message") or "", fraction=fraction
             )
+        return None

@@ -2,7 +2,10 @@
 
 One step function per stage, so the asker (and the runs monitor) sees each. Steps hand work to
 each other through the answer's row (its passages, its prompt, its text), never through step
-outputs, so a run resumed after a crash re-runs only what had not finished.
+outputs, so a run resumed after a crash re-runs only what had not finished. Within one execution
+RETRIEVING and PROMPTING also hand the answer as they wrote it to the next step in memory
+(`_hand_over`), which then need not read it back: nothing else writes an answer while its run
+executes (stopping it or deleting its conversation cancels the run first).
 
 Every step ends the answer when something stops it (`_answering`):
 - the asker stopped it (the run was cancelled): STOPPED, with the text written so far and its
@@ -32,7 +35,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from base.db.types import utcnow
@@ -211,6 +215,10 @@ class TextStreamer:
 # -- the answer's row ------------------------------------------------------------------------
 
 
+class _AnswerEnded(Exception):
+    """The answer was ended (stopped, its conversation deleted) while GENERATING began."""
+
+
 @dataclass
 class _Answer:
     id: uuid.UUID
@@ -258,17 +266,23 @@ async def _load(deps: ServiceDeps, message_id: uuid.UUID) -> _Answer:
         )
 
 
-async def _update(deps: ServiceDeps, message_id: uuid.UUID, **values: Any) -> None:
-    """Change an answer still being written (a final one is left alone)."""
+async def _update(deps: ServiceDeps, message_id: uuid.UUID, **values: Any) -> bool:
+    """Change an answer still being written (a final one is left alone); False when final."""
     async with deps.db.begin() as session:
-        await session.execute(
-            update(Message)
-            .where(
-                Message.id == message_id,
-                Message.state.in_((AnswerState.PENDING, AnswerState.STREAMING)),
-            )
-            .values(**values)
+        return await _update_in(session, message_id, **values)
+
+
+async def _update_in(session: AsyncSession, message_id: uuid.UUID, **values: Any) -> bool:
+    # An UPDATE returns a CursorResult (with rowcount); mypy picks the generic overload.
+    changed: CursorResult[Any] = await session.execute(  # type: ignore[assignment]
+        update(Message)
+        .where(
+            Message.id == message_id,
+            Message.state.in_((AnswerState.PENDING, AnswerState.STREAMING)),
         )
+        .values(**values)
+    )
+    return changed.rowcount == 1
 
 
 def _citation_rows(
@@ -389,16 +403,33 @@ class _Step:
     answer: _Answer | None  # None: the answer has ended already; the step does nothing
     streamer: TextStreamer | None = None
     outcome: dict[str, Any] = field(default_factory=dict)
+    handed_over: bool = False  # the previous step of this execution passed the answer on
+
+
+def _hand_over(deps: ServiceDeps, answer: _Answer) -> None:
+    """Pass the answer, as this step left it, to the next step of the same execution."""
+    if deps.run_state is not None:
+        deps.run_state[f"answer:{answer.id}"] = answer
+
+
+def _handed_over(deps: ServiceDeps, message_id: uuid.UUID) -> _Answer | None:
+    if deps.run_state is None:
+        return None
+    answer: _Answer | None = deps.run_state.pop(f"answer:{message_id}", None)
+    return answer
 
 
 @asynccontextmanager
 async def _answering(deps: ServiceDeps, message_id: str) -> AsyncIterator[_Step]:
     """One step of writing the answer; whatever stops the step ends the answer (see module)."""
-    answer = await _load(deps, uuid.UUID(message_id))
+    answer = _handed_over(deps, uuid.UUID(message_id))
+    handed_over = answer is not None
+    if answer is None:
+        answer = await _load(deps, uuid.UUID(message_id))
     if answer.state.is_final:
         yield _Step(answer=None)
         return
-    step = _Step(answer=answer)
+    step = _Step(answer=answer, handed_over=handed_over)
     try:
         yield step
     except asyncio.CancelledError:
@@ -482,23 +513,22 @@ def _passage_dict(passage: search.Passage) -> dict[str, Any]:
 
 
 async def _only_in_workspace(
-    deps: ServiceDeps, workspace_id: uuid.UUID, passages: list[search.Passage]
+    session: AsyncSession, workspace_id: uuid.UUID, passages: list[search.Passage]
 ) -> list[search.Passage]:
     """Retrieval is scoped in its SQL; this checks it again, so that a passage of another
     workspace can never reach a prompt or a citation."""
     if not passages:
         return passages
-    async with deps.db() as session:
-        ours = set(
-            (
-                await session.execute(
-                    select(Document.id).where(
-                        Document.id.in_({p.document_id for p in passages}),
-                        Document.workspace_id == workspace_id,
-                    )
+    ours = set(
+        (
+            await session.execute(
+                select(Document.id).where(
+                    Document.id.in_({p.document_id for p in passages}),
+                    Document.workspace_id == workspace_id,
                 )
-            ).scalars()
-        )
+            )
+        ).scalars()
+    )
     kept = [p for p in passages if p.document_id in ours]
     if len(kept) != len(passages):
         log.error("retrieval returned %d passages of another workspace", len(passages) - len(kept))
@@ -530,15 +560,16 @@ async def retrieving(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
             document_ids=documents,
             limit=deps.settings.ask_retrieve_passages,
         )
-        passages = await _only_in_workspace(deps, answer.workspace_id, retrieval.passages)
-        stored = [_passage_dict(p) for p in passages]
-        await _update(
-            deps,
-            answer.id,
-            passages=stored,
-            top_cosine=retrieval.top_cosine,
-            retrieval_degraded=retrieval.degraded,
-        )
+        async with deps.db.begin() as session:
+            passages = await _only_in_workspace(session, answer.workspace_id, retrieval.passages)
+            stored = [_passage_dict(p) for p in passages]
+            await _update_in(
+                session,
+                answer.id,
+                passages=stored,
+                top_cosine=retrieval.top_cosine,
+                retrieval_degraded=retrieval.degraded,
+            )
         answer.passages = stored
         relevant = relevant_enough(
             passages,
@@ -546,7 +577,9 @@ async def retrieving(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
             min_cosine=deps.settings.ask_min_cosine,
             terms=query_terms(answer.question),
         )
-        if not relevant:
+        if relevant:
+            _hand_over(deps, answer)
+        else:
             await _finish(deps, answer.id, AnswerState.NOT_IN_DOCUMENTS, text=NOT_IN_DOCUMENTS_TEXT)
         return {
             "passages": len(passages),
@@ -622,6 +655,8 @@ async def prompting(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[str
         for number, index in enumerate(prompt.numbered, start=1):
             passages[index]["number"] = number
         await _update(deps, answer.id, prompt=prompt.messages, passages=passages)
+        answer.prompt, answer.passages = prompt.messages, passages
+        _hand_over(deps, answer)
         return {
             "passages": len(prompt.numbered),
             "turns": prompt.turns,
@@ -645,10 +680,12 @@ async def generating(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
         answer = step.answer
         if not answer.prompt:
             raise RuntimeError("GENERATING found no prompt")
-        try:
-            streamed = await deps.bus.read_text(answer_text_key(answer.id))
-        except Exception:
-            streamed = None
+        streamed = None
+        if not step.handed_over:  # resumed here: an earlier execution may have streamed some
+            try:
+                streamed = await deps.bus.read_text(answer_text_key(answer.id))
+            except Exception:
+                streamed = None
         if streamed:
             # An earlier attempt streamed part of this answer and then died: subscribers have
             # seen that text, and a new generation would not continue it.
@@ -657,8 +694,18 @@ async def generating(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
             )
             return {"interrupted": True}
         # Marked STREAMING while the model reads the prompt, not before: off the first token's
-        # path (the mark is conditional, so it never undoes an end written meanwhile).
+        # path. The mark is conditional, so it never undoes an end written meanwhile, and it
+        # tells whether one was (`ended`): then no token is streamed.
         marking = asyncio.create_task(_update(deps, answer.id, state=AnswerState.STREAMING))
+
+        def ended() -> bool:
+            return (
+                marking.done()
+                and not marking.cancelled()
+                and marking.exception() is None
+                and marking.result() is False
+            )
+
         settings = deps.settings
         step.streamer = streamer = TextStreamer(
             deps.bus, answer.id, settings.answer_stream_batch_seconds
@@ -669,6 +716,8 @@ async def generating(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
 
         def on_token(piece: str) -> None:
             nonlocal written, first_token_at
+            if ended():
+                raise _AnswerEnded
             streamer.feed(piece)
             written += 1
             if written == 1:
@@ -684,8 +733,13 @@ async def generating(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
                 on_token=on_token,
                 options=chat_options(settings),
             )
+        except _AnswerEnded:
+            result = None
         finally:
             await asyncio.wait([marking])
+        if result is None or ended():
+            streamer.abort()
+            return {"ended": True}
         await streamer.close()
         await _update(
             deps,

@@ -43,6 +43,9 @@ class ServiceDeps:
     launcher: RunLauncher | None = None
     # The executor of a run supplies one that records STEP_PROGRESS events.
     progress: ProgressReporter = _ignore_progress
+    # What one execution of a run keeps in memory between its steps, which run one after the
+    # other in one process; the executor gives each execution its own. None outside a run.
+    run_state: dict[str, Any] | None = None
 
     def for_principal(self, principal: Principal) -> ServiceDeps:
         return dataclasses.replace(self, principal=principal)

@@ -40,6 +40,17 @@ from services.run_log import (
 MARGIN_MAX_SECONDS = 2.0
 
 
+@dataclass(frozen=True)
+class StepChange:
+    """One change of a run's step, as its executor saw it."""
+
+    step: str
+    kind: str  # STEP_STARTED, STEP_PROGRESS, STEP_SUCCEEDED or STEP_FAILED
+    message: str = ""
+    fraction: float = 0.0  # how far a STEP_PROGRESS is through its step
+    output: Any = None  # a STEP_SUCCEEDED's output, kept for a retry to reuse
+
+
 class LeaseLost(Exception):
     """The run is no longer ours to write (its lease expired or another executor holds it)."""
 
@@ -220,12 +231,20 @@ class RunStore:
         fraction: float = 0.0,
         output: Any = None,
     ) -> None:
-        """Record STEP_STARTED / STEP_PROGRESS / STEP_SUCCEEDED / STEP_FAILED and publish it.
+        """Record one step change (see `step_events`)."""
+        await self.step_events(
+            run_id, [StepChange(step, kind, message=message, fraction=fraction, output=output)]
+        )
+
+    async def step_events(self, run_id: uuid.UUID, changes: Sequence[StepChange]) -> None:
+        """Record STEP_STARTED / STEP_PROGRESS / STEP_SUCCEEDED / STEP_FAILED events, in order,
+        in one transaction, and publish them.
 
         Raises LeaseLost when the run is not ours to write. A transition the step is already in
         is not written again (a retried write whose commit went through but was not heard)."""
         now = utcnow()
         outbox = Outbox()
+        progress: list[dict[str, Any]] = []
         async with self._transaction() as session:
             run = await self._owned(session, run_id)
             steps = (
@@ -237,32 +256,42 @@ class RunStore:
                 .scalars()
                 .all()
             )
-            row = next(s for s in steps if s.name == step)
-            already = {
-                "STEP_STARTED": StepStatus.RUNNING,
-                "STEP_SUCCEEDED": StepStatus.SUCCEEDED,
-                "STEP_FAILED": StepStatus.FAILED,
-            }.get(kind)
-            if already is not None and row.status is already:
-                return
-            if kind == "STEP_STARTED":
-                row.status, row.started_at, row.finished_at = StepStatus.RUNNING, now, None
-                row.attempts += 1
-                row.error_message = None
-                run.current_step = step
-            elif kind == "STEP_SUCCEEDED":
-                row.status, row.finished_at, row.output = StepStatus.SUCCEEDED, now, output
-            elif kind == "STEP_FAILED":
-                row.status, row.finished_at = StepStatus.FAILED, now
-                row.error_message = message[:1000]
-            running = fraction if kind == "STEP_PROGRESS" else 0.0
-            run.percent = min(99, int(100 * (_settled(steps) + running) / max(len(steps), 1)))
-            await append_run_event(session, outbox, run, kind, message=message, step=step)
-            progress = self._progress_message(run, kind)
+            by_name = {s.name: s for s in steps}
+            for change in changes:
+                row, kind = by_name[change.step], change.kind
+                already = {
+                    "STEP_STARTED": StepStatus.RUNNING,
+                    "STEP_SUCCEEDED": StepStatus.SUCCEEDED,
+                    "STEP_FAILED": StepStatus.FAILED,
+                }.get(kind)
+                if already is not None and row.status is already:
+                    continue
+                if kind == "STEP_STARTED":
+                    row.status, row.started_at, row.finished_at = StepStatus.RUNNING, now, None
+                    row.attempts += 1
+                    row.error_message = None
+                    run.current_step = change.step
+                elif kind == "STEP_SUCCEEDED":
+                    row.status, row.finished_at, row.output = (
+                        StepStatus.SUCCEEDED,
+                        now,
+                        change.output,
+                    )
+                elif kind == "STEP_FAILED":
+                    row.status, row.finished_at = StepStatus.FAILED, now
+                    row.error_message = change.message[:1000]
+                running = change.fraction if kind == "STEP_PROGRESS" else 0.0
+                run.percent = min(99, int(100 * (_settled(steps) + running) / max(len(steps), 1)))
+                await append_run_event(
+                    session, outbox, run, kind, message=change.message, step=change.step
+                )
+                message = self._progress_message(run, kind)
+                if message is not None:
+                    progress.append(message)
             topic = workspace_topic(run.workspace_id)
         await outbox.publish(self.bus)
-        if progress is not None:
-            await publish_transient(self.bus, topic, progress)
+        for message in progress:
+            await publish_transient(self.bus, topic, message)
 
     def _progress_message(self, run: Run, kind: str) -> dict[str, Any] | None:
         """The RUN_PROGRESS message for the workspace's stream, or None when throttled.

@@ -395,9 +395,11 @@ async def test_redis_stopped_mid_run_and_started_again(
             chat_attempts=1,
         )
         output = procs.worker_output()
-        # The second run, whose enqueue failed, was taken by a sweeper; the third came through
-        # the queue again (Taskiq logs each delivery), so the receivers recovered.
-        assert output.count(f"handing out run {second.run_id} again") == 1, output
+        # The second run, whose enqueue failed, was taken by a sweeper (both workers' sweepers
+        # may offer it in the same instant; the claim lets one execute it: executions=1 above);
+        # the third came through the queue again (Taskiq logs each delivery), so the receivers
+        # recovered.
+        assert output.count(f"handing out run {second.run_id} again") in (1, 2), output
         assert f"handing out run {third.run_id} again" not in output, output
         assert output.count("Executing task knowledge_desk.execute_run") == 2, output
         for worker in procs.workers:
