@@ -58,7 +58,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -1060,18 +1062,17 @@ class Result:
         return percentile(self.samples, q, scale=1e6)
 
 
-def _cpu_seconds(process: Any) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
+def _cpu_seconds(processes: list[Any]) -> float:
+    return float(sum(t.user + t.system for t in (p.cpu_times() for p in processes)))
 
 
 async def measure_screens(
-    base_url: str,
+    base_urls: list[str],
     seeded: Seeded,
     engine: AsyncEngine,
     args: argparse.Namespace,
     database: str,
-    server: Any,
+    server: list[Any],
 ) -> list[Result]:
     import httpx
 
@@ -1080,12 +1081,20 @@ async def measure_screens(
     limits = httpx.Limits(max_connections=32, max_keepalive_connections=32)
     headers = {"authorization": f"Bearer {seeded.token}"}
     results: list[Result] = []
-    async with httpx.AsyncClient(
-        base_url=base_url, headers=headers, timeout=120, limits=limits
-    ) as client:
+    async with contextlib.AsyncExitStack() as stack:
+        clients = [
+            await stack.enter_async_context(
+                httpx.AsyncClient(base_url=url, headers=headers, timeout=120, limits=limits)
+            )
+            for url in base_urls
+        ]
+        # With several API processes (--api-processes), requests take turns between them, as a
+        # round-robin load balancer would send them.
+        turns = itertools.cycle(clients)
 
         def graphql(screen: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
             async def call(v: dict[str, Any]) -> Any:
+                client = next(turns)
                 response = await client.post(
                     "/graphql",
                     json={"query": documents[screen], "operationName": screen, "variables": v},
@@ -1099,6 +1108,7 @@ async def measure_screens(
 
         def sql_http(screen: str) -> Callable[[dict[str, Any]], Awaitable[Any]]:
             async def call(v: dict[str, Any]) -> Any:
+                client = next(turns)
                 response = await client.post(f"/bench/sql/{screen}", json={"variables": v})
                 response.raise_for_status()
                 return response.json()["data"]
@@ -1437,18 +1447,23 @@ def run_database(name: str, database_url: str, args: argparse.Namespace) -> list
         "UVICORN_ACCESS_LOG": "false",  # uvicorn reads its flags from UVICORN_* too
     }
 
-    async def measuring(base_url: str, server: Any) -> list[Result]:
+    async def measuring(base_urls: list[str], servers: list[Any]) -> list[Result]:
         engine = build_engine(settings)
         try:
-            return await measure_screens(base_url, seeded, engine, args, name, server)
+            return await measure_screens(base_urls, seeded, engine, args, name, servers)
         finally:
             await engine.dispose()
 
     if not args.timing:
         return []
-    with live_server(env, app="bench.bench_documents:create_bench_app") as base_url:
-        print(f"  server {base_url}; load average {os.getloadavg()[0]:.2f}")
-        return asyncio.run(measuring(base_url, server_process(int(base_url.rsplit(":", 1)[1]))))
+    with contextlib.ExitStack() as stack:
+        base_urls = [
+            stack.enter_context(live_server(env, app="bench.bench_documents:create_bench_app"))
+            for _ in range(args.api_processes)
+        ]
+        servers = [server_process(int(url.rsplit(":", 1)[1])) for url in base_urls]
+        print(f"  servers {', '.join(base_urls)}; load average {os.getloadavg()[0]:.2f}")
+        return asyncio.run(measuring(base_urls, servers))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1473,6 +1488,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=1,
+        help="API processes to spread the HTTP paths over, round-robin (1; more only with "
+        "--db postgres: SQLite's embedded default is one process)",
+    )
+    parser.add_argument(
         "--statements", action="store_true", help="print each screen's SQL statements"
     )
     parser.add_argument(
@@ -1488,6 +1510,8 @@ def main(argv: list[str] | None = None) -> int:
     args = apply_sizes(parser.parse_args(argv))
     if args.documents < 100 or args.requests < 1 or min(args.concurrency) < 1:
         parser.error("need --documents >= 100, --requests >= 1 and concurrencies >= 1")
+    if args.api_processes < 1 or (args.api_processes > 1 and args.db != "postgres"):
+        parser.error("--api-processes N > 1 needs --db postgres")
     args.batch = min(args.batch, args.requests)
     started = time.monotonic()
     print(
