@@ -19,11 +19,12 @@ from base.settings import Settings, get_settings
 from resolvers.accounts.mutations import AccountMutations
 from resolvers.accounts.queries import AccountQueries
 from resolvers.accounts.subscriptions import AccountSubscriptions
-from resolvers.accounts.types import Info, User
+from resolvers.accounts.types import User
 from resolvers.chat.mutations import ChatMutations
 from resolvers.chat.queries import ChatQueries
 from resolvers.chat.subscriptions import ChatSubscriptions
 from resolvers.chat.types import Conversation, Message
+from resolvers.core.context import Info
 from resolvers.core.errors import annotate_errors
 from resolvers.core.limits import DocumentLimits, NoIntrospection, ValidationCacheAfterLimits
 from resolvers.documents.mutations import DocumentMutations

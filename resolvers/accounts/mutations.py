@@ -11,7 +11,8 @@ from resolvers.accounts.payloads import (
     SignOutPayload,
     SignUpPayload,
 )
-from resolvers.accounts.types import AuthSession, Info
+from resolvers.accounts.types import AuthSession
+from resolvers.core.context import Info
 from resolvers.core.errors import as_payload
 from resolvers.core.inputs import INPUT
 from runtime.runner import ApiWorkflow

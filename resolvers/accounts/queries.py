@@ -2,7 +2,8 @@
 
 import strawberry
 
-from resolvers.accounts.types import Info, User
+from resolvers.accounts.types import User
+from resolvers.core.context import Info
 from workflows.accounts import LOAD_ME
 
 

@@ -4,7 +4,8 @@ from collections.abc import AsyncGenerator
 
 import strawberry
 
-from resolvers.accounts.types import Info, User
+from resolvers.accounts.types import User
+from resolvers.core.context import Info
 from workflows.accounts import LOAD_ME
 
 

@@ -8,12 +8,10 @@ from datetime import datetime
 import strawberry
 from strawberry import relay
 
-from resolvers.core.context import Context
+from resolvers.core.context import Info
 from resolvers.core.relay import load_nodes
 from services.views import AuthSession as AuthSessionView
 from services.views import UserView
-
-Info = strawberry.Info[Context, None]
 
 
 def initials_of(name: str) -> str:

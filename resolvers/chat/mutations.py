@@ -24,7 +24,8 @@ from resolvers.chat.payloads import (
     RenameConversationPayload,
     StopAnswerPayload,
 )
-from resolvers.chat.types import Conversation, Feedback, Info, Message
+from resolvers.chat.types import Conversation, Feedback, Message
+from resolvers.core.context import Info
 from resolvers.core.errors import as_payload
 from resolvers.core.inputs import INPUT
 from resolvers.core.relay import decode_id, to_global_id

@@ -4,7 +4,8 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers.chat.types import Conversation, Info
+from resolvers.chat.types import Conversation
+from resolvers.core.context import Info
 from resolvers.core.relay import find_by_id
 
 

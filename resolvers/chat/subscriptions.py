@@ -5,7 +5,8 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers.chat.types import AnswerStreamEvent, Info
+from resolvers.chat.types import AnswerStreamEvent
+from resolvers.core.context import Info
 from resolvers.core.relay import decode_id
 from services import live
 from workflows.chat import REQUIRE_ANSWER

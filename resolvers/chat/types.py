@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry import relay
 
-from resolvers.core.context import Context
+from resolvers.core.context import Info
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
     After,
@@ -31,8 +31,6 @@ from services.chat_views import (
     PassageView,
     ScopeView,
 )
-
-Info = strawberry.Info[Context, None]
 
 
 @strawberry.enum(description="Who wrote a message.")

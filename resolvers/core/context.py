@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import ParamSpec, TypeVar
 
+import strawberry
 from strawberry.fastapi import BaseContext
 
 from base.auth.principal import Principal
@@ -51,3 +52,7 @@ class Context(BaseContext):
     async def run(self, workflow: ApiWorkflow[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run a declared workflow as the caller."""
         return await self.runner.call(workflow, self.deps, *args, **kwargs)
+
+
+# What every resolver receives as `info`: Strawberry's Info over this context.
+Info = strawberry.Info[Context, None]

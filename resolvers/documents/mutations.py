@@ -6,6 +6,7 @@ import strawberry
 
 from base.errors import DomainError, NotFound
 from base.models.documents import EntityKind as DomainEntityKind
+from resolvers.core.context import Info
 from resolvers.core.errors import UserError, as_payload
 from resolvers.core.inputs import INPUT
 from resolvers.core.relay import decode_id, to_global_id
@@ -34,7 +35,7 @@ from resolvers.documents.payloads import (
     UploadDocumentsPayload,
     UploadedFile,
 )
-from resolvers.documents.types import Collection, Document, Info
+from resolvers.documents.types import Collection, Document
 from resolvers.runs.types import Run
 from services.documents import EntityInput
 from services.uploads import Duplicate, UploadSource

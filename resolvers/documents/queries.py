@@ -4,8 +4,9 @@ from typing import Annotated
 
 import strawberry
 
+from resolvers.core.context import Info
 from resolvers.core.relay import find_by_id
-from resolvers.documents.types import Collection, Document, Info
+from resolvers.documents.types import Collection, Document
 
 
 @strawberry.type

@@ -5,8 +5,9 @@ from typing import Annotated
 
 import strawberry
 
+from resolvers.core.context import Info
 from resolvers.core.relay import decode_id
-from resolvers.documents.types import Info, UploadProgress
+from resolvers.documents.types import UploadProgress
 from services import live
 from workflows.documents import REQUIRE_UPLOADS
 

@@ -11,7 +11,7 @@ import strawberry
 from strawberry import relay
 
 from resolvers.accounts.types import User
-from resolvers.core.context import Context
+from resolvers.core.context import Info
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
     After,
@@ -33,8 +33,6 @@ from services.views import (
     FieldEditView,
     RelatedDocumentView,
 )
-
-Info = strawberry.Info[Context, None]
 
 
 @strawberry.enum(description="Where a document is in its processing.")

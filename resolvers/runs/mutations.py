@@ -4,12 +4,13 @@ from typing import Annotated, Any, ParamSpec
 
 import strawberry
 
+from resolvers.core.context import Info
 from resolvers.core.errors import as_payload
 from resolvers.core.inputs import INPUT
 from resolvers.core.relay import decode_id
 from resolvers.runs.inputs import CancelRunInput, CheckModelsInput, RetryRunInput
 from resolvers.runs.payloads import CancelRunPayload, CheckModelsPayload, RetryRunPayload
-from resolvers.runs.types import Info, Run
+from resolvers.runs.types import Run
 from runtime.runner import ApiWorkflow
 from services.views import RunView
 from workflows.runs import CANCEL_RUN, RETRY_RUN, START_MODEL_CHECK

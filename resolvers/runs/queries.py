@@ -4,8 +4,9 @@ from typing import Annotated
 
 import strawberry
 
+from resolvers.core.context import Info
 from resolvers.core.relay import find_by_id
-from resolvers.runs.types import Info, Run
+from resolvers.runs.types import Run
 
 
 @strawberry.type

@@ -5,9 +5,10 @@ from typing import Annotated
 
 import strawberry
 
+from resolvers.core.context import Info
 from resolvers.core.relay import decode_id
 from resolvers.runs.fanout import shared_run_event
-from resolvers.runs.types import Info, RunEvent, WorkspaceEvent
+from resolvers.runs.types import RunEvent, WorkspaceEvent
 from services import live
 from workflows.runs import AUTHORIZE_RUN_PROGRESS, AUTHORIZE_WORKSPACE_EVENTS
 

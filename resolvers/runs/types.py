@@ -12,7 +12,7 @@ import strawberry
 from strawberry import relay
 
 from resolvers.accounts.types import User
-from resolvers.core.context import Context
+from resolvers.core.context import Info
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
     After,
@@ -23,8 +23,6 @@ from resolvers.core.relay import (
 )
 from services.runs import RunEventsQuery
 from services.views import RunEventView, RunStepView, RunView
-
-Info = strawberry.Info[Context, None]
 
 
 @strawberry.enum(description="Where a run is in its life.")

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 import strawberry
 
 from base.errors import NotFound
+from resolvers.core.context import Info
 from resolvers.core.errors import as_payload
 from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, decode_id
-from resolvers.documents.types import Info
 from resolvers.search.types import SearchFilter, SearchMode, SearchPayload, SearchResult
 from services.search import SearchMode as Mode
 from workflows.search import SEARCH

@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 import strawberry
 
+from resolvers.core.context import Info
 from resolvers.core.errors import as_payload
 from resolvers.core.inputs import INPUT
 from resolvers.core.relay import decode_id, to_global_id
@@ -21,7 +22,7 @@ from resolvers.workspaces.payloads import (
     RemoveMemberPayload,
     RenameWorkspacePayload,
 )
-from resolvers.workspaces.types import Info, Invite, Member, Workspace
+from resolvers.workspaces.types import Invite, Member, Workspace
 from workflows.accounts import (
     ACCEPT_INVITE,
     CHANGE_MEMBER_ROLE,

@@ -4,8 +4,9 @@ from typing import Annotated
 
 import strawberry
 
+from resolvers.core.context import Info
 from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, find_by_id
-from resolvers.workspaces.types import Info, Workspace
+from resolvers.workspaces.types import Workspace
 from workflows.accounts import LIST_MY_WORKSPACES
 
 

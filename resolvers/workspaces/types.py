@@ -17,7 +17,7 @@ from base.models.documents import DocumentStatus as DomainDocumentStatus
 from base.models.runs import RunStatus as DomainRunStatus
 from resolvers.accounts.types import User
 from resolvers.chat.types import Conversation
-from resolvers.core.context import Context
+from resolvers.core.context import Info
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
     After,
@@ -36,8 +36,6 @@ from services.documents import DocumentsQuery
 from services.runs import RunsQuery
 from services.views import InviteView, MemberView, WorkspaceView
 from services.workspaces import MembersQuery
-
-Info = strawberry.Info[Context, None]
 
 
 @strawberry.enum(description="A member's role in a workspace, from least to most rights.")
