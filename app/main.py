@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.downloads import mount_downloads
 from app.http import CORS, BodySizeLimit, WebSocketMessageLimit, http_error, unexpected_error
-from base.db.engine import build_engine, build_sessionmaker
+from base.db.engine import build_engine, build_read_sessionmaker, build_sessionmaker
 from base.events.bus import build_bus
 from base.settings import Settings, SettingsError, get_settings
 from resolvers.router import KnowledgeDeskRouter
@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         runs = await start_api_runs(deps, runtime, RUN_WORKFLOWS)
         app.state.engine = engine
+        app.state.read_db = build_read_sessionmaker(engine)
         app.state.runner = runner
         app.state.runs = runs
         app.state.deps = dataclasses.replace(deps, launcher=runs.launcher)

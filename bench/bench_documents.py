@@ -1253,9 +1253,12 @@ def _package(filename: str) -> str:
     return "other" if filename.startswith(("/", "<")) and filename != "~" else "builtins"
 
 
-async def print_profile(settings: Settings, seeded: Seeded, requests: int) -> None:
+async def print_profile(
+    settings: Settings, seeded: Seeded, requests: int, dump_dir: Path | None = None
+) -> None:
     """cProfile of each screen through the app in this process (httpx ASGI transport, so no
-    socket): own time by package and the top functions, per request."""
+    socket): own time by package and the top functions, per request; with `dump_dir`, each
+    screen's raw profile as `<screen>.pstats` there (for pstats or snakeviz)."""
     import cProfile
     import pstats
 
@@ -1288,6 +1291,8 @@ async def print_profile(settings: Settings, seeded: Seeded, requests: int) -> No
                     await send(v)
                 profiler.disable()
                 wall = (time.perf_counter() - started) / requests * 1e3
+                if dump_dir is not None:
+                    profiler.dump_stats(dump_dir / f"{screen}.pstats")
                 raw = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
                 by_package: dict[str, float] = {}
                 rows = []
@@ -1437,7 +1442,7 @@ def run_database(name: str, database_url: str, args: argparse.Namespace) -> list
     if args.statements:
         asyncio.run(print_statements(settings, seeded))
     if args.profile:
-        asyncio.run(print_profile(settings, seeded, args.profile))
+        asyncio.run(print_profile(settings, seeded, args.profile, args.profile_dump))
     env = {
         "APP_ENV": "development",
         "DATABASE_URL": settings.database_url,
@@ -1503,6 +1508,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         metavar="N",
         help="cProfile N requests of each screen through the app in this process",
+    )
+    parser.add_argument(
+        "--profile-dump",
+        type=Path,
+        metavar="DIR",
+        help="with --profile: also write each screen's raw profile to DIR/<screen>.pstats",
     )
     parser.add_argument(
         "--no-timing", dest="timing", action="store_false", help="seed (and profile) only"

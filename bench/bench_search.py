@@ -49,6 +49,7 @@ from sqlalchemy import insert, select, text  # noqa: E402
 from app import migrate  # noqa: E402
 from app.main import create_app  # noqa: E402
 from base.auth.principal import Principal  # noqa: E402
+from base.db.engine import RequestReads  # noqa: E402
 from base.models.accounts import Membership, Role, User, Workspace  # noqa: E402
 from base.models.documents import (  # noqa: E402
     Chunk,
@@ -197,7 +198,9 @@ async def seed(app: Any, passages: list[dict[str, Any]], documents: int, per_doc
 
 
 def context_for(app: Any) -> Context:
-    deps = app.state.deps.for_principal(Principal(user_id=USER))
+    """The context an HTTP request gets: the caller, and one read session for its reads."""
+    reads = RequestReads(app.state.read_db)
+    deps = app.state.deps.for_request(Principal(user_id=USER), reads)
     return Context(deps=deps, runner=app.state.runner)
 
 
@@ -216,9 +219,14 @@ async def one_search(app: Any, query: str, mode: str, filtered: bool) -> float:
             ]
         }
     began = time.perf_counter()
-    result = await app.state.schema.execute(
-        operation("Search"), variable_values=variables, context_value=context_for(app)
-    )
+    context = context_for(app)
+    try:
+        result = await app.state.schema.execute(
+            operation("Search"), variable_values=variables, context_value=context
+        )
+    finally:
+        assert context.deps.reads is not None
+        await context.deps.reads.close()
     elapsed = time.perf_counter() - began
     assert result.errors is None, result.errors
     payload = result.data["search"]

@@ -41,6 +41,7 @@ from strawberry.types.unset import UNSET
 
 from base.auth.principal import Principal
 from base.auth.tokens import bearer_token, decode_access_token
+from base.db.engine import RequestReads
 from base.errors import Unauthenticated
 from base.settings import Settings
 from resolvers.core.context import Context
@@ -95,7 +96,11 @@ async def context_getter(connection: HTTPConnection) -> Context:
     principal = principal_from(
         connection.headers.get("authorization"), secret=deps.settings.jwt_secret, client=client
     )
-    return Context(deps=deps.for_principal(principal), runner=runner)
+    # An HTTP request's reads share one session (ADR 0076); a socket lives too long to hold one.
+    reads = (
+        RequestReads(connection.app.state.read_db) if connection.scope["type"] == "http" else None
+    )
+    return Context(deps=deps.for_request(principal, reads), runner=runner)
 
 
 def is_request_error(result: ExecutionResult) -> bool:
@@ -251,6 +256,8 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
         finally:
             _response_media_type.reset(token)
             await close_uploads()
+            if isinstance(context, Context) and context.deps.reads is not None:
+                await context.deps.reads.close()
 
     def _check_preflighted(self, request: Request) -> None:
         """The CSRF rule (ADR 0020); the GraphiQL page itself is a plain GET."""

@@ -117,7 +117,7 @@ async def sign_out(deps: ServiceDeps, *, refresh_token: str) -> None:
 
 async def get_me(deps: ServiceDeps) -> UserView:
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         user = await session.get(User, user_id)
     if user is None:  # deleted since the token was issued
         raise Unauthenticated("This account no longer exists.", code="TOKEN_INVALID")
@@ -129,7 +129,7 @@ async def users_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[UserV
     user_id = deps.principal.require_user()
     mine = select(Membership.workspace_id).where(Membership.user_id == user_id)
     visible = select(Membership.user_id).where(Membership.workspace_id.in_(mine))
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(User).where(User.id.in_(ids), (User.id == user_id) | User.id.in_(visible))

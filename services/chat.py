@@ -160,7 +160,7 @@ async def list_conversations(
             sort_values=lambda r: (r[0].last_message_at, r[0].id),
         )
 
-    async with deps.db() as session:
+    async with deps.read() as session:
         return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
@@ -168,7 +168,7 @@ async def conversations_by_ids(
     deps: ServiceDeps, *, ids: list[uuid.UUID]
 ) -> list[ConversationView | None]:
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(Conversation).where(
@@ -213,13 +213,13 @@ async def list_messages(
             sort_values=lambda r: (r[0].seq,),
         )
 
-    async with deps.db() as session:
+    async with deps.read() as session:
         return await pages_by_parent(queries, parent="conversation_id", load=load)
 
 
 async def messages_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[MessageView | None]:
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(Message).where(
@@ -237,7 +237,7 @@ async def citations_by_message_ids(
 ) -> list[list[CitationView]]:
     """Each answer's checked citations, in the order the answer makes them."""
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(Citation)
@@ -260,7 +260,7 @@ async def my_feedback_by_message_ids(
 ) -> list[FeedbackView | None]:
     """The caller's own rating of each answer, if any."""
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(AnswerFeedback).where(
@@ -277,7 +277,7 @@ async def questions_asked_counts(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> 
     the questions); 0 for a workspace the caller does not belong to."""
     user_id = deps.principal.require_user()
     since = utcnow() - QUESTIONS_WINDOW
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(Message.workspace_id, func.count())

@@ -104,7 +104,7 @@ async def list_collections(
             sort_values=lambda r: (r[0].name, r[0].id),
         )
 
-    async with deps.db() as session:
+    async with deps.read() as session:
         return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
@@ -112,7 +112,7 @@ async def collections_by_ids(
     deps: ServiceDeps, *, ids: list[uuid.UUID]
 ) -> list[CollectionView | None]:
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 _select().where(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from base.auth.principal import ANONYMOUS, Principal
+from base.db.engine import RequestReads
 from base.events.bus import EventBus, LocalBus
 from base.settings import Settings
 from services.ratelimit import SignInLimiter
@@ -46,6 +48,15 @@ class ServiceDeps:
     # What one execution of a run keeps in memory between its steps, which run one after the
     # other in one process; the executor gives each execution its own. None outside a run.
     run_state: dict[str, Any] | None = None
+    # An HTTP request's one read session, shared by its loaders (ADR 0076). None elsewhere.
+    reads: RequestReads | None = None
+
+    def read(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A session for reads only: the request's shared one, or else a session of its own."""
+        return self.reads.session() if self.reads is not None else self.db()
 
     def for_principal(self, principal: Principal) -> ServiceDeps:
         return dataclasses.replace(self, principal=principal)
+
+    def for_request(self, principal: Principal, reads: RequestReads | None) -> ServiceDeps:
+        return dataclasses.replace(self, principal=principal, reads=reads)

@@ -157,7 +157,7 @@ async def list_documents(
             sort_values=lambda r: (getattr(r[0], column), r[0].id),
         )
 
-    async with deps.db() as session:
+    async with deps.read() as session:
         return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
@@ -169,7 +169,7 @@ def _visible(user_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> Any:
 
 async def documents_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[DocumentView | None]:
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(Document)
@@ -186,7 +186,7 @@ async def documents_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[D
 async def tags_by_document_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[list[str]]:
     """Each document's tags in order (none for a document the caller may not see)."""
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = await session.execute(
             select(DocumentTag.document_id, DocumentTag.tag)
             .where(DocumentTag.document_id.in_(_visible(user_id, ids)))
@@ -202,7 +202,7 @@ async def entities_by_document_ids(
     deps: ServiceDeps, *, ids: list[uuid.UUID]
 ) -> list[list[EntityView]]:
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(DocumentEntity)
@@ -222,7 +222,7 @@ async def edits_by_document_ids(
     """The fields a person edited, per document (in the order of DocumentField)."""
     user_id = deps.principal.require_user()
     order = list(DocumentField)
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(DocumentFieldEdit).where(
@@ -267,7 +267,7 @@ async def list_chunks(
             sort_values=lambda r: (r[0].position,),
         )
 
-    async with deps.db() as session:
+    async with deps.read() as session:
         return await pages_by_parent(queries, parent="document_id", load=load)
 
 
@@ -276,7 +276,7 @@ async def document_counts(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[Do
     user_id = deps.principal.require_user()
     mine = member_workspace_ids(user_id)
     counts: dict[uuid.UUID, dict[str, int]] = {i: {} for i in ids}
-    async with deps.db() as session:
+    async with deps.read() as session:
         by_status = await session.execute(
             select(Document.workspace_id, Document.status, func.count())
             .where(Document.workspace_id.in_(ids), Document.workspace_id.in_(mine))

@@ -175,7 +175,7 @@ async def list_runs(
             sort_values=lambda r: (r[0].created_at, r[0].id),
         )
 
-    async with deps.db() as session:
+    async with deps.read() as session:
         return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
@@ -217,13 +217,13 @@ async def list_subject_runs(
             sort_values=lambda r: (r[0].created_at, r[0].id),
         )
 
-    async with deps.db() as session:
+    async with deps.read() as session:
         return await pages_by_parent(queries, parent="subject_id", load=load)
 
 
 async def runs_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[RunView | None]:
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(Run).where(
@@ -238,7 +238,7 @@ async def runs_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[RunVie
 async def steps_by_run_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[list[RunStepView]]:
     """Steps of each run, in order; a run outside the caller's workspaces has none."""
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(RunStep)
@@ -291,7 +291,7 @@ async def list_run_events(
             sort_values=lambda r: (r[0].seq,),
         )
 
-    async with deps.db() as session:
+    async with deps.read() as session:
         return await pages_by_parent(queries, parent="run_id", load=load)
 
 
@@ -305,7 +305,7 @@ async def require_run(deps: ServiceDeps, *, run_id: uuid.UUID) -> RunView:
 
 async def require_member(deps: ServiceDeps, *, workspace_id: uuid.UUID) -> None:
     """NotFound unless the caller belongs to the workspace (for the activity stream)."""
-    async with deps.db() as session:
+    async with deps.read() as session:
         await require_role(session, deps.principal.require_user(), workspace_id, Role.VIEWER)
 
 

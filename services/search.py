@@ -299,7 +299,7 @@ async def retrieve_passages(
     depth = _candidates(limit) if mode is SearchMode.HYBRID else limit
     embedding = _QueryVector(deps, text, mode)
     try:
-        async with deps.db() as session:
+        async with deps.read() as session:
             await require_role(session, user_id, workspace_id, Role.VIEWER)
             keyword: list[keyword_index.KeywordHit] = []
             if mode is not SearchMode.SEMANTIC:
@@ -435,7 +435,7 @@ async def search(
     depth = deps.settings.search_max_results
     embedding = _QueryVector(deps, text, mode)
     try:
-        async with deps.db() as session:
+        async with deps.read() as session:
             await require_role(session, user_id, workspace_id, Role.VIEWER)
             keyword: list[keyword_index.KeywordHit] = []
             semantic: list[vector_index.VectorHit] = []
@@ -600,7 +600,7 @@ async def related_documents(
     model = settings.embed_model
     cache = vector_index.vector_cache(settings.search_vector_cache_mb * 1024 * 1024)
     found: dict[uuid.UUID, list[tuple[uuid.UUID, float]]] = {}
-    async with deps.db() as session:
+    async with deps.read() as session:
         visible = (
             await session.execute(
                 select(Document.id, Document.workspace_id).where(

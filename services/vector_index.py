@@ -311,9 +311,18 @@ async def _blocks(
     )
     if documents is not None:
         stmt = stmt.where(ChunkVector.document_id.in_(documents))
-    result = await session.stream(stmt.execution_options(yield_per=BLOCK_ROWS))
-    async for block in result.partitions(BLOCK_ROWS):
-        yield block
+    # Keyset blocks over ix_chunk_vectors_workspace_model_seq, not a server-side cursor: a
+    # cursor needs a transaction on PostgreSQL, and a request's read session has none (ADR
+    # 0076). Vectors are never updated in place, rows past `upto` are left out, and a deletion
+    # between two blocks bumps `vector_versions.deletions`, which makes the cache reload.
+    last = after
+    while True:
+        block = (await session.execute(stmt.where(ChunkVector.seq > last).limit(BLOCK_ROWS))).all()
+        if block:
+            yield block
+        if len(block) < BLOCK_ROWS:
+            return
+        last = block[-1].seq
 
 
 def _same_dimension(block: Sequence[Any], dimension: int) -> list[Any]:

@@ -59,7 +59,7 @@ async def list_my_workspaces(
     deps: ServiceDeps, *, first: int | None = None, after: str | None = None
 ) -> Page[WorkspaceView]:
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         return await paginate(
             session,
             _mine(user_id),
@@ -75,7 +75,7 @@ async def workspaces_by_ids(
 ) -> list[WorkspaceView | None]:
     """The caller's view of each workspace, aligned with `ids`; None where not a member."""
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (await session.execute(_mine(user_id).where(Workspace.id.in_(ids)))).all()
     found = {w.id: _workspace_view(w, role) for w, role, _joined in rows}
     return [found.get(i) for i in ids]
@@ -134,13 +134,13 @@ async def list_members(
             sort_values=lambda r: (r[0].joined_at, r[0].id),
         )
 
-    async with deps.db() as session:
+    async with deps.read() as session:
         return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
 async def members_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[MemberView | None]:
     user_id = deps.principal.require_user()
-    async with deps.db() as session:
+    async with deps.read() as session:
         rows = (
             await session.execute(
                 select(Membership, User)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -52,3 +56,63 @@ async def lock_for_write(session: AsyncSession) -> None:
 
 def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def build_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    """Sessions for reads only: each statement runs on its own, with no BEGIN and no ROLLBACK.
+
+    PostgreSQL's READ COMMITTED takes a new snapshot per statement anyway, so a transaction
+    around reads buys nothing there and costs two round trips (ADR 0076).
+    """
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
+
+
+class RequestReads:
+    """The one read session of one HTTP request, used in turns by all its reads.
+
+    A screen's query loads through several dataloaders at once; each used to open its own
+    session (a pool checkout, a ping, BEGIN, ROLLBACK around each statement). Here they take
+    turns on one session whose connection is held until the request ends (`close`). Nested use
+    by the task that holds it reuses it. Each use starts with an empty identity map, as a new
+    session would, so an object read before a mutation's write is never served stale after it.
+    """
+
+    def __init__(self, sessionmaker: async_sessionmaker[Any]) -> None:
+        self._sessionmaker = sessionmaker
+        self._session: AsyncSession | None = None
+        self._lock = asyncio.Lock()
+        self._holder: asyncio.Task[Any] | None = None
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        task = asyncio.current_task()
+        if self._holder is not None and self._holder is task:
+            assert self._session is not None
+            yield self._session
+            return
+        async with self._lock:
+            self._holder = task
+            if self._session is None:
+                self._session = self._sessionmaker()
+            try:
+                yield self._session
+            except (SQLAlchemyError, asyncio.CancelledError):
+                # A failed or interrupted statement may have broken the connection: the next
+                # use starts over.
+                await self._discard()
+                raise
+            finally:
+                self._holder = None
+                if self._session is not None:
+                    self._session.expunge_all()
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._discard()
+
+    async def _discard(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()

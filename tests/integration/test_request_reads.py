@@ -1,0 +1,110 @@
+"""An HTTP request's reads share one database session (ADR 0076), on PostgreSQL and SQLite.
+
+The loaders of a screen take turns on it, so a screen takes one connection from the pool
+whatever it shows; a row written by another session between two reads of the shared session is
+read anew by the second (each turn starts with an empty identity map); and a refused request
+leaves no connection checked out.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from base.db.engine import RequestReads
+from base.models.documents import Document
+from tests.support.graphql import GraphQLClient, first_workspace, sign_up
+from tests.support.seed import add_collection, add_documents, global_id, uuid_of
+
+
+@contextmanager
+def count_checkouts(engine: AsyncEngine) -> Iterator[list[int]]:
+    """How many connections the block takes from `engine`'s pool."""
+    taken: list[int] = []
+
+    def record(*_args: object) -> None:
+        taken.append(1)
+
+    pool = engine.sync_engine.pool
+    event.listen(pool, "checkout", record)
+    try:
+        yield taken
+    finally:
+        event.remove(pool, "checkout", record)
+
+
+async def _library(client: GraphQLClient, app: Any) -> tuple[str, str, str]:
+    """A signed-up owner's token, their workspace's id and one READY document's id."""
+    owner = await sign_up(client, "Owner", "owner@example.com")
+    workspace = await first_workspace(client, owner["accessToken"])
+    workspace_id = uuid_of(workspace["id"])
+    owner_id = uuid_of(owner["user"]["id"])
+    db = app.state.deps.db
+    collection = await add_collection(db, workspace_id, "Guides", owner_id)
+    [document] = await add_documents(
+        db, workspace_id, [collection], [owner_id], 1, tags=("a",), chunks=3
+    )
+    return owner["accessToken"], workspace["id"], global_id("Document", document)
+
+
+async def test_a_screen_takes_one_connection_for_all_its_loaders(
+    any_db_client: GraphQLClient, any_db_app
+):
+    token, workspace_id, document_id = await _library(any_db_client, any_db_app)
+    engine = any_db_app.state.engine
+    with count_checkouts(engine) as detail_checkouts:
+        detail = await any_db_client.op(
+            "DocumentDetail",
+            {"id": document_id, "chunksFirst": 25, "runsFirst": 25},
+            token=token,
+        )
+    with count_checkouts(engine) as list_checkouts:
+        listed = await any_db_client.op(
+            "DocumentsList", {"workspaceId": workspace_id, "first": 25}, token=token
+        )
+    assert detail["document"]["title"] == "doc 000"
+    assert detail["document"]["tags"] == ["a"]
+    assert [e["node"]["position"] for e in detail["document"]["chunks"]["edges"]] == [0, 1, 2]
+    assert [e["node"]["id"] for e in listed["workspace"]["documents"]["edges"]] == [document_id]
+    # Eleven statements for the detail and six for the list (test_query_counts), each screen
+    # over one connection.
+    assert (len(detail_checkouts), len(list_checkouts)) == (1, 1)
+
+
+async def test_a_write_between_two_reads_of_one_request_is_seen_by_the_second(
+    any_db_client: GraphQLClient, any_db_app
+):
+    token, _workspace_id, document_id = await _library(any_db_client, any_db_app)
+    db = any_db_app.state.deps.db
+    reads = RequestReads(any_db_app.state.read_db)
+    document_uuid = uuid_of(document_id)
+    try:
+        async with reads.session() as session:
+            before = await session.get(Document, document_uuid)
+            assert before is not None and before.title == "doc 000"
+        async with db.begin() as session:  # another session writes and commits meanwhile
+            await session.execute(
+                update(Document).where(Document.id == document_uuid).values(title="Renamed")
+            )
+        async with reads.session() as session:
+            after = await session.execute(select(Document).where(Document.id == document_uuid))
+            assert after.scalar_one().title == "Renamed"
+    finally:
+        await reads.close()
+
+
+async def test_a_refused_request_returns_its_connection(any_db_client: GraphQLClient, any_db_app):
+    token, workspace_id, _document_id = await _library(any_db_client, any_db_app)
+    pool = any_db_app.state.engine.sync_engine.pool
+    checked_out_before = pool.checkedout()
+    # A malformed cursor is refused after the workspace was read through the request's session.
+    result = await any_db_client.execute(
+        'query($w: ID!) { workspace(id: $w) { id documents(after: "bad") { totalCount } } }',
+        {"w": workspace_id},
+        token=token,
+    )
+    assert result["data"]["workspace"] is None
+    assert [e["extensions"]["code"] for e in result["errors"]] == ["INVALID_CURSOR"]
+    assert pool.checkedout() == checked_out_before
