@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     bindparam,
+    case,
     column,
     func,
     literal_column,
@@ -78,6 +79,9 @@ class KeywordHit:
     chunk_id: uuid.UUID
     document_id: uuid.UUID
     score: float
+    # The document's best chunk by its text alone (best_documents only): the passage to show,
+    # whose matched words can be highlighted. None when only the document's headings match.
+    text_chunk_id: uuid.UUID | None = None
 
 
 def _dialect(session: AsyncSession) -> str:
@@ -105,13 +109,20 @@ def _chunk_ranking(
     raw: str,
     weights: tuple[float, float] = FTS5_WEIGHTS,
     normalization: int = TS_RANK_NORMALIZATION,
+    with_text_score: bool = False,
 ) -> tuple[Select[Any], Any]:
     """SELECT chunk_id, document_id, score of every matching chunk of the workspace, and the
-    score column (higher is better)."""
+    score column (higher is better). With `with_text_score`, also `text_score`: the chunk's
+    score by its text alone, its headings not counted (0 when only its headings match)."""
     if dialect == "postgresql":
         query = _tsquery(terms, style, raw)
         vector: ColumnClause[Any] = literal_column("chunk_search.search_vector")
         score: ColumnElement[float] = func.ts_rank(vector, query.c.q, normalization, type_=Float)
+        # Weights {D, C, B, A}: the text is B, the headings A.
+        text_only: ColumnClause[Any] = literal_column("'{0, 0, 1, 0}'::float4[]")
+        text_score: ColumnElement[float] = func.ts_rank(
+            text_only, vector, query.c.q, normalization, type_=Float
+        )
         stmt = (
             select(_search.c.chunk_id, _search.c.document_id, score.label("score"))
             .select_from(_search.join(query, true()))
@@ -120,6 +131,7 @@ def _chunk_ranking(
     else:
         head, body = weights
         score = -func.bm25(_FTS, head, body, type_=Float)
+        text_score = -func.bm25(_FTS, 0.0, 1.0, type_=Float)
         stmt = (
             select(_search.c.chunk_id, _search.c.document_id, score.label("score"))
             .select_from(_fts.join(_search, _search.c.id == _fts.c.rowid))
@@ -128,6 +140,8 @@ def _chunk_ranking(
                 _search.c.workspace_id == workspace_id,
             )
         )
+    if with_text_score:
+        stmt = stmt.add_columns(text_score.label("text_score"))
     if documents is not None:
         stmt = stmt.where(_search.c.document_id.in_(documents))
     return stmt, score
@@ -177,11 +191,16 @@ async def best_documents(
     normalization: int = TS_RANK_NORMALIZATION,
 ) -> tuple[list[KeywordHit], int]:
     """The `limit` best documents, each with its best chunk and that chunk's score, best
-    first; and how many documents match in all."""
+    first, and its best chunk by text alone (`text_chunk_id`); and how many documents match in
+    all.
+
+    Both bests come from one pass over the matches: a second statement for the text would
+    score every match again (on SQLite, bm25() counts each word's matches over the whole index
+    before it scores a row, 48 of the 98 ms of a KEYWORD search at 50,000 passages)."""
     if not terms and style is QueryStyle.ANY:
         return [], 0
     dialect = _dialect(session)
-    stmt, score = _chunk_ranking(
+    stmt, _score = _chunk_ranking(
         dialect,
         workspace_id,
         terms,
@@ -190,99 +209,49 @@ async def best_documents(
         raw=raw,
         weights=weights,
         normalization=normalization,
+        with_text_score=True,
     )
+    matches = stmt.cte("matches").prefix_with("MATERIALIZED")
     if dialect == "postgresql":
-        best = (
-            stmt.ext(distinct_on(_search.c.document_id))
-            .order_by(_search.c.document_id, score.desc(), _search.c.chunk_id)
-            .subquery("best")
-        )
-        ranked = select(best.c.document_id, best.c.chunk_id, best.c.score)
+        best = _best_per_document(matches, matches.c.score, "best")
+        best_text = _best_per_document(matches, matches.c.text_score, "best_text")
     else:
-        # SQLite takes the bare chunk_id of a min() (here max()) aggregate from the row that
-        # has it: each document's best chunk in one pass. bm25() only works in the query that
-        # MATCHes, so the matches are a materialised CTE (not flattened into the GROUP BY).
-        matches = stmt.cte("matches").prefix_with("MATERIALIZED")
-        best_score = func.max(matches.c.score)
-        ranked = select(
-            matches.c.document_id, matches.c.chunk_id, best_score.label("score")
-        ).group_by(matches.c.document_id)
-        best = ranked.subquery("best")
-        ranked = select(best.c.document_id, best.c.chunk_id, best.c.score)
+        # SQLite takes the bare chunk_id of a max() aggregate from the row that has it: each
+        # document's best chunk in one pass. bm25() only works in the query that MATCHes, so
+        # the matches are a materialised CTE (not flattened into the GROUP BY).
+        best = _best_by_max(matches, matches.c.score, "best")
+        best_text = _best_by_max(matches, matches.c.text_score, "best_text")
+    text_chunk = case((best_text.c.score > 0, best_text.c.chunk_id)).label("text_chunk_id")
     total = func.count().over().label("total")
     rows = (
         await session.execute(
-            ranked.add_columns(total).order_by(best.c.score.desc(), best.c.document_id).limit(limit)
+            select(best.c.document_id, best.c.chunk_id, best.c.score, text_chunk, total)
+            .join_from(best, best_text, best_text.c.document_id == best.c.document_id)
+            .order_by(best.c.score.desc(), best.c.document_id)
+            .limit(limit)
         )
     ).all()
-    hits = [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+    hits = [KeywordHit(r.chunk_id, r.document_id, float(r.score), r.text_chunk_id) for r in rows]
     return hits, (rows[0].total if rows else 0)
 
 
-async def text_passages(
-    session: AsyncSession,
-    workspace_id: uuid.UUID,
-    terms: list[str],
-    document_ids: Sequence[uuid.UUID],
-) -> dict[uuid.UUID, uuid.UUID]:
-    """For each document, its chunk whose text (headings left out) matches `terms` best: the
-    passage to show, whose matched words can be highlighted. The ranking counts headings too,
-    so a document's best-ranked chunk can be a short one that matches by its headings alone.
-    Documents whose text matches nothing are left out."""
-    if not terms or not document_ids:
-        return {}
-    ids = list(dict.fromkeys(document_ids))
-    if _dialect(session) == "postgresql":
-        query = _tsquery(terms, QueryStyle.ANY, "")
-        vector: ColumnClause[Any] = literal_column("chunk_search.search_vector")
-        # Weights {D, C, B, A}: the text is B, the headings A.
-        text_only: ColumnClause[Any] = literal_column("'{0, 0, 1, 0}'::float4[]")
-        score: ColumnElement[float] = func.ts_rank(
-            text_only, vector, query.c.q, TS_RANK_NORMALIZATION, type_=Float
-        )
-        ranked = (
-            select(_search.c.document_id, _search.c.chunk_id, score.label("score"))
-            .select_from(_search.join(query, true()))
-            .where(
-                _search.c.workspace_id == workspace_id,
-                _search.c.document_id.in_(ids),
-                vector.op("@@")(query.c.q),
-            )
-            .ext(distinct_on(_search.c.document_id))
-            .order_by(_search.c.document_id, score.desc(), _search.c.chunk_id)
-            .subquery("best")
-        )
-        stmt = select(ranked.c.document_id, ranked.c.chunk_id).where(ranked.c.score > 0)
-    else:
-        matches = (
-            select(
-                _search.c.document_id,
-                _search.c.chunk_id,
-                (-func.bm25(_FTS, 0.0, 1.0, type_=Float)).label("score"),
-            )
-            .select_from(_fts.join(_search, _search.c.id == _fts.c.rowid))
-            .where(
-                _FTS.op("MATCH")(bindparam("match", fts5_match(terms), type_=Text)),
-                # A rowid condition on the FTS5 table itself: it seeks to those rows instead
-                # of walking every match of the words (14 ms against 42 ms for a common word
-                # at 50,000 passages).
-                _fts.c.rowid.in_(
-                    select(_search.c.id).where(
-                        _search.c.document_id.in_(ids), _search.c.workspace_id == workspace_id
-                    )
-                ),
-            )
-            .cte("text_matches")
-            .prefix_with("MATERIALIZED")
-        )
-        best = func.max(matches.c.score)
-        grouped = (
-            select(matches.c.document_id, matches.c.chunk_id, best.label("score"))
-            .group_by(matches.c.document_id)
-            .subquery("best")
-        )
-        stmt = select(grouped.c.document_id, grouped.c.chunk_id).where(grouped.c.score > 0)
-    return {row.document_id: row.chunk_id for row in await session.execute(stmt)}
+def _best_per_document(matches: Any, score: Any, name: str) -> Any:
+    """PostgreSQL: each document's chunk with the highest `score` (ties: the lowest chunk id)."""
+    return (
+        select(matches.c.document_id, matches.c.chunk_id, score.label("score"))
+        .ext(distinct_on(matches.c.document_id))
+        .order_by(matches.c.document_id, score.desc(), matches.c.chunk_id)
+        .subquery(name)
+    )
+
+
+def _best_by_max(matches: Any, score: Any, name: str) -> Any:
+    """SQLite: each document's chunk with the highest `score`, by the bare column of max()."""
+    return (
+        select(matches.c.document_id, matches.c.chunk_id, func.max(score).label("score"))
+        .group_by(matches.c.document_id)
+        .subquery(name)
+    )
 
 
 async def highlights(

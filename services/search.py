@@ -449,14 +449,7 @@ async def search(
                     deps, session, workspace_id, vector, documents, limit=depth, per_document=True
                 )
             ranking = _rank_documents(keyword, semantic, mode, vector is not None, deps)[:depth]
-            chosen = await _with_text_passages(
-                session,
-                workspace_id,
-                terms,
-                ranking[offset : offset + page.first],
-                keyword,
-                semantic,
-            )
+            chosen = _with_text_passages(ranking[offset : offset + page.first], keyword, semantic)
             hits = await _hits(session, workspace_id, terms, chosen)
     finally:
         embedding.close()
@@ -514,23 +507,18 @@ def _cosine_of(
     return hit.cosine if hit is not None and hit.chunk_id == chunk_id else None
 
 
-async def _with_text_passages(
-    session: AsyncSession,
-    workspace_id: uuid.UUID,
-    terms: list[str],
+def _with_text_passages(
     ranked: list[_Ranked],
     keyword: list[keyword_index.KeywordHit],
     semantic: list[vector_index.VectorHit],
 ) -> list[_Ranked]:
     """The page's documents that the keyword ranking found, shown by their best passage by
     text (whose words are highlighted), not a passage that matched by its headings alone."""
-    found = {h.document_id for h in keyword}
-    wanted = [r.document_id for r in ranked if r.document_id in found]
-    better = await keyword_index.text_passages(session, workspace_id, terms, wanted)
+    by_text = {h.document_id: h.text_chunk_id for h in keyword if h.text_chunk_id is not None}
     nearest = {hit.document_id: hit for hit in semantic}
     shown = []
     for r in ranked:
-        chunk_id = better.get(r.document_id, r.chunk_id)
+        chunk_id = by_text.get(r.document_id, r.chunk_id)
         shown.append(
             dataclasses.replace(
                 r, chunk_id=chunk_id, cosine=_cosine_of(nearest, r.document_id, chunk_id)

@@ -104,4 +104,4 @@ async def chunk_texts(deps: ServiceDeps, document_id: uuid.UUID) -> dict[uuid.UU
         rows = await session.execute(
             select(Chunk.id, Chunk.text).where(Chunk.document_id == document_id)
         )
-        return dict(rows.tuples().all())
+        return dict(rows.all())

@@ -13,12 +13,12 @@ from sqlalchemy import select
 from base.errors import Invalid, NotFound
 from base.models.documents import Chunk
 from base.models.retrieval import VectorVersion
-from services import ingestion
+from services import ingestion, keyword_index
 from services.documents import delete_documents
 from services.search import SearchMode, related_documents, retrieve_passages, search
 from tests.integration.search.conftest import Library, library_of
 from tests.support.app_fixtures import changed
-from tests.support.search import page_document
+from tests.support.search import chunk_texts, indexed_document, page_document, page_text
 
 MODES = list(SearchMode)
 
@@ -320,3 +320,49 @@ async def test_blank_and_hostile_queries(any_db_client, any_db_app):
         mode=SearchMode.KEYWORD,
     )
     assert ids["library/pwd.html"] in {e.node.document.id for e in hostile.page.edges}
+
+
+async def test_the_passage_shown_is_the_best_by_text_not_by_headings(any_db_client, any_db_app):
+    library = await library_of(any_db_client, any_db_app)
+    deps = library.as_user(library.viewer_id)
+    await page_document(
+        library.deps,
+        "library/tty.html",
+        workspace_id=library.workspace_id,
+        collection_id=library.guides,
+        owner_id=library.owner_id,
+        embed=False,
+    )
+    # getpass's real text with a second heading, "Zebra", over its last part: "zebra" is in
+    # those passages' headings only, "launched" in the text of one passage before them, once.
+    title, text, headings = page_text("library/getpass.html")
+    split = text.index("exception getpass.GetPassWarning")
+    document_id = await indexed_document(
+        library.deps,
+        workspace_id=library.workspace_id,
+        collection_id=library.guides,
+        owner_id=library.owner_id,
+        title=title,
+        text=text,
+        headings=[*headings, [2, "Zebra", split]],
+        embed=False,
+    )
+    chunks = await chunk_texts(library.deps, document_id)
+    [by_text] = [c for c, t in chunks.items() if "launched" in t]
+    under_zebra = {c for c, t in chunks.items() if text.index(t) >= split}
+    async with deps.read() as session:
+        hits, total = await keyword_index.best_documents(
+            session, library.workspace_id, ["zebra", "launched"], limit=10
+        )
+    # The heading match ranks a "Zebra" passage first; the text's best is another passage.
+    assert total == 1
+    assert [(h.document_id, h.chunk_id in under_zebra, h.text_chunk_id) for h in hits] == [
+        (document_id, True, by_text)
+    ]
+    found = await search(
+        deps, workspace_id=library.workspace_id, query="zebra launched", mode=SearchMode.KEYWORD
+    )
+    [edge] = found.page.edges
+    passage = edge.node.passage
+    assert (edge.node.document.id, passage.chunk_id) == (document_id, by_text)
+    assert {passage.text[s:e] for s, e in passage.matches} == {"launched"}
