@@ -10,8 +10,10 @@ its aliases and its estimated cost (ADR 0008 and ADR 0020):
 - The cost estimate is the number of fields the response may hold: every field counts 1, and a
   list multiplies what is selected below it by the number of items it may hold. A connection's
   list holds the page size requested on the connection field (`first`: its literal, its
-  variable's value or default, else 25, at most 100); any other list counts as
-  `UNPAGED_LIST_ITEMS`. Nested lists therefore multiply.
+  variable's value or default, else 25, at most 100), or on the field above it when the
+  connection has no `first` of its own (a payload's `results`, as `search` returns); a list
+  field with a `first` holds that many; any other list counts as `UNPAGED_LIST_ITEMS`. Nested
+  lists therefore multiply.
 - The introspection part of a document (the selections under `__schema` and `__type`) adds no
   depth and multiplies nothing: its shape is fixed by the introspection types, the parser caps
   nesting at 200 and graphql-core's MaxIntrospectionDepthRule refuses nested `fields`,
@@ -90,6 +92,9 @@ class _Sum:
     aliases: int = 0
     fixed: int = 0  # cost that does not depend on the page size of the field above
     per_item: int = 0  # cost of one item of each list field, summed over the list fields
+    # Cost of one item of a connection that has no `first` of its own (a payload's `results`):
+    # its page size is the `first` of the field that selected the payload.
+    paged: int = 0
 
     def add(self, other: _Sum) -> None:
         self.depth = max(self.depth, other.depth)
@@ -97,9 +102,10 @@ class _Sum:
         self.aliases += other.aliases
         self.fixed += other.fixed
         self.per_item += other.per_item
+        self.paged += other.paged
 
     def total(self, items: int) -> int:
-        return self.fixed + items * self.per_item
+        return self.fixed + items * (self.per_item + self.paged)
 
 
 @dataclass
@@ -124,6 +130,11 @@ def _fields_of(parent: GraphQLNamedType | None) -> Mapping[str, GraphQLField]:
 
 def _is_introspection_type(parent: GraphQLNamedType | None) -> bool:
     return parent is not None and parent.name.startswith("__")
+
+
+def _is_connection(type_: GraphQLNamedType | None) -> bool:
+    """A Relay connection type: an object with `edges` and `pageInfo`."""
+    return isinstance(type_, GraphQLObjectType) and {"edges", "pageInfo"} <= type_.fields.keys()
 
 
 def _is_list(definition: GraphQLField | None) -> bool:
@@ -313,14 +324,26 @@ class _Measure:
             )
         definition = frame.definition
         takes_page = definition is not None and "first" in definition.args
-        items = self.page_size(node) if takes_page else UNPAGED_LIST_ITEMS
-        one = 1 + inner.total(items)
+        size = self.page_size(node) if takes_page else UNPAGED_LIST_ITEMS
+        connection = _is_connection(frame.parent)
         result = _Sum(depth=1 + inner.depth, fields=1 + inner.fields, aliases=alias + inner.aliases)
-        if _is_list(definition):
+        if connection and not takes_page:
+            # A payload's connection (`search(first:) { results { edges ... } }`): its edges are
+            # as many as the payload's field asks for, so their cost goes up unmultiplied.
+            result.fixed, result.paged = 1 + inner.fixed, inner.per_item + inner.paged
+        elif _is_list(definition) and takes_page:
+            # A list with a `first` of its own (`passages(first:)`) holds that many items.
+            result.fixed = 1 + size * inner.total(UNPAGED_LIST_ITEMS)
+        elif _is_list(definition):
             # A list: its items' cost is multiplied by the field that selected this one.
-            result.fixed, result.per_item = 1, one - 1
+            result.fixed, result.per_item = 1, inner.total(UNPAGED_LIST_ITEMS)
+        elif takes_page and not connection:
+            # A payload with a `first` (`search`): its own lists (`errors`) are not paged by it.
+            result.fixed = (
+                1 + inner.fixed + inner.per_item * UNPAGED_LIST_ITEMS + inner.paged * size
+            )
         else:
-            result.fixed = one
+            result.fixed = 1 + inner.total(size)
         return result
 
 

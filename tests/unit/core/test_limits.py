@@ -153,15 +153,14 @@ def test_every_operation_of_the_contract_is_within_the_limits_at_the_largest_pag
         assert shape.fields <= settings.graphql_max_fields, path.name
         assert shape.aliases <= settings.graphql_max_aliases, path.name
         costs[path.stem] = shape.cost
-    # Conversation pages its messages 25 at a time (a literal `first`), each answer with two
-    # lists (citations, passages) counted as 10 items.
-    assert max(costs.values()) == costs["Conversation"] == 5586
+    # Conversation pages its messages 25 at a time (a literal `first`), each answer with its
+    # citations counted as 10 items and its `passages(first: 5)` as 5.
+    assert max(costs.values()) == costs["Conversation"] == 4711
     assert costs["DocumentDetail"] == 2830
     assert costs["DocumentsList"] == 1709
     assert costs["RunsMonitor"] == 1708
-    # The page size of `search(first:)` is not seen by the estimate (its connection is one
-    # level down, in the payload): todos/search.md.
-    assert costs["Search"] == 679
+    # `search(first: 100)`: its payload's `results` connection holds 100 edges.
+    assert costs["Search"] == 3739
     assert costs["RunDetail"] == 902
     assert settings.graphql_max_cost == 10_000
 
@@ -287,3 +286,32 @@ async def test_introspection_is_off_in_production_unless_enabled():
     )
     assert result.errors is None
     assert Settings(jwt_secret=SECRET, graphql_introspection=False).introspection_enabled is False
+
+
+SEARCH_PAGE = """
+query($first: Int) {
+  search(workspaceId: "w", query: "q", first: $first) {
+    degraded
+    errors { code message }
+    results { totalCount edges { cursor node { score } } }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize(("first", "cost"), [(1, 29), (10, 56), (100, 326)])
+def test_a_payloads_connection_takes_the_page_size_of_the_field_above(first, cost):
+    # search 1 + degraded 1 + errors (1 + 10 x 2) + results (1 + totalCount 1 + edges 1 +
+    # first x (cursor, node, score: 3)): the errors list is not paged by `first`.
+    shape = measure(parse(SEARCH_PAGE), GRAPHQL_SCHEMA, {"first": first})
+    assert shape.cost == cost == 26 + 3 * first
+
+
+@pytest.mark.parametrize(("first", "cost"), [(1, 4), (5, 12), (50, 102)])
+def test_a_list_with_its_own_first_holds_that_many_items(first, cost):
+    document = f"""
+    query {{ node(id: "m") {{ ... on Message {{ passages(first: {first}) {{ number text }} }} }} }}
+    """
+    shape = measure(parse(document), GRAPHQL_SCHEMA)
+    # node 1 + passages 1 + first x (number, text)
+    assert shape.cost == cost == 2 + 2 * first
