@@ -29,6 +29,7 @@ from sqlalchemy import (
     column,
     func,
     literal_column,
+    null,
     select,
     table,
     true,
@@ -79,8 +80,8 @@ class KeywordHit:
     chunk_id: uuid.UUID
     document_id: uuid.UUID
     score: float
-    # The document's best chunk by its text alone (best_documents only): the passage to show,
-    # whose matched words can be highlighted. None when only the document's headings match.
+    # The document's best chunk by its text alone, on SQLite (see text_passages); None when
+    # only the document's headings match, and on PostgreSQL.
     text_chunk_id: uuid.UUID | None = None
 
 
@@ -109,20 +110,13 @@ def _chunk_ranking(
     raw: str,
     weights: tuple[float, float] = FTS5_WEIGHTS,
     normalization: int = TS_RANK_NORMALIZATION,
-    with_text_score: bool = False,
 ) -> tuple[Select[Any], Any]:
     """SELECT chunk_id, document_id, score of every matching chunk of the workspace, and the
-    score column (higher is better). With `with_text_score`, also `text_score`: the chunk's
-    score by its text alone, its headings not counted (0 when only its headings match)."""
+    score column (higher is better)."""
     if dialect == "postgresql":
         query = _tsquery(terms, style, raw)
         vector: ColumnClause[Any] = literal_column("chunk_search.search_vector")
         score: ColumnElement[float] = func.ts_rank(vector, query.c.q, normalization, type_=Float)
-        # Weights {D, C, B, A}: the text is B, the headings A.
-        text_only: ColumnClause[Any] = literal_column("'{0, 0, 1, 0}'::float4[]")
-        text_score: ColumnElement[float] = func.ts_rank(
-            text_only, vector, query.c.q, normalization, type_=Float
-        )
         stmt = (
             select(_search.c.chunk_id, _search.c.document_id, score.label("score"))
             .select_from(_search.join(query, true()))
@@ -131,7 +125,6 @@ def _chunk_ranking(
     else:
         head, body = weights
         score = -func.bm25(_FTS, head, body, type_=Float)
-        text_score = -func.bm25(_FTS, 0.0, 1.0, type_=Float)
         stmt = (
             select(_search.c.chunk_id, _search.c.document_id, score.label("score"))
             .select_from(_fts.join(_search, _search.c.id == _fts.c.rowid))
@@ -140,8 +133,6 @@ def _chunk_ranking(
                 _search.c.workspace_id == workspace_id,
             )
         )
-    if with_text_score:
-        stmt = stmt.add_columns(text_score.label("text_score"))
     if documents is not None:
         stmt = stmt.where(_search.c.document_id.in_(documents))
     return stmt, score
@@ -191,16 +182,12 @@ async def best_documents(
     normalization: int = TS_RANK_NORMALIZATION,
 ) -> tuple[list[KeywordHit], int]:
     """The `limit` best documents, each with its best chunk and that chunk's score, best
-    first, and its best chunk by text alone (`text_chunk_id`); and how many documents match in
-    all.
-
-    Both bests come from one pass over the matches: a second statement for the text would
-    score every match again (on SQLite, bm25() counts each word's matches over the whole index
-    before it scores a row, 48 of the 98 ms of a KEYWORD search at 50,000 passages)."""
+    first; and how many documents match in all. On SQLite each hit also carries its best chunk
+    by text alone (see `text_passages`)."""
     if not terms and style is QueryStyle.ANY:
         return [], 0
     dialect = _dialect(session)
-    stmt, _score = _chunk_ranking(
+    stmt, score = _chunk_ranking(
         dialect,
         workspace_id,
         terms,
@@ -209,40 +196,41 @@ async def best_documents(
         raw=raw,
         weights=weights,
         normalization=normalization,
-        with_text_score=True,
     )
-    matches = stmt.cte("matches").prefix_with("MATERIALIZED")
     if dialect == "postgresql":
-        best = _best_per_document(matches, matches.c.score, "best")
-        best_text = _best_per_document(matches, matches.c.text_score, "best_text")
+        best = (
+            stmt.ext(distinct_on(_search.c.document_id))
+            .order_by(_search.c.document_id, score.desc(), _search.c.chunk_id)
+            .subquery("best")
+        )
+        ranked = select(best.c.document_id, best.c.chunk_id, best.c.score, null().label("text"))
     else:
         # SQLite takes the bare chunk_id of a max() aggregate from the row that has it: each
         # document's best chunk in one pass. bm25() only works in the query that MATCHes, so
         # the matches are a materialised CTE (not flattened into the GROUP BY).
+        # The chunk's score by its text alone (headings weigh 0) rides along for text_passages.
+        text_score = -func.bm25(_FTS, 0.0, 1.0, type_=Float)
+        matches = (
+            stmt.add_columns(text_score.label("text_score"))
+            .cte("matches")
+            .prefix_with("MATERIALIZED")
+        )
         best = _best_by_max(matches, matches.c.score, "best")
-        best_text = _best_by_max(matches, matches.c.text_score, "best_text")
-    text_chunk = case((best_text.c.score > 0, best_text.c.chunk_id)).label("text_chunk_id")
+        by_text = _best_by_max(matches, matches.c.text_score, "best_text")
+        ranked = select(
+            best.c.document_id,
+            best.c.chunk_id,
+            best.c.score,
+            case((by_text.c.score > 0, by_text.c.chunk_id)).label("text"),
+        ).join_from(best, by_text, by_text.c.document_id == best.c.document_id)
     total = func.count().over().label("total")
     rows = (
         await session.execute(
-            select(best.c.document_id, best.c.chunk_id, best.c.score, text_chunk, total)
-            .join_from(best, best_text, best_text.c.document_id == best.c.document_id)
-            .order_by(best.c.score.desc(), best.c.document_id)
-            .limit(limit)
+            ranked.add_columns(total).order_by(best.c.score.desc(), best.c.document_id).limit(limit)
         )
     ).all()
-    hits = [KeywordHit(r.chunk_id, r.document_id, float(r.score), r.text_chunk_id) for r in rows]
+    hits = [KeywordHit(r.chunk_id, r.document_id, float(r.score), r.text) for r in rows]
     return hits, (rows[0].total if rows else 0)
-
-
-def _best_per_document(matches: Any, score: Any, name: str) -> Any:
-    """PostgreSQL: each document's chunk with the highest `score` (ties: the lowest chunk id)."""
-    return (
-        select(matches.c.document_id, matches.c.chunk_id, score.label("score"))
-        .ext(distinct_on(matches.c.document_id))
-        .order_by(matches.c.document_id, score.desc(), matches.c.chunk_id)
-        .subquery(name)
-    )
 
 
 def _best_by_max(matches: Any, score: Any, name: str) -> Any:
@@ -252,6 +240,58 @@ def _best_by_max(matches: Any, score: Any, name: str) -> Any:
         .group_by(matches.c.document_id)
         .subquery(name)
     )
+
+
+async def text_passages(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    terms: list[str],
+    hits: Sequence[KeywordHit],
+    document_ids: Sequence[uuid.UUID],
+) -> dict[uuid.UUID, uuid.UUID]:
+    """For each of `document_ids` (among `hits`, from best_documents), its chunk whose text
+    (headings left out) matches `terms` best: the passage to show, whose matched words can be
+    highlighted. The ranking counts headings too, so a document's best-ranked chunk can be a
+    short one that matches by its headings alone. Documents whose text matches nothing are left
+    out.
+
+    Where each database pays differently: SQLite's bm25() counts each word's matches over the
+    whole index in every statement that scores, so the ranking statement scored the text too
+    and the hits carry it (a statement of its own took 48 of the 98 ms of a KEYWORD search at
+    50,000 passages); PostgreSQL's ts_rank costs per row it scores, so the text is scored here
+    for the page's documents alone (scoring every match twice in the ranking took KEYWORD's
+    p95 at concurrency 8 from 419 to 795 ms)."""
+    ids = list(dict.fromkeys(document_ids))
+    if not terms or not ids:
+        return {}
+    wanted = set(ids)
+    if _dialect(session) != "postgresql":
+        return {
+            h.document_id: h.text_chunk_id
+            for h in hits
+            if h.document_id in wanted and h.text_chunk_id is not None
+        }
+    query = _tsquery(terms, QueryStyle.ANY, "")
+    vector: ColumnClause[Any] = literal_column("chunk_search.search_vector")
+    # Weights {D, C, B, A}: the text is B, the headings A.
+    text_only: ColumnClause[Any] = literal_column("'{0, 0, 1, 0}'::float4[]")
+    score: ColumnElement[float] = func.ts_rank(
+        text_only, vector, query.c.q, TS_RANK_NORMALIZATION, type_=Float
+    )
+    ranked = (
+        select(_search.c.document_id, _search.c.chunk_id, score.label("score"))
+        .select_from(_search.join(query, true()))
+        .where(
+            _search.c.workspace_id == workspace_id,
+            _search.c.document_id.in_(ids),
+            vector.op("@@")(query.c.q),
+        )
+        .ext(distinct_on(_search.c.document_id))
+        .order_by(_search.c.document_id, score.desc(), _search.c.chunk_id)
+        .subquery("best")
+    )
+    stmt = select(ranked.c.document_id, ranked.c.chunk_id).where(ranked.c.score > 0)
+    return {row.document_id: row.chunk_id for row in await session.execute(stmt)}
 
 
 async def highlights(

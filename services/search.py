@@ -449,7 +449,14 @@ async def search(
                     deps, session, workspace_id, vector, documents, limit=depth, per_document=True
                 )
             ranking = _rank_documents(keyword, semantic, mode, vector is not None, deps)[:depth]
-            chosen = _with_text_passages(ranking[offset : offset + page.first], keyword, semantic)
+            chosen = await _with_text_passages(
+                session,
+                workspace_id,
+                terms,
+                ranking[offset : offset + page.first],
+                keyword,
+                semantic,
+            )
             hits = await _hits(session, workspace_id, terms, chosen)
     finally:
         embedding.close()
@@ -507,14 +514,19 @@ def _cosine_of(
     return hit.cosine if hit is not None and hit.chunk_id == chunk_id else None
 
 
-def _with_text_passages(
+async def _with_text_passages(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    terms: list[str],
     ranked: list[_Ranked],
     keyword: list[keyword_index.KeywordHit],
     semantic: list[vector_index.VectorHit],
 ) -> list[_Ranked]:
     """The page's documents that the keyword ranking found, shown by their best passage by
     text (whose words are highlighted), not a passage that matched by its headings alone."""
-    by_text = {h.document_id: h.text_chunk_id for h in keyword if h.text_chunk_id is not None}
+    found = {h.document_id for h in keyword}
+    wanted = [r.document_id for r in ranked if r.document_id in found]
+    by_text = await keyword_index.text_passages(session, workspace_id, terms, keyword, wanted)
     nearest = {hit.document_id: hit for hit in semantic}
     shown = []
     for r in ranked:

@@ -350,15 +350,18 @@ async def test_the_passage_shown_is_the_best_by_text_not_by_headings(any_db_clie
     chunks = await chunk_texts(library.deps, document_id)
     [by_text] = [c for c, t in chunks.items() if "launched" in t]
     under_zebra = {c for c, t in chunks.items() if text.index(t) >= split}
+    terms = ["zebra", "launched"]
     async with deps.read() as session:
         hits, total = await keyword_index.best_documents(
-            session, library.workspace_id, ["zebra", "launched"], limit=10
+            session, library.workspace_id, terms, limit=10
+        )
+        shown = await keyword_index.text_passages(
+            session, library.workspace_id, terms, hits, [document_id]
         )
     # The heading match ranks a "Zebra" passage first; the text's best is another passage.
     assert total == 1
-    assert [(h.document_id, h.chunk_id in under_zebra, h.text_chunk_id) for h in hits] == [
-        (document_id, True, by_text)
-    ]
+    assert [(h.document_id, h.chunk_id in under_zebra) for h in hits] == [(document_id, True)]
+    assert shown == {document_id: by_text}
     found = await search(
         deps, workspace_id=library.workspace_id, query="zebra launched", mode=SearchMode.KEYWORD
     )
