@@ -24,8 +24,10 @@ from sqlalchemy import (
     Select,
     Text,
     Uuid,
+    any_,
     bindparam,
     case,
+    cast,
     column,
     func,
     literal_column,
@@ -34,7 +36,7 @@ from sqlalchemy import (
     table,
     true,
 )
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
@@ -134,8 +136,23 @@ def _chunk_ranking(
             )
         )
     if documents is not None:
-        stmt = stmt.where(_search.c.document_id.in_(documents))
+        stmt = stmt.where(_allowed(dialect, documents))
     return stmt, score
+
+
+def _allowed(dialect: str, documents: Any) -> ColumnElement[bool]:
+    """`chunk_search.document_id` among `documents` (a SELECT of document ids).
+
+    On PostgreSQL the ids are gathered once into an array (an InitPlan): with `IN (subquery)`
+    the planner, when its row estimates are off (after a bulk upload, before autovacuum has
+    analysed), loops over the allowed documents and scans the GIN index once per document: 3.5
+    s for a filtered keyword search of 1,000 documents (EXPLAIN ANALYZE in docs/testing.md)."""
+    if dialect != "postgresql":
+        return _search.c.document_id.in_(documents)
+    allowed = documents.subquery("allowed")
+    # The cast makes it an array expression: `= ANY (SELECT ...)` would compare each row.
+    ids = cast(select(func.array_agg(allowed.c.id)).scalar_subquery(), ARRAY(Uuid))
+    return _search.c.document_id == any_(ids)
 
 
 async def best_chunks(

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from base.errors import Invalid, NotFound
 from base.models.documents import Chunk
@@ -369,3 +371,56 @@ async def test_the_passage_shown_is_the_best_by_text_not_by_headings(any_db_clie
     passage = edge.node.passage
     assert (edge.node.document.id, passage.chunk_id) == (document_id, by_text)
     assert {passage.text[s:e] for s, e in passage.matches} == {"launched"}
+
+
+def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("Plans", ()):
+        yield from _plan_nodes(child)
+
+
+async def test_a_filtered_keyword_search_reads_the_index_once(client, app):
+    """PostgreSQL: the filter's documents are gathered once, so however the planner estimates
+    them it cannot loop over them and scan the GIN index once per document (ADR 0062)."""
+    library = await library_of(client, app)
+    ids = await _shelves(library, embed=False)
+    ranking: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_rest: Any) -> None:
+        if "ts_rank" in statement and "DISTINCT ON" in statement and "collection_id" in statement:
+            ranking.append((statement, params))
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        found = await search(
+            library.as_user(library.viewer_id),
+            workspace_id=library.workspace_id,
+            query="terminal attributes",
+            mode=SearchMode.KEYWORD,
+            collection_ids=[library.reference],
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    reference = {ids[p] for p in ("library/tty.html", "library/termios.html", "library/grp.html")}
+    assert {e.node.document.id for e in found.page.edges} <= reference
+    assert ids["library/termios.html"] in {e.node.document.id for e in found.page.edges}
+    [(statement, params)] = ranking
+    async with app.state.engine.connect() as connection:
+        raw = (await connection.get_raw_connection()).driver_connection
+        # The plans PostgreSQL picks when its estimates are off (a few rows where there are
+        # thousands), forced on these few rows: indexes and nested loops only.
+        for setting in ("enable_seqscan", "enable_hashjoin", "enable_mergejoin"):
+            await raw.execute(f"SET {setting} = off")
+        try:
+            [[plan]] = await raw.fetch("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *params)
+        finally:
+            await raw.execute("RESET ALL")
+    scans = [
+        n
+        for n in _plan_nodes(plan[0]["Plan"])
+        if n.get("Relation Name") == "chunk_search"
+        or str(n.get("Index Name", "")).startswith("ix_chunk_search")
+    ]
+    # chunk_search is read in one pass, never once per allowed document.
+    assert scans and {n["Actual Loops"] for n in scans} == {1}
