@@ -50,7 +50,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import String, Uuid, bindparam, select, text  # noqa: E402
 
 from base.models.documents import Document  # noqa: E402
 from bench.common import add_size_flag, apply_sizes  # noqa: E402
@@ -233,6 +233,15 @@ async def raw_rankings(deps: ServiceDeps, query: str, dialect: str) -> Rankings:
             ranking.keyword[name] = [h.document_id for h in hits]
             if name == "default":
                 ranking.keyword_scores = {h.document_id: h.score for h in hits}
+        # Lucene's common-terms idea, measured before building it (todos/search.md): leave out
+        # the words found in more than a share of the passages while a rarer word remains.
+        shares = await term_shares(session, terms, dialect)
+        for cutoff in COMMON_CUTOFFS:
+            rare = [t for t in terms if shares[t] <= cutoff] or [min(terms, key=shares.__getitem__)]
+            hits, _ = await keyword_index.best_documents(session, WORKSPACE_ID, rare, limit=200)
+            ranking.keyword[f"words in over {cutoff:.0%} of passages left out"] = [
+                h.document_id for h in hits
+            ]
         semantic = await search.semantic_hits(
             deps, session, WORKSPACE_ID, vector, None, limit=200, per_document=True
         )
@@ -245,6 +254,36 @@ async def raw_rankings(deps: ServiceDeps, query: str, dialect: str) -> Rankings:
         )
         ranking.semantic_chunks = [(h.chunk_id, h.document_id) for h in vectors]
     return ranking
+
+
+COMMON_CUTOFFS = (0.02, 0.05, 0.10)
+
+
+async def term_shares(session: Any, terms: list[str], dialect: str) -> dict[str, float]:
+    """Each query word's share of the workspace's passages that contain it, by the full-text
+    index's own matching (stemmed as the index stems)."""
+    if dialect == "postgresql":
+        count_sql = (
+            "SELECT count(*) FROM chunk_search WHERE workspace_id = :w "
+            "AND search_vector @@ to_tsquery('english', :t)"
+        )
+        total_sql = "SELECT count(*) FROM chunk_search WHERE workspace_id = :w"
+    else:
+        count_sql = (
+            "SELECT count(*) FROM chunk_fts JOIN chunk_search ON chunk_search.id = chunk_fts.rowid "
+            "WHERE chunk_fts MATCH :t AND chunk_search.workspace_id = :w"
+        )
+        total_sql = "SELECT count(*) FROM chunk_search WHERE workspace_id = :w"
+    workspace = bindparam("w", WORKSPACE_ID, type_=Uuid)
+    total = (await session.execute(text(total_sql).bindparams(workspace))).scalar_one() or 1
+    shares = {}
+    for term in terms:
+        match = term if dialect == "postgresql" else f'"{term}"'
+        found = await session.execute(
+            text(count_sql).bindparams(workspace, bindparam("t", match, type_=String))
+        )
+        shares[term] = found.scalar_one() / total
+    return shares
 
 
 def fused(keyword: list[uuid.UUID], semantic: list[uuid.UUID], **options: Any) -> list[uuid.UUID]:
