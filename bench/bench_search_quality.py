@@ -68,7 +68,7 @@ from services import keyword_index, search  # noqa: E402
 from services.deps import ServiceDeps  # noqa: E402
 from services.fusion import reciprocal_rank_fusion  # noqa: E402
 from services.search import SearchMode  # noqa: E402
-from services.search_text import STOP_WORDS, query_terms  # noqa: E402
+from services.search_text import STOP_WORDS, fts5_match, query_terms, tsquery_text  # noqa: E402
 
 DEPTH = 100
 TOKEN = re.compile(r"[a-z0-9]+")
@@ -267,18 +267,18 @@ async def term_shares(session: Any, terms: list[str], dialect: str) -> dict[str,
             "SELECT count(*) FROM chunk_search WHERE workspace_id = :w "
             "AND search_vector @@ to_tsquery('english', :t)"
         )
-        total_sql = "SELECT count(*) FROM chunk_search WHERE workspace_id = :w"
     else:
         count_sql = (
             "SELECT count(*) FROM chunk_fts JOIN chunk_search ON chunk_search.id = chunk_fts.rowid "
             "WHERE chunk_fts MATCH :t AND chunk_search.workspace_id = :w"
         )
-        total_sql = "SELECT count(*) FROM chunk_search WHERE workspace_id = :w"
+    total_sql = "SELECT count(*) FROM chunk_search WHERE workspace_id = :w"
     workspace = bindparam("w", WORKSPACE_ID, type_=Uuid)
     total = (await session.execute(text(total_sql).bindparams(workspace))).scalar_one() or 1
     shares = {}
     for term in terms:
-        match = term if dialect == "postgresql" else f'"{term}"'
+        # The app's own quoting of a word for each index (services/search_text.py).
+        match = tsquery_text([term]) if dialect == "postgresql" else fts5_match([term])
         found = await session.execute(
             text(count_sql).bindparams(workspace, bindparam("t", match, type_=String))
         )
