@@ -183,8 +183,12 @@ class Executor:
 
     async def close(self) -> None:
         tasks = [*self._background, *self._running.values(), *self._spawned]
-        for task in tasks:
+        for task in self._background:
             task.cancel()
+        for run_id in list(self._running):
+            self._stop(run_id)
+        for task in self._spawned:
+            task.cancel()  # stops a run waiting for a slot; one executing is stopped above
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
@@ -227,8 +231,9 @@ class Executor:
             await asyncio.shield(task)
         except asyncio.CancelledError:
             # Our caller is shutting down: stop the run and leave it to its lease, so that
-            # another executor resumes it.
-            task.cancel()
+            # another executor resumes it. Once: a second cancel landing while a cancelled
+            # statement's connection closes leaves aiosqlite waiting forever (ADR 0077).
+            self._stop(run_id)
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
             raise
