@@ -116,6 +116,8 @@ class DocumentsQuery:
     descending: bool = True
     first: int | None = None
     after: str | None = None
+    # False for a list shown without its total (the dashboard's recent documents): no COUNT.
+    counted: bool = True
 
 
 async def list_documents(
@@ -155,6 +157,7 @@ async def list_documents(
             page=page,
             to_node=lambda r: _view(r[0]),
             sort_values=lambda r: (getattr(r[0], column), r[0].id),
+            count=query.counted,
         )
 
     async with deps.read() as session:

@@ -165,7 +165,7 @@ def _order(sort: SortKey) -> list[Any]:
 
 def _page(
     rows: Sequence[Any],
-    total: int,
+    total: int | None,
     sort: SortKey,
     page: PageRequest,
     to_node: Callable[[Any], T],
@@ -209,20 +209,23 @@ async def paginate_by_parent(
     page: PageRequest,
     to_node: Callable[[Any], T],
     sort_values: Callable[[Any], Sequence[Any]],
+    count: bool = True,
 ) -> dict[K, Page[T]]:
     """The same page of `stmt` for each parent, in two statements whatever their number.
 
     One COUNT grouped by `parent`, and one page query: each parent's rows after the cursor are
     numbered in sort order (ROW_NUMBER() OVER (PARTITION BY parent ...)) and the first
     `page.first + 1` of each are kept. With a single parent, a plain LIMIT does the same.
-    `stmt` selects the rows with their filters, without ORDER BY.
+    `stmt` selects the rows with their filters, without ORDER BY. With `count=False` (a caller
+    that shows no total) the COUNT is not run and the pages' `total_count` is None.
     """
     ids = list(dict.fromkeys(parent_ids))
     scoped = stmt.where(parent.in_(ids))
     paged = _after(scoped, sort, page)  # the cursor is checked before any SQL runs
-    counted = scoped.with_only_columns(parent, func.count(), maintain_column_froms=True)
-    counts = (await session.execute(counted.group_by(parent))).all()
-    totals: dict[K, int] = dict(counts)
+    totals: dict[K, int] | None = None
+    if count:
+        counted = scoped.with_only_columns(parent, func.count(), maintain_column_froms=True)
+        totals = dict((await session.execute(counted.group_by(parent))).all())
     if len(ids) == 1:
         ordered = paged.add_columns(parent).order_by(*_order(sort)).limit(page.first + 1)
     else:
@@ -246,7 +249,14 @@ async def paginate_by_parent(
     for row in (await session.execute(ordered)).all():
         rows_of[row[-1]].append(row)
     return {
-        key: _page(rows_of[key], totals.get(key, 0), sort, page, to_node, sort_values)
+        key: _page(
+            rows_of[key],
+            None if totals is None else totals.get(key, 0),
+            sort,
+            page,
+            to_node,
+            sort_values,
+        )
         for key in ids
     }
 

@@ -73,7 +73,7 @@ class Edge(View, Generic[T]):
 
 class Page(View, Generic[T]):
     edges: list[Edge[T]]
-    total_count: int
+    total_count: int | None  # None: not counted (the caller shows no total)
     has_next_page: bool
     has_previous_page: bool
 

@@ -46,6 +46,8 @@ class Connection(Generic[T]):
 
     @classmethod
     def from_page(cls, page: Page[V], convert: Callable[[V], T]) -> Connection[T]:
+        if page.total_count is None:
+            raise ValueError("a connection's page must be counted")
         edges = [Edge(cursor=e.cursor, node=convert(e.node)) for e in page.edges]
         return cls(
             edges=edges,

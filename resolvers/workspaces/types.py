@@ -130,7 +130,7 @@ class Workspace(relay.Node):
 
     @strawberry.field(description="The 5 most recently updated documents, newest first.")
     async def recent_documents(self, info: Info) -> list[Document]:
-        query = DocumentsQuery(workspace_id=uuid.UUID(self.id), first=5)
+        query = DocumentsQuery(workspace_id=uuid.UUID(self.id), first=5, counted=False)
         page = await info.context.loaders.documents_page.load(query)
         return [Document.of(e.node) for e in page.edges]
 

@@ -11,6 +11,7 @@ import pytest
 
 from base.models.accounts import Membership, Role
 from base.models.chat import AnswerState, Citation, Conversation, Message, MessageRole
+from base.models.runs import RunStatus
 from base.settings import Settings
 from tests.support.databases import count_statements
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
@@ -261,6 +262,37 @@ async def test_documents_list_is_six_statements_for_any_number_of_rows(
     # their collections (loader, with document counts), their owners (loader), their tags
     # (loader)
     assert len(statements) == 6, statements
+
+
+@pytest.mark.parametrize("rows", [25, 100])
+async def test_dashboard_is_eight_statements_and_does_not_count_its_recent_documents(
+    any_db_client: GraphQLClient, any_db_app, rows: int
+):
+    owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
+        any_db_client, any_db_app
+    )
+    collections = [await add_collection(db, workspace_id, f"C{n}", owner_id) for n in range(3)]
+    await add_documents(db, workspace_id, collections, [owner_id], rows)
+    await add_runs(db, workspace_id, [owner_id], 3, status=RunStatus.RUNNING)
+    with count_statements(any_db_app.state.engine) as statements:
+        data = await any_db_client.op(
+            "Dashboard", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
+        )
+    ws = data["workspace"]
+    assert ws["documentCounts"]["total"] == rows
+    assert ws["collectionCount"] == 3
+    assert [d["title"] for d in ws["recentDocuments"]] == [
+        f"doc {i:03d}" for i in reversed(range(rows - 5, rows))
+    ]
+    assert ws["activeRuns"]["totalCount"] == 3
+    # workspace by id (loader); documents by status and collections counted (loader); questions
+    # asked (loader); the page of recent documents, without a COUNT (their list shows no
+    # total); their collections (loader); COUNT and page of active runs
+    assert len(statements) == 8, statements
+    documents_counted = [
+        s for s in statements if s.startswith("SELECT documents.workspace_id") and "count(*)" in s
+    ]
+    assert len(documents_counted) == 1 and "documents.status" in documents_counted[0]
 
 
 @pytest.mark.parametrize(("chunks", "runs"), [(25, 1), (100, 6)])
