@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -275,25 +275,26 @@ async def list_chunks(
 
 
 async def document_counts(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[DocumentCountsView]:
-    """Per workspace: documents by status and the number of collections (two statements)."""
+    """Per workspace: documents by status and the number of collections, in one statement
+    (the collections' rows are those without a status)."""
     user_id = deps.principal.require_user()
     mine = member_workspace_ids(user_id)
     counts: dict[uuid.UUID, dict[str, int]] = {i: {} for i in ids}
+    by_status = (
+        select(Document.workspace_id, Document.status, func.count())
+        .where(Document.workspace_id.in_(ids), Document.workspace_id.in_(mine))
+        .group_by(Document.workspace_id, Document.status)
+    )
+    collections = (
+        select(Collection.workspace_id, null(), func.count())
+        .where(Collection.workspace_id.in_(ids), Collection.workspace_id.in_(mine))
+        .group_by(Collection.workspace_id)
+    )
     async with deps.read() as session:
-        by_status = await session.execute(
-            select(Document.workspace_id, Document.status, func.count())
-            .where(Document.workspace_id.in_(ids), Document.workspace_id.in_(mine))
-            .group_by(Document.workspace_id, Document.status)
-        )
-        for workspace_id, status, count in by_status:
-            counts[workspace_id][DocumentStatus(status).value.lower()] = count
-        collections = await session.execute(
-            select(Collection.workspace_id, func.count())
-            .where(Collection.workspace_id.in_(ids), Collection.workspace_id.in_(mine))
-            .group_by(Collection.workspace_id)
-        )
-        for workspace_id, count in collections:
-            counts[workspace_id]["collections"] = count
+        rows: Sequence[Any] = (await session.execute(union_all(by_status, collections))).all()
+    for workspace_id, status, count in rows:
+        key = "collections" if status is None else DocumentStatus(status).value.lower()
+        counts[workspace_id][key] = count
     return [
         DocumentCountsView(
             **counts[i],

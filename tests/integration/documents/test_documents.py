@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from base.models.documents import Chunk, Document, DocumentFieldEdit, DocumentStatus
 from tests.integration.documents.test_collections import _team
-from tests.support.graphql import GraphQLClient
+from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 from tests.support.seed import add_collection, add_documents, global_id, uuid_of
 
 
@@ -256,6 +256,28 @@ async def test_move_and_delete_in_bulk(any_db_client: GraphQLClient, any_db_app)
         chunks = (await session.execute(select(Chunk.document_id).distinct())).scalars().all()
     assert set(chunks) == {ids[2], ids[3]}  # the foreign document was seeded without chunks
     _ = specs
+
+
+async def test_dashboard_counts_of_a_workspace_without_documents(
+    any_db_client: GraphQLClient, any_db_app
+):
+    """The counts come from an outer join: a workspace with no documents (with and without
+    collections) counts zeros, not nothing."""
+    owner = await sign_up(any_db_client, "Olivia Owner", "owner@example.com")
+    workspace = await first_workspace(any_db_client, owner["accessToken"])
+    zeros = {"queued": 0, "processing": 0, "ready": 0, "failed": 0, "total": 0}
+
+    async def counts() -> tuple[dict[str, int], int]:
+        data = await any_db_client.op(
+            "Dashboard", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
+        )
+        return data["workspace"]["documentCounts"], data["workspace"]["collectionCount"]
+
+    assert await counts() == (zeros, 0)
+    owner_id = uuid_of(owner["user"]["id"])
+    for name in ("Specs", "Notes"):
+        await add_collection(any_db_app.state.deps.db, uuid_of(workspace["id"]), name, owner_id)
+    assert await counts() == (zeros, 2)
 
 
 async def test_dashboard_counts_and_recent_documents(any_db_client: GraphQLClient, any_db_app):
