@@ -7,9 +7,11 @@ so nothing tells an outsider that it exists.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from base.errors import Forbidden, NotFound
 from base.models.accounts import Membership, Role
@@ -54,3 +56,14 @@ async def require_role(
 def member_workspace_ids(user_id: uuid.UUID) -> Select[uuid.UUID]:
     """A subquery of the workspaces the user belongs to, for WHERE ... IN (...)."""
     return select(Membership.workspace_id).where(Membership.user_id == user_id)
+
+
+# Reads on every screen use statements built once, at import, with named parameters: building a
+# SELECT and computing its cache key costs about 0.2 ms of CPU on each execution, which a
+# statement kept as a module constant pays once (ADR 0078). They are run with
+# `{"viewer": <the caller's user id>, "ids": [...], ...}`.
+VIEWER: BindParameter[uuid.UUID] = bindparam("viewer")
+IDS: BindParameter[list[Any]] = bindparam("ids", expanding=True)
+
+# member_workspace_ids for the caller `:viewer`.
+VIEWER_WORKSPACE_IDS = select(Membership.workspace_id).where(Membership.user_id == VIEWER)

@@ -14,6 +14,7 @@ from base.db.engine import lock_for_write
 from base.db.types import utcnow
 from base.errors import Conflict, Invalid, Unauthenticated
 from base.models.accounts import Membership, RefreshToken, Role, User, Workspace
+from services.access import IDS, VIEWER, VIEWER_WORKSPACE_IDS
 from services.deps import ServiceDeps
 from services.validation import clean_email, clean_name
 from services.views import AuthSession, UserView
@@ -124,16 +125,22 @@ async def get_me(deps: ServiceDeps) -> UserView:
     return UserView.model_validate(user)
 
 
+# Users that share a workspace with the caller (or are the caller).
+_USERS_SEEN_BY_VIEWER = select(User).where(
+    User.id.in_(IDS),
+    (User.id == VIEWER)
+    | User.id.in_(
+        select(Membership.user_id).where(Membership.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    ),
+)
+
+
 async def users_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[UserView | None]:
     """Users that share a workspace with the caller (or are the caller), aligned with `ids`."""
     user_id = deps.principal.require_user()
-    mine = select(Membership.workspace_id).where(Membership.user_id == user_id)
-    visible = select(Membership.user_id).where(Membership.workspace_id.in_(mine))
     async with deps.read() as session:
         rows = (
-            await session.execute(
-                select(User).where(User.id.in_(ids), (User.id == user_id) | User.id.in_(visible))
-            )
+            await session.execute(_USERS_SEEN_BY_VIEWER, {"viewer": user_id, "ids": ids})
         ).scalars()
         found = {u.id: UserView.model_validate(u) for u in rows}
     return [found.get(i) for i in ids]

@@ -20,7 +20,7 @@ from base.db.types import utcnow
 from base.errors import Conflict, DomainError, Invalid, NotFound
 from base.models.accounts import Role
 from base.models.documents import Collection, Document
-from services.access import member_workspace_ids, require_role
+from services.access import IDS, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
 from services.deps import ServiceDeps
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
 from services.validation import clean_name
@@ -108,18 +108,18 @@ async def list_collections(
         return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
+_VIEWER_COLLECTIONS_BY_IDS = _select().where(
+    Collection.id.in_(IDS), Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS)
+)
+
+
 async def collections_by_ids(
     deps: ServiceDeps, *, ids: list[uuid.UUID]
 ) -> list[CollectionView | None]:
     user_id = deps.principal.require_user()
     async with deps.read() as session:
         rows = (
-            await session.execute(
-                _select().where(
-                    Collection.id.in_(ids),
-                    Collection.workspace_id.in_(member_workspace_ids(user_id)),
-                )
-            )
+            await session.execute(_VIEWER_COLLECTIONS_BY_IDS, {"viewer": user_id, "ids": ids})
         ).all()
         found = {r[0].id: _view(r) for r in rows}
     return [found.get(i) for i in ids]

@@ -37,7 +37,7 @@ from base.models.documents import (
     DocumentTag,
     EntityKind,
 )
-from services.access import member_workspace_ids, require_role
+from services.access import IDS, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
 from services.blobs import blob_store
 from services.collections import collection_not_found
 from services.deps import ServiceDeps
@@ -164,24 +164,34 @@ async def list_documents(
         return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
-def _visible(user_id: uuid.UUID, ids: Sequence[uuid.UUID]) -> Any:
-    return select(Document.id).where(
-        Document.id.in_(ids), Document.workspace_id.in_(member_workspace_ids(user_id))
-    )
+# The documents of `:ids` the caller `:viewer` may see.
+_VISIBLE_IDS = select(Document.id).where(
+    Document.id.in_(IDS), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS)
+)
+_DOCUMENTS_BY_IDS = (
+    select(Document)
+    .options(_WITHOUT_TEXT)
+    .where(Document.id.in_(IDS), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+)
+_TAGS_BY_DOCUMENT_IDS = (
+    select(DocumentTag.document_id, DocumentTag.tag)
+    .where(DocumentTag.document_id.in_(_VISIBLE_IDS))
+    .order_by(DocumentTag.document_id, DocumentTag.position)
+)
+_ENTITIES_BY_DOCUMENT_IDS = (
+    select(DocumentEntity)
+    .where(DocumentEntity.document_id.in_(_VISIBLE_IDS))
+    .order_by(DocumentEntity.document_id, DocumentEntity.position)
+)
+_EDITS_BY_DOCUMENT_IDS = select(DocumentFieldEdit).where(
+    DocumentFieldEdit.document_id.in_(_VISIBLE_IDS)
+)
 
 
 async def documents_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[DocumentView | None]:
     user_id = deps.principal.require_user()
     async with deps.read() as session:
-        rows = (
-            await session.execute(
-                select(Document)
-                .options(_WITHOUT_TEXT)
-                .where(
-                    Document.id.in_(ids), Document.workspace_id.in_(member_workspace_ids(user_id))
-                )
-            )
-        ).scalars()
+        rows = (await session.execute(_DOCUMENTS_BY_IDS, {"viewer": user_id, "ids": ids})).scalars()
         found = {d.id: _view(d) for d in rows}
     return [found.get(i) for i in ids]
 
@@ -190,11 +200,7 @@ async def tags_by_document_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> li
     """Each document's tags in order (none for a document the caller may not see)."""
     user_id = deps.principal.require_user()
     async with deps.read() as session:
-        rows = await session.execute(
-            select(DocumentTag.document_id, DocumentTag.tag)
-            .where(DocumentTag.document_id.in_(_visible(user_id, ids)))
-            .order_by(DocumentTag.document_id, DocumentTag.position)
-        )
+        rows = await session.execute(_TAGS_BY_DOCUMENT_IDS, {"viewer": user_id, "ids": ids})
         grouped: dict[uuid.UUID, list[str]] = {i: [] for i in ids}
         for document_id, tag in rows:
             grouped[document_id].append(tag)
@@ -207,11 +213,7 @@ async def entities_by_document_ids(
     user_id = deps.principal.require_user()
     async with deps.read() as session:
         rows = (
-            await session.execute(
-                select(DocumentEntity)
-                .where(DocumentEntity.document_id.in_(_visible(user_id, ids)))
-                .order_by(DocumentEntity.document_id, DocumentEntity.position)
-            )
+            await session.execute(_ENTITIES_BY_DOCUMENT_IDS, {"viewer": user_id, "ids": ids})
         ).scalars()
         grouped: dict[uuid.UUID, list[EntityView]] = {i: [] for i in ids}
         for entity in rows:
@@ -227,11 +229,7 @@ async def edits_by_document_ids(
     order = list(DocumentField)
     async with deps.read() as session:
         rows = (
-            await session.execute(
-                select(DocumentFieldEdit).where(
-                    DocumentFieldEdit.document_id.in_(_visible(user_id, ids))
-                )
-            )
+            await session.execute(_EDITS_BY_DOCUMENT_IDS, {"viewer": user_id, "ids": ids})
         ).scalars()
         grouped: dict[uuid.UUID, list[FieldEditView]] = {i: [] for i in ids}
         for edit in rows:

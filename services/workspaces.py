@@ -16,7 +16,7 @@ from base.db.engine import lock_for_write
 from base.db.types import utcnow
 from base.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from base.models.accounts import Invite, Membership, Role, User, Workspace
-from services.access import member_workspace_ids, require_role
+from services.access import IDS, VIEWER, member_workspace_ids, require_role
 from services.deps import ServiceDeps
 from services.pagination import (
     PageRequest,
@@ -70,13 +70,22 @@ async def list_my_workspaces(
         )
 
 
+_VIEWER_WORKSPACES_BY_IDS = (
+    select(Workspace, Membership.role, Membership.joined_at)
+    .join(Membership, (Membership.workspace_id == Workspace.id) & (Membership.user_id == VIEWER))
+    .where(Workspace.id.in_(IDS))
+)
+
+
 async def workspaces_by_ids(
     deps: ServiceDeps, *, ids: list[uuid.UUID]
 ) -> list[WorkspaceView | None]:
     """The caller's view of each workspace, aligned with `ids`; None where not a member."""
     user_id = deps.principal.require_user()
     async with deps.read() as session:
-        rows = (await session.execute(_mine(user_id).where(Workspace.id.in_(ids)))).all()
+        rows = (
+            await session.execute(_VIEWER_WORKSPACES_BY_IDS, {"viewer": user_id, "ids": ids})
+        ).all()
     found = {w.id: _workspace_view(w, role) for w, role, _joined in rows}
     return [found.get(i) for i in ids]
 

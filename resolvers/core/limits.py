@@ -23,7 +23,6 @@ its aliases and its estimated cost (ADR 0008 and ADR 0020):
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -365,7 +364,19 @@ def measure(
 # result), least recently used first.
 _shapes: OrderedDict[tuple[Any, int], tuple[DocumentNode, Any]] = OrderedDict()
 _validations: OrderedDict[tuple[Any, int], tuple[DocumentNode, Any]] = OrderedDict()
-SHAPES_KEPT = 1024  # documents x variables
+SHAPES_KEPT = 1024  # documents x page sizes
+
+
+def page_size_key(variables: Mapping[str, Any] | None) -> tuple[tuple[str, int], ...]:
+    """What of `variables` a measure can depend on: only integers reach a page size (anything
+    else falls back to the default), so ids, filters and texts must not split the cache."""
+    return tuple(
+        sorted(
+            (name, value)
+            for name, value in (variables or {}).items()
+            if isinstance(value, int) and not isinstance(value, bool)
+        )
+    )
 
 
 def _by_document(
@@ -415,7 +426,7 @@ class DocumentLimits(SchemaExtension):
             schema = context.schema._schema
             shape = _by_document(
                 _shapes,
-                (id(schema), json.dumps(variables, sort_keys=True, default=str)),
+                (id(schema), page_size_key(variables)),
                 document,
                 lambda: measure(document, schema, variables),
                 SHAPES_KEPT,

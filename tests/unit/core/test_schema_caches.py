@@ -73,3 +73,15 @@ async def test_a_document_is_measured_and_validated_once():
 
 def _source(document) -> str:
     return document.loc.source.body if document.loc else ""
+
+
+async def test_variables_that_cannot_be_page_sizes_share_one_measure():
+    # Ids, texts and booleans never reach a page size: 3 different ids are measured once; a
+    # different page size is measured again.
+    schema = build_schema(Settings())
+    query = "query SharedMeasure($id: ID!, $n: Int, $b: Boolean) { node(id: $id) { id } }"
+    for id_ in ("a", "b", "c"):
+        await schema.execute(query, {"id": id_, "n": 5, "b": True}, context_value=_Anonymous())
+    await schema.execute(query, {"id": "d", "n": 6, "b": False}, context_value=_Anonymous())
+    keys = [key for key, (d, _shape) in limits._shapes.items() if "SharedMeasure" in _source(d)]
+    assert sorted(key[0][1] for key in keys) == [(("n", 5),), (("n", 6),)]
