@@ -38,7 +38,7 @@ from base.models.chat import (
 from base.models.documents import Collection, Document
 from base.models.runs import Run, RunStatus, SubjectType
 from services import runs
-from services.access import member_workspace_ids, require_role
+from services.access import VIEWER, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
 from services.answers import ANSWER_QUESTION, announce_finished
 from services.chat_views import (
     AskResult,
@@ -78,6 +78,14 @@ def conversation_not_found(field: str | None = "conversationId") -> NotFound:
 
 def answer_not_found(field: str | None = "messageId") -> NotFound:
     return NotFound("No such answer.", field=field)
+
+
+# _visible_conversations of the caller `:viewer`, for statements built once.
+_VIEWER_CONVERSATION_IDS = select(Conversation.id).where(
+    Conversation.owner_id == VIEWER, Conversation.workspace_id.in_(VIEWER_WORKSPACE_IDS)
+)
+_VIEWER_CONVERSATIONS = select(Conversation).where(Conversation.id.in_(_VIEWER_CONVERSATION_IDS))
+_VIEWER_MESSAGES = select(Message).where(Message.conversation_id.in_(_VIEWER_CONVERSATION_IDS))
 
 
 def _visible_conversations(user_id: uuid.UUID) -> Any:
@@ -151,7 +159,8 @@ async def list_conversations(
     ) -> dict[Any, Page[ConversationView]]:
         return await paginate_by_parent(
             session,
-            select(Conversation).where(Conversation.id.in_(_visible_conversations(user_id))),
+            _VIEWER_CONVERSATIONS,
+            params={"viewer": user_id},
             parent=Conversation.workspace_id,
             parent_ids=workspace_ids,
             sort=CONVERSATIONS_ORDER,
@@ -204,7 +213,8 @@ async def list_messages(
     ) -> dict[Any, Page[MessageView]]:
         return await paginate_by_parent(
             session,
-            select(Message).where(Message.conversation_id.in_(_visible_conversations(user_id))),
+            _VIEWER_MESSAGES,
+            params={"viewer": user_id},
             parent=Message.conversation_id,
             parent_ids=conversation_ids,
             sort=MESSAGES_ORDER,

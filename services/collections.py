@@ -82,6 +82,7 @@ class CollectionsQuery:
 
 
 COLLECTIONS_ORDER = SortKey("collections", [Collection.name, Collection.id])
+_VIEWER_COLLECTIONS = _select().where(Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS))
 
 
 async def list_collections(
@@ -95,7 +96,8 @@ async def list_collections(
     ) -> dict[Any, Page[CollectionView]]:
         return await paginate_by_parent(
             session,
-            _select().where(Collection.workspace_id.in_(member_workspace_ids(user_id))),
+            _VIEWER_COLLECTIONS,
+            params={"viewer": user_id},
             parent=Collection.workspace_id,
             parent_ids=workspace_ids,
             sort=COLLECTIONS_ORDER,

@@ -10,17 +10,18 @@ document's original for download.
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, null, select, union_all
+from sqlalchemy import bindparam, delete, func, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from base.db.engine import lock_for_write
-from base.db.types import utcnow
+from base.db.types import LIKE_ESCAPE, like_literal, utcnow
 from base.errors import DomainError, Invalid, NotFound
 from base.models.accounts import Role
 from base.models.documents import (
@@ -120,6 +121,32 @@ class DocumentsQuery:
     counted: bool = True
 
 
+@functools.lru_cache(maxsize=64)
+def _documents_statement(
+    collection: bool, status: bool, owner: bool, tag: bool, title: bool
+) -> Any:
+    """The caller's documents with the given filters (built once per set of filters), taking
+    `:viewer` and `:collection_id`, `:status`, `:owner_id`, `:tag`, `:title_like`."""
+    stmt = (
+        select(Document)
+        .options(_WITHOUT_TEXT)
+        .where(Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    )
+    if collection:
+        stmt = stmt.where(Document.collection_id == bindparam("collection_id"))
+    if status:
+        stmt = stmt.where(Document.status == bindparam("status"))
+    if owner:
+        stmt = stmt.where(Document.owner_id == bindparam("owner_id"))
+    if tag:
+        tagged = select(DocumentTag.document_id).where(DocumentTag.tag == bindparam("tag"))
+        stmt = stmt.where(Document.id.in_(tagged))
+    if title:
+        like = func.lower(Document.title).contains(bindparam("title_like"), escape=LIKE_ESCAPE)
+        stmt = stmt.where(like)
+    return stmt
+
+
 async def list_documents(
     deps: ServiceDeps, *, queries: Sequence[DocumentsQuery]
 ) -> list[Page[DocumentView] | DomainError]:
@@ -129,31 +156,31 @@ async def list_documents(
     async def load(
         query: DocumentsQuery, page: PageRequest, workspace_ids: list[Any]
     ) -> dict[Any, Page[DocumentView]]:
-        stmt = (
-            select(Document)
-            .options(_WITHOUT_TEXT)
-            .where(Document.workspace_id.in_(member_workspace_ids(user_id)))
+        tag = (query.tag or "").strip()
+        title = (query.title_contains or "").strip().lower()
+        params = {
+            "viewer": user_id,
+            "collection_id": query.collection_id,
+            "status": query.status,
+            "owner_id": query.owner_id,
+            "tag": tag,
+            "title_like": like_literal(title),
+        }
+        stmt = _documents_statement(
+            query.collection_id is not None,
+            query.status is not None,
+            query.owner_id is not None,
+            bool(tag),
+            bool(title),
         )
-        if query.collection_id is not None:
-            stmt = stmt.where(Document.collection_id == query.collection_id)
-        if query.status is not None:
-            stmt = stmt.where(Document.status == query.status)
-        if query.owner_id is not None:
-            stmt = stmt.where(Document.owner_id == query.owner_id)
-        if query.tag:
-            tagged = select(DocumentTag.document_id).where(DocumentTag.tag == query.tag.strip())
-            stmt = stmt.where(Document.id.in_(tagged))
-        if query.title_contains and query.title_contains.strip():
-            needle = query.title_contains.strip().lower()
-            stmt = stmt.where(func.lower(Document.title).contains(needle, autoescape=True))
-        sort = DOCUMENT_ORDERS[(query.sort, query.descending)]
         column = _SORT_COLUMNS[query.sort].key
         return await paginate_by_parent(
             session,
             stmt,
+            params=params,
             parent=Document.workspace_id,
             parent_ids=workspace_ids,
-            sort=sort,
+            sort=DOCUMENT_ORDERS[(query.sort, query.descending)],
             page=page,
             to_node=lambda r: _view(r[0]),
             sort_values=lambda r: (getattr(r[0], column), r[0].id),
@@ -247,6 +274,7 @@ class ChunksQuery:
 
 
 CHUNKS_ORDER = SortKey("chunks", [Chunk.position])
+_VIEWER_CHUNKS = select(Chunk).where(Chunk.workspace_id.in_(VIEWER_WORKSPACE_IDS))
 
 
 async def list_chunks(
@@ -259,7 +287,8 @@ async def list_chunks(
     ) -> dict[Any, Page[ChunkView]]:
         return await paginate_by_parent(
             session,
-            select(Chunk).where(Chunk.workspace_id.in_(member_workspace_ids(user_id))),
+            _VIEWER_CHUNKS,
+            params={"viewer": user_id},
             parent=Chunk.document_id,
             parent_ids=document_ids,
             sort=CHUNKS_ORDER,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
@@ -21,10 +22,21 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from sqlalchemy import BigInteger, DateTime, Integer, Select, String, Uuid, func, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    Select,
+    String,
+    Uuid,
+    bindparam,
+    func,
+    select,
+    tuple_,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from base.errors import DomainError, Invalid
@@ -199,10 +211,60 @@ async def paginate(
     return _page(rows, total, sort, page, to_node, sort_values)
 
 
+# The parameters paginate_by_parent adds to its caller's.
+_PARENT_IDS: BindParameter[list[Any]] = bindparam("page_parent_ids", expanding=True)
+_LIMIT: BindParameter[int] = bindparam("page_limit", type_=Integer())
+
+
+@functools.lru_cache(maxsize=512)
+def _parent_page_statements(
+    stmt: AnySelect,
+    parent: ColumnElement[Any] | QueryableAttribute[Any],
+    sort: SortKey,
+    *,
+    single: bool,
+    after: bool,
+    count: bool,
+) -> tuple[AnySelect | None, AnySelect]:
+    """The COUNT and page statements of paginate_by_parent for one shape of request, built once
+    and kept: `stmt` itself is built once by its caller, so a page costs SQLAlchemy no statement
+    building or cache-key walk (ADR 0078)."""
+    scoped = stmt.where(parent.in_(_PARENT_IDS))
+    paged = scoped
+    if after:
+        key = tuple_(*sort.columns)
+        values = tuple_(
+            *(bindparam(f"page_after_{i}", type_=c.type) for i, c in enumerate(sort.columns))
+        )
+        paged = scoped.where(key < values if sort.descending else key > values)
+    counted = None
+    if count:
+        counted = scoped.with_only_columns(
+            parent, func.count(), maintain_column_froms=True
+        ).group_by(parent)
+    if single:
+        return counted, paged.add_columns(parent).order_by(*_order(sort)).limit(_LIMIT)
+    # The last sort column is unique within one parent's list (a run's event `seq`), so a row is
+    # found again by it and its parent.
+    unique = sort.columns[-1]
+    number = func.row_number().over(partition_by=parent, order_by=_order(sort))
+    ranked = paged.with_only_columns(
+        parent.label("parent"), unique.label("key"), number.label("n"), maintain_column_froms=True
+    ).subquery()
+    ordered = (
+        scoped.add_columns(parent)
+        .join(ranked, (ranked.c.parent == parent) & (ranked.c.key == unique))
+        .where(ranked.c.n <= _LIMIT)
+        .order_by(parent, ranked.c.n)
+    )
+    return counted, ordered
+
+
 async def paginate_by_parent(
     session: AsyncSession,
     stmt: AnySelect,
     *,
+    params: Mapping[str, Any] | None = None,
     parent: ColumnElement[K] | QueryableAttribute[K],
     parent_ids: Sequence[K],
     sort: SortKey,
@@ -216,37 +278,25 @@ async def paginate_by_parent(
     One COUNT grouped by `parent`, and one page query: each parent's rows after the cursor are
     numbered in sort order (ROW_NUMBER() OVER (PARTITION BY parent ...)) and the first
     `page.first + 1` of each are kept. With a single parent, a plain LIMIT does the same.
-    `stmt` selects the rows with their filters, without ORDER BY. With `count=False` (a caller
-    that shows no total) the COUNT is not run and the pages' `total_count` is None.
+    `stmt` selects the rows with their filters, without ORDER BY; it is built once (a module
+    constant or a cached builder: the statements derived from it are kept per `stmt`) and takes
+    its values from `params`. With `count=False` (a caller that shows no total) the COUNT is not
+    run and the pages' `total_count` is None.
     """
     ids = list(dict.fromkeys(parent_ids))
-    scoped = stmt.where(parent.in_(ids))
-    paged = _after(scoped, sort, page)  # the cursor is checked before any SQL runs
+    values = dict(params or {})
+    values["page_parent_ids"] = ids
+    values["page_limit"] = page.first + 1
+    if page.after is not None:  # the cursor is checked before any SQL runs
+        values.update((f"page_after_{i}", v) for i, v in enumerate(_decode(sort, page.after)))
+    counted, ordered = _parent_page_statements(
+        stmt, parent, sort, single=len(ids) == 1, after=page.after is not None, count=count
+    )
     totals: dict[K, int] | None = None
-    if count:
-        counted = scoped.with_only_columns(parent, func.count(), maintain_column_froms=True)
-        totals = dict((await session.execute(counted.group_by(parent))).all())
-    if len(ids) == 1:
-        ordered = paged.add_columns(parent).order_by(*_order(sort)).limit(page.first + 1)
-    else:
-        # The last sort column is unique within one parent's list (a run's event `seq`), so a
-        # row is found again by it and its parent.
-        unique = sort.columns[-1]
-        number = func.row_number().over(partition_by=parent, order_by=_order(sort))
-        ranked = paged.with_only_columns(
-            parent.label("parent"),
-            unique.label("key"),
-            number.label("n"),
-            maintain_column_froms=True,
-        ).subquery()
-        ordered = (
-            scoped.add_columns(parent)
-            .join(ranked, (ranked.c.parent == parent) & (ranked.c.key == unique))
-            .where(ranked.c.n <= page.first + 1)
-            .order_by(parent, ranked.c.n)
-        )
+    if counted is not None:
+        totals = dict((await session.execute(counted, values)).all())
     rows_of: dict[K, list[Any]] = {key: [] for key in ids}
-    for row in (await session.execute(ordered)).all():
+    for row in (await session.execute(ordered, values)).all():
         rows_of[row[-1]].append(row)
     return {
         key: _page(

@@ -7,13 +7,14 @@ EDITOR only the runs they started; a VIEWER none.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.db.engine import lock_for_write
@@ -22,7 +23,7 @@ from base.errors import Conflict, DomainError, Forbidden, NotFound
 from base.events.bus import CONTROL_TOPIC
 from base.models.accounts import Role
 from base.models.runs import Run, RunEvent, RunStatus, RunStep, StepStatus, SubjectType
-from services.access import member_workspace_ids, require_role
+from services.access import VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
 from services.deps import ServiceDeps
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
 from services.run_log import Outbox, append_run_event, append_workspace_event
@@ -148,6 +149,18 @@ class RunsQuery:
 RUNS_ORDER = SortKey("runs", [Run.created_at, Run.id], descending=True)
 
 
+@functools.lru_cache(maxsize=4)
+def _runs_statement(statuses: bool, workflow: bool) -> Any:
+    """The caller's runs with the given filters (built once per set of filters), taking
+    `:viewer`, `:statuses` and `:workflow`."""
+    stmt = select(Run).where(Run.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    if statuses:
+        stmt = stmt.where(Run.status.in_(bindparam("statuses", expanding=True)))
+    if workflow:
+        stmt = stmt.where(Run.workflow == bindparam("workflow"))
+    return stmt
+
+
 async def list_runs(
     deps: ServiceDeps, *, queries: Sequence[RunsQuery]
 ) -> list[Page[RunView] | DomainError]:
@@ -159,14 +172,14 @@ async def list_runs(
     async def load(
         query: RunsQuery, page: PageRequest, workspace_ids: list[Any]
     ) -> dict[Any, Page[RunView]]:
-        stmt = select(Run).where(Run.workspace_id.in_(member_workspace_ids(user_id)))
-        if query.statuses:
-            stmt = stmt.where(Run.status.in_(query.statuses))
-        if query.workflow:
-            stmt = stmt.where(Run.workflow == query.workflow)
         return await paginate_by_parent(
             session,
-            stmt,
+            _runs_statement(bool(query.statuses), bool(query.workflow)),
+            params={
+                "viewer": user_id,
+                "statuses": list(query.statuses),
+                "workflow": query.workflow,
+            },
             parent=Run.workspace_id,
             parent_ids=workspace_ids,
             sort=RUNS_ORDER,
@@ -191,6 +204,9 @@ class SubjectRunsQuery:
 
 
 SUBJECT_RUNS_ORDER = SortKey("subject_runs", [Run.created_at, Run.id], descending=True)
+_VIEWER_SUBJECT_RUNS = select(Run).where(
+    Run.subject_type == bindparam("subject_type"), Run.workspace_id.in_(VIEWER_WORKSPACE_IDS)
+)
 
 
 async def list_subject_runs(
@@ -205,10 +221,8 @@ async def list_subject_runs(
     ) -> dict[Any, Page[RunView]]:
         return await paginate_by_parent(
             session,
-            select(Run).where(
-                Run.subject_type == query.subject_type,
-                Run.workspace_id.in_(member_workspace_ids(user_id)),
-            ),
+            _VIEWER_SUBJECT_RUNS,
+            params={"viewer": user_id, "subject_type": query.subject_type},
             parent=Run.subject_id,
             parent_ids=subject_ids,
             sort=SUBJECT_RUNS_ORDER,
@@ -266,6 +280,9 @@ class RunEventsQuery:
 
 
 RUN_EVENTS_ORDER = SortKey("run_events", [RunEvent.seq])
+_VIEWER_RUN_EVENTS = select(RunEvent).where(
+    RunEvent.run_id.in_(select(Run.id).where(Run.workspace_id.in_(VIEWER_WORKSPACE_IDS)))
+)
 
 
 async def list_run_events(
@@ -275,14 +292,14 @@ async def list_run_events(
     statements per distinct page whatever the number of runs. A run the caller may not see has
     no events (the run itself would not have resolved)."""
     user_id = deps.principal.require_user()
-    visible_runs = select(Run.id).where(Run.workspace_id.in_(member_workspace_ids(user_id)))
 
     async def load(
         _query: RunEventsQuery, page: PageRequest, run_ids: list[Any]
     ) -> dict[Any, Page[RunEventView]]:
         return await paginate_by_parent(
             session,
-            select(RunEvent).where(RunEvent.run_id.in_(visible_runs)),
+            _VIEWER_RUN_EVENTS,
+            params={"viewer": user_id},
             parent=RunEvent.run_id,
             parent_ids=run_ids,
             sort=RUN_EVENTS_ORDER,

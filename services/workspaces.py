@@ -16,7 +16,7 @@ from base.db.engine import lock_for_write
 from base.db.types import utcnow
 from base.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from base.models.accounts import Invite, Membership, Role, User, Workspace
-from services.access import IDS, VIEWER, member_workspace_ids, require_role
+from services.access import IDS, VIEWER, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
 from services.deps import ServiceDeps
 from services.pagination import (
     PageRequest,
@@ -114,6 +114,11 @@ class MembersQuery:
 
 
 MEMBERS_ORDER = SortKey("members", [Membership.joined_at, Membership.id])
+_VIEWER_MEMBERS = (
+    select(Membership, User)
+    .join(User, User.id == Membership.user_id)
+    .where(Membership.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+)
 
 
 async def list_members(
@@ -123,18 +128,14 @@ async def list_members(
     whatever the number of workspaces. A workspace the caller does not belong to has no
     members here (the workspace itself would not have resolved)."""
     user_id = deps.principal.require_user()
-    stmt = (
-        select(Membership, User)
-        .join(User, User.id == Membership.user_id)
-        .where(Membership.workspace_id.in_(member_workspace_ids(user_id)))
-    )
 
     async def load(
         _query: MembersQuery, page: PageRequest, workspace_ids: list[Any]
     ) -> dict[Any, Page[MemberView]]:
         return await paginate_by_parent(
             session,
-            stmt,
+            _VIEWER_MEMBERS,
+            params={"viewer": user_id},
             parent=Membership.workspace_id,
             parent_ids=workspace_ids,
             sort=MEMBERS_ORDER,

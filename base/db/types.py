@@ -32,3 +32,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# LIKE patterns built once with a bound value (`contains(bindparam(...), escape=LIKE_ESCAPE)`):
+# SQLAlchemy's autoescape needs the literal at build time, so the value is escaped here instead.
+LIKE_ESCAPE = "/"
+
+
+def like_literal(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern that declares ESCAPE LIKE_ESCAPE."""
+    return text.replace("/", "//").replace("%", "/%").replace("_", "/_")

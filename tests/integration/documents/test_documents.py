@@ -70,6 +70,10 @@ async def test_list_filters_sorts_and_pages(any_db_client: GraphQLClient, any_db
     assert (await _list(client, workspace, viewer, filter={"status": "FAILED"}))["totalCount"] == 0
     titled = await _list(client, workspace, viewer, filter={"titleContains": "DOC 00%"})
     assert titled["totalCount"] == 0  # % is literal
+    for literal in ("doc_00", "c 00/", "c 00//", "c 003/"):  # _ and the escape character too
+        assert (await _list(client, workspace, viewer, filter={"titleContains": literal}))[
+            "totalCount"
+        ] == 0, literal
     titled = await _list(client, workspace, viewer, filter={"titleContains": "C 003"})
     assert [e["node"]["title"] for e in titled["edges"]] == ["doc 003"]
     foreign = await _list(client, workspace, viewer, filter={"collectionId": "bm9wZQ=="})

@@ -6,11 +6,11 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Uuid
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Uuid, select
 
-from base.db.types import UTCDateTime
+from base.db.types import UTCDateTime, like_literal
 from base.errors import Invalid
-from services.pagination import PageRequest, SortKey, _decode, _encode
+from services.pagination import PageRequest, SortKey, _decode, _encode, _parent_page_statements
 from services.runs import RUN_EVENTS_ORDER, RUNS_ORDER
 from services.workspaces import MEMBERS_ORDER
 
@@ -93,3 +93,24 @@ def test_page_size_defaults_to_25_and_is_capped_at_100():
     with pytest.raises(Invalid) as caught:
         PageRequest.of(-1, None)
     assert (caught.value.code, caught.value.field) == ("BAD_USER_INPUT", "first")
+
+
+def test_like_literal_escapes_the_wildcards_and_the_escape_character():
+    assert like_literal("a%b_c/d") == "a/%b/_c//d"
+    assert like_literal("${x}") == "${x}"
+
+
+def test_page_statements_are_built_once_per_shape():
+    stmt = select(TABLE)
+    sort = SortKey("things", [TABLE.c.at, TABLE.c.id])
+    first = _parent_page_statements(stmt, TABLE.c.n, sort, single=False, after=True, count=True)
+    again = _parent_page_statements(stmt, TABLE.c.n, sort, single=False, after=True, count=True)
+    assert first[0] is again[0] and first[1] is again[1]
+    uncounted = _parent_page_statements(
+        stmt, TABLE.c.n, sort, single=True, after=False, count=False
+    )
+    assert uncounted[0] is None
+    # The values arrive as parameters: nothing of a request is baked into a kept statement.
+    compiled = first[1].compile()
+    assert {"page_parent_ids", "page_limit", "page_after_0", "page_after_1"} <= set(compiled.params)
+    assert all(compiled.params[k] is None for k in ("page_limit", "page_after_0", "page_after_1"))
