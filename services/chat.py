@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.db.engine import lock_for_write
@@ -38,7 +38,7 @@ from base.models.chat import (
 from base.models.documents import Collection, Document
 from base.models.runs import Run, RunStatus, SubjectType
 from services import runs
-from services.access import VIEWER, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
+from services.access import IDS, VIEWER, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
 from services.answers import ANSWER_QUESTION, announce_finished
 from services.chat_views import (
     AskResult,
@@ -282,24 +282,25 @@ async def my_feedback_by_message_ids(
     return [found.get(i) for i in ids]
 
 
+_QUESTIONS_SINCE = (
+    select(Message.workspace_id, func.count())
+    .where(
+        Message.workspace_id.in_(IDS),
+        Message.workspace_id.in_(VIEWER_WORKSPACE_IDS),
+        Message.role == MessageRole.USER,
+        Message.created_at >= bindparam("since"),
+    )
+    .group_by(Message.workspace_id)
+)
+
+
 async def questions_asked_counts(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[int]:
     """Questions asked in each workspace in the last 7 days, by all its members (a count, not
     the questions); 0 for a workspace the caller does not belong to."""
     user_id = deps.principal.require_user()
-    since = utcnow() - QUESTIONS_WINDOW
+    params = {"viewer": user_id, "ids": ids, "since": utcnow() - QUESTIONS_WINDOW}
     async with deps.read() as session:
-        rows = (
-            await session.execute(
-                select(Message.workspace_id, func.count())
-                .where(
-                    Message.workspace_id.in_(ids),
-                    Message.workspace_id.in_(member_workspace_ids(user_id)),
-                    Message.role == MessageRole.USER,
-                    Message.created_at >= since,
-                )
-                .group_by(Message.workspace_id)
-            )
-        ).all()
+        rows = (await session.execute(_QUESTIONS_SINCE, params)).all()
     counts: dict[uuid.UUID, int] = {row[0]: row[1] for row in rows}
     return [counts.get(i, 0) for i in ids]
 

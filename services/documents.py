@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
+from sqlalchemy.sql.selectable import CompoundSelect
 
 from base.db.engine import lock_for_write
 from base.db.types import LIKE_ESCAPE, like_literal, utcnow
@@ -301,24 +302,25 @@ async def list_chunks(
         return await pages_by_parent(queries, parent="document_id", load=load)
 
 
+_DOCUMENT_COUNTS: CompoundSelect[uuid.UUID, Any, int] = union_all(
+    select(Document.workspace_id, Document.status, func.count())
+    .where(Document.workspace_id.in_(IDS), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    .group_by(Document.workspace_id, Document.status),
+    select(Collection.workspace_id, null(), func.count())
+    .where(Collection.workspace_id.in_(IDS), Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    .group_by(Collection.workspace_id),
+)
+
+
 async def document_counts(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[DocumentCountsView]:
     """Per workspace: documents by status and the number of collections, in one statement
     (the collections' rows are those without a status)."""
     user_id = deps.principal.require_user()
-    mine = member_workspace_ids(user_id)
     counts: dict[uuid.UUID, dict[str, int]] = {i: {} for i in ids}
-    by_status = (
-        select(Document.workspace_id, Document.status, func.count())
-        .where(Document.workspace_id.in_(ids), Document.workspace_id.in_(mine))
-        .group_by(Document.workspace_id, Document.status)
-    )
-    collections = (
-        select(Collection.workspace_id, null(), func.count())
-        .where(Collection.workspace_id.in_(ids), Collection.workspace_id.in_(mine))
-        .group_by(Collection.workspace_id)
-    )
     async with deps.read() as session:
-        rows: Sequence[Any] = (await session.execute(union_all(by_status, collections))).all()
+        rows: Sequence[Any] = (
+            await session.execute(_DOCUMENT_COUNTS, {"viewer": user_id, "ids": ids})
+        ).all()
     for workspace_id, status, count in rows:
         key = "collections" if status is None else DocumentStatus(status).value.lower()
         counts[workspace_id][key] = count

@@ -32,12 +32,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from base.errors import ModelUnavailable
 from base.models.accounts import Role
 from base.models.documents import Chunk, Document, DocumentTag
 from services import keyword_index, llm, vector_index
-from services.access import member_workspace_ids, require_role
+from services.access import IDS, VIEWER_WORKSPACE_IDS, require_role
 from services.deps import ServiceDeps
 from services.fusion import reciprocal_rank_fusion
 from services.pagination import PageRequest, offset_after, offset_cursor
@@ -588,6 +589,13 @@ async def _hits(
 # -- related documents (screen 7) -----------------------------------------------------------
 
 
+_VISIBLE_DOCUMENT_WORKSPACES = select(Document.id, Document.workspace_id).where(
+    Document.id.in_(IDS), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS)
+)
+# Documents of a workspace already checked: their views, without their text.
+_RELATED_DOCUMENTS = select(Document).options(defer(Document.text)).where(Document.id.in_(IDS))
+
+
 async def related_documents(
     deps: ServiceDeps, *, ids: list[uuid.UUID]
 ) -> list[list[RelatedDocumentView]]:
@@ -602,12 +610,7 @@ async def related_documents(
     found: dict[uuid.UUID, list[tuple[uuid.UUID, float]]] = {}
     async with deps.read() as session:
         visible = (
-            await session.execute(
-                select(Document.id, Document.workspace_id).where(
-                    Document.id.in_(ids),
-                    Document.workspace_id.in_(member_workspace_ids(user_id)),
-                )
-            )
+            await session.execute(_VISIBLE_DOCUMENT_WORKSPACES, {"viewer": user_id, "ids": ids})
         ).all()
         by_workspace: dict[uuid.UUID, list[uuid.UUID]] = {}
         for document_id, workspace_id in visible:
@@ -641,7 +644,7 @@ async def related_documents(
             {
                 d.id: DocumentView.model_validate(d)
                 for d in (
-                    await session.execute(select(Document).where(Document.id.in_(related_ids)))
+                    await session.execute(_RELATED_DOCUMENTS, {"ids": list(related_ids)})
                 ).scalars()
             }
             if related_ids

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.models.documents import ChunkVector
@@ -265,16 +265,17 @@ def scan(
 # -- the database side ------------------------------------------------------------------------
 
 
+_INDEX_STATE = select(VectorVersion.version, VectorVersion.deletions).where(
+    VectorVersion.workspace_id == bindparam("workspace_id"),
+    VectorVersion.model == bindparam("model"),
+)
+
+
 async def index_state(
     session: AsyncSession, workspace_id: uuid.UUID, model: str
 ) -> IndexState | None:
-    row = (
-        await session.execute(
-            select(VectorVersion.version, VectorVersion.deletions).where(
-                VectorVersion.workspace_id == workspace_id, VectorVersion.model == model
-            )
-        )
-    ).one_or_none()
+    params = {"workspace_id": workspace_id, "model": model}
+    row = (await session.execute(_INDEX_STATE, params)).one_or_none()
     return IndexState(row[0], row[1]) if row else None
 
 
