@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 import base.models  # noqa: F401  (registers every table)
 from base.db.base import Base
+from base.models.documents import TITLE_TRIGRAM_INDEX
 from base.models.search import is_full_text_table
 from base.settings import Settings
 
@@ -22,8 +23,10 @@ def _url() -> str:
 
 
 def _include_name(name: str | None, type_: str, _parents: dict[str, str | None]) -> bool:
-    """Leave the full-text index out of the comparison: its shape differs per database and the
-    ORM does not describe it (ADR 0050)."""
+    """Leave the full-text index (ADR 0050) and the titles' trigram index (ADR 0078) out of the
+    comparison: each is one database's own, and the ORM does not describe them."""
+    if type_ == "index" and name == TITLE_TRIGRAM_INDEX:
+        return False
     return not (type_ == "table" and is_full_text_table(name))
 
 

@@ -52,3 +52,21 @@ def fresh_postgres(postgres_url: str):
 
 def test_postgres_up_down_up_and_no_drift(fresh_postgres: str):
     _round_trip(fresh_postgres)
+    assert asyncio.run(_title_index(fresh_postgres)) == (
+        "CREATE INDEX ix_documents_title_trgm ON public.documents USING gin "
+        "(lower((title)::text) gin_trgm_ops)"
+    )
+    migrate.downgrade(fresh_postgres, "0006")
+    assert asyncio.run(_title_index(fresh_postgres)) is None
+    migrate.upgrade(fresh_postgres)
+
+
+async def _title_index(url: str) -> str | None:
+    """The definition of the titles' trigram index, which only a migration makes (ADR 0078)."""
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return await connection.fetchval(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_documents_title_trgm'"
+        )
+    finally:
+        await connection.close()
