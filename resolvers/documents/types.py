@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import datetime
+from typing import Any
 from urllib.parse import quote
 
 import strawberry
@@ -12,6 +14,7 @@ from strawberry import relay
 
 from resolvers.accounts.types import User
 from resolvers.core.context import Info
+from resolvers.core.lookahead import now_or_later, selected_names
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
     After,
@@ -193,20 +196,26 @@ class Document(relay.Node):
     view: strawberry.Private[DocumentView]
 
     @strawberry.field(description="The collection it is in.")
-    async def collection(self, info: Info) -> Collection | None:
-        view = await info.context.loaders.collection_by_id.load(self.view.collection_id)
-        return Collection.of(view) if view else None
+    def collection(self, info: Info) -> Collection | None:
+        return now_or_later(
+            info.context.loaders.collection_by_id,
+            self.view.collection_id,
+            lambda view: Collection.of(view) if view else None,
+        )
 
     @strawberry.field(description="Who uploaded it; null if they left the workspace.")
-    async def owner(self, info: Info) -> User | None:
+    def owner(self, info: Info) -> User | None:
         if self.view.owner_id is None:
             return None
-        user = await info.context.loaders.user_by_id.load(self.view.owner_id)
-        return User.of(user) if user else None
+        return now_or_later(
+            info.context.loaders.user_by_id,
+            self.view.owner_id,
+            lambda view: User.of(view) if view else None,
+        )
 
     @strawberry.field(description="Tags, in order (at most 30).")
-    async def tags(self, info: Info) -> list[str]:
-        return await info.context.loaders.tags_by_document_id.load(self.view.id)
+    def tags(self, info: Info) -> list[str]:
+        return now_or_later(info.context.loaders.tags_by_document_id, self.view.id, list)
 
     @strawberry.field(description="Entities it mentions, in order (at most 50).")
     async def entities(self, info: Info) -> list[Entity]:
@@ -378,3 +387,20 @@ class DocumentSortField(enum.Enum):
 class SortDirection(enum.Enum):
     ASC = strawberry.enum_value("ASC", description="Smallest, oldest or A first.")
     DESC = strawberry.enum_value("DESC", description="Largest, newest or Z first.")
+
+
+async def load_document_fields(info: Info, views: Sequence[DocumentView], *path: str) -> None:
+    """Load the collections, owners and tags of a page of documents that the query selects at
+    `path` (one batch per loader), so that the documents' own fields find them loaded. A failed
+    load is left to the field that reads it."""
+    wanted = selected_names(info, *path)
+    loaders = info.context.loaders
+    loads: list[Awaitable[Any]] = []
+    if "collection" in wanted:
+        loads.append(loaders.collection_by_id.load_many([v.collection_id for v in views]))
+    if "owner" in wanted:
+        owners = [v.owner_id for v in views if v.owner_id is not None]
+        loads.append(loaders.user_by_id.load_many(owners))
+    if "tags" in wanted:
+        loads.append(loaders.tags_by_document_id.load_many([v.id for v in views]))
+    await asyncio.gather(*loads, return_exceptions=True)

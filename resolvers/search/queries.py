@@ -11,6 +11,7 @@ from base.errors import NotFound
 from resolvers.core.context import Info
 from resolvers.core.errors import as_payload
 from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, decode_id
+from resolvers.documents.types import load_document_fields
 from resolvers.search.types import SearchFilter, SearchMode, SearchPayload, SearchResult
 from services.search import SearchMode as Mode
 from workflows.search import SEARCH
@@ -70,6 +71,9 @@ class SearchQueries:
                 first=first,
                 after=after,
             )
+            documents = [e.node.document for e in found.page.edges]
+            path = ("results", "edges", "node", "document")
+            await load_document_fields(info, documents, *path)
             return {
                 "results": Connection.from_page(found.page, SearchResult.of),
                 "degraded": found.degraded,

@@ -27,7 +27,13 @@ from resolvers.core.relay import (
     load_nodes,
 )
 from resolvers.documents.inputs import DocumentsFilter, DocumentsSort
-from resolvers.documents.types import Collection, Document, DocumentCounts, SortDirection
+from resolvers.documents.types import (
+    Collection,
+    Document,
+    DocumentCounts,
+    SortDirection,
+    load_document_fields,
+)
 from resolvers.runs.types import Run, RunStatus
 from services.chat import ConversationsQuery
 from services.collections import CollectionsQuery
@@ -126,12 +132,14 @@ class Workspace(relay.Node):
     ) -> Connection[Document]:
         query = _documents_query(uuid.UUID(self.id), filter, sort, first, after)
         page = await info.context.loaders.documents_page.load(query)
+        await load_document_fields(info, [e.node for e in page.edges], "edges", "node")
         return Connection.from_page(page, Document.of)
 
     @strawberry.field(description="The 5 most recently updated documents, newest first.")
     async def recent_documents(self, info: Info) -> list[Document]:
         query = DocumentsQuery(workspace_id=uuid.UUID(self.id), first=5, counted=False)
         page = await info.context.loaders.documents_page.load(query)
+        await load_document_fields(info, [e.node for e in page.edges])
         return [Document.of(e.node) for e in page.edges]
 
     @strawberry.field(description="How many documents it holds, by status.")
