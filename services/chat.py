@@ -38,7 +38,7 @@ from base.models.chat import (
 from base.models.documents import Collection, Document
 from base.models.runs import Run, RunStatus, SubjectType
 from services import runs
-from services.access import IDS, VIEWER, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
+from services.access import IDS, VIEWER, VIEWER_WORKSPACE_IDS, require_role
 from services.answers import ANSWER_QUESTION, announce_finished
 from services.chat_views import (
     AskResult,
@@ -80,7 +80,7 @@ def answer_not_found(field: str | None = "messageId") -> NotFound:
     return NotFound("No such answer.", field=field)
 
 
-# _visible_conversations of the caller `:viewer`, for statements built once.
+# Ids of the caller's (`:viewer`) own conversations in workspaces they still belong to.
 _VIEWER_CONVERSATION_IDS = select(Conversation.id).where(
     Conversation.owner_id == VIEWER, Conversation.workspace_id.in_(VIEWER_WORKSPACE_IDS)
 )
@@ -90,10 +90,7 @@ _VIEWER_MESSAGES = select(Message).where(Message.conversation_id.in_(_VIEWER_CON
 
 def _visible_conversations(user_id: uuid.UUID) -> Any:
     """Ids of the caller's own conversations in workspaces they still belong to."""
-    return select(Conversation.id).where(
-        Conversation.owner_id == user_id,
-        Conversation.workspace_id.in_(member_workspace_ids(user_id)),
-    )
+    return _VIEWER_CONVERSATION_IDS.params(viewer=user_id)
 
 
 def conversation_view(conversation: Conversation) -> ConversationView:
