@@ -1022,11 +1022,23 @@ def cycle(values: list[Any], count: int, offset: int = 0) -> list[Any]:
     return [values[(offset + n) % len(values)] for n in range(count)]
 
 
+def variant(variables: dict[str, Any]) -> str:
+    """Which kind of request `variables` make: the filter's fields and the sort, not their
+    values (`tag, CREATED_AT DESC`); empty for a screen without filters."""
+    filter_ = variables.get("filter") or {}
+    sort = variables.get("sort") or {}
+    parts = [", ".join(sorted(filter_)), " ".join(str(v) for v in sort.values())]
+    return ", ".join(p for p in parts if p)
+
+
 async def run_at(
-    call: Callable[[dict[str, Any]], Awaitable[Any]], inputs: list[dict[str, Any]], concurrency: int
+    call: Callable[[dict[str, Any]], Awaitable[Any]],
+    inputs: list[dict[str, Any]],
+    concurrency: int,
+    by_variant: dict[str, list[int]] | None = None,
 ) -> list[int]:
     """Nanoseconds per request of `inputs` sent by `concurrency` workers, each sending its next
-    request when its previous one is answered."""
+    request when its previous one is answered; with `by_variant`, also filed by `variant`."""
     queue: Iterator[dict[str, Any]] = iter(inputs)
     samples: list[int] = []
     clock = time.perf_counter_ns
@@ -1036,6 +1048,8 @@ async def run_at(
             started = clock()
             await call(variables)
             samples.append(clock() - started)
+            if by_variant is not None:
+                by_variant.setdefault(variant(variables), []).append(samples[-1])
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     return samples
@@ -1051,6 +1065,7 @@ class Result:
     seconds: float = 0.0
     server_cpu: float = 0.0  # CPU seconds of the server process while this path ran
     own_cpu: float = 0.0  # CPU seconds of this process (the client; the statement for `sql`)
+    by_variant: dict[str, list[int]] = field(default_factory=dict)  # the samples by `variant`
 
     def cpu_ms(self) -> float:
         """CPU per request where the path does its work: the server for the HTTP paths, this
@@ -1137,6 +1152,7 @@ async def measure_screens(
                     await call(v)
             for concurrency in args.concurrency:
                 samples: dict[str, list[int]] = {name: [] for name in paths}
+                by_variant: dict[str, dict[str, list[int]]] = {name: {} for name in paths}
                 seconds = dict.fromkeys(paths, 0.0)
                 server_cpu = dict.fromkeys(paths, 0.0)
                 own_cpu = dict.fromkeys(paths, 0.0)
@@ -1149,7 +1165,9 @@ async def measure_screens(
                         started = time.perf_counter()
                         server_started = _cpu_seconds(server)
                         own_started = time.process_time()
-                        samples[name] += await run_at(paths[name], inputs, concurrency)
+                        samples[name] += await run_at(
+                            paths[name], inputs, concurrency, by_variant[name]
+                        )
                         seconds[name] += time.perf_counter() - started
                         server_cpu[name] += _cpu_seconds(server) - server_started
                         own_cpu[name] += time.process_time() - own_started
@@ -1164,6 +1182,7 @@ async def measure_screens(
                             seconds[name],
                             server_cpu[name],
                             own_cpu[name],
+                            by_variant[name],
                         )
                     )
                 report_row(results[-3:])
@@ -1409,6 +1428,25 @@ def print_summary(results: list[Result], args: argparse.Namespace) -> None:
                 f"{'met' if ratio < GOAL_RATIO else 'MISSED':<6}  "
                 f"(to sql in-process x{api.p(95) / raw.p(95):.2f})"
             )
+    print(
+        f"\nby kind of request, concurrency {top}: ms p50 / p95, and its share of the path's "
+        "slowest 5%"
+    )
+    for db in databases:
+        for screen in SCREENS:
+            for path in PATHS:
+                result = index[(db, screen, top, path)]
+                if len(result.by_variant) < 2:
+                    continue
+                slowest = sorted(result.samples)[-max(1, len(result.samples) // 20) :]
+                cut = slowest[0]
+                for kind, samples in sorted(result.by_variant.items()):
+                    share = sum(1 for t in samples if t >= cut) / len(slowest)
+                    print(
+                        f"  {db:<10} {screen:<15} {path:<9} {kind:<38} "
+                        f"{percentile(samples, 50, scale=1e6):7.2f} / "
+                        f"{percentile(samples, 95, scale=1e6):7.2f}  {share:4.0%}"
+                    )
 
 
 # --- one database --------------------------------------------------------------------------------
