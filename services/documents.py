@@ -171,7 +171,7 @@ async def list_documents(
             query.collection_id is not None,
             query.status is not None,
             query.owner_id is not None,
-            bool(tag),
+            bool(query.tag),  # a blank tag filters on "" (matches nothing), as typed
             bool(title),
         )
         column = _SORT_COLUMNS[query.sort].key

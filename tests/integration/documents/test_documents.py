@@ -67,6 +67,7 @@ async def test_list_filters_sorts_and_pages(any_db_client: GraphQLClient, any_db
     assert by_owner["totalCount"] == 2
     assert (await _list(client, workspace, viewer, filter={"tag": "a"}))["totalCount"] == 5
     assert (await _list(client, workspace, viewer, filter={"tag": "z"}))["totalCount"] == 0
+    assert (await _list(client, workspace, viewer, filter={"tag": "  "}))["totalCount"] == 0
     assert (await _list(client, workspace, viewer, filter={"status": "FAILED"}))["totalCount"] == 0
     titled = await _list(client, workspace, viewer, filter={"titleContains": "DOC 00%"})
     assert titled["totalCount"] == 0  # % is literal
