@@ -110,9 +110,7 @@ async def list_collections(
         return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
-_VIEWER_COLLECTIONS_BY_IDS = _select().where(
-    Collection.id.in_(IDS), Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS)
-)
+_VIEWER_COLLECTIONS_BY_IDS = _VIEWER_COLLECTIONS.where(Collection.id.in_(IDS))
 
 
 async def collections_by_ids(

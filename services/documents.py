@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, null, select, union_all
+from sqlalchemy import and_, bindparam, delete, func, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 from sqlalchemy.sql.selectable import CompoundSelect
@@ -193,14 +193,11 @@ async def list_documents(
 
 
 # The documents of `:ids` the caller `:viewer` may see.
-_VISIBLE_IDS = select(Document.id).where(
+VIEWER_SEES_DOCUMENT_IDS = and_(
     Document.id.in_(IDS), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS)
 )
-_DOCUMENTS_BY_IDS = (
-    select(Document)
-    .options(_WITHOUT_TEXT)
-    .where(Document.id.in_(IDS), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
-)
+_VISIBLE_IDS = select(Document.id).where(VIEWER_SEES_DOCUMENT_IDS)
+_DOCUMENTS_BY_IDS = select(Document).options(_WITHOUT_TEXT).where(VIEWER_SEES_DOCUMENT_IDS)
 _TAGS_BY_DOCUMENT_IDS = (
     select(DocumentTag.document_id, DocumentTag.tag)
     .where(DocumentTag.document_id.in_(_VISIBLE_IDS))

@@ -38,8 +38,9 @@ from base.errors import ModelUnavailable
 from base.models.accounts import Role
 from base.models.documents import Chunk, Document, DocumentTag
 from services import keyword_index, llm, vector_index
-from services.access import IDS, VIEWER_WORKSPACE_IDS, require_role
+from services.access import IDS, require_role
 from services.deps import ServiceDeps
+from services.documents import VIEWER_SEES_DOCUMENT_IDS
 from services.fusion import reciprocal_rank_fusion
 from services.pagination import PageRequest, offset_after, offset_cursor
 from services.search_text import embedded_text, query_terms, require_query
@@ -590,7 +591,7 @@ async def _hits(
 
 
 _VISIBLE_DOCUMENT_WORKSPACES = select(Document.id, Document.workspace_id).where(
-    Document.id.in_(IDS), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS)
+    VIEWER_SEES_DOCUMENT_IDS
 )
 # Documents of a workspace already checked: their views, without their text.
 _RELATED_DOCUMENTS = select(Document).options(defer(Document.text)).where(Document.id.in_(IDS))

@@ -49,10 +49,15 @@ def _member_view(membership: Membership, user: User) -> MemberView:
     )
 
 
+# The caller's (`:viewer`) workspaces with their role and when they joined.
+_VIEWER_WORKSPACES = select(Workspace, Membership.role, Membership.joined_at).join(
+    Membership, (Membership.workspace_id == Workspace.id) & (Membership.user_id == VIEWER)
+)
+_VIEWER_WORKSPACES_BY_IDS = _VIEWER_WORKSPACES.where(Workspace.id.in_(IDS))
+
+
 def _mine(user_id: uuid.UUID) -> Any:
-    return select(Workspace, Membership.role, Membership.joined_at).join(
-        Membership, (Membership.workspace_id == Workspace.id) & (Membership.user_id == user_id)
-    )
+    return _VIEWER_WORKSPACES.params(viewer=user_id)
 
 
 async def list_my_workspaces(
@@ -68,13 +73,6 @@ async def list_my_workspaces(
             to_node=lambda r: _workspace_view(r[0], r[1]),
             sort_values=lambda r: (r[2], r[0].id),
         )
-
-
-_VIEWER_WORKSPACES_BY_IDS = (
-    select(Workspace, Membership.role, Membership.joined_at)
-    .join(Membership, (Membership.workspace_id == Workspace.id) & (Membership.user_id == VIEWER))
-    .where(Workspace.id.in_(IDS))
-)
 
 
 async def workspaces_by_ids(
