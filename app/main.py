@@ -31,6 +31,7 @@ from runtime.runner import WorkflowRunner, build_runtime
 from services.deps import ServiceDeps
 from services.llm import aclose_clients
 from services.ratelimit import SignInLimiter
+from services.vector_index import limit_scan_threads
 from workflows import RUN_WORKFLOWS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.redis_url:
             await check_redis(settings.redis_url)
+        limit_scan_threads(settings.search_scan_threads)
         engine = build_engine(settings)
         runtime = build_runtime(settings)  # inside the loop: the SDK binds to it
         runner = WorkflowRunner(runtime)

@@ -27,6 +27,7 @@ from runtime.runner import build_runtime
 from services.deps import ServiceDeps
 from services.llm import aclose_clients
 from services.ratelimit import SignInLimiter
+from services.vector_index import limit_scan_threads
 from workflows import RUN_WORKFLOWS
 
 log = logging.getLogger("knowledge_desk.worker")
@@ -42,6 +43,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    limit_scan_threads(settings.search_scan_threads)  # Ask's retrieval scans here
     engine = build_engine(settings)
     bus = build_bus(settings.redis_url)
     await bus.start()

@@ -285,6 +285,14 @@ class Settings(BaseSettings):
         "recently searched workspaces are dropped beyond it. A workspace larger than all of it "
         "is searched by streaming its vectors from the database (exact, slower).",
     )
+    search_scan_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="BLAS threads of a process for the vector scan's matrix product (ADR 0079). "
+        "More than one lowers one scan's latency but the idle threads spin, taking CPU from "
+        "concurrent requests; scale with processes instead.",
+    )
     search_rrf_k: int = Field(
         default=60,
         ge=1,

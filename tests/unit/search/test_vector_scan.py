@@ -1,6 +1,7 @@
 """The in-memory side of semantic search: exact scan, masks inside it, per-document collapse,
 incremental rows and centroids."""
 
+import os
 import uuid
 
 import numpy as np
@@ -9,10 +10,12 @@ import pytest
 from services.vector_index import (
     WorkspaceVectors,
     best_row_per_document,
+    limit_scan_threads,
     normalised,
     scan,
     top_rows,
 )
+from tests.support.blas import blas_threads
 
 DOCS = [uuid.UUID(int=1000 + i) for i in range(10)]
 
@@ -141,3 +144,14 @@ def test_the_cache_drops_the_least_recently_searched_workspaces_beyond_its_budge
     # Over budget even alone, the one just loaded is kept (the caller streams instead when it
     # knows beforehand); every other one goes.
     assert list(cache._entries) == [keys[0]]
+
+
+def test_limit_scan_threads_sets_every_blas_pool_of_the_process():
+    more = min(2, os.cpu_count() or 1)  # BLAS never runs more threads than cores
+    try:
+        limit_scan_threads(more)
+        assert blas_threads() == {more}
+        limit_scan_threads(1)
+        assert blas_threads() == {1}
+    finally:
+        limit_scan_threads(1)  # the setting's default, as every app start applies it
