@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 from sqlalchemy.sql.selectable import CompoundSelect
 
 from base.db.engine import lock_for_write
@@ -94,11 +93,6 @@ def document_not_found(field: str | None = "id") -> NotFound:
     return NotFound("No such document.", field=field)
 
 
-# A document's extracted text (kilobytes to megabytes) is not part of its view: reads that build
-# views leave it in the database.
-_WITHOUT_TEXT = defer(Document.text)
-
-
 def _view(document: Document) -> DocumentView:
     return DocumentView.model_validate(document)
 
@@ -128,11 +122,7 @@ def _documents_statement(
 ) -> Any:
     """The caller's documents with the given filters (built once per set of filters), taking
     `:viewer` and `:collection_id`, `:status`, `:owner_id`, `:tag`, `:title_like`."""
-    stmt = (
-        select(Document)
-        .options(_WITHOUT_TEXT)
-        .where(Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
-    )
+    stmt = select(Document).where(Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
     if collection:
         stmt = stmt.where(Document.collection_id == bindparam("collection_id"))
     if status:
@@ -197,7 +187,7 @@ VIEWER_SEES_DOCUMENT_IDS = and_(
     Document.id.in_(IDS), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS)
 )
 _VISIBLE_IDS = select(Document.id).where(VIEWER_SEES_DOCUMENT_IDS)
-_DOCUMENTS_BY_IDS = select(Document).options(_WITHOUT_TEXT).where(VIEWER_SEES_DOCUMENT_IDS)
+_DOCUMENTS_BY_IDS = select(Document).where(VIEWER_SEES_DOCUMENT_IDS)
 _TAGS_BY_DOCUMENT_IDS = (
     select(DocumentTag.document_id, DocumentTag.tag)
     .where(DocumentTag.document_id.in_(_VISIBLE_IDS))

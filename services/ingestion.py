@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import undefer
 
 from base.db.engine import lock_for_write
 from base.db.types import utcnow
@@ -195,8 +196,9 @@ async def _locked(session: AsyncSession, document_id: uuid.UUID) -> Document:
     return document
 
 
-async def _document(session: AsyncSession, document_id: uuid.UUID) -> Document:
-    document = await session.get(Document, document_id)
+async def _document(session: AsyncSession, document_id: uuid.UUID, *deferred: Any) -> Document:
+    """The document's row, with those of its deferred columns (text, headings) given."""
+    document = await session.get(Document, document_id, options=[undefer(c) for c in deferred])
     if document is None:
         raise _deleted()
     return document
@@ -318,7 +320,7 @@ async def chunking_step(deps: ServiceDeps, *, document_id: str, **_: Any) -> dic
     doc_id = uuid.UUID(document_id)
     async with _stage(deps, doc_id, DocumentStage.CHUNKING):
         async with deps.db() as session:
-            document = await _document(session, doc_id)
+            document = await _document(session, doc_id, Document.text, Document.headings)
             text, headings = document.text, document.headings
         if text is None:
             raise Invalid("The document's text has not been extracted.", code="NOT_EXTRACTED")
@@ -458,7 +460,7 @@ async def summarizing(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[
     settings = deps.settings
     async with _stage(deps, doc_id, DocumentStage.SUMMARIZING):
         async with deps.db() as session:
-            document = await _document(session, doc_id)
+            document = await _document(session, doc_id, Document.headings)
             title, headings = document.title, [h[1] for h in document.headings or []]
             edited = await _edited(session, doc_id) & {
                 DocumentField.SUMMARY,

@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 
 from base.errors import ModelUnavailable
 from base.models.accounts import Role
@@ -400,6 +399,11 @@ def _list_name(
     return "search." + hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
+# A page's passages and documents by their keys (a result, a related document).
+_CHUNKS_OF_IDS = select(Chunk).where(Chunk.id.in_(IDS))
+_DOCUMENTS_OF_IDS = select(Document).where(Document.id.in_(IDS))
+
+
 @dataclass(frozen=True)
 class _Ranked:
     document_id: uuid.UUID
@@ -550,15 +554,13 @@ async def _hits(
     # By their keys, the workspace checked here rather than in SQL (see _chunk_rows).
     chunks = {
         c.id: c
-        for c in (await session.execute(select(Chunk).where(Chunk.id.in_(chunk_ids)))).scalars()
+        for c in (await session.execute(_CHUNKS_OF_IDS, {"ids": chunk_ids})).scalars()
         if c.workspace_id == workspace_id
     }
     documents = {
         d.id: d
         for d in (
-            await session.execute(
-                select(Document).where(Document.id.in_([r.document_id for r in ranked]))
-            )
+            await session.execute(_DOCUMENTS_OF_IDS, {"ids": [r.document_id for r in ranked]})
         ).scalars()
         if d.workspace_id == workspace_id
     }
@@ -593,8 +595,6 @@ async def _hits(
 _VISIBLE_DOCUMENT_WORKSPACES = select(Document.id, Document.workspace_id).where(
     VIEWER_SEES_DOCUMENT_IDS
 )
-# Documents of a workspace already checked: their views, without their text.
-_RELATED_DOCUMENTS = select(Document).options(defer(Document.text)).where(Document.id.in_(IDS))
 
 
 async def related_documents(
@@ -645,7 +645,7 @@ async def related_documents(
             {
                 d.id: DocumentView.model_validate(d)
                 for d in (
-                    await session.execute(_RELATED_DOCUMENTS, {"ids": list(related_ids)})
+                    await session.execute(_DOCUMENTS_OF_IDS, {"ids": list(related_ids)})
                 ).scalars()
             }
             if related_ids

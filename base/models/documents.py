@@ -136,10 +136,17 @@ class Document(UUIDPrimaryKey, Base):
     language: Mapped[str | None] = mapped_column(String(16), default=None)
     summary: Mapped[str | None] = mapped_column(Text, default=None)
     key_points: Mapped[list[str]] = mapped_column(JSON, default=list)
-    text: Mapped[str | None] = mapped_column(Text, default=None)
-    # The extracted headings, [[level, title, offset], ...] with offsets into `text`: what
-    # CHUNKING needs besides the text, so a retry that resumes there needs no re-extraction.
-    headings: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    # CHUNKING's input, written by EXTRACTING: the extracted text (kilobytes to megabytes), and
+    # its headings, [[level, title, offset], ...] with offsets into `text`, so a retry that
+    # resumes at CHUNKING needs no re-extraction. Neither is part of a document's view, so a
+    # read leaves them in the database unless it asks for them (`undefer`, as CHUNKING does);
+    # reading one that was not asked for raises instead of loading it.
+    text: Mapped[str | None] = mapped_column(
+        Text, default=None, deferred=True, deferred_raiseload=True
+    )
+    headings: Mapped[list[Any] | None] = mapped_column(
+        JSON, default=None, deferred=True, deferred_raiseload=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -13,7 +13,7 @@ from base.models.accounts import Membership, Role
 from base.models.chat import AnswerState, Citation, Conversation, Message, MessageRole
 from base.models.runs import RunStatus
 from base.settings import Settings
-from tests.support.databases import count_statements
+from tests.support.databases import count_statements, extracted_text_reads
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 from tests.support.seed import (
     add_collection,
@@ -148,6 +148,7 @@ async def test_run_detail_is_six_statements_for_any_number_of_events(
     # run by id (loader); then together: the run it retries (loader), the user who triggered it
     # (loader), its steps (loader), COUNT of its events, the page of its events
     assert len(statements) == 6, statements
+    assert extracted_text_reads(statements) == []
 
 
 NESTED = """
@@ -290,6 +291,7 @@ async def test_dashboard_is_seven_statements_and_does_not_count_its_recent_docum
     # no total); their collections (loader); COUNT and page of active runs
     assert len(statements) == 7, statements
     assert not [s for s in statements if s.startswith("SELECT documents.workspace_id, count(*)")]
+    assert extracted_text_reads(statements) == []
 
 
 @pytest.mark.parametrize(("chunks", "runs"), [(25, 1), (100, 6)])
@@ -336,6 +338,7 @@ async def test_document_detail_is_eleven_statements_for_any_number_of_chunks_and
     # the runs' trigger are the owner here, so the users loader answers `editedBy` and
     # `triggeredBy` from its cache.
     assert len(statements) == 13, statements
+    assert extracted_text_reads(statements) == []
     assert detail["relatedDocuments"] == []
 
 

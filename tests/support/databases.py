@@ -4,6 +4,7 @@ counting the statements an engine sends."""
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,3 +60,12 @@ def count_statements(engine: AsyncEngine) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+_EXTRACTED_TEXT = re.compile(r"\bdocuments(_\d+)?\.(text|headings)\b")
+
+
+def extracted_text_reads(statements: list[str]) -> list[str]:
+    """The statements that read a document's extracted text or headings (only ingestion should:
+    a screen's views never need them)."""
+    return [s for s in statements if _EXTRACTED_TEXT.search(s)]

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Uuid, bindparam, func, select, text
+from sqlalchemy.orm import undefer
 
 from base.models.documents import Chunk, ChunkVector, Document, DocumentStatus
 from base.models.runs import Run, RunStep
@@ -30,6 +31,9 @@ STAGES = ("EXTRACTING", "CHUNKING", "INDEXING", "EMBEDDING", "SUMMARIZING", "TAG
 # Small real files, so that each test's work for the model stays small on a CPU.
 GETPASS_HTML = corpus.HTML_ROOT / "library" / "getpass.html"
 TTY_HTML = corpus.HTML_ROOT / "library" / "tty.html"
+
+# Load options for a document row with the columns every other read leaves out.
+WITH_EXTRACTED_TEXT = [undefer(Document.text), undefer(Document.headings)]
 
 
 def pdf_pages(path: Path, count: int) -> bytes:

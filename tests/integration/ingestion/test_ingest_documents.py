@@ -30,6 +30,7 @@ from tests.support.ingest import (
     GETPASS_HTML,
     STAGES,
     TTY_HTML,
+    WITH_EXTRACTED_TEXT,
     add_document,
     counts,
     finished_run,
@@ -83,7 +84,7 @@ async def test_real_documents_are_ingested_to_ready(any_db_client, any_db_app, a
         budget = any_db_settings.chunk_max_tokens
         pieces = chunk(expected.text, expected.headings, max_tokens=budget)
         async with deps.db() as session:
-            document = await session.get(Document, document_id)
+            document = await session.get(Document, document_id, options=WITH_EXTRACTED_TEXT)
             stored = (
                 (
                     await session.execute(
@@ -198,7 +199,7 @@ async def test_a_broken_pdf_fails_at_extracting_and_nothing_after_runs(any_db_cl
         **dict.fromkeys(STAGES[1:], "CANCELLED"),
     }
     async with deps.db() as session:
-        document = await session.get(Document, document_id)
+        document = await session.get(Document, document_id, options=WITH_EXTRACTED_TEXT)
     assert document is not None
     assert (document.status.value, document.stage.value, document.error_code) == (
         "FAILED",

@@ -20,6 +20,7 @@ from tests.support.ingest import (
     GETPASS_HTML,
     STAGES,
     TTY_HTML,
+    WITH_EXTRACTED_TEXT,
     add_document,
     counts,
     finished_run,
@@ -230,7 +231,7 @@ async def test_replies_the_model_cannot_finish_fall_back_to_extractive_values(cl
     assert outputs["SUMMARIZING"]["source"] == "extractive"
     assert outputs["SUMMARIZING"]["completion_tokens"] == 64  # two attempts of 32 tokens
     async with deps.db() as session:
-        document = await session.get(Document, document_id)
+        document = await session.get(Document, document_id, options=WITH_EXTRACTED_TEXT)
         passages = (
             (
                 await session.execute(

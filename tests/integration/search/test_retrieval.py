@@ -20,6 +20,7 @@ from services.documents import delete_documents
 from services.search import SearchMode, related_documents, retrieve_passages, search
 from tests.integration.search.conftest import Library, library_of
 from tests.support.app_fixtures import changed
+from tests.support.databases import count_statements, extracted_text_reads
 from tests.support.search import chunk_texts, indexed_document, page_document, page_text
 
 MODES = list(SearchMode)
@@ -150,32 +151,38 @@ async def test_another_workspace_never_appears(any_db_client, any_db_app):
     ids = await _shelves(library)
     mine = {v for k, v in ids.items() if not k.startswith("outsider:")}
     viewer = library.as_user(library.viewer_id)
-    for mode in MODES:
-        for query in ("password", "getpass prompt the user for a password", "crypt"):
-            found = await search(
-                viewer, workspace_id=library.workspace_id, query=query, mode=mode, first=100
-            )
-            assert {e.node.document.id for e in found.page.edges} <= mine, (mode, query)
-            passages = await retrieve_passages(
-                viewer, workspace_id=library.workspace_id, query=query, mode=mode, limit=100
-            )
-            assert {p.document_id for p in passages.passages} <= mine, (mode, query)
-        # The outsider may not search the team's workspace, nor the viewer the outsider's.
-        outsider = library.as_user(library.outsider_id)
-        with pytest.raises(NotFound) as refused:
-            await search(outsider, workspace_id=library.workspace_id, query="password", mode=mode)
-        assert (refused.value.code, refused.value.field) == ("NOT_FOUND", "workspaceId")
-        with pytest.raises(NotFound):
-            await retrieve_passages(
-                viewer, workspace_id=library.outsider_workspace_id, query="password", mode=mode
-            )
-    # Related documents stay in their workspace too.
-    related = await related_documents(viewer, ids=[ids["library/getpass.html"]])
-    assert {r.document.id for r in related[0]} <= mine - {ids["library/getpass.html"]}
-    assert len(related[0]) == 4
-    assert [r.score for r in related[0]] == sorted((r.score for r in related[0]), reverse=True)
-    hidden = await related_documents(viewer, ids=[ids["outsider:library/getpass.html"]])
-    assert hidden == [[]]
+    with count_statements(any_db_app.state.engine) as statements:
+        for mode in MODES:
+            for query in ("password", "getpass prompt the user for a password", "crypt"):
+                found = await search(
+                    viewer, workspace_id=library.workspace_id, query=query, mode=mode, first=100
+                )
+                assert {e.node.document.id for e in found.page.edges} <= mine, (mode, query)
+                passages = await retrieve_passages(
+                    viewer, workspace_id=library.workspace_id, query=query, mode=mode, limit=100
+                )
+                assert {p.document_id for p in passages.passages} <= mine, (mode, query)
+            # The outsider may not search the team's workspace, nor the viewer the outsider's.
+            outsider = library.as_user(library.outsider_id)
+            with pytest.raises(NotFound) as refused:
+                await search(
+                    outsider, workspace_id=library.workspace_id, query="password", mode=mode
+                )
+            assert (refused.value.code, refused.value.field) == ("NOT_FOUND", "workspaceId")
+            with pytest.raises(NotFound):
+                await retrieve_passages(
+                    viewer, workspace_id=library.outsider_workspace_id, query="password", mode=mode
+                )
+        # Related documents stay in their workspace too.
+        related = await related_documents(viewer, ids=[ids["library/getpass.html"]])
+        assert {r.document.id for r in related[0]} <= mine - {ids["library/getpass.html"]}
+        assert len(related[0]) == 4
+        assert [r.score for r in related[0]] == sorted((r.score for r in related[0]), reverse=True)
+        hidden = await related_documents(viewer, ids=[ids["outsider:library/getpass.html"]])
+        assert hidden == [[]]
+    # The results' and related documents' rows were read, without their extracted text.
+    assert [s for s in statements if "FROM documents" in s]
+    assert extracted_text_reads(statements) == []
 
 
 async def test_pages_of_one_search_and_cursors_of_another(any_db_client, any_db_app):
