@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve | migrate | export-schema`."""
+"""Command line: `python -m app serve | migrate | worker | export-schema | sweep-blobs`."""
 
 from __future__ import annotations
 
@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("migrate", help="upgrade the database to the newest migration")
     commands.add_parser("worker", help="execute runs from the Redis queue (needs REDIS_URL)")
     commands.add_parser("export-schema", help="print the SDL")
+    commands.add_parser(
+        "sweep-blobs",
+        help="delete stored originals no document references and abandoned partial writes "
+        "(what a crashed upload leaves; every API process also does this when it starts)",
+    )
     args = parser.parse_args(argv)
 
     settings = _settings()
@@ -84,6 +89,16 @@ def main(argv: list[str] | None = None) -> None:
             level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
         )
         asyncio.run(run_worker(settings))
+    elif args.command == "sweep-blobs":
+        import asyncio
+
+        from app.maintenance import sweep_blobs_once
+
+        swept = asyncio.run(sweep_blobs_once(settings))
+        print(
+            f"released {len(swept.released)} unreferenced blobs, "
+            f"removed {swept.temporary_removed} abandoned temporary files"
+        )
     elif args.command == "export-schema":
         from resolvers.schema import build_schema
 

@@ -6,6 +6,7 @@ the GraphQL layer (`resolvers`); the worker never does.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import gc
 import logging
@@ -30,6 +31,7 @@ from runtime.process import start_api_runs
 from runtime.runner import WorkflowRunner, build_runtime
 from services.deps import ServiceDeps
 from services.llm import aclose_clients
+from services.originals import sweep_blobs
 from services.ratelimit import SignInLimiter
 from services.vector_index import limit_scan_threads
 from workflows import RUN_WORKFLOWS
@@ -51,6 +53,15 @@ def freeze_start_up_objects() -> None:
     if not _frozen:
         _frozen = True
         gc.freeze()
+
+
+async def sweep_blobs_at_start(deps: ServiceDeps) -> None:
+    """Remove what a crashed upload left in the store (`services.originals.sweep_blobs`), in
+    the background: a failure is logged, and the next start sweeps again."""
+    try:
+        await sweep_blobs(deps)
+    except Exception:
+        log.warning("the blob sweep failed; the next start tries again", exc_info=True)
 
 
 async def check_redis(url: str) -> None:
@@ -95,10 +106,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runner = runner
         app.state.runs = runs
         app.state.deps = dataclasses.replace(deps, launcher=runs.launcher)
+        blob_sweep = asyncio.create_task(sweep_blobs_at_start(deps))
         freeze_start_up_objects()
         try:
             yield
         finally:
+            blob_sweep.cancel()
             await runs.close()
             await runner.close()
             await aclose_clients()  # the LLM clients the runs shared (services/llm.py)

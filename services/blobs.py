@@ -2,12 +2,14 @@
 SHA-256, under `BLOB_ROOT` (ADR 0035).
 
 Writes go to a temporary file in the same directory and are renamed into place, so a reader
-never sees half a file and a crash leaves only a temporary file (removed by `sweep_temporary`).
+never sees half a file and a crash leaves only a temporary file. What a crash can leave (those
+files, and blobs whose upload never committed) is removed by `services.originals.sweep_blobs`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -20,6 +22,16 @@ from typing import BinaryIO
 from base.errors import NotFound
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_TEMPORARY_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class StoreContents:
+    """What a store holds: its blobs' digests, and its temporary files last written before a
+    given time (abandoned writes; a younger one may be a write in progress)."""
+
+    digests: list[str]
+    stale_temporary: list[Path]
 
 
 def sha256_of(data: bytes) -> str:
@@ -46,7 +58,7 @@ class BlobStore:
         if target.exists():
             return
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=_TEMPORARY_PREFIX)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -77,6 +89,41 @@ class BlobStore:
 
     async def delete(self, digest: str) -> None:
         await asyncio.to_thread(self.path_of(digest).unlink, True)
+
+    async def contents(self, *, temporary_before: float) -> StoreContents:
+        """The blobs, and the temporary files last modified before `temporary_before` (a
+        timestamp)."""
+        return await asyncio.to_thread(self._contents, temporary_before)
+
+    def _contents(self, temporary_before: float) -> StoreContents:
+        digests: list[str] = []
+        stale: list[Path] = []
+        if not self.root.is_dir():
+            return StoreContents(digests, stale)
+        for folder in self.root.iterdir():
+            if not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                if _DIGEST.fullmatch(entry.name) and entry.name.startswith(folder.name):
+                    digests.append(entry.name)
+                elif entry.name.startswith(_TEMPORARY_PREFIX):
+                    with contextlib.suppress(FileNotFoundError):  # renamed meanwhile
+                        if entry.stat().st_mtime < temporary_before:
+                            stale.append(Path(entry.path))
+        return StoreContents(sorted(digests), stale)
+
+    async def remove_temporary(self, paths: list[Path]) -> int:
+        """Remove those temporary files; how many were still there."""
+
+        def remove() -> int:
+            removed = 0
+            for path in paths:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+            return removed
+
+        return await asyncio.to_thread(remove)
 
 
 async def _chunks(handle: BinaryIO, chunk_size: int) -> AsyncIterator[bytes]:

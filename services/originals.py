@@ -5,6 +5,10 @@ workspace) and lives as long as one of them references it. Writing a blob and in
 first reference, and checking that nothing references it and deleting it, each happen under one
 lock per digest, so an upload and a delete of the same content never interleave: on
 PostgreSQL a transaction-scoped advisory lock, on SQLite the database's write lock.
+
+A process killed between writing a blob and committing its first reference leaves a blob that
+nothing references, and one killed mid-write a temporary file: `sweep_blobs` removes both (at
+each API process's start, and from `python -m app sweep-blobs`).
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import unicodedata
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.db.engine import lock_for_write
@@ -84,6 +89,47 @@ async def release_unreferenced(deps: ServiceDeps, digests: Iterable[str]) -> lis
         except Exception:
             log.warning("could not release the blob %s", digest, exc_info=True)
     return deleted
+
+
+# Which of :digests some document references (the sweep's first pass, many digests at a time).
+_REFERENCED = (
+    select(Document.content_sha256)
+    .where(Document.content_sha256.in_(bindparam("digests", expanding=True)))
+    .distinct()
+)
+_SWEEP_BATCH = 500
+# A temporary file untouched this long is an abandoned write: a write of the largest upload
+# takes well under a second.
+ABANDONED_WRITE_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class BlobSweep:
+    released: list[str]  # blobs no document referenced, deleted
+    temporary_removed: int  # abandoned partial writes, removed
+
+
+async def sweep_blobs(
+    deps: ServiceDeps, *, temporary_grace_seconds: float = ABANDONED_WRITE_SECONDS
+) -> BlobSweep:
+    """Delete the blobs no document references and the temporary files older than the grace
+    (a younger one may be a write in progress). Each candidate blob is checked again and
+    deleted under its lock (`release_unreferenced`), so an upload of the same content at that
+    moment either commits its reference first or writes the blob again after."""
+    store = blob_store(deps.settings.blob_root)
+    contents = await store.contents(temporary_before=time.time() - temporary_grace_seconds)
+    removed = await store.remove_temporary(contents.stale_temporary)
+    unreferenced: list[str] = []
+    async with deps.db() as session:
+        for start in range(0, len(contents.digests), _SWEEP_BATCH):
+            batch = contents.digests[start : start + _SWEEP_BATCH]
+            found = await session.execute(_REFERENCED, {"digests": batch})
+            referenced = set(found.scalars())
+            unreferenced += [d for d in batch if d not in referenced]
+    released = await release_unreferenced(deps, unreferenced)
+    if released or removed:
+        log.info("blob sweep: %d unreferenced blobs, %d temporary files", len(released), removed)
+    return BlobSweep(released=released, temporary_removed=removed)
 
 
 def base_name(filename: str) -> str:

@@ -109,6 +109,8 @@ class Document(UUIDPrimaryKey, Base):
         Index("ix_documents_workspace_status", "workspace_id", "status"),
         Index("ix_documents_collection_updated", "collection_id", "updated_at"),
         Index("ix_documents_owner_id", "owner_id"),
+        # Whether anything still references a blob (its release after a delete, the sweep).
+        Index("ix_documents_content_sha256", "content_sha256"),
     )
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(

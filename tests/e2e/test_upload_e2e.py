@@ -9,7 +9,13 @@ the snapshot only moves when something was written by the request under test.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import io
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,13 +27,14 @@ import pypdf
 import pytest
 from strawberry import relay
 
+from services.blobs import blob_store
 from tests.e2e.test_api_e2e import JWT_SECRET, _other_redis_db
 from tests.support.app_fixtures import blob_files
-from tests.support.corpus import BZIP2_PDF, VENV_HTML, encrypted, read
+from tests.support.corpus import BZIP2_PDF, POSTGRES_README_MD, VENV_HTML, encrypted, read
 from tests.support.databases import fresh_database
 from tests.support.graphql import GraphQLClient, sign_up
-from tests.support.live_server import live_server
-from tests.support.uploads import post_upload, upload, watch_uploads
+from tests.support.live_server import REPO_ROOT, live_server
+from tests.support.uploads import corpus_file, post_upload, upload, watch_uploads
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(900)
@@ -55,9 +62,8 @@ def blobs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("blobs")
 
 
-@pytest.fixture(scope="module")
-def server(upload_database: str, redis_url: str, blobs: Path) -> Iterator[str]:
-    env = {
+def server_env(database_url: str, redis_url: str, blobs: Path) -> dict[str, str]:
+    return {
         "RUN_EXECUTION": "inline",
         # Uploads, not ingestion, are under test here: the runs meet no model (a closed port, no
         # retries) and end at EMBEDDING with MODEL_UNAVAILABLE once their text is stored. The
@@ -65,7 +71,7 @@ def server(upload_database: str, redis_url: str, blobs: Path) -> Iterator[str]:
         "OLLAMA_HOST": "http://127.0.0.1:9",
         "LLM_MAX_RETRIES": "0",
         "APP_ENV": "test",
-        "DATABASE_URL": upload_database,
+        "DATABASE_URL": database_url,
         "REDIS_URL": _other_redis_db(redis_url),
         "JWT_SECRET": JWT_SECRET,
         "BLOB_ROOT": str(blobs),
@@ -76,8 +82,12 @@ def server(upload_database: str, redis_url: str, blobs: Path) -> Iterator[str]:
         "WORKFLOW_EXECUTION_TIMEOUT_SECONDS": "3000",
         "LOG_LEVEL": "WARNING",
     }
-    with live_server(env, start_timeout=120) as base_url:
-        yield base_url
+
+
+@pytest.fixture(scope="module")
+def server(upload_database: str, redis_url: str, blobs: Path) -> Iterator[str]:
+    with live_server(server_env(upload_database, redis_url, blobs), start_timeout=120) as url:
+        yield url
 
 
 @pytest.fixture
@@ -412,3 +422,64 @@ async def test_the_download_route(http: httpx.AsyncClient, upload_database: str)
     assert anonymous.headers["www-authenticate"] == "Bearer"
     assert anonymous.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
     await runs_settled(upload_database)
+
+
+@pytest.fixture
+def sweep_database(postgres_url: str) -> Iterator[str]:
+    with fresh_database(postgres_url, "e2e_sweep") as url:
+        yield url
+
+
+async def test_an_api_process_sweeps_what_a_crashed_upload_left_when_it_starts(
+    sweep_database: str, redis_url: str, tmp_path: Path
+):
+    """A blob written by an upload whose transaction never committed, and a write cut off long
+    ago, are gone once a new API process has started; the blob of a document stays, and so
+    does a temporary file young enough to be another process's write in progress."""
+    blobs = tmp_path / "blobs"
+    env = server_env(sweep_database, redis_url, blobs)
+    with live_server(env, start_timeout=120) as base_url:
+        async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+            people = await team(http, "sweep")
+            payload = await upload(
+                http, people["collection"], [corpus_file(VENV_HTML)], token=people["owner"]
+            )
+        await runs_settled(sweep_database)
+    kept = hashlib.sha256(read(VENV_HTML)).hexdigest()
+    # What the process would have left had it been killed mid-upload, written as the
+    # store's writer writes: the blob of a document never committed, and a partial write.
+    orphan = await blob_store(str(blobs)).put(read(POSTGRES_README_MD))
+    abandoned, in_progress = (
+        blobs / orphan[:2] / ".tmp-abandoned",
+        blobs / kept[:2] / ".tmp-new",
+    )
+    for path, age in ((abandoned, 5400), (in_progress, 0)):
+        path.write_bytes(b"%PDF-1.4")
+        os.utime(path, (time.time() - age, time.time() - age))
+    assert len(blob_files(blobs)) == 4
+
+    with live_server(env, start_timeout=120) as base_url:
+        expected = sorted([f"{kept[:2]}/{kept}", f"{kept[:2]}/.tmp-new"])
+        await eventually(
+            lambda: blob_files(blobs) == expected, within=60, what="the sweep at start"
+        )
+        async with httpx.AsyncClient(base_url=base_url, timeout=120) as http:
+            url = payload["files"][0]["document"]["downloadUrl"]
+            answer = await http.get(url, headers=_bearer(people["owner"]))
+        assert (answer.status_code, answer.content) == (200, read(VENV_HTML))
+    # An operator's sweep between starts (cron): the same, from the command line.
+    orphan = await blob_store(str(blobs)).put(read(BZIP2_PDF))
+    swept = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app", "sweep-blobs"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (swept.returncode, swept.stdout) == (
+        0,
+        "released 1 unreferenced blobs, removed 0 abandoned temporary files\n",
+    ), swept.stderr
+    assert blob_files(blobs) == expected
