@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.downloads import mount_downloads
 from app.http import CORS, BodySizeLimit, WebSocketMessageLimit, http_error, unexpected_error
+from app.maintenance import keep_sqlite_statistics, sweep_blobs_at_start
 from base.db.engine import build_engine, build_read_sessionmaker, build_sessionmaker
 from base.events.bus import build_bus
 from base.settings import Settings, SettingsError, get_settings
@@ -31,7 +32,6 @@ from runtime.process import start_api_runs
 from runtime.runner import WorkflowRunner, build_runtime
 from services.deps import ServiceDeps
 from services.llm import aclose_clients
-from services.originals import sweep_blobs
 from services.ratelimit import SignInLimiter
 from services.vector_index import limit_scan_threads
 from workflows import RUN_WORKFLOWS
@@ -53,15 +53,6 @@ def freeze_start_up_objects() -> None:
     if not _frozen:
         _frozen = True
         gc.freeze()
-
-
-async def sweep_blobs_at_start(deps: ServiceDeps) -> None:
-    """Remove what a crashed upload left in the store (`services.originals.sweep_blobs`), in
-    the background: a failure is logged, and the next start sweeps again."""
-    try:
-        await sweep_blobs(deps)
-    except Exception:
-        log.warning("the blob sweep failed; the next start tries again", exc_info=True)
 
 
 async def check_redis(url: str) -> None:
@@ -106,12 +97,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runner = runner
         app.state.runs = runs
         app.state.deps = dataclasses.replace(deps, launcher=runs.launcher)
-        blob_sweep = asyncio.create_task(sweep_blobs_at_start(deps))
+        upkeep = [asyncio.create_task(sweep_blobs_at_start(deps))]
+        if settings.is_sqlite:
+            upkeep.append(asyncio.create_task(keep_sqlite_statistics(engine)))
         freeze_start_up_objects()
         try:
             yield
         finally:
-            blob_sweep.cancel()
+            for task in upkeep:
+                task.cancel()
             await runs.close()
             await runner.close()
             await aclose_clients()  # the LLM clients the runs shared (services/llm.py)

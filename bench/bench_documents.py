@@ -26,8 +26,8 @@ review", "archived"), statuses (88% READY, 6% FAILED, 3% PROCESSING, 3% QUEUED; 
 no text or chunks yet), one or two entities, a title edit on one document in ten, and 63 runs (3
 RUNNING, held by a live lease of another process so that the server's sweeper leaves them
 alone). Then PostgreSQL gets VACUUM ANALYZE (what autovacuum does after a bulk insert:
-statistics, and the visibility map that index-only scans need); SQLite gets nothing (the app
-never runs ANALYZE).
+statistics, and the visibility map that index-only scans need); on SQLite the server runs ANALYZE
+itself when it starts (ADR 0082).
 
 Paths, for each screen:
   graphql   POST /graphql with the frontend's document (graphql/operations/*.graphql) to a real

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -29,16 +30,43 @@ def build_engine(settings: Settings) -> AsyncEngine:
     )
 
 
+# Per SQLite engine, how many times `analyse_sqlite` has run. A connection loads the planner's
+# statistics when it opens and keeps them; one opened before the last ANALYZE reloads them
+# (`ANALYZE sqlite_schema`) when it is next checked out.
+_analyses: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+
+
 def _tune_sqlite(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
     # WAL lets readers proceed during a write; foreign keys are off by default in SQLite.
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        record.info["analyses"] = _analyses.get(sync_engine, 0)
+
+    @event.listens_for(sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        analyses = _analyses.get(sync_engine, 0)
+        if record.info.get("analyses") != analyses:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("ANALYZE sqlite_schema")
+            cursor.close()
+            record.info["analyses"] = analyses
+
+
+async def analyse_sqlite(engine: AsyncEngine) -> None:
+    """Refresh SQLite's planner statistics (ADR 0082); every connection of the engine plans with
+    them from its next checkout."""
+    async with engine.connect() as connection:
+        await connection.execute(text("ANALYZE"))
+        await connection.commit()
+    _analyses[engine.sync_engine] = _analyses.get(engine.sync_engine, 0) + 1
 
 
 async def lock_for_write(session: AsyncSession) -> None:

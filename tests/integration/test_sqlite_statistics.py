@@ -1,0 +1,105 @@
+"""The embedded default keeps SQLite's planner statistics (ADR 0082): an API process runs ANALYZE
+when it starts, its pooled connections reload the statistics after an ANALYZE, and from then on
+they plan a collection filter on the collection's index instead of reading every document of
+the workspace."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from app import migrate
+from app.main import create_app
+from base.db.engine import analyse_sqlite
+from base.settings import Settings
+from tests.support.app_fixtures import TEST_SECRET
+from tests.support.graphql import GraphQLClient, first_workspace, sign_up
+from tests.support.seed import add_collection, add_documents, uuid_of
+from tests.support.waiting import eventually
+
+# The statement shape of a search or documents list filtered to one collection.
+COLLECTION_FILTER = (
+    "EXPLAIN QUERY PLAN SELECT documents.id FROM documents "
+    "WHERE documents.workspace_id = :workspace AND documents.collection_id IN (:collection)"
+)
+
+
+COLLECTION_INDEX = "SEARCH documents USING INDEX ix_documents_collection_updated (collection_id=?)"
+
+
+async def _plan(app, workspace: uuid.UUID, collection: uuid.UUID) -> str:
+    async with app.state.engine.connect() as connection:
+        rows = await connection.execute(
+            text(COLLECTION_FILTER), {"workspace": workspace.hex, "collection": collection.hex}
+        )
+        return " | ".join(row[3] for row in rows)
+
+
+async def _statistics(app) -> list[tuple[str, str]]:
+    async with app.state.engine.connect() as connection:
+        has_table = (
+            await connection.execute(
+                text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+            )
+        ).scalar_one()
+        if not has_table:
+            return []
+        rows = await connection.execute(
+            text("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'documents' ORDER BY idx")
+        )
+        return [(row.idx, row.stat) for row in rows]
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path: Path, blob_root: Path) -> Settings:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'kd.sqlite3'}"
+    migrate.upgrade(url)
+    return Settings(
+        app_env="test",
+        database_url=url,
+        jwt_secret=TEST_SECRET,
+        run_execution="inline",
+        blob_root=str(blob_root),
+    )
+
+
+async def test_an_api_process_analyses_sqlite_when_it_starts(sqlite_settings: Settings):
+    settings = sqlite_settings
+    first = create_app(settings)
+    async with first.router.lifespan_context(first):
+        await eventually(lambda: _analysed(first), within=30, what="ANALYZE of the empty database")
+        transport = httpx.ASGITransport(app=first, client=("203.0.113.7", 50000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            client = GraphQLClient(http)
+            owner = await sign_up(client, "Owner", "owner@example.com")
+            workspace = uuid_of((await first_workspace(client, owner["accessToken"]))["id"])
+        owner_id = uuid_of(owner["user"]["id"])
+        db = first.state.deps.db
+        collections = [await add_collection(db, workspace, f"C{n}", owner_id) for n in range(10)]
+        await add_documents(db, workspace, collections, [owner_id], 1000)
+        # Statistics of the empty tables say nothing of these rows: the planner takes the
+        # workspace's index and reads all 1,000 documents to find one collection's 100.
+        assert await _statistics(first) == []
+        assert "ix_documents_workspace_" in await _plan(first, workspace, collections[0])
+        # The pool's connections opened before this ANALYZE reload the statistics when next
+        # checked out (they would otherwise keep planning without them).
+        await analyse_sqlite(first.state.engine)
+        assert await _plan(first, workspace, collections[0]) == COLLECTION_INDEX
+
+    second = create_app(settings)
+    async with second.router.lifespan_context(second):
+        stats = await eventually(lambda: _statistics(second), within=30, what="ANALYZE")
+        assert ("ix_documents_collection_updated", "1000 100 1") in stats
+        assert await _plan(second, workspace, collections[0]) == COLLECTION_INDEX
+
+
+async def _analysed(app) -> bool:
+    async with app.state.engine.connect() as connection:
+        found = await connection.execute(
+            text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
+        )
+        return bool(found.scalar_one())
