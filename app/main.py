@@ -32,7 +32,7 @@ from runtime.process import start_api_runs
 from runtime.runner import WorkflowRunner, build_runtime
 from services.deps import ServiceDeps
 from services.llm import aclose_clients
-from services.ratelimit import SignInLimiter
+from services.ratelimit import AttemptLimiter
 from services.vector_index import limit_scan_threads
 from workflows import RUN_WORKFLOWS
 
@@ -84,11 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deps = ServiceDeps(
             settings=settings,
             db=build_sessionmaker(engine),
-            sign_in_limiter=SignInLimiter.build(
-                settings.redis_url,
-                settings.sign_in_attempts_per_account,
-                settings.sign_in_attempts_per_address,
-            ),
+            attempts=AttemptLimiter.build(settings),
             bus=bus,
         )
         runs = await start_api_runs(deps, runtime, RUN_WORKFLOWS)

@@ -14,7 +14,7 @@ from base.models.documents import Document
 from base.settings import Settings
 from services.deps import ServiceDeps
 from services.originals import BlobSweep, sweep_blobs
-from services.ratelimit import SignInLimiter
+from services.ratelimit import AttemptLimiter
 
 log = logging.getLogger("knowledge_desk.maintenance")
 
@@ -30,7 +30,7 @@ async def sweep_blobs_once(settings: Settings) -> BlobSweep:
         deps = ServiceDeps(
             settings=settings,
             db=build_sessionmaker(engine),
-            sign_in_limiter=SignInLimiter.build(None, "1/second", "1/second"),  # unused here
+            attempts=AttemptLimiter.build(settings),
         )
         return await sweep_blobs(deps)
     finally:

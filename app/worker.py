@@ -26,7 +26,7 @@ from runtime.queue import TASK_NAME, build_broker, declare_group, kicker
 from runtime.runner import build_runtime
 from services.deps import ServiceDeps
 from services.llm import aclose_clients
-from services.ratelimit import SignInLimiter
+from services.ratelimit import AttemptLimiter
 from services.vector_index import limit_scan_threads
 from workflows import RUN_WORKFLOWS
 
@@ -51,7 +51,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     deps = ServiceDeps(
         settings=settings,
         db=build_sessionmaker(engine),
-        sign_in_limiter=SignInLimiter.build(None, "1/second", "1/second"),  # unused here
+        attempts=AttemptLimiter.build(settings),
         bus=bus,
     )
     executor = build_executor(deps, runtime, RUN_WORKFLOWS, "worker")

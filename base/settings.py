@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
+from limits import parse
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -52,6 +53,10 @@ class Settings(BaseSettings):
     )
     sign_in_attempts_per_address: str = Field(
         default="30/5minutes", description="Rate limit for sign-in per client address."
+    )
+    sign_up_attempts_per_address: str = Field(
+        default="10/hour",
+        description="Rate limit for sign-up per client address (each costs a password hash).",
     )
     # Kailash runtime caps: runtime-wide, so they must be sized for concurrent requests.
     workflow_max_concurrent_nodes: int = Field(default=1000, ge=1)
@@ -333,6 +338,19 @@ class Settings(BaseSettings):
     def _ollama_scheme(cls, value: str) -> str:
         # Ollama's own OLLAMA_HOST accepts host:port; the clients here need a URL.
         return value if "://" in value else f"http://{value}"
+
+    @field_validator(
+        "sign_in_attempts_per_account",
+        "sign_in_attempts_per_address",
+        "sign_up_attempts_per_address",
+    )
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse(value)
+        except ValueError as exc:
+            raise ValueError(f"not a rate limit such as 10/hour or 30/5minutes: {value!r}") from exc
+        return value
 
     @field_validator("cors_allowed_origins", mode="before")
     @classmethod

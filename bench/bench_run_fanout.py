@@ -90,7 +90,7 @@ from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
 from services import accounts, runs, workspaces  # noqa: E402
 from services.deps import ServiceDeps  # noqa: E402
 from services.model_check import CHECK_MODELS  # noqa: E402
-from services.ratelimit import SignInLimiter  # noqa: E402
+from services.ratelimit import AttemptLimiter  # noqa: E402
 from services.run_log import Outbox  # noqa: E402
 from services.run_store import RunStore  # noqa: E402
 
@@ -183,7 +183,7 @@ def build_deps(settings: Settings, bus: EventBus) -> tuple[ServiceDeps, Any]:
     deps = ServiceDeps(
         settings=settings,
         db=build_sessionmaker(engine),
-        sign_in_limiter=SignInLimiter.build(None, "1000/minute", "1000/minute"),
+        attempts=AttemptLimiter.build(settings),
         bus=bus,
     )
     return deps, engine

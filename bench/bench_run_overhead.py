@@ -65,7 +65,7 @@ from runtime.executor import Executor  # noqa: E402
 from runtime.runner import build_runtime  # noqa: E402
 from services import accounts, runs, workspaces  # noqa: E402
 from services.deps import ServiceDeps  # noqa: E402
-from services.ratelimit import SignInLimiter  # noqa: E402
+from services.ratelimit import AttemptLimiter  # noqa: E402
 from services.run_log import Outbox  # noqa: E402
 from services.run_store import RunStore  # noqa: E402
 from workflows.declare import run_workflow  # noqa: E402
@@ -142,7 +142,7 @@ async def bench_database(
     settings = bench_settings(database_url, redis_url)
     engine = build_engine(settings)
     db = build_sessionmaker(engine)
-    limiter = SignInLimiter.build(None, "1000/minute", "1000/minute")
+    limiter = AttemptLimiter.build(settings)
     buses: dict[str, EventBus] = {FULL_LOCAL: LocalBus()}
     if redis_url:
         buses[FULL_REDIS] = RedisBus(redis_url)
@@ -156,7 +156,7 @@ async def bench_database(
     )
     executors: dict[str, Executor] = {}
     try:
-        base = ServiceDeps(settings=settings, db=db, sign_in_limiter=limiter)
+        base = ServiceDeps(settings=settings, db=db, attempts=limiter)
         me = await accounts.sign_up(
             base, name="Ada", email=f"ada-{uuid.uuid4().hex[:8]}@example.com", password=PASSWORD
         )
@@ -164,7 +164,7 @@ async def bench_database(
         [own] = (await workspaces.list_my_workspaces(as_me)).edges
         workspace_id, user_id = own.node.id, me.user.id
         for label, bus in buses.items():
-            deps = ServiceDeps(settings=settings, db=db, sign_in_limiter=limiter, bus=bus)
+            deps = ServiceDeps(settings=settings, db=db, attempts=limiter, bus=bus)
             store = RunStore(db, bus, f"bench:{label}:{os.getpid()}", settings.run_lease_seconds)
             executors[label] = Executor(
                 deps=deps,

@@ -37,7 +37,7 @@ from base.settings import Settings
 from services import ingestion
 from services.blobs import blob_store
 from services.deps import ServiceDeps
-from services.ratelimit import SignInLimiter
+from services.ratelimit import AttemptLimiter
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML_ROOT = Path("/usr/share/doc/python3.11-doc/html")
@@ -89,9 +89,7 @@ def deps_for(settings: Settings) -> tuple[ServiceDeps, Any]:
     deps = ServiceDeps(
         settings=settings,
         db=build_sessionmaker(engine),
-        sign_in_limiter=SignInLimiter.build(
-            None, settings.sign_in_attempts_per_account, settings.sign_in_attempts_per_address
-        ),
+        attempts=AttemptLimiter.build(settings),
         principal=Principal(user_id=USER_ID),
     )
     return deps, engine

@@ -23,7 +23,9 @@ _WRONG_CREDENTIALS = "Wrong email or password."
 
 
 async def sign_up(deps: ServiceDeps, *, name: str, email: str, password: str) -> AuthSession:
-    """Create a user and their personal workspace (they are its OWNER), then sign them in."""
+    """Create a user and their personal workspace (they are its OWNER), then sign them in.
+    Rate limited per client address."""
+    await deps.attempts.sign_up(deps.principal.client_address)
     name = clean_name(name, field="name")
     email = clean_email(email)
     passwords.check_policy(password, email=email)
@@ -47,7 +49,7 @@ async def sign_up(deps: ServiceDeps, *, name: str, email: str, password: str) ->
 async def sign_in(deps: ServiceDeps, *, email: str, password: str) -> AuthSession:
     """Never says which part was wrong; rate limited per email and per client address."""
     key = _lookup_email(email)
-    await deps.sign_in_limiter.hit(key, deps.principal.client_address)
+    await deps.attempts.sign_in(key, deps.principal.client_address)
     async with deps.db.begin() as session:
         user = (await session.execute(select(User).where(User.email == key))).scalar_one_or_none()
         ok = await passwords.verify_password(user.password_hash if user else None, password)

@@ -103,13 +103,14 @@ class BlobStore:
         for folder in self.root.iterdir():
             if not folder.is_dir():
                 continue
-            for entry in os.scandir(folder):
-                if _DIGEST.fullmatch(entry.name) and entry.name.startswith(folder.name):
-                    digests.append(entry.name)
-                elif entry.name.startswith(_TEMPORARY_PREFIX):
-                    with contextlib.suppress(FileNotFoundError):  # renamed meanwhile
-                        if entry.stat().st_mtime < temporary_before:
-                            stale.append(Path(entry.path))
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if _DIGEST.fullmatch(entry.name) and entry.name.startswith(folder.name):
+                        digests.append(entry.name)
+                    elif entry.name.startswith(_TEMPORARY_PREFIX):
+                        with contextlib.suppress(FileNotFoundError):  # renamed meanwhile
+                            if entry.stat().st_mtime < temporary_before:
+                                stale.append(Path(entry.path))
         return StoreContents(sorted(digests), stale)
 
     async def remove_temporary(self, paths: list[Path]) -> int:

@@ -14,7 +14,7 @@ from base.auth.principal import ANONYMOUS, Principal
 from base.db.engine import RequestReads
 from base.events.bus import EventBus, LocalBus
 from base.settings import Settings
-from services.ratelimit import SignInLimiter
+from services.ratelimit import AttemptLimiter
 
 
 class RunLauncher(Protocol):
@@ -39,7 +39,7 @@ class ServiceDeps:
 
     settings: Settings
     db: async_sessionmaker[Any]
-    sign_in_limiter: SignInLimiter
+    attempts: AttemptLimiter
     principal: Principal = ANONYMOUS
     bus: EventBus = dataclasses.field(default_factory=LocalBus)
     launcher: RunLauncher | None = None

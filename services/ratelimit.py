@@ -1,4 +1,5 @@
-"""Sign-in attempt limits per account and per client address (the `limits` library).
+"""Limits on attempts that guess secrets or cost the server a password hash (the `limits`
+library): sign-in per account and per client address, sign-up per client address.
 
 The storage is Redis when REDIS_URL is set, so every API process shares the counters; otherwise
 it is in-process memory (the embedded default).
@@ -11,32 +12,50 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from base.errors import RateLimited
+from base.settings import Settings
 
 
-class SignInLimiter:
-    def __init__(self, storage: Storage, per_account: str, per_address: str) -> None:
+class AttemptLimiter:
+    def __init__(
+        self,
+        storage: Storage,
+        *,
+        sign_in_per_account: str,
+        sign_in_per_address: str,
+        sign_up_per_address: str,
+    ) -> None:
         self._limiter = MovingWindowRateLimiter(storage)
-        self._per_account = parse(per_account)
-        self._per_address = parse(per_address)
-        self._storage = storage
+        self._sign_in_per_account = parse(sign_in_per_account)
+        self._sign_in_per_address = parse(sign_in_per_address)
+        self._sign_up_per_address = parse(sign_up_per_address)
 
     @classmethod
-    def build(cls, redis_url: str | None, per_account: str, per_address: str) -> SignInLimiter:
+    def build(cls, settings: Settings) -> AttemptLimiter:
         storage: Storage = (
-            RedisStorage(f"async+{redis_url}", key_prefix="kd-signin")
-            if redis_url
+            RedisStorage(f"async+{settings.redis_url}", key_prefix="kd-signin")
+            if settings.redis_url
             else MemoryStorage()
         )
-        return cls(storage, per_account, per_address)
+        return cls(
+            storage,
+            sign_in_per_account=settings.sign_in_attempts_per_account,
+            sign_in_per_address=settings.sign_in_attempts_per_address,
+            sign_up_per_address=settings.sign_up_attempts_per_address,
+        )
 
-    async def hit(self, email: str, address: str | None) -> None:
+    async def sign_in(self, email: str, address: str | None) -> None:
         """Count one attempt; raise RateLimited when either window is full (no hint which)."""
-        ok_account = await self._limiter.hit(self._per_account, "account", email.lower())
+        ok_account = await self._limiter.hit(self._sign_in_per_account, "account", email.lower())
         ok_address = address is None or await self._limiter.hit(
-            self._per_address, "address", address
+            self._sign_in_per_address, "address", address
         )
         if not (ok_account and ok_address):
             raise RateLimited("Too many sign-in attempts. Wait a few minutes and try again.")
 
-    async def reset(self) -> None:
-        await self._storage.reset()
+    async def sign_up(self, address: str | None) -> None:
+        """Count one sign-up from `address` (each costs an argon2 hash); RateLimited when its
+        window is full. Callers inside the app (no address) are not limited."""
+        if address is not None and not await self._limiter.hit(
+            self._sign_up_per_address, "sign-up", address
+        ):
+            raise RateLimited("Too many sign-ups from this address. Try again later.")

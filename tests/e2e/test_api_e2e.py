@@ -82,6 +82,8 @@ def server(
         "DATABASE_URL": e2e_database,
         "REDIS_URL": _other_redis_db(redis_url),
         "JWT_SECRET": JWT_SECRET,
+        # Every client is 127.0.0.1 and a server outlives a test; the limit has its own test.
+        "SIGN_UP_ATTEMPTS_PER_ADDRESS": "1000/hour",
         "PUBLIC_WEB_URL": PUBLIC_WEB_URL,
         "LOG_LEVEL": "WARNING",
     }

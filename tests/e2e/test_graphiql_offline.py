@@ -144,6 +144,8 @@ def test_graphiql_runs_a_query_with_no_internet(tmp_path: Path) -> None:
         "APP_ENV": "test",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'graphiql.sqlite3'}",
         "JWT_SECRET": "graphiql-e2e-test-secret-0123456789abcdef",
+        # Every client is 127.0.0.1 and a server outlives a test; the limit has its own test.
+        "SIGN_UP_ATTEMPTS_PER_ADDRESS": "1000/hour",
     }
     with live_server(env) as base_url:
         check_graphiql_offline(base_url, SCREENSHOT)

@@ -99,6 +99,8 @@ def test_introspection_is_off_in_production_unless_enabled(tmp_path: Path) -> No
     base = {
         "APP_ENV": "production",
         "JWT_SECRET": SECRET,
+        # Every client is 127.0.0.1 and a server outlives a test; the limit has its own test.
+        "SIGN_UP_ATTEMPTS_PER_ADDRESS": "1000/hour",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'prod.sqlite3'}",
     }
     with live_server(base) as base_url:

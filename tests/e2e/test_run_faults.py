@@ -132,6 +132,8 @@ def env(database: str, redis: RedisServer, slow_model: str) -> dict[str, str]:
         "DATABASE_URL": database,
         "REDIS_URL": redis.url,
         "JWT_SECRET": JWT_SECRET,
+        # Every client is 127.0.0.1 and a server outlives a test; the limit has its own test.
+        "SIGN_UP_ATTEMPTS_PER_ADDRESS": "1000/hour",
         "OLLAMA_HOST": slow_model,
         "RUN_EXECUTION": "queue",
         "RUN_LEASE_SECONDS": str(LEASE_SECONDS),

@@ -124,6 +124,8 @@ def cluster(runs_database: str, runs_redis: str, slow_model: str) -> Iterator[Cl
         "DATABASE_URL": runs_database,
         "REDIS_URL": runs_redis,
         "JWT_SECRET": JWT_SECRET,
+        # Every client is 127.0.0.1 and a server outlives a test; the limit has its own test.
+        "SIGN_UP_ATTEMPTS_PER_ADDRESS": "1000/hour",
         "OLLAMA_HOST": slow_model,
         "RUN_EXECUTION": "queue",
         "RUN_LEASE_SECONDS": str(LEASE_SECONDS),

@@ -74,6 +74,8 @@ def server_env(database_url: str, redis_url: str, blobs: Path) -> dict[str, str]
         "DATABASE_URL": database_url,
         "REDIS_URL": _other_redis_db(redis_url),
         "JWT_SECRET": JWT_SECRET,
+        # Every client is 127.0.0.1 and a server outlives a test; the limit has its own test.
+        "SIGN_UP_ATTEMPTS_PER_ADDRESS": "1000/hour",
         "BLOB_ROOT": str(blobs),
         # The local model on a shared 2-core machine can be slow to answer; a slow answer is
         # not what these tests are about (MODEL_UNAVAILABLE has its own tests).

@@ -142,6 +142,8 @@ def live_api(migrated_postgres: str, redis_url: str, ollama_host: str) -> Iterat
         "DATABASE_URL": migrated_postgres,
         "REDIS_URL": redis_url,
         "JWT_SECRET": TEST_SECRET,
+        # Every client is 127.0.0.1 and a server outlives a test; the limit has its own test.
+        "SIGN_UP_ATTEMPTS_PER_ADDRESS": "1000/hour",
         "OLLAMA_HOST": ollama_host,
         "RUN_EXECUTION": "inline",
         "LOG_LEVEL": "WARNING",

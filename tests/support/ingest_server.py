@@ -43,6 +43,8 @@ def server(flow_database: str, redis_url: str, ollama_host: str, blobs: Path) ->
         "DATABASE_URL": flow_database,
         "REDIS_URL": _other_redis_db(redis_url),
         "JWT_SECRET": JWT_SECRET,
+        # Every client is 127.0.0.1 and a server outlives a test; the limit has its own test.
+        "SIGN_UP_ATTEMPTS_PER_ADDRESS": "1000/hour",
         "BLOB_ROOT": str(blobs),
         # The local model on a shared 2-core machine can be slow to answer; a slow answer is
         # not what these flows are about (MODEL_UNAVAILABLE has its own tests).

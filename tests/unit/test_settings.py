@@ -146,3 +146,17 @@ def test_graphql_limits_and_introspection_come_from_the_environment(monkeypatch)
     monkeypatch.setenv("GRAPHQL_MAX_COST", "99")
     with pytest.raises(ValidationError, match="graphql_max_cost"):
         Settings()
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        "sign_in_attempts_per_account",
+        "sign_in_attempts_per_address",
+        "sign_up_attempts_per_address",
+    ],
+)
+def test_rate_limits_are_checked_at_start_up(field):
+    assert getattr(Settings(**{field: "3/minute"}), field) == "3/minute"
+    with pytest.raises(ValidationError, match="not a rate limit such as 10/hour or 30/5minutes"):
+        Settings(**{field: "ten per hour"})

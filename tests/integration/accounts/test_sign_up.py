@@ -1,5 +1,6 @@
 """signUp: a user, a personal workspace they own, and a session."""
 
+import httpx
 from sqlalchemy import func, select
 
 from base.models import Membership, RefreshToken, Role, User, Workspace
@@ -108,3 +109,39 @@ async def test_email_taken_weak_password_and_invalid_email_change_nothing(
     async with db() as s:
         assert (await s.execute(select(func.count()).select_from(User))).scalar_one() == 1
         assert (await s.execute(select(func.count()).select_from(Workspace))).scalar_one() == 1
+
+
+async def test_sign_ups_are_limited_per_client_address(client: GraphQLClient, app, db, settings):
+    """Each sign-up costs an argon2 hash: past the address's window, RATE_LIMITED and nothing
+    written, while another address still signs up."""
+    assert settings.sign_up_attempts_per_address == "10/hour"
+    for n in range(10):
+        await sign_up(client, f"User {n}", f"user{n}@example.com")
+    refused = await client.op(
+        "SignUp",
+        {
+            "input": {
+                "name": "Eleven",
+                "email": "eleven@example.com",
+                "password": "a long pass phrase",
+            }
+        },
+    )
+    assert refused["signUp"] == {
+        "session": None,
+        "errors": [
+            {
+                "code": "RATE_LIMITED",
+                "field": None,
+                "message": "Too many sign-ups from this address. Try again later.",
+            }
+        ],
+    }
+    async with db() as s:
+        assert (await s.execute(select(func.count()).select_from(User))).scalar_one() == 10
+        assert (await s.execute(select(func.count()).select_from(Workspace))).scalar_one() == 10
+        assert (await s.execute(select(func.count()).select_from(RefreshToken))).scalar_one() == 10
+    transport = httpx.ASGITransport(app=app, client=("198.51.100.4", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        elsewhere = await sign_up(GraphQLClient(http), "Eleven", "eleven@example.com")
+    assert elsewhere["user"]["email"] == "eleven@example.com"
