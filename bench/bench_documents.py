@@ -25,7 +25,8 @@ executemany), not through the API: 8 members (documents owned by 5 of them), 8 c
 review", "archived"), statuses (88% READY, 6% FAILED, 3% PROCESSING, 3% QUEUED; QUEUED ones have
 no text or chunks yet), one or two entities, a title edit on one document in ten, and 63 runs (3
 RUNNING, held by a live lease of another process so that the server's sweeper leaves them
-alone). Then PostgreSQL gets VACUUM ANALYZE (what autovacuum does after a bulk insert:
+alone) with their 186 workspace events (the Dashboard's activity feed shows the last 20). Then
+PostgreSQL gets VACUUM ANALYZE (what autovacuum does after a bulk insert:
 statistics, and the visibility map that index-only scans need); on SQLite the server runs ANALYZE
 itself when it starts (ADR 0082).
 
@@ -39,8 +40,9 @@ The goals (reported, not asserted): graphql p95 under 100 ms at concurrency 8, a
 most 2x sql/http (the same transport: what a hand-written endpoint would cost).
 
 DocumentsList requests cycle through six filter-and-sort variants (25 rows each), DocumentDetail
-through 200 READY documents (chunks: the first page of 25), Dashboard is one request. Before
-timing, every variant's rows are checked equal on all paths (ids, order, totals). Timed
+through 200 READY documents (chunks: the first page of 25), Dashboard is one request (with its
+activity feed since ADR 0084). Before timing, every variant's rows are checked equal on all
+paths (ids, order, totals). Timed
 requests run in rounds; within a round each path sends its batch at the concurrency, and the
 paths take turns going first, so drift hits them alike.
 
@@ -381,7 +383,7 @@ async def seed(engine: AsyncEngine, documents: int, settings: Settings) -> Seede
 
 
 async def _seed_runs(engine: AsyncEngine, workspace_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    from base.models.runs import Run
+    from base.models.runs import Run, WorkspaceEvent
 
     rows = []
     # The active runs are held by a worker of another process whose lease is live for a day, so
@@ -415,6 +417,26 @@ async def _seed_runs(engine: AsyncEngine, workspace_id: uuid.UUID, user_id: uuid
             }
         )
     await _insert(engine, Run.__table__, rows)
+    # The activity feed: each run's stored events (queued, started and, unless active, finished),
+    # in the order they happened.
+    events = []
+    for row in rows:
+        steps = [("RUN_QUEUED", RunStatus.QUEUED), ("RUN_STARTED", RunStatus.RUNNING)]
+        if row["status"] is RunStatus.SUCCEEDED:
+            steps.append(("RUN_FINISHED", RunStatus.SUCCEEDED))
+        for offset, (kind, status) in enumerate(steps):
+            events.append(
+                {
+                    "workspace_id": workspace_id,
+                    "type": kind,
+                    "actor_id": user_id,
+                    "run_id": row["id"],
+                    "run_status": status,
+                    "message": f"Model check {status.value.lower()}",
+                    "at": row["created_at"] + timedelta(seconds=offset),
+                }
+            )
+    await _insert(engine, WorkspaceEvent.__table__, events)
 
 
 # --- the hand-written SQL -----------------------------------------------------------------------
@@ -610,12 +632,13 @@ _DASHBOARD_COLUMNS = (
     column("recent", JSON),
     column("active_total", BigInteger),
     column("active", JSON),
+    column("activity", JSON),
 )
 
 
 def dashboard_statement(dialect: str) -> Any:
     """The Dashboard screen: counts by status, collections, the 5 latest documents with their
-    collection, the active runs."""
+    collection, the active runs, the last 20 workspace events with their actor and run."""
     recent = _json_list(
         dialect,
         "SELECT d.id AS id, d.title AS title, d.status AS status, d.updated_at AS updated_at, "
@@ -635,6 +658,31 @@ def dashboard_statement(dialect: str) -> Any:
         ["id", "workflow", "status", "percent", "current_step", "subject_type", "subject_label"],
         limit=20,
     )
+    activity = _json_list(
+        dialect,
+        "SELECT e.id AS cursor, e.type AS type, e.message AS message, e.at AS at, "
+        "e.run_status AS run_status, u.id AS actor_id, u.name AS actor_name, r.id AS run_id, "
+        "r.workflow AS workflow, r.status AS status, r.subject_type AS subject_type, "
+        "r.subject_label AS subject_label FROM workspace_events e "
+        "LEFT JOIN users u ON u.id = e.actor_id LEFT JOIN runs r ON r.id = e.run_id "
+        "WHERE e.workspace_id = w.id",
+        "cursor DESC",
+        [
+            "cursor",
+            "type",
+            "message",
+            "at",
+            "run_status",
+            "actor_id",
+            "actor_name",
+            "run_id",
+            "workflow",
+            "status",
+            "subject_type",
+            "subject_label",
+        ],
+        limit=20,
+    )
     sql = f"""
         WITH counts AS (
             SELECT sum(CASE WHEN status = 'QUEUED' THEN 1 ELSE 0 END) AS queued,
@@ -651,7 +699,8 @@ def dashboard_statement(dialect: str) -> Any:
                {recent} AS recent,
                (SELECT count(*) FROM runs WHERE workspace_id = w.id
                   AND status IN ('QUEUED', 'RUNNING')) AS active_total,
-               {active} AS active
+               {active} AS active,
+               {activity} AS activity
         FROM workspaces w
         JOIN memberships m ON m.workspace_id = w.id AND m.user_id = :user
         CROSS JOIN counts k
@@ -714,6 +763,27 @@ async def sql_dashboard(
                 for r in _loads(row.active)
             ],
         },
+        "activity": [
+            {
+                "cursor": str(e["cursor"]),
+                "type": e["type"],
+                "message": e["message"],
+                "at": e["at"],
+                "runStatus": e["run_status"],
+                "actor": {"id": _gid("User", e["actor_id"]), "name": e["actor_name"]}
+                if e["actor_id"]
+                else None,
+                "run": {
+                    "id": _gid("Run", e["run_id"]),
+                    "workflow": e["workflow"],
+                    "status": e["status"],
+                    "subject": {"type": e["subject_type"], "label": e["subject_label"]},
+                }
+                if e["run_id"]
+                else None,
+            }
+            for e in _loads(row.activity)
+        ],
     }
 
 
@@ -927,6 +997,10 @@ def api_key(screen: str, data: dict[str, Any]) -> Any:
             [(d["id"], d["title"], d["collection"]["name"]) for d in workspace["recentDocuments"]],
             workspace["activeRuns"]["totalCount"],
             [e["node"]["id"] for e in workspace["activeRuns"]["edges"]],
+            [
+                (e["cursor"], e["type"], e["actor"]["name"], e["run"]["id"])
+                for e in workspace["activity"]
+            ],
         )
     document = data["document"]
     return (
@@ -966,6 +1040,10 @@ def sql_key(screen: str, data: dict[str, Any]) -> Any:
             [(d["id"], d["title"], d["collection"]["name"]) for d in data["recentDocuments"]],
             data["activeRuns"]["totalCount"],
             [e["node"]["id"] for e in data["activeRuns"]["edges"]],
+            [
+                (e["cursor"], e["type"], e["actor"]["name"], e["run"]["id"])
+                for e in data["activity"]
+            ],
         )
     return (
         data["id"],

@@ -22,11 +22,24 @@ from base.db.types import utcnow
 from base.errors import Conflict, DomainError, Forbidden, NotFound
 from base.events.bus import CONTROL_TOPIC
 from base.models.accounts import Role
-from base.models.runs import Run, RunEvent, RunStatus, RunStep, StepStatus, SubjectType
+from base.models.runs import (
+    Run,
+    RunEvent,
+    RunStatus,
+    RunStep,
+    StepStatus,
+    SubjectType,
+    WorkspaceEvent,
+)
 from services.access import VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
 from services.deps import ServiceDeps
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
-from services.run_log import Outbox, append_run_event, append_workspace_event
+from services.run_log import (
+    Outbox,
+    append_run_event,
+    append_workspace_event,
+    workspace_event_dict,
+)
 from services.views import Page, RunEventView, RunStepView, RunView
 
 log = logging.getLogger("knowledge_desk.runs")
@@ -201,6 +214,49 @@ class SubjectRunsQuery:
     subject_type: SubjectType = SubjectType.DOCUMENT
     first: int | None = None
     after: str | None = None
+
+
+@dataclass(frozen=True)
+class ActivityQuery:
+    """A workspace's latest stored events, newest first (the dashboard's feed)."""
+
+    workspace_id: uuid.UUID | None
+    first: int | None = None
+    after: str | None = None
+
+
+ACTIVITY_ORDER = SortKey("activity", [WorkspaceEvent.id], descending=True)
+_VIEWER_ACTIVITY = select(WorkspaceEvent).where(
+    WorkspaceEvent.workspace_id.in_(VIEWER_WORKSPACE_IDS)
+)
+
+
+async def list_activity(
+    deps: ServiceDeps, *, queries: Sequence[ActivityQuery]
+) -> list[Page[dict[str, Any]] | DomainError]:
+    """Each workspace's latest stored events (as the workspace's stream sends them), newest
+    first, in one statement whatever the number of workspaces; no total. Live RUN_PROGRESS
+    messages are never stored, so they are not here."""
+    user_id = deps.principal.require_user()
+
+    async def load(
+        query: ActivityQuery, page: PageRequest, workspace_ids: list[Any]
+    ) -> dict[Any, Page[dict[str, Any]]]:
+        return await paginate_by_parent(
+            session,
+            _VIEWER_ACTIVITY,
+            params={"viewer": user_id},
+            parent=WorkspaceEvent.workspace_id,
+            parent_ids=workspace_ids,
+            sort=ACTIVITY_ORDER,
+            page=page,
+            to_node=lambda r: workspace_event_dict(r[0]),
+            sort_values=lambda r: (r[0].id,),
+            count=False,
+        )
+
+    async with deps.read() as session:
+        return await pages_by_parent(queries, parent="workspace_id", load=load)
 
 
 SUBJECT_RUNS_ORDER = SortKey("subject_runs", [Run.created_at, Run.id], descending=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Hashable, Sequence
 from functools import cached_property
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
@@ -20,7 +20,7 @@ from services.chat_views import CitationView, ConversationView, FeedbackView, Me
 from services.collections import CollectionsQuery
 from services.deps import ServiceDeps
 from services.documents import ChunksQuery, DocumentsQuery
-from services.runs import RunEventsQuery, RunsQuery, SubjectRunsQuery
+from services.runs import ActivityQuery, RunEventsQuery, RunsQuery, SubjectRunsQuery
 from services.views import (
     ChunkView,
     CollectionView,
@@ -60,6 +60,7 @@ from workflows.documents import (
     LOAD_DOCUMENTS,
 )
 from workflows.runs import (
+    LIST_ACTIVITY,
     LIST_RUN_EVENTS,
     LIST_RUNS,
     LIST_SUBJECT_RUNS,
@@ -128,6 +129,10 @@ class Loaders:
     @cached_property
     def run_events_page(self) -> DataLoader[RunEventsQuery, Page[RunEventView]]:
         return self._page_loader(LIST_RUN_EVENTS)
+
+    @cached_property
+    def activity_page(self) -> DataLoader[ActivityQuery, Page[dict[str, Any]]]:
+        return self._page_loader(LIST_ACTIVITY)
 
     @cached_property
     def collection_by_id(self) -> DataLoader[uuid.UUID, CollectionView | None]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from strawberry import relay
 
 from resolvers.accounts.types import User
 from resolvers.core.context import Info
+from resolvers.core.lookahead import now_or_later, selected_names
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
     After,
@@ -274,21 +276,25 @@ class WorkspaceEvent:
     event: strawberry.Private[dict[str, Any]]
 
     @strawberry.field(description="Who did it.")
-    async def actor(self, info: Info) -> User | None:
-        if not self.event["actor_id"]:
+    def actor(self, info: Info) -> User | None:
+        actor_id = _actor_id(self.event)
+        if actor_id is None:
             return None
-        user = await info.context.loaders.user_by_id.load(uuid.UUID(self.event["actor_id"]))
-        return User.of(user) if user else None
+        return now_or_later(
+            info.context.loaders.user_by_id, actor_id, lambda v: User.of(v) if v else None
+        )
 
     @strawberry.field(
         description="The run it is about, as it is now; null for RUN_PROGRESS (a live message "
         "costs no read: use `runId`, `percent` and `step`)."
     )
-    async def run(self, info: Info) -> Run | None:
-        if not self.event["run_id"] or self.event.get("transient"):
+    def run(self, info: Info) -> Run | None:
+        run_id = _run_id(self.event)
+        if run_id is None:
             return None
-        view = await info.context.loaders.run_by_id.load(uuid.UUID(self.event["run_id"]))
-        return Run.of(view) if view else None
+        return now_or_later(
+            info.context.loaders.run_by_id, run_id, lambda v: Run.of(v) if v else None
+        )
 
     @classmethod
     def of(cls, event: dict[str, Any]) -> WorkspaceEvent:
@@ -307,3 +313,28 @@ class WorkspaceEvent:
             step=event.get("step"),
             event=event,
         )
+
+
+def _actor_id(event: dict[str, Any]) -> uuid.UUID | None:
+    return uuid.UUID(event["actor_id"]) if event["actor_id"] else None
+
+
+def _run_id(event: dict[str, Any]) -> uuid.UUID | None:
+    """The run a stored event is about; none for a live RUN_PROGRESS message (no read)."""
+    if not event["run_id"] or event.get("transient"):
+        return None
+    return uuid.UUID(event["run_id"])
+
+
+async def load_event_fields(info: Info, events: Sequence[dict[str, Any]]) -> None:
+    """Load the actors and runs of a list of workspace events that the query selects (one
+    batch per loader), so that each event's own fields find them loaded. A failed load is left
+    to the field that reads it."""
+    wanted = selected_names(info)
+    loaders = info.context.loaders
+    loads: list[Awaitable[Any]] = []
+    if "actor" in wanted:
+        loads.append(loaders.user_by_id.load_many([a for e in events if (a := _actor_id(e))]))
+    if "run" in wanted:
+        loads.append(loaders.run_by_id.load_many([r for e in events if (r := _run_id(e))]))
+    await asyncio.gather(*loads, return_exceptions=True)

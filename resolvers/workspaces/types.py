@@ -34,12 +34,12 @@ from resolvers.documents.types import (
     SortDirection,
     load_document_fields,
 )
-from resolvers.runs.types import Run, RunStatus
+from resolvers.runs.types import Run, RunStatus, WorkspaceEvent, load_event_fields
 from services.chat import ConversationsQuery
 from services.collections import CollectionsQuery
 from services.documents import DocumentSortField as DomainSortField
 from services.documents import DocumentsQuery
-from services.runs import RunsQuery
+from services.runs import ActivityQuery, RunsQuery
 from services.views import InviteView, MemberView, WorkspaceView
 from services.workspaces import MembersQuery
 
@@ -134,6 +134,24 @@ class Workspace(relay.Node):
         page = await info.context.loaders.documents_page.load(query)
         await load_document_fields(info, [e.node for e in page.edges], "edges", "node")
         return Connection.from_page(page, Document.of)
+
+    @strawberry.field(
+        description="Its latest events, newest first: the dashboard's activity feed (who did "
+        "what, when). Stored events only (never RUN_PROGRESS). Pass the first one's `cursor` "
+        "as `after` to `workspaceEvents` to follow on live with no gap and no repeat."
+    )
+    async def activity(
+        self,
+        info: Info,
+        first: Annotated[
+            int | None, strawberry.argument(description="How many: 20 by default, at most 100.")
+        ] = 20,
+    ) -> list[WorkspaceEvent]:
+        query = ActivityQuery(workspace_id=uuid.UUID(self.id), first=first)
+        page = await info.context.loaders.activity_page.load(query)
+        events = [e.node for e in page.edges]
+        await load_event_fields(info, events)
+        return [WorkspaceEvent.of(event) for event in events]
 
     @strawberry.field(description="The 5 most recently updated documents, newest first.")
     async def recent_documents(self, info: Info) -> list[Document]:

@@ -21,6 +21,7 @@ from tests.support.seed import (
     add_events,
     add_members,
     add_runs,
+    add_workspace_events,
     global_id,
     uuid_of,
 )
@@ -266,7 +267,7 @@ async def test_documents_list_is_six_statements_for_any_number_of_rows(
 
 
 @pytest.mark.parametrize("rows", [25, 100])
-async def test_dashboard_is_seven_statements_and_does_not_count_its_recent_documents(
+async def test_dashboard_is_ten_statements_and_does_not_count_its_recent_documents(
     any_db_client: GraphQLClient, any_db_app, rows: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -274,7 +275,9 @@ async def test_dashboard_is_seven_statements_and_does_not_count_its_recent_docum
     )
     collections = [await add_collection(db, workspace_id, f"C{n}", owner_id) for n in range(3)]
     await add_documents(db, workspace_id, collections, [owner_id], rows)
-    await add_runs(db, workspace_id, [owner_id], 3, status=RunStatus.RUNNING)
+    active = await add_runs(db, workspace_id, [owner_id], 3, status=RunStatus.RUNNING)
+    finished = await add_runs(db, workspace_id, [owner_id], rows // 5)
+    cursors = await add_workspace_events(db, workspace_id, finished, owner_id)
     with count_statements(any_db_app.state.engine) as statements:
         data = await any_db_client.op(
             "Dashboard", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
@@ -286,10 +289,32 @@ async def test_dashboard_is_seven_statements_and_does_not_count_its_recent_docum
         f"doc {i:03d}" for i in reversed(range(rows - 5, rows))
     ]
     assert ws["activeRuns"]["totalCount"] == 3
+    assert {e["node"]["id"] for e in ws["activeRuns"]["edges"]} == {
+        global_id("Run", r) for r in active
+    }
+    # The activity feed: the last 20 stored events, newest first, each with its run as it is.
+    feed = ws["activity"]
+    assert [e["cursor"] for e in feed] == [str(c) for c in reversed(cursors)][:20]
+    newest = len(finished) - 1
+    assert feed[0] == {
+        "cursor": str(cursors[-1]),
+        "type": "RUN_FINISHED",
+        "message": f"run {newest} succeeded",
+        "at": f"2026-11-24T09:00:{2 * newest + 1:02d}+00:00",
+        "runStatus": "SUCCEEDED",
+        "actor": {"id": owner["user"]["id"], "name": "Owner"},
+        "run": {
+            "id": global_id("Run", finished[-1]),
+            "workflow": "check_models",
+            "status": "SUCCEEDED",
+            "subject": {"type": "WORKSPACE", "label": f"run {newest}"},
+        },
+    }
     # workspace by id (loader); documents by status with the collection count (loader);
     # questions asked (loader); the page of recent documents, without a COUNT (their list shows
-    # no total); their collections (loader); COUNT and page of active runs
-    assert len(statements) == 7, statements
+    # no total); their collections (loader); COUNT and page of active runs; the page of the
+    # activity feed, without a COUNT; its events' runs (loader) and actors (users loader)
+    assert len(statements) == 10, statements
     assert not [s for s in statements if s.startswith("SELECT documents.workspace_id, count(*)")]
     assert extracted_text_reads(statements) == []
 

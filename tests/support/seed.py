@@ -28,7 +28,15 @@ from base.models.documents import (
     DocumentTag,
     EntityKind,
 )
-from base.models.runs import Run, RunEvent, RunStatus, RunStep, StepStatus, SubjectType
+from base.models.runs import (
+    Run,
+    RunEvent,
+    RunStatus,
+    RunStep,
+    StepStatus,
+    SubjectType,
+    WorkspaceEvent,
+)
 from services.extraction import count_words
 from tests.support.corpus import Section
 from tests.support.graphql import uuid_of  # noqa: F401  (re-exported for the seeding tests)
@@ -108,6 +116,35 @@ async def add_events(db: async_sessionmaker[Any], run_id: uuid.UUID, count: int)
         run = await session.get(Run, run_id)
         assert run is not None
         run.last_seq = count
+
+
+async def add_workspace_events(
+    db: async_sessionmaker[Any],
+    workspace_id: uuid.UUID,
+    run_ids: list[uuid.UUID],
+    actor_id: uuid.UUID,
+) -> list[int]:
+    """For each run, in order, RUN_QUEUED then RUN_FINISHED (SUCCEEDED) by `actor_id`, a second
+    apart; their cursors in order."""
+    events = [
+        WorkspaceEvent(
+            workspace_id=workspace_id,
+            type=kind,
+            actor_id=actor_id,
+            run_id=run_id,
+            run_status=status,
+            message=f"run {i} {status.value.lower()}",
+            at=T0 + timedelta(seconds=2 * i + step),
+        )
+        for i, run_id in enumerate(run_ids)
+        for step, (kind, status) in enumerate(
+            (("RUN_QUEUED", RunStatus.QUEUED), ("RUN_FINISHED", RunStatus.SUCCEEDED))
+        )
+    ]
+    async with db.begin() as session:
+        session.add_all(events)
+        await session.flush()
+        return [e.id for e in events]
 
 
 async def add_members(

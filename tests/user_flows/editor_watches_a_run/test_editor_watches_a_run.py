@@ -45,6 +45,7 @@ async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
     # Step 2 — Erin opens the dashboard: Dashboard, and the WorkspaceEvents feed (live only).
     dashboard = await client.op("Dashboard", {"workspaceId": team.workspace_id}, token=erin.token)
     assert dashboard["workspace"]["activeRuns"] == {"totalCount": 0, "edges": []}
+    assert dashboard["workspace"]["activity"] == []
     feed = await subscribe("WorkspaceEvents", {"workspaceId": team.workspace_id}, erin.user_id)
     toasts: list[dict[str, Any]] = []
 
@@ -176,3 +177,47 @@ async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
     assert dashboard["workspace"]["activeRuns"]["totalCount"] == 0
     async with db() as s:
         assert (await s.execute(select(Run.status))).scalars().all() == ["SUCCEEDED"]
+    # The activity feed holds the toasts' events, newest first, the run as it is now.
+    activity = dashboard["workspace"]["activity"]
+    assert [(e["cursor"], e["type"], e["runStatus"]) for e in activity] == [
+        (t["cursor"], t["type"], t["runStatus"]) for t in reversed(toasts)
+    ]
+    assert {e["actor"]["name"] for e in activity} == {"Erin Editor"}
+    assert {e["run"]["id"] for e in activity} == {run_id}
+    assert {(e["run"]["status"], e["run"]["subject"]["label"]) for e in activity} == {
+        ("SUCCEEDED", "Olivia Owner's workspace")
+    }
+
+    # Step 9 — Later, Erin opens the dashboard again and follows on from its feed: the newest
+    # event's cursor as `after`. Olivia starts a model check; the feed brings its events and
+    # nothing it already showed.
+    newest = activity[0]["cursor"]
+    again = await subscribe(
+        "WorkspaceEvents", {"workspaceId": team.workspace_id, "after": newest}, erin.user_id
+    )
+    followed: list[dict[str, Any]] = []
+
+    async def follow() -> None:
+        async for result in again:
+            assert result.errors is None, result.errors
+            event = result.data["workspaceEvents"]
+            if event["type"] != "RUN_PROGRESS":
+                followed.append(event)
+            if event["type"] == "RUN_FINISHED":
+                return
+
+    listening = app.state.deps.bus.subscriber_count
+    follower = asyncio.create_task(follow())
+    await until_listening(app, listening)
+    second = await client.op(
+        "CheckModels", {"input": {"workspaceId": team.workspace_id}}, token=team.owner.token
+    )
+    second_id = second["checkModels"]["run"]["id"]
+    await asyncio.wait_for(follower, 300)
+    assert [(int(e["cursor"]), e["type"]) for e in followed] == [
+        (int(newest) + 1, "RUN_QUEUED"),
+        (int(newest) + 2, "RUN_STARTED"),
+        (int(newest) + 3, "RUN_FINISHED"),
+    ]
+    assert {e["run"]["id"] for e in followed} == {second_id}
+    assert {e["actor"]["name"] for e in followed} == {"Olivia Owner"}
