@@ -638,7 +638,7 @@ _DASHBOARD_COLUMNS = (
 
 def dashboard_statement(dialect: str) -> Any:
     """The Dashboard screen: counts by status, collections, the 5 latest documents with their
-    collection, the active runs, the last 20 workspace events with their actor and run."""
+    collection, the active runs, the last 20 workspace events with their actor."""
     recent = _json_list(
         dialect,
         "SELECT d.id AS id, d.title AS title, d.status AS status, d.updated_at AS updated_at, "
@@ -661,11 +661,9 @@ def dashboard_statement(dialect: str) -> Any:
     activity = _json_list(
         dialect,
         "SELECT e.id AS cursor, e.type AS type, e.message AS message, e.at AS at, "
-        "e.run_status AS run_status, u.id AS actor_id, u.name AS actor_name, r.id AS run_id, "
-        "r.workflow AS workflow, r.status AS status, r.subject_type AS subject_type, "
-        "r.subject_label AS subject_label FROM workspace_events e "
-        "LEFT JOIN users u ON u.id = e.actor_id LEFT JOIN runs r ON r.id = e.run_id "
-        "WHERE e.workspace_id = w.id",
+        "e.run_status AS run_status, e.run_id AS run_id, u.id AS actor_id, "
+        "u.name AS actor_name FROM workspace_events e "
+        "LEFT JOIN users u ON u.id = e.actor_id WHERE e.workspace_id = w.id",
         "cursor DESC",
         [
             "cursor",
@@ -673,13 +671,9 @@ def dashboard_statement(dialect: str) -> Any:
             "message",
             "at",
             "run_status",
+            "run_id",
             "actor_id",
             "actor_name",
-            "run_id",
-            "workflow",
-            "status",
-            "subject_type",
-            "subject_label",
         ],
         limit=20,
     )
@@ -770,16 +764,9 @@ async def sql_dashboard(
                 "message": e["message"],
                 "at": e["at"],
                 "runStatus": e["run_status"],
+                "runId": _gid("Run", e["run_id"]),
                 "actor": {"id": _gid("User", e["actor_id"]), "name": e["actor_name"]}
                 if e["actor_id"]
-                else None,
-                "run": {
-                    "id": _gid("Run", e["run_id"]),
-                    "workflow": e["workflow"],
-                    "status": e["status"],
-                    "subject": {"type": e["subject_type"], "label": e["subject_label"]},
-                }
-                if e["run_id"]
                 else None,
             }
             for e in _loads(row.activity)
@@ -998,7 +985,7 @@ def api_key(screen: str, data: dict[str, Any]) -> Any:
             workspace["activeRuns"]["totalCount"],
             [e["node"]["id"] for e in workspace["activeRuns"]["edges"]],
             [
-                (e["cursor"], e["type"], e["actor"]["name"], e["run"]["id"])
+                (e["cursor"], e["type"], e["actor"]["name"], e["runId"])
                 for e in workspace["activity"]
             ],
         )
@@ -1040,10 +1027,7 @@ def sql_key(screen: str, data: dict[str, Any]) -> Any:
             [(d["id"], d["title"], d["collection"]["name"]) for d in data["recentDocuments"]],
             data["activeRuns"]["totalCount"],
             [e["node"]["id"] for e in data["activeRuns"]["edges"]],
-            [
-                (e["cursor"], e["type"], e["actor"]["name"], e["run"]["id"])
-                for e in data["activity"]
-            ],
+            [(e["cursor"], e["type"], e["actor"]["name"], e["runId"]) for e in data["activity"]],
         )
     return (
         data["id"],

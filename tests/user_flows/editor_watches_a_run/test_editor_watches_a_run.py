@@ -177,16 +177,14 @@ async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
     assert dashboard["workspace"]["activeRuns"]["totalCount"] == 0
     async with db() as s:
         assert (await s.execute(select(Run.status))).scalars().all() == ["SUCCEEDED"]
-    # The activity feed holds the toasts' events, newest first, the run as it is now.
+    # The activity feed holds the toasts' events, newest first.
     activity = dashboard["workspace"]["activity"]
-    assert [(e["cursor"], e["type"], e["runStatus"]) for e in activity] == [
-        (t["cursor"], t["type"], t["runStatus"]) for t in reversed(toasts)
+    assert [(e["cursor"], e["type"], e["runStatus"], e["message"]) for e in activity] == [
+        (t["cursor"], t["type"], t["runStatus"], t["message"]) for t in reversed(toasts)
     ]
+    assert activity[0]["message"] == "check_models succeeded for Olivia Owner's workspace"
     assert {e["actor"]["name"] for e in activity} == {"Erin Editor"}
-    assert {e["run"]["id"] for e in activity} == {run_id}
-    assert {(e["run"]["status"], e["run"]["subject"]["label"]) for e in activity} == {
-        ("SUCCEEDED", "Olivia Owner's workspace")
-    }
+    assert {e["runId"] for e in activity} == {run_id}
 
     # Step 9 — Later, Erin opens the dashboard again and follows on from its feed: the newest
     # event's cursor as `after`. Olivia starts a model check; the feed brings its events and
