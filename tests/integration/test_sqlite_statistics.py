@@ -12,11 +12,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from app import migrate
 from app.main import create_app
 from base.db.engine import analyse_sqlite
 from base.settings import Settings
-from tests.support.app_fixtures import TEST_SECRET
+from tests.support.app_fixtures import sqlite_settings
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 from tests.support.seed import add_collection, add_documents, uuid_of
 from tests.support.waiting import eventually
@@ -40,14 +39,9 @@ async def _plan(app, workspace: uuid.UUID, collection: uuid.UUID) -> str:
 
 
 async def _statistics(app) -> list[tuple[str, str]]:
+    if not await _analysed(app):
+        return []
     async with app.state.engine.connect() as connection:
-        has_table = (
-            await connection.execute(
-                text("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'")
-            )
-        ).scalar_one()
-        if not has_table:
-            return []
         rows = await connection.execute(
             text("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'documents' ORDER BY idx")
         )
@@ -55,20 +49,12 @@ async def _statistics(app) -> list[tuple[str, str]]:
 
 
 @pytest.fixture
-def sqlite_settings(tmp_path: Path, blob_root: Path) -> Settings:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'kd.sqlite3'}"
-    migrate.upgrade(url)
-    return Settings(
-        app_env="test",
-        database_url=url,
-        jwt_secret=TEST_SECRET,
-        run_execution="inline",
-        blob_root=str(blob_root),
-    )
+def embedded_settings(tmp_path: Path, blob_root: Path) -> Settings:
+    return sqlite_settings(tmp_path, blob_root)  # migrates: outside the test's event loop
 
 
-async def test_an_api_process_analyses_sqlite_when_it_starts(sqlite_settings: Settings):
-    settings = sqlite_settings
+async def test_an_api_process_analyses_sqlite_when_it_starts(embedded_settings: Settings):
+    settings = embedded_settings
     first = create_app(settings)
     async with first.router.lifespan_context(first):
         await eventually(lambda: _analysed(first), within=30, what="ANALYZE of the empty database")

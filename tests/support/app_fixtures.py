@@ -212,22 +212,28 @@ async def queued_runs(settings: Settings) -> list[uuid.UUID]:
     return [uuid.UUID(json.loads(fields[b"data"])["args"][0]) for _id, fields in entries]
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def any_db_settings(request: FixtureRequest, tmp_path: Any, blob_root: Path) -> Settings:
-    if request.param == "postgresql":
-        settings: Settings = request.getfixturevalue("settings")
-        return settings
-    url = f"sqlite+aiosqlite:///{tmp_path / 'kd.sqlite3'}"
+def sqlite_settings(directory: Path, blob_root: Path, **fields: Any) -> Settings:
+    """The embedded default on a new, migrated SQLite file in `directory`: inline runs, events
+    in memory, and `fields`."""
+    url = f"sqlite+aiosqlite:///{directory / 'kd.sqlite3'}"
     migrate.upgrade(url)
-    marker = request.node.get_closest_marker("settings")
     return Settings(
         app_env="test",
         database_url=url,
         jwt_secret=TEST_SECRET,
         run_execution="inline",
         blob_root=str(blob_root),
-        **(marker.kwargs if marker else {}),
+        **fields,
     )
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_db_settings(request: FixtureRequest, tmp_path: Any, blob_root: Path) -> Settings:
+    if request.param == "postgresql":
+        settings: Settings = request.getfixturevalue("settings")
+        return settings
+    marker = request.node.get_closest_marker("settings")
+    return sqlite_settings(tmp_path, blob_root, **(marker.kwargs if marker else {}))
 
 
 @pytest.fixture
