@@ -356,7 +356,7 @@ async def seed(engine: AsyncEngine, documents: int, settings: Settings) -> Seede
     await _insert(engine, DocumentEntity.__table__, entity_rows)
     await _insert(engine, DocumentFieldEdit.__table__, edit_rows)
     await _insert(engine, Chunk.__table__, chunk_rows)
-    await _seed_runs(engine, workspace_id, owner_id)
+    await _seed_runs(engine, workspace_id, owner_id, users[0]["name"])
     if engine.dialect.name == "postgresql":
         async with engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -382,7 +382,9 @@ async def seed(engine: AsyncEngine, documents: int, settings: Settings) -> Seede
     )
 
 
-async def _seed_runs(engine: AsyncEngine, workspace_id: uuid.UUID, user_id: uuid.UUID) -> None:
+async def _seed_runs(
+    engine: AsyncEngine, workspace_id: uuid.UUID, user_id: uuid.UUID, user_name: str
+) -> None:
     from base.models.runs import Run, WorkspaceEvent
 
     rows = []
@@ -430,8 +432,12 @@ async def _seed_runs(engine: AsyncEngine, workspace_id: uuid.UUID, user_id: uuid
                     "workspace_id": workspace_id,
                     "type": kind,
                     "actor_id": user_id,
+                    "actor_name": user_name,
                     "run_id": row["id"],
                     "run_status": status,
+                    "subject_type": row["subject_type"],
+                    "subject_id": row["subject_id"],
+                    "subject_label": row["subject_label"],
                     "message": f"Model check {status.value.lower()}",
                     "at": row["created_at"] + timedelta(seconds=offset),
                 }
@@ -662,7 +668,9 @@ def dashboard_statement(dialect: str) -> Any:
         dialect,
         "SELECT e.id AS cursor, e.type AS type, e.message AS message, e.at AS at, "
         "e.run_status AS run_status, e.run_id AS run_id, u.id AS actor_id, "
-        "u.name AS actor_name FROM workspace_events e "
+        "u.name AS actor_current_name, e.actor_name AS actor_name, "
+        "e.subject_type AS subject_type, e.subject_id AS subject_id, "
+        "e.subject_label AS subject_label FROM workspace_events e "
         "LEFT JOIN users u ON u.id = e.actor_id WHERE e.workspace_id = w.id",
         "cursor DESC",
         [
@@ -673,7 +681,11 @@ def dashboard_statement(dialect: str) -> Any:
             "run_status",
             "run_id",
             "actor_id",
+            "actor_current_name",
             "actor_name",
+            "subject_type",
+            "subject_id",
+            "subject_label",
         ],
         limit=20,
     )
@@ -765,8 +777,16 @@ async def sql_dashboard(
                 "at": e["at"],
                 "runStatus": e["run_status"],
                 "runId": _gid("Run", e["run_id"]),
-                "actor": {"id": _gid("User", e["actor_id"]), "name": e["actor_name"]}
+                "actorName": e["actor_name"],
+                "actor": {"id": _gid("User", e["actor_id"]), "name": e["actor_current_name"]}
                 if e["actor_id"]
+                else None,
+                "subject": {
+                    "type": e["subject_type"],
+                    "id": _gid(e["subject_type"].title(), e["subject_id"]),
+                    "label": e["subject_label"],
+                }
+                if e["subject_type"]
                 else None,
             }
             for e in _loads(row.activity)
@@ -985,7 +1005,7 @@ def api_key(screen: str, data: dict[str, Any]) -> Any:
             workspace["activeRuns"]["totalCount"],
             [e["node"]["id"] for e in workspace["activeRuns"]["edges"]],
             [
-                (e["cursor"], e["type"], e["actor"]["name"], e["runId"])
+                (e["cursor"], e["type"], e["actor"]["name"], e["runId"], e["subject"])
                 for e in workspace["activity"]
             ],
         )
@@ -1027,7 +1047,10 @@ def sql_key(screen: str, data: dict[str, Any]) -> Any:
             [(d["id"], d["title"], d["collection"]["name"]) for d in data["recentDocuments"]],
             data["activeRuns"]["totalCount"],
             [e["node"]["id"] for e in data["activeRuns"]["edges"]],
-            [(e["cursor"], e["type"], e["actor"]["name"], e["runId"]) for e in data["activity"]],
+            [
+                (e["cursor"], e["type"], e["actor"]["name"], e["runId"], e["subject"])
+                for e in data["activity"]
+            ],
         )
     return (
         data["id"],

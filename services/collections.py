@@ -20,9 +20,11 @@ from base.db.types import utcnow
 from base.errors import Conflict, DomainError, Invalid, NotFound
 from base.models.accounts import Role
 from base.models.documents import Collection, Document
+from base.models.runs import SubjectType
 from services.access import IDS, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
 from services.deps import ServiceDeps
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
+from services.run_log import Subject, append_workspace_event, transaction_with_events
 from services.validation import clean_name
 from services.views import CollectionView, Page
 
@@ -151,6 +153,10 @@ async def _name_in_use(
     return (await session.execute(stmt.limit(1))).first() is not None
 
 
+def collection_subject(collection: Collection) -> Subject:
+    return Subject(SubjectType.COLLECTION, collection.id, collection.name)
+
+
 async def _reload(session: AsyncSession, collection_id: uuid.UUID) -> CollectionView:
     row = (await session.execute(_select().where(Collection.id == collection_id))).one()
     return _view(row)
@@ -163,7 +169,7 @@ async def create_collection(
     name = clean_name(name, field="name")
     text = _description(description)
     try:
-        async with deps.db.begin() as session:
+        async with transaction_with_events(deps) as (session, outbox):
             await lock_for_write(session)
             await require_role(session, user_id, workspace_id, Role.EDITOR)
             if await _name_in_use(session, workspace_id, name, other_than=None):
@@ -173,6 +179,15 @@ async def create_collection(
             )
             session.add(collection)
             await session.flush()
+            await append_workspace_event(
+                session,
+                outbox,
+                workspace_id,
+                "COLLECTION_CREATED",
+                message=f"created collection {name}",
+                actor_id=user_id,
+                subject=collection_subject(collection),
+            )
             return await _reload(session, collection.id)
     except IntegrityError as exc:  # a concurrent create took the name
         raise _name_taken(name) from exc
@@ -211,18 +226,31 @@ async def update_collection(
     cleaned = clean_name(name, field="name") if name is not None else None
     text = _description(description) if description is not None else None
     try:
-        async with deps.db.begin() as session:
+        async with transaction_with_events(deps) as (session, outbox):
             collection = await _locked_collection(session, user_id, collection_id)
+            changes = []
             if cleaned is not None and cleaned != collection.name:
                 if await _name_in_use(
                     session, collection.workspace_id, cleaned, other_than=collection.id
                 ):
                     raise _name_taken(cleaned)
+                changes.append(f"renamed collection {collection.name} to {cleaned}")
                 collection.name = cleaned
-            if text is not None:
+            if text is not None and text != collection.description:
+                changes.append(f"edited the description of collection {collection.name}")
                 collection.description = text
             collection.updated_at = utcnow()
             await session.flush()
+            if changes:
+                await append_workspace_event(
+                    session,
+                    outbox,
+                    collection.workspace_id,
+                    "COLLECTION_UPDATED",
+                    message="; ".join(changes),
+                    actor_id=user_id,
+                    subject=collection_subject(collection),
+                )
             return await _reload(session, collection.id)
     except IntegrityError as exc:
         raise _name_taken(cleaned or "") from exc
@@ -235,7 +263,7 @@ def documents_phrase(count: int) -> str:
 async def delete_collection(deps: ServiceDeps, *, collection_id: uuid.UUID) -> uuid.UUID:
     """Delete an empty collection; one that holds documents is refused and says how many."""
     user_id = deps.principal.require_user()
-    async with deps.db.begin() as session:
+    async with transaction_with_events(deps) as (session, outbox):
         collection = await _locked_collection(session, user_id, collection_id)
         count = (
             await session.execute(
@@ -250,5 +278,14 @@ async def delete_collection(deps: ServiceDeps, *, collection_id: uuid.UUID) -> u
                 code="COLLECTION_NOT_EMPTY",
                 field="id",
             )
+        await append_workspace_event(
+            session,
+            outbox,
+            collection.workspace_id,
+            "COLLECTION_DELETED",
+            message=f"deleted collection {collection.name}",
+            actor_id=user_id,
+            subject=collection_subject(collection),
+        )
         await session.delete(collection)
         return collection_id

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,12 +38,14 @@ from base.models.documents import (
     DocumentTag,
     EntityKind,
 )
+from base.models.runs import SubjectType
 from services.access import IDS, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
 from services.blobs import blob_store
-from services.collections import collection_not_found
+from services.collections import collection_not_found, collection_subject, documents_phrase
 from services.deps import ServiceDeps
 from services.originals import OriginalFile, download_name, media_type_of, release_after
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
+from services.run_log import Subject, append_workspace_event, transaction_with_events
 from services.validation import clean_name
 from services.views import (
     ChunkView,
@@ -449,7 +451,7 @@ async def update_document(
             (clean_name(e.name, field=f"entities.{n}.name", max_length=MAX_ENTITY_NAME), e.kind)
             for n, e in enumerate(entities)
         ]
-    async with deps.db.begin() as session:
+    async with transaction_with_events(deps) as (session, outbox):
         document = await _locked_document(session, user_id, document_id)
         changed: list[DocumentField] = []
         if new_title is not None and new_title != document.title:
@@ -499,11 +501,49 @@ async def update_document(
             await _mark_edited(session, document.id, field, user_id)
         if changed:
             document.updated_at = utcnow()
+            await append_workspace_event(
+                session,
+                outbox,
+                document.workspace_id,
+                "DOCUMENT_UPDATED",
+                message=f"edited the {_field_names(changed)} of {document.title}",
+                actor_id=user_id,
+                subject=document_subject(document),
+            )
         await session.flush()
         return _view(document)
 
 
+def document_subject(document: Document) -> Subject:
+    return Subject(SubjectType.DOCUMENT, document.id, document.title)
+
+
+def _field_names(fields: Sequence[DocumentField]) -> str:
+    names = [f.value.lower().replace("_", " ") for f in fields]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 # --- bulk actions --------------------------------------------------------------------------
+
+TITLES_NAMED = 3  # in the activity message of a bulk delete
+
+
+def _by_workspace(documents: Iterable[Document]) -> dict[uuid.UUID, list[Document]]:
+    grouped: dict[uuid.UUID, list[Document]] = {}
+    for document in documents:
+        grouped.setdefault(document.workspace_id, []).append(document)
+    return grouped
+
+
+def _titles(documents: Sequence[Document]) -> str:
+    """`Title`, or `3 documents: A, B, C`, or `5 documents: A, B, C and 2 more`."""
+    if len(documents) == 1:
+        return documents[0].title
+    named = ", ".join(d.title for d in documents[:TITLES_NAMED])
+    rest = len(documents) - TITLES_NAMED
+    return f"{documents_phrase(len(documents))}: {named}" + (
+        f" and {rest} more" if rest > 0 else ""
+    )
 
 
 def check_bulk(ids: Sequence[uuid.UUID | None]) -> None:
@@ -555,7 +595,7 @@ async def move_documents(
     refused as a whole (FORBIDDEN) and nothing moves."""
     user_id = deps.principal.require_user()
     check_bulk(ids)
-    async with deps.db.begin() as session:
+    async with transaction_with_events(deps) as (session, outbox):
         await lock_for_write(session)
         target = (
             await session.execute(
@@ -577,6 +617,7 @@ async def move_documents(
         }
         errors: list[ItemError] = []
         moved: list[Document] = []
+        arrived = 0  # moved from another collection (the others were there already)
         seen: set[uuid.UUID] = set()
         now = utcnow()
         for index, document_id in enumerate(ids):
@@ -604,9 +645,20 @@ async def move_documents(
             document.collection_id = target.id
             document.updated_at = now
             moved.append(document)
+            arrived += 1
         await session.flush()
         if moved:
             target.updated_at = now
+        if arrived:
+            await append_workspace_event(
+                session,
+                outbox,
+                target.workspace_id,
+                "DOCUMENTS_MOVED",
+                message=f"moved {documents_phrase(arrived)} to {target.name}",
+                actor_id=user_id,
+                subject=collection_subject(target),
+            )
         return MovedDocuments(documents=[_view(d) for d in moved], errors=errors)
 
 
@@ -619,7 +671,7 @@ async def delete_documents(deps: ServiceDeps, *, ids: list[uuid.UUID | None]) ->
     nothing is deleted."""
     user_id = deps.principal.require_user()
     check_bulk(ids)
-    async with deps.db.begin() as session:
+    async with transaction_with_events(deps) as (session, outbox):
         await lock_for_write(session)
         found = await visible_documents_for_update(session, user_id, ids)
         await require_editor_everywhere(session, user_id, {d.workspace_id for d in found.values()})
@@ -629,10 +681,24 @@ async def delete_documents(deps: ServiceDeps, *, ids: list[uuid.UUID | None]) ->
             if document_id is None or document_id not in found
         ]
         doomed = list(found)
+        # In the order of the selection, for the activity's message.
+        grouped = _by_workspace(
+            found[i] for i in dict.fromkeys(ids) if i is not None and i in found
+        )
         if doomed:
             for model in (Chunk, DocumentTag, DocumentEntity, DocumentFieldEdit):
                 await session.execute(delete(model).where(model.document_id.in_(doomed)))
             await session.execute(delete(Document).where(Document.id.in_(doomed)))
+        for workspace_id, documents in grouped.items():
+            await append_workspace_event(
+                session,
+                outbox,
+                workspace_id,
+                "DOCUMENTS_DELETED",
+                message=f"deleted {_titles(documents)}",
+                actor_id=user_id,
+                subject=document_subject(documents[0]) if len(documents) == 1 else None,
+            )
         deleted = [i for i in dict.fromkeys(ids) if i is not None and i in found]
     # After commit: each original that no document references any more goes too.
     await release_after(deps, (d.content_sha256 for d in found.values()))

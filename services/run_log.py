@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.db.types import utcnow
 from base.events.bus import EventBus, run_topic, workspace_topic
-from base.models.runs import Run, RunEvent, WorkspaceEvent
+from base.models.accounts import User
+from base.models.runs import Run, RunEvent, SubjectType, WorkspaceEvent
+
+if TYPE_CHECKING:
+    from services.deps import ServiceDeps
 
 log = logging.getLogger("knowledge_desk.runs")
 
@@ -39,8 +45,12 @@ def workspace_event_dict(event: WorkspaceEvent) -> dict[str, Any]:
         "workspace_id": str(event.workspace_id),
         "type": event.type,
         "actor_id": str(event.actor_id) if event.actor_id else None,
+        "actor_name": event.actor_name,
         "run_id": str(event.run_id) if event.run_id else None,
         "run_status": event.run_status.value if event.run_status else None,
+        "subject_type": event.subject_type.value if event.subject_type else None,
+        "subject_id": str(event.subject_id) if event.subject_id else None,
+        "subject_label": event.subject_label,
         "message": event.message,
         "at": event.at.isoformat(),
     }
@@ -107,6 +117,16 @@ class Outbox:
                 return
 
 
+@asynccontextmanager
+async def transaction_with_events(deps: ServiceDeps) -> AsyncIterator[tuple[AsyncSession, Outbox]]:
+    """A write transaction whose events are published once it has committed (never when the
+    block raises: the rows rolled back)."""
+    outbox = Outbox()
+    async with deps.db.begin() as session:
+        yield session, outbox
+    await outbox.publish(deps.bus)
+
+
 async def append_run_event(
     session: AsyncSession,
     outbox: Outbox,
@@ -134,6 +154,15 @@ async def append_run_event(
     return event
 
 
+@dataclass(frozen=True)
+class Subject:
+    """What a workspace event is about, named as it is at the time."""
+
+    type: SubjectType
+    id: uuid.UUID
+    label: str
+
+
 async def append_workspace_event(
     session: AsyncSession,
     outbox: Outbox,
@@ -143,19 +172,31 @@ async def append_workspace_event(
     message: str,
     actor_id: uuid.UUID | None = None,
     run: Run | None = None,
+    subject: Subject | None = None,
 ) -> WorkspaceEvent:
+    """Next entry of the workspace's activity, in the caller's transaction; a run's events are
+    about the run's subject unless `subject` says otherwise."""
+    if subject is None and run is not None:
+        subject = Subject(run.subject_type, run.subject_id, run.subject_label)
     # Ids are the cursor: ids of one workspace must commit in id order, or a reader could see
     # id 10 before id 9 commits and skip 9. Serialise per workspace (SQLite serialises anyway).
     if session.get_bind().dialect.name == "postgresql":
         await session.execute(
             text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": str(workspace_id)}
         )
+    actor_name = (
+        await session.scalar(select(User.name).where(User.id == actor_id)) if actor_id else None
+    )
     event = WorkspaceEvent(
         workspace_id=workspace_id,
         type=type,
         actor_id=actor_id,
+        actor_name=actor_name,
         run_id=run.id if run else None,
         run_status=run.status if run else None,
+        subject_type=subject.type if subject else None,
+        subject_id=subject.id if subject else None,
+        subject_label=subject.label[:300] if subject else None,
         message=message,
         at=utcnow(),
     )

@@ -16,6 +16,7 @@ from base.db.engine import lock_for_write
 from base.db.types import utcnow
 from base.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from base.models.accounts import Invite, Membership, Role, User, Workspace
+from base.models.runs import SubjectType
 from services.access import IDS, VIEWER, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
 from services.deps import ServiceDeps
 from services.pagination import (
@@ -25,6 +26,7 @@ from services.pagination import (
     paginate,
     paginate_by_parent,
 )
+from services.run_log import Subject, append_workspace_event, transaction_with_events
 from services.validation import clean_email, clean_name
 from services.views import CreatedInvite, InviteView, MemberView, Page, UserView, WorkspaceView
 
@@ -93,10 +95,20 @@ async def rename_workspace(
 ) -> WorkspaceView:
     user_id = deps.principal.require_user()
     name = clean_name(name, field="name")
-    async with deps.db.begin() as session:
+    async with transaction_with_events(deps) as (session, outbox):
         role = await require_role(session, user_id, workspace_id, Role.ADMIN)
         workspace = await session.get(Workspace, workspace_id)
         assert workspace is not None
+        if workspace.name != name:
+            await append_workspace_event(
+                session,
+                outbox,
+                workspace_id,
+                "WORKSPACE_RENAMED",
+                message=f"renamed the workspace from {workspace.name} to {name}",
+                actor_id=user_id,
+                subject=Subject(SubjectType.WORKSPACE, workspace_id, name),
+            )
         workspace.name = name
         await session.flush()
         return _workspace_view(workspace, role)
@@ -169,7 +181,7 @@ async def invite_member(
     """ADMIN and OWNER invite; only an OWNER may invite another OWNER. Returns the link."""
     user_id = deps.principal.require_user()
     email = clean_email(email)
-    async with deps.db.begin() as session:
+    async with transaction_with_events(deps) as (session, outbox):
         actor_role = await require_role(session, user_id, workspace_id, Role.ADMIN)
         if role is Role.OWNER and actor_role is not Role.OWNER:
             raise Forbidden("Only an OWNER can invite another OWNER.", field="role")
@@ -191,6 +203,16 @@ async def invite_member(
         )
         session.add(invite)
         await session.flush()
+        # Neither the address (every member reads the feed; only admins see invites) nor a
+        # subject (an invite is not an object the client can open): the join names the person.
+        await append_workspace_event(
+            session,
+            outbox,
+            workspace_id,
+            "MEMBER_INVITED",
+            message=f"invited a new member as {role.value}",
+            actor_id=user_id,
+        )
         link = f"{deps.settings.public_web_url.rstrip('/')}/invite/{secret}"
         return CreatedInvite(invite=InviteView.model_validate(invite), link=link)
 
@@ -199,7 +221,7 @@ async def accept_invite(deps: ServiceDeps, *, token: str) -> WorkspaceView:
     """Join the invite's workspace with its role. The invite is bound to its email address."""
     user_id = deps.principal.require_user()
     now = utcnow()
-    async with deps.db.begin() as session:
+    async with transaction_with_events(deps) as (session, outbox):
         await lock_for_write(session)
         invite = (
             await session.execute(
@@ -237,37 +259,72 @@ async def accept_invite(deps: ServiceDeps, *, token: str) -> WorkspaceView:
         workspace = await session.get(Workspace, invite.workspace_id)
         assert workspace is not None
         await session.flush()
+        await append_workspace_event(
+            session,
+            outbox,
+            workspace.id,
+            "MEMBER_JOINED",
+            message=f"joined as {invite.role.value}",
+            actor_id=user_id,
+            subject=user_subject(user),
+        )
         return _workspace_view(workspace, invite.role)
 
 
 async def change_member_role(deps: ServiceDeps, *, member_id: uuid.UUID, role: Role) -> MemberView:
     user_id = deps.principal.require_user()
-    async with deps.db.begin() as session:
+    async with transaction_with_events(deps) as (session, outbox):
         member, actor_role = await _locked_member_for_admin(session, user_id, member_id)
         if Role.OWNER in (role, member.role) and actor_role is not Role.OWNER:
             raise Forbidden("Only an OWNER can grant or take away the OWNER role.", field="role")
         if member.role is Role.OWNER and role is not Role.OWNER:
             await _keep_an_owner(session, member.workspace_id)
-        member.role = role
-        await session.flush()
         user = await session.get(User, member.user_id)
         assert user is not None
+        if member.role is not role:
+            await append_workspace_event(
+                session,
+                outbox,
+                member.workspace_id,
+                "MEMBER_ROLE_CHANGED",
+                message=f"changed the role of {user.name} from {member.role.value} to {role.value}",
+                actor_id=user_id,
+                subject=user_subject(user),
+            )
+        member.role = role
+        await session.flush()
         return _member_view(member, user)
 
 
 async def remove_member(deps: ServiceDeps, *, member_id: uuid.UUID) -> uuid.UUID:
     """ADMIN/OWNER remove others; anyone may leave. The last OWNER can do neither."""
     user_id = deps.principal.require_user()
-    async with deps.db.begin() as session:
+    async with transaction_with_events(deps) as (session, outbox):
         member = await _locked_member(session, user_id, member_id)
-        if member.user_id != user_id:
+        leaving = member.user_id == user_id
+        if not leaving:
             actor_role = await require_role(session, user_id, member.workspace_id, Role.ADMIN)
             if member.role is Role.OWNER and actor_role is not Role.OWNER:
                 raise Forbidden("Only an OWNER can remove an OWNER.")
         if member.role is Role.OWNER:
             await _keep_an_owner(session, member.workspace_id)
+        user = await session.get(User, member.user_id)
+        assert user is not None
+        await append_workspace_event(
+            session,
+            outbox,
+            member.workspace_id,
+            "MEMBER_LEFT" if leaving else "MEMBER_REMOVED",
+            message="left the workspace" if leaving else f"removed {user.name}",
+            actor_id=user_id,
+            subject=user_subject(user),
+        )
         await session.delete(member)
         return member.id
+
+
+def user_subject(user: User) -> Subject:
+    return Subject(SubjectType.USER, user.id, user.name)
 
 
 async def _locked_member(

@@ -47,9 +47,13 @@ class StepStatus(enum.StrEnum):
 
 
 class SubjectType(enum.StrEnum):
+    """What a run works on, or what a workspace event is about (runs use the first three)."""
+
     WORKSPACE = "WORKSPACE"
     DOCUMENT = "DOCUMENT"
     CONVERSATION = "CONVERSATION"
+    COLLECTION = "COLLECTION"
+    USER = "USER"
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -148,11 +152,21 @@ class WorkspaceEvent(Base):
     actor_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("users.id", ondelete="SET NULL"), default=None
     )
+    # The actor's name then: the feed names people who have left since (`actor_id` is kept, but
+    # users are visible only to those who share a workspace with them).
+    actor_name: Mapped[str | None] = mapped_column(String(200), default=None)
     run_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("runs.id", ondelete="CASCADE"), default=None
     )
     run_status: Mapped[RunStatus | None] = mapped_column(
         _enum(RunStatus, "workspace_event_run_status"), default=None
     )
+    # What the event is about (for run events, the run's subject), as named at the time: the
+    # feed still reads well after the object is renamed or deleted.
+    subject_type: Mapped[SubjectType | None] = mapped_column(
+        _enum(SubjectType, "workspace_event_subject_type"), default=None
+    )
+    subject_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    subject_label: Mapped[str | None] = mapped_column(String(300), default=None)
     message: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -36,7 +36,8 @@ class RunSubscriptions:
             yield shared_run_event(event)
 
     @strawberry.subscription(
-        description="The workspace's activity (runs queued, started, finished): events after "
+        description="The workspace's activity (runs queued, started, finished, live run "
+        "progress, and who changed which member, collection or document): events after "
         "`after`, then live ones (only live ones when `after` is omitted). Never ends."
     )
     async def workspace_events(

@@ -64,18 +64,34 @@ class RunEventType(enum.Enum):
     RUN_CANCELLED = strawberry.enum_value("RUN_CANCELLED", description="Final: cancelled.")
 
 
-@strawberry.enum(description="What a run is about.")
+@strawberry.enum(description="What a run or an activity entry is about.")
 class SubjectType(enum.Enum):
-    WORKSPACE = strawberry.enum_value("WORKSPACE", description="The workspace (model check).")
+    WORKSPACE = strawberry.enum_value(
+        "WORKSPACE", description="The workspace (model check, rename)."
+    )
     DOCUMENT = strawberry.enum_value("DOCUMENT", description="A document.")
     CONVERSATION = strawberry.enum_value("CONVERSATION", description="A conversation.")
+    COLLECTION = strawberry.enum_value("COLLECTION", description="A collection (activity only).")
+    USER = strawberry.enum_value("USER", description="A member (activity only).")
 
 
-@strawberry.type(description="What a run works on.")
-class RunSubject:
+@strawberry.type(description="What a run works on, or what an activity entry is about.")
+class Subject:
     type: SubjectType = strawberry.field(description="Kind of subject.")
-    id: strawberry.ID = strawberry.field(description="Global id of the subject.")
-    label: str = strawberry.field(description="Its name when the run started.")
+    id: strawberry.ID = strawberry.field(
+        description="Global id of the subject; it may since have been deleted (`node` is null)."
+    )
+    label: str = strawberry.field(
+        description="Its name at the time: when the run started, or when the event happened."
+    )
+
+    @classmethod
+    def of(cls, type_name: str, subject_id: uuid.UUID, label: str) -> Subject:
+        return cls(
+            type=SubjectType[type_name],
+            id=strawberry.ID(str(to_global_id(type_name.title(), subject_id))),
+            label=label,
+        )
 
 
 def _duration_ms(start: datetime | None, end: datetime | None) -> int | None:
@@ -163,7 +179,7 @@ class Run(relay.Node):
     percent: int = strawberry.field(description="Progress, 0 to 100.")
     current_step: str | None = strawberry.field(description="The step executing or last executed.")
     attempt: int = strawberry.field(description="1, or more for retries of a failed run.")
-    subject: RunSubject = strawberry.field(description="What the run works on.")
+    subject: Subject = strawberry.field(description="What the run works on.")
     input_summary: str = strawberry.field(description="Short summary of its input.")
     output_summary: str | None = strawberry.field(description="Short summary of its output.")
     error_code: str | None = strawberry.field(description="Stable code of the failure, if any.")
@@ -211,7 +227,6 @@ class Run(relay.Node):
 
     @classmethod
     def of(cls, view: RunView) -> Run:
-        subject_gid = to_global_id(view.subject_type.title(), view.subject_id)
         return cls(
             id=str(view.id),
             workflow=view.workflow,
@@ -219,11 +234,7 @@ class Run(relay.Node):
             percent=view.percent,
             current_step=view.current_step,
             attempt=view.attempt,
-            subject=RunSubject(
-                type=SubjectType[view.subject_type],
-                id=strawberry.ID(str(subject_gid)),
-                label=view.subject_label,
-            ),
+            subject=Subject.of(view.subject_type, view.subject_id, view.subject_label),
             input_summary=view.input_summary,
             output_summary=view.output_summary,
             error_code=view.error_code,
@@ -255,9 +266,55 @@ class WorkspaceEventType(enum.Enum):
         "ended (see `runId`, `percent`, `step`); at most a few per run per second. Its `cursor` "
         "is that of the last stored event, and `run` is null.",
     )
+    WORKSPACE_RENAMED = strawberry.enum_value(
+        "WORKSPACE_RENAMED", description="The workspace was renamed (subject: the workspace)."
+    )
+    MEMBER_INVITED = strawberry.enum_value(
+        "MEMBER_INVITED",
+        description="Someone was invited (no subject: the address is for admins only).",
+    )
+    MEMBER_JOINED = strawberry.enum_value(
+        "MEMBER_JOINED", description="An invite was accepted (subject and actor: the new member)."
+    )
+    MEMBER_ROLE_CHANGED = strawberry.enum_value(
+        "MEMBER_ROLE_CHANGED", description="A member's role changed (subject: the member)."
+    )
+    MEMBER_REMOVED = strawberry.enum_value(
+        "MEMBER_REMOVED", description="A member was removed (subject: the member)."
+    )
+    MEMBER_LEFT = strawberry.enum_value(
+        "MEMBER_LEFT", description="A member left (subject and actor: the member)."
+    )
+    COLLECTION_CREATED = strawberry.enum_value(
+        "COLLECTION_CREATED", description="A collection was created (subject: it)."
+    )
+    COLLECTION_UPDATED = strawberry.enum_value(
+        "COLLECTION_UPDATED",
+        description="A collection was renamed or its description changed (subject: it).",
+    )
+    COLLECTION_DELETED = strawberry.enum_value(
+        "COLLECTION_DELETED", description="A collection was deleted (subject: it, as it was)."
+    )
+    DOCUMENT_UPDATED = strawberry.enum_value(
+        "DOCUMENT_UPDATED",
+        description="A person edited a document's title, summary, key points, tags or entities "
+        "(subject: the document; the message names the fields).",
+    )
+    DOCUMENTS_MOVED = strawberry.enum_value(
+        "DOCUMENTS_MOVED",
+        description="Documents were moved (subject: the collection they went to; the message "
+        "says how many).",
+    )
+    DOCUMENTS_DELETED = strawberry.enum_value(
+        "DOCUMENTS_DELETED",
+        description="Documents were deleted (subject: the document when one, else none; the "
+        "message names up to three).",
+    )
 
 
-@strawberry.type(description="An entry of the workspace's activity: who did what, when.")
+@strawberry.type(
+    description="An entry of the workspace's activity: who did what to which object, when."
+)
 class WorkspaceEvent:
     cursor: str = strawberry.field(description="Pass as `after` to workspaceEvents.")
     type: WorkspaceEventType = strawberry.field(description="What happened.")
@@ -273,9 +330,21 @@ class WorkspaceEvent:
     step: str | None = strawberry.field(
         description="For RUN_PROGRESS: the run's current step then; null otherwise."
     )
+    subject: Subject | None = strawberry.field(
+        description="What it is about (for run events, the run's subject), named as it was "
+        "then; null for RUN_PROGRESS and MEMBER_INVITED, and for DOCUMENTS_DELETED of more than "
+        "one document."
+    )
+    actor_name: str | None = strawberry.field(
+        description="Who did it, named as they were then; kept after they leave (null for a "
+        "system action)."
+    )
     event: strawberry.Private[dict[str, Any]]
 
-    @strawberry.field(description="Who did it.")
+    @strawberry.field(
+        description="Who did it, as they are now; null once they share no workspace with you "
+        "(see `actorName`)."
+    )
     def actor(self, info: Info) -> User | None:
         actor_id = _actor_id(self.event)
         if actor_id is None:
@@ -311,6 +380,14 @@ class WorkspaceEvent:
             ),
             percent=event.get("percent"),
             step=event.get("step"),
+            actor_name=event.get("actor_name"),
+            subject=(
+                Subject.of(
+                    event["subject_type"], uuid.UUID(event["subject_id"]), event["subject_label"]
+                )
+                if event.get("subject_type")
+                else None
+            ),
             event=event,
         )
 

@@ -303,7 +303,13 @@ async def test_dashboard_is_nine_statements_and_does_not_count_its_recent_docume
         "at": f"2026-11-24T09:00:{2 * newest + 1:02d}+00:00",
         "runStatus": "SUCCEEDED",
         "runId": global_id("Run", finished[-1]),
+        "actorName": "Owner",
         "actor": {"id": owner["user"]["id"], "name": "Owner"},
+        "subject": {
+            "type": "WORKSPACE",
+            "id": workspace["id"],
+            "label": f"run {newest}",
+        },
     }
     # workspace by id (loader); documents by status with the collection count (loader);
     # questions asked (loader); the page of recent documents, without a COUNT (their list shows

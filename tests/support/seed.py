@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from base.models.accounts import Membership, Role, User
@@ -124,8 +125,8 @@ async def add_workspace_events(
     run_ids: list[uuid.UUID],
     actor_id: uuid.UUID,
 ) -> list[int]:
-    """For each run, in order, RUN_QUEUED then RUN_FINISHED (SUCCEEDED) by `actor_id`, a second
-    apart; their cursors in order."""
+    """For each run (of the workspace itself, as `add_runs` makes them), in order, RUN_QUEUED
+    then RUN_FINISHED (SUCCEEDED) by `actor_id`, a second apart; their cursors in order."""
     events = [
         WorkspaceEvent(
             workspace_id=workspace_id,
@@ -133,6 +134,9 @@ async def add_workspace_events(
             actor_id=actor_id,
             run_id=run_id,
             run_status=status,
+            subject_type=SubjectType.WORKSPACE,
+            subject_id=workspace_id,
+            subject_label=f"run {i}",
             message=f"run {i} {status.value.lower()}",
             at=T0 + timedelta(seconds=2 * i + step),
         )
@@ -142,6 +146,9 @@ async def add_workspace_events(
         )
     ]
     async with db.begin() as session:
+        name = await session.scalar(select(User.name).where(User.id == actor_id))
+        for event in events:
+            event.actor_name = name
         session.add_all(events)
         await session.flush()
         return [e.id for e in events]

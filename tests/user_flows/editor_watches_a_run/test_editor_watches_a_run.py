@@ -45,7 +45,21 @@ async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
     # Step 2 — Erin opens the dashboard: Dashboard, and the WorkspaceEvents feed (live only).
     dashboard = await client.op("Dashboard", {"workspaceId": team.workspace_id}, token=erin.token)
     assert dashboard["workspace"]["activeRuns"] == {"totalCount": 0, "edges": []}
-    assert dashboard["workspace"]["activity"] == []
+    # The feed so far: Erin's arrival, newest first.
+    arrival = [
+        (e["type"], e["actor"]["name"], e["message"], e["subject"], e["runId"])
+        for e in dashboard["workspace"]["activity"]
+    ]
+    assert arrival == [
+        (
+            "MEMBER_JOINED",
+            "Erin Editor",
+            "joined as EDITOR",
+            {"type": "USER", "id": erin.user_id, "label": "Erin Editor"},
+            None,
+        ),
+        ("MEMBER_INVITED", "Olivia Owner", "invited a new member as EDITOR", None, None),
+    ]
     feed = await subscribe("WorkspaceEvents", {"workspaceId": team.workspace_id}, erin.user_id)
     toasts: list[dict[str, Any]] = []
 
@@ -127,7 +141,12 @@ async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
                 select(WorkspaceEvent.id, WorkspaceEvent.type).order_by(WorkspaceEvent.id)
             )
         ).all()
-    assert [(str(i), kind) for i, kind in feed_rows] == [(t["cursor"], t["type"]) for t in toasts]
+    # The stored log: Erin's arrival (before the subscription started), then what it sent.
+    assert [(str(i), kind) for i, kind in feed_rows] == [
+        ("1", "MEMBER_INVITED"),
+        ("2", "MEMBER_JOINED"),
+        *[(t["cursor"], t["type"]) for t in toasts],
+    ]
 
     # Step 7 — The run's page: RunDetail.
     detail = (await client.op("RunDetail", {"runId": run_id}, token=erin.token))["run"]
@@ -177,14 +196,20 @@ async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
     assert dashboard["workspace"]["activeRuns"]["totalCount"] == 0
     async with db() as s:
         assert (await s.execute(select(Run.status))).scalars().all() == ["SUCCEEDED"]
-    # The activity feed holds the toasts' events, newest first.
+    # The activity feed holds the toasts' events, newest first, then Erin's arrival.
     activity = dashboard["workspace"]["activity"]
-    assert [(e["cursor"], e["type"], e["runStatus"], e["message"]) for e in activity] == [
+    assert [(e["cursor"], e["type"], e["runStatus"], e["message"]) for e in activity[:-2]] == [
         (t["cursor"], t["type"], t["runStatus"], t["message"]) for t in reversed(toasts)
     ]
-    assert activity[0]["message"] == "check_models succeeded for Olivia Owner's workspace"
-    assert {e["actor"]["name"] for e in activity} == {"Erin Editor"}
-    assert {e["runId"] for e in activity} == {run_id}
+    assert [e["type"] for e in activity[-2:]] == ["MEMBER_JOINED", "MEMBER_INVITED"]
+    runs = activity[:-2]
+    assert runs[0]["message"] == "check_models succeeded for Olivia Owner's workspace"
+    assert {e["actor"]["name"] for e in runs} == {"Erin Editor"}
+    assert {e["runId"] for e in runs} == {run_id}
+    # A run's events are about the run's subject.
+    assert {(e["subject"]["type"], e["subject"]["id"]) for e in runs} == {
+        ("WORKSPACE", team.workspace_id)
+    }
 
     # Step 9 — Later, Erin opens the dashboard again and follows on from its feed: the newest
     # event's cursor as `after`. Olivia starts a model check; the feed brings its events and

@@ -100,7 +100,7 @@ async def test_viewer_cannot_start_cancel_or_retry_but_can_watch(
         "runs": [],
         "run_steps": [],
         "run_events": [],
-        "workspace_events": [],
+        "workspace_events": [(1, "MEMBER_INVITED"), (2, "MEMBER_JOINED")],  # Victor's arrival
     }
 
     # Step 3 — Olivia starts one while no worker takes runs: it waits QUEUED.
