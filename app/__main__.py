@@ -1,4 +1,4 @@
-"""Command line: `python -m app serve | migrate | worker | export-schema | sweep-blobs`."""
+"""Command line: `python -m app serve | migrate | worker | export-schema | sweep-blobs | prune`."""
 
 from __future__ import annotations
 
@@ -72,6 +72,11 @@ def main(argv: list[str] | None = None) -> None:
         help="delete stored originals no document references and abandoned partial writes "
         "(what a crashed upload leaves; every API process also does this when it starts)",
     )
+    commands.add_parser(
+        "prune",
+        help="delete finished runs, progress events and workspace events past their retention "
+        "(workers, or the API process in the embedded default, also do this periodically)",
+    )
     args = parser.parse_args(argv)
 
     settings = _settings()
@@ -98,6 +103,16 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"released {len(swept.released)} unreferenced blobs, "
             f"removed {swept.temporary_removed} abandoned temporary files"
+        )
+    elif args.command == "prune":
+        import asyncio
+
+        from app.maintenance import prune_once
+
+        pruned = asyncio.run(prune_once(settings))
+        print(
+            f"deleted {pruned.runs} runs, {pruned.progress_events} progress events, "
+            f"{pruned.workspace_events} workspace events"
         )
     elif args.command == "export-schema":
         from resolvers.schema import build_schema

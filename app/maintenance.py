@@ -15,6 +15,7 @@ from base.settings import Settings
 from services.deps import ServiceDeps
 from services.originals import BlobSweep, sweep_blobs
 from services.ratelimit import AttemptLimiter
+from services.retention import Pruned, prune
 
 log = logging.getLogger("knowledge_desk.maintenance")
 
@@ -35,6 +36,40 @@ async def sweep_blobs_once(settings: Settings) -> BlobSweep:
         return await sweep_blobs(deps)
     finally:
         await engine.dispose()
+
+
+async def prune_once(settings: Settings) -> Pruned:
+    """`python -m app prune`: one pass of the retention rules (`services.retention`)."""
+    engine = build_engine(settings)
+    try:
+        deps = ServiceDeps(
+            settings=settings,
+            db=build_sessionmaker(engine),
+            attempts=AttemptLimiter.build(settings),
+        )
+        return await prune(deps)
+    finally:
+        await engine.dispose()
+
+
+async def prune_forever(deps: ServiceDeps) -> None:
+    """Every RETENTION_INTERVAL_SECONDS, delete what is past its retention (workers, and the API
+    process in the embedded default). It waits one interval first: a process that has just
+    started has better things to do, and the others have pruned meanwhile."""
+    while True:
+        await asyncio.sleep(deps.settings.retention_interval_seconds)
+        try:
+            pruned = await prune(deps)
+        except Exception:
+            log.warning("pruning failed; trying again later", exc_info=True)
+            continue
+        if pruned.total:
+            log.info(
+                "pruned %d runs, %d progress events and %d workspace events",
+                pruned.runs,
+                pruned.progress_events,
+                pruned.workspace_events,
+            )
 
 
 async def sweep_blobs_at_start(deps: ServiceDeps) -> None:

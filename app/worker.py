@@ -18,6 +18,7 @@ import uuid
 from taskiq.receiver import Receiver
 from taskiq_redis import RedisStreamBroker
 
+from app.maintenance import prune_forever
 from base.db.engine import build_engine, build_sessionmaker
 from base.events.bus import build_bus
 from base.settings import Settings
@@ -64,11 +65,13 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     broker.register_task(execute_run, task_name=TASK_NAME)
     await broker.startup()
     await executor.start(sweep=True)
+    pruning = asyncio.create_task(prune_forever(deps))
     finish = asyncio.Event()  # set: the receiver stops fetching, then ends when its tasks have
     listening = asyncio.create_task(_receive(broker, settings, finish))
     log.info("worker %s ready", executor.store.owner)
     await stop.wait()
 
+    pruning.cancel()
     executor.stopping = True  # a run delivered from now on goes back onto the queue
     finish.set()
     log.info("worker stopping: %d run(s) in progress", len(executor.running))

@@ -124,6 +124,43 @@ class Settings(BaseSettings):
         description="A run QUEUED this long is taken by a sweeper (its enqueue may have been "
         "lost). Unset: max(30, 4 x RUN_LEASE_SECONDS).",
     )
+    # Retention of finished runs and of the activity (ADR 0088); 0 keeps them forever.
+    run_retention_days: float = Field(
+        default=90,
+        ge=0,
+        description="Finished runs older than this are deleted with their steps and events, "
+        "except the newest RUN_KEEP_PER_SUBJECT of each subject. 0: never.",
+    )
+    run_keep_per_subject: int = Field(
+        default=10,
+        ge=1,
+        description="Finished runs of one subject (a document's processing history, a "
+        "workspace's model checks) kept whatever their age.",
+    )
+    run_progress_retention_days: float = Field(
+        default=7,
+        ge=0,
+        description="STEP_PROGRESS events of runs finished longer ago than this are deleted "
+        "(the steps and their start and end events stay). 0: never.",
+    )
+    workspace_event_retention_days: float = Field(
+        default=90,
+        ge=0,
+        description="Workspace events older than this are deleted, except the newest "
+        "WORKSPACE_EVENTS_KEPT of each workspace. 0: never.",
+    )
+    workspace_events_kept: int = Field(
+        default=100,
+        ge=100,
+        description="Workspace events of each workspace kept whatever their age (at least the "
+        "100 that `activity(first:)` may ask for).",
+    )
+    retention_interval_seconds: float = Field(
+        default=3600,
+        ge=1,
+        description="How often workers (or the API process in the embedded default) delete "
+        "what is past its retention.",
+    )
     event_stream_idle_seconds: float = Field(
         default=5.0,
         ge=0.1,

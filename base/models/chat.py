@@ -94,6 +94,7 @@ class Message(UUIDPrimaryKey, Base):
         UniqueConstraint("conversation_id", "seq"),
         # The dashboard's "questions asked in the last 7 days".
         Index("ix_messages_workspace_role_created", "workspace_id", "role", "created_at"),
+        Index("ix_messages_run_id", "run_id"),
     )
 
     conversation_id: Mapped[uuid.UUID] = mapped_column(

@@ -66,6 +66,7 @@ class Run(UUIDPrimaryKey, Base):
         Index("ix_runs_workspace_created", "workspace_id", "created_at", "id"),
         Index("ix_runs_status_lease", "status", "lease_expires_at"),
         Index("ix_runs_subject", "subject_type", "subject_id"),
+        Index("ix_runs_retry_of_id", "retry_of_id"),
     )
 
     workspace_id: Mapped[uuid.UUID] = mapped_column(
@@ -140,7 +141,10 @@ class WorkspaceEvent(Base):
     """The workspace's activity log (dashboard feed, toasts); `id` is the cursor."""
 
     __tablename__ = "workspace_events"
-    __table_args__ = (Index("ix_workspace_events_workspace_id", "workspace_id", "id"),)
+    __table_args__ = (
+        Index("ix_workspace_events_workspace_id", "workspace_id", "id"),
+        Index("ix_workspace_events_run_id", "run_id"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
