@@ -3,7 +3,7 @@ subscribe at once to a FINISHED run's `runProgress` with `after` omitted, so eac
 whole log and completes.
 
     uv run --frozen python bench/bench_reconnect_storm.py [--full] [--clients N] [--events N]
-        [--procs N] [--profile [--cprofile]] [--uvicorn-log-level LEVEL]
+        [--procs N] [--profile [--cprofile]] [--floor] [--uvicorn-log-level LEVEL]
 
 By default a quick run: 200 clients (what `make bench` does); `--full` gives 1,000. A script,
 not a test: it prints figures and asserts nothing. Goal (reported): every event delivered to
@@ -98,6 +98,9 @@ async def _client(spec: dict[str, Any], start_ns: int) -> tuple[int | None, int 
             ack = json.loads(await ws.recv())
             if ack.get("type") != "connection_ack":
                 return None, None, 0, f"no connection_ack: {ack}"[:200]
+            if spec.get("floor"):  # the handshake and connection_init only, no subscription
+                first = done = time.time_ns()
+                return first - start_ns, done - start_ns, 0, ""
             await ws.send(subscribe_message(spec["run_gid"]))
             async for raw in ws:
                 now = time.time_ns()
@@ -437,6 +440,13 @@ def main(argv: list[str] | None = None) -> int:
         "--cprofile", action="store_true", help="with --profile: cProfile the API as well"
     )
     parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="after the storm, the same clients doing only the WebSocket handshake and "
+        "connection_init (to connection_ack), for the API's CPU per client without the "
+        "subscription",
+    )
+    parser.add_argument(
         "--uvicorn-log-level",
         help="what-if: uvicorn's log level (deployed: its default, info, which logs three lines "
         "per WebSocket)",
@@ -495,6 +505,19 @@ def main(argv: list[str] | None = None) -> int:
                 f"{rss_before:.0f} -> {rss_after:.0f} MiB; client processes: "
                 f"{CLIENT_CPU[-1] * 1e3:.0f} ms CPU"
             )
+            if args.floor:
+                cpu_before = tree_usage(server)[1]
+                report(
+                    "floor: connect + init",
+                    storm({**spec, "floor": True}, args.clients, args.procs),
+                    0,
+                )
+                floor_cpu = tree_usage(server)[1] - cpu_before
+                print(
+                    f"  API process: {floor_cpu * 1e3:.0f} ms CPU for the handshakes and "
+                    f"connection_inits ({floor_cpu / args.clients * 1e3:.2f} ms per client, "
+                    f"{floor_cpu / api_cpu:.0%} of the storm's)"
+                )
             for line in server_warnings(server)[:5]:
                 print(f"  server: {line}")
         if phases:
