@@ -4,18 +4,28 @@ newest of each workspace. On PostgreSQL and SQLite, with the seeded runs of 2026
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
 
+from app.main import create_app
+from base.db.engine import build_engine, build_sessionmaker
 from base.models import Run, RunEvent, RunStep, WorkspaceEvent
 from base.models.runs import RunStatus
 from services.retention import Pruned, prune
+from tests.support.app_fixtures import sqlite_settings
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up, uuid_of
+from tests.support.live_server import REPO_ROOT
 from tests.support.seed import T0, add_events, add_runs, add_workspace_events
 from tests.support.waiting import eventually
 
@@ -151,3 +161,39 @@ async def test_the_api_process_prunes_by_itself_in_the_embedded_default(
             select(func.count()).select_from(RunEvent).where(RunEvent.type == "STEP_PROGRESS")
         )
     assert left == 3  # the running run's
+
+
+async def test_an_operator_prunes_from_the_command_line(tmp_path: Path, blob_root: Path) -> None:
+    """`python -m app prune` on the embedded default's SQLite file: one pass, what it deleted."""
+    settings = await asyncio.to_thread(sqlite_settings, tmp_path, blob_root)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            seeded = await seed(GraphQLClient(http), app.state.deps.db)
+    env = {
+        "DATABASE_URL": settings.database_url,
+        "APP_ENV": "test",
+        "JWT_SECRET": settings.jwt_secret,
+        **{name.upper(): str(value) for name, value in RETENTION.items()},
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app", "prune"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # 2 runs (and their 4 workspace events); 3 progress events; of the 156 workspace events
+    # left, all but the newest 100.
+    assert (done.returncode, done.stdout) == (
+        0,
+        "deleted 2 runs, 3 progress events, 56 workspace events\n",
+    ), done.stderr
+    engine = build_engine(settings)
+    try:
+        assert seeded["checks"][0] not in await rows(build_sessionmaker(engine), Run.id)
+    finally:
+        await engine.dispose()
