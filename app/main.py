@@ -22,7 +22,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.downloads import mount_downloads
 from app.http import CORS, BodySizeLimit, WebSocketMessageLimit, http_error, unexpected_error
-from app.maintenance import keep_sqlite_statistics, prune_forever, sweep_blobs_at_start
+from app.maintenance import (
+    keep_embeddings_current,
+    keep_sqlite_statistics,
+    prune_forever,
+    sweep_blobs_at_start,
+)
 from base.db.engine import build_engine, build_read_sessionmaker, build_sessionmaker
 from base.events.bus import build_bus
 from base.settings import Settings, SettingsError, get_settings
@@ -98,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             upkeep.append(asyncio.create_task(keep_sqlite_statistics(engine)))
         if settings.runs_inline:  # otherwise the workers prune
             upkeep.append(asyncio.create_task(prune_forever(deps)))
+        upkeep.append(asyncio.create_task(keep_embeddings_current(app.state.deps)))
         freeze_start_up_objects()
         try:
             yield

@@ -15,6 +15,7 @@ from base.settings import Settings
 from services.deps import ServiceDeps
 from services.originals import BlobSweep, sweep_blobs
 from services.ratelimit import AttemptLimiter
+from services.reembedding import queue_reembedding
 from services.retention import Pruned, prune
 
 log = logging.getLogger("knowledge_desk.maintenance")
@@ -70,6 +71,21 @@ async def prune_forever(deps: ServiceDeps) -> None:
                 pruned.progress_events,
                 pruned.workspace_events,
             )
+
+
+async def keep_embeddings_current(deps: ServiceDeps) -> None:
+    """Every REEMBED_CHECK_SECONDS, queue a re-embedding run for each workspace with documents
+    that have no vectors of EMBED_MODEL (`services.reembedding`); the first time one interval
+    after the start. `deps` must have the process's run launcher."""
+    while True:
+        await asyncio.sleep(deps.settings.reembed_check_seconds)
+        try:
+            queued = await queue_reembedding(deps)
+        except Exception:
+            log.warning("the check for documents to re-embed failed", exc_info=True)
+            continue
+        if queued:
+            log.info("queued %d re-embedding run(s) for %s", len(queued), deps.settings.embed_model)
 
 
 async def sweep_blobs_at_start(deps: ServiceDeps) -> None:

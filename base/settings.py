@@ -161,6 +161,18 @@ class Settings(BaseSettings):
         description="How often workers (or the API process in the embedded default) delete "
         "what is past its retention.",
     )
+    reembed_check_seconds: float = Field(
+        default=300,
+        ge=1,
+        description="How often each API process looks for READY documents without vectors of "
+        "EMBED_MODEL (after a change of model) and queues a re-embedding run per workspace.",
+    )
+    reembed_retry_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="After a re-embedding run of a workspace failed, how long before another "
+        "is queued for it.",
+    )
     event_stream_idle_seconds: float = Field(
         default=5.0,
         ge=0.1,

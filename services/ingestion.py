@@ -22,7 +22,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -368,89 +368,120 @@ async def indexing(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[str
     return {"indexed": indexed}
 
 
-async def embedding(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[str, Any]:
-    """A vector per passage from the embedding model in the settings (ADR 0051).
+@dataclass(frozen=True)
+class Embedded:
+    passages: int
+    embedded_now: int
+    dimension: int | None
+    model_seconds: float
+
+
+async def embed_passages(
+    deps: ServiceDeps,
+    document_id: uuid.UUID,
+    model: str,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> Embedded:
+    """Give every passage of the document a vector of `model` (ADR 0051).
 
     Vectors of another model are deleted first, so a document never mixes two models; passages
     that already have a vector of this model (an attempt that failed half-way) keep it. Each
-    batch is written as it comes, so a retry continues where the failure stopped."""
-    doc_id = uuid.UUID(document_id)
-    model = deps.settings.embed_model
-    async with _stage(deps, doc_id, DocumentStage.EMBEDDING):
-        async with deps.db.begin() as session:
-            document = await _locked(session, doc_id)
-            workspace_id = document.workspace_id
+    batch is written as it comes, so a retry continues where the failure stopped. `on_batch`
+    hears (passages done, passages) before the first batch and after each."""
+    async with deps.db.begin() as session:
+        document = await _locked(session, document_id)
+        workspace_id = document.workspace_id
+        await session.execute(
+            delete(ChunkVector).where(
+                ChunkVector.document_id == document_id, ChunkVector.model != model
+            )
+        )
+        passages = (
             await session.execute(
-                delete(ChunkVector).where(
-                    ChunkVector.document_id == doc_id, ChunkVector.model != model
+                select(Chunk.id, Chunk.text)
+                .where(Chunk.document_id == document_id)
+                .order_by(Chunk.position)
+            )
+        ).all()
+        kept = (
+            await session.execute(
+                select(ChunkVector.chunk_id, ChunkVector.dimension).where(
+                    ChunkVector.document_id == document_id
                 )
             )
-            passages = (
-                await session.execute(
-                    select(Chunk.id, Chunk.text)
-                    .where(Chunk.document_id == doc_id)
-                    .order_by(Chunk.position)
+        ).all()
+    embedded = {chunk_id for chunk_id, _ in kept}
+    dimension = kept[0][1] if kept else None
+    todo = [(chunk_id, text) for chunk_id, text in passages if chunk_id not in embedded]
+    total, done = len(passages), len(passages) - len(todo)
+    if on_batch:
+        on_batch(done, total)
+    model_seconds = 0.0
+    batch_size = deps.settings.embed_batch_size
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start : start + batch_size]
+        async with _model_turn(deps):
+            began = time.perf_counter()
+            found = await llm.embed(
+                [text for _, text in batch],
+                model=model,
+                config=_config(deps),
+                batch_size=len(batch),
+            )
+            model_seconds += time.perf_counter() - began
+        dimension, packed = vectors.pack_all(found)
+        async with deps.db.begin() as session:
+            await _locked(session, document_id)
+            ids = [chunk_id for chunk_id, _ in batch]
+            present = (await session.execute(select(Chunk.id).where(Chunk.id.in_(ids)))).scalars()
+            if len(set(present)) != len(ids):  # re-chunked meanwhile by another run
+                raise Conflict(
+                    "The document's passages changed while they were being embedded.",
+                    code="DOCUMENT_CHANGED",
                 )
-            ).all()
-            kept = (
-                await session.execute(
-                    select(ChunkVector.chunk_id, ChunkVector.dimension).where(
-                        ChunkVector.document_id == doc_id
-                    )
-                )
-            ).all()
-        embedded = {chunk_id for chunk_id, _ in kept}
-        dimension = kept[0][1] if kept else None
-        todo = [(chunk_id, text) for chunk_id, text in passages if chunk_id not in embedded]
-        total, done = len(passages), len(passages) - len(todo)
-        deps.progress(done, total, f"embedding {total} passages")
-        model_seconds = 0.0
-        batch_size = deps.settings.embed_batch_size
-        for start in range(0, len(todo), batch_size):
-            batch = todo[start : start + batch_size]
-            async with _model_turn(deps):
-                began = time.perf_counter()
-                found = await llm.embed(
-                    [text for _, text in batch],
-                    model=model,
-                    config=_config(deps),
-                    batch_size=len(batch),
-                )
-                model_seconds += time.perf_counter() - began
-            dimension, packed = vectors.pack_all(found)
-            async with deps.db.begin() as session:
-                await _locked(session, doc_id)
-                ids = [chunk_id for chunk_id, _ in batch]
-                present = (
-                    await session.execute(select(Chunk.id).where(Chunk.id.in_(ids)))
-                ).scalars()
-                if len(set(present)) != len(ids):  # re-chunked meanwhile by another run
-                    raise Conflict(
-                        "The document's passages changed while they were being embedded.",
-                        code="DOCUMENT_CHANGED",
-                    )
-                await session.execute(
-                    insert(ChunkVector),
-                    [
-                        {
-                            "chunk_id": chunk_id,
-                            "document_id": doc_id,
-                            "workspace_id": workspace_id,
-                            "model": model,
-                            "dimension": dimension,
-                            "vector": data,
-                        }
-                        for chunk_id, data in zip(ids, packed, strict=True)
-                    ],
-                )
-            done += len(batch)
-            deps.progress(done, total, f"embedded {done} of {total} passages")
+            await session.execute(
+                insert(ChunkVector),
+                [
+                    {
+                        "chunk_id": chunk_id,
+                        "document_id": document_id,
+                        "workspace_id": workspace_id,
+                        "model": model,
+                        "dimension": dimension,
+                        "vector": data,
+                    }
+                    for chunk_id, data in zip(ids, packed, strict=True)
+                ],
+            )
+        done += len(batch)
+        if on_batch:
+            on_batch(done, total)
+    return Embedded(total, len(todo), dimension, model_seconds)
+
+
+async def embedding(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[str, Any]:
+    """A vector per passage from the embedding model in the settings (`embed_passages`)."""
+    doc_id = uuid.UUID(document_id)
+    model = deps.settings.embed_model
+
+    started = False
+
+    def progress(done: int, total: int) -> None:
+        nonlocal started
+        message = (
+            f"embedded {done} of {total} passages" if started else f"embedding {total} passages"
+        )
+        started = True
+        deps.progress(done, total, message)
+
+    async with _stage(deps, doc_id, DocumentStage.EMBEDDING):
+        embedded = await embed_passages(deps, doc_id, model, progress)
     return {
-        "vectors": total,
+        "vectors": embedded.passages,
         "model": model,
-        "dimension": dimension,
-        "embedded_now": len(todo),
-        "model_seconds": round(model_seconds, 3),
+        "dimension": embedded.dimension,
+        "embedded_now": embedded.embedded_now,
+        "model_seconds": round(embedded.model_seconds, 3),
     }
 
 

@@ -11,7 +11,7 @@ from workflows import API_WORKFLOWS, RUN_WORKFLOWS
 from workflows.accounts import SIGN_UP
 from workflows.chat import ANSWER_QUESTION
 from workflows.check_models import CHECK_MODELS
-from workflows.ingestion import INGEST_DOCUMENT
+from workflows.ingestion import INGEST_DOCUMENT, REEMBED_WORKSPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLERS = ("resolvers", "app", "runtime")
@@ -46,7 +46,7 @@ def _names_imported_by_callers() -> set[str]:
 
 def test_every_declaration_is_registered_once_and_built():
     constants = _declared_constants()
-    assert len(constants) == len(API_WORKFLOWS) + len(RUN_WORKFLOWS) == 67
+    assert len(constants) == len(API_WORKFLOWS) + len(RUN_WORKFLOWS) == 68
     for spec in API_WORKFLOWS:
         assert isinstance(spec.workflow, Workflow)
         assert list(spec.workflow.graph.nodes) == ["call"]
@@ -58,7 +58,7 @@ def test_every_api_workflow_is_used_by_a_caller():
     imported = _names_imported_by_callers()
     unused = {name for name, module in _declared_constants().items() if name not in imported}
     # Run workflows are reached by the name stored on each run (RUN_WORKFLOWS), not imported.
-    assert unused == {"ANSWER_QUESTION", "CHECK_MODELS", "INGEST_DOCUMENT"}
+    assert unused == {"ANSWER_QUESTION", "CHECK_MODELS", "INGEST_DOCUMENT", "REEMBED_WORKSPACE"}
     assert "RUN_WORKFLOWS" in imported
 
 
@@ -92,7 +92,9 @@ def test_run_workflow_chains_its_steps_in_order():
         "check_models": CHECK_MODELS,
         "ingest_document": INGEST_DOCUMENT,
         "answer_question": ANSWER_QUESTION,
+        "reembed_workspace": REEMBED_WORKSPACE,
     }
+    assert REEMBED_WORKSPACE.kind.steps == ("EMBEDDING",)
     assert CHECK_MODELS.kind.steps == ("CONNECT", "LIST_MODELS", "CHAT", "EMBED")
     graph = CHECK_MODELS.workflow.graph
     assert list(graph.nodes) == list(CHECK_MODELS.kind.steps)
