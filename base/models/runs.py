@@ -136,7 +136,11 @@ class WorkspaceEvent(Base):
     """The workspace's activity log (dashboard feed, toasts); `id` is the cursor."""
 
     __tablename__ = "workspace_events"
-    __table_args__ = (Index("ix_workspace_events_workspace_id", "workspace_id", "id"),)
+    __table_args__ = (
+        Index("ix_workspace_events_workspace_id", "workspace_id", "id"),
+        # A user's finished runs after a position per workspace (myRunEvents, ADR 0086).
+        Index("ix_workspace_events_actor", "actor_id", "type", "workspace_id", "id"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
