@@ -4,7 +4,7 @@ and SQLite (events in memory).
 
 Two people: Olivia owns workspace A, Sam owns workspace B, and each is an EDITOR in the other's.
 Events are written by the real writers (`append_workspace_event`, then `Outbox.publish`), or as
-rows only where a test replays them.
+rows only where a test replays them. The last test runs real model checks, on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -24,11 +24,14 @@ from sqlalchemy import delete
 from base.auth.principal import Principal
 from base.models.accounts import Membership, Role
 from base.models.runs import Run, RunStatus
+from base.settings import Settings
 from resolvers.core.context import Context
 from services.run_log import Outbox, append_workspace_event
-from tests.support.app_fixtures import until_listening
+from tests.integration.runs.conftest import check_models
+from tests.support.app_fixtures import Subscribe, other_api, until_listening
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 from tests.support.seed import add_runs, global_id, uuid_of
+from tests.support.team import set_up_team
 
 QUERY = """
 subscription($after: String) {
@@ -263,3 +266,46 @@ async def test_a_cursor_that_is_not_a_position_per_workspace_is_invalid(
     assert [(e.message, e.extensions["code"], e.extensions["field"]) for e in result.errors] == [
         ("This cursor is not valid here.", "INVALID_CURSOR", "after")
     ]
+
+
+async def test_an_admin_retrying_my_failed_run_toasts_the_admin_not_me(
+    client: GraphQLClient, app: FastAPI, settings: Settings, subscribe: Subscribe
+) -> None:
+    """PostgreSQL, real runs: a retry is the run of whoever retried it (ADR 0086)."""
+    team = await set_up_team(client, settings, "admin", "editor")
+    adam, erin = team.admin, team.editor
+    async with other_api(settings, chat_model="missing:latest") as (broken, broken_client):
+        failed = await check_models(broken_client, erin.token, team.workspace_id)
+        await broken.state.runs.launcher.wait_idle()
+    retried = await client.op(
+        "RetryRun", {"input": {"runId": failed["run"]["id"]}}, token=adam.token
+    )
+    assert retried["retryRun"]["errors"] == []
+    retry = retried["retryRun"]["run"]["id"]
+    await app.state.runs.launcher.wait_idle()
+
+    from_the_start = positions(**{str(uuid_of(team.workspace_id)): 0})
+    query = "subscription($a: String) { myRunEvents(after: $a) { runId runStatus actor { name } } }"
+    adams = await subscribe(query, {"a": from_the_start}, adam.user_id)
+    erins = await subscribe(query, {"a": from_the_start}, erin.user_id)
+    try:
+        assert (await asyncio.wait_for(adams.__anext__(), 10)).data["myRunEvents"] == {
+            "runId": retry,
+            "runStatus": "SUCCEEDED",
+            "actor": {"name": "Adam Admin"},
+        }
+        # Erin: her run's failure, then her next run; the retry's end is not hers.
+        assert (await asyncio.wait_for(erins.__anext__(), 10)).data["myRunEvents"] == {
+            "runId": failed["run"]["id"],
+            "runStatus": "FAILED",
+            "actor": {"name": "Erin Editor"},
+        }
+        again = await check_models(client, erin.token, team.workspace_id)
+        assert (await asyncio.wait_for(erins.__anext__(), 300)).data["myRunEvents"] == {
+            "runId": again["run"]["id"],
+            "runStatus": "SUCCEEDED",
+            "actor": {"name": "Erin Editor"},
+        }
+    finally:
+        await adams.aclose()
+        await erins.aclose()
