@@ -10,8 +10,11 @@ per interval; see `_checks`.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import dataclasses
+import json
 import time
 import uuid
 from collections import OrderedDict
@@ -22,7 +25,14 @@ from typing import Any
 from sqlalchemy import select
 
 from base.errors import DomainError, Invalid
-from base.events.bus import RESYNC, answer_text_key, answer_topic, run_topic, workspace_topic
+from base.events.bus import (
+    RESYNC,
+    answer_text_key,
+    answer_topic,
+    run_topic,
+    user_topic,
+    workspace_topic,
+)
 from base.events.stream import replay_then_tail
 from base.models.chat import AnswerState, Message
 from base.models.documents import DocumentStage, DocumentStatus
@@ -30,9 +40,12 @@ from base.models.runs import Run, RunStatus
 from services import chat, runs, uploads
 from services.deps import ServiceDeps
 from services.run_log import (
+    MY_RUN_EVENTS_BATCH,
     RUN_EVENTS_BATCH,
     TERMINAL_EVENT_TYPES,
     last_workspace_event_id,
+    my_run_events_after,
+    my_workspaces,
     run_events_after,
     workspace_events_after,
 )
@@ -258,6 +271,104 @@ async def workspace_events(
         ),
     ):
         yield event
+
+
+MAX_POSITIONS_CURSOR = 65_536  # characters: about 900 workspaces
+
+
+def encode_positions(positions: dict[uuid.UUID, int]) -> str:
+    """myRunEvents' cursor: base64url (unpadded) of JSON {workspace uuid: last id}."""
+    body = json.dumps({str(w): i for w, i in sorted(positions.items())}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+
+
+def decode_positions(after: str | None) -> dict[uuid.UUID, int] | None:
+    """The positions in a myRunEvents cursor; INVALID_CURSOR for anything else."""
+    if after is None:
+        return None
+    invalid = Invalid("This cursor is not valid here.", code="INVALID_CURSOR", field="after")
+    if len(after) > MAX_POSITIONS_CURSOR:
+        raise invalid
+    try:
+        raw = base64.b64decode(after + "=" * (-len(after) % 4), altchars=b"-_", validate=True)
+        decoded = json.loads(raw)
+        if not isinstance(decoded, dict):
+            raise invalid
+        positions = {uuid.UUID(w): i for w, i in decoded.items()}
+    except (binascii.Error, ValueError, TypeError, RecursionError) as error:  # JSON, UUID too
+        raise invalid from error
+    for position in positions.values():
+        if type(position) is not int or not 0 <= position < 2**63:
+            raise invalid
+    return positions
+
+
+async def authorize_my_run_events(deps: ServiceDeps) -> None:
+    """Before the caller's toast stream opens: a signed-in user (the stream only ever reads the
+    caller's own runs, in the caller's workspaces)."""
+    deps.principal.require_user()
+
+
+async def my_run_events(deps: ServiceDeps, *, after: str | None) -> AsyncIterator[dict[str, Any]]:
+    """The RUN_FINISHED events of the runs the caller started, in every workspace the caller
+    belongs to: after `after` (a position per workspace), then live ones (ADR 0086).
+
+    Each event's `cursor` is the whole position after it. A workspace missing from `after` (or
+    every workspace, without `after`) starts at its newest event; one the caller joins while the
+    stream runs starts at the newest id of all read at the check before (any run the caller
+    starts there ends with a higher id); one the caller left is no longer read, neither from
+    the cursor nor after the next membership check (every ACCESS_RECHECK_SECONDS, before live
+    deliveries): each read also requires the membership.
+
+    Built on `replay_then_tail` over the caller's topic (`user_topic`, which only the ends of
+    the caller's runs are published to), with the stream's own count of events as its cursor:
+    the read itself moves the positions, so it never returns an event twice."""
+    user_id = deps.principal.require_user()
+    given = decode_positions(after)
+    async with deps.db() as session:
+        mine = await my_workspaces(session, user_id)
+    positions = {
+        workspace_id: newest if given is None else given.get(workspace_id, newest)
+        for workspace_id, newest in mine.latest.items()
+    }
+    horizon, checked = mine.horizon, time.monotonic()
+    sent = 0
+
+    async def fetch(_sent: int) -> list[dict[str, Any]]:
+        nonlocal sent
+        async with deps.db() as session:
+            events = await my_run_events_after(session, user_id, positions)
+        numbered = []
+        for event in events:
+            positions[uuid.UUID(event["workspace_id"])] = event["cursor"]
+            sent += 1
+            numbered.append({**event, "cursor": sent, "position": encode_positions(positions)})
+        return numbered
+
+    async def recheck_memberships() -> None:
+        nonlocal horizon, checked
+        if time.monotonic() - checked < deps.settings.access_recheck_seconds:
+            return
+        async with deps.db() as session:
+            now = await my_workspaces(session, user_id)
+        for gone in positions.keys() - now.latest.keys():
+            del positions[gone]
+        for joined in now.latest.keys() - positions.keys():
+            positions[joined] = horizon
+        horizon, checked = now.horizon, time.monotonic()
+
+    async for event in replay_then_tail(
+        deps.bus,
+        user_topic(user_id),
+        0,
+        fetch,
+        contiguous=False,
+        check_access=recheck_memberships,
+        batch_size=MY_RUN_EVENTS_BATCH,
+        idle_seconds=deps.settings.event_stream_idle_seconds,
+    ):
+        position = event.pop("position")
+        yield {**event, "cursor": position}
 
 
 async def upload_progress(

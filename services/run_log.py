@@ -9,13 +9,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.db.types import utcnow
-from base.events.bus import EventBus, run_topic, workspace_topic
-from base.models.accounts import User
+from base.events.bus import EventBus, run_topic, user_topic, workspace_topic
+from base.models.accounts import Membership, User
 from base.models.runs import Run, RunEvent, SubjectType, WorkspaceEvent
+from services.access import member_workspace_ids
 
 if TYPE_CHECKING:
     from services.deps import ServiceDeps
@@ -24,6 +25,10 @@ log = logging.getLogger("knowledge_desk.runs")
 
 TERMINAL_EVENT_TYPES = {"RUN_SUCCEEDED", "RUN_FAILED", "RUN_CANCELLED"}
 RUN_EVENTS_BATCH = 500  # events per read of a run's log
+# The workspace events that also go to their actor's topic (`user_topic`): the end of a run the
+# user started, for the shell's toast in whichever workspace the user looks at.
+MY_RUN_EVENT_TYPE = "RUN_FINISHED"
+MY_RUN_EVENTS_BATCH = 500  # events per read of a user's finished runs
 
 
 def run_event_dict(event: RunEvent) -> dict[str, Any]:
@@ -98,10 +103,13 @@ class Outbox:
         The rows have committed, so they are the truth whatever happens here: a subscriber that
         misses a publish (the bus is down, or this task is cancelled or killed before it is done)
         reads the rows after a gap, a RESYNC or its idle interval."""
-        messages = [(run_topic(e.run_id), run_event_dict(e)) for e in self.run_events] + [
-            (workspace_topic(e.workspace_id), workspace_event_dict(e))
-            for e in self.workspace_events
-        ]
+        messages = [(run_topic(e.run_id), run_event_dict(e)) for e in self.run_events]
+        for e in self.workspace_events:
+            messages.append((workspace_topic(e.workspace_id), workspace_event_dict(e)))
+            if e.type == MY_RUN_EVENT_TYPE and e.actor_id is not None:
+                # One more message per finished run, so that only its starter's toast stream
+                # wakes (ADR 0086), not every member's in every workspace.
+                messages.append((user_topic(e.actor_id), workspace_event_dict(e)))
         self.run_events.clear()
         self.workspace_events.clear()
         for sent, (topic, message) in enumerate(messages):
@@ -242,3 +250,67 @@ async def last_workspace_event_id(session: AsyncSession, workspace_id: uuid.UUID
             )
         )
     ).scalar_one()
+
+
+@dataclass(frozen=True)
+class MyWorkspaces:
+    """The workspaces a user belongs to now, each with its newest event id, and the newest
+    workspace event id of all (what any event written after this read will exceed)."""
+
+    latest: dict[uuid.UUID, int]
+    horizon: int
+
+
+async def my_workspaces(session: AsyncSession, user_id: uuid.UUID) -> MyWorkspaces:
+    """Two statements: the memberships with each workspace's newest event id (one backward
+    probe of ix_workspace_events_workspace_id each), and the newest id of all (the primary key)."""
+    newest_of_workspace = (
+        select(func.coalesce(func.max(WorkspaceEvent.id), 0))
+        .where(WorkspaceEvent.workspace_id == Membership.workspace_id)
+        .correlate(Membership)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(Membership.workspace_id, newest_of_workspace).where(Membership.user_id == user_id)
+    )
+    latest: dict[uuid.UUID, int] = {row[0]: row[1] for row in rows}
+    horizon = (
+        await session.execute(select(func.coalesce(func.max(WorkspaceEvent.id), 0)))
+    ).scalar_one()
+    return MyWorkspaces(latest, horizon)
+
+
+async def my_run_events_after(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    positions: dict[uuid.UUID, int],
+    limit: int = MY_RUN_EVENTS_BATCH,
+) -> list[dict[str, Any]]:
+    """The RUN_FINISHED events of the runs `user_id` started, after each workspace's position,
+    in the workspaces among `positions` the user still belongs to; in id order, at most `limit`.
+
+    Ids only rise within one workspace in commit order (`append_workspace_event`), so each
+    workspace has its own position; in id order the result is a prefix of each workspace's
+    events, so moving each workspace's position to the last of its events read leaves no gap.
+    One statement, read through ix_workspace_events_actor (actor, type, workspace, id)."""
+    if not positions:
+        return []
+    rows = (
+        await session.execute(
+            select(WorkspaceEvent)
+            .where(
+                WorkspaceEvent.actor_id == user_id,
+                WorkspaceEvent.type == MY_RUN_EVENT_TYPE,
+                or_(
+                    *(
+                        and_(WorkspaceEvent.workspace_id == workspace_id, WorkspaceEvent.id > after)
+                        for workspace_id, after in sorted(positions.items())
+                    )
+                ),
+                WorkspaceEvent.workspace_id.in_(member_workspace_ids(user_id)),
+            )
+            .order_by(WorkspaceEvent.id)
+            .limit(limit)
+        )
+    ).scalars()
+    return [workspace_event_dict(r) for r in rows]

@@ -231,6 +231,11 @@ def workspace_topic(workspace_id: object) -> str:
     return f"workspace:{workspace_id}"
 
 
+def user_topic(user_id: object) -> str:
+    """The finished runs a user started, in any workspace (the shell's toast)."""
+    return f"user:{user_id}"
+
+
 def answer_topic(message_id: object) -> str:
     return f"answer:{message_id}"
 

@@ -144,6 +144,8 @@ class WorkspaceEvent(Base):
     __table_args__ = (
         Index("ix_workspace_events_workspace_id", "workspace_id", "id"),
         Index("ix_workspace_events_run_id", "run_id"),
+        # A user's finished runs after a position per workspace (myRunEvents, ADR 0086).
+        Index("ix_workspace_events_actor", "actor_id", "type", "workspace_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(

@@ -10,7 +10,11 @@ from resolvers.core.relay import decode_id
 from resolvers.runs.fanout import shared_run_event
 from resolvers.runs.types import RunEvent, WorkspaceEvent
 from services import live
-from workflows.runs import AUTHORIZE_RUN_PROGRESS, AUTHORIZE_WORKSPACE_EVENTS
+from workflows.runs import (
+    AUTHORIZE_MY_RUN_EVENTS,
+    AUTHORIZE_RUN_PROGRESS,
+    AUTHORIZE_WORKSPACE_EVENTS,
+)
 
 AFTER = strawberry.argument(
     description="The last cursor you saw; events after it are sent first, then live ones."
@@ -51,4 +55,22 @@ class RunSubscriptions:
         async for event in live.workspace_events(
             info.context.deps, workspace_id=workspace, after=after
         ):
+            yield WorkspaceEvent.of(event)
+
+    @strawberry.subscription(
+        description="The shell's toast: the RUN_FINISHED events of the runs you started, in "
+        "every workspace you belong to (see `workspaceId`): events after `after`, then live "
+        "ones (only live ones when `after` is omitted). Never ends. A run is yours when you "
+        "started it: a retry is started by whoever retried it, so an admin's retry of your "
+        "failed run toasts the admin, not you. A workspace you leave stops at once; one you "
+        "join is followed from then on. The cursor holds a position per workspace (a "
+        "workspaceEvents cursor does not fit); anything else is INVALID_CURSOR."
+    )
+    async def my_run_events(
+        self,
+        info: Info,
+        after: Annotated[str | None, AFTER] = None,
+    ) -> AsyncGenerator[WorkspaceEvent, None]:
+        await info.context.run(AUTHORIZE_MY_RUN_EVENTS)
+        async for event in live.my_run_events(info.context.deps, after=after):
             yield WorkspaceEvent.of(event)

@@ -316,8 +316,15 @@ class WorkspaceEventType(enum.Enum):
     description="An entry of the workspace's activity: who did what to which object, when."
 )
 class WorkspaceEvent:
-    cursor: str = strawberry.field(description="Pass as `after` to workspaceEvents.")
+    cursor: str = strawberry.field(
+        description="Pass as `after` to the subscription that sent it: workspaceEvents (a "
+        "position in the workspace, as in Workspace.activity) or myRunEvents (a position in "
+        "each of your workspaces)."
+    )
     type: WorkspaceEventType = strawberry.field(description="What happened.")
+    workspace_id: strawberry.ID = strawberry.field(
+        description="The workspace it happened in (for a toast from myRunEvents: which one)."
+    )
     message: str = strawberry.field(description="For people.")
     at: datetime = strawberry.field(description="When (UTC).")
     run_status: RunStatus | None = strawberry.field(description="For run events: its status then.")
@@ -370,6 +377,9 @@ class WorkspaceEvent:
         return cls(
             cursor=str(event["cursor"]),
             type=WorkspaceEventType[event["type"]],
+            workspace_id=strawberry.ID(
+                str(to_global_id("Workspace", uuid.UUID(event["workspace_id"])))
+            ),
             message=event["message"],
             at=datetime.fromisoformat(event["at"]),
             run_status=RunStatus[event["run_status"]] if event["run_status"] else None,

@@ -10,6 +10,7 @@ digest of every row of users, workspaces, memberships, invites and refresh token
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -884,6 +885,38 @@ async def test_every_operation_document_executes_against_the_live_server(
         progress = [t["percent"] for t in toasts if t["type"] == "RUN_PROGRESS"]
         assert progress and progress == sorted(progress)
         assert toasts[-1]["run"]["status"] == "SUCCEEDED"
+        # The shell's toast over all the user's workspaces, replayed from a position of 0 in
+        # this one (base64url JSON {workspace uuid: last id}): the run's end, once.
+        from_the_start = base64.urlsafe_b64encode(
+            json.dumps({str(uuid_of(workspace["id"])): 0}).encode()
+        ).decode()
+        await activity.send(
+            json.dumps(
+                {
+                    "id": "mine",
+                    "type": "subscribe",
+                    "payload": {
+                        "query": operation("MyRunEvents"),
+                        "operationName": "MyRunEvents",
+                        "variables": {"after": from_the_start},
+                    },
+                }
+            )
+        )
+        [mine] = await next_messages(activity, 1)
+        assert mine["id"] == "mine" and "errors" not in mine["payload"], mine
+        toast = mine["payload"]["data"]["myRunEvents"]
+        assert (toast["type"], toast["runStatus"], toast["runId"], toast["workspaceId"]) == (
+            "RUN_FINISHED",
+            "SUCCEEDED",
+            run_id,
+            workspace["id"],
+        )
+        assert toast["message"] == toasts[-1]["message"]
+        # Its cursor: the position after it, this workspace at the event's id.
+        position = base64.urlsafe_b64decode(toast["cursor"] + "=" * (-len(toast["cursor"]) % 4))
+        assert json.loads(position) == {str(uuid_of(workspace["id"])): int(toasts[-1]["cursor"])}
+        executed.add("MyRunEvents")
     monitor = await op(
         "RunsMonitor", {"workspaceId": workspace["id"], "status": ["SUCCEEDED"]}, token=token
     )
