@@ -28,12 +28,16 @@ from app.maintenance import (
     prune_forever,
     sweep_blobs_at_start,
 )
+from app.metrics import mount_metrics
 from base.db.engine import build_engine, build_read_sessionmaker, build_sessionmaker
 from base.events.bus import build_bus
+from base.metrics import ProcessGauges, RunQueueProbe
 from base.settings import Settings, SettingsError, get_settings
+from resolvers.core.measure import named_operations
 from resolvers.router import KnowledgeDeskRouter
 from resolvers.schema import build_schema
 from runtime.process import start_api_runs
+from runtime.queue import GROUP, QUEUE
 from runtime.runner import WorkflowRunner, build_runtime
 from services.deps import ServiceDeps
 from services.llm import aclose_clients
@@ -98,6 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.runner = runner
         app.state.runs = runs
         app.state.deps = dataclasses.replace(deps, launcher=runs.launcher)
+        app.state.metrics_gauges = ProcessGauges(
+            bus=bus,
+            engine=engine,
+            queue=RunQueueProbe(settings.redis_url, QUEUE, GROUP) if settings.redis_url else None,
+        )
         upkeep = [asyncio.create_task(sweep_blobs_at_start(deps))]
         if settings.is_sqlite:
             upkeep.append(asyncio.create_task(keep_sqlite_statistics(engine)))
@@ -110,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for task in upkeep:
                 task.cancel()
+            await app.state.metrics_gauges.aclose()
             await runs.close()
             await runner.close()
             await aclose_clients()  # the LLM clients the runs shared (services/llm.py)
@@ -132,11 +142,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, unexpected_error)
     app.state.schema = build_schema(settings)
     app.include_router(
-        KnowledgeDeskRouter(app.state.schema, graphiql_html=_graphiql(app), settings=settings),
+        KnowledgeDeskRouter(
+            app.state.schema,
+            graphiql_html=_graphiql(app),
+            settings=settings,
+            operation_names=named_operations(ROOT / "graphql" / "operations"),
+        ),
         prefix="/graphql",
     )
 
     mount_downloads(app)
+    if settings.serves_metrics:
+        mount_metrics(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:

@@ -13,17 +13,21 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 import uuid
+from wsgiref.simple_server import WSGIServer
 
+from prometheus_client import start_http_server
 from taskiq.receiver import Receiver
 from taskiq_redis import RedisStreamBroker
 
 from app.maintenance import prune_forever
 from base.db.engine import build_engine, build_sessionmaker
 from base.events.bus import build_bus
+from base.metrics import ProcessGauges, RunQueueProbe, worker_registry
 from base.settings import Settings
 from runtime.process import build_executor
-from runtime.queue import TASK_NAME, build_broker, declare_group, kicker
+from runtime.queue import GROUP, QUEUE, TASK_NAME, build_broker, declare_group, kicker
 from runtime.runner import build_runtime
 from services.deps import ServiceDeps
 from services.llm import aclose_clients
@@ -55,6 +59,10 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         attempts=AttemptLimiter.build(settings),
         bus=bus,
     )
+    gauges = ProcessGauges(
+        bus=bus, engine=engine, queue=RunQueueProbe(settings.redis_url, QUEUE, GROUP)
+    )
+    metrics_server = _serve_metrics(settings, gauges, loop)
     executor = build_executor(deps, runtime, RUN_WORKFLOWS, "worker")
     broker = build_broker(settings)
     executor.handoff = kicker(broker)
@@ -79,12 +87,38 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     interrupted = await executor.interrupt_all()  # released: another worker resumes them
     await _stop_receiving(listening)
     await executor.close()
+    if metrics_server is not None:
+        server, thread = metrics_server
+        server.shutdown()
+        thread.join(timeout=5)
+    await gauges.aclose()
     await broker.shutdown()
     await runtime.cleanup()
     await aclose_clients()  # the LLM clients the runs shared (services/llm.py)
     await bus.close()
     await engine.dispose()
     log.info("worker stopped; released %d run(s)", len(interrupted))
+
+
+def _serve_metrics(
+    settings: Settings, gauges: ProcessGauges, loop: asyncio.AbstractEventLoop
+) -> tuple[WSGIServer, threading.Thread] | None:
+    """prometheus_client's HTTP server on WORKER_METRICS_PORT, in a thread of its own; it has
+    no token check, so it binds WORKER_METRICS_HOST (loopback by default). Start-up fails if
+    the port is taken."""
+    if settings.worker_metrics_port is None:
+        return None
+    served = start_http_server(
+        settings.worker_metrics_port,
+        addr=settings.worker_metrics_host,
+        registry=worker_registry(gauges, loop),
+    )
+    log.info(
+        "worker metrics on http://%s:%d/metrics",
+        settings.worker_metrics_host,
+        settings.worker_metrics_port,
+    )
+    return served
 
 
 async def _receive(broker: RedisStreamBroker, settings: Settings, finish: asyncio.Event) -> None:

@@ -362,6 +362,31 @@ class Settings(BaseSettings):
         "stream, before a live event (0: before every one).",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    # Metrics (ADR 0087)
+    metrics_enabled: bool | None = Field(
+        default=None,
+        description="Serve GET /metrics (Prometheus text) on the API; defaults to on outside "
+        "production. In production it needs METRICS_TOKEN.",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        min_length=16,
+        repr=False,
+        description="When set, GET /metrics requires `Authorization: Bearer <token>`.",
+    )
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65_535,
+        description="A worker serves its metrics over HTTP on this port; unset: no metrics "
+        "server. It has no token check: keep it on an internal address.",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1",
+        min_length=1,
+        description="Address the worker's metrics server binds (0.0.0.0 only on an internal "
+        "network).",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -413,6 +438,15 @@ class Settings(BaseSettings):
     def _check_origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(_origin(item) for item in value)
 
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _check_metrics_token(cls, value: object) -> object:
+        if value == "":
+            return None
+        if isinstance(value, str) and (value != value.strip() or any(c.isspace() for c in value)):
+            raise ValueError("METRICS_TOKEN must not contain spaces")
+        return value
+
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
@@ -430,6 +464,11 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"JWT_SECRET is the development default while APP_ENV={self.app_env}; "
                 "set a random secret of at least 32 characters"
+            )
+        if self.app_env == "production" and self.metrics_enabled and not self.metrics_token:
+            raise ValueError(
+                "METRICS_ENABLED=true with APP_ENV=production needs METRICS_TOKEN (at least 16 "
+                "characters): GET /metrics is on the API's public port"
             )
         if self.run_execution == "queue" and not self.redis_url:
             raise ValueError("RUN_EXECUTION=queue needs REDIS_URL (the queue lives in Redis)")
@@ -462,6 +501,12 @@ class Settings(BaseSettings):
         if self.run_stale_queued_seconds is not None:
             return self.run_stale_queued_seconds
         return max(30.0, 4 * self.run_lease_seconds)
+
+    @property
+    def serves_metrics(self) -> bool:
+        if self.metrics_enabled is None:
+            return self.app_env != "production"
+        return self.metrics_enabled
 
     @property
     def should_mask_errors(self) -> bool:

@@ -15,6 +15,7 @@ Strawberry's router does the GraphQL work; this subclass owns what the transport
 from __future__ import annotations
 
 import json
+import time
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, cast
@@ -43,8 +44,10 @@ from base.auth.principal import Principal
 from base.auth.tokens import bearer_token, decode_access_token
 from base.db.engine import RequestReads
 from base.errors import Unauthenticated
+from base.metrics import record_graphql_request
 from base.settings import Settings
 from resolvers.core.context import Context
+from resolvers.core.measure import RequestMeasure, measuring
 from resolvers.core.multipart import UploadRefused, UploadRequestAdapter, close_uploads
 from resolvers.core.transport import (
     APPLICATION_JSON,
@@ -194,7 +197,13 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
     # File uploads (the GraphQL multipart request spec) read within the upload limits.
     request_adapter_class = UploadRequestAdapter
 
-    def __init__(self, schema: Any, graphiql_html: str | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        schema: Any,
+        graphiql_html: str | None,
+        settings: Settings,
+        operation_names: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__(
             schema,
             context_getter=context_getter,
@@ -211,6 +220,9 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
             multipart_uploads_enabled=True,
         )
         self._graphiql_html = graphiql_html or ""
+        # Requests are measured only in a process that serves its metrics (ADR 0087).
+        self._measured = settings.serves_metrics
+        self._operation_names = operation_names
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(self._graphiql_html)
@@ -236,8 +248,12 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
             return await super().run(request, context=context, root_value=root_value)
         media_type = response_media_type(request.headers.get("accept"))
         token = _response_media_type.set(media_type)
+        measure = RequestMeasure() if self._measured else None
+        measure_token = measuring.set(measure)
+        started = time.perf_counter()
         try:
-            self._check_preflighted(request)
+            if self._check_preflighted(request):
+                measure = None  # the GraphiQL page is no GraphQL request
             return await super().run(request, context=context, root_value=root_value)
         except HTTPException as error:
             if isinstance(error, (TransportError, UploadRefused)):
@@ -246,6 +262,8 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
                 code = "OPERATION_NOT_FOUND"
             else:
                 code = "BAD_REQUEST"
+            if measure is not None:
+                measure.outcome = code
             return transport_error_response(
                 error.status_code,
                 error.reason,
@@ -253,21 +271,33 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
                 getattr(context, "request_id", None),
                 media_type,
             )
+        except Exception:
+            if measure is not None:
+                measure.outcome = "INTERNAL"  # answered 500 by the app's last-resort handler
+            raise
         finally:
+            measuring.reset(measure_token)
             _response_media_type.reset(token)
             await close_uploads()
             if isinstance(context, Context) and context.deps.reads is not None:
                 await context.deps.reads.close()
+            if measure is not None:
+                record_graphql_request(
+                    measure.operation(self._operation_names),
+                    measure.outcome,
+                    time.perf_counter() - started,
+                )
 
-    def _check_preflighted(self, request: Request) -> None:
-        """The CSRF rule (ADR 0020); the GraphiQL page itself is a plain GET."""
+    def _check_preflighted(self, request: Request) -> bool:
+        """The CSRF rule (ADR 0020); the GraphiQL page itself is a plain GET (True for it)."""
         if self.should_render_graphql_ide(self.request_adapter_class(request)):
-            return
+            return True
         headers = request.headers
         if not is_preflighted(
             request.method, headers.get("content-type"), headers.get(PREFLIGHT_HEADER)
         ):
             raise TransportError(400, PREFLIGHT_REQUIRED_MESSAGE, "PREFLIGHT_REQUIRED")
+        return False
 
     async def parse_http_body(
         self, request: AsyncHTTPRequestAdapter
@@ -323,6 +353,10 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
         self, request: Request, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         response = await super().process_result(request, result)
+        measure = measuring.get()
+        if measure is not None and result.errors:
+            code = (result.errors[0].extensions or {}).get("code")
+            measure.outcome = code if isinstance(code, str) else "INTERNAL"
         if _response_media_type.get() == GRAPHQL_RESPONSE_JSON and is_request_error(result):
             response.pop("data", None)  # the spec: a request error has no `data` entry
         return response

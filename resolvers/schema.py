@@ -27,6 +27,7 @@ from resolvers.chat.types import Conversation, Message
 from resolvers.core.context import Info
 from resolvers.core.errors import annotate_errors
 from resolvers.core.limits import DocumentLimits, NoIntrospection, ValidationCacheAfterLimits
+from resolvers.core.measure import measuring
 from resolvers.documents.mutations import DocumentMutations
 from resolvers.documents.queries import DocumentQueries
 from resolvers.documents.subscriptions import DocumentSubscriptions
@@ -131,6 +132,9 @@ class KnowledgeDeskSchema(strawberry.Schema):
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
     ) -> SchemaExtensionsRunner:
+        measure = measuring.get()
+        if measure is not None:  # an HTTP request whose metrics are recorded (ADR 0087)
+            measure.execution = execution_context
         return LeanExtensionsRunner(execution_context, extensions)
 
     def __init__(

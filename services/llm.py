@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ import ollama
 from pydantic import BaseModel, ValidationError
 
 from base.errors import Invalid, ModelUnavailable
+from base.metrics import LlmKind, record_llm_call, record_llm_tokens
 
 logger = logging.getLogger(__name__)
 
@@ -152,10 +154,41 @@ async def call_with_retries(
     *,
     config: LLMConfig,
     model: str,
+    kind: LlmKind | None = None,
     may_retry: Callable[[], bool] = lambda: True,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> T:
-    """Run `op`, retrying per `classify`; ends in ModelUnavailable, LLMError or the error itself."""
+    """Run `op`, retrying per `classify`; ends in ModelUnavailable, LLMError or the error itself.
+
+    A call of a `kind` is counted and timed once, retries included (kd_llm_*, ADR 0087)."""
+    if kind is None:
+        return await _with_retries(op, config=config, model=model, may_retry=may_retry, sleep=sleep)
+    started = time.perf_counter()
+    outcome = "error"
+    try:
+        result = await _with_retries(
+            op, config=config, model=model, may_retry=may_retry, sleep=sleep
+        )
+        outcome = "ok"
+        return result
+    except ModelUnavailable:
+        outcome = "unavailable"
+        raise
+    except asyncio.CancelledError:
+        outcome = "cancelled"
+        raise
+    finally:
+        record_llm_call(kind, outcome, time.perf_counter() - started)
+
+
+async def _with_retries(
+    op: Callable[[], Awaitable[T]],
+    *,
+    config: LLMConfig,
+    model: str,
+    may_retry: Callable[[], bool],
+    sleep: Callable[[float], Awaitable[Any]],
+) -> T:
     for attempt in range(config.max_retries + 1):
         try:
             return await op()
@@ -201,6 +234,9 @@ def _result(model: str, text: str, last: Any) -> ChatResult:
 
 
 def _log_usage(kind: str, model: str, usage: Usage) -> None:
+    record_llm_tokens(
+        "embed" if kind == "embed" else "chat", usage.prompt_tokens, usage.completion_tokens
+    )
     logger.debug(
         "llm %s model=%s prompt_tokens=%d completion_tokens=%d",
         kind,
@@ -231,7 +267,7 @@ async def chat(
             )
         return _result(model, reply.message.content or "", reply)
 
-    result = await call_with_retries(attempt, config=config, model=model)
+    result = await call_with_retries(attempt, config=config, model=model, kind="chat")
     _log_usage("chat", model, result.usage)
     return result
 
@@ -277,7 +313,7 @@ async def chat_stream(
         return _result(model, "".join(parts), last)
 
     result = await call_with_retries(
-        attempt, config=config, model=model, may_retry=lambda: not delivered
+        attempt, config=config, model=model, kind="chat", may_retry=lambda: not delivered
     )
     _log_usage("chat_stream", model, result.usage)
     return result
@@ -362,7 +398,7 @@ async def embed_with_usage(
             async with asyncio.timeout(config.timeout_seconds):
                 return await client.embed(model=model, input=batch)
 
-        reply = await call_with_retries(attempt, config=config, model=model)
+        reply = await call_with_retries(attempt, config=config, model=model, kind="embed")
         if len(reply.embeddings) != len(batch):
             raise LLMError(f"asked for {len(batch)} embeddings, got {len(reply.embeddings)}")
         vectors.extend([float(v) for v in vector] for vector in reply.embeddings)

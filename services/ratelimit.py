@@ -12,6 +12,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from base.errors import RateLimited
+from base.metrics import SIGN_IN_REFUSALS
 from base.settings import Settings
 
 
@@ -50,6 +51,7 @@ class AttemptLimiter:
             self._sign_in_per_address, "address", address
         )
         if not (ok_account and ok_address):
+            SIGN_IN_REFUSALS.inc()
             raise RateLimited("Too many sign-in attempts. Wait a few minutes and try again.")
 
     async def sign_up(self, address: str | None) -> None:

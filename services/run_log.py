@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.db.types import utcnow
 from base.events.bus import EventBus, run_topic, user_topic, workspace_topic
+from base.metrics import record_run_finished, record_run_resumed, record_run_started
 from base.models.accounts import Membership, User
 from base.models.runs import Run, RunEvent, SubjectType, WorkspaceEvent
 from services.access import member_workspace_ids
@@ -96,6 +97,9 @@ class Outbox:
 
     run_events: list[RunEvent] = field(default_factory=list)
     workspace_events: list[WorkspaceEvent] = field(default_factory=list)
+    # The metrics of runs that started, resumed or ended in the transaction (ADR 0087):
+    # counted once it has committed, wherever the run ended (its executor, or a cancel).
+    measures: list[Callable[[], None]] = field(default_factory=list)
 
     async def publish(self, bus: EventBus) -> None:
         """Tell subscribers, best effort; never raises.
@@ -103,6 +107,9 @@ class Outbox:
         The rows have committed, so they are the truth whatever happens here: a subscriber that
         misses a publish (the bus is down, or this task is cancelled or killed before it is done)
         reads the rows after a gap, a RESYNC or its idle interval."""
+        for measure in self.measures:
+            measure()
+        self.measures.clear()
         messages = [(run_topic(e.run_id), run_event_dict(e)) for e in self.run_events]
         for e in self.workspace_events:
             messages.append((workspace_topic(e.workspace_id), workspace_event_dict(e)))
@@ -159,7 +166,23 @@ async def append_run_event(
     )
     session.add(event)
     outbox.run_events.append(event)
+    _measure(outbox, run, event)
     return event
+
+
+def _measure(outbox: Outbox, run: Run, event: RunEvent) -> None:
+    if event.type not in TERMINAL_EVENT_TYPES and event.type not in ("RUN_STARTED", "RUN_RESUMED"):
+        return
+    workflow = run.workflow
+    # created_at is None only before the run's first flush (a run ended as it is created).
+    since_created = (event.at - run.created_at).total_seconds() if run.created_at else 0.0
+    if event.type in TERMINAL_EVENT_TYPES:
+        status = run.status.value
+        outbox.measures.append(lambda: record_run_finished(workflow, status, since_created))
+    elif event.type == "RUN_STARTED":
+        outbox.measures.append(lambda: record_run_started(workflow, since_created))
+    elif event.type == "RUN_RESUMED":
+        outbox.measures.append(lambda: record_run_resumed(workflow))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from base.metrics import EVENTS_PUBLISHED
+
 log = logging.getLogger("knowledge_desk.bus")
 
 RESYNC: dict[str, Any] = {"type": "RESYNC"}  # sentinel: re-read from the database
@@ -129,10 +131,12 @@ class LocalBus(EventBus):
 
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         self._dispatch(topic, event)
+        EVENTS_PUBLISHED.inc()
 
     async def append_text(self, topic: str, key: str, start: int, text: str) -> None:
         self._texts[key] = self._texts.get(key, "") + text
         self._dispatch(topic, text_event(start, text))
+        EVENTS_PUBLISHED.inc()
 
     async def read_text(self, key: str) -> str | None:
         return self._texts.get(key)
@@ -173,6 +177,7 @@ class RedisBus(EventBus):
     async def publish(self, topic: str, event: dict[str, Any]) -> None:
         assert self._client is not None, "RedisBus.start() was not awaited"
         await self._client.publish(_CHANNEL, json.dumps({"topic": topic, "event": event}))
+        EVENTS_PUBLISHED.inc()
 
     async def append_text(self, topic: str, key: str, start: int, text: str) -> None:
         assert self._client is not None, "RedisBus.start() was not awaited"
@@ -183,6 +188,7 @@ class RedisBus(EventBus):
             pipe.expire(key, TEXT_TTL_SECONDS)
             pipe.publish(_CHANNEL, envelope)
             await pipe.execute()
+        EVENTS_PUBLISHED.inc()
 
     async def read_text(self, key: str) -> str | None:
         assert self._client is not None, "RedisBus.start() was not awaited"

@@ -160,3 +160,38 @@ def test_rate_limits_are_checked_at_start_up(field):
     assert getattr(Settings(**{field: "3/minute"}), field) == "3/minute"
     with pytest.raises(ValidationError, match="not a rate limit such as 10/hour or 30/5minutes"):
         Settings(**{field: "ten per hour"})
+
+
+def test_metrics_are_served_by_default_outside_production_only():
+    assert Settings(app_env="development").serves_metrics
+    assert Settings(app_env="test", jwt_secret=SECRET).serves_metrics
+    assert not Settings(app_env="production", jwt_secret=SECRET).serves_metrics
+    assert not Settings(app_env="development", metrics_enabled=False).serves_metrics
+
+
+def test_metrics_in_production_need_a_token():
+    with pytest.raises(ValidationError, match="METRICS_ENABLED=true with APP_ENV=production"):
+        Settings(app_env="production", jwt_secret=SECRET, metrics_enabled=True)
+    token = "t" * 16
+    on = Settings(
+        app_env="production", jwt_secret=SECRET, metrics_enabled=True, metrics_token=token
+    )
+    assert on.serves_metrics and on.metrics_token == token
+    assert token not in repr(on)
+
+
+@pytest.mark.parametrize(
+    ("token", "problem"),
+    [("short", "at least 16 characters"), ("with a space inside it", "must not contain spaces")],
+)
+def test_metrics_token_is_checked(token, problem):
+    with pytest.raises(ValidationError, match=problem):
+        Settings(metrics_token=token)
+    assert Settings(metrics_token="").metrics_token is None
+
+
+def test_worker_metrics_port_is_off_by_default_and_in_range():
+    assert Settings().worker_metrics_port is None
+    assert Settings().worker_metrics_host == "127.0.0.1"
+    with pytest.raises(ValidationError, match="less than or equal to 65535"):
+        Settings(worker_metrics_port=70_000)
