@@ -27,7 +27,15 @@ from base.events.bus import build_bus
 from base.metrics import ProcessGauges, RunQueueProbe, worker_registry
 from base.settings import Settings
 from runtime.process import build_executor
-from runtime.queue import GROUP, QUEUE, TASK_NAME, build_broker, declare_group, kicker
+from runtime.queue import (
+    GROUP,
+    QUEUE,
+    TASK_NAME,
+    build_broker,
+    declare_group,
+    kicker,
+    trim_delivered,
+)
 from runtime.runner import build_runtime
 from services.deps import ServiceDeps
 from services.llm import aclose_clients
@@ -74,12 +82,14 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     await broker.startup()
     await executor.start(sweep=True)
     pruning = asyncio.create_task(prune_forever(deps))
+    trimming = asyncio.create_task(_trim_queue_forever(broker, settings.retention_interval_seconds))
     finish = asyncio.Event()  # set: the receiver stops fetching, then ends when its tasks have
     listening = asyncio.create_task(_receive(broker, settings, finish))
     log.info("worker %s ready", executor.store.owner)
     await stop.wait()
 
     pruning.cancel()
+    trimming.cancel()
     executor.stopping = True  # a run delivered from now on goes back onto the queue
     finish.set()
     log.info("worker stopping: %d run(s) in progress", len(executor.running))
@@ -98,6 +108,19 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     await bus.close()
     await engine.dispose()
     log.info("worker stopped; released %d run(s)", len(interrupted))
+
+
+async def _trim_queue_forever(broker: RedisStreamBroker, every_seconds: float) -> None:
+    """With the retention pass: drop the queue's messages every worker is done with."""
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            trimmed = await trim_delivered(broker)
+        except Exception:
+            log.warning("trimming the run queue failed; trying again later", exc_info=True)
+            continue
+        if trimmed:
+            log.info("trimmed %d delivered messages from the run queue", trimmed)
 
 
 def _serve_metrics(

@@ -57,3 +57,32 @@ async def declare_group(broker: RedisStreamBroker) -> None:
     async with Redis(connection_pool=broker.connection_pool) as redis:
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
             await redis.xgroup_create(QUEUE, GROUP, id="0", mkstream=True)
+
+
+def _stream_id(value: bytes | str) -> tuple[int, int]:
+    millis, _, seq = (value.decode() if isinstance(value, bytes) else value).partition("-")
+    return int(millis), int(seq or 0)
+
+
+async def trim_delivered(broker: RedisStreamBroker) -> int:
+    """Delete the queue's messages that the group is done with; how many went.
+
+    Acknowledging a message does not delete it, so the stream would keep every run ever queued.
+    What is safe to delete: messages older than both the last one delivered to the group (the
+    rest still wait for a worker) and the oldest one still pending (a worker holds it until its
+    run ends, and redelivery needs it). XTRIM MINID keeps everything from that id on."""
+    async with Redis(connection_pool=broker.connection_pool) as redis:
+        try:
+            groups = await redis.xinfo_groups(QUEUE)
+        except ResponseError:  # no stream yet
+            return 0
+        group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
+        if group is None:
+            return 0
+        floor = _stream_id(group["last-delivered-id"])
+        pending = await redis.xpending(QUEUE, GROUP)
+        if pending["pending"]:
+            floor = min(floor, _stream_id(pending["min"]))
+        if floor == (0, 0):
+            return 0
+        return int(await redis.xtrim(QUEUE, minid=f"{floor[0]}-{floor[1]}", approximate=False))
