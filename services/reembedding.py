@@ -16,10 +16,9 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import and_, exists, func, select
 
-from base.db.engine import lock_for_write
+from base.db.engine import take_turn
 from base.db.types import utcnow
 from base.errors import DomainError
 from base.models.accounts import Workspace
@@ -66,17 +65,6 @@ def _stale(model: str) -> Any:
     )
 
 
-async def _others_queueing(session: AsyncSession) -> bool:
-    """Take the queueing lock for this transaction; True if another process holds it."""
-    if session.get_bind().dialect.name != "postgresql":
-        await lock_for_write(session)
-        return False
-    taken = await session.scalar(
-        text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"), {"key": _LOCK_KEY}
-    )
-    return not taken
-
-
 async def queue_reembedding(deps: ServiceDeps) -> list[uuid.UUID]:
     """One `reembed_workspace` run per workspace that has stale documents and neither such a run
     queued or running nor one that failed within REEMBED_RETRY_SECONDS; the runs' ids."""
@@ -95,7 +83,7 @@ async def queue_reembedding(deps: ServiceDeps) -> list[uuid.UUID]:
     outbox = Outbox()
     queued: list[uuid.UUID] = []
     async with deps.db.begin() as session:
-        if await _others_queueing(session):
+        if not await take_turn(session, _LOCK_KEY):
             return []
         stale = (await session.execute(stale_by_workspace)).all()
         if not stale:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Select, delete, func, select
 
-from base.db.engine import lock_for_write
+from base.db.engine import take_turn
 from base.db.types import utcnow
 from base.models.runs import Run, RunEvent, RunStatus, WorkspaceEvent
 from services.deps import ServiceDeps
@@ -81,25 +80,13 @@ def _old_workspace_events(kept: int, cutoff: datetime) -> Select[Any]:
     return select(ranked.c.id).where(ranked.c.newest > kept, ranked.c.at < cutoff)
 
 
-async def _others_pruning(session: AsyncSession) -> bool:
-    """Take the pruning lock for this transaction (PostgreSQL); True if another process has it.
-    SQLite has one writer at a time anyway."""
-    if session.get_bind().dialect.name != "postgresql":
-        await lock_for_write(session)
-        return False
-    taken = await session.scalar(
-        text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"), {"key": _LOCK_KEY}
-    )
-    return not taken
-
-
 async def _delete_in_batches(
     deps: ServiceDeps, ids: Select[Any], model: type[Run] | type[RunEvent] | type[WorkspaceEvent]
 ) -> int:
     deleted = 0
     while True:
         async with deps.db.begin() as session:
-            if await _others_pruning(session):
+            if not await take_turn(session, _LOCK_KEY):
                 return deleted
             batch = list((await session.execute(ids.limit(BATCH))).scalars())
             if batch:

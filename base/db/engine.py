@@ -82,6 +82,19 @@ async def lock_for_write(session: AsyncSession) -> None:
         await session.execute(text("BEGIN IMMEDIATE"))
 
 
+async def take_turn(session: AsyncSession, key: str) -> bool:
+    """For work that one process at a time should do (pruning, queueing re-embeddings): take
+    the transaction-scoped advisory lock named `key` on PostgreSQL without waiting, or the write
+    lock on SQLite (one writer at a time anyway). False when another process has the turn."""
+    if session.get_bind().dialect.name != "postgresql":
+        await lock_for_write(session)
+        return True
+    taken = await session.scalar(
+        text("SELECT pg_try_advisory_xact_lock(hashtext(:key))"), {"key": key}
+    )
+    return bool(taken)
+
+
 def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
