@@ -170,8 +170,8 @@ class Settings(BaseSettings):
     reembed_retry_seconds: float = Field(
         default=3600,
         ge=0,
-        description="After a re-embedding run of a workspace failed, how long before another "
-        "is queued for it.",
+        description="After a re-embedding run of a workspace failed or was cancelled, how long "
+        "before another is queued for it.",
     )
     event_stream_idle_seconds: float = Field(
         default=5.0,

@@ -67,7 +67,8 @@ def _stale(model: str) -> Any:
 
 async def queue_reembedding(deps: ServiceDeps) -> list[uuid.UUID]:
     """One `reembed_workspace` run per workspace that has stale documents and neither such a run
-    queued or running nor one that failed within REEMBED_RETRY_SECONDS; the runs' ids."""
+    queued or running nor one that failed or was cancelled (by an admin, who may want the
+    machine's time back) within REEMBED_RETRY_SECONDS; the runs' ids."""
     model = deps.settings.embed_model
     stale_by_workspace = (
         select(Document.workspace_id, func.count())
@@ -96,7 +97,10 @@ async def queue_reembedding(deps: ServiceDeps) -> list[uuid.UUID]:
                         Run.workflow == REEMBED_WORKSPACE.name,
                         Run.workspace_id.in_([w for w, _ in stale]),
                         (Run.status.in_(ACTIVE))
-                        | ((Run.status == RunStatus.FAILED) & (Run.created_at > retry_after)),
+                        | (
+                            Run.status.in_((RunStatus.FAILED, RunStatus.CANCELLED))
+                            & (Run.created_at > retry_after)
+                        ),
                     )
                 )
             ).scalars()

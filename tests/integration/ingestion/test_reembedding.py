@@ -5,19 +5,28 @@ PostgreSQL and SQLite. Real sections of the Python documentation as documents.""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from base.db.types import utcnow
 from base.models import Chunk, ChunkVector, Document, Run
 from base.models.documents import DocumentStatus
+from base.models.runs import RunStatus
 from services.reembedding import queue_reembedding
 from tests.support.corpus import corpus_sections
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up, uuid_of
-from tests.support.seed import CorpusDocument, add_collection, add_corpus_documents, global_id
+from tests.support.seed import (
+    CorpusDocument,
+    add_collection,
+    add_corpus_documents,
+    add_runs,
+    global_id,
+)
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.timeout(900)
@@ -62,7 +71,13 @@ async def seed(client: GraphQLClient, app: FastAPI) -> dict[str, Any]:
                 )
                 for chunk_id in chunks
             )
-    return {"token": owner["accessToken"], "workspace": workspace, "ids": ids, "sections": sections}
+    return {
+        "token": owner["accessToken"],
+        "owner_id": owner_id,
+        "workspace": workspace,
+        "ids": ids,
+        "sections": sections,
+    }
 
 
 async def vectors(db: Any) -> dict[uuid.UUID, list[tuple[str, int, bytes]]]:
@@ -171,3 +186,33 @@ async def test_the_api_process_queues_the_run_by_itself(
             await session.execute(select(Run.workflow).where(Run.workflow == "reembed_workspace"))
         ).scalars()
         assert list(runs) == ["reembed_workspace"]
+
+
+async def test_a_cancelled_or_failed_run_is_not_queued_again_within_the_retry_interval(
+    any_db_client: GraphQLClient, any_db_app: FastAPI
+) -> None:
+    app = any_db_app
+    deps, db = app.state.deps, app.state.deps.db
+    seeded = await seed(any_db_client, app)
+    workspace = uuid_of(seeded["workspace"])
+    owner = [seeded["owner_id"]]
+    [cancelled] = await add_runs(db, workspace, owner, 1, status=RunStatus.CANCELLED)
+    [failed] = await add_runs(db, workspace, owner, 1, status=RunStatus.FAILED)
+
+    async def made(run_id: uuid.UUID, ago: timedelta) -> None:
+        async with db.begin() as session:
+            await session.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(workflow="reembed_workspace", created_at=utcnow() - ago)
+            )
+
+    await made(cancelled, timedelta(minutes=5))
+    await made(failed, timedelta(hours=2))
+    assert await queue_reembedding(deps) == []  # an admin cancelled one 5 minutes ago
+    await made(cancelled, timedelta(hours=2))
+    [queued] = await queue_reembedding(deps)  # both long enough ago
+    await app.state.runs.launcher.wait_idle()
+    async with db() as session:
+        run = await session.get(Run, queued)
+        assert run is not None and run.status.value == "SUCCEEDED"
