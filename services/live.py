@@ -46,6 +46,7 @@ from services.run_log import (
     last_workspace_event_id,
     my_run_events_after,
     my_workspaces,
+    newest_in_my_workspaces,
     run_events_after,
     workspace_events_after,
 )
@@ -307,6 +308,15 @@ async def authorize_my_run_events(deps: ServiceDeps) -> None:
     """Before the caller's toast stream opens: a signed-in user (the stream only ever reads the
     caller's own runs, in the caller's workspaces)."""
     deps.principal.require_user()
+
+
+async def my_run_events_cursor(deps: ServiceDeps) -> str:
+    """Where the caller's toast stream stands now: each of their workspaces at its newest event.
+    The shell subscribes `myRunEvents(after:)` with it, so a run of theirs that ends between the
+    page load and the subscription still toasts."""
+    user_id = deps.principal.require_user()
+    async with deps.read() as session:
+        return encode_positions(await newest_in_my_workspaces(session, user_id))
 
 
 async def my_run_events(deps: ServiceDeps, *, after: str | None) -> AsyncIterator[dict[str, Any]]:

@@ -284,9 +284,11 @@ class MyWorkspaces:
     horizon: int
 
 
-async def my_workspaces(session: AsyncSession, user_id: uuid.UUID) -> MyWorkspaces:
-    """Two statements: the memberships with each workspace's newest event id (one backward
-    probe of ix_workspace_events_workspace_id each), and the newest id of all (the primary key)."""
+async def newest_in_my_workspaces(
+    session: AsyncSession, user_id: uuid.UUID
+) -> dict[uuid.UUID, int]:
+    """One statement: each of the user's workspaces with its newest event id (one backward probe
+    of ix_workspace_events_workspace_id each; 0 without events)."""
     newest_of_workspace = (
         select(func.coalesce(func.max(WorkspaceEvent.id), 0))
         .where(WorkspaceEvent.workspace_id == Membership.workspace_id)
@@ -296,7 +298,12 @@ async def my_workspaces(session: AsyncSession, user_id: uuid.UUID) -> MyWorkspac
     rows = await session.execute(
         select(Membership.workspace_id, newest_of_workspace).where(Membership.user_id == user_id)
     )
-    latest: dict[uuid.UUID, int] = {row[0]: row[1] for row in rows}
+    return {row[0]: row[1] for row in rows}
+
+
+async def my_workspaces(session: AsyncSession, user_id: uuid.UUID) -> MyWorkspaces:
+    """Two statements: `newest_in_my_workspaces`, and the newest id of all (the primary key)."""
+    latest = await newest_in_my_workspaces(session, user_id)
     horizon = (
         await session.execute(select(func.coalesce(func.max(WorkspaceEvent.id), 0)))
     ).scalar_one()

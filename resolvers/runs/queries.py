@@ -1,4 +1,5 @@
-"""Run queries (screen 10). The runs list lives on Workspace (see resolvers/workspaces/types)."""
+"""Run queries (screen 10, and the shell's toast cursor). The runs list lives on Workspace (see
+resolvers/workspaces/types)."""
 
 from typing import Annotated
 
@@ -7,6 +8,7 @@ import strawberry
 from resolvers.core.context import Info
 from resolvers.core.relay import find_by_id
 from resolvers.runs.types import Run
+from workflows.runs import MY_RUN_EVENTS_CURSOR
 
 
 @strawberry.type
@@ -17,3 +19,12 @@ class RunQueries:
     ) -> Run | None:
         info.context.principal.require_user()
         return await find_by_id(id, "Run", info.context.loaders.run_by_id.load, Run.of)
+
+    @strawberry.field(
+        description="Where your toast stream stands now (a position in each of your "
+        "workspaces): pass it as `after` to `myRunEvents`, so that a run of yours that ends "
+        "before the subscription starts still comes."
+    )
+    async def my_run_events_cursor(self, info: Info) -> str:
+        cursor: str = await info.context.run(MY_RUN_EVENTS_CURSOR)
+        return cursor

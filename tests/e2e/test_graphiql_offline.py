@@ -59,6 +59,7 @@ QUERY_FIELDS = [
     "workspaces",
     "workspace",
     "run",
+    "myRunEventsCursor",
     "document",
     "collection",
     "search",

@@ -86,6 +86,7 @@ def test_get_introspection_query_builds_a_client_schema_in_development(
         "conversation",
         "document",
         "me",
+        "myRunEventsCursor",
         "node",
         "run",
         "search",

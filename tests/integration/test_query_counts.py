@@ -50,8 +50,9 @@ async def test_app_shell_is_three_statements_for_any_number_of_workspaces(
         with count_statements(app.state.engine) as statements:
             shell = await client.op("AppShell", token=owner["accessToken"])
         assert shell["workspaces"]["totalCount"] == n
-        # the user; COUNT of the workspaces; one page of workspaces with the caller's role
-        assert len(statements) == 3, statements
+        # the user; COUNT of the workspaces; one page of workspaces with the caller's role; the
+        # toast cursor (each of the caller's workspaces with its newest event)
+        assert len(statements) == 4, statements
 
 
 async def _owner_and_workspace(

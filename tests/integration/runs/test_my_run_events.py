@@ -309,3 +309,33 @@ async def test_an_admin_retrying_my_failed_run_toasts_the_admin_not_me(
     finally:
         await adams.aclose()
         await erins.aclose()
+
+
+async def signed_in(client: GraphQLClient, email: str) -> str:
+    data = await client.op("SignIn", {"input": {"email": email, "password": "a long pass phrase"}})
+    token: str = data["signIn"]["session"]["accessToken"]
+    return token
+
+
+async def test_the_shells_cursor_brings_a_run_that_ended_before_the_subscription(
+    any_db_app: FastAPI, any_db_client: GraphQLClient, pair: Pair, toasts_of: Any
+) -> None:
+    """AppShell's `myRunEventsCursor`, then a run ends, then the shell subscribes with it: the
+    toast still comes (live only, it would not)."""
+    app = any_db_app
+    earlier = await write(app, await new_run(app, pair.a, pair.olivia))
+    token = await signed_in(any_db_client, "olivia@example.com")
+    shell = await any_db_client.op("AppShell", {}, token=token)
+    assert decoded(shell["myRunEventsCursor"]) == {pair.a: earlier, pair.b: 0}
+
+    ended = await write(app, await new_run(app, pair.b, pair.olivia))  # before subscribing
+    stream = await toasts_of(pair.olivia, shell["myRunEventsCursor"])
+    toast = await next_toast(stream)
+    assert (toast["workspaceId"], decoded(toast["cursor"])) == (
+        global_id("Workspace", pair.b),
+        {pair.a: earlier, pair.b: ended},
+    )
+    # Sam's cursor names his own workspaces only.
+    sams = await signed_in(any_db_client, "sam@example.com")
+    his = await any_db_client.op("AppShell", {}, token=sams)
+    assert set(decoded(his["myRunEventsCursor"])) == {pair.a, pair.b}

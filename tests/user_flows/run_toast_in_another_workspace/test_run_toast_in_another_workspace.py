@@ -56,12 +56,6 @@ async def api(server: str) -> AsyncIterator[GraphQLClient]:
         yield GraphQLClient(http)
 
 
-def from_the_start(*workspace_ids: str) -> str:
-    """A MyRunEvents cursor at position 0 in each workspace: base64url JSON {uuid: last id}."""
-    body = json.dumps({str(uuid_of(w)): 0 for w in workspace_ids})
-    return base64.urlsafe_b64encode(body.encode()).decode()
-
-
 def position(cursor: str) -> dict[uuid.UUID, int]:
     raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
     return {uuid.UUID(w): i for w, i in json.loads(raw).items()}
@@ -123,10 +117,13 @@ async def test_a_run_started_in_one_workspace_toasts_its_starter_in_another(
     }
     a, b = team.workspace_id, workspaces["Erin Editor's workspace"]
 
-    # Step 2 — each opens the app: one MyRunEvents socket each, from the start of their
-    # workspaces (nothing of theirs has finished yet).
-    erins = await Shell.open(server, erin.token, from_the_start(a, b))
-    olivias = await Shell.open(server, olivia.token, from_the_start(a))
+    # Step 2 — each opens the app: AppShell, then one MyRunEvents socket each, after the
+    # shell's `myRunEventsCursor` (where each of their workspaces stands now).
+    olivias_shell = await api.op("AppShell", token=olivia.token)
+    assert set(position(shell["myRunEventsCursor"])) == {uuid_of(a), uuid_of(b)}
+    assert set(position(olivias_shell["myRunEventsCursor"])) == {uuid_of(a)}
+    erins = await Shell.open(server, erin.token, shell["myRunEventsCursor"])
+    olivias = await Shell.open(server, olivia.token, olivias_shell["myRunEventsCursor"])
     try:
         # Step 3 — Erin, in A, starts a model check.
         started = await api.op("CheckModels", {"input": {"workspaceId": a}}, token=erin.token)
