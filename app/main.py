@@ -119,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             for task in upkeep:
                 task.cancel()
+            # Let them unwind (a query in flight rolls back) while the engine is still open.
+            await asyncio.gather(*upkeep, return_exceptions=True)
             await app.state.metrics_gauges.aclose()
             await runs.close()
             await runner.close()
