@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,14 +21,15 @@ from services.reembedding import queue_reembedding
 from services.retention import Pruned, prune
 
 log = logging.getLogger("knowledge_desk.maintenance")
+T = TypeVar("T")
 
 _DOCUMENT_COUNT = select(func.count()).select_from(Document)
 # How often the embedded default looks whether its statistics are out of date.
 STATISTICS_CHECK_SECONDS = 300.0
 
 
-async def sweep_blobs_once(settings: Settings) -> BlobSweep:
-    """`python -m app sweep-blobs`: one sweep of the store of originals."""
+async def _once(settings: Settings, work: Callable[[ServiceDeps], Awaitable[T]]) -> T:
+    """A command's one pass of `work`, with services on an engine of its own."""
     engine = build_engine(settings)
     try:
         deps = ServiceDeps(
@@ -34,23 +37,19 @@ async def sweep_blobs_once(settings: Settings) -> BlobSweep:
             db=build_sessionmaker(engine),
             attempts=AttemptLimiter.build(settings),
         )
-        return await sweep_blobs(deps)
+        return await work(deps)
     finally:
         await engine.dispose()
+
+
+async def sweep_blobs_once(settings: Settings) -> BlobSweep:
+    """`python -m app sweep-blobs`: one sweep of the store of originals."""
+    return await _once(settings, sweep_blobs)
 
 
 async def prune_once(settings: Settings) -> Pruned:
     """`python -m app prune`: one pass of the retention rules (`services.retention`)."""
-    engine = build_engine(settings)
-    try:
-        deps = ServiceDeps(
-            settings=settings,
-            db=build_sessionmaker(engine),
-            attempts=AttemptLimiter.build(settings),
-        )
-        return await prune(deps)
-    finally:
-        await engine.dispose()
+    return await _once(settings, prune)
 
 
 async def prune_forever(deps: ServiceDeps) -> None:
