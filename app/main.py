@@ -6,7 +6,6 @@ the GraphQL layer (`resolvers`); the worker never does.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import gc
 import logging
@@ -22,12 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.downloads import mount_downloads
 from app.http import CORS, BodySizeLimit, WebSocketMessageLimit, http_error, unexpected_error
-from app.maintenance import (
-    keep_embeddings_current,
-    keep_sqlite_statistics,
-    prune_forever,
-    sweep_blobs_at_start,
-)
+from app.maintenance import start_upkeep
 from app.metrics import mount_metrics
 from base.db.engine import build_engine, build_read_sessionmaker, build_sessionmaker
 from base.events.bus import build_bus
@@ -107,20 +101,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             engine=engine,
             queue=RunQueueProbe(settings.redis_url, QUEUE, GROUP) if settings.redis_url else None,
         )
-        upkeep = [asyncio.create_task(sweep_blobs_at_start(deps))]
-        if settings.is_sqlite:
-            upkeep.append(asyncio.create_task(keep_sqlite_statistics(engine)))
-        if settings.runs_inline:  # otherwise the workers prune
-            upkeep.append(asyncio.create_task(prune_forever(deps)))
-        upkeep.append(asyncio.create_task(keep_embeddings_current(app.state.deps)))
+        upkeep = start_upkeep(app.state.deps, engine)
         freeze_start_up_objects()
         try:
             yield
         finally:
-            for task in upkeep:
-                task.cancel()
-            # Let them unwind (a query in flight rolls back) while the engine is still open.
-            await asyncio.gather(*upkeep, return_exceptions=True)
+            await upkeep.stop()  # before the engine closes: a job in progress still uses it
             await app.state.metrics_gauges.aclose()
             await runs.close()
             await runner.close()

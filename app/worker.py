@@ -21,7 +21,7 @@ from prometheus_client import start_http_server
 from taskiq.receiver import Receiver
 from taskiq_redis import RedisStreamBroker
 
-from app.maintenance import prune_forever
+from app.maintenance import Upkeep, prune_and_log
 from base.db.engine import build_engine, build_sessionmaker
 from base.events.bus import build_bus
 from base.metrics import ProcessGauges, RunQueueProbe, worker_registry
@@ -81,19 +81,17 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     broker.register_task(execute_run, task_name=TASK_NAME)
     await broker.startup()
     await executor.start(sweep=True)
-    pruning = asyncio.create_task(prune_forever(deps))
-    trimming = asyncio.create_task(_trim_queue_forever(broker, settings.retention_interval_seconds))
+    upkeep = _start_upkeep(deps, broker)
     finish = asyncio.Event()  # set: the receiver stops fetching, then ends when its tasks have
     listening = asyncio.create_task(_receive(broker, settings, finish))
     log.info("worker %s ready", executor.store.owner)
     await stop.wait()
 
-    pruning.cancel()
-    trimming.cancel()
     executor.stopping = True  # a run delivered from now on goes back onto the queue
     finish.set()
     log.info("worker stopping: %d run(s) in progress", len(executor.running))
-    await executor.wait_finished(seconds=settings.worker_shutdown_grace_seconds)
+    grace = settings.worker_shutdown_grace_seconds
+    await asyncio.gather(upkeep.stop(grace), executor.wait_finished(seconds=grace))
     interrupted = await executor.interrupt_all()  # released: another worker resumes them
     await _stop_receiving(listening)
     await executor.close()
@@ -110,17 +108,20 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     log.info("worker stopped; released %d run(s)", len(interrupted))
 
 
-async def _trim_queue_forever(broker: RedisStreamBroker, every_seconds: float) -> None:
-    """With the retention pass: drop the queue's messages every worker is done with."""
-    while True:
-        await asyncio.sleep(every_seconds)
-        try:
-            trimmed = await trim_delivered(broker)
-        except Exception:
-            log.warning("trimming the run queue failed; trying again later", exc_info=True)
-            continue
-        if trimmed:
-            log.info("trimmed %d delivered messages from the run queue", trimmed)
+def _start_upkeep(deps: ServiceDeps, broker: RedisStreamBroker) -> Upkeep:
+    """Retention, and with it the trimming of the queue's messages every worker is done with;
+    the first pass one interval after the start."""
+    every = deps.settings.retention_interval_seconds
+    upkeep = Upkeep()
+    upkeep.every("pruning", every, lambda: prune_and_log(deps), now=False)
+    upkeep.every("trimming the run queue", every, lambda: _trim_and_log(broker), now=False)
+    return upkeep
+
+
+async def _trim_and_log(broker: RedisStreamBroker) -> None:
+    trimmed = await trim_delivered(broker)
+    if trimmed:
+        log.info("trimmed %d delivered messages from the run queue", trimmed)
 
 
 def _serve_metrics(
