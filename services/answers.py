@@ -55,7 +55,7 @@ from services.answer_prompt import (
 )
 from services.citations import CitationCheck, check_answer, normalise
 from services.deps import ServiceDeps
-from services.search_text import query_terms
+from services.search_text import query_terms, query_words
 
 log = logging.getLogger("knowledge_desk.answers")
 
@@ -113,7 +113,7 @@ def keyword_coverage(passage: search.Passage, terms: list[str]) -> float:
     if not terms:
         return 0.0
     matched = {passage.text[start:end].casefold()[:_STEM] for start, end in passage.matches}
-    wanted = {term[:_STEM] for term in terms}
+    wanted = {word[:_STEM] for word in query_words(terms)}  # a phrase counts by its words
     return len(wanted & matched) / len(wanted)
 
 

@@ -6,7 +6,8 @@ underscores (PostgreSQL's `to_tsquery`), so quotes, `*`, `NEAR`, `:`, `&`, `|`, 
 parentheses, `${...}` and the like are never query syntax. Terms are OR-ed: a passage needs
 any of them, and ranking (BM25 on SQLite, `ts_rank` on PostgreSQL) puts the ones with more and
 rarer terms first, which finds far more answers to long natural questions than requiring every
-word (measured in docs/testing.md).
+word (measured in docs/testing.md). The one thing a user's quotes mean is a phrase: two or more
+words between a pair of double quotes must appear together, in that order (ADR 0091).
 
 The indexes mark what they matched with two private-use characters (`HIGHLIGHT_START`,
 `HIGHLIGHT_END`); `marked_ranges` turns a marked text into character offsets of the original.
@@ -28,6 +29,10 @@ MAX_EMBEDDED_CHARS = 2000
 # characters, which extracted text does not contain (a text that does gets no ranges).
 HIGHLIGHT_START = "\ue000"
 HIGHLIGHT_END = "\ue001"
+
+# A quoted phrase: the text between a pair of double quotes, straight or typographic. A quote
+# without its pair means nothing.
+_QUOTED = re.compile(r'["\u201c\u201d]([^"\u201c\u201d]*)["\u201c\u201d]')
 
 # A word: letters and digits, joined by underscores (`lru_cache` stays one term; FTS5 and
 # PostgreSQL search it as the phrase "lru cache", as they index it).
@@ -59,24 +64,65 @@ def require_query(text: str) -> str:
 
 
 def query_terms(text: str) -> list[str]:
-    """The distinct lower-cased words of `text`, in order, stop words left out (unless the query
-    has nothing else), at most MAX_QUERY_TERMS."""
-    words = list(dict.fromkeys(w.casefold() for w in _WORD.findall(text)))
+    """The query's terms, at most MAX_QUERY_TERMS: first each quoted phrase of two or more words
+    (its lower-cased words joined by one space, stop words kept: the user quoted them), then the
+    distinct lower-cased words outside quotes, in order, stop words left out unless the query
+    has nothing else. A quoted single word is a word."""
+    phrases: list[str] = []
+
+    def take_phrase(quoted: re.Match[str]) -> str:
+        words = [w.casefold() for w in _WORD.findall(quoted.group(1))]
+        if len(words) < 2:
+            return f" {quoted.group(1)} "  # a word in quotes stays where it is
+        phrases.append(" ".join(words))
+        return " "
+
+    outside = _QUOTED.sub(take_phrase, text)
+    words = list(dict.fromkeys(w.casefold() for w in _WORD.findall(outside)))
     content = [w for w in words if w not in STOP_WORDS]
-    return (content or words)[:MAX_QUERY_TERMS]
+    if not content and not phrases:
+        content = words
+    return list(dict.fromkeys(phrases + content))[:MAX_QUERY_TERMS]
+
+
+def query_words(terms: list[str]) -> list[str]:
+    """The words of `terms`, phrases split, each once."""
+    return list(dict.fromkeys(word for term in terms for word in term.split(" ")))
+
+
+def _phrases(terms: list[str]) -> list[str]:
+    return [term for term in terms if " " in term]
 
 
 def fts5_match(terms: list[str]) -> str:
-    """An FTS5 MATCH expression: every term a quoted string, OR-ed. A term holds no `"` (only
-    word characters), so it cannot close its string."""
-    return " OR ".join(f'"{term}"' for term in terms)
+    """An FTS5 MATCH expression: every term a quoted string (a phrase when it has several
+    words), OR-ed; each phrase is also required. A term holds no `"` (only word characters and
+    single spaces), so it cannot close its string."""
+    if not terms:
+        return ""
+    any_term = " OR ".join(f'"{term}"' for term in terms)
+    phrases = _phrases(terms)
+    if not phrases:
+        return any_term
+    return " AND ".join([*(f'"{phrase}"' for phrase in phrases), f"({any_term})"])
 
 
 def tsquery_text(terms: list[str]) -> str:
-    """Input for PostgreSQL's `to_tsquery('english', ...)`: the terms OR-ed. A term holds only
-    letters, digits and underscores, none of which is tsquery syntax; `to_tsquery` stems each
-    and drops stop words."""
-    return " | ".join(terms)
+    """Input for PostgreSQL's `to_tsquery('english', ...)`: the terms OR-ed, a phrase's words
+    joined by `<->` (followed by); each phrase is also required. A term holds only letters,
+    digits, underscores and single spaces, none of which is tsquery syntax; `to_tsquery` stems
+    each word and drops stop words (in a phrase it widens the distance instead)."""
+    if not terms:
+        return ""
+
+    def ts(term: str) -> str:
+        return " <-> ".join(term.split(" "))
+
+    any_term = " | ".join(ts(term) for term in terms)
+    phrases = _phrases(terms)
+    if not phrases:
+        return any_term
+    return " & ".join([*(f"({ts(phrase)})" for phrase in phrases), f"({any_term})"])
 
 
 def embedded_text(text: str) -> str:

@@ -48,7 +48,8 @@ class SearchQueries:
             str,
             strawberry.argument(
                 description="What to look for, as typed: searched as words, never as query "
-                "syntax. Blank is REQUIRED."
+                'syntax, except that words in double quotes ("standard library") must appear '
+                "together, in that order. Blank is REQUIRED."
             ),
         ],
         mode: Annotated[

@@ -89,6 +89,49 @@ async def test_keyword_stems_and_highlights_what_the_index_matched(any_db_client
     assert {passage.text[s:e].casefold() for s, e in passage.matches} == {"run"}
 
 
+async def test_a_quoted_phrase_must_appear_in_order(any_db_client, any_db_app):
+    library = await library_of(any_db_client, any_db_app)
+    ids = await _shelves(library, embed=False)
+    deps = library.as_user(library.viewer_id)
+
+    async def found(query: str) -> set[uuid.UUID]:
+        page = await search(
+            deps, workspace_id=library.workspace_id, query=query, mode=SearchMode.KEYWORD
+        )
+        return {e.node.document.id for e in page.page.edges}
+
+    # getpass says "database" ("the password database") but never "group database".
+    words = await found("group database")
+    assert ids["library/getpass.html"] in words
+    assert await found('"Group Database"') == {ids["library/pwd.html"], ids["library/grp.html"]}
+    assert await found("\u201cgroup database\u201d") == {
+        ids["library/pwd.html"],
+        ids["library/grp.html"],
+    }
+    assert await found('"database group"') == set()  # the words, never in that order
+    # A phrase and a word: the phrase is required, the word only ranks.
+    assert await found('"group database" getpass') == {
+        ids["library/pwd.html"],
+        ids["library/grp.html"],
+    }
+    passages = await retrieve_passages(
+        deps,
+        workspace_id=library.workspace_id,
+        query='"group database"',
+        mode=SearchMode.KEYWORD,
+    )
+    assert {p.document_id for p in passages.passages} <= {
+        ids["library/pwd.html"],
+        ids["library/grp.html"],
+    }
+    assert passages.passages
+    for passage in passages.passages:  # the phrase is in its text or its headings
+        searched = " ".join([passage.text, *passage.heading_path]).casefold()
+        assert "group database" in " ".join(searched.split()), passage
+        for start, end in passage.matches:  # stemmed: "databases" is a match on PostgreSQL
+            assert passage.text[start:end].casefold().startswith(("group", "databas")), passage
+
+
 async def test_filters_apply_inside_the_ranking(any_db_client, any_db_app):
     library = await library_of(any_db_client, any_db_app)
     ids = await _shelves(library)

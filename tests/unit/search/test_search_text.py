@@ -15,6 +15,7 @@ from services.search_text import (
     fts5_match,
     marked_ranges,
     query_terms,
+    query_words,
     require_query,
     tsquery_text,
 )
@@ -55,12 +56,35 @@ OPERATOR_QUERIES = [
 def test_operator_syntax_becomes_plain_words(query):
     terms = query_terms(query)
     for term in terms:
-        assert term.replace("_", "").isalnum(), term
+        assert all(word.replace("_", "").isalnum() for word in term.split(" ")), term
     match = fts5_match(terms)
-    assert match.count('"') == 2 * len(terms)
     assert all(f'"{t}"' in match for t in terms)
+    operators = match
+    for term in terms:
+        operators = operators.replace(f'"{term}"', "")
+    assert set(operators) <= set(" ORAND()"), match  # only what fts5_match itself writes
     tsquery = tsquery_text(terms)
-    assert set(tsquery) <= set("abcdefghijklmnopqrstuvwxyz0123456789_ |"), tsquery
+    assert set(tsquery) <= set("abcdefghijklmnopqrstuvwxyz0123456789_ |&()<->"), tsquery
+
+
+def test_a_quoted_phrase_is_one_term_and_required():
+    terms = query_terms('"Context Manager" exceptions with')
+    assert terms == ["context manager", "exceptions"]
+    assert fts5_match(terms) == '"context manager" AND ("context manager" OR "exceptions")'
+    assert tsquery_text(terms) == "(context <-> manager) & (context <-> manager | exceptions)"
+    assert query_words(terms) == ["context", "manager", "exceptions"]
+
+
+def test_quotes_in_phrases_keep_stop_words_and_typographic_quotes_count():
+    assert query_terms("\u201cthe with statement\u201d") == ["the with statement"]
+    assert query_terms('"to be" or not') == ["to be"]  # the phrase is content enough
+    assert query_terms('say "venv" pip') == ["say", "venv", "pip"]  # a quoted word is a word
+    assert query_terms('an "unpaired quote') == ["unpaired", "quote"]
+    assert query_terms('"a b" "a b" c') == ["a b", "c"]
+    terms = query_terms('"lru_cache maxsize" "typed dict"')
+    assert fts5_match(terms) == (
+        '"lru_cache maxsize" AND "typed dict" AND ("lru_cache maxsize" OR "typed dict")'
+    )
 
 
 def test_terms_are_distinct_lowercase_words_in_order_without_stop_words():

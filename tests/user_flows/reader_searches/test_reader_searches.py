@@ -205,3 +205,22 @@ async def test_reader_searches(client: GraphQLClient, app) -> None:
     assert related_ids <= mine - {global_id("Document", ids["library/venv.html"])}
     assert [r["score"] for r in related] == sorted((r["score"] for r in related), reverse=True)
     assert related[0]["document"]["title"] in VENV_TITLES
+
+    # Step 9 — a quoted phrase: only the documents where the words stand together, in order.
+    async def keyword_ids(query: str) -> set[str]:
+        data = await client.op(
+            "Search",
+            {"workspaceId": team.workspace_id, "query": query, "mode": "KEYWORD"},
+            token=viewer,
+        )
+        return {e["node"]["document"]["id"] for e in data["search"]["results"]["edges"]}
+
+    together = {
+        global_id("Document", ids[p]) for p in ("tutorial/venv.html", "installing/index.html")
+    }
+    apart = {
+        global_id("Document", ids[p]) for p in ("library/sys_path_init.html", "library/zipapp.html")
+    }
+    assert await keyword_ids("standard library") == together | apart
+    assert await keyword_ids('"standard library"') == together
+    assert await keyword_ids('"library standard"') == set()
