@@ -83,6 +83,21 @@ RUN_QUEUED_SECONDS = Histogram(
     buckets=_RUN_BUCKETS,
     registry=REGISTRY,
 )
+RUN_CANCEL_SECONDS = Histogram(
+    "kd_run_cancel_seconds",
+    "Time from a cancel request to the run's end as CANCELLED, by workflow.",
+    ["workflow"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+    registry=REGISTRY,
+)
+ANSWER_FIRST_TOKEN_SECONDS = Histogram(
+    "kd_answer_first_token_seconds",
+    "Time to an answer's first token: since the question was asked (what the asker waits: "
+    "queue, retrieval, prompt, model) or since the prompt went to the model (the model alone).",
+    ["since"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 60.0),
+    registry=REGISTRY,
+)
 RUNS_RESUMED = Counter(
     "kd_runs_resumed",
     "Runs resumed (RUN_RESUMED) after their previous executor stopped, by workflow.",
@@ -136,6 +151,15 @@ def record_run_finished(workflow: str, status: str, seconds: float) -> None:
 
 def record_run_started(workflow: str, queued_seconds: float) -> None:
     RUN_QUEUED_SECONDS.labels(workflow).observe(max(queued_seconds, 0.0))
+
+
+def record_run_cancelled(workflow: str, seconds_since_request: float) -> None:
+    RUN_CANCEL_SECONDS.labels(workflow).observe(max(seconds_since_request, 0.0))
+
+
+def record_answer_first_token(since_question: float, since_prompt: float) -> None:
+    ANSWER_FIRST_TOKEN_SECONDS.labels("question").observe(max(since_question, 0.0))
+    ANSWER_FIRST_TOKEN_SECONDS.labels("prompt").observe(max(since_prompt, 0.0))
 
 
 def record_run_resumed(workflow: str) -> None:

@@ -33,6 +33,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import CursorResult, delete, select, update
@@ -42,6 +43,7 @@ from sqlalchemy.orm import aliased
 from base.db.types import utcnow
 from base.errors import DomainError, ModelUnavailable, NotFound
 from base.events.bus import EventBus, answer_text_key, answer_topic
+from base.metrics import record_answer_first_token
 from base.models.chat import AnswerState, Citation, Conversation, Message, MessageRole
 from base.models.documents import Document
 from base.models.runs import Run
@@ -233,6 +235,7 @@ class _Answer:
     question: str
     question_seq: int
     scope: dict[str, Any]
+    asked_at: datetime  # the answer's row is written with its question
 
 
 async def _load(deps: ServiceDeps, message_id: uuid.UUID) -> _Answer:
@@ -263,6 +266,7 @@ async def _load(deps: ServiceDeps, message_id: uuid.UUID) -> _Answer:
             question=question,
             question_seq=question_seq,
             scope=dict(scope or {}),
+            asked_at=answer.created_at,
         )
 
 
@@ -722,6 +726,9 @@ async def generating(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
             written += 1
             if written == 1:
                 first_token_at = time.time()
+                record_answer_first_token(
+                    first_token_at - answer.asked_at.timestamp(), first_token_at - began
+                )
             if written % PROGRESS_EVERY_TOKENS == 0:
                 deps.progress(written, settings.ask_answer_tokens, f"{written} tokens")
 

@@ -14,9 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.db.types import utcnow
 from base.events.bus import EventBus, run_topic, user_topic, workspace_topic
-from base.metrics import record_run_finished, record_run_resumed, record_run_started
+from base.metrics import (
+    record_run_cancelled,
+    record_run_finished,
+    record_run_resumed,
+    record_run_started,
+)
 from base.models.accounts import Membership, User
-from base.models.runs import Run, RunEvent, SubjectType, WorkspaceEvent
+from base.models.runs import Run, RunEvent, RunStatus, SubjectType, WorkspaceEvent
 from services.access import member_workspace_ids
 
 if TYPE_CHECKING:
@@ -179,6 +184,9 @@ def _measure(outbox: Outbox, run: Run, event: RunEvent) -> None:
     if event.type in TERMINAL_EVENT_TYPES:
         status = run.status.value
         outbox.measures.append(lambda: record_run_finished(workflow, status, since_created))
+        if run.status is RunStatus.CANCELLED and run.cancel_requested_at is not None:
+            since_request = (event.at - run.cancel_requested_at).total_seconds()
+            outbox.measures.append(lambda: record_run_cancelled(workflow, since_request))
     elif event.type == "RUN_STARTED":
         outbox.measures.append(lambda: record_run_started(workflow, since_created))
     elif event.type == "RUN_RESUMED":

@@ -18,18 +18,18 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 import redis
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e import runs_support as rs
 from tests.support.databases import fresh_database
 from tests.support.graphql import GraphQLClient, operation
 from tests.support.live_server import live_server
+from tests.support.metrics import Samples, value
+from tests.support.metrics import scrape as scrape_app
 from tests.support.services import free_port
 from tests.support.waiting import eventually
 
 JWT_SECRET = "e2e-metrics-live-jwt-secret-0123456789ab"
 TOKEN = "e2e-metrics-token-0123456789"
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -76,19 +76,8 @@ def processes(postgres_url: str, redis_url: str, ollama_host: str) -> Iterator[P
 
 
 async def scrape(url: str, token: str | None = None) -> Samples:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    async with httpx.AsyncClient(timeout=30) as http:
-        response = await http.get(f"{url}/metrics", headers=headers)
-    assert response.status_code == 200, response.text
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        return await scrape_app(http, token)
 
 
 async def test_a_model_check_shows_on_the_api_and_on_the_worker(processes: Processes) -> None:

@@ -15,7 +15,6 @@ import httpx
 import pytest
 import redis.asyncio as redis
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 
 from app.main import create_app
 from base.metrics import QUEUE_READ_TIMEOUT_SECONDS
@@ -23,33 +22,12 @@ from base.settings import Settings
 from tests.integration.runs.conftest import check_models, get_run
 from tests.support.app_fixtures import changed, sqlite_settings
 from tests.support.graphql import GraphQLClient, operation
+from tests.support.metrics import scrape, value
 from tests.support.services import own_redis_server
 from tests.support.team import set_up_team
 from tests.support.waiting import eventually
 
 TOKEN = "metrics-token-0123456789"
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def parse(text: str) -> Samples:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(samples: Samples, name: str, **labels: str) -> float:
-    """A sample's value; 0 for a labelled series not created yet."""
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-async def scrape(http: httpx.AsyncClient, token: str | None = None) -> Samples:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    response = await http.get("/metrics", headers=headers)
-    assert response.status_code == 200, response.text
-    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
-    return parse(response.text)
 
 
 async def test_graphql_requests_are_counted_by_operation_and_outcome(

@@ -34,6 +34,7 @@ from tests.support.ask import (
     subscribe_on,
 )
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up, uuid_of
+from tests.support.metrics import delta, scrape
 from tests.support.model_server import own_model_server
 from tests.support.seed import add_collection, add_documents, global_id
 
@@ -145,6 +146,7 @@ async def test_an_answer_streams_then_ends_with_checked_citations_from_its_passa
     lib = await library_of(client, app)
     conversation = await conversation_of(client, lib.reader_token, lib.workspace_gid)
     question = "How do I create a virtual environment in ${HOME}/envs?"
+    before = await scrape(client.http)
 
     asked = await ask(client, lib.reader_token, conversation, question)
     assert asked["errors"] == []
@@ -221,6 +223,14 @@ async def test_an_answer_streams_then_ends_with_checked_citations_from_its_passa
         "Dashboard", {"workspaceId": lib.workspace_gid}, token=lib.owner_token
     )
     assert dashboard["workspace"]["questionsAskedLast7Days"] == 1
+    # Its time to first token, since the question and since the prompt (ADR 0087).
+    after = await scrape(client.http)
+    first_token = "kd_answer_first_token_seconds"
+    for since in ("question", "prompt"):
+        assert delta(before, after, f"{first_token}_count", since=since) == 1
+    waited = delta(before, after, f"{first_token}_sum", since="question")
+    model = delta(before, after, f"{first_token}_sum", since="prompt")
+    assert 0 < model < waited < 60
 
 
 async def test_scoped_to_a_collection_without_the_answer_it_abstains_and_cites_nothing_outside(

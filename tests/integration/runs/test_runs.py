@@ -15,6 +15,7 @@ from base.settings import Settings
 from tests.integration.runs.conftest import check_models, event_log, get_run
 from tests.support.app_fixtures import Subscribe, other_api, queued_runs, until_listening
 from tests.support.graphql import GraphQLClient, uuid_of
+from tests.support.metrics import delta, scrape
 from tests.support.team import set_up_team
 from tests.support.waiting import eventually
 
@@ -107,6 +108,7 @@ async def test_cancel_ends_a_running_run(
 ) -> None:
     team = await set_up_team(client, settings)
     token = team.owner.token
+    before = await scrape(client.http)
     # An API that reaches the model over a slow link (tests/support/slow_link.py): its run is
     # still in its CHAT step seconds after the first token, whatever the model answers.
     slow = other_api(settings, ollama_host=slow_ollama_host, model_check_max_tokens=500)
@@ -145,6 +147,11 @@ async def test_cancel_ends_a_running_run(
         token=token,
     )
     assert finished["data"]["cancelRun"] == {"run": None, "errors": [{"code": "RUN_FINISHED"}]}
+    # The time from the request to the end, recorded when the run ended (ADR 0087).
+    after = await scrape(client.http)
+    cancel = "kd_run_cancel_seconds"
+    assert delta(before, after, f"{cancel}_count", workflow="check_models") == 1
+    assert 0 < delta(before, after, f"{cancel}_sum", workflow="check_models") < RUN_ENDS_WITHIN
 
 
 @pytest.mark.settings(run_execution="queue")  # runs wait in the Redis queue: no worker runs
