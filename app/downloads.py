@@ -1,9 +1,11 @@
 """GET /documents/{id}/original: a document's original file, as an attachment.
 
-The same rules as the schema: the bearer token of the `Authorization` header (401 without a
-valid one), any member may read, and a document of another workspace is answered exactly like
-a missing one (404 NOT_FOUND). The service (`documents.open_original`) decides; this module only
-speaks HTTP.
+The same rules as the schema: the bearer token of the `Authorization` header, or the `token`
+of a link from `createDownloadLink` (ADR 0092; 401 without a valid one), any member may read,
+and a document of another workspace is answered exactly like a missing one (404 NOT_FOUND). A
+link's token names its user and its document: it is checked against the path, and the
+download runs as that user, so membership is checked again. The service
+(`documents.open_original`) decides; this module only speaks HTTP.
 
 What comes back can be hostile (HTML with scripts, a PDF with JavaScript), so the answer is
 never rendered by a browser as a page of this origin: `Content-Disposition: attachment`,
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+import uuid
 from urllib.parse import quote
 
 from fastapi import FastAPI
@@ -22,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from app.http import json_error
+from base.auth.principal import Principal
+from base.auth.tokens import decode_download_token
 from base.errors import NotFound, Unauthenticated
 from resolvers.core.relay import decode_id
 from resolvers.router import principal_from
@@ -62,17 +67,28 @@ def download_headers(filename: str, media_type: str, size_bytes: int) -> dict[st
     }
 
 
+def _downloader(request: Request) -> tuple[Principal, uuid.UUID | None]:
+    """Who downloads: the link's user when the query has a `token`, with the one document the
+    link is for; else the bearer of the Authorization header, for any document."""
+    secret = request.app.state.deps.settings.jwt_secret
+    client = request.client.host if request.client else None
+    link_token = request.query_params.get("token")
+    if link_token is None:
+        authorization = request.headers.get("authorization")
+        return principal_from(authorization, secret=secret, client=client), None
+    claims = decode_download_token(link_token, secret=secret)
+    return Principal(user_id=claims.user_id, client_address=client), claims.document_id
+
+
 async def download_original(request: Request) -> Response:
     accept = request.headers.get("accept")
     deps = request.app.state.deps
-    principal = principal_from(
-        request.headers.get("authorization"),
-        secret=deps.settings.jwt_secret,
-        client=request.client.host if request.client else None,
-    )
     try:
+        principal, link_document_id = _downloader(request)
         principal.require_user()
         document_id = decode_id(request.path_params["id"], "Document", field="id")
+        if link_document_id not in (None, document_id):  # a link is for its document only
+            raise Unauthenticated("The download link is not valid.", code="TOKEN_INVALID")
         original = await request.app.state.runner.call(
             OPEN_ORIGINAL, deps.for_principal(principal), document_id=document_id
         )

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     jwt_secret: str = Field(default=DEFAULT_JWT_SECRET, min_length=32, repr=False)
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=86_400)
     refresh_token_ttl_seconds: int = Field(default=30 * 86_400, ge=60)
+    download_link_ttl_seconds: int = Field(
+        default=300, ge=10, le=3600, description="How long a link from createDownloadLink works."
+    )
     invite_ttl_seconds: int = Field(default=7 * 86_400, ge=60)
     public_web_url: str = Field(
         default="http://127.0.0.1:8000", description="Base of links handed to users (invites)."

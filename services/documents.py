@@ -14,12 +14,14 @@ import functools
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import CompoundSelect
 
+from base.auth.tokens import issue_download_token
 from base.db.engine import lock_for_write
 from base.db.types import LIKE_ESCAPE, like_literal, utcnow
 from base.errors import DomainError, Invalid, NotFound
@@ -344,6 +346,37 @@ async def open_original(deps: ServiceDeps, *, document_id: uuid.UUID) -> Origina
         filename=download_name(document),
         size_bytes=document.size_bytes,
     )
+
+
+@dataclass(frozen=True)
+class DownloadLink:
+    token: str
+    expires_at: datetime
+
+
+async def create_download_link(deps: ServiceDeps, *, document_id: uuid.UUID) -> DownloadLink:
+    """A token that lets the caller download the document's original without the Authorization
+    header until it expires (DOWNLOAD_LINK_TTL_SECONDS), so that a plain link works. Any member
+    may; NOT_FOUND otherwise, as for `open_original`. Following the link checks membership
+    again (`open_original` as the token's user), so a member removed since gets NOT_FOUND."""
+    user_id = deps.principal.require_user()
+    async with deps.db() as session:
+        readable = await session.scalar(
+            select(Document.id).where(
+                Document.id == document_id,
+                Document.workspace_id.in_(member_workspace_ids(user_id)),
+            )
+        )
+    if readable is None:
+        raise document_not_found()
+    token, expires_at = issue_download_token(
+        user_id,
+        document_id,
+        secret=deps.settings.jwt_secret,
+        now=utcnow(),
+        ttl_seconds=deps.settings.download_link_ttl_seconds,
+    )
+    return DownloadLink(token=token, expires_at=expires_at)
 
 
 # --- edits ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ UPDATE_DOCUMENT = api_workflow(documents.update_document)
 MOVE_DOCUMENTS = api_workflow(documents.move_documents)
 DELETE_DOCUMENTS = api_workflow(documents.delete_documents)
 OPEN_ORIGINAL = api_workflow(documents.open_original)
+CREATE_DOWNLOAD_LINK = api_workflow(documents.create_download_link)
 
 UPLOAD_DOCUMENTS = api_workflow(uploads.upload_documents)
 CREATE_TEXT_DOCUMENT = api_workflow(uploads.create_text_document)

@@ -1,4 +1,5 @@
-"""Access tokens (short-lived JWTs) and opaque secrets (refresh and invite tokens)."""
+"""Access tokens (short-lived JWTs), download links' tokens (JWTs for one document) and opaque
+secrets (refresh and invite tokens)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from base.errors import Unauthenticated
 
 _ALGORITHM = "HS256"
 _AUDIENCE = "knowledge-desk"
+# Another audience and type: a download token is never an access token, nor the reverse.
+_DOWNLOAD_AUDIENCE = "knowledge-desk-download"
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,54 @@ def _verify(token: str, secret: str) -> AccessClaims:
     if claims.get("typ") != "access":
         raise Unauthenticated("The access token is not valid.", code="TOKEN_INVALID")
     return AccessClaims(user_id=user_id, expires_at=datetime.fromtimestamp(claims["exp"], tz=UTC))
+
+
+@dataclass(frozen=True)
+class DownloadClaims:
+    user_id: uuid.UUID
+    document_id: uuid.UUID
+
+
+def issue_download_token(
+    user_id: uuid.UUID, document_id: uuid.UUID, *, secret: str, now: datetime, ttl_seconds: int
+) -> tuple[str, datetime]:
+    """A token for one user to download one document's original until it expires."""
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    claims = {
+        "sub": str(user_id),
+        "doc": str(document_id),
+        "aud": _DOWNLOAD_AUDIENCE,
+        "iat": int(now.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "typ": "download",
+    }
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM), expires_at
+
+
+def decode_download_token(token: str, *, secret: str) -> DownloadClaims:
+    """Raise Unauthenticated (TOKEN_EXPIRED or TOKEN_INVALID, with messages about the link)
+    unless it is our live download token."""
+    invalid = Unauthenticated("The download link is not valid.", code="TOKEN_INVALID")
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[_ALGORITHM],
+            audience=_DOWNLOAD_AUDIENCE,
+            options={"require": ["sub", "doc", "exp", "iat", "aud"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthenticated(
+            "The download link has expired: ask for a new one.", code="TOKEN_EXPIRED"
+        ) from exc
+    except jwt.PyJWTError as exc:
+        raise invalid from exc
+    if claims.get("typ") != "download":
+        raise invalid
+    try:
+        return DownloadClaims(uuid.UUID(claims["sub"]), uuid.UUID(claims["doc"]))
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise invalid from exc
 
 
 def bearer_token(header_value: str | None) -> str | None:

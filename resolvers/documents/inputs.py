@@ -131,6 +131,11 @@ class ReprocessDocumentInput:
     id: strawberry.ID = strawberry.field(description="The document.")
 
 
+@strawberry.input(description="A link to download a document's original.")
+class CreateDownloadLinkInput:
+    id: strawberry.ID = strawberry.field(description="The document.")
+
+
 @strawberry.input(description="Process documents again from their original files.")
 class ReprocessDocumentsInput:
     ids: list[strawberry.ID] = strawberry.field(description="The documents: 1 to 100.")

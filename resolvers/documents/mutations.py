@@ -12,6 +12,7 @@ from resolvers.core.inputs import INPUT
 from resolvers.core.relay import decode_id, to_global_id
 from resolvers.documents.inputs import (
     CreateCollectionInput,
+    CreateDownloadLinkInput,
     CreateTextDocumentInput,
     DeleteCollectionInput,
     DeleteDocumentsInput,
@@ -24,6 +25,7 @@ from resolvers.documents.inputs import (
 )
 from resolvers.documents.payloads import (
     CreateCollectionPayload,
+    CreateDownloadLinkPayload,
     CreateTextDocumentPayload,
     DeleteCollectionPayload,
     DeleteDocumentsPayload,
@@ -35,13 +37,14 @@ from resolvers.documents.payloads import (
     UploadDocumentsPayload,
     UploadedFile,
 )
-from resolvers.documents.types import Collection, Document
+from resolvers.documents.types import Collection, Document, download_path
 from resolvers.runs.types import Run
 from services.documents import EntityInput
 from services.uploads import Duplicate, UploadSource
 from services.views import ItemError
 from workflows.documents import (
     CREATE_COLLECTION,
+    CREATE_DOWNLOAD_LINK,
     CREATE_TEXT_DOCUMENT,
     DELETE_COLLECTION,
     DELETE_DOCUMENTS,
@@ -270,6 +273,23 @@ class DocumentMutations:
             return {"document": Document.of(result.document), "run": Run.of(result.run)}
 
         return await as_payload(ReprocessDocumentPayload, work())
+
+    @strawberry.mutation(
+        description="A short-lived link to download a document's original (screen 7), for a "
+        "plain link or a navigation: the download route otherwise needs the Authorization "
+        "header. Any member may. The link is the caller's: following it checks their "
+        "membership again."
+    )
+    async def create_download_link(
+        self, info: Info, input: Annotated[CreateDownloadLinkInput, INPUT]
+    ) -> CreateDownloadLinkPayload:
+        async def work() -> dict[str, Any]:
+            document_id = decode_id(input.id, "Document", field="id")
+            link = await info.context.run(CREATE_DOWNLOAD_LINK, document_id=document_id)
+            path = download_path(str(to_global_id("Document", document_id)))
+            return {"url": f"{path}?token={link.token}", "expires_at": link.expires_at}
+
+        return await as_payload(CreateDownloadLinkPayload, work())
 
     @strawberry.mutation(
         description="Process up to 100 documents again, each with its own ingestion run. Every "

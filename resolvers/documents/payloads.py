@@ -1,5 +1,7 @@
 """Payloads of the collection and document mutations."""
 
+from datetime import datetime
+
 import strawberry
 
 from resolvers.core.errors import UserError
@@ -117,6 +119,20 @@ class ReprocessDocumentPayload:
     )
     run: Run | None = strawberry.field(
         default=None, description="Its new ingestion run (QUEUED): follow it with runProgress."
+    )
+    errors: list[UserError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of createDownloadLink.")
+class CreateDownloadLinkPayload:
+    url: str | None = strawberry.field(
+        default=None,
+        description="The original's download path on this API's origin, with its token: GET it "
+        "with no header (a plain link or a navigation works). Always an attachment, in the "
+        "stored content type. Treat it as a secret until it expires.",
+    )
+    expires_at: datetime | None = strawberry.field(
+        default=None, description="When the link stops working (UTC): ask for a new one then."
     )
     errors: list[UserError] = strawberry.field(description=_ERRORS)
 

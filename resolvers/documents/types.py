@@ -232,8 +232,8 @@ class Document(relay.Node):
 
     @strawberry.field(
         description="Where to download the original file: a path on this API's origin (GET, "
-        "with the same `Authorization: Bearer` header as /graphql). The answer is always an "
-        "attachment, in the stored content type."
+        "with the same `Authorization: Bearer` header as /graphql; for a plain link, use "
+        "`createDownloadLink`). The answer is always an attachment, in the stored content type."
     )
     def download_url(self) -> str:
         return download_path(str(to_global_id("Document", self.view.id)))

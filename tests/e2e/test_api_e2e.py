@@ -1041,6 +1041,10 @@ async def test_every_operation_document_executes_against_the_live_server(
     rows = await watch_uploads(ws_url, token, workspace["id"], document_ids)
     assert {r["documentId"] for r in rows if r["done"]} == set(document_ids)
     executed.add("UploadProgress")
+    link = await op("CreateDownloadLink", {"input": {"id": document_ids[1]}}, token=token)
+    async with httpx.AsyncClient(base_url=str(api.http.base_url), timeout=30) as plain:
+        followed = await plain.get(link["createDownloadLink"]["url"])  # no header
+    assert (followed.status_code, followed.content) == (200, b"Plain text.\n")
 
     signed_out = await op("SignOut", {"input": {"refreshToken": refreshed["refreshToken"]}})
     assert signed_out["signOut"]["signedOut"] is True

@@ -423,6 +423,18 @@ async def test_the_download_route(http: httpx.AsyncClient, upload_database: str)
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"] == "Bearer"
     assert anonymous.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+
+    # A download link (createDownloadLink): a plain GET with no header, from a fresh client.
+    link = await GraphQLClient(http).op(
+        "CreateDownloadLink",
+        {"input": {"id": payload["files"][0]["document"]["id"]}},
+        token=viewer,
+    )
+    assert link["createDownloadLink"]["errors"] == []
+    async with httpx.AsyncClient(base_url=str(http.base_url), timeout=30) as browser:
+        followed = await browser.get(link["createDownloadLink"]["url"])
+    assert followed.status_code == 200 and followed.content == pdf
+    assert followed.headers["content-disposition"] == answer.headers["content-disposition"]
     await runs_settled(upload_database)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,13 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 from strawberry import relay
 
+from base.auth.tokens import issue_download_token
 from base.models.documents import Document
 from base.models.runs import Run
 from tests.integration.documents.test_collections import _team
 from tests.support.app_fixtures import blob_files
 from tests.support.corpus import BZIP2_PDF, POSTGRES_README_MD, VENV_HTML, read
-from tests.support.graphql import GraphQLClient, uuid_of
+from tests.support.graphql import GraphQLClient, operation, uuid_of
 from tests.support.uploads import corpus_file, post_upload, upload
 
 # These tests are about uploads, not ingestion: the runs they start meet no model (a closed
@@ -326,6 +328,106 @@ async def test_pasted_text_is_stored_verbatim(
     assert empty["errors"] == [{"code": "REQUIRED", "message": "Paste some text.", "field": "text"}]
     assert (await _counts(db), blob_files(blob_root)) == before
     await settle(any_db_app)
+
+
+async def test_a_download_link_works_without_the_header_for_its_document_only(
+    any_db_client: GraphQLClient, any_db_app: FastAPI, blob_root: Path
+):
+    client = any_db_client
+    settings = any_db_app.state.settings
+    workspace, people = await _team(client, any_db_app)
+    editor, viewer = people["editor"]["accessToken"], people["viewer"]["accessToken"]
+    collection = await _collection(client, workspace, editor, "Pages")
+    original = read(VENV_HTML)
+
+    async def create_link(document_id: str, token: str | None) -> dict[str, Any]:
+        data = await client.execute(
+            operation("CreateDownloadLink"), {"input": {"id": document_id}}, token=token
+        )
+        payload: dict[str, Any] = data["data"]["createDownloadLink"]
+        return payload
+
+    def code(answer: httpx.Response) -> tuple[int, str]:
+        return answer.status_code, answer.json()["errors"][0]["extensions"]["code"]
+
+    async with await _http(any_db_app) as http:
+        files = await upload(
+            http, collection, [("venv.html", original), ("notes.txt", b"plain notes")], token=editor
+        )
+        venv, notes = (f["document"] for f in files["files"])
+        asked = datetime.now(UTC)
+        link = await create_link(venv["id"], viewer)
+        assert link["errors"] == []
+        path, _, query = link["url"].partition("?")
+        assert path == venv["downloadUrl"] and query.startswith("token=")
+        expires = datetime.fromisoformat(link["expiresAt"])
+        expected = asked + timedelta(seconds=settings.download_link_ttl_seconds)
+        assert abs((expires - expected).total_seconds()) < 5
+
+        # A plain GET, no header: the original, with the headers of every download.
+        answer = await http.get(link["url"])
+        assert answer.status_code == 200 and answer.content == original
+        assert answer.headers["content-disposition"].startswith('attachment; filename="venv.html"')
+        assert answer.headers["referrer-policy"] == "no-referrer"
+        # The link's token is for its document only, and it is not an access token.
+        token = query.removeprefix("token=")
+        assert code(await http.get(f"{notes['downloadUrl']}?token={token}")) == (
+            401,
+            "TOKEN_INVALID",
+        )
+        as_bearer = await client.execute(operation("AppShell"), {"first": 5}, token=token)
+        assert as_bearer["errors"][0]["extensions"]["code"] == "TOKEN_INVALID"
+        assert code(await http.get(f"{path}?token={viewer}")) == (401, "TOKEN_INVALID")
+        tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+        assert code(await http.get(f"{path}?token={tampered}")) == (401, "TOKEN_INVALID")
+        assert code(await http.get(f"{path}?token=")) == (401, "TOKEN_INVALID")
+        # Past its expiry (a token issued an hour ago, signed with the app's secret).
+        expired, _ = issue_download_token(
+            uuid_of(people["viewer"]["user"]["id"]),
+            uuid_of(venv["id"]),
+            secret=settings.jwt_secret,
+            now=datetime.now(UTC) - timedelta(hours=1),
+            ttl_seconds=settings.download_link_ttl_seconds,
+        )
+        answer = await http.get(f"{path}?token={expired}")
+        assert code(answer) == (401, "TOKEN_EXPIRED")
+        assert answer.json()["errors"][0]["message"] == (
+            "The download link has expired: ask for a new one."
+        )
+
+        # Who may ask: any member; another workspace's document is a missing one.
+        not_found = {
+            "url": None,
+            "expiresAt": None,
+            "errors": [{"code": "NOT_FOUND", "message": "No such document.", "field": "id"}],
+        }
+        assert await create_link(venv["id"], people["outsider"]["accessToken"]) == not_found
+        missing = relay.to_base64("Document", str(uuid.uuid4()))
+        assert await create_link(missing, viewer) == not_found
+        assert (await create_link("not-an-id", viewer))["errors"][0]["code"] == "NOT_FOUND"
+        assert await create_link(venv["id"], None) == {
+            "url": None,
+            "expiresAt": None,
+            "errors": [
+                {"code": "UNAUTHENTICATED", "message": "Sign in to do this.", "field": None}
+            ],
+        }
+
+        # The link is its member's: once they leave, it is a missing document.
+        members = await client.op(
+            "WorkspaceMembers", {"workspaceId": workspace["id"]}, token=viewer
+        )
+        me = next(
+            m["node"]["id"]
+            for m in members["workspace"]["members"]["edges"]
+            if m["node"]["user"]["id"] == people["viewer"]["user"]["id"]
+        )
+        left = await client.op("RemoveMember", {"input": {"memberId": me}}, token=viewer)
+        assert left["removeMember"]["errors"] == []
+        assert code(await http.get(link["url"])) == (404, "NOT_FOUND")
+        # The editor's own link still works.
+        theirs = await create_link(venv["id"], editor)
+        assert (await http.get(theirs["url"])).content == original
 
 
 async def test_download_of_the_original(

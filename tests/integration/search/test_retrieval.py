@@ -372,6 +372,11 @@ async def test_blank_and_hostile_queries(any_db_client, any_db_app):
         mode=SearchMode.KEYWORD,
     )
     assert ids["library/pwd.html"] in {e.node.document.id for e in hostile.page.edges}
+    # Phrases of stop words only (PostgreSQL drops them all), and a quoted pasted page.
+    for query in ('"to be" "or not"', '"' + ("user password " * 2000)[:10_000] + '"'):
+        for mode in MODES:
+            found = await search(deps, workspace_id=library.workspace_id, query=query, mode=mode)
+            assert found.degraded is False, (query[:20], mode)
 
 
 async def test_the_passage_shown_is_the_best_by_text_not_by_headings(any_db_client, any_db_app):

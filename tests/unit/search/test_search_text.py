@@ -75,6 +75,12 @@ def test_a_quoted_phrase_is_one_term_and_required():
     assert query_words(terms) == ["context", "manager", "exceptions"]
 
 
+def test_a_pasted_page_in_quotes_is_cut_like_any_long_query():
+    words = [f"word{i}" for i in range(3000)]
+    terms = query_terms('"' + " ".join(words) + '"')
+    assert terms == [" ".join(words[:MAX_QUERY_TERMS])]
+
+
 def test_quotes_in_phrases_keep_stop_words_and_typographic_quotes_count():
     assert query_terms("\u201cthe with statement\u201d") == ["the with statement"]
     assert query_terms('"to be" or not') == ["to be"]  # the phrase is content enough
