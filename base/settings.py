@@ -64,7 +64,14 @@ class Settings(BaseSettings):
     # Kailash runtime caps: runtime-wide, so they must be sized for concurrent requests.
     workflow_max_concurrent_nodes: int = Field(default=1000, ge=1)
     workflow_thread_pool_size: int = Field(default=32, ge=1)
-    workflow_execution_timeout_seconds: int = Field(default=600, ge=1)
+    workflow_execution_timeout_seconds: int = Field(
+        default=600, ge=1, description="Limit of one execution of an API call's workflow."
+    )
+    run_execution_timeout_seconds: int = Field(
+        default=21_600,
+        ge=0,
+        description="Limit of one execution of a run (runs can be cancelled); 0: none.",
+    )
     # GraphQL limits
     graphql_max_depth: int = Field(default=12, ge=2)
     graphql_max_tokens: int = Field(default=5000, ge=100)

@@ -5,7 +5,9 @@ AsyncLocalRuntime has no public node-started or node-failed hook, and its progre
 sets the current node. This subclass wraps the two per-node executors (private methods of the
 pinned kailash 2.65.0; tests/unit/runs/test_event_runtime.py fails if an upgrade moves them)
 and routes events to the sink of the run being executed, through a ContextVar that each run's
-task snapshots. It also lets a resumed run skip the steps it already finished.
+task snapshots. It also lets a resumed run skip the steps it already finished, and gives runs
+their own execution limit: the SDK reads `execution_timeout` when an execution starts, once per
+runtime, and a run (long, cancellable) must not share the limit of an API call.
 """
 
 from __future__ import annotations
@@ -39,10 +41,21 @@ def _emit(event: dict[str, Any]) -> None:
 
 
 class EventRuntime(AsyncLocalRuntime):
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, run_timeout: int = 0, **kwargs: Any) -> None:
+        self.run_timeout = run_timeout  # seconds; 0: no limit
         super().__init__(**kwargs)
         # Without a completion subscriber, pure-sync workflows skip the per-node path entirely.
         self.on_node_complete(lambda _event: None)
+
+    # The SDK reads this attribute as each execution starts (`execute_workflow_async`): inside
+    # `execute_run` (a RunScope is set for the task) it is the run's limit, else the API call's.
+    @property
+    def execution_timeout(self) -> int:
+        return self.run_timeout if _SCOPE.get() is not None else self._call_timeout
+
+    @execution_timeout.setter
+    def execution_timeout(self, seconds: int) -> None:
+        self._call_timeout = seconds
 
     async def execute_run(
         self, workflow: Any, inputs: dict[str, Any], scope: RunScope

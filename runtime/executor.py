@@ -301,6 +301,16 @@ class Executor:
         except LeaseLost:
             recorder.abandon()
             raise
+        except TimeoutError:  # the runtime's limit for one execution of a run
+            await recorder.drain()
+            limit = self.runtime.run_timeout
+            await self._finish(
+                claim,
+                lease,
+                RunStatus.FAILED,
+                error_code="RUN_TIMED_OUT",
+                error_message=f"The run took longer than its limit ({limit} s).",
+            )
         except Exception as exc:
             await recorder.drain()
             cause = domain_cause(exc)

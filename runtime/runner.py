@@ -64,6 +64,7 @@ def build_runtime(settings: Settings) -> EventRuntime:
         max_concurrent_nodes=settings.workflow_max_concurrent_nodes,
         thread_pool_size=settings.workflow_thread_pool_size,
         execution_timeout=settings.workflow_execution_timeout_seconds,
+        run_timeout=settings.run_execution_timeout_seconds,
     )
 
 

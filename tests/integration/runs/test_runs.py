@@ -154,6 +154,35 @@ async def test_cancel_ends_a_running_run(
     assert 0 < delta(before, after, f"{cancel}_sum", workflow="check_models") < RUN_ENDS_WITHIN
 
 
+async def test_a_run_has_its_own_execution_limit(
+    client: GraphQLClient, settings: Settings, slow_ollama_host: str
+) -> None:
+    """API calls are held to WORKFLOW_EXECUTION_TIMEOUT_SECONDS, runs to
+    RUN_EXECUTION_TIMEOUT_SECONDS: a run outlives the first, and is stopped at the second."""
+    team = await set_up_team(client, settings)
+    token = team.owner.token
+    # Over the slow link the CHAT step alone takes at least 1.2 s (10 tokens or more at 0.12 s).
+    slow = {"ollama_host": slow_ollama_host, "workflow_execution_timeout_seconds": 1}
+    async with other_api(settings, **slow, run_execution_timeout_seconds=0) as (long_app, api):
+        run_id = (await check_models(api, token, team.workspace_id))["run"]["id"]
+        await asyncio.wait_for(long_app.state.runs.launcher.wait_idle(), RUN_ENDS_WITHIN)
+        outlived = (await api.op("RunDetail", {"runId": run_id}, token=token))["run"]
+    assert (outlived["status"], outlived["errorCode"]) == ("SUCCEEDED", None)
+    assert outlived["durationMs"] > 1000  # longer than any API call may take here
+
+    async with other_api(settings, **slow, run_execution_timeout_seconds=1) as (long_app, api):
+        run_id = (await check_models(api, token, team.workspace_id))["run"]["id"]
+        await asyncio.wait_for(long_app.state.runs.launcher.wait_idle(), RUN_ENDS_WITHIN)
+        stopped = (await api.op("RunDetail", {"runId": run_id}, token=token))["run"]
+    assert (stopped["status"], stopped["errorCode"], stopped["errorMessage"]) == (
+        "FAILED",
+        "RUN_TIMED_OUT",
+        "The run took longer than its limit (1 s).",
+    )
+    assert "RUNNING" not in {s["status"] for s in stopped["steps"]}
+    assert (await event_log(client, token, run_id))[-1]["type"] == "RUN_FAILED"
+
+
 @pytest.mark.settings(run_execution="queue")  # runs wait in the Redis queue: no worker runs
 async def test_who_may_cancel_and_retry(
     client: GraphQLClient, app: FastAPI, db: Any, settings: Settings

@@ -6,6 +6,7 @@ No services: the nodes are plain AsyncNodes (and one sync Node) defined in this 
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import inspect
 from typing import Any
@@ -77,6 +78,18 @@ class ErtSyncAddNode(Node):
     def run(self, **inputs: Any) -> dict[str, Any]:
         report_progress(1, 1, "added")
         return {"value": inputs["previous"] + 100}
+
+
+@register_node()
+class ErtSleepNode(AsyncNode):
+    """Sleeps `seconds`, then returns them."""
+
+    def get_parameters(self) -> dict[str, NodeParameter]:
+        return _params("seconds")
+
+    async def async_run(self, **inputs: Any) -> dict[str, Any]:
+        await asyncio.sleep(inputs["seconds"])
+        return {"value": inputs["seconds"]}
 
 
 def chain(*nodes: tuple[str, type[Node]]) -> Any:
@@ -189,6 +202,26 @@ async def test_plain_executions_report_to_no_sink(runtime: EventRuntime) -> None
 
     assert results["double"] == {"value": 10}
     assert len(events) == before
+
+
+async def test_runs_have_their_own_execution_limit() -> None:
+    """An API call is held to `execution_timeout`; a run (execute_run) to `run_timeout` only,
+    so it may outlive an API call's limit, and is still stopped at its own."""
+    sleep = chain(("sleep", ErtSleepNode))
+    async with EventRuntime(execution_timeout=1, run_timeout=3) as rt:
+        assert rt.execution_timeout == 1  # outside a run
+        with pytest.raises(TimeoutError):
+            await rt.execute_workflow_async(sleep, {"sleep": {"seconds": 1.5}})
+        results = await rt.execute_run(sleep, {"sleep": {"seconds": 1.5}}, RunScope([].append))
+        assert results["sleep"] == {"value": 1.5}
+    async with EventRuntime(execution_timeout=60, run_timeout=1) as rt:
+        with pytest.raises(TimeoutError):
+            await rt.execute_run(sleep, {"sleep": {"seconds": 1.5}}, RunScope([].append))
+        results, _ = await rt.execute_workflow_async(sleep, {"sleep": {"seconds": 1.5}})
+        assert results["sleep"] == {"value": 1.5}
+    async with EventRuntime(execution_timeout=1) as rt:  # run_timeout 0: no limit
+        results = await rt.execute_run(sleep, {"sleep": {"seconds": 1.5}}, RunScope([].append))
+        assert results["sleep"] == {"value": 1.5}
 
 
 def test_event_runtime_overrides_methods_that_exist_on_the_pinned_sdk() -> None:
