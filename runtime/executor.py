@@ -85,15 +85,24 @@ async def _until_recorded(lease: _Lease, what: str, write: Callable[[], Awaitabl
         await asyncio.sleep(max(0.0, min(delay, lease.left())))
 
 
-def _stored(output: Any) -> dict[str, Any]:
-    """A step's output as JSON for the steps table (what a retry reuses)."""
+UNSTORABLE_MESSAGE = "The step's output cannot be stored."
+
+
+class UnstorableOutput(Exception):
+    """A step returned a value that JSON cannot hold: a retry could not reuse it."""
+
+
+def stored_output(output: Any) -> dict[str, Any]:
+    """A step's output as JSON for the steps table (what a retry reuses). UnstorableOutput when
+    JSON cannot hold it: a step must return JSON values (dicts, lists, strings, numbers, None)
+    or pydantic models."""
     value = output["result"].value if isinstance(output, dict) and "result" in output else output
     if hasattr(value, "model_dump"):
         value = value.model_dump(mode="json")
     try:
         json.dumps(value)
-    except (TypeError, ValueError):
-        value = repr(value)[:1000]
+    except (TypeError, ValueError) as exc:
+        raise UnstorableOutput(f"{type(value).__name__} is not JSON: {exc}") from exc
     return {"value": value}
 
 
@@ -282,7 +291,7 @@ class Executor:
             await recorder.drain()
             values = {step: results[step]["result"].value for step in steps}
             summary = spec.kind.summarize(values) if spec.kind.summarize else None
-            outputs = {step: _stored(results[step]) for step in steps}
+            outputs = {step: stored_output(results[step]) for step in steps}
             await self._finish(
                 claim, lease, RunStatus.SUCCEEDED, output_summary=summary, outputs=outputs
             )
@@ -517,7 +526,10 @@ class _StepRecorder:
         if kind == "started":
             return StepChange(step, "STEP_STARTED", message=f"{step} started")
         if kind == "succeeded":
-            output = _stored(event.get("output"))
+            try:
+                output = stored_output(event.get("output"))
+            except UnstorableOutput:  # the run then fails as it ends (INTERNAL)
+                return StepChange(step, "STEP_FAILED", message=UNSTORABLE_MESSAGE)
             return StepChange(step, "STEP_SUCCEEDED", message=f"{step} done", output=output)
         if kind == "failed":
             error = event["error"]
