@@ -644,7 +644,7 @@ _DASHBOARD_COLUMNS = (
 
 def dashboard_statement(dialect: str) -> Any:
     """The Dashboard screen: counts by status, collections, the 5 latest documents with their
-    collection, the active runs, the last 20 workspace events with their actor."""
+    collection, the active runs, the last 20 workspace events (their actor as named then)."""
     recent = _json_list(
         dialect,
         "SELECT d.id AS id, d.title AS title, d.status AS status, d.updated_at AS updated_at, "
@@ -667,11 +667,9 @@ def dashboard_statement(dialect: str) -> Any:
     activity = _json_list(
         dialect,
         "SELECT e.id AS cursor, e.type AS type, e.message AS message, e.at AS at, "
-        "e.run_status AS run_status, e.run_id AS run_id, u.id AS actor_id, "
-        "u.name AS actor_current_name, e.actor_name AS actor_name, "
+        "e.run_status AS run_status, e.run_id AS run_id, e.actor_name AS actor_name, "
         "e.subject_type AS subject_type, e.subject_id AS subject_id, "
-        "e.subject_label AS subject_label FROM workspace_events e "
-        "LEFT JOIN users u ON u.id = e.actor_id WHERE e.workspace_id = w.id",
+        "e.subject_label AS subject_label FROM workspace_events e WHERE e.workspace_id = w.id",
         "cursor DESC",
         [
             "cursor",
@@ -680,8 +678,6 @@ def dashboard_statement(dialect: str) -> Any:
             "at",
             "run_status",
             "run_id",
-            "actor_id",
-            "actor_current_name",
             "actor_name",
             "subject_type",
             "subject_id",
@@ -778,9 +774,6 @@ async def sql_dashboard(
                 "runStatus": e["run_status"],
                 "runId": _gid("Run", e["run_id"]),
                 "actorName": e["actor_name"],
-                "actor": {"id": _gid("User", e["actor_id"]), "name": e["actor_current_name"]}
-                if e["actor_id"]
-                else None,
                 "subject": {
                     "type": e["subject_type"],
                     "id": _gid(e["subject_type"].title(), e["subject_id"]),
@@ -1005,7 +998,7 @@ def api_key(screen: str, data: dict[str, Any]) -> Any:
             workspace["activeRuns"]["totalCount"],
             [e["node"]["id"] for e in workspace["activeRuns"]["edges"]],
             [
-                (e["cursor"], e["type"], e["actor"]["name"], e["runId"], e["subject"])
+                (e["cursor"], e["type"], e["actorName"], e["runId"], e["subject"])
                 for e in workspace["activity"]
             ],
         )
@@ -1048,7 +1041,7 @@ def sql_key(screen: str, data: dict[str, Any]) -> Any:
             data["activeRuns"]["totalCount"],
             [e["node"]["id"] for e in data["activeRuns"]["edges"]],
             [
-                (e["cursor"], e["type"], e["actor"]["name"], e["runId"], e["subject"])
+                (e["cursor"], e["type"], e["actorName"], e["runId"], e["subject"])
                 for e in data["activity"]
             ],
         )

@@ -47,7 +47,7 @@ async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
     assert dashboard["workspace"]["activeRuns"] == {"totalCount": 0, "edges": []}
     # The feed so far: Erin's arrival, newest first.
     arrival = [
-        (e["type"], e["actor"]["name"], e["message"], e["subject"], e["runId"])
+        (e["type"], e["actorName"], e["message"], e["subject"], e["runId"])
         for e in dashboard["workspace"]["activity"]
     ]
     assert arrival == [
@@ -204,7 +204,7 @@ async def test_editor_starts_a_model_check_and_watches_it_to_the_end(
     assert [e["type"] for e in activity[-2:]] == ["MEMBER_JOINED", "MEMBER_INVITED"]
     runs = activity[:-2]
     assert runs[0]["message"] == "check_models succeeded for Olivia Owner's workspace"
-    assert {e["actor"]["name"] for e in runs} == {"Erin Editor"}
+    assert {e["actorName"] for e in runs} == {"Erin Editor"}
     assert {e["runId"] for e in runs} == {run_id}
     # A run's events are about the run's subject.
     assert {(e["subject"]["type"], e["subject"]["id"]) for e in runs} == {
