@@ -66,9 +66,8 @@ def require_query(text: str) -> str:
 def query_terms(text: str) -> list[str]:
     """The query's terms, at most MAX_QUERY_TERMS: first each quoted phrase of two or more words
     (its first MAX_QUERY_TERMS lower-cased words joined by one space, stop words kept: the user
-    quoted them), then the
-    distinct lower-cased words outside quotes, in order, stop words left out unless the query
-    has nothing else. A quoted single word is a word."""
+    quoted them), then the distinct lower-cased words outside quotes, in order, stop words left
+    out unless the query has nothing else. A quoted single word is a word."""
     phrases: list[str] = []
 
     def take_phrase(quoted: re.Match[str]) -> str:
