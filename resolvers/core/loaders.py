@@ -19,15 +19,13 @@ from services.chat import ConversationsQuery, MessagesQuery
 from services.chat_views import CitationView, ConversationView, FeedbackView, MessageView
 from services.collections import CollectionsQuery
 from services.deps import ServiceDeps
-from services.documents import ChunksQuery, DocumentsQuery
+from services.documents import ChunksQuery, DocumentAnnotations, DocumentsQuery
 from services.runs import ActivityQuery, RunEventsQuery, RunsQuery, SubjectRunsQuery
 from services.views import (
     ChunkView,
     CollectionView,
     DocumentCountsView,
     DocumentView,
-    EntityView,
-    FieldEditView,
     MemberView,
     Page,
     RelatedDocumentView,
@@ -53,9 +51,8 @@ from workflows.documents import (
     LIST_COLLECTIONS,
     LIST_DOCUMENTS,
     LOAD_COLLECTIONS,
+    LOAD_DOCUMENT_ANNOTATIONS,
     LOAD_DOCUMENT_COUNTS,
-    LOAD_DOCUMENT_EDITS,
-    LOAD_DOCUMENT_ENTITIES,
     LOAD_DOCUMENT_TAGS,
     LOAD_DOCUMENTS,
 )
@@ -155,12 +152,8 @@ class Loaders:
         return self._loader(LOAD_DOCUMENT_TAGS)
 
     @cached_property
-    def entities_by_document_id(self) -> DataLoader[uuid.UUID, list[EntityView]]:
-        return self._loader(LOAD_DOCUMENT_ENTITIES)
-
-    @cached_property
-    def edits_by_document_id(self) -> DataLoader[uuid.UUID, list[FieldEditView]]:
-        return self._loader(LOAD_DOCUMENT_EDITS)
+    def annotations_by_document_id(self) -> DataLoader[uuid.UUID, DocumentAnnotations]:
+        return self._loader(LOAD_DOCUMENT_ANNOTATIONS)
 
     @cached_property
     def chunks_page(self) -> DataLoader[ChunksQuery, Page[ChunkView]]:

@@ -219,16 +219,16 @@ class Document(relay.Node):
 
     @strawberry.field(description="Entities it mentions, in order (at most 50).")
     async def entities(self, info: Info) -> list[Entity]:
-        views = await info.context.loaders.entities_by_document_id.load(self.view.id)
-        return [Entity.of(v) for v in views]
+        annotations = await info.context.loaders.annotations_by_document_id.load(self.view.id)
+        return [Entity.of(v) for v in annotations.entities]
 
     @strawberry.field(
         description="The fields a person edited (who, when); a field not listed holds the "
         "AI's value."
     )
     async def edits(self, info: Info) -> list[FieldEdit]:
-        views = await info.context.loaders.edits_by_document_id.load(self.view.id)
-        return [FieldEdit.of(v) for v in views]
+        annotations = await info.context.loaders.annotations_by_document_id.load(self.view.id)
+        return [FieldEdit.of(v) for v in annotations.edits]
 
     @strawberry.field(
         description="Where to download the original file: a path on this API's origin (GET, "
