@@ -6,8 +6,8 @@ sets the current node. This subclass wraps the two per-node executors (private m
 pinned kailash 2.65.0; tests/unit/runs/test_event_runtime.py fails if an upgrade moves them)
 and routes events to the sink of the run being executed, through a ContextVar that each run's
 task snapshots. It also lets a resumed run skip the steps it already finished, and gives runs
-their own execution limit: the SDK reads `execution_timeout` when an execution starts, once per
-runtime, and a run (long, cancellable) must not share the limit of an API call.
+their own execution limit: the SDK has one `execution_timeout` per runtime, read as each
+execution starts, and a run (long, cancellable) must not share the limit of an API call.
 """
 
 from __future__ import annotations
