@@ -1,11 +1,16 @@
-"""Helpers for run tests: start a model check and read a run (subscriptions: `subscribe`, from
-tests/support/app_fixtures.py)."""
+"""Helpers for run tests: start a model check, queue a run of a test's own kind, and read a run
+(subscriptions: `subscribe`, from tests/support/app_fixtures.py)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from tests.support.graphql import GraphQLClient
+from base.models.runs import SubjectType
+from services import runs
+from services.deps import ServiceDeps
+from services.run_log import Outbox
+from tests.support.graphql import GraphQLClient, first_workspace, sign_up, uuid_of
 
 RUN_FIELDS = """
   id status percent currentStep attempt errorCode errorMessage outputSummary cancelRequested
@@ -40,3 +45,30 @@ async def event_log(client: GraphQLClient, token: str, run_id: str) -> list[dict
         token=token,
     )
     return [e["node"] for e in result["data"]["run"]["events"]["edges"]]
+
+
+async def queued_run(
+    deps: ServiceDeps,
+    client: GraphQLClient,
+    kind: runs.RunKind,
+    *,
+    label: str,
+    params: dict[str, Any],
+) -> uuid.UUID:
+    """A QUEUED run of `kind` about a new owner's workspace, written as the service writes it
+    (no launcher: the test executes it)."""
+    owner = await sign_up(client, "Olivia Owner", "owner@example.com")
+    workspace_id = uuid_of((await first_workspace(client, owner["accessToken"]))["id"])
+    async with deps.db.begin() as session:
+        run = await runs.create_run(
+            session,
+            Outbox(),
+            workspace_id=workspace_id,
+            kind=kind,
+            subject_type=SubjectType.WORKSPACE,
+            subject_id=workspace_id,
+            subject_label=label,
+            triggered_by_id=uuid_of(owner["user"]["id"]),
+            params=params,
+        )
+        return run.id

@@ -10,21 +10,20 @@ forever, and a SQLite server (and the test session that caught it) never finishe
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 from fastapi import FastAPI
 from kailash.workflow.builder import WorkflowBuilder
 from sqlalchemy import select, text
 
-from base.models.runs import Run, RunStatus, RunStep, StepStatus, SubjectType
+from base.models.runs import Run, RunStatus, RunStep, StepStatus
 from nodes.services import service_node
 from runtime.process import build_executor
 from runtime.runner import RunWorkflow
 from services import runs
 from services.deps import ServiceDeps
-from services.run_log import Outbox
-from tests.support.graphql import GraphQLClient, first_workspace, sign_up, uuid_of
+from tests.integration.runs.conftest import queued_run
+from tests.support.graphql import GraphQLClient
 
 SLOW_STATEMENT = runs.RunKind("test_slow_statement", ("QUERY",))
 # A statement that keeps the database busy for seconds: the shutdown lands in the middle of it.
@@ -48,24 +47,6 @@ def _workflow() -> RunWorkflow:
     return RunWorkflow(SLOW_STATEMENT, builder.build(workflow_id=SLOW_STATEMENT.name))
 
 
-async def _queued_run(deps: ServiceDeps, client: GraphQLClient, dialect: str) -> uuid.UUID:
-    owner = await sign_up(client, "Olivia Owner", "owner@example.com")
-    workspace_id = uuid_of((await first_workspace(client, owner["accessToken"]))["id"])
-    async with deps.db.begin() as session:
-        run = await runs.create_run(
-            session,
-            Outbox(),
-            workspace_id=workspace_id,
-            kind=SLOW_STATEMENT,
-            subject_type=SubjectType.WORKSPACE,
-            subject_id=workspace_id,
-            subject_label="slow statement",
-            triggered_by_id=uuid_of(owner["user"]["id"]),
-            params={"dialect": dialect},
-        )
-        return run.id
-
-
 def _task_named(name: str) -> asyncio.Task[Any]:
     (task,) = [t for t in asyncio.all_tasks() if t.get_name() == name]
     return task
@@ -76,7 +57,9 @@ async def test_shutting_down_mid_statement_stops_the_run_once_and_ends(
 ) -> None:
     deps: ServiceDeps = any_db_app.state.deps
     dialect = "sqlite" if deps.settings.is_sqlite else "postgresql"
-    run_id = await _queued_run(deps, any_db_client, dialect)
+    run_id = await queued_run(
+        deps, any_db_client, SLOW_STATEMENT, label="slow statement", params={"dialect": dialect}
+    )
     executor = build_executor(
         deps, any_db_app.state.runner.runtime, {SLOW_STATEMENT.name: _workflow()}, "api"
     )

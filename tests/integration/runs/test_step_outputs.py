@@ -12,15 +12,15 @@ from fastapi import FastAPI
 from kailash.workflow.builder import WorkflowBuilder
 from sqlalchemy import select
 
-from base.models.runs import Run, RunStatus, RunStep, StepStatus, SubjectType
+from base.models.runs import Run, RunStatus, RunStep, StepStatus
 from nodes.services import service_node
 from runtime.executor import UNSTORABLE_MESSAGE, UnstorableOutput, stored_output
 from runtime.process import build_executor
 from runtime.runner import RunWorkflow
 from services import runs
 from services.deps import ServiceDeps
-from services.run_log import Outbox
-from tests.support.graphql import GraphQLClient, first_workspace, sign_up, uuid_of
+from tests.integration.runs.conftest import queued_run
+from tests.support.graphql import GraphQLClient
 
 UNSTORABLE = runs.RunKind("test_unstorable_output", ("COUNT", "MAKE", "NEXT"))
 
@@ -57,34 +57,21 @@ async def test_a_step_that_returns_what_json_cannot_hold_fails_the_run(
     any_db_client: GraphQLClient, any_db_app: FastAPI
 ) -> None:
     deps: ServiceDeps = any_db_app.state.deps
-    owner = await sign_up(any_db_client, "Olivia Owner", "owner@example.com")
-    workspace_id = uuid_of((await first_workspace(any_db_client, owner["accessToken"]))["id"])
-    async with deps.db.begin() as session:
-        run = await runs.create_run(
-            session,
-            Outbox(),
-            workspace_id=workspace_id,
-            kind=UNSTORABLE,
-            subject_type=SubjectType.WORKSPACE,
-            subject_id=workspace_id,
-            subject_label="unstorable",
-            triggered_by_id=uuid_of(owner["user"]["id"]),
-            params={},
-        )
+    run_id = await queued_run(deps, any_db_client, UNSTORABLE, label="unstorable", params={})
     executor = build_executor(
         deps, any_db_app.state.runner.runtime, {UNSTORABLE.name: _workflow()}, "api"
     )
     try:
-        await executor.spawn(run.id)
+        await executor.spawn(run_id)
         await executor.wait_spawned()
     finally:
         await executor.close()
 
     async with deps.db() as session:
-        ended = await session.get(Run, run.id)
+        ended = await session.get(Run, run_id)
         steps = (
             await session.scalars(
-                select(RunStep).where(RunStep.run_id == run.id).order_by(RunStep.position)
+                select(RunStep).where(RunStep.run_id == run_id).order_by(RunStep.position)
             )
         ).all()
     assert ended is not None
