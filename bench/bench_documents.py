@@ -67,6 +67,7 @@ import json
 import math
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -107,7 +108,13 @@ from base.models.documents import (  # noqa: E402
 )
 from base.models.runs import RunStatus  # noqa: E402
 from base.settings import Settings  # noqa: E402
-from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
+from bench.common import (  # noqa: E402
+    add_size_flag,
+    apply_sizes,
+    percentile,
+    plain_fields_off,
+    print_profile_stats,
+)
 from resolvers.router import principal_from  # noqa: E402
 from services import extraction  # noqa: E402
 from tests.support.corpus import Section, corpus_sections  # noqa: E402
@@ -1324,32 +1331,6 @@ async def print_statements(settings: Settings, seeded: Seeded, repeats: int = 20
                         break
 
 
-PACKAGES = (
-    "kailash",
-    "strawberry",
-    "graphql",
-    "sqlalchemy",
-    "asyncpg",
-    "aiosqlite",
-    "pydantic",
-    "starlette",
-    "fastapi",
-    "httpx",
-    "asyncio",
-    "json",
-)
-
-
-def _package(filename: str) -> str:
-    parts = Path(filename).parts
-    for name in PACKAGES:
-        if name in parts:
-            return name
-    if str(ROOT) in filename and ".venv" not in filename:
-        return "app (" + Path(filename).relative_to(ROOT).parts[0] + ")"
-    return "other" if filename.startswith(("/", "<")) and filename != "~" else "builtins"
-
-
 async def print_profile(
     settings: Settings, seeded: Seeded, requests: int, dump_dir: Path | None = None
 ) -> None:
@@ -1357,7 +1338,6 @@ async def print_profile(
     socket): own time by package and the top functions, per request; with `dump_dir`, each
     screen's raw profile as `<screen>.pstats` there (for pstats or snakeviz)."""
     import cProfile
-    import pstats
 
     import httpx
 
@@ -1390,29 +1370,53 @@ async def print_profile(
                 wall = (time.perf_counter() - started) / requests * 1e3
                 if dump_dir is not None:
                     profiler.dump_stats(dump_dir / f"{screen}.pstats")
-                raw = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-                by_package: dict[str, float] = {}
-                rows = []
-                for (filename, line, fn), (_cc, calls, tottime, cumtime, _c) in raw.items():
-                    group = _package(filename)
-                    by_package[group] = by_package.get(group, 0.0) + tottime
-                    rows.append((tottime, cumtime, calls, f"{filename}:{line} {fn}"))
-                total = sum(by_package.values())
+                print(f"\n  {screen}: {wall:.2f} ms per request under the profiler", end="")
+                print_profile_stats(profiler, requests)
+
+
+async def print_plain_fields_cpu(
+    settings: Settings, seeded: Seeded, requests: int, rounds: int = 4
+) -> None:
+    """CPU per request of each screen through the app in this process (httpx ASGI transport, so
+    the client's CPU is included), with plain fields read directly and, alternating in rounds,
+    through graphql-core's own path: the median of each and their ratio."""
+    import httpx
+
+    app = create_app(settings)
+    variables = screen_variables(seeded)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"authorization": f"Bearer {seeded.token}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers=headers
+        ) as client:
+            print(f"\n  CPU per request in this process, median of {rounds} rounds of {requests}:")
+            for screen in SCREENS:
+                document = (OPERATIONS / f"{screen}.graphql").read_text()
+                inputs = cycle(variables[screen], requests)
+
+                async def send(v: dict[str, Any], document: str = document) -> None:
+                    response = await client.post(
+                        "/graphql", json={"query": document, "variables": v}
+                    )
+                    assert "errors" not in response.json(), response.text
+
+                for v in inputs[:10]:
+                    await send(v)
+                cpu: dict[bool, list[float]] = {True: [], False: []}
+                for round_ in range(rounds):
+                    for direct in (True, False) if round_ % 2 == 0 else (False, True):
+                        off = plain_fields_off(app.state.schema)
+                        with contextlib.nullcontext() if direct else off:
+                            started = time.process_time()
+                            for v in inputs:
+                                await send(v)
+                            cpu[direct].append((time.process_time() - started) / requests * 1e3)
+                read, through = statistics.median(cpu[True]), statistics.median(cpu[False])
                 print(
-                    f"\n  {screen}: {wall:.2f} ms per request under the profiler "
-                    f"({total / requests * 1e3:.2f} ms of profiled own time); by package:"
+                    f"    {screen:<15} {read:6.2f} ms read directly, {through:6.2f} ms through "
+                    f"graphql-core: x{read / through:.3f}"
                 )
-                for group, seconds in sorted(by_package.items(), key=lambda kv: -kv[1]):
-                    print(
-                        f"    {seconds / requests * 1e3:7.3f} ms  {seconds / total:5.1%}  {group}"
-                    )
-                print("    top functions by own time (ms per request, calls per request):")
-                for tottime, cumtime, calls, where in sorted(rows, reverse=True)[:20]:
-                    short = where.replace(str(ROOT) + "/", "").split("site-packages/")[-1]
-                    print(
-                        f"    {tottime / requests * 1e3:7.3f} own {cumtime / requests * 1e3:7.3f} "
-                        f"cum {calls / requests:7.1f}x  {short}"
-                    )
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -1559,6 +1563,8 @@ def run_database(name: str, database_url: str, args: argparse.Namespace) -> list
         asyncio.run(print_statements(settings, seeded))
     if args.profile:
         asyncio.run(print_profile(settings, seeded, args.profile, args.profile_dump))
+    if args.plain_fields_cpu:
+        asyncio.run(print_plain_fields_cpu(settings, seeded, args.plain_fields_cpu))
     env = {
         "APP_ENV": "development",
         "DATABASE_URL": settings.database_url,
@@ -1633,6 +1639,14 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         metavar="DIR",
         help="with --profile: also write each screen's raw profile to DIR/<screen>.pstats",
+    )
+    parser.add_argument(
+        "--plain-fields-cpu",
+        type=int,
+        default=0,
+        metavar="N",
+        help="CPU per request of each screen in this process, plain fields read directly "
+        "against graphql-core's path, alternating in rounds of N requests",
     )
     parser.add_argument(
         "--no-timing", dest="timing", action="store_false", help="seed (and profile) only"

@@ -4,7 +4,7 @@ measured separately; the vector cache's memory and load time; float16 against fl
 
     uv run --frozen python bench/bench_search.py [--full] [--documents N]
         [--chunks-per-document 5] [--db sqlite|postgres|both] [--ollama-host URL] [--queries 65]
-        [--rounds 2]
+        [--rounds 2] [--plain-fields-cpu] [--profile MODE] [--no-timing]
 
 Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the recorded figures:
 10,000 documents on SQLite and PostgreSQL.
@@ -59,7 +59,13 @@ from base.models.documents import (  # noqa: E402
     DocumentStatus,
     DocumentTag,
 )
-from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
+from bench.common import (  # noqa: E402
+    add_size_flag,
+    apply_sizes,
+    percentile,
+    plain_fields_off,
+    print_profile_stats,
+)
 from bench.search_corpus import (  # noqa: E402
     CACHE,
     corpus_database,
@@ -250,6 +256,46 @@ async def timed(
     return times
 
 
+async def plain_fields_cpu(app: Any, queries: list[str], rounds: int = 4) -> None:
+    """CPU per search at concurrency 1 in this process, per mode, with plain fields read directly
+    and, alternating in rounds, through graphql-core's own path (resolvers/core/execution.py)."""
+    print(f"  CPU per search, concurrency 1, median of {rounds} rounds of {len(queries)} queries:")
+    for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
+        cpu: dict[bool, list[float]] = {True: [], False: []}
+        for round_ in range(rounds):
+            for direct in (True, False) if round_ % 2 == 0 else (False, True):
+                with contextlib.nullcontext() if direct else plain_fields_off(app.state.schema):
+                    started = time.process_time()
+                    for query in queries:
+                        await one_search(app, query, mode, False)
+                    cpu[direct].append((time.process_time() - started) / len(queries) * 1e3)
+        read, through = statistics.median(cpu[True]), statistics.median(cpu[False])
+        print(
+            f"    {mode:<9} {read:6.2f} ms read directly, {through:6.2f} ms through graphql-core: "
+            f"x{read / through:.3f}",
+            flush=True,
+        )
+
+
+async def profile_searches(app: Any, queries: list[str], mode: str, dump: Path | None) -> None:
+    """cProfile of the queries searched once each in `mode`, at concurrency 1, unfiltered."""
+    import cProfile
+
+    for query in queries[:8]:
+        await one_search(app, query, mode, False)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for query in queries:
+        await one_search(app, query, mode, False)
+    profiler.disable()
+    wall = (time.perf_counter() - started) / len(queries) * 1e3
+    if dump is not None:
+        profiler.dump_stats(dump)
+    print(f"  {mode}: {wall:.2f} ms per search under the profiler", end="")
+    print_profile_stats(profiler, len(queries))
+
+
 async def embedding_times(app: Any, queries: list[str], concurrency: int) -> list[float]:
     deps = app.state.deps
     times: list[float] = []
@@ -373,6 +419,12 @@ async def run_database(
             f"{cache.nbytes / 2**20:.0f} MiB, process RSS "
             f"+{(process.memory_info().rss - rss) / 2**20:.0f} MiB"
         )
+        if args.plain_fields_cpu:
+            await plain_fields_cpu(app, queries)
+        for mode in args.profile:
+            await profile_searches(app, queries, mode, args.profile_dump)
+        if not args.timing:
+            return
         print(f"  {'mode':<9} {'filter':<11} {'concurrency 1':<32} {'concurrency 8':<32}")
         for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
             for filtered in (False, True):
@@ -419,6 +471,23 @@ def main() -> None:
     parser.add_argument("--ollama-host", default=None)
     parser.add_argument("--queries", type=int, default=65)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--plain-fields-cpu",
+        action="store_true",
+        help="CPU per search in this process, plain fields read directly against graphql-core's "
+        "path, alternating in rounds",
+    )
+    parser.add_argument(
+        "--profile",
+        action="append",
+        default=[],
+        choices=("KEYWORD", "SEMANTIC", "HYBRID"),
+        help="cProfile the queries in this mode (repeatable)",
+    )
+    parser.add_argument("--profile-dump", type=Path, help="with --profile: the raw profile here")
+    parser.add_argument(
+        "--no-timing", dest="timing", action="store_false", help="skip the latency rounds"
+    )
     add_size_flag(
         parser,
         quick={"documents": 1000, "pages": 66, "db": "sqlite"},

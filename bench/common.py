@@ -13,10 +13,27 @@ import gc
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+@contextlib.contextmanager
+def plain_fields_off(schema: Any) -> Iterator[None]:
+    """What-if for a comparison in one run: while inside, every field of the Strawberry schema
+    `schema` takes graphql-core's own path, as before plain fields were read directly
+    (resolvers/core/execution.py)."""
+    from resolvers.core import execution
+
+    graphql_schema = schema._schema
+    saved = execution.plain_fields(graphql_schema)
+    execution._by_schema[graphql_schema] = {}
+    try:
+        yield
+    finally:
+        execution._by_schema[graphql_schema] = saved
 
 
 def add_size_flag(
@@ -100,3 +117,57 @@ def sql_trace(engine: AsyncEngine) -> Iterator[dict[str, list[Any]]]:
     finally:
         for target, name, fn in hooks:
             event.remove(target, name, fn)
+
+
+# -- cProfile summaries ---------------------------------------------------------------------------
+
+PACKAGES = (
+    "kailash",
+    "strawberry",
+    "graphql",
+    "sqlalchemy",
+    "asyncpg",
+    "aiosqlite",
+    "numpy",
+    "pydantic",
+    "starlette",
+    "fastapi",
+    "httpx",
+    "asyncio",
+    "json",
+)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _package(filename: str) -> str:
+    parts = Path(filename).parts
+    for name in PACKAGES:
+        if name in parts:
+            return name
+    if str(ROOT) in filename and ".venv" not in filename:
+        return "app (" + Path(filename).relative_to(ROOT).parts[0] + ")"
+    return "other" if filename.startswith(("/", "<")) and filename != "~" else "builtins"
+
+
+def print_profile_stats(profiler: Any, requests: int, top: int = 20) -> None:
+    """A cProfile's own time per request, by package, and its `top` functions."""
+    import pstats
+
+    raw = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    by_package: dict[str, float] = {}
+    rows = []
+    for (filename, line, fn), (_cc, calls, tottime, cumtime, _c) in raw.items():
+        group = _package(filename)
+        by_package[group] = by_package.get(group, 0.0) + tottime
+        rows.append((tottime, cumtime, calls, f"{filename}:{line} {fn}"))
+    total = sum(by_package.values())
+    print(f" ({total / requests * 1e3:.2f} ms of profiled own time); by package:")
+    for group, seconds in sorted(by_package.items(), key=lambda kv: -kv[1]):
+        print(f"    {seconds / requests * 1e3:7.3f} ms  {seconds / total:5.1%}  {group}")
+    print("    top functions by own time (ms per request, calls per request):")
+    for tottime, cumtime, calls, where in sorted(rows, reverse=True)[:top]:
+        short = where.replace(str(ROOT) + "/", "").split("site-packages/")[-1]
+        print(
+            f"    {tottime / requests * 1e3:7.3f} own {cumtime / requests * 1e3:7.3f} "
+            f"cum {calls / requests:7.1f}x  {short}"
+        )

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NoReturn
 
 from graphql import ExecutionResult
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from resolvers.core.context import Context
+from resolvers.core.execution import PlainFieldExecution
 from resolvers.runs.types import RunEvent
 
 
@@ -88,7 +88,7 @@ class _Executed:
         return self.result
 
 
-class SharedRunEventExecution(StrawberryGraphQLCoreExecutionContext):
+class SharedRunEventExecution(PlainFieldExecution):
     MAX_SHARED: ClassVar[int] = MAX_SHARED_EVENTS
     _shared: ClassVar[OrderedDict[tuple[Any, ...], SharedResult]] = OrderedDict()
     _by_data: ClassVar[dict[int, SharedResult]] = {}  # id(result.data) -> the entry holding it

@@ -1,0 +1,189 @@
+"""Plain fields completed without graphql-core's per-field machinery.
+
+For every field graphql-core builds a `ResolveInfo`, calls the resolver (for a field Strawberry
+serves from an attribute: a wrapper, then `getattr`), checks the result for an awaitable and
+dispatches on the field's type before it coerces a scalar. A page of search results has about
+600 highlight offsets, a page of documents about 200 scalars, and that machinery is most of
+their cost in GraphQL.
+
+A plain field here is one Strawberry itself resolves by `getattr` (no resolver, no field
+extension, no arguments) whose type is a scalar or an enum, or a list of non-null ones: its
+value is the attribute, coerced by the type's own `coerce_output_value`, exactly what
+graphql-core would return. The `id` of a relay node whose class keeps Strawberry's own
+`resolve_id` and `resolve_typename` is one too: the global id of the type's name and the
+attribute typed `NodeID`, as Strawberry's resolver builds it. Anything else takes graphql-core's
+path: a null where the type has none, a value the type refuses, an error, an instance of a subclass, a schema with
+resolver middleware. So nulls and errors read the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from graphql import (
+    GraphQLEnumType,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    Undefined,
+)
+from graphql.execution.collect_fields import FieldDetailsList
+from graphql.pyutils import Path
+from strawberry import relay
+from strawberry.relay.utils import to_base64
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.field import StrawberryField
+
+Coerce = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PlainField:
+    attribute: str
+    coerce: Coerce
+    is_list: bool  # a list of non-null leaves
+    nullable: bool = False
+    source_type: type | None = None  # when set, read only from instances of exactly this class
+
+
+PlainFields = dict[str, dict[str, PlainField]]  # type name -> field name -> how to read it
+
+_by_schema: WeakKeyDictionary[GraphQLSchema, PlainFields] = WeakKeyDictionary()
+
+
+def _leaf_coercer(graphql_type: Any) -> Coerce | None:
+    if isinstance(graphql_type, GraphQLScalarType | GraphQLEnumType):
+        return graphql_type.coerce_output_value
+    return None
+
+
+def _node_id_field(graphql_type: GraphQLObjectType, field: Any) -> PlainField | None:
+    """The `id` of a relay node read as Strawberry's `Node._id` resolver reads it."""
+    definition = field.extensions.get("strawberry-definition")
+    owner = graphql_type.extensions.get("strawberry-definition")
+    resolver = getattr(definition, "base_resolver", None)
+    wrapped = getattr(getattr(resolver, "wrapped_func", None), "__func__", None)
+    if not isinstance(owner, StrawberryObjectDefinition) or field.args:
+        return None
+    node = owner.origin
+    if (
+        not isinstance(node, type)
+        or not issubclass(node, relay.Node)
+        or wrapped is not relay.Node.__dict__["_id"].__func__
+        or getattr(definition, "extensions", None)
+        or node.resolve_id.__func__ is not relay.Node.resolve_id.__func__
+        or node.resolve_typename.__func__ is not relay.Node.resolve_typename.__func__
+    ):
+        return None
+    type_name = graphql_type.name
+    return PlainField(
+        node.resolve_id_attr(),
+        lambda node_id: to_base64(type_name, str(node_id)),
+        is_list=False,
+        source_type=node,
+    )
+
+
+def _plain_field(field: Any) -> PlainField | None:
+    definition = field.extensions.get("strawberry-definition")
+    resolve = field.resolve
+    if (
+        field.args
+        or not isinstance(definition, StrawberryField)
+        or not definition.is_basic_field
+        or definition.default_resolver is not getattr
+        or getattr(resolve, "__name__", "") != "_get_basic_result"  # no exception handlers
+    ):
+        return None
+    field_type = field.type
+    nullable = not isinstance(field_type, GraphQLNonNull)
+    if not nullable:
+        field_type = field_type.of_type
+    coerce = _leaf_coercer(field_type)
+    if coerce is not None:
+        return PlainField(definition.python_name, coerce, is_list=False, nullable=nullable)
+    if isinstance(field_type, GraphQLList) and isinstance(field_type.of_type, GraphQLNonNull):
+        coerce = _leaf_coercer(field_type.of_type.of_type)
+        if coerce is not None:
+            return PlainField(definition.python_name, coerce, is_list=True, nullable=nullable)
+    return None
+
+
+def plain_fields(schema: GraphQLSchema) -> PlainFields:
+    """The plain fields of each object type of `schema`, found once per schema."""
+    found = _by_schema.get(schema)
+    if found is None:
+        found = {}
+        for name, graphql_type in schema.type_map.items():
+            if isinstance(graphql_type, GraphQLObjectType) and not name.startswith("__"):
+                fields = {}
+                for field_name, field in graphql_type.fields.items():
+                    plain = _plain_field(field) or _node_id_field(graphql_type, field)
+                    if plain is not None:
+                        fields[field_name] = plain
+                if fields:
+                    found[name] = fields
+        _by_schema[schema] = found
+    return found
+
+
+_NONE: dict[str, PlainField] = {}
+
+
+def _read(plain: PlainField, source: Any) -> Any:
+    """The field's coerced value (None: null), or Undefined when graphql-core must complete it."""
+    if plain.source_type is not None and type(source) is not plain.source_type:
+        return Undefined
+    try:
+        value = getattr(source, plain.attribute)
+        if value is None:
+            return None if plain.nullable else Undefined
+        if not plain.is_list:
+            coerced = plain.coerce(value)
+            return Undefined if coerced is None else coerced
+        if not isinstance(value, list | tuple):
+            return Undefined
+        items = [plain.coerce(item) for item in value]
+    except Exception:  # graphql-core reports it, located, on its own path
+        return Undefined
+    if any(item is None or item is Undefined for item in items):
+        return Undefined
+    return items
+
+
+class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
+    """Strawberry's execution context with plain fields read directly."""
+
+    _plain: PlainFields | None = None
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: FieldDetailsList,
+        path: Path,
+        position_context: Any,
+    ) -> Any:
+        plain_by_type = self._plain
+        if plain_by_type is None:
+            # Strawberry passes a manager on every request, empty unless an extension
+            # wraps each resolver: then every field goes through it.
+            middleware = self.middleware_manager
+            wrapped = middleware is not None and bool(middleware.middlewares)
+            plain_by_type = {} if wrapped else plain_fields(self.schema)
+            self._plain = plain_by_type
+        field_name = field_details_list[0].node.name.value
+        plain = plain_by_type.get(parent_type.name, _NONE).get(field_name)
+        if plain is not None:
+            value = _read(plain, source)
+            if value is not Undefined:
+                return value
+        return super().execute_field(
+            parent_type, source, field_details_list, path, position_context
+        )

@@ -1,0 +1,231 @@
+"""Plain fields read directly (resolvers/core/execution.py) give exactly what graphql-core's own
+path gives: values, nulls, errors and their paths."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import pytest
+import strawberry
+from strawberry import relay
+from strawberry.extensions import SchemaExtension
+
+from resolvers.core.execution import PlainFieldExecution, plain_fields
+from resolvers.schema import build_schema
+
+
+@strawberry.enum
+class Colour(enum.Enum):
+    RED = "RED"
+    BLUE = "BLUE"
+
+
+@strawberry.type
+class Item:
+    count: int
+    name: str | None
+    colour: Colour
+    words: list[str]
+    ratio: float
+
+    @strawberry.field
+    def shout(self, times: int = 1) -> str:
+        return (self.name or "").upper() * times
+
+
+def _item(**changes: Any) -> Item:
+    values: dict[str, Any] = {
+        "count": 3,
+        "name": "pipe",
+        "colour": Colour.BLUE,
+        "words": ["a", "b"],
+        "ratio": 0.5,
+    }
+    values.update(changes)
+    return Item(**values)
+
+
+@strawberry.type
+class Fruit(relay.Node):
+    code: relay.NodeID[str]
+    name: str
+
+
+@strawberry.type
+class Pear(Fruit):  # Fruit's own `id`, and a field of its own
+    ripe: bool
+
+
+@strawberry.type
+class Plum(relay.Node):
+    code: relay.NodeID[str]
+
+    @classmethod
+    def resolve_id(cls, root: Plum, *, info: strawberry.Info) -> str:
+        return root.code.upper()
+
+
+ITEMS: dict[str, list[Item]] = {}
+FRUITS: dict[str, list[Fruit]] = {
+    "fruits": [Fruit(code="7", name="apple"), Fruit(code="a b/é", name="quince")],
+    "an instance of a subclass": [Pear(code="9", name="pear", ripe=True)],
+    "a null id": [Fruit(code=None, name="none")],  # type: ignore[arg-type]
+}
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def items(self, case: str) -> list[Item | None]:
+        return ITEMS[case]
+
+    @strawberry.field
+    def fruits(self, case: str) -> list[Fruit | None]:
+        return FRUITS[case]
+
+    @strawberry.field
+    def plums(self) -> list[Plum]:
+        return [Plum(code="p1")]
+
+
+ITEMS.update(
+    {
+        "plain": [_item(), _item(count=0, name=None, colour=Colour.RED, words=[], ratio=2)],
+        "null in a non-null field": [_item(), _item(count=None)],
+        "a value the type refuses": [_item(count="many")],
+        "an int too large": [_item(count=2**40)],
+        "a null item in a list of non-null": [_item(words=["a", None])],
+        "not an enum value": [_item(colour="GREEN")],
+        "a string where a list is due": [_item(words="ab")],
+        "a missing attribute": [_item()],
+    }
+)
+del ITEMS["a missing attribute"][0].ratio
+
+DOCUMENT = "query($case: String!) { items(case: $case) { count name colour words ratio shout } }"
+
+FRUITS_DOCUMENT = "query($case: String!) { fruits(case: $case) { id name } plums { id } }"
+
+direct = strawberry.Schema(query=Query, types=[Pear], execution_context_class=PlainFieldExecution)
+through_graphql_core = strawberry.Schema(query=Query, types=[Pear])
+
+
+def _result(schema: strawberry.Schema, case: str, document: str = DOCUMENT) -> dict[str, Any]:
+    result = schema.execute_sync(document, variable_values={"case": case})
+    return {
+        "data": result.data,
+        "errors": [(e.message, e.path) for e in result.errors or []],
+    }
+
+
+def test_the_plain_fields_are_the_attribute_scalars_and_enums_without_arguments() -> None:
+    found = plain_fields(direct._schema)
+    assert sorted(found["Item"]) == ["colour", "count", "name", "ratio", "words"]
+    assert found["Item"]["words"].is_list is True
+    assert found["Item"]["count"].is_list is False
+    assert "Query" not in found  # `items` has a resolver and arguments
+    assert sorted(found["Fruit"]) == ["id", "name"]
+    assert found["Fruit"]["id"].source_type is Fruit
+    assert found["Pear"]["id"].source_type is Pear
+    assert "Plum" not in found  # its own resolve_id
+
+
+@pytest.mark.parametrize("case", sorted(FRUITS))
+def test_node_ids_read_directly_are_what_strawberry_gives(case: str) -> None:
+    assert _result(direct, case, FRUITS_DOCUMENT) == _result(
+        through_graphql_core, case, FRUITS_DOCUMENT
+    )
+
+
+def test_node_ids_are_global_ids_of_the_type_name_and_node_id() -> None:
+    data = _result(direct, "fruits", FRUITS_DOCUMENT)["data"]
+    assert [relay.GlobalID.from_id(f["id"]) for f in data["fruits"]] == [
+        relay.GlobalID("Fruit", "7"),
+        relay.GlobalID("Fruit", "a b/é"),
+    ]
+    assert data["plums"] == [{"id": str(relay.GlobalID("Plum", "P1"))}]
+    null = _result(direct, "a null id", FRUITS_DOCUMENT)
+    assert null["data"]["fruits"] == [None]
+    assert [path for _message, path in null["errors"]] == [["fruits", 0, "id"]]
+
+
+@pytest.mark.parametrize("case", sorted(ITEMS))
+def test_reading_directly_gives_what_graphql_core_gives(case: str) -> None:
+    assert _result(direct, case) == _result(through_graphql_core, case)
+
+
+def test_each_case_reads_as_expected() -> None:
+    assert _result(direct, "plain") == {
+        "data": {
+            "items": [
+                {
+                    "count": 3,
+                    "name": "pipe",
+                    "colour": "BLUE",
+                    "words": ["a", "b"],
+                    "ratio": 0.5,
+                    "shout": "PIPE",
+                },
+                {"count": 0, "name": None, "colour": "RED", "words": [], "ratio": 2.0, "shout": ""},
+            ]
+        },
+        "errors": [],
+    }
+    refused = _result(direct, "a value the type refuses")
+    assert refused["data"] == {"items": [None]}
+    assert refused["errors"] == [
+        ("Int cannot represent non-integer value: 'many'", ["items", 0, "count"])
+    ]
+    null = _result(direct, "null in a non-null field")
+    assert null["data"]["items"][1] is None
+    assert null["errors"] == [
+        ("Cannot return null for non-nullable field Item.count.", ["items", 1, "count"])
+    ]
+
+
+def test_the_app_schema_reads_its_plain_fields_directly() -> None:
+    found = plain_fields(build_schema()._schema)
+    assert sorted(found["TextRange"]) == ["end", "start"]
+    assert {"text", "headingPath", "position", "charStart", "charEnd", "cosine"} <= set(
+        found["SearchPassage"]
+    )
+    assert {"title", "status", "sizeBytes", "wordCount", "updatedAt"} <= set(found["Document"])
+    assert found["Document"]["id"].source_type is not None  # Strawberry's global id
+    assert "collection" not in found["Document"]  # an object, through a loader
+
+
+class CountingExecution(PlainFieldExecution):
+    """Counts the fields that took graphql-core's path (each builds a ResolveInfo)."""
+
+    resolved: list[str] = []  # noqa: RUF012
+
+    def build_resolve_info(self, field_def: Any, field_nodes: Any, *args: Any) -> Any:
+        self.resolved.append(field_nodes[0].name.value)
+        return super().build_resolve_info(field_def, field_nodes, *args)
+
+
+class UpperCase(SchemaExtension):
+    def resolve(self, _next: Any, root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
+        return _next(root, info, *args, **kwargs)
+
+
+def test_only_the_fields_that_are_not_plain_take_graphql_cores_path() -> None:
+    schema = strawberry.Schema(query=Query, types=[Pear], execution_context_class=CountingExecution)
+    CountingExecution.resolved.clear()
+    assert schema.execute_sync(DOCUMENT, variable_values={"case": "plain"}).errors is None
+    assert CountingExecution.resolved == ["items", "shout", "shout"]
+
+
+def test_with_an_extension_that_wraps_resolvers_every_field_takes_graphql_cores_path() -> None:
+    schema = strawberry.Schema(
+        query=Query,
+        types=[Pear],
+        execution_context_class=CountingExecution,
+        extensions=[UpperCase],
+    )
+    CountingExecution.resolved.clear()
+    assert schema.execute_sync(DOCUMENT, variable_values={"case": "plain"}).errors is None
+    assert sorted(CountingExecution.resolved) == sorted(
+        ["items"] + 2 * ["count", "name", "colour", "words", "ratio", "shout"]
+    )
