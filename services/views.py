@@ -141,8 +141,16 @@ class CollectionView(View):
     created_by_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
-    document_count: int
+    # Its totals, None when read without them (`collections_by_ids`: a screen that names a
+    # document's collection does not count the collection's documents; see CollectionTotalsView).
+    document_count: int | None
     # The latest of the collection's and its documents' updated_at.
+    last_updated_at: datetime | None
+
+
+class CollectionTotalsView(View):
+    id: uuid.UUID
+    document_count: int
     last_updated_at: datetime
 
 

@@ -6,6 +6,7 @@ from workflows.declare import api_workflow
 
 LIST_COLLECTIONS = api_workflow(collections.list_collections)
 LOAD_COLLECTIONS = api_workflow(collections.collections_by_ids)
+LOAD_COLLECTION_TOTALS = api_workflow(collections.collection_totals_by_ids)
 CREATE_COLLECTION = api_workflow(collections.create_collection)
 UPDATE_COLLECTION = api_workflow(collections.update_collection)
 DELETE_COLLECTION = api_workflow(collections.delete_collection)

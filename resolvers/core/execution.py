@@ -12,8 +12,8 @@ value is the attribute, coerced by the type's own `coerce_output_value`, exactly
 graphql-core would return. The `id` of a relay node whose class keeps Strawberry's own
 `resolve_id` and `resolve_typename` is one too: the global id of the type's name and the
 attribute typed `NodeID`, as Strawberry's resolver builds it. Anything else takes graphql-core's
-path: a null where the type has none, a value the type refuses, an error, an instance of a subclass, a schema with
-resolver middleware. So nulls and errors read the same.
+path: a null where the type has none, a value the type refuses, an error, an instance of a
+subclass, a schema with resolver middleware. So nulls and errors read the same.
 """
 
 from __future__ import annotations
@@ -63,6 +63,14 @@ def _leaf_coercer(graphql_type: Any) -> Coerce | None:
     return None
 
 
+def _node_function(cls: type, name: str) -> Any:
+    """The function behind the class method `name` as `cls` has it (inherited or its own)."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return getattr(vars(klass)[name], "__func__", None)
+    return None
+
+
 def _node_id_field(graphql_type: GraphQLObjectType, field: Any) -> PlainField | None:
     """The `id` of a relay node read as Strawberry's `Node._id` resolver reads it."""
     definition = field.extensions.get("strawberry-definition")
@@ -75,10 +83,11 @@ def _node_id_field(graphql_type: GraphQLObjectType, field: Any) -> PlainField | 
     if (
         not isinstance(node, type)
         or not issubclass(node, relay.Node)
-        or wrapped is not relay.Node.__dict__["_id"].__func__
+        or wrapped is not _node_function(relay.Node, "_id")
         or getattr(definition, "extensions", None)
-        or node.resolve_id.__func__ is not relay.Node.resolve_id.__func__
-        or node.resolve_typename.__func__ is not relay.Node.resolve_typename.__func__
+        or _node_function(node, "resolve_id") is not _node_function(relay.Node, "resolve_id")
+        or _node_function(node, "resolve_typename")
+        is not _node_function(relay.Node, "resolve_typename")
     ):
         return None
     type_name = graphql_type.name

@@ -23,6 +23,7 @@ from services.documents import ChunksQuery, DocumentAnnotations, DocumentsQuery
 from services.runs import ActivityQuery, RunEventsQuery, RunsQuery, SubjectRunsQuery
 from services.views import (
     ChunkView,
+    CollectionTotalsView,
     CollectionView,
     DocumentCountsView,
     DocumentView,
@@ -50,6 +51,7 @@ from workflows.documents import (
     LIST_CHUNKS,
     LIST_COLLECTIONS,
     LIST_DOCUMENTS,
+    LOAD_COLLECTION_TOTALS,
     LOAD_COLLECTIONS,
     LOAD_DOCUMENT_ANNOTATIONS,
     LOAD_DOCUMENT_COUNTS,
@@ -134,6 +136,10 @@ class Loaders:
     @cached_property
     def collection_by_id(self) -> DataLoader[uuid.UUID, CollectionView | None]:
         return self._loader(LOAD_COLLECTIONS)
+
+    @cached_property
+    def collection_totals_by_id(self) -> DataLoader[uuid.UUID, CollectionTotalsView | None]:
+        return self._loader(LOAD_COLLECTION_TOTALS)
 
     @cached_property
     def collections_page(self) -> DataLoader[CollectionsQuery, Page[CollectionView]]:

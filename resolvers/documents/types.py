@@ -29,6 +29,7 @@ from services.runs import SubjectRunsQuery
 from services.uploads import FileProgress
 from services.views import (
     ChunkView,
+    CollectionTotalsView,
     CollectionView,
     DocumentCountsView,
     DocumentView,
@@ -81,12 +82,30 @@ class Collection(relay.Node):
     id: relay.NodeID[str]
     name: str = strawberry.field(description="Name, unique in the workspace.")
     description: str = strawberry.field(description="Description; may be empty.")
-    document_count: int = strawberry.field(description="How many documents it holds.")
     created_at: datetime = strawberry.field(description="When it was created (UTC).")
-    updated_at: datetime = strawberry.field(
+    view: strawberry.Private[CollectionView]
+
+    async def _totals(self, info: Info) -> CollectionTotalsView:
+        totals = await info.context.loaders.collection_totals_by_id.load(self.view.id)
+        if totals is None:  # deleted since it was read: it holds nothing
+            return CollectionTotalsView(
+                id=self.view.id, document_count=0, last_updated_at=self.view.updated_at
+            )
+        return totals
+
+    @strawberry.field(description="How many documents it holds.")
+    async def document_count(self, info: Info) -> int:
+        if self.view.document_count is not None:
+            return self.view.document_count
+        return (await self._totals(info)).document_count
+
+    @strawberry.field(
         description="Last updated (UTC): the latest change to the collection or its documents."
     )
-    view: strawberry.Private[CollectionView]
+    async def updated_at(self, info: Info) -> datetime:
+        if self.view.last_updated_at is not None:
+            return self.view.last_updated_at
+        return (await self._totals(info)).last_updated_at
 
     @strawberry.field(description="Who created it; null if they left the workspace.")
     async def created_by(self, info: Info) -> User | None:
@@ -101,9 +120,7 @@ class Collection(relay.Node):
             id=str(view.id),
             name=view.name,
             description=view.description,
-            document_count=view.document_count,
             created_at=view.created_at,
-            updated_at=view.last_updated_at,
             view=view,
         )
 

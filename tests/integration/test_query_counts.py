@@ -262,9 +262,52 @@ async def test_documents_list_is_six_statements_for_any_number_of_rows(
     ]
     assert {tuple(n["tags"]) for n in nodes} == {("a", "b")}
     # workspace by id (loader); COUNT of documents; the page of documents; then together:
-    # their collections (loader, with document counts), their owners (loader), their tags
-    # (loader)
+    # their collections (loader), their owners (loader), their tags (loader)
     assert len(statements) == 6, statements
+    # The list names each document's collection: its documents are not counted.
+    [collections_read] = [s for s in statements if "FROM collections" in s]
+    assert "count(" not in collections_read.lower(), collections_read
+    assert "max(" not in collections_read.lower(), collections_read
+
+
+async def test_a_collections_totals_are_read_when_asked_for_and_match_its_documents(
+    any_db_client: GraphQLClient, any_db_app
+):
+    owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
+        any_db_client, any_db_app
+    )
+    collections = [await add_collection(db, workspace_id, f"C{n}", owner_id) for n in range(2)]
+    await add_documents(db, workspace_id, collections, [owner_id], 5)
+    ids = {
+        "a": global_id("Collection", collections[0]),
+        "b": global_id("Collection", collections[1]),
+    }
+    fields = {"plain": "id name", "totals": "id name documentCount updatedAt"}
+    read: dict[str, Any] = {}
+    counted: dict[str, list[str]] = {}
+    for kind, selection in fields.items():
+        query = (
+            "query($a: ID!, $b: ID!) { a: node(id: $a) { ... on Collection { "
+            f"{selection} }} }} b: node(id: $b) {{ ... on Collection {{ {selection} }} }} }}"
+        )
+        with count_statements(any_db_app.state.engine) as statements:
+            read[kind] = await any_db_client.execute(query, ids, token=owner["accessToken"])
+        counted[kind] = statements
+    # the totals are one more statement, for both collections at once
+    assert len(counted["totals"]) == len(counted["plain"]) + 1, counted
+    listed = await any_db_client.op(
+        "Collections", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
+    )
+    by_id = {e["node"]["id"]: e["node"] for e in listed["workspace"]["collections"]["edges"]}
+    totals = read["totals"]["data"]
+    # C0 holds documents 0, 2 and 4, C1 documents 1 and 3 (add_documents takes them in turn)
+    assert [totals["a"]["documentCount"], totals["b"]["documentCount"]] == [3, 2]
+    for alias in ("a", "b"):
+        listed_one = by_id[ids[alias]]
+        assert (totals[alias]["documentCount"], totals[alias]["updatedAt"]) == (
+            listed_one["documentCount"],
+            listed_one["updatedAt"],
+        )
 
 
 @pytest.mark.parametrize("rows", [25, 100])
