@@ -227,7 +227,7 @@ async def raw_rankings(deps: ServiceDeps, query: str, dialect: str) -> Rankings:
         variants["headings x4"] = {"weights": (4.0, 1.0)}
     async with deps.db() as session:
         for name, options in variants.items():
-            hits, _ = await keyword_index.best_documents(
+            hits = await keyword_index.best_documents(
                 session, WORKSPACE_ID, terms, limit=200, **options
             )
             ranking.keyword[name] = [h.document_id for h in hits]
@@ -238,7 +238,7 @@ async def raw_rankings(deps: ServiceDeps, query: str, dialect: str) -> Rankings:
         shares = await term_shares(session, terms, dialect)
         for cutoff in COMMON_CUTOFFS:
             rare = [t for t in terms if shares[t] <= cutoff] or [min(terms, key=shares.__getitem__)]
-            hits, _ = await keyword_index.best_documents(session, WORKSPACE_ID, rare, limit=200)
+            hits = await keyword_index.best_documents(session, WORKSPACE_ID, rare, limit=200)
             ranking.keyword[f"words in over {cutoff:.0%} of passages left out"] = [
                 h.document_id for h in hits
             ]

@@ -31,7 +31,6 @@ from sqlalchemy import (
     column,
     func,
     literal_column,
-    null,
     select,
     table,
     true,
@@ -197,12 +196,13 @@ async def best_documents(
     raw: str = "",
     weights: tuple[float, float] = FTS5_WEIGHTS,
     normalization: int = TS_RANK_NORMALIZATION,
-) -> tuple[list[KeywordHit], int]:
+    window: int | None = None,
+) -> list[KeywordHit]:
     """The `limit` best documents, each with its best chunk and that chunk's score, best
-    first; and how many documents match in all. On SQLite each hit also carries its best chunk
-    by text alone (see `text_passages`)."""
+    first. On SQLite each hit also carries its best chunk by text alone (see `text_passages`).
+    `window`: PostgreSQL's first window of best chunks (tests make it small)."""
     if not terms and style is QueryStyle.ANY:
-        return [], 0
+        return []
     dialect = _dialect(session)
     stmt, score = _chunk_ranking(
         dialect,
@@ -215,39 +215,72 @@ async def best_documents(
         normalization=normalization,
     )
     if dialect == "postgresql":
-        best = (
-            stmt.ext(distinct_on(_search.c.document_id))
-            .order_by(_search.c.document_id, score.desc(), _search.c.chunk_id)
-            .subquery("best")
-        )
-        ranked = select(best.c.document_id, best.c.chunk_id, best.c.score, null().label("text"))
-    else:
-        # SQLite takes the bare chunk_id of a max() aggregate from the row that has it: each
-        # document's best chunk in one pass. bm25() only works in the query that MATCHes, so
-        # the matches are a materialised CTE (not flattened into the GROUP BY).
-        # The chunk's score by its text alone (headings weigh 0) rides along for text_passages.
-        text_score = -func.bm25(_FTS, 0.0, 1.0, type_=Float)
-        matches = (
-            stmt.add_columns(text_score.label("text_score"))
-            .cte("matches")
+        window = window or max(limit * 8, 256)
+        return await _best_documents_from_top_chunks(session, stmt, score, limit, window)
+    # SQLite takes the bare chunk_id of a max() aggregate from the row that has it: each
+    # document's best chunk in one pass. bm25() only works in the query that MATCHes, so the
+    # matches are a materialised CTE (not flattened into the GROUP BY). The chunk's score by
+    # its text alone (headings weigh 0) rides along for text_passages.
+    text_score = -func.bm25(_FTS, 0.0, 1.0, type_=Float)
+    matches = (
+        stmt.add_columns(text_score.label("text_score")).cte("matches").prefix_with("MATERIALIZED")
+    )
+    best = _best_by_max(matches, matches.c.score, "best")
+    by_text = _best_by_max(matches, matches.c.text_score, "best_text")
+    ranked = select(
+        best.c.document_id,
+        best.c.chunk_id,
+        best.c.score,
+        case((by_text.c.score > 0, by_text.c.chunk_id)).label("text"),
+    ).join_from(best, by_text, by_text.c.document_id == best.c.document_id)
+    rows = await session.execute(
+        ranked.order_by(best.c.score.desc(), best.c.document_id).limit(limit)
+    )
+    return [KeywordHit(r.chunk_id, r.document_id, float(r.score), r.text) for r in rows]
+
+
+async def _best_documents_from_top_chunks(
+    session: AsyncSession,
+    stmt: Select[Any],
+    score: ColumnElement[float],
+    limit: int,
+    window: int,
+) -> list[KeywordHit]:
+    """PostgreSQL: each document's best chunk, found among the best chunks only.
+
+    `ts_rank` has to score every match, but sorting every match by document to keep each
+    one's best (DISTINCT ON) was a third of the statement when a common word matches 20,000
+    of 50,000 passages. So the statement keeps the `window` best chunks (a top-N sort), and
+    takes each document's best among them. That is exact when the window holds every match,
+    or when the last document kept scores above the window's lowest chunk: any document left
+    out has no chunk above that floor. Otherwise it runs again with a window four times wider.
+    """
+    while True:
+        top = (
+            stmt.order_by(score.desc(), _search.c.chunk_id)
+            .limit(window)
+            .cte("top")
             .prefix_with("MATERIALIZED")
         )
-        best = _best_by_max(matches, matches.c.score, "best")
-        by_text = _best_by_max(matches, matches.c.text_score, "best_text")
-        ranked = select(
-            best.c.document_id,
-            best.c.chunk_id,
-            best.c.score,
-            case((by_text.c.score > 0, by_text.c.chunk_id)).label("text"),
-        ).join_from(best, by_text, by_text.c.document_id == best.c.document_id)
-    total = func.count().over().label("total")
-    rows = (
-        await session.execute(
-            ranked.add_columns(total).order_by(best.c.score.desc(), best.c.document_id).limit(limit)
+        best = (
+            select(top.c.document_id, top.c.chunk_id, top.c.score)
+            .ext(distinct_on(top.c.document_id))
+            .order_by(top.c.document_id, top.c.score.desc(), top.c.chunk_id)
+            .subquery("best")
         )
-    ).all()
-    hits = [KeywordHit(r.chunk_id, r.document_id, float(r.score), r.text) for r in rows]
-    return hits, (rows[0].total if rows else 0)
+        in_window = select(func.count()).select_from(top).scalar_subquery()
+        floor = select(func.min(top.c.score)).scalar_subquery()
+        rows = (
+            await session.execute(
+                select(best, in_window.label("in_window"), floor.label("floor"))
+                .order_by(best.c.score.desc(), best.c.document_id)
+                .limit(limit)
+            )
+        ).all()
+        complete = not rows or rows[0].in_window < window
+        if complete or (len(rows) == limit and rows[-1].score > rows[0].floor):
+            return [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+        window *= 4
 
 
 def _best_by_max(matches: Any, score: Any, name: str) -> Any:

@@ -446,7 +446,7 @@ async def search(
             keyword: list[keyword_index.KeywordHit] = []
             semantic: list[vector_index.VectorHit] = []
             if mode is not SearchMode.SEMANTIC:
-                keyword, _ = await keyword_index.best_documents(
+                keyword = await keyword_index.best_documents(
                     session, workspace_id, terms, documents=documents, limit=depth
                 )
             vector, degraded = await embedding.result()

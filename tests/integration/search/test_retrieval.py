@@ -409,14 +409,11 @@ async def test_the_passage_shown_is_the_best_by_text_not_by_headings(any_db_clie
     under_zebra = {c for c, t in chunks.items() if text.index(t) >= split}
     terms = ["zebra", "launched"]
     async with deps.read() as session:
-        hits, total = await keyword_index.best_documents(
-            session, library.workspace_id, terms, limit=10
-        )
+        hits = await keyword_index.best_documents(session, library.workspace_id, terms, limit=10)
         shown = await keyword_index.text_passages(
             session, library.workspace_id, terms, hits, [document_id]
         )
     # The heading match ranks a "Zebra" passage first; the text's best is another passage.
-    assert total == 1
     assert [(h.document_id, h.chunk_id in under_zebra) for h in hits] == [(document_id, True)]
     assert shown == {document_id: by_text}
     found = await search(
@@ -479,3 +476,32 @@ async def test_a_filtered_keyword_search_reads_the_index_once(client, app):
     ]
     # chunk_search is read in one pass, never once per allowed document.
     assert scans and {n["Actual Loops"] for n in scans} == {1}
+
+
+@pytest.mark.parametrize("limit", [1, 3, 5])
+async def test_documents_from_a_narrow_window_of_best_chunks_are_the_exact_ranking(
+    any_db_client, any_db_app, limit: int
+):
+    """PostgreSQL keeps each document's best chunk among the best chunks only, widening the
+    window until the answer is exact: any first window gives the ranking of all matches."""
+    library = await library_of(any_db_client, any_db_app)
+    await _shelves(library, embed=False)
+    queries = [["password"], ["terminal", "mode"], ["the", "module", "function"], ["group"]]
+    async with library.deps.read() as session:
+        for terms in queries:
+            exact = await keyword_index.best_documents(
+                session, library.workspace_id, terms, limit=limit, window=100_000
+            )
+            assert exact, terms
+            for window in (1, 2, 3, 7):
+                with count_statements(any_db_app.state.engine) as statements:
+                    narrow = await keyword_index.best_documents(
+                        session, library.workspace_id, terms, limit=limit, window=window
+                    )
+                assert narrow == exact, (terms, window)
+                if (
+                    window == 1
+                    and len(exact) > 1
+                    and "postgresql" in str(any_db_app.state.engine.url)
+                ):
+                    assert len(statements) > 1, terms  # the window was widened
