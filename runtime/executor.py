@@ -70,7 +70,13 @@ class _Lease:
 
 
 async def _until_recorded(lease: _Lease, what: str, write: Callable[[], Awaitable[None]]) -> None:
-    """Write, retrying failures while the lease lasts; LeaseLost once it does not."""
+    """Write, retrying failures while the lease lasts; LeaseLost once it does not.
+
+    A cancellation is never retried, even when it surfaces as another error: SQLAlchemy's
+    async session finishes its commit when the task is cancelled, and if that commit then fails
+    (SQLite: "database is locked") it raises the failure instead of the cancellation. Retrying
+    it kept a shutting-down process's writer alive until its lease ran out."""
+    task = asyncio.current_task()
     for attempt in itertools.count():
         lease.check()
         try:
@@ -79,7 +85,9 @@ async def _until_recorded(lease: _Lease, what: str, write: Callable[[], Awaitabl
         except LeaseLost:
             lease.lose()
             raise
-        except Exception:
+        except Exception as exc:
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError(f"cancelled while recording {what}") from exc
             log.warning("could not record %s; retrying", what, exc_info=attempt == 0)
         delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
         await asyncio.sleep(max(0.0, min(delay, lease.left())))
