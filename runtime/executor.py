@@ -75,7 +75,7 @@ async def _until_recorded(lease: _Lease, what: str, write: Callable[[], Awaitabl
     A cancellation is never retried, even when it surfaces as another error: SQLAlchemy's
     async session finishes its commit when the task is cancelled, and if that commit then fails
     (SQLite: "database is locked") it raises the failure instead of the cancellation. Retrying
-    it kept a shutting-down process's writer alive until its lease ran out."""
+    it kept a cancelled writer going: a test's teardown waited on it until its 300 s timeout."""
     task = asyncio.current_task()
     for attempt in itertools.count():
         lease.check()
