@@ -67,12 +67,11 @@ import json
 import math
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,7 +111,7 @@ from bench.common import (  # noqa: E402
     add_size_flag,
     apply_sizes,
     percentile,
-    plain_fields_off,
+    plain_fields_cpu,
     print_profile_stats,
 )
 from resolvers.router import principal_from  # noqa: E402
@@ -1331,6 +1330,43 @@ async def print_statements(settings: Settings, seeded: Seeded, repeats: int = 20
                         break
 
 
+@contextlib.asynccontextmanager
+async def screens_in_process(
+    settings: Settings, seeded: Seeded, requests: int
+) -> AsyncIterator[tuple[FastAPI, dict[str, Callable[[], Awaitable[None]]]]]:
+    """The app in this process (httpx ASGI transport: no socket, the client's CPU included) and,
+    per screen, a function that sends its `requests` requests; each screen warmed up."""
+    import httpx
+
+    app = create_app(settings)
+    variables = screen_variables(seeded)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"authorization": f"Bearer {seeded.token}"}
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://bench", headers=headers
+        ) as client:
+            runs: dict[str, Callable[[], Awaitable[None]]] = {}
+            for screen in SCREENS:
+                document = (OPERATIONS / f"{screen}.graphql").read_text()
+                inputs = cycle(variables[screen], requests)
+
+                async def send(v: dict[str, Any], document: str = document) -> None:
+                    response = await client.post(
+                        "/graphql", json={"query": document, "variables": v}
+                    )
+                    assert "errors" not in response.json(), response.text
+
+                async def run(inputs: list[Any] = inputs, send: Any = send) -> None:
+                    for v in inputs:
+                        await send(v)
+
+                for v in inputs[:10]:
+                    await send(v)
+                runs[screen] = run
+            yield app, runs
+
+
 async def print_profile(
     settings: Settings, seeded: Seeded, requests: int, dump_dir: Path | None = None
 ) -> None:
@@ -1339,39 +1375,18 @@ async def print_profile(
     screen's raw profile as `<screen>.pstats` there (for pstats or snakeviz)."""
     import cProfile
 
-    import httpx
-
-    app = create_app(settings)
-    variables = screen_variables(seeded)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"authorization": f"Bearer {seeded.token}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://bench", headers=headers
-        ) as client:
-            for screen in SCREENS:
-                document = (OPERATIONS / f"{screen}.graphql").read_text()
-                inputs = cycle(variables[screen], requests)
-
-                async def send(v: dict[str, Any], document: str = document) -> None:
-                    response = await client.post(
-                        "/graphql", json={"query": document, "variables": v}
-                    )
-                    assert "errors" not in response.json(), response.text
-
-                for v in inputs[:10]:
-                    await send(v)
-                profiler = cProfile.Profile()
-                started = time.perf_counter()
-                profiler.enable()
-                for v in inputs:
-                    await send(v)
-                profiler.disable()
-                wall = (time.perf_counter() - started) / requests * 1e3
-                if dump_dir is not None:
-                    profiler.dump_stats(dump_dir / f"{screen}.pstats")
-                print(f"\n  {screen}: {wall:.2f} ms per request under the profiler", end="")
-                print_profile_stats(profiler, requests)
+    async with screens_in_process(settings, seeded, requests) as (_app, runs):
+        for screen, run in runs.items():
+            profiler = cProfile.Profile()
+            started = time.perf_counter()
+            profiler.enable()
+            await run()
+            profiler.disable()
+            wall = (time.perf_counter() - started) / requests * 1e3
+            if dump_dir is not None:
+                profiler.dump_stats(dump_dir / f"{screen}.pstats")
+            print(f"\n  {screen}: {wall:.2f} ms per request under the profiler", end="")
+            print_profile_stats(profiler, requests)
 
 
 async def print_plain_fields_cpu(
@@ -1380,43 +1395,14 @@ async def print_plain_fields_cpu(
     """CPU per request of each screen through the app in this process (httpx ASGI transport, so
     the client's CPU is included), with plain fields read directly and, alternating in rounds,
     through graphql-core's own path: the median of each and their ratio."""
-    import httpx
-
-    app = create_app(settings)
-    variables = screen_variables(seeded)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        headers = {"authorization": f"Bearer {seeded.token}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://bench", headers=headers
-        ) as client:
-            print(f"\n  CPU per request in this process, median of {rounds} rounds of {requests}:")
-            for screen in SCREENS:
-                document = (OPERATIONS / f"{screen}.graphql").read_text()
-                inputs = cycle(variables[screen], requests)
-
-                async def send(v: dict[str, Any], document: str = document) -> None:
-                    response = await client.post(
-                        "/graphql", json={"query": document, "variables": v}
-                    )
-                    assert "errors" not in response.json(), response.text
-
-                for v in inputs[:10]:
-                    await send(v)
-                cpu: dict[bool, list[float]] = {True: [], False: []}
-                for round_ in range(rounds):
-                    for direct in (True, False) if round_ % 2 == 0 else (False, True):
-                        off = plain_fields_off(app.state.schema)
-                        with contextlib.nullcontext() if direct else off:
-                            started = time.process_time()
-                            for v in inputs:
-                                await send(v)
-                            cpu[direct].append((time.process_time() - started) / requests * 1e3)
-                read, through = statistics.median(cpu[True]), statistics.median(cpu[False])
-                print(
-                    f"    {screen:<15} {read:6.2f} ms read directly, {through:6.2f} ms through "
-                    f"graphql-core: x{read / through:.3f}"
-                )
+    async with screens_in_process(settings, seeded, requests) as (app, runs):
+        print(f"\n  CPU per request in this process, median of {rounds} rounds of {requests}:")
+        for screen, run in runs.items():
+            read, through = await plain_fields_cpu(app.state.schema, run, requests, rounds)
+            print(
+                f"    {screen:<15} {read:6.2f} ms read directly, {through:6.2f} ms through "
+                f"graphql-core: x{read / through:.3f}"
+            )
 
 
 # --- report --------------------------------------------------------------------------------------

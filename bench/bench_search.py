@@ -63,7 +63,7 @@ from bench.common import (  # noqa: E402
     add_size_flag,
     apply_sizes,
     percentile,
-    plain_fields_off,
+    plain_fields_cpu,
     print_profile_stats,
 )
 from bench.search_corpus import (  # noqa: E402
@@ -256,20 +256,17 @@ async def timed(
     return times
 
 
-async def plain_fields_cpu(app: Any, queries: list[str], rounds: int = 4) -> None:
+async def compare_plain_fields(app: Any, queries: list[str], rounds: int = 4) -> None:
     """CPU per search at concurrency 1 in this process, per mode, with plain fields read directly
     and, alternating in rounds, through graphql-core's own path (resolvers/core/execution.py)."""
     print(f"  CPU per search, concurrency 1, median of {rounds} rounds of {len(queries)} queries:")
     for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
-        cpu: dict[bool, list[float]] = {True: [], False: []}
-        for round_ in range(rounds):
-            for direct in (True, False) if round_ % 2 == 0 else (False, True):
-                with contextlib.nullcontext() if direct else plain_fields_off(app.state.schema):
-                    started = time.process_time()
-                    for query in queries:
-                        await one_search(app, query, mode, False)
-                    cpu[direct].append((time.process_time() - started) / len(queries) * 1e3)
-        read, through = statistics.median(cpu[True]), statistics.median(cpu[False])
+
+        async def run(mode: str = mode) -> None:
+            for query in queries:
+                await one_search(app, query, mode, False)
+
+        read, through = await plain_fields_cpu(app.state.schema, run, len(queries), rounds)
         print(
             f"    {mode:<9} {read:6.2f} ms read directly, {through:6.2f} ms through graphql-core: "
             f"x{read / through:.3f}",
@@ -420,7 +417,7 @@ async def run_database(
             f"+{(process.memory_info().rss - rss) / 2**20:.0f} MiB"
         )
         if args.plain_fields_cpu:
-            await plain_fields_cpu(app, queries)
+            await compare_plain_fields(app, queries)
         for mode in args.profile:
             await profile_searches(app, queries, mode, args.profile_dump)
         if not args.timing:
