@@ -28,7 +28,7 @@ from base.events.bus import build_bus
 from base.metrics import ProcessGauges, RunQueueProbe
 from base.settings import Settings, SettingsError, get_settings
 from resolvers.core.measure import named_operations
-from resolvers.router import KnowledgeDeskRouter
+from resolvers.router import DirectWebSocket, KnowledgeDeskRouter
 from resolvers.schema import build_schema
 from runtime.process import start_api_runs
 from runtime.queue import GROUP, QUEUE
@@ -40,6 +40,7 @@ from services.vector_index import limit_scan_threads
 from workflows import RUN_WORKFLOWS
 
 ROOT = Path(__file__).resolve().parent.parent
+GRAPHQL_PATH = "/graphql"
 log = logging.getLogger("knowledge_desk")
 _frozen = False
 
@@ -118,7 +119,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Knowledge Desk", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.settings = settings
+    app.state.schema = build_schema(settings)
+    router = KnowledgeDeskRouter(
+        app.state.schema,
+        graphiql_html=_graphiql(app),
+        settings=settings,
+        operation_names=named_operations(ROOT / "graphql" / "operations"),
+    )
     # Outermost last: CORS sees every request first (and adds its headers to every answer).
+    app.add_middleware(DirectWebSocket, router=router, path=GRAPHQL_PATH)
     app.add_middleware(WebSocketMessageLimit, max_bytes=settings.graphql_ws_max_message_bytes)
     app.add_middleware(
         BodySizeLimit,
@@ -128,16 +137,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CORS, allow_origins=settings.cors_allowed_origins)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected_error)
-    app.state.schema = build_schema(settings)
-    app.include_router(
-        KnowledgeDeskRouter(
-            app.state.schema,
-            graphiql_html=_graphiql(app),
-            settings=settings,
-            operation_names=named_operations(ROOT / "graphql" / "operations"),
-        ),
-        prefix="/graphql",
-    )
+    app.include_router(router, prefix=GRAPHQL_PATH)
 
     mount_downloads(app)
     if settings.serves_metrics:

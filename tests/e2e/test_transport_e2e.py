@@ -534,6 +534,17 @@ async def test_websocket_handshakes_from_other_origins_are_refused(
             await acknowledged(ws, session["accessToken"])
 
 
+async def test_websockets_on_other_paths_are_refused(server: str):
+    """Only /graphql serves graphql-transport-ws: the shortcut to the router (ADR 0097) takes no
+    other path, and the app has no other socket."""
+    for path in ("/graphql/", "/graphql/x", "/healthz", "/nowhere"):
+        url = server.replace("http://", "ws://", 1) + path
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(url, subprotocols=[WS_PROTOCOL]):
+                pass
+        assert refused.value.response.status_code == 403, path
+
+
 # --- WebSocket limits ----------------------------------------------------------------------------
 
 
