@@ -43,20 +43,28 @@ ROOT = Path(__file__).resolve().parent.parent
 GRAPHQL_PATH = "/graphql"
 log = logging.getLogger("knowledge_desk")
 _frozen = False
+# Allocations between two collections of the youngest generation (CPython's default: 700).
+# A request allocates several thousand objects, nearly all freed by reference counting before a
+# collection would look at them: at 10,000, the screens spend 4-6% less CPU and a young
+# collection pauses about 5 ms (ADR 0098).
+YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
-def freeze_start_up_objects() -> None:
-    """`gc.freeze()`, once per process: what the first start-up made lives as long as the process.
+def tune_garbage_collection() -> None:
+    """Once per process: `gc.freeze()` and the young generation's threshold.
 
-    It keeps those objects out of every full collection (with many subscriptions open, those
-    pauses reached half a second). Once, not at every start: an app started later in the same
-    process (tests, a second app) would otherwise freeze the garbage of the ones before it, which
-    then is never collected and never finalised.
+    Freezing keeps what the first start-up made (it lives as long as the process) out of every
+    full collection: with many subscriptions open, those pauses reached half a second. Once, not
+    at every start: an app started later in the same process (tests, a second app) would
+    otherwise freeze the garbage of the ones before it, which then is never collected and never
+    finalised. The older generations keep their thresholds.
     """
     global _frozen
     if not _frozen:
         _frozen = True
         gc.freeze()
+        _, middle, oldest = gc.get_threshold()
+        gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, middle, oldest)
 
 
 async def check_redis(url: str) -> None:
@@ -103,7 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             queue=RunQueueProbe(settings.redis_url, QUEUE, GROUP) if settings.redis_url else None,
         )
         upkeep = start_upkeep(app.state.deps, engine)
-        freeze_start_up_objects()
+        tune_garbage_collection()
         try:
             yield
         finally:
