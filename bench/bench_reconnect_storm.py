@@ -69,6 +69,7 @@ from bench.bench_run_fanout import (  # noqa: E402
     server_warnings,
     split,
     subscribe_message,
+    tree_cpu_split,
     tree_usage,
 )
 from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
@@ -491,8 +492,10 @@ def main(argv: list[str] | None = None) -> int:
                 if args.cprofile:
                     control(base_url, action="start", profile="1")
             rss_before, cpu_before = tree_usage(server)
+            split_before = tree_cpu_split(server)
             figures = report("storm", storm(spec, args.clients, args.procs), expected)
             rss_after, cpu_after = tree_usage(server)
+            split_after = tree_cpu_split(server)
             phases = {}
             if args.profile:
                 phases = control(base_url, "phases", action="stop")
@@ -501,7 +504,9 @@ def main(argv: list[str] | None = None) -> int:
             api_cpu = cpu_after - cpu_before
             print(
                 f"  API process: {api_cpu * 1e3:.0f} ms CPU over the storm "
-                f"({api_cpu / args.clients * 1e3:.2f} ms per client), RSS "
+                f"({api_cpu / args.clients * 1e3:.2f} ms per client: user "
+                f"{(split_after[0] - split_before[0]) / args.clients * 1e3:.2f}, system "
+                f"{(split_after[1] - split_before[1]) / args.clients * 1e3:.2f}), RSS "
                 f"{rss_before:.0f} -> {rss_after:.0f} MiB; client processes: "
                 f"{CLIENT_CPU[-1] * 1e3:.0f} ms CPU"
             )

@@ -178,6 +178,18 @@ def tree_usage(server: psutil.Process) -> tuple[float, float]:
     return rss, cpu
 
 
+def tree_cpu_split(server: psutil.Process) -> tuple[float, float]:
+    """(user, system) CPU seconds of the server and its worker processes: the system share is
+    the kernel's work for the process, mostly socket system calls."""
+    user = system = 0.0
+    for proc in [server, *server.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            user += times.user
+            system += times.system
+    return user, system
+
+
 def build_deps(settings: Settings, bus: EventBus) -> tuple[ServiceDeps, Any]:
     engine = build_engine(settings)
     deps = ServiceDeps(
