@@ -45,7 +45,7 @@ log = logging.getLogger("knowledge_desk")
 _frozen = False
 # Allocations between two collections of the youngest generation (CPython's default: 700).
 # A request allocates several thousand objects, nearly all freed by reference counting before a
-# collection would look at them: at 10,000, the screens spend 4-6% less CPU and a young
+# collection would look at them: at 10,000, the screens spend 3.5-6% less CPU and a young
 # collection pauses about 5 ms (ADR 0098).
 YOUNG_COLLECTION_THRESHOLD = 10_000
 

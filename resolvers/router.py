@@ -380,9 +380,9 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
 class DirectWebSocket:
     """ASGI middleware: a WebSocket on the router's path goes straight to the router.
 
-    Starlette's route matching and FastAPI's dependency resolution cost about 0.3 ms of CPU per
-    socket and give a socket nothing: its context is built from the connection alone. That is a
-    third of a reconnect storm's handshake (ADR 0097). Other sockets and every HTTP request take
+    Starlette's route matching and FastAPI's dependency resolution cost about 0.35 ms of CPU per
+    socket and give a socket nothing: its context is built from the connection alone. That was
+    over a third of a reconnect storm's handshake (ADR 0097). Other sockets and every HTTP request take
     the app's usual path; the socket limits of `app/http.py` sit outside this middleware.
     """
 
