@@ -382,8 +382,9 @@ class DirectWebSocket:
 
     Starlette's route matching and FastAPI's dependency resolution cost about 0.35 ms of CPU per
     socket and give a socket nothing: its context is built from the connection alone. That was
-    over a third of a reconnect storm's handshake (ADR 0097). Other sockets and every HTTP request take
-    the app's usual path; the socket limits of `app/http.py` sit outside this middleware.
+    over a third of a reconnect storm's handshake (ADR 0097). Other sockets and every HTTP
+    request take the app's usual path; the socket limits of `app/http.py` sit outside this
+    middleware.
     """
 
     def __init__(
