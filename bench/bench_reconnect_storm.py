@@ -69,8 +69,8 @@ from bench.bench_run_fanout import (  # noqa: E402
     server_warnings,
     split,
     subscribe_message,
-    tree_cpu_split,
     tree_usage,
+    tree_usage_split,
 )
 from bench.common import add_size_flag, apply_sizes, percentile  # noqa: E402
 from services.model_check import CHECK_MODELS  # noqa: E402
@@ -491,22 +491,21 @@ def main(argv: list[str] | None = None) -> int:
                 control(base_url, "phases", action="start")
                 if args.cprofile:
                     control(base_url, action="start", profile="1")
-            rss_before, cpu_before = tree_usage(server)
-            split_before = tree_cpu_split(server)
+            rss_before, user_before, system_before = tree_usage_split(server)
             figures = report("storm", storm(spec, args.clients, args.procs), expected)
-            rss_after, cpu_after = tree_usage(server)
-            split_after = tree_cpu_split(server)
+            rss_after, user_after, system_after = tree_usage_split(server)
             phases = {}
             if args.profile:
                 phases = control(base_url, "phases", action="stop")
                 if args.cprofile:
                     control(base_url, action="stop", path=str(profile_to))
-            api_cpu = cpu_after - cpu_before
+            api_user, api_system = user_after - user_before, system_after - system_before
+            api_cpu = api_user + api_system
             print(
                 f"  API process: {api_cpu * 1e3:.0f} ms CPU over the storm "
                 f"({api_cpu / args.clients * 1e3:.2f} ms per client: user "
-                f"{(split_after[0] - split_before[0]) / args.clients * 1e3:.2f}, system "
-                f"{(split_after[1] - split_before[1]) / args.clients * 1e3:.2f}), RSS "
+                f"{api_user / args.clients * 1e3:.2f}, system "
+                f"{api_system / args.clients * 1e3:.2f}), RSS "
                 f"{rss_before:.0f} -> {rss_after:.0f} MiB; client processes: "
                 f"{CLIENT_CPU[-1] * 1e3:.0f} ms CPU"
             )

@@ -168,26 +168,23 @@ def server_warnings(server: psutil.Process) -> list[str]:
     return []
 
 
-def tree_usage(server: psutil.Process) -> tuple[float, float]:
-    """(RSS MiB, user + system CPU seconds) of the server and its worker processes."""
-    rss = cpu = 0.0
+def tree_usage_split(server: psutil.Process) -> tuple[float, float, float]:
+    """(RSS MiB, user CPU seconds, system CPU seconds) of the server and its worker processes;
+    the system share is the kernel's work for them, mostly socket system calls."""
+    rss = user = system = 0.0
     for proc in [server, *server.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):
             rss += proc.memory_info().rss / 2**20
-            cpu += sum(proc.cpu_times()[:2])
-    return rss, cpu
-
-
-def tree_cpu_split(server: psutil.Process) -> tuple[float, float]:
-    """(user, system) CPU seconds of the server and its worker processes: the system share is
-    the kernel's work for the process, mostly socket system calls."""
-    user = system = 0.0
-    for proc in [server, *server.children(recursive=True)]:
-        with contextlib.suppress(psutil.Error):
             times = proc.cpu_times()
             user += times.user
             system += times.system
-    return user, system
+    return rss, user, system
+
+
+def tree_usage(server: psutil.Process) -> tuple[float, float]:
+    """(RSS MiB, user + system CPU seconds) of the server and its worker processes."""
+    rss, user, system = tree_usage_split(server)
+    return rss, user + system
 
 
 def build_deps(settings: Settings, bus: EventBus) -> tuple[ServiceDeps, Any]:
