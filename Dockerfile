@@ -36,6 +36,9 @@ COPY graphql ./graphql
 COPY --from=web /web/node_modules ./web/node_modules
 COPY web/package.json web/package-lock.json ./web/
 
+# The blob store's mount point, owned by the app user: a fresh named volume takes the owner of
+# the directory it is mounted on, so uploads can be written to it.
+RUN mkdir -p /var/lib/knowledge-desk/blobs && chown -R app /var/lib/knowledge-desk
 USER app
 EXPOSE 8000
 CMD ["uvicorn", "--factory", "app.main:create_app", "--host", "0.0.0.0", "--port", "8000", "--ws-per-message-deflate", "false"]

@@ -68,3 +68,35 @@ def test_compose_refuses_to_start_without_a_jwt_secret() -> None:
     result = compose("config", "--quiet", jwt_secret=None)
     assert result.returncode != 0
     assert "set JWT_SECRET" in result.stderr
+
+
+def test_api_and_worker_share_the_blob_store_on_a_volume() -> None:
+    """The api writes uploaded originals and the worker's ingestion reads them: both must mount
+    the same named volume at BLOB_ROOT (a path in the container would be lost on recreation
+    and invisible to the other service)."""
+    result = compose("config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    config = json.loads(result.stdout)
+    services = config["services"]
+
+    blob_root = services["api"]["environment"]["BLOB_ROOT"]
+    assert blob_root == "/var/lib/knowledge-desk/blobs"
+    assert services["worker"]["environment"]["BLOB_ROOT"] == blob_root
+    for name in ("api", "worker"):
+        mounts = [(v["type"], v["source"], v["target"]) for v in services[name]["volumes"]]
+        assert mounts == [("volume", "blobs", blob_root)], name
+    assert "blobs" in config["volumes"]
+
+
+def test_the_image_gives_the_app_user_the_blob_store_mount_point() -> None:
+    """A fresh named volume copies the owner of the directory it is mounted on; the image runs
+    as `app`, so that directory must exist and belong to `app` before `USER app`."""
+    lines = [line.strip() for line in (REPO_ROOT / "Dockerfile").read_text().splitlines()]
+    user_at = lines.index("USER app")
+    prepared = [
+        line
+        for line in lines[:user_at]
+        if "mkdir -p /var/lib/knowledge-desk/blobs" in line
+        and "chown -R app /var/lib/knowledge-desk" in line
+    ]
+    assert len(prepared) == 1
