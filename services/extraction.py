@@ -197,7 +197,8 @@ def looks_like_markdown(text: str) -> bool:
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
-    """(text, encoding): a BOM, else strict UTF-8, else the charset chardet detects.
+    """(text, encoding): a BOM, else strict UTF-8, else UTF-8 with its few invalid bytes
+    replaced (`_mostly_utf8`), else the charset chardet detects.
 
     Bytes with NUL or other control characters that text does not have are UNSUPPORTED_TYPE
     (a binary file); bytes that no detected charset decodes are UNDECODABLE_TEXT.
@@ -214,6 +215,9 @@ def decode_text(data: bytes) -> tuple[str, str]:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         pass
+    mostly = _mostly_utf8(data)
+    if mostly is not None:
+        return mostly, "utf-8"
     import chardet
 
     detected = chardet.detect(data, max_bytes=1_000_000)["encoding"]
@@ -226,6 +230,18 @@ def decode_text(data: bytes) -> tuple[str, str]:
     if _has_control_characters(text):  # a best guess that yields control characters is wrong
         raise fail("UNDECODABLE_TEXT", f"({detected})")
     return text, codecs.lookup(detected).name
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """UTF-8 text with a few invalid bytes (a stray byte, a phrase pasted from a legacy
+    charset), decoded with U+FFFD for each invalid sequence; None unless the well-formed
+    multi-byte characters outnumber the invalid sequences. A legacy-charset guess for such a
+    file garbles every other non-ASCII character ("CafÃ©"); text in a legacy charset has next
+    to no well-formed UTF-8 sequences, so it still goes to the charset detection."""
+    text = data.decode("utf-8", errors="replace")
+    invalid = text.count("\ufffd") - data.count("\ufffd".encode())  # less the U+FFFD it held
+    non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+    return text if non_ascii - invalid > invalid else None
 
 
 def _has_control_characters(text: str) -> bool:

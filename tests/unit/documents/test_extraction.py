@@ -12,6 +12,7 @@ from services.extraction import (
     ERROR_CODES,
     Extracted,
     Heading,
+    decode_text,
     extract,
     extract_isolated,
     parse,
@@ -301,6 +302,32 @@ def test_legacy_charsets_are_detected_and_decoded_exactly(
     assert result.encoding == python_codec
     assert result.text == text
     assert result.language == language
+
+
+def test_utf8_with_a_stray_byte_keeps_its_text_and_marks_the_byte() -> None:
+    text = corpus.apt_messages("de", 40)
+    cut = len(text) // 2
+    data = text[:cut].encode() + b"\xff" + text[cut:].encode()
+    result = extract(data, "messages.txt")
+    assert result.encoding == "utf-8"
+    assert result.text == text[:cut] + "\ufffd" + text[cut:]
+    assert result.language == "de"
+
+
+def test_utf8_with_a_pasted_legacy_charset_line_is_read_as_utf8() -> None:
+    german = corpus.apt_messages("de", 40)
+    pasted = "Größe der Datei: über 20 MB"  # the same language, saved as cp1252
+    data = german.encode() + b"\n" + pasted.encode("cp1252")
+    result = extract(data, "messages.txt")
+    assert result.encoding == "utf-8"
+    # Each of the line's three cp1252 letters is one invalid sequence; nothing else changes.
+    assert result.text == german + "\nGr\ufffd\ufffde der Datei: \ufffdber 20 MB"
+
+
+def test_a_genuine_replacement_character_is_not_counted_as_invalid() -> None:
+    # One well-formed U+FFFD and one well-formed "é" against one invalid byte: 2 > 1.
+    text, encoding = decode_text("caf\u00e9 \ufffd ".encode() + b"\xe9 tea")
+    assert (text, encoding) == ("caf\u00e9 \ufffd \ufffd tea", "utf-8")
 
 
 def test_undecodable_bytes_are_refused() -> None:

@@ -3,6 +3,8 @@ multipart parser and the body limit of a multipart request."""
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -15,6 +17,7 @@ from app.downloads import content_disposition
 from app.http import BodySizeLimit
 from base.errors import Invalid
 from resolvers.core.multipart import CappedMultiPartParser
+from services import uploads
 from services.originals import base_name, media_type_of
 from services.uploads import MAX_FILE_NAME, clean_file_name, title_from
 
@@ -170,3 +173,17 @@ def test_a_row_read_again_never_moves_back_while_its_run_goes_on():
         shown.document_id, "a.html", DocumentStatus.FAILED, "EMBEDDING", 50, run, "X", "x"
     )
     assert _not_backwards(shown, failed) == failed
+
+
+async def test_type_detection_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Detection decodes the whole file (and guesses a legacy charset): on the event loop it
+    would hold every other request for as long."""
+    threads: list[int] = []
+
+    def recording_detect(data: bytes, name: str | None) -> str:
+        threads.append(threading.get_ident())
+        return "text"
+
+    monkeypatch.setattr(uploads, "detect_type", recording_detect)
+    assert await uploads._detect(b"notes", "notes.txt", field="files.0") == "text"
+    assert len(threads) == 1 and threads[0] != threading.get_ident()
