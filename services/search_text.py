@@ -71,14 +71,14 @@ def query_terms(text: str) -> list[str]:
     phrases: list[str] = []
 
     def take_phrase(quoted: re.Match[str]) -> str:
-        words = [w.casefold() for w in _WORD.findall(quoted.group(1))][:MAX_QUERY_TERMS]
+        words = [w.lower() for w in _WORD.findall(quoted.group(1))][:MAX_QUERY_TERMS]
         if len(words) < 2:
             return f" {quoted.group(1)} "  # a word in quotes stays where it is
         phrases.append(" ".join(words))
         return " "
 
     outside = _QUOTED.sub(take_phrase, text)
-    words = list(dict.fromkeys(w.casefold() for w in _WORD.findall(outside)))
+    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(outside)))
     content = [w for w in words if w not in STOP_WORDS]
     if not content and not phrases:
         content = words

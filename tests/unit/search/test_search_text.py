@@ -178,3 +178,19 @@ def test_offsets_count_characters_not_bytes():
     original = "Ünïcödé café ☕ venv"
     marked = f"Ünïcödé {S}café{E} ☕ {S}venv{E}"
     assert [original[s:e] for s, e in marked_ranges(marked, original)] == ["café", "venv"]
+
+
+def test_terms_are_lowered_as_the_indexes_lower_words() -> None:
+    """casefold() would turn "Straße" into "strasse", a word neither index holds (both keep ß
+    and lower-case letters one by one); the terms must be what the index stored."""
+    import sqlite3
+
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE t USING fts5(body, tokenize='unicode61')")
+    db.execute("INSERT INTO t VALUES ('Die Straße ist lang'), ('ein Wort')")
+    terms = query_terms("STRASSE Straße")
+    assert terms == ["strasse", "straße"]
+    found = db.execute("SELECT body FROM t WHERE t MATCH ?", (fts5_match(["straße"]),)).fetchall()
+    assert found == [("Die Straße ist lang",)]
+    missed = db.execute("SELECT body FROM t WHERE t MATCH ?", (fts5_match(["strasse"]),))
+    assert missed.fetchall() == []
