@@ -148,8 +148,9 @@ _MD_EMPHASIS = re.compile(r"(?:\*\*|__)\S[^\n]*?\S(?:\*\*|__)|`[^`\n]+`")
 def detect_type(data: bytes, filename_hint: str | None = None) -> ContentType:
     """The type of `data`, from its bytes: "pdf", "html", "markdown" or "text".
 
-    Raises Invalid with EMPTY_FILE, UNSUPPORTED_TYPE (binary or unknown bytes) or
-    UNDECODABLE_TEXT. `filename_hint` only decides between Markdown and plain text.
+    Raises Invalid with EMPTY_FILE, UNSUPPORTED_TYPE (binary or unknown bytes),
+    UNDECODABLE_TEXT or PDF_BROKEN (a PDF cut short). `filename_hint` only decides between
+    Markdown and plain text.
     """
     return _sniff(data, filename_hint)[0]
 
@@ -160,6 +161,10 @@ def _sniff(data: bytes, hint: str | None) -> tuple[ContentType, str | None, str 
         raise fail("EMPTY_FILE")
     start = data.find(b"%PDF-", 0, 1024)
     if start >= 0 and (not data[:start].strip() or _looks_binary(data)):
+        # A truncated file, told from its bytes alone (so an upload refuses it): PDFium would
+        # rebuild what it can of it instead.
+        if b"%%EOF" not in data[-1024:].rstrip():
+            raise fail("PDF_BROKEN", "(it ends before its end-of-file marker)")
         return "pdf", None, None
     text, encoding = decode_text(data)
     head = data[:1024] if encoding in ("utf-8", "utf-8-sig", "ascii") else _ascii_head(text)
@@ -604,9 +609,6 @@ def _pdf_text(data: bytes) -> tuple[str, str | None, list[Heading], tuple[int, .
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
-    tail = data[-1024:].rstrip()
-    if b"%%EOF" not in tail:
-        raise fail("PDF_BROKEN", "(it ends before its end-of-file marker)")
     try:
         document = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:

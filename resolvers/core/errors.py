@@ -102,6 +102,9 @@ class ErrorCode(enum.Enum):
     UNDECODABLE_TEXT = strawberry.enum_value(
         "UNDECODABLE_TEXT", description="The text is in no character encoding that was recognised."
     )
+    PDF_BROKEN = strawberry.enum_value(
+        "PDF_BROKEN", description="The PDF is cut short: it ends before its end-of-file marker."
+    )
     INVALID_FILE_NAME = strawberry.enum_value(
         "INVALID_FILE_NAME", description="The file has no usable name."
     )

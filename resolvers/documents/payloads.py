@@ -76,8 +76,10 @@ class UploadedFile:
     error: UserError | None = strawberry.field(
         default=None,
         description="Why it was refused (nothing of it was kept): INVALID_FILE_NAME, "
-        "NOT_A_FILE, FILE_TOO_LARGE, EMPTY_FILE, UNSUPPORTED_TYPE, UNDECODABLE_TEXT or "
-        "DUPLICATE_DOCUMENT; `field` is `files.<index>`.",
+        "NOT_A_FILE, FILE_TOO_LARGE, EMPTY_FILE, UNSUPPORTED_TYPE, UNDECODABLE_TEXT, "
+        "PDF_BROKEN (cut short) or DUPLICATE_DOCUMENT; `field` is `files.<index>`. A PDF that "
+        "needs a password is accepted and its run fails with PDF_ENCRYPTED: only the isolated "
+        "parser opens PDFs.",
     )
     duplicate_of: Document | None = strawberry.field(
         default=None,

