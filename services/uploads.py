@@ -321,7 +321,7 @@ async def create_text_document(
     limit = deps.settings.upload_max_file_bytes
     if len(data) > limit:
         raise Invalid(f"Paste at most {limit:,} bytes of text.", code="TOO_LONG", field="text")
-    kind = _detect(data, None, field="text")
+    kind = await _detect(data, None, field="text")
     outbox = Outbox()
     new = _NewDocument(clean_title, None, MEDIA_TYPES[kind], data)
     document, run = await _store(deps, outbox, user_id, collection_id, new, field="text")
