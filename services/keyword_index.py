@@ -186,6 +186,23 @@ async def best_chunks(
     return [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
 
 
+def documents_with_phrases(
+    session: AsyncSession, workspace_id: uuid.UUID, terms: list[str], documents: Any
+) -> Select[Any] | None:
+    """A SELECT of the ids of `documents` (all of the workspace's when None) with a passage
+    that holds every quoted phrase of `terms`, as the keyword ranking requires them; None when
+    `terms` has no phrase. Ranking by meaning takes it as its documents, so that quotes narrow
+    every mode alike."""
+    phrases = [term for term in terms if " " in term]
+    if not phrases:
+        return None
+    stmt, _score = _chunk_ranking(
+        _dialect(session), workspace_id, phrases, documents, style=QueryStyle.ANY, raw=""
+    )
+    matches = stmt.subquery("phrase_matches")
+    return select(matches.c.document_id).distinct()
+
+
 async def best_documents(
     session: AsyncSession,
     workspace_id: uuid.UUID,

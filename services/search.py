@@ -429,7 +429,8 @@ async def search(
     The ranking covers the best SEARCH_MAX_RESULTS documents; it is computed afresh for each
     page, and a cursor is a position in it, valid only for the same query, mode and filters
     (INVALID_CURSOR otherwise). KEYWORD lists the documents with any of the query's words;
-    SEMANTIC and HYBRID list every embedded document, nearest first.
+    SEMANTIC and HYBRID list every embedded document, nearest first. Quoted phrases narrow
+    every mode: a document without a passage holding each of them is not listed.
     """
     user_id = deps.principal.require_user()
     text = require_query(query)
@@ -451,8 +452,17 @@ async def search(
                 )
             vector, degraded = await embedding.result()
             if vector is not None:
+                with_phrases = keyword_index.documents_with_phrases(
+                    session, workspace_id, terms, documents
+                )
                 semantic = await semantic_hits(
-                    deps, session, workspace_id, vector, documents, limit=depth, per_document=True
+                    deps,
+                    session,
+                    workspace_id,
+                    vector,
+                    documents if with_phrases is None else with_phrases,
+                    limit=depth,
+                    per_document=True,
                 )
             ranking = _rank_documents(keyword, semantic, mode, vector is not None, deps)[:depth]
             chosen = await _with_text_passages(

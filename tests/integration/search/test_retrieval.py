@@ -132,6 +132,31 @@ async def test_a_quoted_phrase_must_appear_in_order(any_db_client, any_db_app):
             assert passage.text[start:end].casefold().startswith(("group", "databas")), passage
 
 
+async def test_a_quoted_phrase_narrows_every_mode(any_db_client, any_db_app):
+    """Ranking by meaning lists every embedded document; quotes narrow it inside the scan, as
+    they narrow the keyword side, so no mode shows a document without the phrase."""
+    library = await library_of(any_db_client, any_db_app)
+    ids = await _shelves(library)
+    deps = library.as_user(library.viewer_id)
+    with_phrase = {ids["library/pwd.html"], ids["library/grp.html"]}
+
+    async def found(query: str, mode: SearchMode, **filters: Any) -> list[uuid.UUID]:
+        page = await search(
+            deps, workspace_id=library.workspace_id, query=query, mode=mode, **filters
+        )
+        return [e.node.document.id for e in page.page.edges]
+
+    for mode in MODES:
+        assert set(await found('"group database"', mode)) == with_phrase, mode
+        assert set(await found('password "group database"', mode)) == with_phrase, mode
+        assert await found('"database group"', mode) == [], mode
+        only_guides = await found('"group database"', mode, collection_ids=[library.guides])
+        assert only_guides == [ids["library/pwd.html"]], mode
+    # Without quotes, ranking by meaning still lists every embedded document of the workspace.
+    team = {v for k, v in ids.items() if not k.startswith("outsider:")}
+    assert set(await found("group database", SearchMode.SEMANTIC)) == team
+
+
 async def test_filters_apply_inside_the_ranking(any_db_client, any_db_app):
     library = await library_of(any_db_client, any_db_app)
     ids = await _shelves(library)
