@@ -122,7 +122,9 @@ class CreateTextDocumentInput:
     title: str = strawberry.field(description="Title: 1-300 characters, stored as written.")
     text: str = strawberry.field(
         description="The text (plain, Markdown or HTML), stored as written; at most "
-        "UPLOAD_MAX_FILE_BYTES bytes in UTF-8."
+        "UPLOAD_MAX_FILE_BYTES bytes in UTF-8 (TOO_LONG). The whole request must also fit in "
+        "GRAPHQL_MAX_BODY_BYTES (1,000,000 bytes by default), or it is refused with HTTP 413 "
+        "and PAYLOAD_TOO_LARGE: upload longer text as a file."
     )
 
 

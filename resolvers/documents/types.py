@@ -25,6 +25,7 @@ from resolvers.core.relay import (
 )
 from resolvers.runs.types import Run
 from services.documents import ChunksQuery
+from services.extraction import ERROR_CODES as EXTRACTION_ERROR_CODES
 from services.runs import SubjectRunsQuery
 from services.uploads import FileProgress
 from services.views import (
@@ -187,6 +188,15 @@ class Chunk:
         )
 
 
+# A string, not ErrorCode: reading a file has codes of its own, and a run may add more.
+FAILURE_CODES = (
+    "Stable code of the failure, if FAILED. Reading the file: "
+    + ", ".join(sorted(EXTRACTION_ERROR_CODES))
+    + ". Otherwise MODEL_UNAVAILABLE (the model did not answer), NOT_FOUND (the original is "
+    "missing from the store), CANCELLED or INTERNAL."
+)
+
+
 @strawberry.type(description="A document in a workspace: its file, text and AI-written fields.")
 class Document(relay.Node):
     id: relay.NodeID[str]
@@ -195,7 +205,7 @@ class Document(relay.Node):
     stage: DocumentStage | None = strawberry.field(
         description="The stage while PROCESSING (or the one that failed); null otherwise."
     )
-    error_code: str | None = strawberry.field(description="Stable code of the failure, if FAILED.")
+    error_code: str | None = strawberry.field(description=FAILURE_CODES)
     error_message: str | None = strawberry.field(description="The failure, for people.")
     content_type: str = strawberry.field(description="Media type of the original file.")
     original_filename: str | None = strawberry.field(
@@ -334,9 +344,7 @@ class UploadProgress:
     )
     percent: int = strawberry.field(description="How far its processing is, 0-100.")
     run_id: strawberry.ID | None = strawberry.field(description="Its ingest run.")
-    error_code: str | None = strawberry.field(
-        description="Stable code of its failure (e.g. PDF_ENCRYPTED, MODEL_UNAVAILABLE), if FAILED."
-    )
+    error_code: str | None = strawberry.field(description=FAILURE_CODES)
     error_message: str | None = strawberry.field(description="The failure, for people.")
     done: bool = strawberry.field(description="READY or FAILED: nothing more comes for it.")
 

@@ -477,3 +477,13 @@ async def test_what_a_parser_prints_does_not_corrupt_the_reply() -> None:
 def test_extracted_round_trips_through_json() -> None:
     result = extract(corpus.read(corpus.MIME_SPEC_PDF))
     assert Extracted.from_json(result.to_json()) == result
+
+
+def test_the_schema_lists_every_reading_failure_code() -> None:
+    """errorCode is a string (reading a file has codes of its own): the schema's description is
+    where a frontend finds them, so it must name each one."""
+    from resolvers.documents.types import FAILURE_CODES
+
+    named = set(FAILURE_CODES.replace(",", " ").replace(".", " ").split())
+    assert set(ERROR_CODES) <= named
+    assert {"MODEL_UNAVAILABLE", "NOT_FOUND", "CANCELLED", "INTERNAL"} <= named
