@@ -1,6 +1,7 @@
 """Documents (screens 3, 5 and 7) on PostgreSQL and SQLite: list, detail, edits, bulk actions."""
 
 import uuid
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -84,6 +85,49 @@ async def test_list_filters_sorts_and_pages(any_db_client: GraphQLClient, any_db
         "DocumentsList", {"workspaceId": workspace["id"]}, token=people["outsider"]["accessToken"]
     )
     assert outsider["workspace"] is None
+
+
+async def test_every_sort_in_both_directions_pages_in_order(
+    any_db_client: GraphQLClient, any_db_app
+):
+    """Each order walked two rows a page with its cursors. doc 001 is changed last, so the
+    orders by update and by upload differ."""
+    client, db = any_db_client, any_db_app.state.deps.db
+    workspace, people, ids, _specs, _notes = await _setup(client, any_db_app, count=5)
+    viewer = people["viewer"]["accessToken"]
+    async with db.begin() as session:
+        newest = await session.scalar(select(func.max(Document.updated_at)))
+        await session.execute(
+            Document.__table__.update()
+            .where(Document.id == ids[1])
+            .values(updated_at=newest + timedelta(hours=1))
+        )
+
+    async def walk(field: str, direction: str) -> list[str]:
+        titles: list[str] = []
+        after = None
+        while True:
+            page = await _list(
+                client,
+                workspace,
+                viewer,
+                first=2,
+                after=after,
+                sort={"field": field, "direction": direction},
+            )
+            titles += [e["node"]["title"] for e in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                return titles
+            after = page["pageInfo"]["endCursor"]
+
+    uploaded = [f"doc {i:03d}" for i in range(5)]
+    changed = ["doc 000", "doc 002", "doc 003", "doc 004", "doc 001"]
+    assert await walk("UPDATED_AT", "DESC") == changed[::-1]
+    assert await walk("UPDATED_AT", "ASC") == changed
+    assert await walk("CREATED_AT", "DESC") == uploaded[::-1]
+    assert await walk("CREATED_AT", "ASC") == uploaded
+    assert await walk("TITLE", "DESC") == uploaded[::-1]
+    assert await walk("TITLE", "ASC") == uploaded
 
 
 async def test_detail_and_update_marks_edited_fields(any_db_client: GraphQLClient, any_db_app):

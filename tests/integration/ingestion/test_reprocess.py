@@ -64,10 +64,20 @@ async def test_reprocessing_keeps_edits_and_duplicates_nothing(any_db_client, an
         await chunk_rows(deps, document_id),
     )
     gid = global_id("Document", document_id)
+    read_title = (await any_db_client.op("DocumentDetail", {"id": gid}, token=library.token))[
+        "document"
+    ]["title"]
+    assert read_title != "getpass"  # the page's own title replaced the file's name
+    # "getpass" is what the upload called it before reading it: only the edit mark keeps a
+    # reprocess from taking the page's title again.
+    edits = {
+        "title": "getpass",
+        "summary": "My own summary.",
+        "tags": ["mine", "${x}"],
+        "entities": [{"name": "Olivia", "kind": "PERSON"}],
+    }
     edited = await any_db_client.op(
-        "UpdateDocument",
-        {"input": {"id": gid, "summary": "My own summary.", "tags": ["mine", "${x}"]}},
-        token=library.token,
+        "UpdateDocument", {"input": {"id": gid, **edits}}, token=library.token
     )
     assert edited["updateDocument"]["errors"] == []
 
@@ -94,20 +104,31 @@ async def test_reprocessing_keeps_edits_and_duplicates_nothing(any_db_client, an
     assert after == before
     assert before[0]["chunks"] == before[0]["vectors"] == before[1] > 0
     outputs = await step_outputs(deps, second_id)
-    assert outputs["TAGGING"]["kept"] == ["TAGS"]
+    assert outputs["TAGGING"]["kept"] == ["ENTITIES", "TAGS"]
+    assert outputs["TAGGING"]["model_seconds"] == 0.0  # both its fields edited: no model call
     assert outputs["SUMMARIZING"]["kept"] == ["SUMMARY"]
 
     detail = (
         await any_db_client.op("DocumentDetail", {"id": gid, "runsFirst": 10}, token=library.token)
     )["document"]
-    assert (detail["status"], detail["summary"], detail["tags"]) == (
+    assert (
+        detail["status"],
+        detail["title"],
+        detail["summary"],
+        detail["tags"],
+        detail["entities"],
+    ) == (
         "READY",
+        "getpass",
         "My own summary.",
         ["mine", "${x}"],
+        [{"name": "Olivia", "kind": "PERSON"}],
     )
     assert [(e["field"], e["editedBy"]["name"]) for e in detail["edits"]] == [
+        ("TITLE", "Olivia Owner"),
         ("SUMMARY", "Olivia Owner"),
         ("TAGS", "Olivia Owner"),
+        ("ENTITIES", "Olivia Owner"),
     ]
     assert detail["keyPoints"]  # the AI's, written again
     history = detail["runs"]
