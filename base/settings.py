@@ -301,7 +301,7 @@ class Settings(BaseSettings):
         ge=-1,
         le=1,
         description="Abstain (NOT_IN_DOCUMENTS) when no passage in scope is at least this "
-        "similar to the question (ADR 0072).",
+        "similar to the question (ADR 0072); Search answers `closeMatch: false` below it.",
     )
     ask_citation_threshold: float = Field(
         default=0.85,

@@ -132,7 +132,7 @@ def relevant_enough(
     if not passages:
         return False
     if top_cosine is not None:
-        return top_cosine >= min_cosine
+        return search.close_enough(top_cosine, min_cosine)
     return any(keyword_coverage(p, terms) >= MIN_KEYWORD_COVERAGE for p in passages)
 
 

@@ -465,6 +465,10 @@ async def search(
                     per_document=True,
                 )
             ranking = _rank_documents(keyword, semantic, mode, vector is not None, deps)[:depth]
+            close_match = None
+            if vector is not None:
+                top = semantic[0].cosine if semantic else None
+                close_match = close_enough(top, deps.settings.ask_min_cosine)
             chosen = await _with_text_passages(
                 session,
                 workspace_id,
@@ -488,7 +492,16 @@ async def search(
             has_previous_page=page.after is not None,
         ),
         degraded=degraded,
+        close_match=close_match,
     )
+
+
+def close_enough(top_cosine: float | None, min_cosine: float) -> bool:
+    """Whether anything in scope is close to the query by meaning: the best passage's cosine
+    (None: nothing embedded in scope) is at least `min_cosine`. Ask abstains below it (ADR
+    0072); Search says so (`closeMatch`), since ranking by meaning lists the nearest documents
+    however far they are."""
+    return top_cosine is not None and top_cosine >= min_cosine
 
 
 def _rank_documents(

@@ -261,6 +261,9 @@ class SearchResultsView(View):
 
     page: Page[SearchHitView]
     degraded: bool
+    # Whether the nearest document by meaning is at least ASK_MIN_COSINE similar to the query
+    # (Ask's bar for NOT_IN_DOCUMENTS); None without ranking by meaning (KEYWORD, degraded).
+    close_match: bool | None = None
 
 
 class RelatedDocumentView(View):

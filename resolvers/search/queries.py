@@ -78,6 +78,7 @@ class SearchQueries:
             return {
                 "results": Connection.from_page(found.page, SearchResult.of),
                 "degraded": found.degraded,
+                "close_match": found.close_match,
             }
 
         return await as_payload(SearchPayload, work())

@@ -112,6 +112,14 @@ class SearchPayload:
         description="True when HYBRID could not rank by meaning (the embedding model is "
         "unavailable): these are keyword results alone.",
     )
+    close_match: bool | None = strawberry.field(
+        default=None,
+        description="Whether anything in scope is close to the query by meaning. False: no "
+        "document is a good match, and the results are only the nearest ones (show them as "
+        "such, e.g. 'Nothing in these documents matches closely'). The bar is Ask's "
+        "(ASK_MIN_COSINE, below which Ask says the documents do not answer). Null without "
+        "ranking by meaning: KEYWORD, or HYBRID when `degraded`.",
+    )
     errors: list[UserError] = strawberry.field(
         description="Expected failures, empty on success: REQUIRED (blank query), NOT_FOUND "
         "(workspaceId), INVALID_CURSOR, BAD_USER_INPUT (negative first), MODEL_UNAVAILABLE "

@@ -157,6 +157,39 @@ async def test_a_quoted_phrase_narrows_every_mode(any_db_client, any_db_app):
     assert set(await found("group database", SearchMode.SEMANTIC)) == team
 
 
+async def test_close_match_says_when_even_the_nearest_is_far(any_db_client, any_db_app):
+    """Ranking by meaning lists the nearest documents however far they are; closeMatch tells
+    the screen when the first is not a match, by Ask's bar (ASK_MIN_COSINE)."""
+    library = await library_of(any_db_client, any_db_app)
+    await _shelves(library)
+    deps = library.as_user(library.viewer_id)
+
+    async def close(query: str, mode: SearchMode, **filters: Any) -> bool | None:
+        found = await search(
+            deps, workspace_id=library.workspace_id, query=query, mode=mode, **filters
+        )
+        assert found.page.edges or mode is SearchMode.KEYWORD
+        return found.close_match
+
+    asked = "read a password from the terminal without echoing it"
+    off_topic = "recipe for sourdough bread with a crispy crust"
+    for mode in (SearchMode.SEMANTIC, SearchMode.HYBRID):
+        assert await close(asked, mode) is True, mode
+        assert await close(off_topic, mode) is False, mode
+        # Nothing in scope at all (no document holds the phrase): nothing is close.
+        nothing = await search(
+            deps, workspace_id=library.workspace_id, query='"database group"', mode=mode
+        )
+        assert (nothing.page.edges, nothing.close_match) == ([], False), mode
+    assert await close(asked, SearchMode.KEYWORD) is None
+    assert await close(off_topic, SearchMode.KEYWORD) is None
+    threshold = deps.settings.ask_min_cosine
+    passages = await retrieve_passages(
+        deps, workspace_id=library.workspace_id, query=off_topic, mode=SearchMode.SEMANTIC
+    )
+    assert passages.top_cosine is not None and passages.top_cosine < threshold
+
+
 async def test_filters_apply_inside_the_ranking(any_db_client, any_db_app):
     library = await library_of(any_db_client, any_db_app)
     ids = await _shelves(library)

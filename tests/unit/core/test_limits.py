@@ -160,7 +160,7 @@ def test_every_operation_of_the_contract_is_within_the_limits_at_the_largest_pag
     assert costs["DocumentsList"] == 1709
     assert costs["RunsMonitor"] == 1708
     # `search(first: 100)`: its payload's `results` connection holds 100 edges.
-    assert costs["Search"] == 3739
+    assert costs["Search"] == 3740
     assert costs["RunDetail"] == 902
     assert settings.graphql_max_cost == 10_000
 

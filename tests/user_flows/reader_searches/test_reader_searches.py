@@ -85,7 +85,7 @@ async def test_reader_searches(client: GraphQLClient, app) -> None:
 
     # Step 1 — KEYWORD: the venv documentation first, its passage with the matched ranges.
     keyword = await _search(client, viewer, team.workspace_id, "KEYWORD", first=10)
-    assert (keyword["errors"], keyword["degraded"]) == ([], False)
+    assert (keyword["errors"], keyword["degraded"], keyword["closeMatch"]) == ([], False, None)
     results = keyword["results"]
     first = results["edges"][0]["node"]
     assert first["document"]["title"] in VENV_TITLES
@@ -104,7 +104,7 @@ async def test_reader_searches(client: GraphQLClient, app) -> None:
 
     # Step 2 — HYBRID (the default mode): the venv documentation first, not degraded.
     hybrid = await _search(client, viewer, team.workspace_id, "HYBRID", first=10)
-    assert (hybrid["errors"], hybrid["degraded"]) == ([], False)
+    assert (hybrid["errors"], hybrid["degraded"], hybrid["closeMatch"]) == ([], False, True)
     top = hybrid["results"]["edges"][0]["node"]
     assert top["document"]["title"] in VENV_TITLES
     assert top["passage"]["matches"]
@@ -112,7 +112,11 @@ async def test_reader_searches(client: GraphQLClient, app) -> None:
 
     # Step 3 — SEMANTIC: every embedded document of the workspace, nearest first, with cosines.
     semantic = await _search(client, viewer, team.workspace_id, "SEMANTIC", first=10)
-    assert (semantic["errors"], semantic["degraded"]) == ([], False)
+    assert (semantic["errors"], semantic["degraded"], semantic["closeMatch"]) == (
+        [],
+        False,
+        True,
+    )
     edges = semantic["results"]["edges"]
     assert {e["node"]["document"]["id"] for e in edges} == mine
     cosines = [e["node"]["passage"]["cosine"] for e in edges]
@@ -189,6 +193,7 @@ async def test_reader_searches(client: GraphQLClient, app) -> None:
     )
     assert blank["search"] == {
         "degraded": False,
+        "closeMatch": None,
         "errors": [
             {"code": "REQUIRED", "message": "Type something to search for.", "field": "query"}
         ],
