@@ -59,6 +59,7 @@ from services.views import (
     ItemError,
     MovedDocuments,
     Page,
+    TagCountView,
 )
 
 MAX_BULK = 100
@@ -303,6 +304,58 @@ _DOCUMENT_COUNTS: CompoundSelect[uuid.UUID, Any, int] = union_all(
     .where(Collection.workspace_id.in_(IDS), Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS))
     .group_by(Collection.workspace_id),
 )
+
+
+MAX_TAG_CHOICES = 100
+
+
+@dataclass(frozen=True)
+class TagsQuery:
+    """The tags of a workspace's documents that start with `starts_with` (ignoring case)."""
+
+    workspace_id: uuid.UUID
+    starts_with: str = ""
+    first: int = 20
+
+
+_TAG_COUNTS = (
+    select(DocumentTag.tag, func.count().label("documents"))
+    .join(Document, Document.id == DocumentTag.document_id)
+    .where(
+        Document.workspace_id == bindparam("workspace_id"),
+        Document.workspace_id.in_(VIEWER_WORKSPACE_IDS),
+        func.lower(DocumentTag.tag).startswith(bindparam("prefix"), escape=LIKE_ESCAPE),
+    )
+    .group_by(DocumentTag.tag)
+    .order_by(func.count().desc(), DocumentTag.tag)
+    .limit(bindparam("first"))
+)
+
+
+async def tag_counts(deps: ServiceDeps, *, queries: list[TagsQuery]) -> list[list[TagCountView]]:
+    """Per query, the workspace's tags that start with its prefix (ignoring case), most used
+    first, at most `first` (0-100); none for a workspace the caller does not belong to. A
+    document carries a tag once (repeats are dropped when tags are written), so the count is
+    of documents."""
+    user_id = deps.principal.require_user()
+    results: list[list[TagCountView]] = []
+    async with deps.read() as session:
+        for query in queries:
+            if not 0 <= query.first <= MAX_TAG_CHOICES:
+                raise Invalid(
+                    f"`first` must be between 0 and {MAX_TAG_CHOICES}.",
+                    code="BAD_USER_INPUT",
+                    field="first",
+                )
+            params = {
+                "viewer": user_id,
+                "workspace_id": query.workspace_id,
+                "prefix": like_literal(query.starts_with.strip().lower()),
+                "first": query.first,
+            }
+            rows = await session.execute(_TAG_COUNTS, params)
+            results.append([TagCountView(tag=tag, documents=count) for tag, count in rows])
+    return results
 
 
 async def document_counts(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[DocumentCountsView]:

@@ -197,6 +197,13 @@ class ChunkView(View):
     token_count: int
 
 
+class TagCountView(View):
+    """A tag of a workspace's documents and how many of them carry it."""
+
+    tag: str
+    documents: int
+
+
 class DocumentCountsView(View):
     """A workspace's documents by status, and its number of collections (the dashboard)."""
 

@@ -19,7 +19,7 @@ from services.chat import ConversationsQuery, MessagesQuery
 from services.chat_views import CitationView, ConversationView, FeedbackView, MessageView
 from services.collections import CollectionsQuery
 from services.deps import ServiceDeps
-from services.documents import ChunksQuery, DocumentAnnotations, DocumentsQuery
+from services.documents import ChunksQuery, DocumentAnnotations, DocumentsQuery, TagsQuery
 from services.runs import ActivityQuery, RunEventsQuery, RunsQuery, SubjectRunsQuery
 from services.views import (
     ChunkView,
@@ -33,6 +33,7 @@ from services.views import (
     RunEventView,
     RunStepView,
     RunView,
+    TagCountView,
     UserView,
     WorkspaceView,
 )
@@ -57,6 +58,7 @@ from workflows.documents import (
     LOAD_DOCUMENT_COUNTS,
     LOAD_DOCUMENT_TAGS,
     LOAD_DOCUMENTS,
+    LOAD_TAG_COUNTS,
 )
 from workflows.runs import (
     LIST_ACTIVITY,
@@ -196,6 +198,13 @@ class Loaders:
     @cached_property
     def my_feedback_by_message_id(self) -> DataLoader[uuid.UUID, FeedbackView | None]:
         return self._loader(LOAD_MY_FEEDBACK)
+
+    @cached_property
+    def tags_by_query(self) -> DataLoader[TagsQuery, list[TagCountView]]:
+        async def load(queries: list[TagsQuery]) -> list[list[TagCountView]]:
+            return await self._runner.call(LOAD_TAG_COUNTS, self._deps, queries=list(queries))
+
+        return DataLoader(load_fn=load)
 
     @cached_property
     def questions_by_workspace_id(self) -> DataLoader[uuid.UUID, int]:

@@ -37,6 +37,7 @@ from services.views import (
     EntityView,
     FieldEditView,
     RelatedDocumentView,
+    TagCountView,
 )
 
 
@@ -399,6 +400,16 @@ class DocumentCounts:
             failed=view.failed,
             total=view.total,
         )
+
+
+@strawberry.type(description="A tag of the workspace's documents, for the tag filters.")
+class TagCount:
+    tag: str = strawberry.field(description="The tag, as written (filters match it exactly).")
+    documents: int = strawberry.field(description="How many of the documents carry it.")
+
+    @classmethod
+    def of(cls, view: TagCountView) -> TagCount:
+        return cls(tag=view.tag, documents=view.documents)
 
 
 @strawberry.enum(description="What the documents list is sorted by (the id breaks ties).")

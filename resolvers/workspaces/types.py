@@ -32,13 +32,14 @@ from resolvers.documents.types import (
     Document,
     DocumentCounts,
     SortDirection,
+    TagCount,
     load_document_fields,
 )
 from resolvers.runs.types import Run, RunStatus, WorkspaceEvent, load_event_fields
 from services.chat import ConversationsQuery
 from services.collections import CollectionsQuery
 from services.documents import DocumentSortField as DomainSortField
-from services.documents import DocumentsQuery
+from services.documents import DocumentsQuery, TagsQuery
 from services.runs import ActivityQuery, RunsQuery
 from services.views import InviteView, MemberView, WorkspaceView
 from services.workspaces import MembersQuery
@@ -164,6 +165,27 @@ class Workspace(relay.Node):
     async def document_counts(self, info: Info) -> DocumentCounts:
         view = await info.context.loaders.counts_by_workspace_id.load(uuid.UUID(self.id))
         return DocumentCounts.of(view)
+
+    @strawberry.field(
+        description="Its documents' tags, most used first, for the tag filters of the "
+        "documents list and search (a filter matches a tag exactly, as written here)."
+    )
+    async def tags(
+        self,
+        info: Info,
+        starts_with: Annotated[
+            str | None,
+            strawberry.argument(
+                description="Only tags that begin with this, ignoring case (% and _ are "
+                "letters here)."
+            ),
+        ] = None,
+        first: Annotated[
+            int, strawberry.argument(description="At most this many: 0-100 (BAD_USER_INPUT).")
+        ] = 20,
+    ) -> list[TagCount]:
+        query = TagsQuery(uuid.UUID(self.id), starts_with or "", first)
+        return [TagCount.of(v) for v in await info.context.loaders.tags_by_query.load(query)]
 
     @strawberry.field(description="How many collections it has.")
     async def collection_count(self, info: Info) -> int:

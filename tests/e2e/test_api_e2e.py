@@ -953,6 +953,8 @@ async def test_every_operation_document_executes_against_the_live_server(
     assert [e["node"]["name"] for e in listed["workspace"]["collections"]["edges"]] == ["Guides"]
     documents = await op("DocumentsList", {"workspaceId": workspace["id"]}, token=token)
     assert documents["workspace"]["documents"]["totalCount"] == 0
+    tags = await op("TagChoices", {"workspaceId": workspace["id"], "startsWith": "%"}, token=token)
+    assert tags == {"workspace": {"id": workspace["id"], "tags": []}}
     nowhere = relay.to_base64("Document", str(uuid.uuid4()))
     assert await op("DocumentDetail", {"id": nowhere}, token=token) == {"document": None}
     missing = {"code": "NOT_FOUND", "message": "No such document.", "field": "ids.0"}
@@ -1002,6 +1004,8 @@ async def test_every_operation_document_executes_against_the_live_server(
         )
         assert searched["search"] == {
             "degraded": False,
+            # Nothing in scope is close by meaning; KEYWORD does not rank by meaning.
+            "closeMatch": None if mode == "KEYWORD" else False,
             "errors": [],
             "results": {
                 "totalCount": 0,

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from base.models.documents import Chunk, Document, DocumentFieldEdit, DocumentStatus
 from tests.integration.documents.test_collections import _team
+from tests.support.databases import count_statements
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 from tests.support.seed import add_collection, add_documents, global_id, uuid_of
 
@@ -356,3 +357,57 @@ async def test_dashboard_counts_and_recent_documents(any_db_client: GraphQLClien
         "doc 002",
     ]
     assert ws["recentDocuments"][0]["collection"]["name"] == "Specs"
+
+
+async def test_tag_choices_count_documents_and_match_a_prefix(
+    any_db_client: GraphQLClient, any_db_app
+):
+    client = any_db_client
+    workspace, people, ids, _specs, _notes = await _setup(client, any_db_app, count=5)
+    owner, viewer = people["owner"]["accessToken"], people["viewer"]["accessToken"]
+    tags = [["Python", "venv"], ["python", "pip"], ["Python"], ["100%_sure"]]
+    for document_id, written in zip(ids, tags, strict=False):
+        edited = await client.op(
+            "UpdateDocument",
+            {"input": {"id": global_id("Document", document_id), "tags": written}},
+            token=owner,
+        )
+        assert edited["updateDocument"]["errors"] == []
+
+    async def choices(token: str = viewer, **variables) -> list[tuple[str, int]] | None:
+        data = await client.op(
+            "TagChoices", {"workspaceId": workspace["id"], **variables}, token=token
+        )
+        if data["workspace"] is None:
+            return None
+        return [(t["tag"], t["documents"]) for t in data["workspace"]["tags"]]
+
+    with count_statements(any_db_app.state.engine) as statements:
+        every = await choices()
+    assert len(statements) == 2, statements  # the workspace with the caller's role; the tags
+    assert every is not None
+    assert every[0] == ("Python", 2)  # the only tag on two documents comes first
+    assert dict(every) == {
+        "Python": 2,
+        "python": 1,
+        "venv": 1,
+        "pip": 1,
+        "100%_sure": 1,
+        "a": 1,
+        "b": 1,
+    }
+    assert len(every) == 7
+    assert dict(await choices(startsWith="PY") or []) == {"Python": 2, "python": 1}
+    assert await choices(startsWith="100%") == [("100%_sure", 1)]
+    assert await choices(startsWith="100_") == []  # _ and % are letters here, not patterns
+    assert await choices(startsWith="1%") == []
+    assert await choices(first=1) == [("Python", 2)]
+    assert await choices(first=0) == []
+    for bad in (-1, 101):
+        refused = await client.execute(
+            "query($w: ID!, $n: Int) { workspace(id: $w) { tags(first: $n) { tag } } }",
+            {"w": workspace["id"], "n": bad},
+            token=viewer,
+        )
+        assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
+    assert await choices(token=people["outsider"]["accessToken"]) is None

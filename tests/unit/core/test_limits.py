@@ -162,6 +162,8 @@ def test_every_operation_of_the_contract_is_within_the_limits_at_the_largest_pag
     # `search(first: 100)`: its payload's `results` connection holds 100 edges.
     assert costs["Search"] == 3740
     assert costs["RunDetail"] == 902
+    # `tags(first: 100)`: a plain list with a `first` of its own holds that many.
+    assert costs["TagChoices"] == 203
     assert settings.graphql_max_cost == 10_000
 
 
