@@ -251,8 +251,12 @@ class Document(relay.Node):
         return [Entity.of(v) for v in annotations.entities]
 
     @strawberry.field(
-        description="The fields a person edited (who, when); a field not listed holds the "
-        "AI's value."
+        description="The fields a person edited (who, when). A field not listed holds what "
+        "processing wrote: the title from the file (its name, or the HTML title or PDF "
+        "metadata once read); the summary, key points, tags and entities from the model, "
+        "except that a part the model's reply left unusable is taken from the text (its first "
+        "sentences, its headings, its most frequent words): the SUMMARIZING and TAGGING steps' "
+        "`source` says `model` or `extractive`."
     )
     async def edits(self, info: Info) -> list[FieldEdit]:
         annotations = await info.context.loaders.annotations_by_document_id.load(self.view.id)
