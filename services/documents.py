@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, null, select, union_all
+from sqlalchemy import and_, bindparam, delete, func, null, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import CompoundSelect
 
@@ -707,6 +707,7 @@ async def move_documents(
         moved: list[Document] = []
         arrived = 0  # moved from another collection (the others were there already)
         seen: set[uuid.UUID] = set()
+        left: set[uuid.UUID] = set()  # the collections documents moved out of
         now = utcnow()
         for index, document_id in enumerate(ids):
             document = found.get(document_id) if document_id is not None else None
@@ -730,6 +731,7 @@ async def move_documents(
                 )
                 continue
             taken[document.content_sha256] = document.title
+            left.add(document.collection_id)
             document.collection_id = target.id
             document.updated_at = now
             moved.append(document)
@@ -737,6 +739,7 @@ async def move_documents(
         await session.flush()
         if moved:
             target.updated_at = now
+        await _touch_collections(session, left, now)
         if arrived:
             await append_workspace_event(
                 session,
@@ -748,6 +751,18 @@ async def move_documents(
                 subject=collection_subject(target),
             )
         return MovedDocuments(documents=[_view(d) for d in moved], errors=errors)
+
+
+async def _touch_collections(
+    session: AsyncSession, collection_ids: set[uuid.UUID], now: datetime
+) -> None:
+    """Mark collections that lost documents as changed now. A collection's last update is the
+    later of its own and its newest document's (`services.collections`), so without this it
+    would go back in time when its newest document leaves."""
+    if collection_ids:
+        await session.execute(
+            update(Collection).where(Collection.id.in_(collection_ids)).values(updated_at=now)
+        )
 
 
 async def delete_documents(deps: ServiceDeps, *, ids: list[uuid.UUID | None]) -> DeletedDocuments:
@@ -777,6 +792,7 @@ async def delete_documents(deps: ServiceDeps, *, ids: list[uuid.UUID | None]) ->
             for model in (Chunk, DocumentTag, DocumentEntity, DocumentFieldEdit):
                 await session.execute(delete(model).where(model.document_id.in_(doomed)))
             await session.execute(delete(Document).where(Document.id.in_(doomed)))
+            await _touch_collections(session, {d.collection_id for d in found.values()}, utcnow())
         for workspace_id, documents in grouped.items():
             await append_workspace_event(
                 session,

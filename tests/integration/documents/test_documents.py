@@ -411,3 +411,54 @@ async def test_tag_choices_count_documents_and_match_a_prefix(
         )
         assert refused["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", bad
     assert await choices(token=people["outsider"]["accessToken"]) is None
+
+
+async def test_a_collection_last_update_never_goes_back_when_documents_leave(
+    any_db_client: GraphQLClient, any_db_app
+):
+    """A collection's updatedAt is the later of its own and its newest document's: the newest
+    document leaving (moved out, deleted) must not take it back in time."""
+    client = any_db_client
+    workspace, people, ids, specs, notes = await _setup(client, any_db_app, count=4)
+    owner = people["owner"]["accessToken"]
+
+    async def updated_at() -> dict[str, str]:
+        data = await client.op("Collections", {"workspaceId": workspace["id"]}, token=owner)
+        edges = data["workspace"]["collections"]["edges"]
+        return {e["node"]["name"]: e["node"]["updatedAt"] for e in edges}
+
+    async def edit_now(document_id: uuid.UUID) -> None:  # the collection's newest document now
+        edited = await client.op(
+            "UpdateDocument",
+            {"input": {"id": global_id("Document", document_id), "summary": "Edited."}},
+            token=owner,
+        )
+        assert edited["updateDocument"]["errors"] == []
+
+    # doc 000 and doc 002 are in Specs, doc 001 and doc 003 in Notes (alternating).
+    await edit_now(ids[0])
+    before = await updated_at()
+    moved = await client.op(
+        "MoveDocuments",
+        {
+            "input": {
+                "ids": [global_id("Document", ids[0])],
+                "collectionId": global_id("Collection", notes),
+            }
+        },
+        token=owner,
+    )
+    assert moved["moveDocuments"]["errors"] == []
+    after_move = await updated_at()
+    assert after_move["Specs"] > before["Specs"]  # it lost a document: a change
+    assert after_move["Notes"] > before["Notes"]
+
+    await edit_now(ids[1])
+    before = await updated_at()
+    deleted = await client.op(
+        "DeleteDocuments", {"input": {"ids": [global_id("Document", ids[1])]}}, token=owner
+    )
+    assert deleted["deleteDocuments"]["errors"] == []
+    after_delete = await updated_at()
+    assert after_delete["Notes"] > before["Notes"]
+    assert after_delete["Specs"] == before["Specs"]  # untouched
