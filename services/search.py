@@ -33,7 +33,7 @@ import numpy as np
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from base.errors import ModelUnavailable
+from base.errors import Invalid, ModelUnavailable
 from base.models.accounts import Role
 from base.models.documents import Chunk, Document, DocumentTag
 from services import keyword_index, llm, vector_index
@@ -41,7 +41,7 @@ from services.access import IDS, require_role
 from services.deps import ServiceDeps
 from services.documents import VIEWER_SEES_DOCUMENT_IDS
 from services.fusion import reciprocal_rank_fusion
-from services.pagination import PageRequest, offset_after, offset_cursor
+from services.pagination import PageRequest, invalid_cursor, offset_after, offset_cursor
 from services.search_text import embedded_text, query_terms, require_query
 from services.views import (
     DocumentView,
@@ -399,6 +399,23 @@ def _list_name(
     return "search." + hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
+def _named(name: str, degraded: bool) -> str:
+    """A degraded HYBRID ranking (keyword alone) is another list than the full one."""
+    return name + ".keyword-only" if degraded else name
+
+
+def _position_after(name: str, cursor: str | None) -> tuple[int, bool]:
+    """Where the page after `cursor` starts, and whether the cursor came from a degraded
+    ranking; INVALID_CURSOR for a cursor of any other list."""
+    try:
+        return offset_after(name, cursor), False
+    except Invalid as not_full:
+        try:
+            return offset_after(_named(name, True), cursor), True
+        except Invalid:
+            raise not_full from None
+
+
 # A page's passages and documents by their keys (a result, a related document).
 _CHUNKS_OF_IDS = select(Chunk).where(Chunk.id.in_(IDS))
 _DOCUMENTS_OF_IDS = select(Document).where(Document.id.in_(IDS))
@@ -436,7 +453,7 @@ async def search(
     text = require_query(query)
     page = PageRequest.of(first, after)
     name = _list_name(workspace_id, text, mode, collection_ids or (), tags or ())
-    offset = offset_after(name, page.after)
+    offset, after_degraded = _position_after(name, page.after)
     terms = query_terms(text)
     documents = allowed_documents(workspace_id, collection_ids=collection_ids, tags=tags)
     depth = deps.settings.search_max_results
@@ -451,6 +468,9 @@ async def search(
                     session, workspace_id, terms, documents=documents, limit=depth
                 )
             vector, degraded = await embedding.result()
+            if page.after is not None and after_degraded != degraded:
+                # The model came or went between pages: the ranking changed under the cursor.
+                raise invalid_cursor()
             if vector is not None:
                 with_phrases = keyword_index.documents_with_phrases(
                     session, workspace_id, terms, documents
@@ -481,7 +501,7 @@ async def search(
     finally:
         embedding.close()
     edges = [
-        Edge[SearchHitView](cursor=offset_cursor(name, offset + n), node=hit)
+        Edge[SearchHitView](cursor=offset_cursor(_named(name, degraded), offset + n), node=hit)
         for n, hit in enumerate(hits)
     ]
     return SearchResultsView(

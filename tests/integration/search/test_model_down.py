@@ -69,6 +69,24 @@ async def test_with_the_model_server_stopped(any_db_client, any_db_app, any_db_s
             "Search", _search_variables(library, "KEYWORD"), token=library.viewer_token
         )
         assert same == keyword  # KEYWORD never needs the model
+
+        # A page's cursor holds whether its ranking was degraded: when the model comes or goes
+        # between pages, the next page would repeat or skip results, so the cursor is refused.
+        async def cursor(api, **variables) -> dict:
+            hybrid = {**_search_variables(library, "HYBRID"), "first": 1, **variables}
+            return (await api.op("Search", hybrid, token=library.viewer_token))["search"]
+
+        full, cut = await cursor(any_db_client), await cursor(client)
+        assert (full["degraded"], cut["degraded"]) == (False, True)
+        for api, page in ((client, full), (any_db_client, cut)):
+            crossed = await cursor(api, after=page["results"]["pageInfo"]["endCursor"])
+            assert crossed["results"] is None
+            assert [(e["code"], e["field"]) for e in crossed["errors"]] == [
+                ("INVALID_CURSOR", "after")
+            ]
+        following = await cursor(client, after=cut["results"]["pageInfo"]["endCursor"])
+        assert (following["errors"], following["degraded"]) == ([], True)
+        assert _ids(cut) + _ids(following) == _ids(hybrid["search"])
         deps = app.state.deps.for_principal(library.as_user(library.viewer_id).principal)
         with pytest.raises(ModelUnavailable):
             await retrieve_passages(
