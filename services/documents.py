@@ -46,7 +46,13 @@ from services.blobs import blob_store
 from services.collections import collection_not_found, collection_subject, documents_phrase
 from services.deps import ServiceDeps
 from services.originals import OriginalFile, download_name, media_type_of, release_after
-from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
+from services.pagination import (
+    MAX_PAGE_SIZE,
+    PageRequest,
+    SortKey,
+    pages_by_parent,
+    paginate_by_parent,
+)
 from services.run_log import Subject, append_workspace_event, transaction_with_events
 from services.validation import clean_name
 from services.views import (
@@ -306,9 +312,6 @@ _DOCUMENT_COUNTS: CompoundSelect[uuid.UUID, Any, int] = union_all(
 )
 
 
-MAX_TAG_CHOICES = 100
-
-
 @dataclass(frozen=True)
 class TagsQuery:
     """The tags of a workspace's documents that start with `starts_with` (ignoring case)."""
@@ -341,9 +344,9 @@ async def tag_counts(deps: ServiceDeps, *, queries: list[TagsQuery]) -> list[lis
     results: list[list[TagCountView]] = []
     async with deps.read() as session:
         for query in queries:
-            if not 0 <= query.first <= MAX_TAG_CHOICES:
+            if not 0 <= query.first <= MAX_PAGE_SIZE:
                 raise Invalid(
-                    f"`first` must be between 0 and {MAX_TAG_CHOICES}.",
+                    f"`first` must be between 0 and {MAX_PAGE_SIZE}.",
                     code="BAD_USER_INPUT",
                     field="first",
                 )
