@@ -3,7 +3,7 @@ multipart parser and the body limit of a multipart request."""
 
 from __future__ import annotations
 
-import threading
+import asyncio
 
 import httpx
 import pytest
@@ -20,6 +20,7 @@ from resolvers.core.multipart import CappedMultiPartParser
 from services import uploads
 from services.originals import base_name, media_type_of
 from services.uploads import MAX_FILE_NAME, clean_file_name, title_from
+from tests.support import corpus
 
 
 @pytest.mark.parametrize(
@@ -175,15 +176,23 @@ def test_a_row_read_again_never_moves_back_while_its_run_goes_on():
     assert _not_backwards(shown, failed) == failed
 
 
-async def test_type_detection_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_type_detection_runs_off_the_event_loop() -> None:
     """Detection decodes the whole file (and guesses a legacy charset): on the event loop it
-    would hold every other request for as long."""
-    threads: list[int] = []
+    would hold every other request for as long. Another task must get turns while it runs."""
+    text = corpus.apt_messages("de", 400).encode("cp1252")
+    turns = 0
+    detecting = True
 
-    def recording_detect(data: bytes, name: str | None) -> str:
-        threads.append(threading.get_ident())
-        return "text"
+    async def other_request() -> None:
+        nonlocal turns
+        while detecting:
+            turns += 1
+            await asyncio.sleep(0)
 
-    monkeypatch.setattr(uploads, "detect_type", recording_detect)
-    assert await uploads._detect(b"notes", "notes.txt", field="files.0") == "text"
-    assert len(threads) == 1 and threads[0] != threading.get_ident()
+    task = asyncio.create_task(other_request())
+    await asyncio.sleep(0)  # its first turn
+    kind = await uploads._detect(text, "messages.txt", field="files.0")
+    detecting = False
+    await task
+    assert kind == "text"
+    assert turns > 1  # it ran again while the file was being detected
