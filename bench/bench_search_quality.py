@@ -53,6 +53,7 @@ import numpy as np  # noqa: E402
 from sqlalchemy import String, Uuid, bindparam, select, text  # noqa: E402
 
 from base.models.documents import Document  # noqa: E402
+from base.models.search import POSTGRESQL_TEXT_CONFIG  # noqa: E402
 from bench.common import add_size_flag, apply_sizes  # noqa: E402
 from bench.search_corpus import (  # noqa: E402
     WORKSPACE_ID,
@@ -265,7 +266,7 @@ async def term_shares(session: Any, terms: list[str], dialect: str) -> dict[str,
     if dialect == "postgresql":
         count_sql = (
             "SELECT count(*) FROM chunk_search WHERE workspace_id = :w "
-            "AND search_vector @@ to_tsquery('english', :t)"
+            f"AND search_vector @@ to_tsquery('{POSTGRESQL_TEXT_CONFIG}', :t)"
         )
     else:
         count_sql = (

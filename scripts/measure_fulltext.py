@@ -40,7 +40,15 @@ from services.extraction import extract  # noqa: E402
 from tests.support import corpus  # noqa: E402
 from tests.support.services import postgres_server  # noqa: E402
 
-QUERIES = ["virtual environment", "join", "os.path.join", "asyncio event loop", "password"]
+# "with": a stop word, found on PostgreSQL since migration 0011 (ADR 0100).
+QUERIES = [
+    "virtual environment",
+    "join",
+    "os.path.join",
+    "asyncio event loop",
+    "password",
+    "with",
+]
 
 
 def pages(count: int) -> list[tuple[str, str, list]]:

@@ -1,8 +1,9 @@
 """The full-text index of chunks (INDEXING), one implementation per database (ADR 0050).
 
-PostgreSQL: a `tsvector` per chunk ('english': stemmed, stop words dropped) with the heading path
-at weight A and the text at weight B, under a GIN index. SQLite: an FTS5 table (Porter stemming
-over unicode61) with the same two columns. `base.models.search` describes the tables.
+PostgreSQL: a `tsvector` per chunk (`POSTGRESQL_TEXT_CONFIG`: English stemming, stop words kept)
+with the heading path at weight A and the text at weight B, under a GIN index. SQLite: an FTS5
+table (Porter stemming over unicode61) with the same two columns. `base.models.search`
+describes the tables.
 
 The index is built from the `chunks` rows inside the database, so the text is not sent back and
 forth, and indexing a document replaces whatever an earlier run indexed for it.
@@ -18,17 +19,19 @@ from sqlalchemy import CursorResult, Uuid, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import TextClause
 
+from base.models.search import POSTGRESQL_TEXT_CONFIG
+
 # PostgreSQL's parser reads a dotted or slashed name ("os.path.join", "getpass.GetPassWarning",
 # "/usr/lib") as one host or file token, so "join" would not find "os.path.join". The indexed
 # text and the query both go through translate(x, './', '  '), which turns '.' and '/' into
 # spaces so that every part is a word. FTS5's unicode61 tokenizer splits there already.
-_POSTGRESQL_INDEX = """
+_POSTGRESQL_INDEX = f"""
 INSERT INTO chunk_search (chunk_id, document_id, workspace_id, search_vector)
 SELECT c.id, c.document_id, c.workspace_id,
-       setweight(to_tsvector('english', translate(coalesce(
+       setweight(to_tsvector('{POSTGRESQL_TEXT_CONFIG}', translate(coalesce(
            (SELECT string_agg(h, ' ') FROM json_array_elements_text(c.heading_path) AS h), ''
        ), './', '  ')), 'A')
-       || setweight(to_tsvector('english', translate(c.text, './', '  ')), 'B')
+       || setweight(to_tsvector('{POSTGRESQL_TEXT_CONFIG}', translate(c.text, './', '  ')), 'B')
 FROM chunks AS c
 WHERE c.document_id = :document_id
 """
@@ -48,9 +51,10 @@ FROM chunk_search AS s JOIN chunks AS c ON c.id = s.chunk_id
 WHERE s.document_id = :document_id
 """
 
-_POSTGRESQL_MATCH = """
+_POSTGRESQL_MATCH = f"""
 SELECT s.chunk_id
-FROM chunk_search AS s, websearch_to_tsquery('english', translate(:query, './', '  ')) AS q
+FROM chunk_search AS s,
+     websearch_to_tsquery('{POSTGRESQL_TEXT_CONFIG}', translate(:query, './', '  ')) AS q
 WHERE s.workspace_id = :workspace_id AND s.search_vector @@ q
 ORDER BY ts_rank_cd(s.search_vector, q) DESC, s.chunk_id
 LIMIT :limit

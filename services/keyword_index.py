@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
+from base.models.search import POSTGRESQL_TEXT_CONFIG
 from services.search_text import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -57,6 +58,7 @@ _search = table(
 _fts = table("chunk_fts", column("rowid", Integer), column("headings", Text), column("text", Text))
 _chunks = table("chunks", column("id", Uuid), column("text", Text))
 _FTS: ColumnClause[Any] = literal_column("chunk_fts")
+_CONFIG: ColumnClause[Any] = literal_column(f"'{POSTGRESQL_TEXT_CONFIG}'::regconfig")
 
 # FTS5 bm25() column weights (headings, text): a word of the headings a passage sits under
 # counts twice a word of its text (measured in docs/testing.md).
@@ -95,12 +97,11 @@ def _tsquery(terms: list[str], style: QueryStyle, raw: str) -> Any:
     to a constant only in a plan made for the given value; asyncpg prepares each statement, and
     after five runs PostgreSQL may keep a generic plan, which parsed the tsquery again for every
     row: a common-word search took 122 ms instead of 27 ms (ADR 0096)."""
-    english: ColumnClause[Any] = literal_column("'english'::regconfig")
     if style is QueryStyle.WEBSEARCH:
         text_ = func.translate(bindparam("raw", raw, type_=Text), "./", "  ")
-        query = func.websearch_to_tsquery(english, text_)
+        query = func.websearch_to_tsquery(_CONFIG, text_)
     else:
-        query = func.to_tsquery(english, bindparam("tsq", tsquery_text(terms), type_=Text))
+        query = func.to_tsquery(_CONFIG, bindparam("tsq", tsquery_text(terms), type_=Text))
     return select(query).scalar_subquery()
 
 
@@ -377,9 +378,7 @@ async def highlights(
         # the text the same way to mark the same words. The replacement keeps every offset.
         indexed_text = func.translate(_chunks.c.text, "./", "  ")
         options = f"StartSel={HIGHLIGHT_START}, StopSel={HIGHLIGHT_END}, HighlightAll=true"
-        marked = func.ts_headline(
-            literal_column("'english'::regconfig"), indexed_text, query, options
-        )
+        marked = func.ts_headline(_CONFIG, indexed_text, query, options)
         stmt = select(
             _chunks.c.id.label("chunk_id"), indexed_text.label("text"), marked.label("m")
         ).where(_chunks.c.id.in_(ids))

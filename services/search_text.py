@@ -38,9 +38,10 @@ _QUOTED = re.compile(r'["\u201c\u201d]([^"\u201c\u201d]*)["\u201c\u201d]')
 # PostgreSQL search it as the phrase "lru cache", as they index it).
 _WORD = re.compile(r"[^\W_]+(?:_+[^\W_]+)*")
 
-# PostgreSQL's English stop words (tsearch_data/english.stop, from Snowball). PostgreSQL drops
-# them itself; FTS5 has no stop words, so they are dropped here, or "how do I" would match every
-# passage of the workspace (slow, and no better ranked).
+# PostgreSQL's English stop words (tsearch_data/english.stop, from Snowball). Both indexes keep
+# them (FTS5 has no stop words; PostgreSQL's configuration is built without them, ADR 0100), so
+# "with" or "not in" can be found; they are dropped here when the query has other words, or
+# "how do I" would match every passage of the workspace (slow, and no better ranked).
 STOP_WORDS = frozenset(
     """
     i me my myself we our ours ourselves you your yours yourself yourselves he him his himself
@@ -108,10 +109,10 @@ def fts5_match(terms: list[str]) -> str:
 
 
 def tsquery_text(terms: list[str]) -> str:
-    """Input for PostgreSQL's `to_tsquery('english', ...)`: the terms OR-ed, a phrase's words
-    joined by `<->` (followed by); each phrase is also required. A term holds only letters,
-    digits, underscores and single spaces, none of which is tsquery syntax; `to_tsquery` stems
-    each word and drops stop words (in a phrase it widens the distance instead)."""
+    """Input for PostgreSQL's `to_tsquery` (under `POSTGRESQL_TEXT_CONFIG`): the terms OR-ed, a
+    phrase's words joined by `<->` (followed by); each phrase is also required. A term holds only
+    letters, digits, underscores and single spaces, none of which is tsquery syntax; `to_tsquery`
+    stems each word, stop words included."""
     if not terms:
         return ""
 

@@ -9,7 +9,8 @@ keys with ON DELETE CASCADE):
 
 PostgreSQL
     chunk_search(chunk_id uuid PRIMARY KEY, document_id uuid, workspace_id uuid,
-                 search_vector tsvector)   -- headings weight A, text weight B, 'english'
+                 search_vector tsvector)   -- headings weight A, text weight B,
+                                           -- POSTGRESQL_TEXT_CONFIG
     GIN index on search_vector; b-tree on document_id.
 
 SQLite
@@ -26,6 +27,10 @@ A chunk id, its document, workspace and collection are one join away on both:
 from __future__ import annotations
 
 SEARCH_TABLE = "chunk_search"
+# PostgreSQL's text search configuration for the index and its queries (migration 0011, ADR
+# 0100): `english` (Snowball stemming) without its stop-word list, so that "with" or "not in"
+# can be found; queries leave stop words out unless they are all the user typed, or quoted.
+POSTGRESQL_TEXT_CONFIG = "english_with_stop_words"
 FTS_TABLE = "chunk_fts"
 # FTS5 keeps its index in shadow tables named after the virtual table.
 _FTS5_SHADOWS = ("data", "idx", "content", "docsize", "config")

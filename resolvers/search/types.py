@@ -17,7 +17,9 @@ class SearchMode(enum.Enum):
     KEYWORD = strawberry.enum_value(
         "KEYWORD",
         description="By the words typed, with stemming (the database's full-text index): "
-        "documents with any of the words, those with more and rarer ones first.",
+        "documents with any of the words, those with more and rarer ones first. Words as "
+        "common as 'the' or 'with' count only when the query has nothing else, or in quotes: "
+        '"is not" in double quotes is a phrase, and required.',
     )
     SEMANTIC = strawberry.enum_value(
         "SEMANTIC",

@@ -132,6 +132,47 @@ async def test_a_quoted_phrase_must_appear_in_order(any_db_client, any_db_app):
             assert passage.text[start:end].casefold().startswith(("group", "databas")), passage
 
 
+async def test_stop_words_are_found_when_they_are_the_whole_query(any_db_client, any_db_app):
+    """ "with" and "is not" are Python keywords and English stop words. Both indexes keep stop
+    words (ADR 0100), so a query of nothing else, or a quoted one, finds them."""
+    library = await library_of(any_db_client, any_db_app)
+    ids = await _shelves(library, embed=False)
+    deps = library.as_user(library.viewer_id)
+
+    async def found(query: str) -> dict[uuid.UUID, set[str]]:
+        page = await search(
+            deps, workspace_id=library.workspace_id, query=query, mode=SearchMode.KEYWORD
+        )
+        return {
+            e.node.document.id: {
+                e.node.passage.text[s:t].casefold() for s, t in e.node.passage.matches
+            }
+            for e in page.page.edges
+        }
+
+    # Read from the pages: "with" is in pwd, termios and grp; "is" then "not" in getpass, pwd
+    # and grp; tty and termios say "is" but never "not". The outsider's getpass is in another
+    # workspace.
+    assert await found("With") == {
+        ids["library/pwd.html"]: {"with"},
+        ids["library/termios.html"]: {"with"},
+        ids["library/grp.html"]: {"with"},
+    }
+    is_not = await found('"is not"')
+    assert set(is_not) == {
+        ids["library/getpass.html"],
+        ids["library/pwd.html"],
+        ids["library/grp.html"],
+    }
+    # FTS5 marks the phrase as one span; PostgreSQL each word.
+    assert all(words and words <= {"is not", "is", "not"} for words in is_not.values()), is_not
+    # Unquoted, either word will do: every page says "is".
+    assert set(await found("is not")) == set(is_not) | {
+        ids["library/tty.html"],
+        ids["library/termios.html"],
+    }
+
+
 async def test_a_quoted_phrase_narrows_every_mode(any_db_client, any_db_app):
     """Ranking by meaning lists every embedded document; quotes narrow it inside the scan, as
     they narrow the keyword side, so no mode shows a document without the phrase."""
@@ -430,7 +471,7 @@ async def test_blank_and_hostile_queries(any_db_client, any_db_app):
         mode=SearchMode.KEYWORD,
     )
     assert ids["library/pwd.html"] in {e.node.document.id for e in hostile.page.edges}
-    # Phrases of stop words only (PostgreSQL drops them all), and a quoted pasted page.
+    # Phrases of stop words only, and a quoted pasted page.
     for query in ('"to be" "or not"', '"' + ("user password " * 2000)[:10_000] + '"'):
         for mode in MODES:
             found = await search(deps, workspace_id=library.workspace_id, query=query, mode=mode)
