@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,9 +36,11 @@ from base.models.documents import (
     DocumentEntity,
     DocumentField,
     DocumentFieldEdit,
+    DocumentFieldSource,
     DocumentStatus,
     DocumentTag,
     EntityKind,
+    FieldSource,
 )
 from base.models.runs import SubjectType
 from services.access import IDS, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
@@ -62,6 +64,7 @@ from services.views import (
     DocumentView,
     EntityView,
     FieldEditView,
+    FieldSourceView,
     ItemError,
     MovedDocuments,
     Page,
@@ -209,8 +212,23 @@ _ENTITIES_BY_DOCUMENT_IDS = (
     .where(DocumentEntity.document_id.in_(_VISIBLE_IDS))
     .order_by(DocumentEntity.document_id, DocumentEntity.position)
 )
-_EDITS_BY_DOCUMENT_IDS = select(DocumentFieldEdit).where(
-    DocumentFieldEdit.document_id.in_(_VISIBLE_IDS)
+# Edit marks and recorded sources in one statement (a row is one or the other): the detail
+# screen shows both, and a statement more is a round trip more on every detail.
+_MARKS_BY_DOCUMENT_IDS = union_all(
+    select(
+        DocumentFieldEdit.document_id,
+        DocumentFieldEdit.field,
+        null().cast(DocumentFieldSource.source.type).label("source"),
+        DocumentFieldEdit.edited_by_id,
+        DocumentFieldEdit.edited_at,
+    ).where(DocumentFieldEdit.document_id.in_(_VISIBLE_IDS)),
+    select(
+        DocumentFieldSource.document_id,
+        DocumentFieldSource.field,
+        DocumentFieldSource.source,
+        null().cast(DocumentFieldEdit.edited_by_id.type),
+        null().cast(DocumentFieldEdit.edited_at.type),
+    ).where(DocumentFieldSource.document_id.in_(_VISIBLE_IDS)),
 )
 
 
@@ -235,31 +253,47 @@ async def tags_by_document_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> li
 
 @dataclass(frozen=True)
 class DocumentAnnotations:
-    """What only the detail screen shows of a document: its entities and its edit marks."""
+    """What only the detail screen shows of a document: its entities, its edit marks and who
+    or what wrote each field."""
 
     entities: list[EntityView]
     edits: list[FieldEditView]  # in the order of DocumentField
+    # In the order of DocumentField, the fields that hold a written value: PERSON where edited,
+    # else what processing or upload recorded.
+    sources: list[FieldSourceView]
 
 
 async def annotations_by_document_ids(
     deps: ServiceDeps, *, ids: list[uuid.UUID]
 ) -> list[DocumentAnnotations]:
-    """The entities and the edit marks of each document, in one read session and one loader
-    run: two loaders cost a Kailash workflow and a dispatch more per request."""
+    """The entities, the edit marks and the fields' sources of each document, in one read
+    session and one loader run: more loaders cost a Kailash workflow and a dispatch more per
+    request."""
     user_id = deps.principal.require_user()
     params = {"viewer": user_id, "ids": ids}
     entities: dict[uuid.UUID, list[EntityView]] = {i: [] for i in ids}
-    edits: dict[uuid.UUID, list[FieldEditView]] = {i: [] for i in ids}
+    edits: dict[uuid.UUID, dict[DocumentField, FieldEditView]] = {i: {} for i in ids}
+    recorded: dict[uuid.UUID, dict[DocumentField, str]] = {i: {} for i in ids}
     async with deps.read() as session:
         for entity in (await session.execute(_ENTITIES_BY_DOCUMENT_IDS, params)).scalars():
             entities[entity.document_id].append(EntityView(name=entity.name, kind=entity.kind))
-        for edit in (await session.execute(_EDITS_BY_DOCUMENT_IDS, params)).scalars():
-            edits[edit.document_id].append(FieldEditView.model_validate(edit))
-    order = list(DocumentField)
+        for mark in await session.execute(_MARKS_BY_DOCUMENT_IDS, params):
+            field = DocumentField(mark.field)
+            if mark.source is None:
+                edits[mark.document_id][field] = FieldEditView(
+                    field=field, edited_by_id=mark.edited_by_id, edited_at=mark.edited_at
+                )
+            else:
+                recorded[mark.document_id][field] = mark.source
     return [
         DocumentAnnotations(
             entities=entities[i],
-            edits=sorted(edits[i], key=lambda e: order.index(DocumentField(e.field))),
+            edits=[edits[i][f] for f in DocumentField if f in edits[i]],
+            sources=[
+                FieldSourceView(field=f, source=FieldSource.PERSON if f in edits[i] else source)
+                for f in DocumentField
+                if (source := recorded[i].get(f)) is not None or f in edits[i]
+            ],
         )
         for i in ids
     ]
@@ -485,6 +519,26 @@ async def _locked_document(
         raise document_not_found(field)
     await require_role(session, user_id, document.workspace_id, Role.EDITOR)
     return document
+
+
+async def record_sources(
+    session: AsyncSession,
+    document_id: uuid.UUID,
+    sources: Mapping[DocumentField, FieldSource | None],
+) -> None:
+    """Record who or what wrote each given field's value (None: nothing did, the row goes).
+    Processing and upload call it as they write; edits are marked apart (`_mark_edited`)."""
+    await session.execute(
+        delete(DocumentFieldSource).where(
+            DocumentFieldSource.document_id == document_id,
+            DocumentFieldSource.field.in_(list(sources)),
+        )
+    )
+    session.add_all(
+        DocumentFieldSource(document_id=document_id, field=field, source=source)
+        for field, source in sources.items()
+        if source is not None
+    )
 
 
 async def _mark_edited(
@@ -792,7 +846,13 @@ async def delete_documents(deps: ServiceDeps, *, ids: list[uuid.UUID | None]) ->
             found[i] for i in dict.fromkeys(ids) if i is not None and i in found
         )
         if doomed:
-            for model in (Chunk, DocumentTag, DocumentEntity, DocumentFieldEdit):
+            for model in (
+                Chunk,
+                DocumentTag,
+                DocumentEntity,
+                DocumentFieldEdit,
+                DocumentFieldSource,
+            ):
                 await session.execute(delete(model).where(model.document_id.in_(doomed)))
             await session.execute(delete(Document).where(Document.id.in_(doomed)))
             await _touch_collections(session, {d.collection_id for d in found.values()}, utcnow())

@@ -27,7 +27,13 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from base.models.documents import MAX_ENTITY_NAME, MAX_TAG, EntityKind
+from base.models.documents import (
+    MAX_ENTITY_NAME,
+    MAX_TAG,
+    DocumentField,
+    EntityKind,
+    FieldSource,
+)
 from services import llm
 from services.chunking import estimate_tokens
 from services.documents import (
@@ -97,7 +103,9 @@ class LooseTags(BaseModel):
 class Summary:
     summary: str
     key_points: list[str]
-    source: Source
+    source: Source  # "model" only when the model wrote both parts
+    # What wrote each part: the model, or the text (its fallback).
+    sources: dict[DocumentField, FieldSource]
 
 
 @dataclass(frozen=True)
@@ -110,7 +118,9 @@ class Entity:
 class Tags:
     tags: list[str]
     entities: list[Entity]
-    source: Source
+    source: Source  # of the tags
+    # What wrote each part; entities have no fallback, so none without a usable reply.
+    sources: dict[DocumentField, FieldSource | None]
 
 
 # -- cleaning -----------------------------------------------------------------------------------
@@ -380,6 +390,10 @@ def read_summary(
         summary=summary or extractive_summary(passages),
         key_points=key_points or extractive_key_points(headings, passages),
         source=source,
+        sources={
+            DocumentField.SUMMARY: FieldSource.MODEL if summary else FieldSource.TEXT,
+            DocumentField.KEY_POINTS: FieldSource.MODEL if key_points else FieldSource.TEXT,
+        },
     )
 
 
@@ -393,4 +407,8 @@ def read_tags(reply: LooseTags | None, passages: Sequence[str]) -> Tags:
         tags=tags or keyword_tags(PASSAGE_SEPARATOR.join(passages)),
         entities=entities,
         source=source,
+        sources={
+            DocumentField.TAGS: FieldSource.MODEL if tags else FieldSource.TEXT,
+            DocumentField.ENTITIES: FieldSource.MODEL if reply else None,
+        },
     )

@@ -56,6 +56,7 @@ from services.documents import (
     check_bulk,
     document_not_found,
     missing_item,
+    record_sources,
     require_editor_everywhere,
     visible_documents_for_update,
 )
@@ -501,7 +502,7 @@ async def summarizing(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[
         kept = sorted(field.value for field in edited)
         if len(edited) == 2:
             deps.progress(1, 1, "kept the summary and key points a person wrote")
-            return {"source": None, "kept": kept, "model_seconds": 0.0}
+            return {"source": None, "sources": {}, "kept": kept, "model_seconds": 0.0}
         sample = enrichment.sample_passages(passages, settings.ingest_llm_input_tokens)
         deps.progress(0, 1, "asking the model for a summary")
         reply, usage, model_seconds = await _ask_model(
@@ -520,9 +521,12 @@ async def summarizing(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[
                 document.summary = result.summary
             if DocumentField.KEY_POINTS not in edited:
                 document.key_points = result.key_points
+            written = {f: s for f, s in result.sources.items() if f not in edited}
+            await record_sources(session, doc_id, written)
         deps.progress(1, 1, f"summary written ({result.source})")
     return {
         "source": result.source,
+        "sources": {f.value: s.value for f, s in written.items()},
         "kept": kept,
         "passages": len(sample),
         "prompt_tokens": usage.prompt_tokens,
@@ -575,6 +579,8 @@ async def tagging(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[str,
                     DocumentEntity(document_id=doc_id, position=n, name=e.name, kind=e.kind)
                     for n, e in enumerate(result.entities)
                 )
+            written = {f: s for f, s in result.sources.items() if f not in edited} if result else {}
+            await record_sources(session, doc_id, written)
             document.status = DocumentStatus.READY
             document.stage = None
             document.error_code = document.error_message = None
@@ -582,6 +588,7 @@ async def tagging(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[str,
         deps.progress(1, 1, "ready")
     return {
         "source": result.source if result else None,
+        "sources": {f.value: s.value if s else None for f, s in written.items()},
         "kept": kept,
         "tags": len(result.tags) if result else None,
         "entities": len(result.entities) if result else None,

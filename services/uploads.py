@@ -29,13 +29,21 @@ from base.db.engine import lock_for_write
 from base.db.types import utcnow
 from base.errors import DomainError, Invalid, NotFound
 from base.models.accounts import Role
-from base.models.documents import MAX_TITLE, Collection, Document, DocumentStatus
+from base.models.documents import (
+    MAX_TITLE,
+    Collection,
+    Document,
+    DocumentField,
+    DocumentStatus,
+    FieldSource,
+)
 from base.models.runs import Run, RunStatus, SubjectType
 from services import runs
 from services.access import member_workspace_ids, require_role
 from services.blobs import blob_store, sha256_of
 from services.collections import collection_not_found
 from services.deps import ServiceDeps
+from services.documents import record_sources
 from services.extraction import detect_type
 from services.ingestion import INGEST_DOCUMENT, queue_ingestion
 from services.originals import MEDIA_TYPES, base_name, lock_blob, release_after
@@ -170,6 +178,8 @@ class _NewDocument:
     original_filename: str | None
     media_type: str
     data: bytes
+    # FILE: from the file's name (EXTRACTING may find a better one); PERSON: typed with a paste.
+    title_source: FieldSource
 
 
 async def _store(
@@ -212,6 +222,7 @@ async def _store(
             )
             session.add(document)
             await session.flush()
+            await record_sources(session, document.id, {DocumentField.TITLE: new.title_source})
             run = await queue_ingestion(session, own, document, triggered_by_id=user_id)
             collection.updated_at = now
             await session.flush()
@@ -267,7 +278,7 @@ async def upload_documents(
             name = clean_file_name(raw_name, field=where)
             data = await _read_capped(source, settings.upload_max_file_bytes, field=where)
             kind = await _detect(data, name, field=where)
-            new = _NewDocument(title_from(name), name, MEDIA_TYPES[kind], data)
+            new = _NewDocument(title_from(name), name, MEDIA_TYPES[kind], data, FieldSource.FILE)
             document, run = await _store(deps, outbox, user_id, collection_id, new, field=where)
             outcomes.append(UploadedFile(index, name, document=document, run=run))
         except Duplicate as duplicate:
@@ -323,7 +334,7 @@ async def create_text_document(
         raise Invalid(f"Paste at most {limit:,} bytes of text.", code="TOO_LONG", field="text")
     kind = await _detect(data, None, field="text")
     outbox = Outbox()
-    new = _NewDocument(clean_title, None, MEDIA_TYPES[kind], data)
+    new = _NewDocument(clean_title, None, MEDIA_TYPES[kind], data, FieldSource.PERSON)
     document, run = await _store(deps, outbox, user_id, collection_id, new, field="text")
     await runs.launch(deps, outbox, [run.id])
     return CreatedDocument(document=document, run=run)

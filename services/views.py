@@ -186,6 +186,13 @@ class FieldEditView(View):
     edited_at: datetime
 
 
+class FieldSourceView(View):
+    """Who or what wrote the value a document's field holds (ADR 0103)."""
+
+    field: str
+    source: str
+
+
 class ChunkView(View):
     id: uuid.UUID
     document_id: uuid.UUID

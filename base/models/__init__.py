@@ -18,10 +18,12 @@ from base.models.documents import (
     DocumentEntity,
     DocumentField,
     DocumentFieldEdit,
+    DocumentFieldSource,
     DocumentStage,
     DocumentStatus,
     DocumentTag,
     EntityKind,
+    FieldSource,
 )
 from base.models.retrieval import VectorVersion
 from base.models.runs import (
@@ -46,6 +48,8 @@ __all__ = [
     "DocumentEntity",
     "DocumentField",
     "DocumentFieldEdit",
+    "DocumentFieldSource",
+    "FieldSource",
     "DocumentStage",
     "DocumentStatus",
     "DocumentTag",

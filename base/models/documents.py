@@ -1,9 +1,10 @@
-"""Collections, documents, their tags, entities, per-field edit marks, and chunks.
+"""Collections, documents, their tags, entities, per-field edit marks and sources, and chunks.
 
 A document keeps its extracted text (`text`) and the AI-written fields (summary, key points,
 tags, entities). A person's edit of one of those fields is recorded in `document_field_edits`
-(who, when), one row per field: a field without a row still holds the AI's value, and
-reprocessing leaves an edited field alone (ADR 0034).
+(who, when), one row per field, and reprocessing leaves an edited field alone (ADR 0034).
+`document_field_sources` says who or what wrote each value as processing or upload left it:
+the model, the text itself (a fallback), the file, or the person who pasted it (ADR 0103).
 """
 
 from __future__ import annotations
@@ -69,6 +70,15 @@ class DocumentField(enum.StrEnum):
     KEY_POINTS = "KEY_POINTS"
     TAGS = "TAGS"
     ENTITIES = "ENTITIES"
+
+
+class FieldSource(enum.StrEnum):
+    """Who or what wrote a field's value (ADR 0103)."""
+
+    PERSON = "PERSON"  # typed by a person: an edit, or the title given with pasted text
+    MODEL = "MODEL"  # written by the chat model
+    TEXT = "TEXT"  # taken from the document's text when the model's reply was unusable
+    FILE = "FILE"  # the title from the file: its name, HTML title or PDF metadata
 
 
 def _enum(cls: type[enum.Enum], name: str) -> Enum:
@@ -190,6 +200,21 @@ class DocumentFieldEdit(Base):
         Uuid, ForeignKey("users.id", ondelete="SET NULL")
     )
     edited_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DocumentFieldSource(Base):
+    """Who or what wrote the value a field holds, as processing or upload left it; a person's
+    edit (DocumentFieldEdit) takes precedence when reading."""
+
+    __tablename__ = "document_field_sources"
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    field: Mapped[DocumentField] = mapped_column(
+        _enum(DocumentField, "document_field"), primary_key=True
+    )
+    source: Mapped[FieldSource] = mapped_column(_enum(FieldSource, "field_source"))
 
 
 class Chunk(UUIDPrimaryKey, Base):

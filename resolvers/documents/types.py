@@ -36,6 +36,7 @@ from services.views import (
     DocumentView,
     EntityView,
     FieldEditView,
+    FieldSourceView,
     RelatedDocumentView,
     TagCountView,
 )
@@ -77,6 +78,36 @@ class DocumentField(enum.Enum):
     KEY_POINTS = strawberry.enum_value("KEY_POINTS", description="The key points.")
     TAGS = strawberry.enum_value("TAGS", description="The tags.")
     ENTITIES = strawberry.enum_value("ENTITIES", description="The entities.")
+
+
+@strawberry.enum(description="Who or what wrote the value a document's field holds.")
+class FieldSource(enum.Enum):
+    PERSON = strawberry.enum_value(
+        "PERSON",
+        description="A person: an edit (see `Document.edits` for who and when), or the title "
+        "typed with pasted text.",
+    )
+    MODEL = strawberry.enum_value("MODEL", description="The AI model, while processing.")
+    TEXT = strawberry.enum_value(
+        "TEXT",
+        description="Taken from the document's text because the model's reply was unusable: "
+        "its first sentences (summary), its headings (key points), its most frequent words "
+        "(tags).",
+    )
+    FILE = strawberry.enum_value(
+        "FILE",
+        description="The title from the file: its name, or its HTML title or PDF metadata.",
+    )
+
+
+@strawberry.type(description="Who or what wrote the value a field of a document holds.")
+class DocumentFieldSource:
+    field: DocumentField = strawberry.field(description="The field.")
+    source: FieldSource = strawberry.field(description="Who or what wrote its value.")
+
+    @classmethod
+    def of(cls, view: FieldSourceView) -> DocumentFieldSource:
+        return cls(field=DocumentField[view.field], source=FieldSource[view.source])
 
 
 @strawberry.type(description="A named group of documents in a workspace.")
@@ -146,8 +177,7 @@ class Entity:
 
 
 @strawberry.type(
-    description="A field a person edited: its value is theirs, not the AI's, and reprocessing "
-    "keeps it."
+    description="A field a person edited: its value is theirs, and reprocessing keeps it."
 )
 class FieldEdit:
     field: DocumentField = strawberry.field(description="The field.")
@@ -251,16 +281,22 @@ class Document(relay.Node):
         return [Entity.of(v) for v in annotations.entities]
 
     @strawberry.field(
-        description="The fields a person edited (who, when). A field not listed holds what "
-        "processing wrote: the title from the file (its name, or the HTML title or PDF "
-        "metadata once read); the summary, key points, tags and entities from the model, "
-        "except that a part the model's reply left unusable is taken from the text (its first "
-        "sentences, its headings, its most frequent words): the SUMMARIZING and TAGGING steps' "
-        "`source` says `model` or `extractive`."
+        description="The fields a person edited (who, when), in the order of DocumentField. "
+        "Reprocessing keeps them."
     )
     async def edits(self, info: Info) -> list[FieldEdit]:
         annotations = await info.context.loaders.annotations_by_document_id.load(self.view.id)
         return [FieldEdit.of(v) for v in annotations.edits]
+
+    @strawberry.field(
+        description="Who or what wrote each field's value, in the order of DocumentField: "
+        "label AI-written values by it (MODEL). A field is listed once something wrote it: "
+        "the title at upload, the summary and key points after SUMMARIZING, the tags and "
+        "entities after TAGGING (entities only when the model's reply was usable)."
+    )
+    async def field_sources(self, info: Info) -> list[DocumentFieldSource]:
+        annotations = await info.context.loaders.annotations_by_document_id.load(self.view.id)
+        return [DocumentFieldSource.of(v) for v in annotations.sources]
 
     @strawberry.field(
         description="Where to download the original file: a path on this API's origin (GET, "

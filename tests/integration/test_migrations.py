@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -13,7 +14,8 @@ from app import migrate
 from base.db.base import Base
 from base.db.engine import build_sessionmaker
 from base.models.accounts import User, Workspace
-from base.models.documents import Chunk, Collection, Document, DocumentStatus
+from base.models.documents import Chunk, Collection, Document, DocumentEntity, DocumentStatus
+from base.models.runs import Run, RunStatus, RunStep, StepStatus, SubjectType
 from base.models.search import FULL_TEXT_TABLES
 
 
@@ -149,3 +151,109 @@ async def _one_indexed_chunk(url: str, text: str) -> None:
             )
         )
     await engine.dispose()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_field_sources_are_filled_in_for_existing_documents(
+    database: str, tmp_path, request: pytest.FixtureRequest
+):
+    """Migration 0012 records what can be known of documents processed before it (ADR 0103):
+    the title's source from how the document came, the summary, key points and tags from the
+    newest finished step of their ingestion, entities as the model's where there are any."""
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path}/kd.sqlite3"
+        if database == "sqlite"
+        else request.getfixturevalue("fresh_postgres")
+    )
+    migrate.upgrade(url, "0011")
+    uploaded, pasted, deleted_run_subject = asyncio.run(_processed_before_sources(url))
+    migrate.upgrade(url)
+    assert asyncio.run(_recorded_sources(url)) == sorted(
+        [
+            (uploaded, "TITLE", "FILE"),
+            (uploaded, "SUMMARY", "MODEL"),  # the newer of its two SUMMARIZING steps
+            (uploaded, "KEY_POINTS", "MODEL"),
+            (uploaded, "TAGS", "TEXT"),
+            (uploaded, "ENTITIES", "MODEL"),
+            (pasted, "TITLE", "PERSON"),
+            (pasted, "SUMMARY", "TEXT"),
+            (pasted, "KEY_POINTS", "TEXT"),
+        ]
+    )
+    assert deleted_run_subject not in {row[0] for row in asyncio.run(_recorded_sources(url))}
+    migrate.downgrade(url, "0011")
+    migrate.upgrade(url)
+
+
+async def _processed_before_sources(url: str) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """An uploaded document (two ingestions: the newer summary by the model, tags from the
+    text, one entity), a pasted one (its summary from the text, TAGGING never finished), and a
+    run whose document was deleted."""
+    engine = create_async_engine(url)
+    user, workspace, collection = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    uploaded, pasted, gone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    async with build_sessionmaker(engine).begin() as session:
+        session.add(User(id=user, email="m@example.com", name="M", password_hash="x"))
+        session.add(Workspace(id=workspace, name="W", created_by_id=user))
+        await session.flush()
+        session.add(Collection(id=collection, workspace_id=workspace, name="C"))
+        await session.flush()
+        for document_id, filename in ((uploaded, "venv.html"), (pasted, None)):
+            session.add(
+                Document(
+                    id=document_id,
+                    workspace_id=workspace,
+                    collection_id=collection,
+                    title="D",
+                    status=DocumentStatus.READY,
+                    content_type="text/plain",
+                    original_filename=filename,
+                    content_sha256=document_id.hex * 2,
+                )
+            )
+        await session.flush()
+        session.add(DocumentEntity(document_id=uploaded, position=0, name="Python", kind="PRODUCT"))
+        steps = [
+            (uploaded, at, "SUMMARIZING", StepStatus.SUCCEEDED, "extractive"),
+            (uploaded, at + timedelta(hours=1), "SUMMARIZING", StepStatus.SUCCEEDED, "model"),
+            (uploaded, at, "TAGGING", StepStatus.SUCCEEDED, "extractive"),
+            (pasted, at, "SUMMARIZING", StepStatus.SUCCEEDED, "extractive"),
+            (pasted, at + timedelta(hours=1), "TAGGING", StepStatus.FAILED, None),
+            (gone, at, "SUMMARIZING", StepStatus.SUCCEEDED, "model"),
+        ]
+        for subject, finished_at, name, status, source in steps:
+            run = Run(
+                id=uuid.uuid4(),
+                workspace_id=workspace,
+                workflow="ingest_document",
+                subject_type=SubjectType.DOCUMENT,
+                subject_id=subject,
+                subject_label="D",
+                status=RunStatus.SUCCEEDED,
+            )
+            session.add(run)
+            await session.flush()
+            session.add(
+                RunStep(
+                    run_id=run.id,
+                    position=4,
+                    name=name,
+                    status=status,
+                    finished_at=finished_at,
+                    output={"source": source} if source else None,
+                )
+            )
+    await engine.dispose()
+    return uploaded, pasted, gone
+
+
+async def _recorded_sources(url: str) -> list[tuple[uuid.UUID, str, str]]:
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            sql_text("SELECT document_id, field, source FROM document_field_sources")
+        )
+        found = sorted((uuid.UUID(str(d)), f, s) for d, f, s in rows)
+    await engine.dispose()
+    return found

@@ -16,11 +16,19 @@ from typing import Any
 from sqlalchemy import Uuid, bindparam, func, select, text
 from sqlalchemy.orm import undefer
 
-from base.models.documents import Chunk, ChunkVector, Document, DocumentStatus
+from base.models.documents import (
+    Chunk,
+    ChunkVector,
+    Document,
+    DocumentField,
+    DocumentStatus,
+    FieldSource,
+)
 from base.models.runs import Run, RunStep
 from services import runs
 from services.blobs import blob_store
 from services.deps import ServiceDeps
+from services.documents import record_sources
 from services.ingestion import queue_ingestion
 from services.run_log import Outbox
 from tests.support import corpus
@@ -76,6 +84,9 @@ async def add_document(
     )
     async with deps.db.begin() as session:
         session.add(document)
+        await session.flush()
+        source = FieldSource.FILE if filename else FieldSource.PERSON
+        await record_sources(session, document.id, {DocumentField.TITLE: source})
     return document.id
 
 

@@ -5,7 +5,16 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from base.models.documents import Chunk, Document, DocumentFieldEdit, DocumentStatus
+from base.models.documents import (
+    Chunk,
+    Document,
+    DocumentField,
+    DocumentFieldEdit,
+    DocumentFieldSource,
+    DocumentStatus,
+    FieldSource,
+)
+from services.documents import record_sources
 from tests.integration.documents.test_collections import _team
 from tests.support.databases import count_statements
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
@@ -206,6 +215,12 @@ async def test_detail_and_update_marks_edited_fields(any_db_client: GraphQLClien
         ("TAGS", "Editor"),
         ("ENTITIES", "Editor"),
     ]
+    # The seed recorded no sources; the edited fields are the person's now.
+    assert document["fieldSources"] == [
+        {"field": "TITLE", "source": "PERSON"},
+        {"field": "TAGS", "source": "PERSON"},
+        {"field": "ENTITIES", "source": "PERSON"},
+    ]
     async with db() as session:
         stored = await session.get(Document, ids[0])
         assert stored is not None and stored.title == "${env:SECRET} report"
@@ -288,6 +303,13 @@ async def test_move_and_delete_in_bulk(any_db_client: GraphQLClient, any_db_app)
     assert refused["deleteDocuments"]["errors"][0]["code"] == "FORBIDDEN"
     assert len(await collections_of()) == 5
 
+    async with db.begin() as session:  # what ingestion would have recorded
+        for document_id in ids[:3]:
+            await record_sources(
+                session,
+                document_id,
+                {DocumentField.SUMMARY: FieldSource.MODEL, DocumentField.TAGS: FieldSource.TEXT},
+            )
     deleted = await client.op(
         "DeleteDocuments",
         {"input": {"ids": wanted[:2] + wanted[4:]}},
@@ -305,6 +327,14 @@ async def test_move_and_delete_in_bulk(any_db_client: GraphQLClient, any_db_app)
     async with db() as session:
         chunks = (await session.execute(select(Chunk.document_id).distinct())).scalars().all()
     assert set(chunks) == {ids[2], ids[3]}  # the foreign document was seeded without chunks
+    async with db() as session:
+        sources = await session.execute(
+            select(DocumentFieldSource.document_id, DocumentFieldSource.field)
+        )
+    assert sorted(sources.all()) == [
+        (ids[2], DocumentField.SUMMARY),
+        (ids[2], DocumentField.TAGS),
+    ]
     _ = specs
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from strawberry import relay
 
 from base.auth.tokens import issue_download_token
-from base.models.documents import Document
+from base.models.documents import Document, DocumentField, DocumentFieldSource
 from base.models.runs import Run
 from tests.integration.documents.test_collections import _team
 from tests.support.app_fixtures import blob_files
@@ -46,6 +46,17 @@ async def _counts(db: Any) -> tuple[int, int]:
         documents = (await session.execute(select(func.count(Document.id)))).scalar_one()
         runs = (await session.execute(select(func.count(Run.id)))).scalar_one()
     return documents, runs
+
+
+async def _title_sources(db: Any) -> dict[str, str]:
+    """Each document's recorded title source, by its global id."""
+    async with db() as session:
+        rows = await session.execute(
+            select(DocumentFieldSource.document_id, DocumentFieldSource.source).where(
+                DocumentFieldSource.field == DocumentField.TITLE
+            )
+        )
+        return {str(relay.to_base64("Document", d)): str(s) for d, s in rows}
 
 
 async def _collection(client: GraphQLClient, workspace: dict[str, Any], token: str, name: str):
@@ -137,6 +148,8 @@ async def test_a_mixed_batch_gets_one_outcome_per_file(
     assert outcomes[5]["duplicateOf"] == {"id": made[0]["id"], "title": "venv"}
     assert all(f["run"] is None and f["document"] is None for f in outcomes if f["error"])
     assert await _counts(db) == (4, 4)
+    # A title from a file is the file's (ADR 0103); refused files left no source behind.
+    assert await _title_sources(db) == {d["id"]: "FILE" for d in made.values()}
     stored = [html[1], markdown[1], pdf[1], files[6][1]]
     assert blob_files(blob_root) == sorted(_blob_path(_sha(b)) for b in stored)
     for content in stored:
@@ -306,6 +319,7 @@ async def test_pasted_text_is_stored_verbatim(
         None,
     )
     assert document["sizeBytes"] == len(text.encode())
+    assert await _title_sources(db) == {document["id"]: "PERSON"}  # typed with the paste
     assert (blob_root / _blob_path(_sha(text.encode()))).read_bytes() == text.encode()
     again = (await client.op("CreateTextDocument", variables, token=editor))["createTextDocument"]
     assert again["document"] is None
@@ -327,6 +341,7 @@ async def test_pasted_text_is_stored_verbatim(
     )["createTextDocument"]
     assert empty["errors"] == [{"code": "REQUIRED", "message": "Paste some text.", "field": "text"}]
     assert (await _counts(db), blob_files(blob_root)) == before
+    assert await _title_sources(db) == {document["id"]: "PERSON"}
     await settle(any_db_app)
 
 

@@ -64,10 +64,31 @@ async def test_reprocessing_keeps_edits_and_duplicates_nothing(any_db_client, an
         await chunk_rows(deps, document_id),
     )
     gid = global_id("Document", document_id)
-    read_title = (await any_db_client.op("DocumentDetail", {"id": gid}, token=library.token))[
+    first_read = (await any_db_client.op("DocumentDetail", {"id": gid}, token=library.token))[
         "document"
-    ]["title"]
-    assert read_title != "getpass"  # the page's own title replaced the file's name
+    ]
+    assert first_read["title"] != "getpass"  # the page's own title replaced the file's name
+    # Who wrote each field, as the steps said: the model, or the text where its reply was
+    # unusable; the title came from the file (its name, then the page's own title).
+    written = await step_outputs(deps, first.id)
+    assert {**written["SUMMARIZING"]["sources"], **written["TAGGING"]["sources"]}.keys() == {
+        "SUMMARY",
+        "KEY_POINTS",
+        "TAGS",
+        "ENTITIES",
+    }
+    assert first_read["fieldSources"] == [
+        {"field": "TITLE", "source": "FILE"},
+        *(
+            {"field": field, "source": source}
+            for field, source in (
+                *written["SUMMARIZING"]["sources"].items(),
+                *written["TAGGING"]["sources"].items(),
+            )
+            if source is not None
+        ),
+    ]
+    assert {s["source"] for s in first_read["fieldSources"][1:]} <= {"MODEL", "TEXT"}
     # "getpass" is what the upload called it before reading it: only the edit mark keeps a
     # reprocess from taking the page's title again.
     edits = {
@@ -131,6 +152,15 @@ async def test_reprocessing_keeps_edits_and_duplicates_nothing(any_db_client, an
         ("ENTITIES", "Olivia Owner"),
     ]
     assert detail["keyPoints"]  # the AI's, written again
+    assert detail["fieldSources"] == [
+        {"field": "TITLE", "source": "PERSON"},
+        {"field": "SUMMARY", "source": "PERSON"},
+        {"field": "KEY_POINTS", "source": outputs["SUMMARIZING"]["sources"]["KEY_POINTS"]},
+        {"field": "TAGS", "source": "PERSON"},
+        {"field": "ENTITIES", "source": "PERSON"},
+    ]
+    assert outputs["SUMMARIZING"]["sources"].keys() == {"KEY_POINTS"}
+    assert outputs["TAGGING"]["sources"] == {}
     history = detail["runs"]
     assert history["totalCount"] == 2
     assert [e["node"]["id"] for e in history["edges"]] == [

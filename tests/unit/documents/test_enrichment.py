@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from base.models.documents import MAX_ENTITY_NAME, MAX_TAG, EntityKind
+from base.models.documents import (
+    MAX_ENTITY_NAME,
+    MAX_TAG,
+    DocumentField,
+    EntityKind,
+    FieldSource,
+)
 from services import enrichment, llm
 from services.chunking import chunk, estimate_tokens
 from services.documents import MAX_ENTITIES, MAX_KEY_POINT, MAX_KEY_POINTS, MAX_SUMMARY, MAX_TAGS
@@ -40,6 +46,10 @@ def test_summary_and_key_points_are_cut_to_the_edit_limits() -> None:
     )
     summary = enrichment.read_summary(reply, VENV_PASSAGES, [])
     assert summary.source == "model"
+    assert summary.sources == {
+        DocumentField.SUMMARY: FieldSource.MODEL,
+        DocumentField.KEY_POINTS: FieldSource.MODEL,
+    }
     assert 0 < len(summary.summary) <= MAX_SUMMARY
     assert summary.key_points[:2] == ["Point", ("x " * 400)[:MAX_KEY_POINT].strip()]
     assert len(summary.key_points) == MAX_KEY_POINTS
@@ -85,11 +95,17 @@ def test_no_reply_falls_back_to_extractive_values_of_the_text() -> None:
     headings = [h.title for h in VENV.headings]
     summary = enrichment.read_summary(None, VENV_PASSAGES, headings)
     assert summary.source == "extractive"
+    assert summary.sources == {
+        DocumentField.SUMMARY: FieldSource.TEXT,
+        DocumentField.KEY_POINTS: FieldSource.TEXT,
+    }
     assert summary.summary.startswith("New in version 3.3. The venv module supports creating")
     assert len(summary.summary) <= enrichment.EXTRACTIVE_SUMMARY_CHARS
     assert summary.key_points == headings[1:6]
     tags = enrichment.read_tags(None, VENV_PASSAGES)
     assert tags.source == "extractive"
+    # No reply, no entities: nothing wrote them.
+    assert tags.sources == {DocumentField.TAGS: FieldSource.TEXT, DocumentField.ENTITIES: None}
     assert tags.tags == ["environment", "virtual", "python", "context", "directory"]
     assert tags.entities == []
     # The same input gives the same values.
@@ -100,6 +116,11 @@ def test_an_empty_part_of_a_reply_is_filled_by_its_fallback() -> None:
     reply = enrichment.LooseSummary(summary=" \n ", key_points=["Venv makes environments."])
     summary = enrichment.read_summary(reply, VENV_PASSAGES, [])
     assert summary.source == "extractive"
+    # Each part says who wrote it: the model's key points stay the model's.
+    assert summary.sources == {
+        DocumentField.SUMMARY: FieldSource.TEXT,
+        DocumentField.KEY_POINTS: FieldSource.MODEL,
+    }
     assert summary.key_points == ["Venv makes environments."]
     assert summary.summary == enrichment.extractive_summary(VENV_PASSAGES)
     tags = enrichment.read_tags(
@@ -110,6 +131,10 @@ def test_an_empty_part_of_a_reply_is_filled_by_its_fallback() -> None:
         "extractive",
         [enrichment.Entity("Python", EntityKind.PRODUCT)],
     )
+    assert tags.sources == {
+        DocumentField.TAGS: FieldSource.TEXT,
+        DocumentField.ENTITIES: FieldSource.MODEL,
+    }
 
 
 def test_key_points_without_headings_are_first_sentences() -> None:

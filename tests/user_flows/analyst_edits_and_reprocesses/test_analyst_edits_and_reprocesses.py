@@ -80,6 +80,12 @@ async def test_analyst_edits_a_summary_reprocesses_and_the_edit_survives(
     assert before["title"].startswith("getpass — Portable password input — Python 3.11")
     assert before["summary"] and before["summary"] != ERINS_SUMMARY
     assert before["keyPoints"] and before["tags"] and before["tags"] != ERINS_TAGS
+    # Who wrote what: the title from the file, the rest by the model or, where its reply was
+    # unusable, taken from the text (labelled so on the screen).
+    sources = {s["field"]: s["source"] for s in before["fieldSources"]}
+    assert sources["TITLE"] == "FILE"
+    assert {sources[f] for f in ("SUMMARY", "KEY_POINTS", "TAGS")} <= {"MODEL", "TEXT"}
+    assert sources.get("ENTITIES", "MODEL") == "MODEL"
     assert before["runs"]["totalCount"] == 1
     assert [e["node"]["id"] for e in before["runs"]["edges"]] == [first_run]
     chunk_count = before["chunks"]["totalCount"]
@@ -115,6 +121,8 @@ async def test_analyst_edits_a_summary_reprocesses_and_the_edit_survives(
     )
     marks = [(e["field"], e["editedBy"]["name"]) for e in edited["document"]["edits"]]
     assert marks == [("SUMMARY", "Erin Editor"), ("TAGS", "Erin Editor")]
+    edited_sources = {s["field"]: s["source"] for s in edited["document"]["fieldSources"]}
+    assert edited_sources == {**sources, "SUMMARY": "PERSON", "TAGS": "PERSON"}
 
     # Step 6 — Erin reprocesses; asking again while it is queued or running is refused.
     queued = (
@@ -159,6 +167,13 @@ async def test_analyst_edits_a_summary_reprocesses_and_the_edit_survives(
     )
     assert [(e["field"], e["editedBy"]["name"]) for e in after["edits"]] == marks
     assert after["keyPoints"]  # the model's, written again
+    after_sources = {s["field"]: s["source"] for s in after["fieldSources"]}
+    assert {f: after_sources[f] for f in ("TITLE", "SUMMARY", "TAGS")} == {
+        "TITLE": "FILE",
+        "SUMMARY": "PERSON",
+        "TAGS": "PERSON",
+    }
+    assert after_sources["KEY_POINTS"] in {"MODEL", "TEXT"}
     assert after["chunks"]["totalCount"] == chunk_count  # replaced, not added to
     history = after["runs"]
     assert history["totalCount"] == 2

@@ -325,6 +325,8 @@ async def test_a_reader_browses_everything_and_changes_nothing(
         "tags": ["controlflow", "reviewed"],
         "entities": [{"name": "Python", "kind": "PRODUCT"}],
         "edits": [],
+        # Seeded, not uploaded or processed: nothing recorded who wrote its fields.
+        "fieldSources": [],
         "downloadUrl": f"/documents/{match}/original",
         # Placed straight in the database: never ingested, so no runs and no vectors to relate.
         "runs": {
