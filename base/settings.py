@@ -357,12 +357,6 @@ class Settings(BaseSettings):
         "More than one lowers one scan's latency but the idle threads spin, taking CPU from "
         "concurrent requests; scale with processes instead.",
     )
-    search_rrf_k: int = Field(
-        default=60,
-        ge=1,
-        le=1000,
-        description="The k of reciprocal rank fusion in HYBRID search (ADR 0063).",
-    )
     # Subscriptions
     access_recheck_seconds: float = Field(
         default=5.0,

@@ -3,6 +3,7 @@ baseline computed in the same run.
 
     uv run --frozen python bench/bench_search_quality.py [--full] [--pages N]
         [--db sqlite|postgres|both] [--ollama-host URL] [--embed-model all-minilm] [--no-variants]
+        [--questions bench/quality/paraphrased.json]
 
 Quick by default (`make bench`): the 66 pages the questions name, SQLite only. `--full` gives the
 recorded figures: 300 pages, SQLite and PostgreSQL.
@@ -24,8 +25,15 @@ cosine of the answerable and the unanswerable questions (Ask's abstention signal
 
 Unless --no-variants it also prints the alternatives measured for the ADRs, from the same
 rankings: PostgreSQL websearch_to_tsquery (every word required) against OR-ed terms, FTS5
-heading weights, ts_rank normalisations, RRF k and weights, fusing passages before collapsing
-to documents, and Kailash's HybridRetrieverNode fed the same two rankings (agreement and time).
+heading weights, ts_rank normalisations, reciprocal rank fusion (k, weights) and linear fusion
+with other keyword shares (linear fusion with the shares of services.search is the adopted one),
+fusing passages before collapsing to documents, and Kailash's HybridRetrieverNode fed the same
+two rankings (agreement and time).
+
+`--questions` asks another set of the same corpus (the pages are always those questions.json
+names, then the smallest others): bench/quality/paraphrased.json asks for the same pages in a
+user's own words, naming neither the module nor the function, which tells the modes apart where
+the main set's module names let every mode find the page.
 
 Without --ollama-host it starts the local model server (python -m model_server) for the run.
 """
@@ -56,6 +64,7 @@ from base.models.documents import Document  # noqa: E402
 from base.models.search import POSTGRESQL_TEXT_CONFIG  # noqa: E402
 from bench.common import add_size_flag, apply_sizes  # noqa: E402
 from bench.search_corpus import (  # noqa: E402
+    QUESTIONS,
     WORKSPACE_ID,
     copy_to,
     corpus_counts,
@@ -67,7 +76,7 @@ from bench.search_corpus import (  # noqa: E402
 )
 from services import keyword_index, search  # noqa: E402
 from services.deps import ServiceDeps  # noqa: E402
-from services.fusion import reciprocal_rank_fusion  # noqa: E402
+from services.fusion import linear_fusion, reciprocal_rank_fusion  # noqa: E402
 from services.search import SearchMode  # noqa: E402
 from services.search_text import STOP_WORDS, fts5_match, query_terms, tsquery_text  # noqa: E402
 
@@ -340,10 +349,14 @@ def kailash_hybrid(rankings: list[Rankings]) -> tuple[int, int, float]:
 
 
 async def evaluate(
-    label: str, deps: ServiceDeps, pages: dict[uuid.UUID, str], variants: bool
+    label: str,
+    deps: ServiceDeps,
+    pages: dict[uuid.UUID, str],
+    variants: bool,
+    question_set: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    asked = [q for q in questions() if q.get("pages")]
-    unanswerable = [q for q in questions() if not q.get("pages")]
+    asked = [q for q in question_set if q.get("pages")]
+    unanswerable = [q for q in question_set if not q.get("pages")]
     counts = await corpus_counts(deps)
     print(
         f"\n== {label}: {counts['documents']} pages, {counts['chunks']} passages, "
@@ -386,34 +399,50 @@ async def evaluate(
         + ", ".join(f"{m} {statistics.median(t) * 1000:.0f}" for m, t in timings.items())
     )
     answerable, unanswered = cosines["answerable"], cosines["unanswerable"]
+    bar = deps.settings.ask_min_cosine
     print(
         "  top-1 cosine: answerable "
         f"mean {statistics.mean(answerable):.3f} min {min(answerable):.3f} "
-        f"p10 {np.percentile(answerable, 10):.3f}; unanswerable mean "
-        f"{statistics.mean(unanswered):.3f} max {max(unanswered):.3f}"
+        f"p10 {np.percentile(answerable, 10):.3f}, {sum(c >= bar for c in answerable)}/"
+        f"{len(answerable)} at or above Ask's bar (ASK_MIN_COSINE {bar})"
     )
-    best = max(
-        (
+    if unanswered:
+        print(
+            f"  top-1 cosine: unanswerable mean {statistics.mean(unanswered):.3f} "
+            f"max {max(unanswered):.3f}"
+        )
+        best = max(
             (
                 sum(c >= t for c in answerable) / len(answerable)
                 + sum(c < t for c in unanswered) / len(unanswered),
                 t,
             )
             for t in sorted(answerable + unanswered)
-        ),
-    )
-    t = best[1]
-    print(
-        f"  a threshold of {t:.3f} keeps {sum(c >= t for c in answerable)}/{len(answerable)} "
-        f"answerable and refuses {sum(c < t for c in unanswered)}/{len(unanswered)} "
-        "unanswerable questions"
-    )
+        )
+        t = best[1]
+        print(
+            f"  a threshold of {t:.3f} keeps {sum(c >= t for c in answerable)}/"
+            f"{len(answerable)} answerable and refuses {sum(c < t for c in unanswered)}/"
+            f"{len(unanswered)} unanswerable questions"
+        )
     if variants:
         dialect = "postgresql" if "postgres" in label.lower() else "sqlite"
         await print_variants(deps, pages, asked, dialect)
         if dialect == "sqlite":
             print("  " + check_against_kailash(bm25, texts, [q["q"] for q in asked[:10]]))
     return {"ranks": ranks}
+
+
+def score_fused(ranking: Rankings, keyword_share: float) -> list[uuid.UUID]:
+    """services.fusion.linear_fusion (HYBRID's documents, ADR 0063) with another keyword share."""
+    fused = linear_fusion(
+        [
+            [(d, ranking.keyword_scores[d]) for d in ranking.keyword["default"]],
+            [(d, ranking.semantic_scores[d]) for d in ranking.semantic_docs],
+        ],
+        weights=[keyword_share, 1.0 - keyword_share],
+    )
+    return [d for d, _ in fused]
 
 
 async def print_variants(
@@ -455,6 +484,13 @@ async def print_variants(
             )
         )
     print(row("hybrid RRF k=60 of passages, then documents", ranks_of(chunk_fused)))
+    for alpha in (0.2, 0.35, 0.5):
+        print(
+            row(
+                f"hybrid linear, keyword share {alpha}",
+                ranks_of(lambda r, a=alpha: score_fused(r, a)),
+            )
+        )
     same, tied, seconds = kailash_hybrid(rankings)
     print(
         f"  Kailash HybridRetrieverNode(rrf, k=60) on the same two rankings: same top 5 for "
@@ -481,12 +517,19 @@ def model_host(given: str | None) -> Iterator[str]:
 
 async def run(args: argparse.Namespace, host: str) -> None:
     pages = corpus_pages(args.pages)
+    question_set = questions(args.questions)
+    missing = {p for q in question_set for p in q.get("pages", [])} - set(pages)
+    if missing:
+        raise SystemExit(f"{args.questions.name} names pages outside the corpus: {sorted(missing)}")
     print(f"corpus: {len(pages)} pages (every page the questions name, then the smallest others)")
+    print(f"questions: {args.questions.name}, {len(question_set)}")
     began = time.perf_counter()
     async with corpus_database(pages, ollama_host=host, embed_model=args.embed_model) as corpus:
         print(f"ingested or reused in {time.perf_counter() - began:.0f} s: {corpus.path}")
         if args.db in ("sqlite", "both"):
-            await evaluate("SQLite (FTS5)", corpus.deps, corpus.pages, not args.no_variants)
+            await evaluate(
+                "SQLite (FTS5)", corpus.deps, corpus.pages, not args.no_variants, question_set
+            )
         if args.db in ("postgres", "both"):
             from app import migrate
             from tests.support.services import postgres_server
@@ -504,7 +547,11 @@ async def run(args: argparse.Namespace, host: str) -> None:
                         f"\ncopied to PostgreSQL and indexed in {time.perf_counter() - began:.0f} s"
                     )
                     await evaluate(
-                        "PostgreSQL (tsvector)", target, corpus.pages, not args.no_variants
+                        "PostgreSQL (tsvector)",
+                        target,
+                        corpus.pages,
+                        not args.no_variants,
+                        question_set,
                     )
                 finally:
                     await engine.dispose()
@@ -517,6 +564,13 @@ def main() -> None:
     parser.add_argument("--ollama-host", default=None)
     parser.add_argument("--embed-model", default="all-minilm")
     parser.add_argument("--no-variants", action="store_true")
+    parser.add_argument(
+        "--questions",
+        type=Path,
+        default=QUESTIONS,
+        help="the question set to ask (bench/quality/questions.json; the corpus is always the "
+        "one it names, so bench/quality/paraphrased.json asks the same pages in other words)",
+    )
     add_size_flag(parser, quick={"pages": 66, "db": "sqlite"}, full={"pages": 300, "db": "both"})
     args = apply_sizes(parser.parse_args())
     with model_host(args.ollama_host) as host:

@@ -49,8 +49,10 @@ WORKSPACE_ID = uuid.UUID("00000000-0000-4000-8000-000000000002")
 COLLECTION_ID = uuid.UUID("00000000-0000-4000-8000-000000000003")
 
 
-def questions() -> list[dict[str, Any]]:
-    loaded: list[dict[str, Any]] = json.loads(QUESTIONS.read_text())["questions"]
+def questions(path: Path = QUESTIONS) -> list[dict[str, Any]]:
+    """A question set (bench/quality/*.json). The corpus is chosen by QUESTIONS alone, so every
+    set is asked of the same pages."""
+    loaded: list[dict[str, Any]] = json.loads(path.read_text())["questions"]
     return loaded
 
 

@@ -1,13 +1,18 @@
-"""Reciprocal rank fusion (ADR 0063): rankings of different scales merged by rank alone.
+"""Fusing rankings of different scales (ADRs 0063 and 0104).
 
-score(item) = sum over rankings of weight / (k + rank), rank counted from 1. An item missing from
-a ranking gets nothing from it. Ties are broken by the best rank the item had in any ranking,
-then by the item's text, so the fused order is the same on every call (pagination relies on it).
+HYBRID uses linear fusion (ADR 0104); reciprocal rank fusion, its rule before, stays for the
+quality benchmark to measure against.
+
+Reciprocal rank fusion merges by rank alone: score(item) = sum over rankings of weight / (k +
+rank), rank counted from 1. Linear fusion merges by score: each ranking's scores scaled to 0-1
+by its own best and worst, then a weighted sum. In both, an item missing from a ranking gets
+nothing from it, and ties are broken by the best rank the item had in any ranking, then by the
+item's text, so the fused order is the same on every call (pagination relies on it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from typing import TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -36,3 +41,30 @@ def reciprocal_rank_fusion(
             scores[item] = scores.get(item, 0.0) + weight / (k + rank)
             best_rank[item] = min(best_rank.get(item, rank), rank)
     return sorted(scores.items(), key=lambda pair: (-pair[1], best_rank[pair[0]], str(pair[0])))
+
+
+def linear_fusion(
+    rankings: Sequence[Sequence[tuple[K, float]]], weights: Sequence[float]
+) -> list[tuple[K, float]]:
+    """The items of all `rankings` (each (item, score) best first, higher is better, without
+    repeats) with their fused scores, best first: the weighted sum of each ranking's scores
+    scaled to 0-1 (a ranking whose scores are all equal gives each of its items 1)."""
+    if len(weights) != len(rankings):
+        raise ValueError("one weight per ranking")
+    scores: dict[K, float] = {}
+    best_rank: dict[K, int] = {}
+    for ranking, weight in zip(rankings, weights, strict=True):
+        for rank, (item, scaled) in enumerate(_scaled(ranking), start=1):
+            scores[item] = scores.get(item, 0.0) + weight * scaled
+            best_rank[item] = min(best_rank.get(item, rank), rank)
+    return sorted(scores.items(), key=lambda pair: (-pair[1], best_rank[pair[0]], str(pair[0])))
+
+
+def _scaled(ranking: Sequence[tuple[K, float]]) -> Iterable[tuple[K, float]]:
+    if not ranking:
+        return []
+    values = [score for _, score in ranking]
+    low, high = min(values), max(values)
+    if high == low:
+        return [(item, 1.0) for item, _ in ranking]
+    return [(item, (score - low) / (high - low)) for item, score in ranking]

@@ -2,7 +2,8 @@
 
 `retrieve_passages` is the retrieval entry point: passages of one workspace ranked by keyword
 (the database's full-text index, `services.keyword_index`), by meaning (cosine similarity of
-embeddings, `services.vector_index`), or both fused by reciprocal rank (`services.fusion`).
+embeddings, `services.vector_index`), or both fused by their scaled scores (`services.fusion`,
+ADR 0104).
 `search` ranks documents the same ways, each represented by its best passage, and pages them.
 
 Every caller must be a member of the workspace (any role); an id of another workspace behaves
@@ -40,7 +41,7 @@ from services import keyword_index, llm, vector_index
 from services.access import IDS, require_role
 from services.deps import ServiceDeps
 from services.documents import VIEWER_SEES_DOCUMENT_IDS
-from services.fusion import reciprocal_rank_fusion
+from services.fusion import linear_fusion
 from services.pagination import PageRequest, invalid_cursor, offset_after, offset_cursor
 from services.search_text import embedded_text, query_terms, require_query
 from services.views import (
@@ -97,6 +98,14 @@ class Retrieval:
     passages: list[Passage]
     degraded: bool = False
     top_cosine: float | None = None
+
+
+# HYBRID (documents for Search, passages for Ask): the keyword ranking's share of a linear fusion
+# of the two rankings' scaled scores, per full-text engine (ADR 0104, measured on both question
+# sets of bench/quality).
+# PostgreSQL's ts_rank weighs every word alike (no inverse document frequency), so its scores
+# say less than FTS5's BM25 about a long question in a user's own words.
+KEYWORD_SHARE = {"sqlite": 0.35, "postgresql": 0.2}
 
 
 # -- the query's embedding ------------------------------------------------------------------
@@ -265,9 +274,10 @@ async def _rank_passages(
         return [(hit.chunk_id, hit.score) for hit in keyword], semantic
     if mode is SearchMode.SEMANTIC:
         return [(hit.chunk_id, hit.cosine) for hit in semantic], semantic
-    fused = reciprocal_rank_fusion(
-        [[h.chunk_id for h in keyword], [h.chunk_id for h in semantic]],
-        k=deps.settings.search_rrf_k,
+    share = KEYWORD_SHARE[session.get_bind().dialect.name]
+    fused = linear_fusion(
+        [[(h.chunk_id, h.score) for h in keyword], [(h.chunk_id, h.cosine) for h in semantic]],
+        weights=[share, 1.0 - share],
     )
     return fused, semantic
 
@@ -484,7 +494,9 @@ async def search(
                     limit=depth,
                     per_document=True,
                 )
-            ranking = _rank_documents(keyword, semantic, mode, vector is not None, deps)[:depth]
+            dialect = session.get_bind().dialect.name
+            ranking = _rank_documents(keyword, semantic, mode, vector is not None, dialect)
+            ranking = ranking[:depth]
             close_match = None
             if vector is not None:
                 top = semantic[0].cosine if semantic else None
@@ -529,7 +541,7 @@ def _rank_documents(
     semantic: list[vector_index.VectorHit],
     mode: SearchMode,
     has_vector: bool,
-    deps: ServiceDeps,
+    dialect: str,
 ) -> list[_Ranked]:
     nearest = {hit.document_id: hit for hit in semantic}
     if mode is SearchMode.KEYWORD or not has_vector:
@@ -540,9 +552,13 @@ def _rank_documents(
     # highlighted), else the nearest passage by meaning.
     passages = {h.document_id: h.chunk_id for h in semantic}
     passages.update((h.document_id, h.chunk_id) for h in keyword)
-    fused = reciprocal_rank_fusion(
-        [[h.document_id for h in keyword], [h.document_id for h in semantic]],
-        k=deps.settings.search_rrf_k,
+    share = KEYWORD_SHARE[dialect]
+    fused = linear_fusion(
+        [
+            [(h.document_id, h.score) for h in keyword],
+            [(h.document_id, h.cosine) for h in semantic],
+        ],
+        weights=[share, 1.0 - share],
     )
     return [
         _Ranked(

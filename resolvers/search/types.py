@@ -28,8 +28,9 @@ class SearchMode(enum.Enum):
     )
     HYBRID = strawberry.enum_value(
         "HYBRID",
-        description="Both rankings fused by reciprocal rank (the default). Keyword results "
-        "alone, flagged `degraded`, when the embedding model is unavailable.",
+        description="Both rankings fused by their scores scaled to 0-1, meaning weighing more "
+        "than words (the default). Keyword results alone, flagged `degraded`, when the "
+        "embedding model is unavailable.",
     )
 
 
@@ -89,7 +90,8 @@ class SearchResult:
     document: Document = strawberry.field(description="The document.")
     score: float = strawberry.field(
         description="How well it matches; higher is better, comparable within one search only "
-        "(BM25 or ts_rank for KEYWORD, cosine for SEMANTIC, fused reciprocal rank for HYBRID)."
+        "(BM25 or ts_rank for KEYWORD, cosine for SEMANTIC, for HYBRID the two scaled to 0-1 "
+        "and weighed, at most 1)."
     )
     passage: SearchPassage = strawberry.field(description="Its passage that matches best.")
 

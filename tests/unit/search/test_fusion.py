@@ -1,10 +1,10 @@
-"""Reciprocal rank fusion: scores, ties, weights."""
+"""Reciprocal rank fusion and linear fusion: scores, ties, weights."""
 
 import uuid
 
 import pytest
 
-from services.fusion import reciprocal_rank_fusion
+from services.fusion import linear_fusion, reciprocal_rank_fusion
 
 
 def test_scores_are_sums_of_reciprocal_ranks():
@@ -50,3 +50,39 @@ def test_bad_arguments_are_refused():
         reciprocal_rank_fusion([["a"]], weights=[1.0, 2.0])
     with pytest.raises(ValueError, match="k must be 0 or more"):
         reciprocal_rank_fusion([["a"]], k=-1)
+
+
+def test_linear_fusion_scales_each_ranking_then_weighs_it():
+    keyword = [("a", 12.0), ("b", 7.0), ("c", 2.0)]  # scaled: 1, 0.5, 0
+    semantic = [("c", 0.9), ("b", 0.7), ("d", 0.4)]  # scaled: 1, 0.6, 0
+    fused = linear_fusion([keyword, semantic], weights=[0.25, 0.75])
+    assert fused == [
+        ("c", pytest.approx(0.75)),
+        ("b", pytest.approx(0.25 * 0.5 + 0.75 * 0.6)),
+        ("a", pytest.approx(0.25)),
+        ("d", 0.0),
+    ]
+
+
+def test_linear_fusion_of_equal_scores_and_empty_rankings():
+    # One hit, or hits of one score, scale to 1; a missing ranking adds nothing.
+    assert linear_fusion([[("x", 3.0)], []], weights=[0.2, 0.8]) == [("x", 0.2)]
+    assert linear_fusion([[], [("p", 0.5), ("q", 0.5)]], weights=[0.2, 0.8]) == [
+        ("p", 0.8),
+        ("q", 0.8),
+    ]
+    assert linear_fusion([[], []], weights=[0.5, 0.5]) == []
+
+
+def test_linear_fusion_ties_go_to_the_better_single_rank_then_the_text():
+    # Both score 0.5: q is first in the first ranking, p first in the second; equal best ranks.
+    fused = linear_fusion([[("q", 2.0), ("p", 1.0)], [("p", 2.0), ("q", 1.0)]], weights=[1, 1])
+    assert [item for item, _ in fused] == ["p", "q"]
+    # n (second in both) ties m (first, then last) on score: m's best rank wins.
+    fused = linear_fusion(
+        [[("m", 3.0), ("n", 2.0), ("o", 1.0)], [("o", 3.0), ("n", 2.0), ("m", 1.0)]],
+        weights=[1, 1],
+    )
+    assert [item for item, _ in fused] == ["m", "o", "n"]
+    with pytest.raises(ValueError, match="one weight per ranking"):
+        linear_fusion([[("a", 1.0)]], weights=[1.0, 2.0])
