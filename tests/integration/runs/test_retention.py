@@ -151,16 +151,26 @@ async def test_the_api_process_prunes_by_itself_in_the_embedded_default(
     db = any_db_app.state.deps.db
     seeded = await seed(any_db_client, db)
 
-    async def pruned() -> bool:
-        return seeded["checks"][0] not in await rows(db, Run.id)
+    async def progress_events() -> int:
+        async with db() as session:
+            return int(
+                await session.scalar(
+                    select(func.count())
+                    .select_from(RunEvent)
+                    .where(RunEvent.type == "STEP_PROGRESS")
+                )
+                or 0
+            )
 
-    await eventually(pruned, within=30, what="the old runs to be pruned")
+    async def pruned() -> bool:
+        # A pass deletes old runs, then old progress events, each in its own transactions:
+        # wait for the end of the pass, not just its first part.
+        runs_gone = seeded["checks"][0] not in await rows(db, Run.id)
+        return runs_gone and await progress_events() == 3
+
+    await eventually(pruned, within=30, what="the old runs and progress events to be pruned")
     assert len(await rows(db, Run.id)) == 7
-    async with db() as session:
-        left = await session.scalar(
-            select(func.count()).select_from(RunEvent).where(RunEvent.type == "STEP_PROGRESS")
-        )
-    assert left == 3  # the running run's
+    assert await progress_events() == 3  # the running run's
 
 
 async def test_an_operator_prunes_from_the_command_line(tmp_path: Path, blob_root: Path) -> None:
