@@ -108,6 +108,14 @@ class Retrieval:
 KEYWORD_SHARE = {"sqlite": 0.35, "postgresql": 0.2}
 
 
+def _hybrid(
+    dialect: str, keyword: list[tuple[uuid.UUID, float]], semantic: list[tuple[uuid.UUID, float]]
+) -> list[tuple[uuid.UUID, float]]:
+    """HYBRID's fusion of a keyword and a semantic ranking, (id, score) best first each."""
+    share = KEYWORD_SHARE[dialect]
+    return linear_fusion([keyword, semantic], weights=[share, 1.0 - share])
+
+
 # -- the query's embedding ------------------------------------------------------------------
 
 _QUERY_VECTORS: OrderedDict[tuple[str, str, str], vector_index.Floats] = OrderedDict()
@@ -274,10 +282,10 @@ async def _rank_passages(
         return [(hit.chunk_id, hit.score) for hit in keyword], semantic
     if mode is SearchMode.SEMANTIC:
         return [(hit.chunk_id, hit.cosine) for hit in semantic], semantic
-    share = KEYWORD_SHARE[session.get_bind().dialect.name]
-    fused = linear_fusion(
-        [[(h.chunk_id, h.score) for h in keyword], [(h.chunk_id, h.cosine) for h in semantic]],
-        weights=[share, 1.0 - share],
+    fused = _hybrid(
+        session.get_bind().dialect.name,
+        [(h.chunk_id, h.score) for h in keyword],
+        [(h.chunk_id, h.cosine) for h in semantic],
     )
     return fused, semantic
 
@@ -552,13 +560,10 @@ def _rank_documents(
     # highlighted), else the nearest passage by meaning.
     passages = {h.document_id: h.chunk_id for h in semantic}
     passages.update((h.document_id, h.chunk_id) for h in keyword)
-    share = KEYWORD_SHARE[dialect]
-    fused = linear_fusion(
-        [
-            [(h.document_id, h.score) for h in keyword],
-            [(h.document_id, h.cosine) for h in semantic],
-        ],
-        weights=[share, 1.0 - share],
+    fused = _hybrid(
+        dialect,
+        [(h.document_id, h.score) for h in keyword],
+        [(h.document_id, h.cosine) for h in semantic],
     )
     return [
         _Ranked(

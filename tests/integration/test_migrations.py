@@ -2,13 +2,14 @@
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
 from sqlalchemy import inspect
 from sqlalchemy import text as sql_text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app import migrate
 from base.db.base import Base
@@ -68,15 +69,11 @@ def test_postgres_up_down_up_and_no_drift(fresh_postgres: str):
     migrate.upgrade(fresh_postgres)
 
 
-async def _title_index(url: str) -> str | None:
+async def _title_index(url: str) -> object:
     """The definition of the titles' trigram index, which only a migration makes (ADR 0078)."""
-    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        return await connection.fetchval(
-            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_documents_title_trgm'"
-        )
-    finally:
-        await connection.close()
+    return await _fetch(
+        url, "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_documents_title_trgm'"
+    )
 
 
 def test_postgres_reindexes_chunks_with_their_stop_words(fresh_postgres: str):
@@ -106,29 +103,41 @@ async def _indexed_words(url: str) -> object:
     return await _fetch(url, "SELECT tsvector_to_array(search_vector) FROM chunk_search")
 
 
-async def _one_indexed_chunk(url: str, text: str) -> None:
-    """A document with one chunk, indexed as revision 0010 did (the models' tables are the same
-    at 0010 and at the head)."""
-    engine = create_async_engine(url)
-    user, workspace, collection, document, chunk = (uuid.uuid4() for _ in range(5))
-    async with build_sessionmaker(engine).begin() as session:
-        session.add(User(id=user, email="m@example.com", name="M", password_hash="x"))
-        session.add(Workspace(id=workspace, name="W", created_by_id=user))
-        await session.flush()
-        session.add(Collection(id=collection, workspace_id=workspace, name="C"))
-        await session.flush()
+async def _add_documents(
+    session: AsyncSession, documents: Sequence[tuple[uuid.UUID, str | None]]
+) -> uuid.UUID:
+    """A user, a workspace and a collection holding READY documents (id, original file name);
+    the workspace's id. The models' tables are the same at revisions 0010-0011 and at the
+    head."""
+    user, workspace, collection = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    session.add(User(id=user, email="m@example.com", name="M", password_hash="x"))
+    session.add(Workspace(id=workspace, name="W", created_by_id=user))
+    await session.flush()
+    session.add(Collection(id=collection, workspace_id=workspace, name="C"))
+    await session.flush()
+    for document_id, filename in documents:
         session.add(
             Document(
-                id=document,
+                id=document_id,
                 workspace_id=workspace,
                 collection_id=collection,
                 title="D",
                 status=DocumentStatus.READY,
                 content_type="text/plain",
-                content_sha256="0" * 64,
+                original_filename=filename,
+                content_sha256=document_id.hex * 2,
             )
         )
-        await session.flush()
+    await session.flush()
+    return workspace
+
+
+async def _one_indexed_chunk(url: str, text: str) -> None:
+    """A document with one chunk, indexed as revision 0010 did."""
+    engine = create_async_engine(url)
+    document, chunk = uuid.uuid4(), uuid.uuid4()
+    async with build_sessionmaker(engine).begin() as session:
+        workspace = await _add_documents(session, [(document, None)])
         session.add(
             Chunk(
                 id=chunk,
@@ -190,29 +199,10 @@ async def _processed_before_sources(url: str) -> tuple[uuid.UUID, uuid.UUID, uui
     text, one entity), a pasted one (its summary from the text, TAGGING never finished), and a
     run whose document was deleted."""
     engine = create_async_engine(url)
-    user, workspace, collection = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     uploaded, pasted, gone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     at = datetime(2026, 12, 1, 9, tzinfo=UTC)
     async with build_sessionmaker(engine).begin() as session:
-        session.add(User(id=user, email="m@example.com", name="M", password_hash="x"))
-        session.add(Workspace(id=workspace, name="W", created_by_id=user))
-        await session.flush()
-        session.add(Collection(id=collection, workspace_id=workspace, name="C"))
-        await session.flush()
-        for document_id, filename in ((uploaded, "venv.html"), (pasted, None)):
-            session.add(
-                Document(
-                    id=document_id,
-                    workspace_id=workspace,
-                    collection_id=collection,
-                    title="D",
-                    status=DocumentStatus.READY,
-                    content_type="text/plain",
-                    original_filename=filename,
-                    content_sha256=document_id.hex * 2,
-                )
-            )
-        await session.flush()
+        workspace = await _add_documents(session, [(uploaded, "venv.html"), (pasted, None)])
         session.add(DocumentEntity(document_id=uploaded, position=0, name="Python", kind="PRODUCT"))
         steps = [
             (uploaded, at, "SUMMARIZING", StepStatus.SUCCEEDED, "extractive"),

@@ -23,6 +23,7 @@ from tests.integration.documents.test_collections import _team
 from tests.support.app_fixtures import blob_files
 from tests.support.corpus import BZIP2_PDF, POSTGRES_README_MD, VENV_HTML, read
 from tests.support.graphql import GraphQLClient, operation, uuid_of
+from tests.support.seed import global_id
 from tests.support.uploads import corpus_file, post_upload, upload
 
 # These tests are about uploads, not ingestion: the runs they start meet no model (a closed
@@ -56,7 +57,7 @@ async def _title_sources(db: Any) -> dict[str, str]:
                 DocumentFieldSource.field == DocumentField.TITLE
             )
         )
-        return {str(relay.to_base64("Document", d)): str(s) for d, s in rows}
+        return {global_id("Document", d): str(s) for d, s in rows}
 
 
 async def _collection(client: GraphQLClient, workspace: dict[str, Any], token: str, name: str):
