@@ -23,7 +23,7 @@ from sqlalchemy.sql.selectable import CompoundSelect
 
 from base.auth.tokens import issue_download_token
 from base.db.engine import lock_for_write
-from base.db.types import LIKE_ESCAPE, like_literal, utcnow
+from base.db.types import LIKE_ESCAPE, case_folded, like_literal, utcnow
 from base.errors import DomainError, Invalid, NotFound
 from base.models.accounts import Role
 from base.models.documents import (
@@ -132,10 +132,11 @@ class DocumentsQuery:
 
 @functools.lru_cache(maxsize=64)
 def _documents_statement(
-    collection: bool, status: bool, owner: bool, tag: bool, title: bool
+    collection: bool, status: bool, owner: bool, tag: bool, title: bool, ascii_title: bool
 ) -> Any:
     """The caller's documents with the given filters (built once per set of filters), taking
-    `:viewer` and `:collection_id`, `:status`, `:owner_id`, `:tag`, `:title_like`."""
+    `:viewer` and `:collection_id`, `:status`, `:owner_id`, `:tag`, `:title_like`
+    (`ascii_title`: whether that text is ASCII, see `case_folded`)."""
     stmt = select(Document).where(Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
     if collection:
         stmt = stmt.where(Document.collection_id == bindparam("collection_id"))
@@ -147,8 +148,8 @@ def _documents_statement(
         tagged = select(DocumentTag.document_id).where(DocumentTag.tag == bindparam("tag"))
         stmt = stmt.where(Document.id.in_(tagged))
     if title:
-        like = func.lower(Document.title).contains(bindparam("title_like"), escape=LIKE_ESCAPE)
-        stmt = stmt.where(like)
+        folded = case_folded(Document.title, ascii_text=ascii_title)
+        stmt = stmt.where(folded.contains(bindparam("title_like"), escape=LIKE_ESCAPE))
     return stmt
 
 
@@ -177,6 +178,7 @@ async def list_documents(
             query.owner_id is not None,
             bool(query.tag),  # a blank tag filters on "" (matches nothing), as typed
             bool(title),
+            title.isascii(),
         )
         column = _SORT_COLUMNS[query.sort].key
         return await paginate_by_parent(
@@ -355,18 +357,21 @@ class TagsQuery:
     first: int = 20
 
 
-_TAG_COUNTS = (
-    select(DocumentTag.tag, func.count().label("documents"))
-    .join(Document, Document.id == DocumentTag.document_id)
-    .where(
-        Document.workspace_id == bindparam("workspace_id"),
-        Document.workspace_id.in_(VIEWER_WORKSPACE_IDS),
-        func.lower(DocumentTag.tag).startswith(bindparam("prefix"), escape=LIKE_ESCAPE),
+@functools.lru_cache(maxsize=2)
+def _tag_counts_statement(ascii_prefix: bool) -> Any:
+    folded = case_folded(DocumentTag.tag, ascii_text=ascii_prefix)
+    return (
+        select(DocumentTag.tag, func.count().label("documents"))
+        .join(Document, Document.id == DocumentTag.document_id)
+        .where(
+            Document.workspace_id == bindparam("workspace_id"),
+            Document.workspace_id.in_(VIEWER_WORKSPACE_IDS),
+            folded.startswith(bindparam("prefix"), escape=LIKE_ESCAPE),
+        )
+        .group_by(DocumentTag.tag)
+        .order_by(func.count().desc(), DocumentTag.tag)
+        .limit(bindparam("first"))
     )
-    .group_by(DocumentTag.tag)
-    .order_by(func.count().desc(), DocumentTag.tag)
-    .limit(bindparam("first"))
-)
 
 
 async def tag_counts(deps: ServiceDeps, *, queries: list[TagsQuery]) -> list[list[TagCountView]]:
@@ -384,13 +389,14 @@ async def tag_counts(deps: ServiceDeps, *, queries: list[TagsQuery]) -> list[lis
                     code="BAD_USER_INPUT",
                     field="first",
                 )
+            prefix = query.starts_with.strip().lower()
             params = {
                 "viewer": user_id,
                 "workspace_id": query.workspace_id,
-                "prefix": like_literal(query.starts_with.strip().lower()),
+                "prefix": like_literal(prefix),
                 "first": query.first,
             }
-            rows = await session.execute(_TAG_COUNTS, params)
+            rows = await session.execute(_tag_counts_statement(prefix.isascii()), params)
             results.append([TagCountView(tag=tag, documents=count) for tag, count in rows])
     return results
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from base.db.types import register_sqlite_functions
 from base.settings import Settings
 
 
@@ -48,6 +49,7 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
+        register_sqlite_functions(dbapi_connection)
         record.info["analyses"] = _analyses.get(sync_engine, 0)
 
     @event.listens_for(sync_engine, "checkout")

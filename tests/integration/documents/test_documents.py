@@ -443,6 +443,48 @@ async def test_tag_choices_count_documents_and_match_a_prefix(
     assert await choices(token=people["outsider"]["accessToken"]) is None
 
 
+async def test_title_and_tag_matches_ignore_case_beyond_ascii(
+    any_db_client: GraphQLClient, any_db_app
+):
+    """ "über" finds "Über" on both databases: SQLite's own lower() folds ASCII letters only."""
+    client = any_db_client
+    workspace, people, ids, _specs, _notes = await _setup(client, any_db_app, count=3)
+    owner, viewer = people["owner"]["accessToken"], people["viewer"]["accessToken"]
+    for document_id, title, tags in (
+        (ids[0], "Über Élan", ["Élan", "Ökologie"]),
+        (ids[1], "ÉTÉ à Paris", ["élan"]),
+    ):
+        edited = await client.op(
+            "UpdateDocument",
+            {"input": {"id": global_id("Document", document_id), "title": title, "tags": tags}},
+            token=owner,
+        )
+        assert edited["updateDocument"]["errors"] == []
+
+    async def titles(text: str) -> list[str]:
+        found = await _list(client, workspace, viewer, filter={"titleContains": text})
+        return sorted(e["node"]["title"] for e in found["edges"])
+
+    assert await titles("über") == ["Über Élan"]
+    assert await titles("ÜBER É") == ["Über Élan"]
+    assert await titles("été") == ["ÉTÉ à Paris"]
+    assert await titles("É") == ["ÉTÉ à Paris", "Über Élan"]
+    assert await titles("ete") == []  # letters are folded by case only, accents stay
+    assert await titles("ber") == ["Über Élan"]  # ASCII text still matches inside
+    assert await titles("DOC 002") == ["doc 002"]
+
+    async def choices(prefix: str) -> list[tuple[str, int]]:
+        data = await client.op(
+            "TagChoices", {"workspaceId": workspace["id"], "startsWith": prefix}, token=viewer
+        )
+        return sorted((t["tag"], t["documents"]) for t in data["workspace"]["tags"])
+
+    assert await choices("é") == [("Élan", 1), ("élan", 1)]
+    assert await choices("ÉL") == [("Élan", 1), ("élan", 1)]
+    assert await choices("ö") == [("Ökologie", 1)]
+    assert await choices("e") == []
+
+
 async def test_a_collection_last_update_never_goes_back_when_documents_leave(
     any_db_client: GraphQLClient, any_db_app
 ):
