@@ -315,13 +315,14 @@ async def pages_by_parent(
     queries: Sequence[Q],
     *,
     parent: str,
-    load: Callable[[Q, PageRequest, list[Any]], Awaitable[Mapping[Any, Page[T]]]],
+    load: Callable[[Q, PageRequest, list[Any]], Awaitable[Mapping[Any, Page[T] | DomainError]]],
 ) -> list[Page[T] | DomainError]:
     """Answer a batch of page requests (frozen dataclasses), one `load` per set of arguments.
 
     Requests that differ only in their `parent` field share one `load` with all their parents
     (a nested connection asks the same page of every parent). A group whose page arguments are
-    refused gets that error; the other requests of the batch still get their pages.
+    refused gets that error; the other requests of the batch still get their pages. `load` may
+    also refuse single parents (an error in place of a page).
     """
     groups: dict[Q, list[Q]] = {}
     for query in queries:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.auth import tokens
@@ -17,7 +17,13 @@ from base.db.types import utcnow
 from base.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from base.models.accounts import Invite, Membership, Role, User, Workspace
 from base.models.runs import SubjectType
-from services.access import IDS, VIEWER, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
+from services.access import (
+    IDS,
+    VIEWER,
+    VIEWER_WORKSPACE_IDS,
+    member_workspace_ids,
+    require_role,
+)
 from services.deps import ServiceDeps
 from services.pagination import (
     PageRequest,
@@ -215,6 +221,111 @@ async def invite_member(
         )
         link = f"{deps.settings.public_web_url.rstrip('/')}/invite/{secret}"
         return CreatedInvite(invite=InviteView.model_validate(invite), link=link)
+
+
+@dataclass(frozen=True)
+class InvitesQuery:
+    """One page of a workspace's pending invites (not accepted, not expired), oldest first."""
+
+    workspace_id: uuid.UUID | None
+    first: int | None = None
+    after: str | None = None
+
+
+INVITES_ORDER = SortKey("invites", [Invite.created_at, Invite.id])
+# Pending invites of the workspaces where the caller `:viewer` is ADMIN or OWNER.
+_PENDING_INVITES = select(Invite).where(
+    Invite.workspace_id.in_(
+        select(Membership.workspace_id).where(
+            Membership.user_id == VIEWER, Membership.role.in_([Role.ADMIN, Role.OWNER])
+        )
+    ),
+    Invite.accepted_at.is_(None),
+    Invite.expires_at > bindparam("now"),
+)
+_VIEWER_ROLES = select(Membership.workspace_id, Membership.role).where(
+    Membership.user_id == VIEWER, Membership.workspace_id.in_(IDS)
+)
+
+
+async def list_invites(
+    deps: ServiceDeps, *, queries: Sequence[InvitesQuery]
+) -> list[Page[InviteView] | DomainError]:
+    """Pending invites, for ADMIN and OWNER only (their addresses are not for every member):
+    FORBIDDEN for a lower role. The SQL itself keeps to the caller's admin workspaces."""
+    user_id = deps.principal.require_user()
+
+    async def load(
+        _query: InvitesQuery, page: PageRequest, workspace_ids: list[Any]
+    ) -> dict[Any, Page[InviteView] | DomainError]:
+        roles = dict(
+            (await session.execute(_VIEWER_ROLES, {"viewer": user_id, "ids": workspace_ids})).all()
+        )
+        pages: dict[Any, Page[InviteView] | DomainError] = {
+            i: Forbidden(
+                f"Only an ADMIN or OWNER sees the invites; you are {role.value}.", code="FORBIDDEN"
+            )
+            for i, role in roles.items()
+            if not role.at_least(Role.ADMIN)
+        }
+        # A workspace the caller does not belong to gets an empty page, as the members do.
+        listed = [i for i in workspace_ids if i not in pages]
+        if listed:
+            pages.update(
+                await paginate_by_parent(
+                    session,
+                    _PENDING_INVITES,
+                    params={"viewer": user_id, "now": utcnow()},
+                    parent=Invite.workspace_id,
+                    parent_ids=listed,
+                    sort=INVITES_ORDER,
+                    page=page,
+                    to_node=lambda r: InviteView.model_validate(r[0]),
+                    sort_values=lambda r: (r[0].created_at, r[0].id),
+                )
+            )
+        return pages
+
+    async with deps.read() as session:
+        return await pages_by_parent(queries, parent="workspace_id", load=load)
+
+
+async def revoke_invite(deps: ServiceDeps, *, invite_id: uuid.UUID) -> InviteView:
+    """ADMIN and OWNER revoke an invite that has not been accepted: its link stops working at
+    once (the row is deleted, so the link reads as not valid). An expired one may be revoked
+    too, to clear it from the list."""
+    user_id = deps.principal.require_user()
+    async with transaction_with_events(deps) as (session, outbox):
+        await lock_for_write(session)
+        invite = (
+            await session.execute(
+                select(Invite)
+                .where(
+                    Invite.id == invite_id, Invite.workspace_id.in_(member_workspace_ids(user_id))
+                )
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        if invite is None:
+            raise NotFound("No such invite.", field="inviteId")
+        await require_role(session, user_id, invite.workspace_id, Role.ADMIN, field="inviteId")
+        if invite.accepted_at is not None:
+            raise Conflict(
+                "This invite has already been used: remove the member instead.",
+                code="INVITE_USED",
+                field="inviteId",
+            )
+        view = InviteView.model_validate(invite)
+        await append_workspace_event(
+            session,
+            outbox,
+            invite.workspace_id,
+            "INVITE_REVOKED",
+            message=f"revoked an invite to join as {invite.role.value}",
+            actor_id=user_id,
+        )
+        await session.delete(invite)
+        return view
 
 
 async def accept_invite(deps: ServiceDeps, *, token: str) -> WorkspaceView:

@@ -27,6 +27,7 @@ from services.views import (
     CollectionView,
     DocumentCountsView,
     DocumentView,
+    InviteView,
     MemberView,
     Page,
     RelatedDocumentView,
@@ -37,8 +38,14 @@ from services.views import (
     UserView,
     WorkspaceView,
 )
-from services.workspaces import MembersQuery
-from workflows.accounts import LIST_MEMBERS, LOAD_MEMBERS, LOAD_USERS, LOAD_WORKSPACES
+from services.workspaces import InvitesQuery, MembersQuery
+from workflows.accounts import (
+    LIST_INVITES,
+    LIST_MEMBERS,
+    LOAD_MEMBERS,
+    LOAD_USERS,
+    LOAD_WORKSPACES,
+)
 from workflows.chat import (
     LIST_CONVERSATIONS,
     LIST_MESSAGES,
@@ -126,6 +133,10 @@ class Loaders:
     @cached_property
     def members_page(self) -> DataLoader[MembersQuery, Page[MemberView]]:
         return self._page_loader(LIST_MEMBERS)
+
+    @cached_property
+    def invites_page(self) -> DataLoader[InvitesQuery, Page[InviteView]]:
+        return self._page_loader(LIST_INVITES)
 
     @cached_property
     def run_events_page(self) -> DataLoader[RunEventsQuery, Page[RunEventView]]:

@@ -273,6 +273,10 @@ class WorkspaceEventType(enum.Enum):
         "MEMBER_INVITED",
         description="Someone was invited (no subject: the address is for admins only).",
     )
+    INVITE_REVOKED = strawberry.enum_value(
+        "INVITE_REVOKED",
+        description="A pending invite was revoked (no subject, as for MEMBER_INVITED).",
+    )
     MEMBER_JOINED = strawberry.enum_value(
         "MEMBER_JOINED", description="An invite was accepted (subject and actor: the new member)."
     )
@@ -339,8 +343,8 @@ class WorkspaceEvent:
     )
     subject: Subject | None = strawberry.field(
         description="What it is about (for run events, the run's subject), named as it was "
-        "then; null for RUN_PROGRESS and MEMBER_INVITED, and for DOCUMENTS_DELETED of more than "
-        "one document."
+        "then; null for RUN_PROGRESS, MEMBER_INVITED and INVITE_REVOKED, and for "
+        "DOCUMENTS_DELETED of more than one document."
     )
     actor_name: str | None = strawberry.field(
         description="Who did it, named as they were then; kept after they leave (null for a "

@@ -17,6 +17,11 @@ class InviteMemberInput:
     role: Role = strawberry.field(description="Role on accepting; OWNER only by an OWNER.")
 
 
+@strawberry.input(description="Revoke an invite that has not been accepted.")
+class RevokeInviteInput:
+    invite_id: strawberry.ID = strawberry.field(description="The invite (an Invite id).")
+
+
 @strawberry.input(description="Change a member's role.")
 class ChangeMemberRoleInput:
     member_id: strawberry.ID = strawberry.field(description="The member (a Member id).")

@@ -14,6 +14,7 @@ from resolvers.workspaces.inputs import (
     InviteMemberInput,
     RemoveMemberInput,
     RenameWorkspaceInput,
+    RevokeInviteInput,
 )
 from resolvers.workspaces.payloads import (
     AcceptInvitePayload,
@@ -21,6 +22,7 @@ from resolvers.workspaces.payloads import (
     InviteMemberPayload,
     RemoveMemberPayload,
     RenameWorkspacePayload,
+    RevokeInvitePayload,
 )
 from resolvers.workspaces.types import Invite, Member, Workspace
 from workflows.accounts import (
@@ -29,6 +31,7 @@ from workflows.accounts import (
     INVITE_MEMBER,
     REMOVE_MEMBER,
     RENAME_WORKSPACE,
+    REVOKE_INVITE,
 )
 
 ADMIN_ONLY = " Needs the ADMIN or OWNER role."
@@ -65,6 +68,22 @@ class WorkspaceMutations:
             return {"invite": Invite.of(created.invite), "invite_link": created.link}
 
         return await as_payload(InviteMemberPayload, work())
+
+    @strawberry.mutation(
+        description="Revoke an invite that has not been accepted: its link stops working at "
+        "once (accepting it then gives INVITE_INVALID). An accepted one gives INVITE_USED."
+        + ADMIN_ONLY
+    )
+    async def revoke_invite(
+        self, info: Info, input: Annotated[RevokeInviteInput, INPUT]
+    ) -> RevokeInvitePayload:
+        async def work() -> dict[str, Any]:
+            view = await info.context.run(
+                REVOKE_INVITE, invite_id=decode_id(input.invite_id, "Invite", field="inviteId")
+            )
+            return {"invite": Invite.of(view)}
+
+        return await as_payload(RevokeInvitePayload, work())
 
     @strawberry.mutation(
         description="Change a member's role; only an OWNER grants or removes OWNER, and the last "

@@ -26,6 +26,14 @@ class InviteMemberPayload:
     errors: list[UserError] = strawberry.field(description=_ERRORS)
 
 
+@strawberry.type(description="Result of revokeInvite.")
+class RevokeInvitePayload:
+    invite: Invite | None = strawberry.field(
+        default=None, description="The invite as it was; its link no longer works."
+    )
+    errors: list[UserError] = strawberry.field(description=_ERRORS)
+
+
 @strawberry.type(description="Result of changeMemberRole.")
 class ChangeMemberRolePayload:
     member: Member | None = strawberry.field(default=None, description="The member, updated.")

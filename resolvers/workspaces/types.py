@@ -42,7 +42,7 @@ from services.documents import DocumentSortField as DomainSortField
 from services.documents import DocumentsQuery, TagsQuery
 from services.runs import ActivityQuery, RunsQuery
 from services.views import InviteView, MemberView, WorkspaceView
-from services.workspaces import MembersQuery
+from services.workspaces import InvitesQuery, MembersQuery
 
 
 @strawberry.enum(description="A member's role in a workspace, from least to most rights.")
@@ -80,6 +80,20 @@ class Workspace(relay.Node):
         query = MembersQuery(workspace_id=uuid.UUID(self.id), first=first, after=after)
         page = await info.context.loaders.members_page.load(query)
         return Connection.from_page(page, Member.of)
+
+    @strawberry.field(
+        description="Invites not accepted and not expired, oldest first; for ADMIN and OWNER "
+        f"(FORBIDDEN for a lower role). {PAGE_ARGS_DESCRIPTION}"
+    )
+    async def invites(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+    ) -> Connection[Invite]:
+        query = InvitesQuery(workspace_id=uuid.UUID(self.id), first=first, after=after)
+        page = await info.context.loaders.invites_page.load(query)
+        return Connection.from_page(page, Invite.of)
 
     @strawberry.field(
         description=f"Workflow runs, newest first, filtered by status and workflow. "

@@ -50,6 +50,8 @@ EARLIER_ACTIVITY = [
     "MEMBER_ROLE_CHANGED",  # ChangeMemberRole
     "WORKSPACE_RENAMED",  # RenameWorkspace
     "MEMBER_REMOVED",  # RemoveMember
+    "MEMBER_INVITED",  # InviteMember, to be revoked
+    "INVITE_REVOKED",  # RevokeInvite
 ]
 TABLES = ("users", "workspaces", "memberships", "invites", "refresh_tokens")
 # A bound on waiting for an answer that should come at once: only a hang (a document expanded
@@ -583,10 +585,14 @@ async def test_malformed_global_id_behaves_as_a_missing_id(
         "RemoveMember": await api.execute(
             operation("RemoveMember"), {"input": {"memberId": bad_id}}, token=token
         ),
+        "RevokeInvite": await api.execute(
+            operation("RevokeInvite"), {"input": {"inviteId": bad_id}}, token=token
+        ),
     }
 
     no_workspace = [{"code": "NOT_FOUND", "message": "No such workspace.", "field": "workspaceId"}]
     no_member = [{"code": "NOT_FOUND", "message": "No such member.", "field": "memberId"}]
+    no_invite = [{"code": "NOT_FOUND", "message": "No such invite.", "field": "inviteId"}]
     assert answers == {
         "Node": {"data": {"node": None}},
         "WorkspaceMembers": {"data": {"workspace": None}},
@@ -594,6 +600,7 @@ async def test_malformed_global_id_behaves_as_a_missing_id(
             "data": {"renameWorkspace": {"workspace": None, "errors": no_workspace}}
         },
         "RemoveMember": {"data": {"removeMember": {"removedMemberId": None, "errors": no_member}}},
+        "RevokeInvite": {"data": {"revokeInvite": {"invite": None, "errors": no_invite}}},
     }
     assert await snapshot(e2e_database) == before
 
@@ -807,6 +814,19 @@ async def test_every_operation_document_executes_against_the_live_server(
     assert renamed["renameWorkspace"]["workspace"]["name"] == "Olga's team"
     removed = await op("RemoveMember", {"input": {"memberId": invitee_member["id"]}}, token=token)
     assert removed["removeMember"]["removedMemberId"] == invitee_member["id"]
+    wrong_address = unique_email("all-wrong-address")
+    await op(
+        "InviteMember",
+        {"input": {"workspaceId": workspace["id"], "email": wrong_address, "role": "ADMIN"}},
+        token=token,
+    )
+    pending = await op("PendingInvites", {"workspaceId": workspace["id"]}, token=token)
+    [sent_invite] = [e["node"] for e in pending["workspace"]["invites"]["edges"]]
+    assert (sent_invite["email"], sent_invite["role"]) == (wrong_address, "ADMIN")
+    revoked = await op("RevokeInvite", {"input": {"inviteId": sent_invite["id"]}}, token=token)
+    assert revoked["revokeInvite"]["invite"]["id"] == sent_invite["id"]
+    pending = await op("PendingInvites", {"workspaceId": workspace["id"]}, token=token)
+    assert pending["workspace"]["invites"]["totalCount"] == 0
 
     async with connect(ws_url, subprotocols=[WS_PROTOCOL]) as ws:
         await ws.send(
