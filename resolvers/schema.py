@@ -40,13 +40,14 @@ from resolvers.runs.types import Run
 from resolvers.search.queries import SearchQueries
 from resolvers.workspaces.mutations import WorkspaceMutations
 from resolvers.workspaces.queries import WorkspaceQueries
-from resolvers.workspaces.types import Member, Workspace
+from resolvers.workspaces.types import Invite, Member, Workspace
 
 # Types that `node(id:)` can return, by the type name inside a global id.
 NODE_TYPES: dict[str, type[relay.Node]] = {
     "User": User,
     "Workspace": Workspace,
     "Member": Member,
+    "Invite": Invite,
     "Run": Run,
     "Collection": Collection,
     "Document": Document,

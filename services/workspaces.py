@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.auth import tokens
@@ -184,7 +184,8 @@ async def members_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[Mem
 async def invite_member(
     deps: ServiceDeps, *, workspace_id: uuid.UUID, email: str, role: Role
 ) -> CreatedInvite:
-    """ADMIN and OWNER invite; only an OWNER may invite another OWNER. Returns the link."""
+    """ADMIN and OWNER invite; only an OWNER may invite another OWNER. Returns the link. A
+    pending invite to the same address is replaced: its link stops working."""
     user_id = deps.principal.require_user()
     email = clean_email(email)
     async with transaction_with_events(deps) as (session, outbox):
@@ -198,6 +199,14 @@ async def invite_member(
         )
         if already.first() is not None:
             raise Conflict("This person is already a member.", code="ALREADY_MEMBER", field="email")
+        # Inviting an address again is a resend: only the newest link (and role) works.
+        await session.execute(
+            delete(Invite).where(
+                Invite.workspace_id == workspace_id,
+                Invite.email == email,
+                Invite.accepted_at.is_(None),
+            )
+        )
         secret = tokens.new_secret()
         invite = Invite(
             workspace_id=workspace_id,
@@ -233,16 +242,18 @@ class InvitesQuery:
 
 
 INVITES_ORDER = SortKey("invites", [Invite.created_at, Invite.id])
-# Pending invites of the workspaces where the caller `:viewer` is ADMIN or OWNER.
-_PENDING_INVITES = select(Invite).where(
+# Invites are seen by the ADMIN and OWNER of their workspace only (the caller is `:viewer`).
+_ADMIN_INVITES = select(Invite).where(
     Invite.workspace_id.in_(
         select(Membership.workspace_id).where(
             Membership.user_id == VIEWER, Membership.role.in_([Role.ADMIN, Role.OWNER])
         )
-    ),
-    Invite.accepted_at.is_(None),
-    Invite.expires_at > bindparam("now"),
+    )
 )
+_PENDING_INVITES = _ADMIN_INVITES.where(
+    Invite.accepted_at.is_(None), Invite.expires_at > bindparam("now")
+)
+_ADMIN_INVITES_BY_IDS = _ADMIN_INVITES.where(Invite.id.in_(IDS))
 _VIEWER_ROLES = select(Membership.workspace_id, Membership.role).where(
     Membership.user_id == VIEWER, Membership.workspace_id.in_(IDS)
 )
@@ -288,6 +299,15 @@ async def list_invites(
 
     async with deps.read() as session:
         return await pages_by_parent(queries, parent="workspace_id", load=load)
+
+
+async def invites_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[InviteView | None]:
+    """Each invite, pending or not, to the ADMIN and OWNER of its workspace; None otherwise."""
+    user_id = deps.principal.require_user()
+    async with deps.read() as session:
+        rows = await session.execute(_ADMIN_INVITES_BY_IDS, {"viewer": user_id, "ids": ids})
+        found = {i.id: InviteView.model_validate(i) for i in rows.scalars()}
+    return [found.get(i) for i in ids]
 
 
 async def revoke_invite(deps: ServiceDeps, *, invite_id: uuid.UUID) -> InviteView:

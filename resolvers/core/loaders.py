@@ -42,6 +42,7 @@ from services.workspaces import InvitesQuery, MembersQuery
 from workflows.accounts import (
     LIST_INVITES,
     LIST_MEMBERS,
+    LOAD_INVITES,
     LOAD_MEMBERS,
     LOAD_USERS,
     LOAD_WORKSPACES,
@@ -133,6 +134,10 @@ class Loaders:
     @cached_property
     def members_page(self) -> DataLoader[MembersQuery, Page[MemberView]]:
         return self._page_loader(LIST_MEMBERS)
+
+    @cached_property
+    def invite_by_id(self) -> DataLoader[uuid.UUID, InviteView | None]:
+        return self._loader(LOAD_INVITES)
 
     @cached_property
     def invites_page(self) -> DataLoader[InvitesQuery, Page[InviteView]]:

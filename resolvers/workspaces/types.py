@@ -262,9 +262,11 @@ class Member(relay.Node):
         return await load_nodes(info.context.loaders.member_by_id.load_many, list(node_ids), cls.of)
 
 
-@strawberry.type(description="A pending invitation to join a workspace.")
-class Invite:
-    id: strawberry.ID = strawberry.field(description="Invite id.")
+@strawberry.type(
+    description="An invitation to join a workspace; seen by the workspace's ADMIN and OWNER."
+)
+class Invite(relay.Node):
+    id: relay.NodeID[str]
     email: str = strawberry.field(description="The address it was sent to.")
     role: Role = strawberry.field(description="The role the invitee gets on accepting.")
     created_at: datetime = strawberry.field(description="When it was made (UTC).")
@@ -273,12 +275,18 @@ class Invite:
     @classmethod
     def of(cls, view: InviteView) -> Invite:
         return cls(
-            id=strawberry.ID(str(relay.GlobalID("Invite", str(view.id)))),
+            id=str(view.id),
             email=view.email,
             role=Role.of(view.role),
             created_at=view.created_at,
             expires_at=view.expires_at,
         )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]  # Node overloads it on `required`
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Invite | None]:
+        return await load_nodes(info.context.loaders.invite_by_id.load_many, list(node_ids), cls.of)
 
 
 _NOTHING = uuid.UUID(int=0)  # no row has it: a filter by an id that does not decode matches none

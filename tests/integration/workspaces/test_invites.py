@@ -202,3 +202,48 @@ async def test_a_revoke_and_an_accept_at_once_cannot_both_succeed(
                 await session.execute(select(Invite.accepted_at).where(Invite.email == email))
             ).all()
         assert len(rows) == (1 if accept_codes == [] else 0)
+
+
+async def test_an_invite_is_a_node_for_admins_and_a_new_one_replaces_it(
+    any_db_client: GraphQLClient, any_db_app
+):
+    client, settings = any_db_client, any_db_app.state.deps.settings
+    team = await set_up_team(client, settings, "admin", "editor", "outsider")
+    workspace_id, owner = team.workspace_id, team.owner.token
+    first_link = await invite(client, settings, workspace_id, "dee@example.com", "VIEWER", by=owner)
+    [first] = [e["node"] for e in (await _pending(client, workspace_id, owner))["edges"]]
+
+    async def node(invite_id: str, token: str) -> dict | None:
+        found: dict | None = (await client.op("Node", {"id": invite_id}, token=token))["node"]
+        return found
+
+    seen = {"id": first["id"], "__typename": "Invite", "email": "dee@example.com", "role": "VIEWER"}
+    assert await node(first["id"], owner) == seen
+    assert await node(first["id"], team.admin.token) == seen
+    assert await node(first["id"], team.editor.token) is None
+    assert await node(first["id"], team.outsider.token) is None
+
+    # Inviting the address again (here with another role) is a resend: one pending invite, the
+    # new link and role; the first link no longer works.
+    second_link = await invite(
+        client, settings, workspace_id, "dee@example.com", "EDITOR", by=team.admin.token
+    )
+    pending = await _pending(client, workspace_id, owner)
+    assert pending["totalCount"] == 1
+    [second] = [e["node"] for e in pending["edges"]]
+    assert (second["email"], second["role"]) == ("dee@example.com", "EDITOR")
+    assert second["id"] != first["id"]
+    assert await node(first["id"], owner) is None
+    session = await sign_up(client, "Dee", "dee@example.com")
+
+    async def accept(link_token: str) -> list[str]:
+        data = await client.op(
+            "AcceptInvite", {"input": {"token": link_token}}, token=session["accessToken"]
+        )
+        return [e["code"] for e in data["acceptInvite"]["errors"]]
+
+    assert await accept(first_link) == ["INVITE_INVALID"]
+    assert await accept(second_link) == []
+    # Accepted: no longer pending, still a node for the admins (who see it was used).
+    assert (await _pending(client, workspace_id, owner))["totalCount"] == 0
+    assert (await node(second["id"], owner) or {}).get("role") == "EDITOR"
