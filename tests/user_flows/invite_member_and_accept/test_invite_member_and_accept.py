@@ -253,3 +253,75 @@ async def test_accept_invite_needs_a_signed_in_user(client: GraphQLClient, db, s
     [(_id, email, role, accepted_at, accepted_by)] = await invites(db)
     assert (email, role, accepted_at, accepted_by) == ("new@example.com", Role.EDITOR, None, None)
     assert len(await memberships(db)) == 1
+
+
+async def test_a_mistaken_invite_is_revoked_and_a_resend_replaces_the_link(
+    client: GraphQLClient, db, settings: Settings
+):
+    # Step 1 — SignUp (owner).
+    olivia = await sign_up(client, "Olivia Owner", "olivia@example.com")
+    owner_token = olivia["accessToken"]
+    workspace_id = (await first_workspace(client, owner_token))["id"]
+
+    async def invite(email: str, role: str) -> str:
+        invited = await client.op(
+            "InviteMember",
+            {"input": {"workspaceId": workspace_id, "email": email, "role": role}},
+            token=owner_token,
+        )
+        assert invited["inviteMember"]["errors"] == []
+        return invite_token(invited["inviteMember"]["inviteLink"], settings.public_web_url)
+
+    async def pending() -> list[tuple[str, str]]:
+        data = await client.op("PendingInvites", {"workspaceId": workspace_id}, token=owner_token)
+        return [
+            (e["node"]["email"], e["node"]["role"]) for e in data["workspace"]["invites"]["edges"]
+        ]
+
+    # Step 12 — InviteMember to a mistyped address, then PendingInvites: it is listed.
+    typo_link = await invite("frnak@example.com", "ADMIN")
+    assert await pending() == [("frnak@example.com", "ADMIN")]
+    data = await client.op("PendingInvites", {"workspaceId": workspace_id}, token=owner_token)
+    typo_id = data["workspace"]["invites"]["edges"][0]["node"]["id"]
+
+    # Step 13 — RevokeInvite: the payload names it; the list is empty; its link no longer works.
+    revoked = await client.op("RevokeInvite", {"input": {"inviteId": typo_id}}, token=owner_token)
+    assert revoked["revokeInvite"] == {
+        "invite": {"id": typo_id, "email": "frnak@example.com", "role": "ADMIN"},
+        "errors": [],
+    }
+    assert await pending() == []
+    assert await invites(db) == []
+    frnak = await sign_up(client, "Whoever Got It", "frnak@example.com")
+    refused = await client.op(
+        "AcceptInvite", {"input": {"token": typo_link}}, token=frnak["accessToken"]
+    )
+    assert refused["acceptInvite"] == {
+        "workspace": None,
+        "errors": error("INVITE_INVALID", "This invite link is not valid."),
+    }
+
+    # Step 14 — InviteMember to the right address, then again with another role: one pending
+    # invite, the newer one.
+    first_link = await invite("frank@example.com", "VIEWER")
+    second_link = await invite("frank@example.com", "EDITOR")
+    assert await pending() == [("frank@example.com", "EDITOR")]
+
+    # Step 15 — Frank signs up; the first link is dead, the second joins him as EDITOR.
+    frank = await sign_up(client, "Frank", "frank@example.com")
+    dead = await client.op(
+        "AcceptInvite", {"input": {"token": first_link}}, token=frank["accessToken"]
+    )
+    assert dead["acceptInvite"]["errors"] == error(
+        "INVITE_INVALID", "This invite link is not valid."
+    )
+    joined = await client.op(
+        "AcceptInvite", {"input": {"token": second_link}}, token=frank["accessToken"]
+    )
+    assert joined["acceptInvite"]["errors"] == []
+    assert joined["acceptInvite"]["workspace"]["viewerRole"] == "EDITOR"
+    assert await pending() == []
+    assert [(email, role) for _w, email, role in await memberships(db)][-1] == (
+        "frank@example.com",
+        Role.EDITOR,
+    )
