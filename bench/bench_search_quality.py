@@ -24,8 +24,9 @@ the same for `retrieve_passages` (Ask's passages, counted by their pages). It pr
 cosine of the answerable and the unanswerable questions (Ask's abstention signal).
 
 Unless --no-variants it also prints the alternatives measured for the ADRs, from the same
-rankings: PostgreSQL websearch_to_tsquery (every word required) against OR-ed terms, FTS5
-heading weights, ts_rank normalisations, reciprocal rank fusion (k, weights) and linear fusion
+rankings: PostgreSQL websearch_to_tsquery (every word required) against OR-ed terms, heading
+weights, ts_rank normalisations, ts_rank per word weighted by the word's inverse passage
+frequency (as BM25 weighs words), reciprocal rank fusion (k, weights) and linear fusion
 with other keyword shares (linear fusion with the shares of services.search is the adopted one),
 fusing passages before collapsing to documents, and Kailash's HybridRetrieverNode fed the same
 two rankings (agreement and time).
@@ -58,7 +59,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from sqlalchemy import String, Uuid, bindparam, select, text  # noqa: E402
+from sqlalchemy import Float, String, Uuid, bindparam, func, literal_column, select, text  # noqa: E402
 
 from base.models.documents import Document  # noqa: E402
 from base.models.search import POSTGRESQL_TEXT_CONFIG  # noqa: E402
@@ -221,6 +222,8 @@ class Rankings:
         self.semantic_chunks: list[tuple[uuid.UUID, uuid.UUID]] = []
         self.semantic_scores: dict[uuid.UUID, float] = {}
         self.keyword_scores: dict[uuid.UUID, float] = {}
+        # Per keyword variant with scores: document -> score, for linear fusion.
+        self.variant_scores: dict[str, dict[uuid.UUID, float]] = {}
 
 
 async def raw_rankings(deps: ServiceDeps, query: str, dialect: str) -> Rankings:
@@ -228,24 +231,31 @@ async def raw_rankings(deps: ServiceDeps, query: str, dialect: str) -> Rankings:
     terms = query_terms(query)
     vector = await search.embed_query(deps, query)
     variants: dict[str, dict[str, Any]] = {"default": {}}
+    variants["headings x1"] = {"weights": (1.0, 1.0)}
+    variants["headings x4"] = {"weights": (4.0, 1.0)}
     if dialect == "postgresql":
+        variants["headings x2.5 (ts_rank's own weights)"] = {"weights": (1.0, 0.4)}
         variants["websearch"] = {"style": keyword_index.QueryStyle.WEBSEARCH, "raw": query}
-        variants["ts_rank norm 0"] = {"normalization": 0}
+        variants["ts_rank norm 1"] = {"normalization": 1}
         variants["ts_rank norm 2"] = {"normalization": 2}
-    else:
-        variants["headings x1"] = {"weights": (1.0, 1.0)}
-        variants["headings x4"] = {"weights": (4.0, 1.0)}
     async with deps.db() as session:
         for name, options in variants.items():
             hits = await keyword_index.best_documents(
                 session, WORKSPACE_ID, terms, limit=200, **options
             )
             ranking.keyword[name] = [h.document_id for h in hits]
+            ranking.variant_scores[name] = {h.document_id: h.score for h in hits}
             if name == "default":
                 ranking.keyword_scores = {h.document_id: h.score for h in hits}
         # Lucene's common-terms idea, measured before building it (todos/search.md): leave out
         # the words found in more than a share of the passages while a rarer word remains.
         shares = await term_shares(session, terms, dialect)
+        if dialect == "postgresql" and terms:
+            hits = await idf_weighted_documents(session, terms, shares)
+            ranking.keyword["ts_rank per word x its IDF"] = [h.document_id for h in hits]
+            ranking.variant_scores["ts_rank per word x its IDF"] = {
+                h.document_id: h.score for h in hits
+            }
         for cutoff in COMMON_CUTOFFS:
             rare = [t for t in terms if shares[t] <= cutoff] or [min(terms, key=shares.__getitem__)]
             hits = await keyword_index.best_documents(session, WORKSPACE_ID, rare, limit=200)
@@ -294,6 +304,30 @@ async def term_shares(session: Any, terms: list[str], dialect: str) -> dict[str,
         )
         shares[term] = found.scalar_one() / total
     return shares
+
+
+async def idf_weighted_documents(
+    session: Any, terms: list[str], shares: dict[str, float]
+) -> list[keyword_index.KeywordHit]:
+    """PostgreSQL: the sum over the query's words of ts_rank(passage, word) x the word's BM25
+    inverse document frequency, log(1 + (1 - share) / share), in place of one ts_rank of
+    them all, which weighs every word alike. One ts_rank per word and matching passage."""
+    vector = literal_column("chunk_search.search_vector")
+    weights = keyword_index._label_weights(*keyword_index.HEADING_WEIGHTS)
+    score: Any = None
+    for i, term in enumerate(terms):
+        word = func.to_tsquery(keyword_index._CONFIG, bindparam(f"w{i}", tsquery_text([term])))
+        share = max(shares[term], 1e-6)
+        idf = math.log(1 + (1 - share) / share)
+        part = func.ts_rank(weights, vector, select(word).scalar_subquery(), 0, type_=Float) * idf
+        score = part if score is None else score + part
+    stmt, _score = keyword_index._chunk_ranking(
+        "postgresql", WORKSPACE_ID, terms, None, style=keyword_index.QueryStyle.ANY, raw=""
+    )
+    stmt = stmt.with_only_columns(
+        keyword_index._search.c.chunk_id, keyword_index._search.c.document_id, score.label("score")
+    )
+    return await keyword_index._best_documents_from_top_chunks(session, stmt, score, 200, 256)
 
 
 def fused(keyword: list[uuid.UUID], semantic: list[uuid.UUID], **options: Any) -> list[uuid.UUID]:
@@ -433,11 +467,15 @@ async def evaluate(
     return {"ranks": ranks}
 
 
-def score_fused(ranking: Rankings, keyword_share: float) -> list[uuid.UUID]:
-    """services.fusion.linear_fusion (HYBRID's documents, ADR 0063) with another keyword share."""
+def score_fused(
+    ranking: Rankings, keyword_share: float, variant: str = "default"
+) -> list[uuid.UUID]:
+    """services.fusion.linear_fusion (HYBRID's documents, ADR 0104) with another keyword share,
+    or the keyword ranking of another variant."""
+    scores = ranking.variant_scores[variant]
     fused = linear_fusion(
         [
-            [(d, ranking.keyword_scores[d]) for d in ranking.keyword["default"]],
+            [(d, scores[d]) for d in ranking.keyword[variant]],
             [(d, ranking.semantic_scores[d]) for d in ranking.semantic_docs],
         ],
         weights=[keyword_share, 1.0 - keyword_share],
@@ -464,6 +502,14 @@ async def print_variants(
                 row(
                     f"hybrid RRF k=60 with keyword {name}",
                     ranks_of(lambda r, n=name: fused(r.keyword[n], r.semantic_docs)),
+                )
+            )
+        if name != "default" and name in rankings[0].variant_scores:
+            share = search.KEYWORD_SHARE[dialect]
+            print(
+                row(
+                    f"hybrid linear {share} with keyword {name}",
+                    ranks_of(lambda r, n=name, s=share: score_fused(r, s, n)),
                 )
             )
     print(row("semantic documents", ranks_of(lambda r: r.semantic_docs)))

@@ -60,9 +60,11 @@ _chunks = table("chunks", column("id", Uuid), column("text", Text))
 _FTS: ColumnClause[Any] = literal_column("chunk_fts")
 _CONFIG: ColumnClause[Any] = literal_column(f"'{POSTGRESQL_TEXT_CONFIG}'::regconfig")
 
-# FTS5 bm25() column weights (headings, text): a word of the headings a passage sits under
-# counts twice a word of its text (measured in docs/testing.md).
-FTS5_WEIGHTS = (2.0, 1.0)
+# (headings, text): a word of the headings a passage sits under counts twice a word of its text,
+# as FTS5 bm25()'s column weights and as ts_rank's label weights (headings are A, text B). On
+# PostgreSQL 2:1 in place of ts_rank's default 2.5:1 found an answering page first for 3 more of
+# 107 questions in KEYWORD, HYBRID unchanged (ADR 0106; measured in docs/testing.md).
+HEADING_WEIGHTS = (2.0, 1.0)
 # ts_rank normalisation 0: no length normalisation. Passages are already of bounded length
 # (ADR 0032); dividing by 1 + log(length) (1) or by the length (2) ranked worse on the question
 # set (docs/testing.md, "Search quality").
@@ -113,7 +115,7 @@ def _chunk_ranking(
     *,
     style: QueryStyle,
     raw: str,
-    weights: tuple[float, float] = FTS5_WEIGHTS,
+    weights: tuple[float, float] = HEADING_WEIGHTS,
     normalization: int = TS_RANK_NORMALIZATION,
 ) -> tuple[Select[Any], Any]:
     """SELECT chunk_id, document_id, score of every matching chunk of the workspace, and the
@@ -121,7 +123,9 @@ def _chunk_ranking(
     if dialect == "postgresql":
         query = _tsquery(terms, style, raw)
         vector: ColumnClause[Any] = literal_column("chunk_search.search_vector")
-        score: ColumnElement[float] = func.ts_rank(vector, query, normalization, type_=Float)
+        score: ColumnElement[float] = func.ts_rank(
+            _label_weights(*weights), vector, query, normalization, type_=Float
+        )
         stmt = select(_search.c.chunk_id, _search.c.document_id, score.label("score")).where(
             _search.c.workspace_id == workspace_id, vector.op("@@")(query)
         )
@@ -139,6 +143,13 @@ def _chunk_ranking(
     if documents is not None:
         stmt = stmt.where(_allowed(dialect, documents))
     return stmt, score
+
+
+def _label_weights(headings: float, text: float) -> ColumnClause[Any]:
+    """ts_rank's weights of labels {D, C, B, A}: the index labels text B and headings A. Each
+    must be within 0-1, so both are scaled to the larger (a common factor ranks alike)."""
+    top = max(headings, text)
+    return literal_column(f"'{{0, 0, {text / top}, {headings / top}}}'::float4[]")
 
 
 def _allowed(dialect: str, documents: Any) -> ColumnElement[bool]:
@@ -165,7 +176,7 @@ async def best_chunks(
     limit: int,
     style: QueryStyle = QueryStyle.ANY,
     raw: str = "",
-    weights: tuple[float, float] = FTS5_WEIGHTS,
+    weights: tuple[float, float] = HEADING_WEIGHTS,
     normalization: int = TS_RANK_NORMALIZATION,
 ) -> list[KeywordHit]:
     """The workspace's `limit` best-matching chunks (among `documents`, a subquery of document
@@ -213,7 +224,7 @@ async def best_documents(
     limit: int,
     style: QueryStyle = QueryStyle.ANY,
     raw: str = "",
-    weights: tuple[float, float] = FTS5_WEIGHTS,
+    weights: tuple[float, float] = HEADING_WEIGHTS,
     normalization: int = TS_RANK_NORMALIZATION,
     window: int | None = None,
 ) -> list[KeywordHit]:
@@ -342,10 +353,8 @@ async def text_passages(
         }
     query = _tsquery(terms, QueryStyle.ANY, "")
     vector: ColumnClause[Any] = literal_column("chunk_search.search_vector")
-    # Weights {D, C, B, A}: the text is B, the headings A.
-    text_only: ColumnClause[Any] = literal_column("'{0, 0, 1, 0}'::float4[]")
     score: ColumnElement[float] = func.ts_rank(
-        text_only, vector, query, TS_RANK_NORMALIZATION, type_=Float
+        _label_weights(0.0, 1.0), vector, query, TS_RANK_NORMALIZATION, type_=Float
     )
     ranked = (
         select(_search.c.document_id, _search.c.chunk_id, score.label("score"))

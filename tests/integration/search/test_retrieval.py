@@ -604,3 +604,41 @@ async def test_documents_from_a_narrow_window_of_best_chunks_are_the_exact_ranki
                     and "postgresql" in str(any_db_app.state.engine.url)
                 ):
                     assert len(statements) > 1, terms  # the window was widened
+
+
+async def test_a_heading_word_counts_twice_a_text_word(any_db_client, any_db_app):
+    """HEADING_WEIGHTS (2:1) on both databases. On PostgreSQL ts_rank's own label weights
+    (2.5:1) would put the passage under an "Alpha" heading first; at 2:1 the passage whose text
+    says "alpha" twice and "beta" once comes first."""
+    library = await library_of(any_db_client, any_db_app)
+    deps = library.as_user(library.viewer_id)
+
+    async def add(title: str, text: str, headings: list[list[object]]) -> uuid.UUID:
+        return await indexed_document(
+            library.deps,
+            workspace_id=library.workspace_id,
+            collection_id=library.guides,
+            owner_id=library.owner_id,
+            title=title,
+            text=text,
+            headings=headings,
+            embed=False,
+        )
+
+    under_heading = await add(
+        "Notes", "Plain words about the weather on a quiet day.", [[1, "Alpha", 0]]
+    )
+    in_text = await add("Log", "Alpha came first. Then alpha again. Beta came last.", [])
+    for filler in ("Gamma rays and delta waves.", "Epsilon is small.", "Zeta, eta, theta."):
+        await add(filler.split()[0], filler, [])
+    async with deps.read() as session:
+        hits = await keyword_index.best_documents(
+            session, library.workspace_id, ["alpha", "beta"], limit=10
+        )
+        default_weights = await keyword_index.best_documents(
+            session, library.workspace_id, ["alpha", "beta"], limit=10, weights=(1.0, 0.4)
+        )
+    assert [h.document_id for h in hits] == [in_text, under_heading]
+    if any_db_app.state.deps.settings.is_sqlite:
+        return
+    assert [h.document_id for h in default_weights] == [under_heading, in_text]
