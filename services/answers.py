@@ -755,9 +755,10 @@ async def generating(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
         )
-        return {
+        return {  # prompt_tokens and completion_tokens: the Usage tab sums them
             "tokens": result.completion_tokens,
             "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
             "sends": streamer.sends,
             "first_token_ms": round((first_token_at - began) * 1000, 1) if written else None,
         }

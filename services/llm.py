@@ -22,6 +22,7 @@ import time
 import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -428,6 +429,13 @@ async def list_models(*, config: LLMConfig) -> list[str]:
     client = get_client(config)
     reply = await call_with_retries(client.list, config=config, model="*")
     return [m.model for m in reply.models if m.model]
+
+
+async def offered_models(*, config: LLMConfig) -> list[tuple[str, int, datetime | None]]:
+    """(name, size in bytes, when modified) of each model the server offers, as it lists them;
+    one request, no retries (the caller bounds its time)."""
+    reply = await get_client(config).list()
+    return [(m.model, m.size or 0, m.modified_at) for m in reply.models if m.model]
 
 
 async def server_reachable(*, config: LLMConfig) -> bool:

@@ -61,8 +61,10 @@ async def chat(deps: ServiceDeps, *, max_tokens: int = 24, **_: Any) -> dict[str
         on_token=on_token,
         options={"num_predict": max_tokens, "temperature": 0},
     )
-    return {
+    return {  # prompt_tokens and completion_tokens: the Usage tab sums them
         "tokens": result.completion_tokens,
+        "prompt_tokens": result.prompt_tokens,
+        "completion_tokens": result.completion_tokens,
         "seconds": round(time.perf_counter() - started, 3),
         "answer": result.text[:200],
     }

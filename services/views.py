@@ -222,6 +222,37 @@ class DocumentCountsView(View):
     collections: int = 0
 
 
+class OfferedModelView(View):
+    """A model the server offers (Ollama's /api/tags)."""
+
+    name: str
+    size_bytes: int
+    modified_at: datetime | None
+
+
+class ModelsView(View):
+    """The models in use (the deployment's settings) and what the server offers now. The
+    `*_offered` flags are None when the server does not answer."""
+
+    chat_model: str
+    embed_model: str
+    reachable: bool
+    offered: list[OfferedModelView]
+    chat_model_offered: bool | None
+    embed_model_offered: bool | None
+
+
+class UsageView(View):
+    """A workspace's stored documents, and its runs and chat tokens `since` (this month)."""
+
+    since: datetime
+    documents: int
+    bytes_stored: int
+    runs: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
 class ItemError(View):
     """An expected failure of one item of a bulk mutation (`field` is e.g. "ids.3")."""
 

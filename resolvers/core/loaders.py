@@ -29,12 +29,14 @@ from services.views import (
     DocumentView,
     InviteView,
     MemberView,
+    ModelsView,
     Page,
     RelatedDocumentView,
     RunEventView,
     RunStepView,
     RunView,
     TagCountView,
+    UsageView,
     UserView,
     WorkspaceView,
 )
@@ -44,6 +46,8 @@ from workflows.accounts import (
     LIST_MEMBERS,
     LOAD_INVITES,
     LOAD_MEMBERS,
+    LOAD_MODELS,
+    LOAD_USAGE,
     LOAD_USERS,
     LOAD_WORKSPACES,
 )
@@ -134,6 +138,21 @@ class Loaders:
     @cached_property
     def members_page(self) -> DataLoader[MembersQuery, Page[MemberView]]:
         return self._page_loader(LIST_MEMBERS)
+
+    @cached_property
+    def usage_by_workspace_id(self) -> DataLoader[uuid.UUID, UsageView]:
+        return self._loader(LOAD_USAGE)
+
+    @cached_property
+    def models(self) -> DataLoader[str, ModelsView]:
+        """The models in use and offered: asked of the server once per request, whatever the
+        number of workspaces asking (any key)."""
+
+        async def load(keys: list[str]) -> list[ModelsView]:
+            found = await self._runner.call(LOAD_MODELS, self._deps)
+            return [found for _ in keys]
+
+        return DataLoader(load_fn=load)
 
     @cached_property
     def invite_by_id(self) -> DataLoader[uuid.UUID, InviteView | None]:

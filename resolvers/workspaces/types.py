@@ -41,7 +41,7 @@ from services.collections import CollectionsQuery
 from services.documents import DocumentSortField as DomainSortField
 from services.documents import DocumentsQuery, TagsQuery
 from services.runs import ActivityQuery, RunsQuery
-from services.views import InviteView, MemberView, WorkspaceView
+from services.views import InviteView, MemberView, ModelsView, UsageView, WorkspaceView
 from services.workspaces import InvitesQuery, MembersQuery
 
 
@@ -80,6 +80,21 @@ class Workspace(relay.Node):
         query = MembersQuery(workspace_id=uuid.UUID(self.id), first=first, after=after)
         page = await info.context.loaders.members_page.load(query)
         return Connection.from_page(page, Member.of)
+
+    @strawberry.field(
+        description="Screen 11, Models: the models in use and what the model server offers "
+        "(the server is asked once per request). Any member may read it."
+    )
+    async def models(self, info: Info) -> WorkspaceModels:
+        return WorkspaceModels.of(await info.context.loaders.models.load("server"))
+
+    @strawberry.field(
+        description="Screen 11, Usage: documents and bytes stored, and runs and chat tokens "
+        "this month. Any member may read it."
+    )
+    async def usage(self, info: Info) -> WorkspaceUsage:
+        view = await info.context.loaders.usage_by_workspace_id.load(uuid.UUID(self.id))
+        return WorkspaceUsage.of(view)
 
     @strawberry.field(
         description="Invites not accepted and not expired, oldest first; for ADMIN and OWNER "
@@ -236,6 +251,86 @@ class Workspace(relay.Node):
     ) -> list[Workspace | None]:
         return await load_nodes(
             info.context.loaders.workspace_by_id.load_many, list(node_ids), cls.of
+        )
+
+
+@strawberry.type(description="A model the model server offers.")
+class OfferedModel:
+    name: str = strawberry.field(description="Its name, as the server lists it (name:tag).")
+    size_bytes: float = strawberry.field(
+        description="Its size in bytes (a Float: GraphQL's Int is 32 bits)."
+    )
+    modified_at: datetime | None = strawberry.field(
+        description="When the server last changed it (UTC), when it says."
+    )
+
+
+@strawberry.type(
+    description="Screen 11, Models: the models in use and the ones the model server offers. The "
+    "models are the deployment's (CHAT_MODEL, EMBED_MODEL), the same for every workspace."
+)
+class WorkspaceModels:
+    chat_model: str = strawberry.field(description="The chat model: summaries, tags, answers.")
+    embed_model: str = strawberry.field(
+        description="The embedding model: passages and questions are embedded with it."
+    )
+    server_reachable: bool = strawberry.field(
+        description="Whether the model server answered now (within LLM_CONNECT_TIMEOUT_SECONDS)."
+    )
+    offered: list[OfferedModel] = strawberry.field(
+        description="The models the server offers, as it lists them; empty when it does not answer."
+    )
+    chat_model_offered: bool | None = strawberry.field(
+        description="Whether the server offers the chat model; null when it does not answer."
+    )
+    embed_model_offered: bool | None = strawberry.field(
+        description="Whether the server offers the embedding model; null when it does not answer."
+    )
+
+    @classmethod
+    def of(cls, view: ModelsView) -> WorkspaceModels:
+        return cls(
+            chat_model=view.chat_model,
+            embed_model=view.embed_model,
+            server_reachable=view.reachable,
+            offered=[
+                OfferedModel(name=m.name, size_bytes=m.size_bytes, modified_at=m.modified_at)
+                for m in view.offered
+            ],
+            chat_model_offered=view.chat_model_offered,
+            embed_model_offered=view.embed_model_offered,
+        )
+
+
+@strawberry.type(
+    description="Screen 11, Usage: what the workspace stores now, and what it used since the "
+    "start of this month (UTC). Counts of a month are read from the runs kept "
+    "(RUN_RETENTION_DAYS)."
+)
+class WorkspaceUsage:
+    since: datetime = strawberry.field(description="The start of this month (UTC).")
+    documents: int = strawberry.field(description="Documents stored, in any state.")
+    bytes_stored: float = strawberry.field(
+        description="The documents' original sizes in bytes, summed (a Float: GraphQL's Int is "
+        "32 bits)."
+    )
+    runs: int = strawberry.field(description="Runs started since `since`, of any workflow.")
+    prompt_tokens: float = strawberry.field(
+        description="Chat-model tokens read since `since` (summaries, tags, answers, checks)."
+    )
+    completion_tokens: float = strawberry.field(
+        description="Chat-model tokens written since `since`."
+    )
+
+    @classmethod
+    def of(cls, view: UsageView) -> WorkspaceUsage:
+        return cls(
+            since=view.since,
+            documents=view.documents,
+            bytes_stored=view.bytes_stored,
+            runs=view.runs,
+            prompt_tokens=view.prompt_tokens,
+            completion_tokens=view.completion_tokens,
         )
 
 

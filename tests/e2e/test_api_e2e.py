@@ -741,7 +741,7 @@ def test_operation_document_validates_against_the_sdl(name: str):
 
 
 async def test_every_operation_document_executes_against_the_live_server(
-    api: GraphQLClient, ws_url: str
+    api: GraphQLClient, ws_url: str, e2e_database: str
 ):
     executed: set[str] = set()
 
@@ -951,6 +951,29 @@ async def test_every_operation_document_executes_against_the_live_server(
     finished = await api.op("CancelRun", {"input": {"runId": run_id}}, token=token)
     assert [e["code"] for e in finished["cancelRun"]["errors"]] == ["RUN_FINISHED"]
     executed.add("CancelRun")
+
+    # Screen 11, Models and Usage: the live model server's offer; the model check's tokens.
+    models = (await op("WorkspaceModels", {"workspaceId": workspace["id"]}, token=token))[
+        "workspace"
+    ]["models"]
+    assert (models["serverReachable"], models["chatModelOffered"]) == (True, True)
+    assert models["embedModelOffered"] is True
+    usage = (await op("WorkspaceUsage", {"workspaceId": workspace["id"]}, token=token))[
+        "workspace"
+    ]["usage"]
+    connection = await asyncpg.connect(e2e_database)
+    try:
+        outputs = await connection.fetch(
+            "SELECT s.output FROM run_steps s JOIN runs r ON r.id = s.run_id "
+            "WHERE r.workspace_id = $1 AND s.output IS NOT NULL",
+            uuid_of(workspace["id"]),
+        )
+    finally:
+        await connection.close()
+    recorded = [json.loads(row["output"])["value"] for row in outputs]
+    assert (usage["documents"], usage["bytesStored"], usage["runs"]) == (0, 0.0, 1)
+    assert usage["promptTokens"] == sum(o.get("prompt_tokens", 0) for o in recorded) > 0
+    assert usage["completionTokens"] == sum(o.get("completion_tokens", 0) for o in recorded) > 0
 
     # Screens 4, 5 and 7 on an empty workspace: documents arrive with uploads, so the document
     # actions run here against an id that exists nowhere (answered exactly like a foreign one).
