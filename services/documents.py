@@ -828,6 +828,15 @@ async def _touch_collections(
         )
 
 
+async def delete_document_rows(session: AsyncSession, documents: Any) -> None:
+    """Delete `documents` (ids, or a SELECT of ids) with their chunks (whose vectors and search
+    rows go with them), tags, entities, edit marks and field sources. Their originals are the
+    caller's to release after commit (`release_after`)."""
+    for model in (Chunk, DocumentTag, DocumentEntity, DocumentFieldEdit, DocumentFieldSource):
+        await session.execute(delete(model).where(model.document_id.in_(documents)))
+    await session.execute(delete(Document).where(Document.id.in_(documents)))
+
+
 async def delete_documents(deps: ServiceDeps, *, ids: list[uuid.UUID | None]) -> DeletedDocuments:
     """Delete every allowed document with its tags, entities, edit marks and chunks, and then
     each original that no document references any more.
@@ -852,15 +861,7 @@ async def delete_documents(deps: ServiceDeps, *, ids: list[uuid.UUID | None]) ->
             found[i] for i in dict.fromkeys(ids) if i is not None and i in found
         )
         if doomed:
-            for model in (
-                Chunk,
-                DocumentTag,
-                DocumentEntity,
-                DocumentFieldEdit,
-                DocumentFieldSource,
-            ):
-                await session.execute(delete(model).where(model.document_id.in_(doomed)))
-            await session.execute(delete(Document).where(Document.id.in_(doomed)))
+            await delete_document_rows(session, doomed)
             await _touch_collections(session, {d.collection_id for d in found.values()}, utcnow())
         for workspace_id, documents in grouped.items():
             await append_workspace_event(

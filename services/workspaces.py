@@ -16,7 +16,8 @@ from base.db.engine import lock_for_write
 from base.db.types import utcnow
 from base.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from base.models.accounts import Invite, Membership, Role, User, Workspace
-from base.models.runs import SubjectType
+from base.models.documents import Document
+from base.models.runs import Run, RunStatus, SubjectType
 from services.access import (
     IDS,
     VIEWER,
@@ -25,6 +26,8 @@ from services.access import (
     require_role,
 )
 from services.deps import ServiceDeps
+from services.documents import delete_document_rows
+from services.originals import release_after
 from services.pagination import (
     PageRequest,
     SortKey,
@@ -33,6 +36,7 @@ from services.pagination import (
     paginate_by_parent,
 )
 from services.run_log import Subject, append_workspace_event, transaction_with_events
+from services.runs import signal_cancel
 from services.validation import clean_email, clean_name
 from services.views import CreatedInvite, InviteView, MemberView, Page, UserView, WorkspaceView
 
@@ -452,6 +456,55 @@ async def remove_member(deps: ServiceDeps, *, member_id: uuid.UUID) -> uuid.UUID
         )
         await session.delete(member)
         return member.id
+
+
+async def delete_workspace(deps: ServiceDeps, *, workspace_id: uuid.UUID, name: str) -> uuid.UUID:
+    """The OWNER deletes the workspace and everything in it, typing its name again to confirm
+    (NAME_MISMATCH otherwise). Its documents go first (`documents.collection_id` restricts the
+    collections' cascade), then the workspace row, whose delete cascades to its collections,
+    members, invites, runs with their steps and events, activity and conversations. After
+    commit: running runs are told to stop (their rows are gone, so they write nothing more) and
+    the originals no other document references are released."""
+    user_id = deps.principal.require_user()
+    async with deps.db.begin() as session:
+        await lock_for_write(session)
+        await require_role(session, user_id, workspace_id, Role.OWNER, for_update=True)
+        workspace = (
+            await session.execute(
+                select(Workspace).where(Workspace.id == workspace_id).with_for_update()
+            )
+        ).scalar_one()
+        if name.strip() != workspace.name:
+            raise Invalid(
+                "Type the workspace's name exactly to delete it.",
+                code="NAME_MISMATCH",
+                field="name",
+            )
+        running = list(
+            (
+                await session.execute(
+                    select(Run.id).where(
+                        Run.workspace_id == workspace_id, Run.status == RunStatus.RUNNING
+                    )
+                )
+            ).scalars()
+        )
+        documents = select(Document.id).where(Document.workspace_id == workspace_id)
+        digests = list(
+            (
+                await session.execute(
+                    select(Document.content_sha256)
+                    .where(Document.workspace_id == workspace_id)
+                    .distinct()
+                )
+            ).scalars()
+        )
+        await delete_document_rows(session, documents)
+        await session.execute(delete(Workspace).where(Workspace.id == workspace_id))
+    for run_id in running:
+        await signal_cancel(deps, run_id)
+    await release_after(deps, digests)
+    return workspace_id
 
 
 def user_subject(user: User) -> Subject:

@@ -75,6 +75,10 @@ class ErrorCode(enum.Enum):
     RUN_NOT_RETRYABLE = strawberry.enum_value(
         "RUN_NOT_RETRYABLE", description="Only a FAILED run can be retried."
     )
+    NAME_MISMATCH = strawberry.enum_value(
+        "NAME_MISMATCH",
+        description="The name typed to confirm is not the workspace's (deleteWorkspace).",
+    )
     NAME_TAKEN = strawberry.enum_value(
         "NAME_TAKEN", description="The workspace already has a collection with this name."
     )

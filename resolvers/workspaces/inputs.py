@@ -33,6 +33,14 @@ class RemoveMemberInput:
     member_id: strawberry.ID = strawberry.field(description="The member (a Member id).")
 
 
+@strawberry.input(description="Delete a workspace and everything in it.")
+class DeleteWorkspaceInput:
+    workspace_id: strawberry.ID = strawberry.field(description="The workspace.")
+    name: str = strawberry.field(
+        description="Its name, typed again to confirm (NAME_MISMATCH otherwise)."
+    )
+
+
 @strawberry.input(description="Rename a workspace.")
 class RenameWorkspaceInput:
     workspace_id: strawberry.ID = strawberry.field(description="The workspace.")

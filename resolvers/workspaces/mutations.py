@@ -11,6 +11,7 @@ from resolvers.core.relay import decode_id, to_global_id
 from resolvers.workspaces.inputs import (
     AcceptInviteInput,
     ChangeMemberRoleInput,
+    DeleteWorkspaceInput,
     InviteMemberInput,
     RemoveMemberInput,
     RenameWorkspaceInput,
@@ -19,6 +20,7 @@ from resolvers.workspaces.inputs import (
 from resolvers.workspaces.payloads import (
     AcceptInvitePayload,
     ChangeMemberRolePayload,
+    DeleteWorkspacePayload,
     InviteMemberPayload,
     RemoveMemberPayload,
     RenameWorkspacePayload,
@@ -28,6 +30,7 @@ from resolvers.workspaces.types import Invite, Member, Workspace
 from workflows.accounts import (
     ACCEPT_INVITE,
     CHANGE_MEMBER_ROLE,
+    DELETE_WORKSPACE,
     INVITE_MEMBER,
     REMOVE_MEMBER,
     RENAME_WORKSPACE,
@@ -130,3 +133,22 @@ class WorkspaceMutations:
             return {"workspace": Workspace.of(view)}
 
         return await as_payload(RenameWorkspacePayload, work())
+
+    @strawberry.mutation(
+        description="Delete a workspace and everything in it: documents and their originals, "
+        "collections, members, invites, runs (running ones are stopped), activity and "
+        "conversations. OWNER only; the workspace's name typed again confirms it. Cannot be "
+        "undone."
+    )
+    async def delete_workspace(
+        self, info: Info, input: Annotated[DeleteWorkspaceInput, INPUT]
+    ) -> DeleteWorkspacePayload:
+        async def work() -> dict[str, Any]:
+            deleted = await info.context.run(
+                DELETE_WORKSPACE,
+                workspace_id=decode_id(input.workspace_id, "Workspace", field="workspaceId"),
+                name=input.name,
+            )
+            return {"deleted_workspace_id": to_global_id("Workspace", deleted)}
+
+        return await as_payload(DeleteWorkspacePayload, work())

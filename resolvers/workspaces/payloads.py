@@ -48,6 +48,14 @@ class RemoveMemberPayload:
     errors: list[UserError] = strawberry.field(description=_ERRORS)
 
 
+@strawberry.type(description="Result of deleteWorkspace.")
+class DeleteWorkspacePayload:
+    deleted_workspace_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="Id of the deleted workspace."
+    )
+    errors: list[UserError] = strawberry.field(description=_ERRORS)
+
+
 @strawberry.type(description="Result of renameWorkspace.")
 class RenameWorkspacePayload:
     workspace: Workspace | None = strawberry.field(default=None, description="The workspace.")

@@ -588,6 +588,11 @@ async def test_malformed_global_id_behaves_as_a_missing_id(
         "RevokeInvite": await api.execute(
             operation("RevokeInvite"), {"input": {"inviteId": bad_id}}, token=token
         ),
+        "DeleteWorkspace": await api.execute(
+            operation("DeleteWorkspace"),
+            {"input": {"workspaceId": bad_id, "name": "X"}},
+            token=token,
+        ),
     }
 
     no_workspace = [{"code": "NOT_FOUND", "message": "No such workspace.", "field": "workspaceId"}]
@@ -601,6 +606,9 @@ async def test_malformed_global_id_behaves_as_a_missing_id(
         },
         "RemoveMember": {"data": {"removeMember": {"removedMemberId": None, "errors": no_member}}},
         "RevokeInvite": {"data": {"revokeInvite": {"invite": None, "errors": no_invite}}},
+        "DeleteWorkspace": {
+            "data": {"deleteWorkspace": {"deletedWorkspaceId": None, "errors": no_workspace}}
+        },
     }
     assert await snapshot(e2e_database) == before
 
@@ -1092,6 +1100,18 @@ async def test_every_operation_document_executes_against_the_live_server(
     async with httpx.AsyncClient(base_url=str(api.http.base_url), timeout=30) as plain:
         followed = await plain.get(link["createDownloadLink"]["url"])  # no header
     assert (followed.status_code, followed.content) == (200, b"Plain text.\n")
+
+    # The invitee deletes their own personal workspace (screen 11, OWNER only).
+    own = (await op("AppShell", {"first": 10}, token=invitee["accessToken"]))["workspaces"]
+    [personal] = [e["node"] for e in own["edges"] if e["node"]["viewerRole"] == "OWNER"]
+    gone = await op(
+        "DeleteWorkspace",
+        {"input": {"workspaceId": personal["id"], "name": personal["name"]}},
+        token=invitee["accessToken"],
+    )
+    assert gone["deleteWorkspace"]["deletedWorkspaceId"] == personal["id"]
+    own = (await op("AppShell", {"first": 10}, token=invitee["accessToken"]))["workspaces"]
+    assert personal["id"] not in [e["node"]["id"] for e in own["edges"]]
 
     signed_out = await op("SignOut", {"input": {"refreshToken": refreshed["refreshToken"]}})
     assert signed_out["signOut"]["signedOut"] is True
