@@ -323,7 +323,11 @@ class GraphQLWs:
 async def graphql_ws(url: str, token: str) -> AsyncIterator[GraphQLWs]:
     from websockets.asyncio.client import connect
 
-    async with connect(url, subprotocols=[WS_PROTOCOL], open_timeout=10) as ws:
+    # No client keepalive: a test that reads one of many sockets leaves the others' messages
+    # unread, their queues fill and their pongs wait behind them, and the client's own ping
+    # timeout would close them (a full run under load did: "timed out while closing
+    # connection"). The server's keepalive is what these tests look at.
+    async with connect(url, subprotocols=[WS_PROTOCOL], open_timeout=10, ping_interval=None) as ws:
         await ws.send(
             json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
         )
