@@ -18,7 +18,7 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, text
@@ -61,34 +61,21 @@ def media_type_of(content_type: str) -> str:
 async def lock_blob(session: AsyncSession, digest: str) -> None:
     """Serialise work on one blob until the transaction ends. SQLite: the caller took the write
     lock (`lock_for_write`), which serialises everything already."""
+    await lock_blobs(session, [digest])
+
+
+# Volatile functions of the select list run after the sort, so the locks are taken in order.
+_LOCK_BLOBS = text(
+    "SELECT pg_advisory_xact_lock(hashtext('blob:' || k)) "
+    "FROM unnest(CAST(:keys AS text[])) AS t(k) ORDER BY k"
+)
+
+
+async def lock_blobs(session: AsyncSession, digests: Sequence[str]) -> None:
+    """`lock_blob` for many blobs in one statement, in sorted order (two callers locking
+    overlapping sets cannot deadlock)."""
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"blob:{digest}"}
-        )
-
-
-async def release_unreferenced(deps: ServiceDeps, digests: Iterable[str]) -> list[str]:
-    """Delete each blob that no document references any more; the digests deleted.
-
-    Called after the transaction that removed (or failed to add) the references has ended.
-    Never raises: a blob left behind wastes space, while an error here would report a delete
-    that did happen as failed."""
-    store = blob_store(deps.settings.blob_root)
-    deleted = []
-    for digest in dict.fromkeys(digests):
-        try:
-            async with deps.db.begin() as session:
-                await lock_for_write(session)
-                await lock_blob(session, digest)
-                referenced = await session.execute(
-                    select(Document.id).where(Document.content_sha256 == digest).limit(1)
-                )
-                if referenced.first() is None:
-                    await store.delete(digest)
-                    deleted.append(digest)
-        except Exception:
-            log.warning("could not release the blob %s", digest, exc_info=True)
-    return deleted
+        await session.execute(_LOCK_BLOBS, {"keys": sorted(digests)})
 
 
 # Which of :digests some document references (the sweep's first pass, many digests at a time).
@@ -98,9 +85,40 @@ _REFERENCED = (
     .distinct()
 )
 _SWEEP_BATCH = 500
+# Blobs released per transaction: each holds its blobs' locks until it ends.
+RELEASE_BATCH = 100
 # A temporary file untouched this long is an abandoned write: a write of the largest upload
 # takes well under a second.
 ABANDONED_WRITE_SECONDS = 3600.0
+
+
+async def release_unreferenced(deps: ServiceDeps, digests: Iterable[str]) -> list[str]:
+    """Delete each blob that no document references any more; the digests deleted.
+
+    Called after the transaction that removed (or failed to add) the references has ended.
+    Works in batches of RELEASE_BATCH digests, each in one transaction holding their locks
+    (`lock_blobs`): one transaction per digest took 2.5 ms each, 11 s for a workspace of 4,270
+    originals (bench/bench_delete_workspace.py).
+    Never raises: a blob left behind wastes space (the sweep takes it later), while an error
+    here would report a delete that did happen as failed."""
+    store = blob_store(deps.settings.blob_root)
+    deleted = []
+    unique = list(dict.fromkeys(digests))
+    for start in range(0, len(unique), RELEASE_BATCH):
+        batch = sorted(unique[start : start + RELEASE_BATCH])
+        try:
+            async with deps.db.begin() as session:
+                await lock_for_write(session)
+                await lock_blobs(session, batch)
+                found = await session.execute(_REFERENCED, {"digests": batch})
+                referenced = set(found.scalars())
+                for digest in batch:
+                    if digest not in referenced:
+                        await store.delete(digest)
+                        deleted.append(digest)
+        except Exception:
+            log.warning("could not release blobs %s..", batch[0], exc_info=True)
+    return deleted
 
 
 @dataclass(frozen=True)
