@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.sql.elements import BindParameter
 
 from base.db.types import utcnow
@@ -29,25 +29,24 @@ async def models_in_use(deps: ServiceDeps) -> ModelsView:
     config = llm.LLMConfig.from_settings(settings)
     try:
         async with asyncio.timeout(config.connect_timeout_seconds):
-            offered = await llm.offered_models(config=config)
+            offered: list[tuple[str, int, datetime | None]] | None = await llm.offered_models(
+                config=config
+            )
     except Exception:  # refused, timed out, or not an Ollama API: all "not reachable"
-        return ModelsView(
-            chat_model=settings.chat_model,
-            embed_model=settings.embed_model,
-            reachable=False,
-            offered=[],
-            chat_model_offered=None,
-            embed_model_offered=None,
-        )
+        offered = None
 
-    def listed(model: str) -> bool:
+    def listed(model: str) -> bool | None:
+        if offered is None:
+            return None
         return any(llm.same_model(model, name) for name, _size, _modified in offered)
 
     return ModelsView(
         chat_model=settings.chat_model,
         embed_model=settings.embed_model,
-        reachable=True,
-        offered=[OfferedModelView(name=n, size_bytes=s, modified_at=m) for n, s, m in offered],
+        reachable=offered is not None,
+        offered=[
+            OfferedModelView(name=n, size_bytes=s, modified_at=m) for n, s, m in offered or []
+        ],
         chat_model_offered=listed(settings.chat_model),
         embed_model_offered=listed(settings.embed_model),
     )
@@ -59,15 +58,21 @@ def month_start(now: datetime) -> datetime:
 
 
 _SINCE: BindParameter[datetime] = bindparam("since")
-_MINE = (IDS, VIEWER_WORKSPACE_IDS)
+
+
+def _mine(workspace_id: Any) -> Any:
+    """`workspace_id` among the asked ids (`:ids`) and the caller's workspaces (`:viewer`)."""
+    return and_(workspace_id.in_(IDS), workspace_id.in_(VIEWER_WORKSPACE_IDS))
+
+
 _STORED = (
     select(Document.workspace_id, func.count(), func.coalesce(func.sum(Document.size_bytes), 0))
-    .where(*(Document.workspace_id.in_(ids) for ids in _MINE))
+    .where(_mine(Document.workspace_id))
     .group_by(Document.workspace_id)
 )
 _RUNS = (
     select(Run.workspace_id, func.count())
-    .where(*(Run.workspace_id.in_(ids) for ids in _MINE), Run.created_at >= _SINCE)
+    .where(_mine(Run.workspace_id), Run.created_at >= _SINCE)
     .group_by(Run.workspace_id)
 )
 
@@ -82,7 +87,7 @@ def _tokens(key: str) -> Any:
 _TOKENS = (
     select(Run.workspace_id, _tokens("prompt_tokens"), _tokens("completion_tokens"))
     .join(RunStep, RunStep.run_id == Run.id)
-    .where(*(Run.workspace_id.in_(ids) for ids in _MINE), RunStep.finished_at >= _SINCE)
+    .where(_mine(Run.workspace_id), RunStep.finished_at >= _SINCE)
     .group_by(Run.workspace_id)
 )
 
