@@ -224,6 +224,13 @@ class Settings(BaseSettings):
     extraction_memory_mb: int = Field(
         default=1024, ge=64, le=16_384, description="Address space a parser may use."
     )
+    upload_pdf_check_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="An upload opens each PDF in the isolated parser (password, structure) "
+        "within this time, or refuses it with EXTRACTION_TIMEOUT.",
+    )
     upload_max_files: int = Field(
         default=20, ge=1, le=1000, description="Files one upload request may carry (screen 6)."
     )

@@ -13,6 +13,11 @@ measures, interleaved within every iteration:
 Language detection is left out of both: it runs in the calling process either way. It prints
 p50 / p95 per path and the isolation's extra time per file (p50 of isolated minus p50 of
 in-process), and chunking's time for the same text.
+
+Then, for the PDFs, what an upload adds per PDF before storing it (ADR 0035): type detection
+(`detect_type`, in-process, what every upload did before) and the open check
+(`check_pdf_isolated`: a fresh child that opens the PDF and counts its pages), against the
+isolated extraction of the same file measured in the same loop.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from services.extraction import (  # noqa: E402
     DEFAULT_MEMORY_MB,
     DEFAULT_TIMEOUT_S,
     Extracted,
+    check_pdf_isolated,
+    detect_type,
     parse,
     run_child,
 )
@@ -88,6 +95,40 @@ async def main() -> None:
             f"| {percentile(b, 50, scale=ms):.1f} / {percentile(b, 95, scale=ms):.1f} "
             f"| {percentile(b, 50, scale=ms) - percentile(a, 50, scale=ms):.1f} "
             f"| {chunk_ms:.1f} |"
+        )
+
+    print()
+    print(
+        "| PDF | detect_type p50 ms | open check p50 / p95 ms | isolated extraction p50 ms "
+        "| check / extraction |"
+    )
+    for path, hint in FILES:
+        if not hint.endswith(".pdf"):
+            continue
+        data = read(path)
+
+        async def detect(data: bytes = data, hint: str = hint) -> str:
+            return detect_type(data, hint)
+
+        async def check(data: bytes = data) -> int:
+            return await check_pdf_isolated(
+                data, timeout_s=DEFAULT_TIMEOUT_S, memory_mb=DEFAULT_MEMORY_MB
+            )
+
+        async def extraction(data: bytes = data, hint: str = hint) -> Extracted:
+            reply = await run_child(CHILD_MODULE, data, hint, DEFAULT_TIMEOUT_S, DEFAULT_MEMORY_MB)
+            return Extracted.from_json(reply)
+
+        samples = await measure(
+            {"detect": detect, "check": check, "extraction": extraction},
+            args.iterations,
+            args.warmup,
+        )
+        ms = 1e6
+        d, c, e = (percentile(samples[k], 50, scale=ms) for k in ("detect", "check", "extraction"))
+        print(
+            f"| {Path(path).name} | {d:.2f} | {c:.1f} / "
+            f"{percentile(samples['check'], 95, scale=ms):.1f} | {e:.1f} | {c / e:.2f} |"
         )
 
 

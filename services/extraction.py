@@ -50,6 +50,7 @@ ERROR_CODES = {
 }
 
 CHILD_MODULE = "services.extraction_child"
+PDF_CHECK_MODULE = "services.pdf_check_child"
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MEMORY_MB = 1024
 MAX_TITLE = 200
@@ -605,16 +606,25 @@ def _markdown_inline(children: list[Token], builder: _TextBuilder) -> None:
 # --- PDF -------------------------------------------------------------------------------------
 
 
-def _pdf_text(data: bytes) -> tuple[str, str | None, list[Heading], tuple[int, ...]]:
+def open_pdf(data: bytes) -> Any:
+    """The PDF opened by PDFium (a `PdfDocument` the caller closes). Raises PDF_ENCRYPTED when it
+    needs a password (one with an empty user password, or an owner password only, opens) and
+    PDF_BROKEN when PDFium cannot read its structure even after rebuilding it."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
     try:
-        document = pdfium.PdfDocument(data)
+        return pdfium.PdfDocument(data)
     except pdfium.PdfiumError as exc:
         if getattr(exc, "err_code", None) == pdfium_c.FPDF_ERR_PASSWORD:
             raise fail("PDF_ENCRYPTED") from exc
         raise fail("PDF_BROKEN", f"({exc})") from exc
+
+
+def _pdf_text(data: bytes) -> tuple[str, str | None, list[Heading], tuple[int, ...]]:
+    import pypdfium2 as pdfium
+
+    document = open_pdf(data)
     try:
         pages: list[str] = []
         offsets: list[int] = []
@@ -842,6 +852,15 @@ async def extract_isolated(
     extracted = Extracted.from_json(result)
     language = await asyncio.to_thread(detect_language, extracted.text)
     return replace(extracted, language=language)
+
+
+async def check_pdf_isolated(data: bytes, *, timeout_s: float, memory_mb: int) -> int:
+    """Open a PDF in an isolated child (as `extract_isolated` parses it) and return its page
+    count, so that an upload refuses, before storing anything, what its run would fail on at
+    once: a PDF that needs a password (PDF_ENCRYPTED) or whose structure PDFium cannot read
+    (PDF_BROKEN). Pages are not loaded: a page that does not load still fails at EXTRACTING."""
+    result = await run_child(PDF_CHECK_MODULE, data, None, timeout_s, memory_mb)
+    return int(result["pages"])
 
 
 async def run_child(

@@ -38,13 +38,14 @@ from base.models.documents import (
     FieldSource,
 )
 from base.models.runs import Run, RunStatus, SubjectType
+from base.settings import Settings
 from services import runs
 from services.access import member_workspace_ids, require_role
 from services.blobs import blob_store, sha256_of
 from services.collections import collection_not_found
 from services.deps import ServiceDeps
 from services.documents import record_sources
-from services.extraction import detect_type
+from services.extraction import check_pdf_isolated, detect_type
 from services.ingestion import INGEST_DOCUMENT, queue_ingestion
 from services.originals import MEDIA_TYPES, base_name, lock_blob, release_after
 from services.run_log import Outbox
@@ -278,6 +279,8 @@ async def upload_documents(
             name = clean_file_name(raw_name, field=where)
             data = await _read_capped(source, settings.upload_max_file_bytes, field=where)
             kind = await _detect(data, name, field=where)
+            if kind == "pdf":
+                await _check_pdf(settings, data, field=where)
             new = _NewDocument(title_from(name), name, MEDIA_TYPES[kind], data, FieldSource.FILE)
             document, run = await _store(deps, outbox, user_id, collection_id, new, field=where)
             outcomes.append(UploadedFile(index, name, document=document, run=run))
@@ -303,6 +306,19 @@ async def _detect(data: bytes, name: str | None, *, field: str) -> str:
     takes a quarter of a second per file, which would hold every other request."""
     try:
         return await asyncio.to_thread(detect_type, data, name)
+    except DomainError as error:
+        raise _file_error(field, error.code, error.message) from None
+
+
+async def _check_pdf(settings: Settings, data: bytes, *, field: str) -> None:
+    """A PDF is opened in the isolated parser before it is stored, so that one needing a
+    password or too damaged to open is refused with nothing written (ADR 0035)."""
+    try:
+        await check_pdf_isolated(
+            data,
+            timeout_s=settings.upload_pdf_check_seconds,
+            memory_mb=settings.extraction_memory_mb,
+        )
     except DomainError as error:
         raise _file_error(field, error.code, error.message) from None
 

@@ -107,7 +107,23 @@ class ErrorCode(enum.Enum):
         "UNDECODABLE_TEXT", description="The text is in no character encoding that was recognised."
     )
     PDF_BROKEN = strawberry.enum_value(
-        "PDF_BROKEN", description="The PDF is cut short: it ends before its end-of-file marker."
+        "PDF_BROKEN",
+        description="The PDF is cut short (it ends before its end-of-file marker) or too damaged "
+        "to open.",
+    )
+    PDF_ENCRYPTED = strawberry.enum_value(
+        "PDF_ENCRYPTED", description="The PDF cannot be opened without a password."
+    )
+    EXTRACTION_TIMEOUT = strawberry.enum_value(
+        "EXTRACTION_TIMEOUT",
+        description="The isolated parser took longer than allowed to open the file.",
+    )
+    EXTRACTION_TOO_LARGE = strawberry.enum_value(
+        "EXTRACTION_TOO_LARGE",
+        description="The isolated parser needed more memory than allowed to open the file.",
+    )
+    EXTRACTION_FAILED = strawberry.enum_value(
+        "EXTRACTION_FAILED", description="The isolated parser stopped while opening the file."
     )
     INVALID_FILE_NAME = strawberry.enum_value(
         "INVALID_FILE_NAME", description="The file has no usable name."

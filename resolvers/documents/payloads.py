@@ -77,9 +77,10 @@ class UploadedFile:
         default=None,
         description="Why it was refused (nothing of it was kept): INVALID_FILE_NAME, "
         "NOT_A_FILE, FILE_TOO_LARGE, EMPTY_FILE, UNSUPPORTED_TYPE, UNDECODABLE_TEXT, "
-        "PDF_BROKEN (cut short) or DUPLICATE_DOCUMENT; `field` is `files.<index>`. A PDF that "
-        "needs a password is accepted and its run fails with PDF_ENCRYPTED: only the isolated "
-        "parser opens PDFs.",
+        "PDF_BROKEN (cut short, or too damaged to open), PDF_ENCRYPTED (needs a password), "
+        "EXTRACTION_TIMEOUT, EXTRACTION_TOO_LARGE, EXTRACTION_FAILED (the isolated parser "
+        "could not open it) or DUPLICATE_DOCUMENT; `field` is `files.<index>`. A PDF is opened "
+        "before it is stored; a page that does not load still fails its run at EXTRACTING.",
     )
     duplicate_of: Document | None = strawberry.field(
         default=None,

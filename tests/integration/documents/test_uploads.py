@@ -21,7 +21,7 @@ from base.models.documents import Document, DocumentField, DocumentFieldSource
 from base.models.runs import Run
 from tests.integration.documents.test_collections import _team
 from tests.support.app_fixtures import blob_files
-from tests.support.corpus import BZIP2_PDF, POSTGRES_README_MD, VENV_HTML, read
+from tests.support.corpus import BZIP2_PDF, POSTGRES_README_MD, VENV_HTML, encrypted, read
 from tests.support.graphql import GraphQLClient, operation, uuid_of
 from tests.support.seed import global_id
 from tests.support.uploads import corpus_file, post_upload, upload
@@ -102,6 +102,9 @@ async def test_a_mixed_batch_gets_one_outcome_per_file(
         pdf,
         ("venv copy.html", html[1]),  # the same content again
         ("../../etc/passwd", b"root:x:0:0:root:/root:/bin/bash\n"),
+        # Opened by the isolated parser before anything is stored (ADR 0035).
+        ("locked.pdf", encrypted(pdf[1], user_password="secret")),
+        ("damaged.pdf", pdf[1][: len(pdf[1]) // 2] + b"\n%%EOF\n"),
     ]
     async with await _http(any_db_app) as http:
         payload = await upload(http, collection, files, token=editor)
@@ -115,6 +118,8 @@ async def test_a_mixed_batch_gets_one_outcome_per_file(
         (4, "manual.pdf"),
         (5, "venv copy.html"),
         (6, "../../etc/passwd"),
+        (7, "locked.pdf"),
+        (8, "damaged.pdf"),
     ]
     made = {f["index"]: f["document"] for f in outcomes if f["document"]}
     assert sorted(made) == [0, 2, 4, 6]
@@ -144,6 +149,17 @@ async def test_a_mixed_batch_gets_one_outcome_per_file(
             "code": "DUPLICATE_DOCUMENT",
             "message": "The collection already holds this content as “venv”.",
             "field": "files.5",
+        },
+        7: {
+            "code": "PDF_ENCRYPTED",
+            "message": "The PDF is protected by a password.",
+            "field": "files.7",
+        },
+        8: {
+            "code": "PDF_BROKEN",
+            "message": "The PDF is damaged or incomplete. "
+            "(Failed to load document (PDFium: Data format error).)",
+            "field": "files.8",
         },
     }
     assert outcomes[5]["duplicateOf"] == {"id": made[0]["id"], "title": "venv"}

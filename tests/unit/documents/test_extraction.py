@@ -12,6 +12,7 @@ from services.extraction import (
     ERROR_CODES,
     Extracted,
     Heading,
+    check_pdf_isolated,
     decode_text,
     detect_type,
     extract,
@@ -414,6 +415,39 @@ async def test_isolated_errors_keep_their_codes() -> None:
             await extract_isolated(data, "upload.pdf")
         assert caught.value.code == code
         assert caught.value.field == "file"
+
+
+async def test_the_upload_check_opens_a_pdf_in_the_child() -> None:
+    """What an upload refuses before storing a PDF, and what it lets through to its run."""
+    pdf = corpus.read(corpus.BZIP2_PDF)
+    limits = {"timeout_s": 10.0, "memory_mb": 1024}
+    assert await check_pdf_isolated(pdf, **limits) == 38
+    assert await check_pdf_isolated(corpus.read(corpus.MIME_SPEC_PDF), **limits) == 17
+    # An owner password only (permissions): it opens, and extracts, without a password.
+    assert await check_pdf_isolated(corpus.encrypted(pdf, user_password=""), **limits) == 38
+    damaged = pdf[: len(pdf) // 2] + b"\n%%EOF\n"  # ends well, but half its objects are gone
+    for data, code, message in [
+        (
+            corpus.encrypted(pdf, user_password="secret"),
+            "PDF_ENCRYPTED",
+            "The PDF is protected by a password.",
+        ),
+        (
+            damaged,
+            "PDF_BROKEN",
+            "The PDF is damaged or incomplete. (Failed to load document (PDFium: Data format "
+            "error).)",
+        ),
+    ]:
+        with pytest.raises(Invalid) as caught:
+            await check_pdf_isolated(data, **limits)
+        assert (caught.value.code, caught.value.message, caught.value.field) == (
+            code,
+            message,
+            "file",
+        )
+    # A bomb opens (its pages are not loaded here): its run fails at EXTRACTING instead.
+    assert await check_pdf_isolated(corpus.pdf_bomb(), **limits) == 1
 
 
 @pytest.mark.slow

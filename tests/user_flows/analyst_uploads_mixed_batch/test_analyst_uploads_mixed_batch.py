@@ -26,6 +26,7 @@ from tests.support.corpus import (
     POSTGRES_README_MD,
     VENV_HTML,
     encrypted,
+    pdf_with_content,
 )
 from tests.support.graphql import GraphQLClient
 from tests.support.ingest_server import check_rows
@@ -63,15 +64,16 @@ async def test_analyst_uploads_a_mixed_batch_and_watches_each_file(
     )
     collection = created["createCollection"]["collection"]["id"]
 
-    # Step 2 — Erin drops eight files.
+    # Step 2 — Erin drops nine files.
     venv, controlflow, json_page = (
         corpus_file(p) for p in (VENV_HTML, CONTROLFLOW_HTML, JSON_HTML)
     )
     spec, readme = corpus_file(MIME_SPEC_PDF), corpus_file(POSTGRES_README_MD)
     manual = corpus_file(BZIP2_PDF)
+    scan = ("scan.pdf", pdf_with_content(b"0 0 m 100 100 l 300 50 l S"))  # lines, no text
     locked = ("manual-locked.pdf", encrypted(manual[1], user_password="open sesame"))
     cut = ("manual-part.pdf", manual[1][: len(manual[1]) // 3])
-    files = [venv, controlflow, json_page, spec, readme, locked, cut, venv]
+    files = [venv, controlflow, json_page, spec, readme, scan, locked, cut, venv]
     payload = await upload(http, collection, files, token=erin.token)
     assert payload["errors"] == []
     outcomes = payload["files"]
@@ -82,32 +84,44 @@ async def test_analyst_uploads_a_mixed_batch_and_watches_each_file(
         ("json", "QUEUED", "text/html"),
         ("shared-mime-info-spec", "QUEUED", "application/pdf"),
         ("README", "QUEUED", "text/markdown"),
-        ("manual-locked", "QUEUED", "application/pdf"),
+        ("scan", "QUEUED", "application/pdf"),
     ]
     assert [(o["run"]["workflow"], o["error"]) for o in outcomes[:6]] == [
         ("ingest_document", None)
     ] * 6
     assert outcomes[6] == {
         "index": 6,
-        "fileName": "manual-part.pdf",
+        "fileName": "manual-locked.pdf",
         "document": None,
         "run": None,
         "error": {
-            "code": "PDF_BROKEN",
-            "message": "The PDF is damaged or incomplete. (it ends before its end-of-file marker)",
+            "code": "PDF_ENCRYPTED",
+            "message": "The PDF is protected by a password.",
             "field": "files.6",
         },
         "duplicateOf": None,
     }
     assert outcomes[7] == {
         "index": 7,
+        "fileName": "manual-part.pdf",
+        "document": None,
+        "run": None,
+        "error": {
+            "code": "PDF_BROKEN",
+            "message": "The PDF is damaged or incomplete. (it ends before its end-of-file marker)",
+            "field": "files.7",
+        },
+        "duplicateOf": None,
+    }
+    assert outcomes[8] == {
+        "index": 8,
         "fileName": "venv.html",
         "document": None,
         "run": None,
         "error": {
             "code": "DUPLICATE_DOCUMENT",
             "message": "The collection already holds this content as “venv”.",
-            "field": "files.7",
+            "field": "files.8",
         },
         "duplicateOf": {"id": documents[0]["id"], "title": "venv"},
     }
@@ -125,13 +139,13 @@ async def test_analyst_uploads_a_mixed_batch_and_watches_each_file(
         ), finals[good]
     assert finals[ids[5]] == {
         "documentId": ids[5],
-        "fileName": "manual-locked.pdf",
+        "fileName": "scan.pdf",
         "status": "FAILED",
         "stage": "EXTRACTING",
         "percent": 0,
         "runId": outcomes[5]["run"]["id"],
-        "errorCode": "PDF_ENCRYPTED",
-        "errorMessage": "The PDF is protected by a password.",
+        "errorCode": "NO_TEXT",
+        "errorMessage": "The document contains no text.",
         "done": True,
     }
     # Live rows came between the first and the last (the stages were seen moving).
