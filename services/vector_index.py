@@ -95,19 +95,29 @@ class WorkspaceVectors:
     """One workspace's vectors of one model, in `seq` order: row i is chunk `chunk_ids[i]` of
     document `doc_ids[row_docs[i]]`. Rows are appended into spare capacity or into new arrays,
     and removed by building new arrays, so a scan holding the arrays of a moment is never
-    changed under it."""
+    changed under it.
+
+    The vectors are stored one dimension per row (`columns`, dimension x capacity): the scan's
+    product then streams each dimension's values contiguously, which OpenBLAS does 1.9x faster
+    than one dot product per stored vector (3.8 against 7.3 ms for 50,000 x 384 on one thread,
+    ADR 0061). `matrix` is the same memory seen one vector per row."""
 
     def __init__(self, dimension: int) -> None:
         self.dimension = dimension
         self.count = 0
         self.state = IndexState(0, 0)
-        self.matrix: Floats = np.empty((0, dimension), np.float32)
+        self.columns: Floats = np.empty((dimension, 0), np.float32)
         self.seqs: Ints = np.empty(0, np.int64)
         self.row_docs: npt.NDArray[np.int32] = np.empty(0, np.int32)
         self.chunk_ids: npt.NDArray[np.uint8] = np.empty((0, 16), np.uint8)
         self.doc_ids: list[uuid.UUID] = []
         self.doc_index: dict[uuid.UUID, int] = {}
         self._centroids: tuple[int, Floats, Mask] | None = None
+
+    @property
+    def matrix(self) -> Floats:
+        """Row i is vector i (a view of `columns`, not a copy)."""
+        return self.columns.T
 
     @property
     def nbytes(self) -> int:
@@ -119,15 +129,15 @@ class WorkspaceVectors:
 
     def _grow(self, needed: int) -> None:
         capacity = needed if self.count == 0 else max(needed, int(len(self.seqs) * 1.5) + 64)
-        matrix = np.empty((capacity, self.dimension), np.float32)
-        matrix[: self.count] = self.matrix[: self.count]
+        columns = np.empty((self.dimension, capacity), np.float32)
+        columns[:, : self.count] = self.columns[:, : self.count]
         seqs = np.empty(capacity, np.int64)
         seqs[: self.count] = self.seqs[: self.count]
         row_docs = np.empty(capacity, np.int32)
         row_docs[: self.count] = self.row_docs[: self.count]
         chunk_ids = np.empty((capacity, 16), np.uint8)
         chunk_ids[: self.count] = self.chunk_ids[: self.count]
-        self.matrix, self.seqs, self.row_docs, self.chunk_ids = matrix, seqs, row_docs, chunk_ids
+        self.columns, self.seqs, self.row_docs, self.chunk_ids = columns, seqs, row_docs, chunk_ids
 
     def reserve(self, rows: int) -> None:
         """Room for `rows` rows in all (the first load knows how many are coming)."""
@@ -147,7 +157,7 @@ class WorkspaceVectors:
         if self.count + n > len(self.seqs):
             self._grow(self.count + n)
         end = self.count + n
-        self.matrix[self.count : end] = normalised(vectors)
+        self.columns[:, self.count : end] = normalised(vectors).T
         self.seqs[self.count : end] = seqs
         self.row_docs[self.count : end] = [self._doc(d) for d in document_ids]
         self.chunk_ids[self.count : end] = np.frombuffer(
@@ -172,7 +182,7 @@ class WorkspaceVectors:
             old_docs = self.doc_ids
             self.doc_ids, self.doc_index = [], {}
             docs = [self._doc(old_docs[i]) for i in self.row_docs[rows]]
-            self.matrix = self.matrix[rows].copy()
+            self.columns = np.ascontiguousarray(self.columns[:, rows])
             self.seqs = self.seqs[rows].copy()
             self.row_docs = np.asarray(docs, np.int32)
             self.chunk_ids = self.chunk_ids[rows].copy()

@@ -103,6 +103,27 @@ def test_rows_added_later_and_rows_kept():
     assert set(vectors.doc_ids) == {DOCS[0], DOCS[1], DOCS[3]}
 
 
+def test_vectors_are_stored_one_dimension_per_row_after_every_change():
+    """The scan's speed depends on the layout (ADR 0061): each dimension's values contiguous,
+    and `matrix` a view of the same memory, through growth, appends and removals."""
+    vectors, matrix, _, _ = _vectors(100)
+
+    def check(expected: np.ndarray) -> None:
+        assert vectors.columns.flags.c_contiguous
+        assert vectors.columns.shape[0] == 8 and vectors.columns.shape[1] >= vectors.count
+        assert np.shares_memory(vectors.matrix, vectors.columns)
+        np.testing.assert_allclose(vectors.matrix[: vectors.count], expected, rtol=1e-6)
+
+    check(matrix)
+    extra = np.random.default_rng(3).standard_normal((500, 8)).astype(np.float32)
+    vectors.append(
+        list(range(101, 601)), [uuid.uuid4() for _ in range(500)], [DOCS[1]] * 500, extra
+    )
+    check(np.vstack([matrix, normalised(extra)]))
+    vectors.keep(np.arange(2, 601, 2, dtype=np.int64))
+    check(np.vstack([matrix, normalised(extra)])[1::2])
+
+
 def test_centroids_are_normalised_means_per_document():
     vectors = WorkspaceVectors(2)
     a, b = uuid.uuid4(), uuid.uuid4()
