@@ -219,7 +219,8 @@ class WorkspaceVectors:
             starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
             sums[ordered[starts]] = np.add.reduceat(self.matrix[order], starts, axis=0)
             present[ordered[starts]] = True
-        result = normalised(sums)
+        # One dimension per row, as the vectors: each is scored against all of them.
+        result = np.asfortranarray(normalised(sums))
         self._centroids = (self.count, result, present)
         return result, present
 
@@ -562,4 +563,4 @@ async def stream_centroids(
         np.add.at(sums, docs, normalised(_decode(rows, dimension)))
     if sums is None:
         return [], np.empty((0, 0), np.float32)
-    return list(index), normalised(sums[: len(index)])
+    return list(index), np.asfortranarray(normalised(sums[: len(index)]))

@@ -122,6 +122,8 @@ def test_vectors_are_stored_one_dimension_per_row_after_every_change():
     check(np.vstack([matrix, normalised(extra)]))
     vectors.keep(np.arange(2, 601, 2, dtype=np.int64))
     check(np.vstack([matrix, normalised(extra)])[1::2])
+    centroids, _ = vectors.centroids()  # scored against each other for related documents
+    assert centroids.flags.f_contiguous and centroids.shape == (5, 8)  # DOCS 1, 3, 5, 7, 9
 
 
 def test_centroids_are_normalised_means_per_document():
