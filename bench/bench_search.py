@@ -4,7 +4,7 @@ measured separately; the vector cache's memory and load time; float16 against fl
 
     uv run --frozen python bench/bench_search.py [--full] [--documents N]
         [--chunks-per-document 5] [--db sqlite|postgres|both] [--ollama-host URL] [--queries 65]
-        [--rounds 2] [--plain-fields-cpu] [--profile MODE] [--no-timing]
+        [--rounds 2] [--plain-fields-cpu] [--scan-thread] [--profile MODE] [--no-timing]
 
 Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the recorded figures:
 10,000 documents on SQLite and PostgreSQL.
@@ -274,6 +274,30 @@ async def compare_plain_fields(app: Any, queries: list[str], rounds: int = 4) ->
         )
 
 
+async def compare_scan_thread(app: Any, queries: list[str], rounds: int = 3) -> None:
+    """Concurrency 8 with the scan's product on its thread (ADR 0109) and, alternating in
+    rounds, on the event loop: p50 / p95 and the CPU of the loop's thread per search (the
+    in-process benchmark's one event loop is the API process's)."""
+    print(f"  the scan's product off the loop or on it, concurrency 8, {rounds} rounds:")
+    threshold = vector_index.OFF_LOOP_ROWS
+    try:
+        for round_ in range(rounds):
+            for where, rows in (("thread", threshold), ("loop", sys.maxsize)):
+                vector_index.OFF_LOOP_ROWS = rows
+                for mode in ("SEMANTIC", "HYBRID", "KEYWORD"):
+                    await timed(app, queries[:8], mode, False, 1, 1)  # warm
+                    began = time.thread_time()
+                    times = await timed(app, queries, mode, False, 8, 2)
+                    loop_cpu = (time.thread_time() - began) / len(times) * 1e3
+                    print(
+                        f"    round {round_} {where:<6} {mode:<9} {fmt(times)}  "
+                        f"loop CPU {loop_cpu:5.2f} ms",
+                        flush=True,
+                    )
+    finally:
+        vector_index.OFF_LOOP_ROWS = threshold
+
+
 async def profile_searches(app: Any, queries: list[str], mode: str, dump: Path | None) -> None:
     """cProfile of the queries searched once each in `mode`, at concurrency 1, unfiltered."""
     import cProfile
@@ -429,6 +453,8 @@ async def run_database(
         )
         if args.plain_fields_cpu:
             await compare_plain_fields(app, queries)
+        if args.scan_thread:
+            await compare_scan_thread(app, queries)
         for mode in args.profile:
             await profile_searches(app, queries, mode, args.profile_dump)
         if not args.timing:
@@ -491,6 +517,11 @@ def main() -> None:
         default=[],
         choices=("KEYWORD", "SEMANTIC", "HYBRID"),
         help="cProfile the queries in this mode (repeatable)",
+    )
+    parser.add_argument(
+        "--scan-thread",
+        action="store_true",
+        help="the scan's product on its thread against the event loop, alternating (ADR 0109)",
     )
     parser.add_argument("--profile-dump", type=Path, help="with --profile: the raw profile here")
     parser.add_argument(

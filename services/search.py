@@ -225,7 +225,7 @@ async def semantic_hits(
     allowed = None
     if documents is not None:
         allowed = vectors.allowed_rows(set((await session.execute(documents)).scalars()))
-    return vector_index.scan(
+    return await vector_index.scan(
         vectors, query, allowed=allowed, limit=limit, per_document=per_document
     )
 

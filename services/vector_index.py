@@ -33,6 +33,7 @@ import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,7 +64,8 @@ def limit_scan_threads(threads: int) -> None:
     Called once when an API process or a worker starts. OpenBLAS keeps its extra threads
     spinning after each product: with two threads a 50,000-passage scan took 3.1 ms instead of
     6.3 but cost 11.7 ms of CPU instead of 6.2, taken from the process's other requests and from
-    the database on the same cores (ADR 0079). Processes, not threads, scale the scans."""
+    the database on the same cores (ADR 0079). Processes, not threads, scale the scans; the
+    product runs off the event loop on one thread of its own (ADR 0109)."""
     threadpool_limits(limits=threads, user_api="blas")
 
 
@@ -254,7 +256,15 @@ def best_row_per_document(scores: Floats, row_docs: npt.NDArray[np.int32], limit
         take = min(n, take * 4)
 
 
-def scan(
+# The scan's product runs on this thread when the matrix has at least OFF_LOOP_ROWS rows. numpy
+# releases the GIL for it, so the event loop serves other requests on the other core meanwhile;
+# below that the hand-over costs more than the product (ADR 0109). One thread: a process's
+# products still run one at a time, as its one BLAS thread does (ADR 0079).
+_PRODUCTS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vector-scan")
+OFF_LOOP_ROWS = 4096
+
+
+async def scan(
     vectors: WorkspaceVectors,
     query: Floats,
     *,
@@ -265,10 +275,18 @@ def scan(
     """The `limit` best passages (or the best passage of each of the `limit` best documents)
     among the allowed rows."""
     count = vectors.count
-    matrix, row_docs = vectors.matrix[:count], vectors.row_docs[:count]
     if count == 0 or limit <= 0:
         return []
-    scores: Floats = matrix @ query
+    # The arrays of this moment: appends write past `count` and removals build new arrays, so
+    # a refresh by another request while the product runs changes none of them.
+    matrix, row_docs = vectors.matrix[:count], vectors.row_docs[:count]
+    chunk_ids, doc_ids = vectors.chunk_ids, vectors.doc_ids
+    scores: Floats
+    if count >= OFF_LOOP_ROWS:
+        loop = asyncio.get_running_loop()
+        scores = await loop.run_in_executor(_PRODUCTS, np.matmul, matrix, query)
+    else:
+        scores = matrix @ query
     if allowed is not None:
         scores = np.where(allowed, scores, np.float32(-np.inf))
     rows = (
@@ -276,11 +294,11 @@ def scan(
     )
     return [
         VectorHit(
-            chunk_id=vectors.chunk_id(int(r)),
-            document_id=vectors.doc_ids[int(row_docs[r])],
-            cosine=float(scores[r]),
+            chunk_id=uuid.UUID(bytes=chunk_ids[row].tobytes()),
+            document_id=doc_ids[row_docs[row]],
+            cosine=cosine,
         )
-        for r in rows
+        for row, cosine in zip(rows.tolist(), scores[rows].tolist(), strict=True)
     ]
 
 

@@ -1,13 +1,16 @@
 """The in-memory side of semantic search: exact scan, masks inside it, per-document collapse,
 incremental rows and centroids."""
 
+import asyncio
 import os
+import threading
 import uuid
 
 import numpy as np
 import pytest
 
 from services.vector_index import (
+    OFF_LOOP_ROWS,
     WorkspaceVectors,
     best_row_per_document,
     limit_scan_threads,
@@ -37,36 +40,36 @@ def test_top_rows_are_the_highest_finite_scores_best_first():
     assert top_rows(scores, 0).tolist() == []
 
 
-def test_the_scan_is_exact():
+async def test_the_scan_is_exact():
     vectors, matrix, chunk_ids, _ = _vectors(500)
     query = normalised(np.arange(8, dtype=np.float32))
-    hits = scan(vectors, query, allowed=None, limit=20, per_document=False)
+    hits = await scan(vectors, query, allowed=None, limit=20, per_document=False)
     exact = np.argsort(-(matrix @ query), kind="stable")[:20]
     assert [h.chunk_id for h in hits] == [chunk_ids[i] for i in exact]
     assert [h.cosine for h in hits] == pytest.approx([float(matrix[i] @ query) for i in exact])
 
 
-def test_a_mask_filters_inside_the_scan_not_after_it():
+async def test_a_mask_filters_inside_the_scan_not_after_it():
     vectors, matrix, chunk_ids, document_ids = _vectors(500)
     query = normalised(np.arange(8, dtype=np.float32))
     allowed_doc = DOCS[3]
     allowed = vectors.allowed_rows({allowed_doc, uuid.uuid4()})
-    hits = scan(vectors, query, allowed=allowed, limit=5, per_document=False)
+    hits = await scan(vectors, query, allowed=allowed, limit=5, per_document=False)
     # Five hits of the allowed document, although most of the 500 rows score higher.
     rows = [i for i, d in enumerate(document_ids) if d == allowed_doc]
     best = sorted(rows, key=lambda i: -float(matrix[i] @ query))[:5]
     assert [h.chunk_id for h in hits] == [chunk_ids[i] for i in best]
     assert {h.document_id for h in hits} == {allowed_doc}
-    unfiltered = scan(vectors, query, allowed=None, limit=5, per_document=False)
+    unfiltered = await scan(vectors, query, allowed=None, limit=5, per_document=False)
     assert {h.document_id for h in unfiltered} != {allowed_doc}
     nothing = vectors.allowed_rows(set())
-    assert scan(vectors, query, allowed=nothing, limit=5, per_document=False) == []
+    assert await scan(vectors, query, allowed=nothing, limit=5, per_document=False) == []
 
 
-def test_per_document_each_document_once_with_its_best_passage():
+async def test_per_document_each_document_once_with_its_best_passage():
     vectors, matrix, chunk_ids, document_ids = _vectors(500)
     query = normalised(np.ones(8, np.float32))
-    hits = scan(vectors, query, allowed=None, limit=4, per_document=True)
+    hits = await scan(vectors, query, allowed=None, limit=4, per_document=True)
     scores = matrix @ query
     best = {}
     for i, d in enumerate(document_ids):
@@ -75,6 +78,28 @@ def test_per_document_each_document_once_with_its_best_passage():
     expected = sorted(best.values(), key=lambda i: -scores[i])[:4]
     assert [h.chunk_id for h in hits] == [chunk_ids[i] for i in expected]
     assert len({h.document_id for h in hits}) == 4
+
+
+async def test_a_large_scan_multiplies_off_the_loop_on_the_arrays_of_its_start():
+    """At OFF_LOOP_ROWS rows the product runs on the scan thread while the loop goes on; rows
+    removed and added by another request meanwhile change nothing the scan returns."""
+    rows = OFF_LOOP_ROWS + 100
+    vectors, matrix, chunk_ids, _ = _vectors(rows, dimension=32)
+    query = normalised(np.arange(32, dtype=np.float32))
+    exact = np.argsort(-(matrix @ query), kind="stable")[:10]
+
+    async def change_meanwhile() -> None:
+        vectors.keep(np.arange(1, 11, dtype=np.int64))  # all but ten rows removed
+        vectors.append([rows + 1], [uuid.uuid4()], [DOCS[0]], query[np.newaxis, :])
+
+    changed = asyncio.ensure_future(change_meanwhile())
+    hits = await scan(vectors, query, allowed=None, limit=10, per_document=False)
+    assert changed.done() and vectors.count == 11  # it ran while the scan awaited its product
+    assert [h.chunk_id for h in hits] == [chunk_ids[i] for i in exact]
+    assert [h.cosine for h in hits] == pytest.approx([float(matrix[i] @ query) for i in exact])
+    assert "vector-scan_0" in {t.name for t in threading.enumerate()}
+    again = await scan(vectors, query, allowed=None, limit=1, per_document=False)
+    assert again[0].cosine == pytest.approx(1.0)  # the next scan sees the change (on the loop)
 
 
 def test_per_document_looks_deeper_when_one_document_holds_the_top_rows():
