@@ -4,7 +4,7 @@ hand-written SQL query, in the same run.
 
     uv run --frozen python bench/bench_documents.py [--full] [--documents N] [--requests N]
         [--db sqlite|postgres|both] [--concurrency 1,8] [--statements] [--profile N]
-        [--no-timing]
+        [--plain-fields-cpu N] [--together-cpu N] [--no-timing]
 
 A script, not a test: it prints figures and asserts nothing about time. By default a quick run
 (2,000 documents, 80 timed requests per path and concurrency: what `make bench` does); `--full`
@@ -110,6 +110,9 @@ from base.settings import Settings  # noqa: E402
 from bench.common import (  # noqa: E402
     add_size_flag,
     apply_sizes,
+    calls_run_alone,
+    counted_executions,
+    cpu_against,
     percentile,
     plain_fields_cpu,
     print_profile_stats,
@@ -1405,6 +1408,29 @@ async def print_plain_fields_cpu(
             )
 
 
+async def print_together_cpu(
+    settings: Settings, seeded: Seeded, requests: int, rounds: int = 4
+) -> None:
+    """CPU per request of each screen through the app in this process, with the reads that
+    fire together run as one workflow (ADR 0110) and, alternating in rounds, each as a workflow
+    of its own; and the workflow executions per request of each."""
+    async with screens_in_process(settings, seeded, requests) as (app, runs):
+        runtime = app.state.runner.runtime
+        print(f"\n  CPU per request in this process, median of {rounds} rounds of {requests}:")
+        for screen, run in runs.items():
+            together, alone = await cpu_against(calls_run_alone, run, requests, rounds)
+            with counted_executions(runtime) as merged:
+                await run()
+            with calls_run_alone(), counted_executions(runtime) as single:
+                await run()
+            print(
+                f"    {screen:<15} {together:6.2f} ms together ({merged[0] / requests:4.1f} "
+                f"executions), {alone:6.2f} ms alone ({single[0] / requests:4.1f}): "
+                f"x{together / alone:.3f}",
+                flush=True,
+            )
+
+
 # --- report --------------------------------------------------------------------------------------
 
 
@@ -1551,6 +1577,8 @@ def run_database(name: str, database_url: str, args: argparse.Namespace) -> list
         asyncio.run(print_profile(settings, seeded, args.profile, args.profile_dump))
     if args.plain_fields_cpu:
         asyncio.run(print_plain_fields_cpu(settings, seeded, args.plain_fields_cpu))
+    if args.together_cpu:
+        asyncio.run(print_together_cpu(settings, seeded, args.together_cpu, rounds=8))
     env = {
         "APP_ENV": "development",
         "DATABASE_URL": settings.database_url,
@@ -1633,6 +1661,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="CPU per request of each screen in this process, plain fields read directly "
         "against graphql-core's path, alternating in rounds of N requests",
+    )
+    parser.add_argument(
+        "--together-cpu",
+        type=int,
+        default=0,
+        metavar="N",
+        help="CPU per request in process, reads run together (ADR 0110) against alone, N each",
     )
     parser.add_argument(
         "--no-timing", dest="timing", action="store_false", help="seed (and profile) only"

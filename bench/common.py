@@ -37,19 +37,68 @@ def plain_fields_off(schema: Any) -> Iterator[None]:
         execution._by_schema[graphql_schema] = saved
 
 
+@contextlib.contextmanager
+def calls_run_alone() -> Iterator[None]:
+    """What-if for a comparison in one run: while inside, each read a request's loaders queue
+    on their CallBatch runs as a workflow execution of its own, as before ADR 0110."""
+    from runtime.runner import CallBatch
+
+    flush = CallBatch._flush
+
+    def alone(batch: CallBatch) -> None:
+        queued = batch._queued
+        for call in queued:
+            batch._queued = [call]
+            flush(batch)
+
+    CallBatch._flush = alone  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        CallBatch._flush = flush  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def counted_executions(runtime: Any) -> Iterator[list[int]]:
+    """While inside, [n]: the workflow executions `runtime` (the app's one) has started."""
+    count = [0]
+    execute = runtime.execute_workflow_async
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        count[0] += 1
+        return await execute(*args, **kwargs)
+
+    runtime.execute_workflow_async = counting
+    try:
+        yield count
+    finally:
+        del runtime.execute_workflow_async
+
+
+async def cpu_against(
+    what_if: Callable[[], contextlib.AbstractContextManager[Any]],
+    run: Callable[[], Awaitable[Any]],
+    calls: int,
+    rounds: int = 4,
+) -> tuple[float, float]:
+    """CPU ms per call of `run` (which makes `calls` requests) as the code is and inside
+    `what_if()`, alternating in `rounds`: the median of each."""
+    cpu: dict[bool, list[float]] = {True: [], False: []}
+    for round_ in range(rounds):
+        for as_is in (True, False) if round_ % 2 == 0 else (False, True):
+            with contextlib.nullcontext() if as_is else what_if():
+                started = time.process_time()
+                await run()
+                cpu[as_is].append((time.process_time() - started) / calls * 1e3)
+    return statistics.median(cpu[True]), statistics.median(cpu[False])
+
+
 async def plain_fields_cpu(
     schema: Any, run: Callable[[], Awaitable[Any]], calls: int, rounds: int = 4
 ) -> tuple[float, float]:
     """CPU ms per call of `run` (which makes `calls` requests) with plain fields read directly
     and through graphql-core's path, alternating in `rounds`: the median of each."""
-    cpu: dict[bool, list[float]] = {True: [], False: []}
-    for round_ in range(rounds):
-        for direct in (True, False) if round_ % 2 == 0 else (False, True):
-            with contextlib.nullcontext() if direct else plain_fields_off(schema):
-                started = time.process_time()
-                await run()
-                cpu[direct].append((time.process_time() - started) / calls * 1e3)
-    return statistics.median(cpu[True]), statistics.median(cpu[False])
+    return await cpu_against(lambda: plain_fields_off(schema), run, calls, rounds)
 
 
 def add_size_flag(

@@ -32,6 +32,9 @@ class ServiceCall:
     deps: ServiceDeps = field(repr=False)
     args: Sequence[Any] = field(default=(), repr=False)
     kwargs: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    # In a workflow of several independent calls (`runtime.runner.CallBatch`) the call's own
+    # exception is its result, so that one call's failure does not fail the others.
+    errors_as_result: bool = False
 
 
 class Boxed(BaseModel):
@@ -39,6 +42,7 @@ class Boxed(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
     value: Any = None
+    error: Exception | None = None  # only for a call with `errors_as_result`
 
     def __repr__(self) -> str:
         # The SDK's execution tracker str()s every node output (json.dumps fails on the box):
@@ -97,7 +101,13 @@ def service_node(fn: ServiceFunction) -> type[AsyncNode]:
 
         async def async_run(self, **inputs: Any) -> dict[str, Any]:
             call: ServiceCall = inputs["call"]
-            return {"result": Boxed(value=await fn(call.deps, *call.args, **call.kwargs))}
+            try:
+                value = await fn(call.deps, *call.args, **call.kwargs)
+            except Exception as error:
+                if not call.errors_as_result:
+                    raise
+                return {"result": Boxed(error=error)}
+            return {"result": Boxed(value=value)}
 
     _ServiceNode.__name__ = _ServiceNode.__qualname__ = class_name
     _ServiceNode.__doc__ = f"Runs {fn.__module__}.{fn.__name__}."

@@ -1,4 +1,5 @@
-"""Per-request dataloaders: one workflow run per batch of keys, never one per key.
+"""Per-request dataloaders: one workflow run per batch of keys, never one per key, and the
+batches that fire together in one workflow execution (`runtime.runner.CallBatch`).
 
 Nested connections load through them too: `Workspace.runs` of fifty workspaces is one
 `LIST_RUNS` run (two SQL statements), not fifty.
@@ -88,12 +89,13 @@ Q = TypeVar("Q", bound=Hashable)
 
 class Loaders:
     def __init__(self, runner: WorkflowRunner, deps: ServiceDeps) -> None:
-        self._runner = runner
+        # The loaders that fire in the same turn of the event loop run as one workflow.
+        self._calls = runner.batch()
         self._deps = deps
 
     def _loader(self, workflow: ApiWorkflow[..., list[V]]) -> DataLoader[uuid.UUID, V]:
         async def load(ids: list[uuid.UUID]) -> list[V]:
-            return await self._runner.call(workflow, self._deps, ids=list(ids))
+            return await self._calls.call(workflow, self._deps, ids=list(ids))
 
         return DataLoader(load_fn=load)
 
@@ -103,7 +105,7 @@ class Loaders:
         """Pages of a nested connection, by (parent, filters, page); a refused page raises."""
 
         async def load(queries: list[Q]) -> Sequence[Page[V] | BaseException]:
-            return await self._runner.call(workflow, self._deps, queries=list(queries))
+            return await self._calls.call(workflow, self._deps, queries=list(queries))
 
         return DataLoader(load_fn=load)
 
@@ -149,7 +151,7 @@ class Loaders:
         number of workspaces asking (any key)."""
 
         async def load(keys: list[str]) -> list[ModelsView]:
-            found = await self._runner.call(LOAD_MODELS, self._deps)
+            found = await self._calls.call(LOAD_MODELS, self._deps)
             return [found for _ in keys]
 
         return DataLoader(load_fn=load)
@@ -237,7 +239,7 @@ class Loaders:
     @cached_property
     def tags_by_query(self) -> DataLoader[TagsQuery, list[TagCountView]]:
         async def load(queries: list[TagsQuery]) -> list[list[TagCountView]]:
-            return await self._runner.call(LOAD_TAG_COUNTS, self._deps, queries=list(queries))
+            return await self._calls.call(LOAD_TAG_COUNTS, self._deps, queries=list(queries))
 
         return DataLoader(load_fn=load)
 
