@@ -31,6 +31,7 @@ import redis.asyncio as redis
 from fastapi import FastAPI
 from pytest import FixtureRequest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from app import migrate
@@ -109,6 +110,9 @@ async def other_api(
             yield other, GraphQLClient(http)
 
 
+DEADLOCK_DETECTED = "40P01"  # PostgreSQL's SQLSTATE
+
+
 @pytest.fixture
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
@@ -119,8 +123,17 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 async def _reset(application: FastAPI, settings: Settings) -> None:
     tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-    async with application.state.engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    # The app has started: its start-up work (the run sweeper, the upkeep jobs) may hold row
+    # locks that the TRUNCATE's table locks cross, and PostgreSQL then picks one of the two as
+    # a deadlock's victim. The TRUNCATE is tried again; the app's work finishes on its own.
+    for attempt in range(1, 6):
+        try:
+            async with application.state.engine.begin() as connection:
+                await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            break
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) != DEADLOCK_DETECTED or attempt == 5:
+                raise
     client = redis.from_url(settings.redis_url)
     await client.flushdb()
     await client.aclose()
