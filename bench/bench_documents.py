@@ -1409,7 +1409,7 @@ async def print_plain_fields_cpu(
 
 
 async def print_together_cpu(
-    settings: Settings, seeded: Seeded, requests: int, rounds: int = 4
+    settings: Settings, seeded: Seeded, requests: int, rounds: int = 8
 ) -> None:
     """CPU per request of each screen through the app in this process, with the reads that
     fire together run as one workflow (ADR 0110) and, alternating in rounds, each as a workflow
@@ -1578,7 +1578,7 @@ def run_database(name: str, database_url: str, args: argparse.Namespace) -> list
     if args.plain_fields_cpu:
         asyncio.run(print_plain_fields_cpu(settings, seeded, args.plain_fields_cpu))
     if args.together_cpu:
-        asyncio.run(print_together_cpu(settings, seeded, args.together_cpu, rounds=8))
+        asyncio.run(print_together_cpu(settings, seeded, args.together_cpu))
     env = {
         "APP_ENV": "development",
         "DATABASE_URL": settings.database_url,
