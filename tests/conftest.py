@@ -46,5 +46,5 @@ SLOW_TOKEN_SECONDS = 0.12
 def slow_ollama_host(ollama_host: str) -> Iterator[str]:
     """The model server behind a slow link that passes on one streamed token per 0.12 s, so a
     model check is still in its CHAT step seconds after it started (tests/support/slow_link.py)."""
-    with slow_link_support.slow_link(ollama_host, SLOW_TOKEN_SECONDS) as url:
-        yield url
+    with slow_link_support.slow_link(ollama_host, SLOW_TOKEN_SECONDS) as link:
+        yield link.url

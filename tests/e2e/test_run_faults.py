@@ -117,8 +117,8 @@ def redis() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 def slow_model(ollama_host: str) -> Iterator[str]:
-    with slow_link(ollama_host, TOKEN_DELAY) as url:
-        yield url
+    with slow_link(ollama_host, TOKEN_DELAY) as link:
+        yield link.url
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ from tests.e2e import runs_support as rs
 from tests.support.databases import fresh_database
 from tests.support.graphql import GraphQLClient, uuid_of
 from tests.support.live_server import live_server
-from tests.support.slow_link import slow_link
+from tests.support.slow_link import SlowLink, slow_link
 from tests.support.waiting import eventually
 
 JWT_SECRET = "e2e-runs-live-jwt-secret-0123456789abcde"  # 40 characters
@@ -80,9 +80,9 @@ def runs_redis(redis_url: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def slow_model(ollama_host: str) -> Iterator[str]:
-    with slow_link(ollama_host, TOKEN_DELAY) as url:
-        yield url
+def slow_model(ollama_host: str) -> Iterator[SlowLink]:
+    with slow_link(ollama_host, TOKEN_DELAY) as link:
+        yield link
 
 
 @dataclass
@@ -93,6 +93,7 @@ class Cluster:
     redis_url: str
     worker_env: dict[str, str]
     log_dir: Path
+    model_link: SlowLink
     workers: list[rs.WorkerProcess] = field(default_factory=list)
 
     @property
@@ -118,7 +119,7 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster(runs_database: str, runs_redis: str, slow_model: str) -> Iterator[Cluster]:
+def cluster(runs_database: str, runs_redis: str, slow_model: SlowLink) -> Iterator[Cluster]:
     common = {
         "APP_ENV": "test",
         "DATABASE_URL": runs_database,
@@ -126,7 +127,7 @@ def cluster(runs_database: str, runs_redis: str, slow_model: str) -> Iterator[Cl
         "JWT_SECRET": JWT_SECRET,
         # Every client is 127.0.0.1 and a server outlives a test; the limit has its own test.
         "SIGN_UP_ATTEMPTS_PER_ADDRESS": "1000/hour",
-        "OLLAMA_HOST": slow_model,
+        "OLLAMA_HOST": slow_model.url,
         "RUN_EXECUTION": "queue",
         "RUN_LEASE_SECONDS": str(LEASE_SECONDS),
         "RUN_REDELIVER_AFTER_SECONDS": str(REDELIVER_SECONDS),
@@ -144,7 +145,7 @@ def cluster(runs_database: str, runs_redis: str, slow_model: str) -> Iterator[Cl
             stack.enter_context(live_server({**common, "LOG_LEVEL": "WARNING"})) for _ in range(2)
         ]
         pids = [rs.pid_listening_on(urlsplit(u).port or 80) for u in apis]
-        cluster = Cluster(apis, pids, runs_database, runs_redis, worker_env, log_dir)
+        cluster = Cluster(apis, pids, runs_database, runs_redis, worker_env, log_dir, slow_model)
         stack.callback(lambda: [w.stop() for w in cluster.workers])
         cluster.ensure_workers()
         yield cluster
@@ -417,7 +418,9 @@ async def test_subscribers_that_leave_cancel_nothing_and_leave_nothing_behind(
     cluster: Cluster,
 ) -> None:
     """Many subscribers share one Redis subscription per process; leaving (complete, close, or
-    a dropped socket) removes their server side connections and never touches the run."""
+    a dropped socket) removes their server side connections and never touches the run. The
+    model link is held from the start, so the run stays in its CHAT step (one token streamed)
+    until the leaving has been checked, however fast the machine streams."""
     cluster.ensure_workers()
     private_redis = not os.environ.get("TEST_REDIS_URL")
     processes = [*cluster.api_pids, *(w.pid for w in cluster.workers)]
@@ -428,65 +431,71 @@ async def test_subscribers_that_leave_cancel_nothing_and_leave_nothing_behind(
         assert channel_before == len(processes)
 
     api2_pid, api2_port = cluster.api_pids[1], urlsplit(cluster.apis[1]).port
-    async with graphql(cluster.apis[0]) as api1:
-        dave = await sign_up(api1, "Dave")
-        run_gid = await check_models(api1, dave)
-    run_id = uuid_of(run_gid)
-    activity = (
-        "subscription($w: ID!) { workspaceEvents(workspaceId: $w) { cursor type runStatus } }"
-    )
-    async with contextlib.AsyncExitStack() as stack:
-        conns = [
-            await stack.enter_async_context(rs.graphql_ws(cluster.ws[1], dave.token))
-            for _ in range(24)
-        ]
-        for i, conn in enumerate(conns):
-            await conn.subscribe("p", rs.RUN_PROGRESS, {"runId": run_gid, "after": None})
-            if i % 3 == 0:
-                await conn.subscribe("w", activity, {"w": dave.workspace_id})
-        for conn in conns:  # every subscription is live: it replayed the first event
-            while (first := await conn.recv())["id"] != "p":
+    cluster.model_link.hold()
+    try:
+        async with graphql(cluster.apis[0]) as api1:
+            dave = await sign_up(api1, "Dave")
+            run_gid = await check_models(api1, dave)
+        run_id = uuid_of(run_gid)
+        activity = (
+            "subscription($w: ID!) { workspaceEvents(workspaceId: $w) { cursor type runStatus } }"
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            conns = [
+                await stack.enter_async_context(rs.graphql_ws(cluster.ws[1], dave.token))
+                for _ in range(24)
+            ]
+            for i, conn in enumerate(conns):
+                await conn.subscribe("p", rs.RUN_PROGRESS, {"runId": run_gid, "after": None})
+                if i % 3 == 0:
+                    await conn.subscribe("w", activity, {"w": dave.workspace_id})
+            for conn in conns:  # every subscription is live: it replayed the first event
+                while (first := await conn.recv())["id"] != "p":
+                    assert first["type"] == "next", first
                 assert first["type"] == "next", first
-            assert first["type"] == "next", first
-            assert first["payload"]["data"]["runProgress"]["type"] == "RUN_QUEUED", first
-        ports = {c.client_port for c in conns}
-        assert ports <= rs.established_peer_ports(api2_pid, api2_port)
-        # Still one subscription to Redis per process, however many subscribers.
+                assert first["payload"]["data"]["runProgress"]["type"] == "RUN_QUEUED", first
+            ports = {c.client_port for c in conns}
+            assert ports <= rs.established_peer_ports(api2_pid, api2_port)
+            # Still one subscription to Redis per process, however many subscribers.
+            assert len(await rs.pubsub_connections_of(cluster.redis_url, api2_pid)) == 1
+            assert await rs.numsub(cluster.redis_url) == channel_before
+
+            # Leave mid-run, three ways.
+            async def until_chat(conn: rs.GraphQLWs) -> None:
+                while True:
+                    message = await conn.recv()
+                    if message["id"] == "p" and chat_is_streaming(
+                        message["payload"]["data"]["runProgress"]
+                    ):
+                        return
+
+            await until_chat(conns[0])
+            assert (await rs.run_row(cluster.database_url, run_id))["status"] == "RUNNING"
+            for i, conn in enumerate(conns):
+                if i % 3 == 0:
+                    await conn.complete("p")
+                    await conn.complete("w")
+                    await conn.ws.close()
+                elif i % 3 == 1:
+                    await conn.ws.close()
+                else:
+                    conn.drop()
+        left_at = time.monotonic()
+
+        async def gone() -> bool:
+            return not (ports & rs.established_peer_ports(api2_pid, api2_port))
+
+        await eventually(gone, within=10, what="API 2 to let go of the connections")
+        measured(
+            "24 subscribers left -> API 2 holds none of their connections",
+            time.monotonic() - left_at,
+        )
         assert len(await rs.pubsub_connections_of(cluster.redis_url, api2_pid)) == 1
         assert await rs.numsub(cluster.redis_url) == channel_before
-
-        # Leave mid-run, three ways.
-        async def until_chat(conn: rs.GraphQLWs) -> None:
-            while True:
-                message = await conn.recv()
-                if message["id"] == "p" and chat_is_streaming(
-                    message["payload"]["data"]["runProgress"]
-                ):
-                    return
-
-        await until_chat(conns[0])
-        assert (await rs.run_row(cluster.database_url, run_id))["status"] == "RUNNING"
-        for i, conn in enumerate(conns):
-            if i % 3 == 0:
-                await conn.complete("p")
-                await conn.complete("w")
-                await conn.ws.close()
-            elif i % 3 == 1:
-                await conn.ws.close()
-            else:
-                conn.drop()
-    left_at = time.monotonic()
-
-    async def gone() -> bool:
-        return not (ports & rs.established_peer_ports(api2_pid, api2_port))
-
-    await eventually(gone, within=10, what="API 2 to let go of the connections")
-    measured(
-        "24 subscribers left -> API 2 holds none of their connections", time.monotonic() - left_at
-    )
-    assert len(await rs.pubsub_connections_of(cluster.redis_url, api2_pid)) == 1
-    assert await rs.numsub(cluster.redis_url) == channel_before
-    assert (await rs.run_row(cluster.database_url, run_id))["status"] == "RUNNING"
+        row = await rs.run_row(cluster.database_url, run_id)
+        assert row["status"] == "RUNNING", row
+    finally:
+        cluster.model_link.release()
 
     # The run went on to its end; a new subscriber replays all of it.
     events, end = await rs.py_run_progress(cluster.ws[1], dave.token, run_gid)

@@ -5,8 +5,11 @@ Every byte is the real model's; the relay only paces them, like a slow network. 
 SmolLM2-135M ends its answer to the model-check prompt after about 10-50 tokens (0.2-0.8 s),
 whatever MODEL_CHECK_MAX_TOKENS says, and the tests that cancel, kill or stop a run mid-CHAT
 need a run that is still in its CHAT step a few seconds after it started. Point OLLAMA_HOST (the
-`ollama_host` setting) at the URL `slow_link` yields. Run it alone as
-`python -m tests.support.slow_link --upstream URL --delay SECONDS` (it prints its port).
+`ollama_host` setting) at the `url` of the link `slow_link` yields. A test that needs a run to
+stay in its CHAT step until it says so, however fast the machine, holds the link
+(`SlowLink.hold`: replies stream on but their last line waits) and releases it afterwards. Run it
+alone as `python -m tests.support.slow_link --upstream URL --delay SECONDS` (it prints its port;
+SIGUSR1 holds, SIGUSR2 releases).
 """
 
 from __future__ import annotations
@@ -14,35 +17,51 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay: float) -> None:
-    """Copy until EOF; with `delay`, pause after every complete JSON line ("}\\n")."""
+# The line that ends a streamed reply (Ollama's NDJSON; spaced or not).
+_ENDS_REPLY = re.compile(rb'"done":\s*true')
+
+
+async def _relay(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    delay: float,
+    released: asyncio.Event | None,
+) -> None:
+    """Copy until EOF; with `delay`, pause after every complete JSON line ("}\\n"). With
+    `released`, keep back the line that ends a reply while the link is held."""
+    before = b""  # the bytes passed on just before `piece`: a match may span two reads
     while data := await reader.read(65536):
-        if delay <= 0:
-            writer.write(data)
+        while data:
+            end = data.find(b"}\n")
+            piece, data = (data, b"") if end < 0 else (data[: end + 2], data[end + 2 :])
+            if released is not None and _ENDS_REPLY.search(before + piece):
+                await released.wait()
+            writer.write(piece)
             await writer.drain()
-            continue
-        while (end := data.find(b"}\n")) >= 0:
-            writer.write(data[: end + 2])
-            await writer.drain()
-            data = data[end + 2 :]
-            await asyncio.sleep(delay)  # the pacing itself, not a wait for something
-        if data:
-            writer.write(data)
-            await writer.drain()
+            before = (before + piece)[-11:]  # one byte short of the shortest match
+            if end >= 0 and delay > 0:
+                await asyncio.sleep(delay)  # the pacing itself, not a wait for something
 
 
 async def _serve(upstream: str, delay: float, ready: asyncio.Future[int]) -> None:
+    released = asyncio.Event()
+    released.set()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, released.clear)
+    loop.add_signal_handler(signal.SIGUSR2, released.set)
     parts = urlsplit(upstream)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
 
@@ -53,8 +72,8 @@ async def _serve(upstream: str, delay: float, ready: asyncio.Future[int]) -> Non
             client_w.close()
             return
         legs = [
-            asyncio.create_task(_relay(client_r, up_w, 0.0)),
-            asyncio.create_task(_relay(up_r, client_w, delay)),
+            asyncio.create_task(_relay(client_r, up_w, 0.0, None)),
+            asyncio.create_task(_relay(up_r, client_w, delay, released)),
         ]
         try:
             # Either side hanging up ends both (a cancelled run closes its HTTP response; the
@@ -90,9 +109,22 @@ def main(argv: list[str]) -> None:
         asyncio.run(serve())
 
 
+@dataclass(frozen=True)
+class SlowLink:
+    url: str  # http://127.0.0.1:PORT
+    proc: subprocess.Popen[str]
+
+    def hold(self) -> None:
+        """From now on no streamed reply ends (its last line waits) until `release`."""
+        self.proc.send_signal(signal.SIGUSR1)
+
+    def release(self) -> None:
+        self.proc.send_signal(signal.SIGUSR2)
+
+
 @contextmanager
-def slow_link(upstream: str, delay: float) -> Iterator[str]:
-    """http://127.0.0.1:PORT of a slow link to `upstream` (a child process, stopped on exit)."""
+def slow_link(upstream: str, delay: float) -> Iterator[SlowLink]:
+    """A slow link to `upstream` (a child process, stopped on exit)."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -113,7 +145,7 @@ def slow_link(upstream: str, delay: float) -> Iterator[str]:
         line = proc.stdout.readline().strip()
         if not line.isdigit():
             raise RuntimeError(f"slow link did not start (said {line!r})")
-        yield f"http://127.0.0.1:{line}"
+        yield SlowLink(f"http://127.0.0.1:{line}", proc)
     finally:
         proc.terminate()
         try:
