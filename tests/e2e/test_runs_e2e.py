@@ -493,7 +493,8 @@ async def test_subscribers_that_leave_cancel_nothing_and_leave_nothing_behind(
         assert len(await rs.pubsub_connections_of(cluster.redis_url, api2_pid)) == 1
         assert await rs.numsub(cluster.redis_url) == channel_before
         row = await rs.run_row(cluster.database_url, run_id)
-        assert row["status"] == "RUNNING", row
+        steps = await rs.run_steps(cluster.database_url, run_id)
+        assert row["status"] == "RUNNING", (row, steps, [w.tail() for w in cluster.workers])
     finally:
         cluster.model_link.release()
 
