@@ -419,8 +419,8 @@ async def test_subscribers_that_leave_cancel_nothing_and_leave_nothing_behind(
 ) -> None:
     """Many subscribers share one Redis subscription per process; leaving (complete, close, or
     a dropped socket) removes their server side connections and never touches the run. The
-    model link is held from the start, so the run stays in its CHAT step (one token streamed)
-    until the leaving has been checked, however fast the machine streams."""
+    model link is held from the start, so the run stays in its CHAT step (its reply streams,
+    the line that ends it waits) until the leaving has been checked, however fast the machine."""
     cluster.ensure_workers()
     private_redis = not os.environ.get("TEST_REDIS_URL")
     processes = [*cluster.api_pids, *(w.pid for w in cluster.workers)]
