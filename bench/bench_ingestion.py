@@ -1,14 +1,14 @@
 """Benchmark: ingestion of real Python documentation pages with the local model (ADR 0053).
 
     uv run --frozen python bench/bench_ingestion.py [--full] [--pages N] [--concurrency N]
-        [--db sqlite|postgres]
+        [--min-kb K] [--db sqlite|postgres]
 
 A script, not a test: it prints figures and asserts nothing about time. It builds the app with
 `create_app(settings)` (inline runs, a fresh database, a temporary blob store), uses the model
 server named by OLLAMA_HOST when it answers or starts the local one (tests/support), and
-ingests the N smallest pages of the Python docs' `library/` (by file size; real pages, each a
-document, through `queue_ingestion` + `runs.launch`, as an upload does), `--concurrency` at a
-time. Quick by default (5 pages); `--full` ingests 100.
+ingests the N smallest pages of the Python docs' `library/` of at least `--min-kb` KB of HTML
+(by file size; real pages, each a document, through `queue_ingestion` + `runs.launch`, as an
+upload does), `--concurrency` at a time. Quick by default (5 pages); `--full` ingests 100.
 
 It prints documents per minute, the mean seconds of each stage (from the steps' start and end),
 and where the time went: inside the model (the `model_seconds` each model step records around
@@ -54,8 +54,15 @@ from tests.support.services import postgres_server  # noqa: E402
 MODEL_STEPS = ("EMBEDDING", "SUMMARIZING", "TAGGING")
 
 
-def smallest_pages(count: int) -> list[Path]:
-    pages = sorted((corpus.HTML_ROOT / "library").glob("*.html"), key=lambda p: p.stat().st_size)
+def smallest_pages(count: int, min_kb: int = 0) -> list[Path]:
+    pages = sorted(
+        (
+            p
+            for p in (corpus.HTML_ROOT / "library").glob("*.html")
+            if p.stat().st_size >= min_kb * 1024
+        ),
+        key=lambda p: p.stat().st_size,
+    )
     return pages[:count]
 
 
@@ -142,6 +149,9 @@ async def ingest(settings: Settings, pages: list[Path], concurrency: int) -> Non
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pages", type=int, default=None)
+    parser.add_argument(
+        "--min-kb", type=int, default=0, help="only pages of at least this many KB of HTML"
+    )
     parser.add_argument("--concurrency", type=int, default=1)
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     add_size_flag(parser, quick={"pages": 5}, full={"pages": 100})
@@ -165,7 +175,7 @@ def main() -> None:
             blob_root=str(workdir / "blobs"),
             llm_timeout_seconds=600,
         )
-        asyncio.run(ingest(settings, smallest_pages(args.pages), args.concurrency))
+        asyncio.run(ingest(settings, smallest_pages(args.pages, args.min_kb), args.concurrency))
 
 
 if __name__ == "__main__":

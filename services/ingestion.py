@@ -23,7 +23,7 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
@@ -61,6 +61,7 @@ from services.documents import (
     visible_documents_for_update,
 )
 from services.extraction import Heading, extract_isolated
+from services.model_turns import ModelTurns
 from services.originals import MEDIA_TYPES
 from services.run_log import Outbox
 from services.views import DocumentView, ItemError, ReprocessedDocuments, RunView
@@ -223,35 +224,42 @@ def _config(deps: ServiceDeps) -> llm.LLMConfig:
     return llm.LLMConfig.from_settings(deps.settings)
 
 
-_gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, asyncio.Semaphore]] = (
+# How long a document's turn at the model waits for its next request (ADR 0111): the step
+# between SUMMARIZING and TAGGING takes milliseconds; a model request takes seconds.
+KEEP_TURN_SECONDS = 2.0
+
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, ModelTurns]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-@asynccontextmanager
-async def _model_turn(deps: ServiceDeps) -> AsyncIterator[None]:
-    """Wait for one of this process's `INGEST_LLM_CONCURRENCY` model slots. A model server
-    answers one request at a time (or a few), so documents ingesting together queue here rather
-    than on the server, where the wait would count against each request's timeout."""
+def _model_turn(
+    deps: ServiceDeps, document_id: uuid.UUID, *, keep_for_next: bool = False
+) -> AbstractAsyncContextManager[None]:
+    """One of this process's `INGEST_LLM_CONCURRENCY` turns at the model (services.model_turns);
+    `keep_for_next`: the document's next request follows, so the turn waits for it."""
     size = deps.settings.ingest_llm_concurrency
-    per_loop = _gates.setdefault(asyncio.get_running_loop(), {})
-    gate = per_loop.setdefault(size, asyncio.Semaphore(size))
-    async with gate:
-        yield
+    per_loop = _turns.setdefault(asyncio.get_running_loop(), {})
+    turns = per_loop.setdefault(size, ModelTurns(size, hold_seconds=KEEP_TURN_SECONDS))
+    return turns.turn(document_id, keep_for_next=keep_for_next)
 
 
 async def _ask_model(
     deps: ServiceDeps,
+    document_id: uuid.UUID,
     title: str,
     sample: list[str],
     task: str,
     answer: type[BaseModel],
     loose: type[L],
+    *,
+    asks_again: bool,
 ) -> tuple[L | None, llm.Usage, float]:
-    """One structured request of SUMMARIZING or TAGGING in this process's model slot: the reply
-    read as `loose` (None when invalid twice), its usage, and the seconds spent in the model."""
+    """One structured request of SUMMARIZING or TAGGING in a model turn: the reply read as
+    `loose` (None when invalid twice), its usage, and the seconds spent in the model.
+    `asks_again`: the document's next step asks about the same sample right after."""
     settings = deps.settings
-    async with _model_turn(deps):
+    async with _model_turn(deps, document_id, keep_for_next=asks_again):
         began = time.perf_counter()
         reply, usage = await enrichment.ask(
             enrichment.messages_for(title, sample, task),
@@ -421,7 +429,7 @@ async def embed_passages(
     batch_size = deps.settings.embed_batch_size
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
-        async with _model_turn(deps):
+        async with _model_turn(deps, document_id):
             began = time.perf_counter()
             found = await llm.embed(
                 [text for _, text in batch],
@@ -507,11 +515,13 @@ async def summarizing(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[
         deps.progress(0, 1, "asking the model for a summary")
         reply, usage, model_seconds = await _ask_model(
             deps,
+            doc_id,
             title,
             sample,
             enrichment.SUMMARY_TASK,
             enrichment.SummaryAnswer,
             enrichment.LooseSummary,
+            asks_again=True,  # TAGGING, on the same prompt up to its task
         )
         result = enrichment.read_summary(reply, sample, headings)
         async with deps.db.begin() as session:
@@ -555,11 +565,13 @@ async def tagging(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[str,
             deps.progress(0, 1, "asking the model for tags and entities")
             tags_reply, usage, model_seconds = await _ask_model(
                 deps,
+                doc_id,
                 title,
                 sample,
                 enrichment.TAGS_TASK,
                 enrichment.TagsAnswer,
                 enrichment.LooseTags,
+                asks_again=False,
             )
             result = enrichment.read_tags(tags_reply, sample)
         async with deps.db.begin() as session:
