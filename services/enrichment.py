@@ -49,6 +49,13 @@ ASKED_KEY_POINTS = 5
 ASKED_TAGS = 8
 ASKED_ENTITIES = 10
 ASKED_TAG_CHARS = 40
+# Every string the schemas ask for has a length limit, so the server's grammar closes the reply
+# even when a small model repeats itself: the worst case of each answer fits in the default
+# INGEST_LLM_OUTPUT_TOKENS (ADR 0112). A reply cut off at the token limit is invalid JSON, and
+# each one cost a second try and the extractive fallback.
+ASKED_SUMMARY_CHARS = 600  # 2 to 4 sentences
+ASKED_KEY_POINT_CHARS = 160  # one sentence
+ASKED_ENTITY_CHARS = 60
 EXTRACTIVE_SENTENCES = 3
 EXTRACTIVE_SUMMARY_CHARS = 600
 KEYWORD_TAGS = 5
@@ -61,14 +68,18 @@ Source = Literal["model", "extractive"]
 
 
 class SummaryAnswer(BaseModel):
-    summary: str = Field(description="The document's summary in 2 to 4 sentences.")
-    key_points: list[str] = Field(
+    summary: str = Field(
+        max_length=ASKED_SUMMARY_CHARS, description="The document's summary in 2 to 4 sentences."
+    )
+    key_points: list[Annotated[str, StringConstraints(max_length=ASKED_KEY_POINT_CHARS)]] = Field(
         min_length=1, max_length=ASKED_KEY_POINTS, description="Its key points, one sentence each."
     )
 
 
 class EntityAnswer(BaseModel):
-    name: str = Field(description="The name as written in the document.")
+    name: str = Field(
+        max_length=ASKED_ENTITY_CHARS, description="The name as written in the document."
+    )
     kind: EntityKind
 
 

@@ -230,8 +230,18 @@ def test_the_schemas_sent_as_format_bound_what_is_asked() -> None:
     summary = enrichment.SummaryAnswer.model_json_schema()
     assert summary["required"] == ["summary", "key_points"]
     assert summary["properties"]["key_points"]["maxItems"] == enrichment.ASKED_KEY_POINTS
+    assert summary["properties"]["summary"]["maxLength"] == enrichment.ASKED_SUMMARY_CHARS
+    assert (
+        summary["properties"]["key_points"]["items"]["maxLength"]
+        == enrichment.ASKED_KEY_POINT_CHARS
+    )
     tags = enrichment.TagsAnswer.model_json_schema()
     assert tags["properties"]["tags"]["items"]["maxLength"] == enrichment.ASKED_TAG_CHARS
+    assert tags["properties"]["tags"]["maxItems"] == enrichment.ASKED_TAGS
+    assert tags["properties"]["entities"]["maxItems"] == enrichment.ASKED_ENTITIES
+    assert tags["$defs"]["EntityAnswer"]["properties"]["name"]["maxLength"] == (
+        enrichment.ASKED_ENTITY_CHARS
+    )
     assert tags["$defs"]["EntityKind"]["enum"] == [k.value for k in EntityKind]
 
 
