@@ -477,15 +477,30 @@ class Engine:
         self.sentences.close()
 
 
-@lru_cache(maxsize=64)
-def grammar_for(format_json: str) -> Any:
-    """A llama.cpp grammar for Ollama's `format`: "json" or a JSON schema (as canonical JSON)."""
-    from llama_cpp import LlamaGrammar
-    from llama_cpp.llama_grammar import JSON_GBNF
+# llama-cpp-python's schema converter lets a string hold raw control characters (a newline),
+# which JSON forbids; llama.cpp's own converter, the one Ollama uses, leaves them out.
+_LAX_CHAR_RULE = r'char ::= [^"\\] | '
+_JSON_CHAR_RULE = r'char ::= [^"\\\x7F\x00-\x1F] | '
+
+
+def gbnf_for(format_json: str) -> str:
+    """The GBNF grammar of Ollama's `format`: "json" or a JSON schema (as canonical JSON)."""
+    from llama_cpp.llama_grammar import JSON_GBNF, json_schema_to_gbnf
 
     if format_json == '"json"':
-        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
-    return LlamaGrammar.from_json_schema(format_json, verbose=False)
+        return JSON_GBNF
+    gbnf = json_schema_to_gbnf(format_json)
+    if _LAX_CHAR_RULE in gbnf:
+        gbnf = gbnf.replace(_LAX_CHAR_RULE, _JSON_CHAR_RULE, 1)
+    return gbnf
+
+
+@lru_cache(maxsize=64)
+def grammar_for(format_json: str) -> Any:
+    """A llama.cpp grammar for Ollama's `format` (see gbnf_for)."""
+    from llama_cpp import LlamaGrammar
+
+    return LlamaGrammar.from_string(gbnf_for(format_json), verbose=False)
 
 
 def truncate_dimensions(vector: list[float], dimensions: int | None) -> list[float]:

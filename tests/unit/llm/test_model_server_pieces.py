@@ -1,12 +1,14 @@
-"""Pure parts of the local model server (dev tooling): stop strings, options, dimensions."""
+"""Pure parts of the local model server (dev tooling): stop strings, options, dimensions, the
+grammar of a JSON schema."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
-from model_server.engine import Sampling, StopMatcher, truncate_dimensions
+from model_server.engine import Sampling, StopMatcher, gbnf_for, truncate_dimensions
 
 
 def _run(stops: list[str], pieces: list[str]) -> tuple[str, bool]:
@@ -106,3 +108,23 @@ def test_truncation_keeps_the_separator_last() -> None:
     assert embedder.fit([101, 7, 8, 102]) == [101, 7, 8, 102]
     assert embedder.fit([101, 7, 8, 9, 102]) == [101, 7, 8, 9, 102]
     assert embedder.fit([101, 7, 8, 9, 10, 11, 102]) == [101, 7, 8, 9, 102]
+
+
+def test_a_schemas_strings_exclude_control_characters_as_json_and_ollama_do() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"summary": {"type": "string", "maxLength": 3}},
+        "required": ["summary"],
+    }
+    rules = dict(
+        line.split(" ::= ", 1) for line in gbnf_for(json.dumps(schema)).splitlines() if line
+    )
+    hex4 = " ".join(["[0-9a-fA-F]"] * 4)
+    assert rules["char"] == r'[^"\\\x7F\x00-\x1F] | "\\" (["\\/bfnrt] | "u" ' + hex4 + ")"
+    assert rules["summary"] == r'"\"" (char (char (char)?)?)? "\"" space'
+
+
+def test_format_json_is_llama_cpps_own_json_grammar() -> None:
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    assert gbnf_for('"json"') == JSON_GBNF
