@@ -4,6 +4,7 @@ turn kept for a document goes to that document's next request (ADR 0111)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -83,50 +84,51 @@ async def test_a_failed_request_does_not_keep_its_turn() -> None:
     assert order == ["b"]
 
 
-async def test_a_cancelled_waiter_leaves_the_queue_and_the_turn_goes_on() -> None:
-    turns = ModelTurns(1, hold_seconds=5.0)
-    order: list[str] = []
+async def _a_holds_while_b_and_c_wait(
+    turns: ModelTurns, order: list[str], after_a: Callable[[], object] = lambda: None
+) -> tuple[asyncio.Event, asyncio.Task[None], asyncio.Task[None], asyncio.Task[None]]:
+    """a holds the turn until the returned event is set, then calls `after_a` at once (before
+    the next waiter runs); b, then c, wait for the turn."""
     release = asyncio.Event()
 
     async def holder() -> None:
         async with turns.turn("a"):
             order.append("a")
             await release.wait()
+        after_a()
 
     holding = asyncio.create_task(holder())
     await _settle()
-    cancelled = asyncio.create_task(_take(turns, "b", order))
-    after = asyncio.create_task(_take(turns, "c", order))
+    b = asyncio.create_task(_take(turns, "b", order))
+    c = asyncio.create_task(_take(turns, "c", order))
     await _settle()
-    cancelled.cancel()
+    return release, holding, b, c
+
+
+async def test_a_cancelled_waiter_leaves_the_queue_and_the_turn_goes_on() -> None:
+    turns = ModelTurns(1, hold_seconds=5.0)
+    order: list[str] = []
+    release, holding, b, c = await _a_holds_while_b_and_c_wait(turns, order)
+    b.cancel()
     await _settle()
     release.set()
     await holding
-    await asyncio.wait_for(after, timeout=1.0)
-    assert cancelled.cancelled()
+    await asyncio.wait_for(c, timeout=1.0)
+    assert b.cancelled()
     assert order == ["a", "c"]
 
 
 async def test_a_waiter_cancelled_just_as_it_was_handed_the_turn_hands_it_on() -> None:
     turns = ModelTurns(1, hold_seconds=5.0)
     order: list[str] = []
-    release = asyncio.Event()
-    unlucky: asyncio.Task[None] | None = None
-
-    async def holder() -> None:
-        async with turns.turn("a"):
-            await release.wait()
-        # b has just been handed the turn and has not run yet
-        assert unlucky is not None
-        unlucky.cancel()
-
-    holding = asyncio.create_task(holder())
-    await _settle()
-    unlucky = asyncio.create_task(_take(turns, "b", order))
-    after = asyncio.create_task(_take(turns, "c", order))
-    await _settle()
+    waiters: list[asyncio.Task[None]] = []
+    # b has just been handed the turn and has not run yet when a cancels it
+    release, holding, b, c = await _a_holds_while_b_and_c_wait(
+        turns, order, after_a=lambda: waiters[0].cancel()
+    )
+    waiters.append(b)
     release.set()
     await holding
-    await asyncio.wait_for(after, timeout=1.0)
-    assert unlucky.cancelled()
-    assert order == ["c"]
+    await asyncio.wait_for(c, timeout=1.0)
+    assert b.cancelled()
+    assert order == ["a", "c"]
