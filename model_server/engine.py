@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import ctypes
 import importlib.util
 import math
 import random
@@ -385,6 +386,10 @@ class Engine:
             stopper = StopMatcher(s.stop)
             first_at = None
             stats.done_reason = "length"
+            checker = None
+            if grammar is not None and s.temperature == 0 and s.mirostat == 0:
+                checker = TokenFirstGrammar(llm, grammar, s)
+                grammar = None
             gen = llm.generate(
                 tokens,
                 temp=s.temperature,
@@ -399,6 +404,7 @@ class Engine:
                 mirostat_tau=s.mirostat_tau,
                 mirostat_eta=s.mirostat_eta,
                 grammar=grammar,
+                logits_processor=None if checker is None else [checker],
             )
             try:
                 for token in gen if limit > 0 else ():
@@ -422,6 +428,8 @@ class Engine:
                         break
             finally:
                 gen.close()
+                if checker is not None:
+                    checker.close()
             if not stopper.hit:
                 tail = stopper.flush() + decoder.decode(b"", final=True)
                 if tail:
@@ -475,6 +483,75 @@ class Engine:
         self.chat_llm.close()
         self.embed_llm.close()
         self.sentences.close()
+
+
+class TokenFirstGrammar:
+    """Greedy decoding under a grammar, as llama.cpp's common sampler does it: the token greedy
+    decoding would pick is checked against the grammar first, and only when the grammar refuses
+    it is the whole vocabulary filtered. `Llama.generate` filters the whole vocabulary (49,152
+    tokens) at every step; the chosen token is the same either way.
+
+    Used as `generate`'s logits processor with no grammar of its own, so `generate` still reuses
+    the cached prompt prefix. The processor runs before the chain's repeat penalty, so it applies
+    the same penalty to find greedy's choice; the token chosen at one step is accepted into the
+    grammar at the next call (or never, for the last)."""
+
+    def __init__(self, llm: Any, grammar: Any, s: Sampling) -> None:
+        import llama_cpp
+        import numpy as np
+
+        self._np = np
+        self._lib = llama_cpp
+        vocab = llama_cpp.llama_model_get_vocab(llm._model.model)
+        self._sampler = llama_cpp.llama_sampler_init_grammar(
+            vocab, grammar._grammar.encode(), grammar._root.encode()
+        )
+        self._penalty = s.repeat_penalty
+        self._frequency = s.frequency_penalty
+        self._presence = s.presence_penalty
+        self._last_n = llm.last_n_tokens_size
+        self._start: int | None = None
+        n_vocab = llm.n_vocab()
+        dtype = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+        self._all = np.recarray((n_vocab,), dtype=dtype)
+        self._ids = np.arange(n_vocab, dtype=np.intc)
+        self._one = np.recarray((1,), dtype=dtype)
+
+    def _apply(self, data: Any) -> None:
+        array = self._lib.llama_token_data_array(
+            data=data.ctypes.data_as(self._lib.llama_token_data_p),
+            size=len(data),
+            selected=-1,
+            sorted=False,
+        )
+        self._lib.llama_sampler_apply(self._sampler, ctypes.byref(array))
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        np = self._np
+        if self._start is None:
+            self._start = len(input_ids)
+        elif len(input_ids) > self._start:
+            self._lib.llama_sampler_accept(self._sampler, int(input_ids[-1]))
+        penalised = scores.copy()
+        recent = input_ids[self._start :][-self._last_n :] if self._last_n > 0 else []
+        if len(recent):
+            tokens, counts = np.unique(np.asarray(recent, dtype=np.intc), return_counts=True)
+            values = penalised[tokens]
+            values = np.where(values > 0, values / self._penalty, values * self._penalty)
+            penalised[tokens] = values - counts * self._frequency - self._presence
+        choice = int(np.argmax(penalised))
+        self._one.id[0], self._one.logit[0], self._one.p[0] = choice, penalised[choice], 0.0
+        self._apply(self._one)
+        if np.isfinite(self._one.logit[0]):
+            return scores
+        self._all.id[:] = self._ids
+        self._all.logit[:] = scores
+        self._all.p[:] = 0.0
+        self._apply(self._all)
+        return np.asarray(self._all.logit, dtype=scores.dtype)
+
+    def close(self) -> None:
+        self._lib.llama_sampler_free(self._sampler)
 
 
 # llama-cpp-python's schema converter lets a string hold raw control characters (a newline),
