@@ -566,10 +566,7 @@ def gbnf_for(format_json: str) -> str:
 
     if format_json == '"json"':
         return JSON_GBNF
-    gbnf = json_schema_to_gbnf(format_json)
-    if _LAX_CHAR_RULE in gbnf:
-        gbnf = gbnf.replace(_LAX_CHAR_RULE, _JSON_CHAR_RULE, 1)
-    return gbnf
+    return json_schema_to_gbnf(format_json).replace(_LAX_CHAR_RULE, _JSON_CHAR_RULE, 1)
 
 
 @lru_cache(maxsize=64)

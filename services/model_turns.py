@@ -3,10 +3,11 @@
 A model server answers one request at a time (or a few), so documents ingesting together take
 turns here rather than queueing on the server, where the wait would count against each request's
 timeout. Turns go in the order they were asked for, with one exception: a holder that knows its
-document asks again next (SUMMARIZING, then TAGGING) hands its turn back with `keep_for`, and the
-turn waits up to `hold_seconds` for that document. Its two prompts start with the same system
-message, title and passages, so back to back the server reuses the first prompt's evaluation
-(llama.cpp's and Ollama's prompt cache) instead of reading the document again after another one.
+document asks again next (SUMMARIZING, then TAGGING) hands its turn back with `keep_for_next`,
+and the turn waits up to `hold_seconds` for that document. Its two prompts start with the same
+system message, title and passages, so back to back the server reuses the first prompt's
+evaluation (llama.cpp's and Ollama's prompt cache) instead of reading the document again after
+another one.
 """
 
 from __future__ import annotations
