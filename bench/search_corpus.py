@@ -34,7 +34,7 @@ from base.db.engine import build_engine, build_sessionmaker
 from base.models.accounts import Membership, Role, User, Workspace
 from base.models.documents import Chunk, ChunkVector, Collection, Document, DocumentStatus
 from base.settings import Settings
-from services import ingestion
+from services import chunking, ingestion
 from services.blobs import blob_store
 from services.deps import ServiceDeps
 from services.ratelimit import AttemptLimiter
@@ -168,14 +168,28 @@ async def _ready(db: async_sessionmaker[Any]) -> dict[uuid.UUID, str]:
         return {row[0]: row[1] for row in rows}
 
 
+async def _without_vectors(db: async_sessionmaker[Any]) -> list[uuid.UUID]:
+    async with db() as session:
+        rows = await session.execute(
+            select(Chunk.document_id)
+            .outerjoin(ChunkVector, ChunkVector.chunk_id == Chunk.id)
+            .where(ChunkVector.chunk_id.is_(None))
+            .distinct()
+        )
+        return sorted(rows.scalars())
+
+
 @asynccontextmanager
 async def corpus_database(
     pages: list[str], *, ollama_host: str, embed_model: str, chunk_max_tokens: int = 200
 ) -> AsyncIterator[Corpus]:
     """The pages ingested into a SQLite file of var/bench-search (reused when it has them)."""
-    key = hashlib.sha256(json.dumps([pages, embed_model, chunk_max_tokens]).encode()).hexdigest()[
-        :12
-    ]
+    # The passage's text for the embedding model is part of the key: a file made with another
+    # recipe (the text alone, before ADR 0113) is not reused.
+    recipe = chunking.embedding_text(["heading"], " ".join(["passage"] * 20))
+    key = hashlib.sha256(
+        json.dumps([pages, embed_model, chunk_max_tokens, recipe]).encode()
+    ).hexdigest()[:12]
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"corpus-{len(pages)}-{key}.sqlite3"
     url = f"sqlite+aiosqlite:///{path}"
@@ -198,6 +212,13 @@ async def corpus_database(
             if n % 10 == 0 or n == len(todo):
                 elapsed = time.perf_counter() - began
                 print(f"  ingested {n}/{len(todo)} pages in {elapsed:.0f} s", flush=True)
+        # A migration may have dropped vectors (0013 did): made again as the product's
+        # re-embedding check would make them.
+        unembedded = await _without_vectors(deps.db)
+        for document_id in unembedded:
+            await ingestion.embed_passages(deps, document_id, embed_model)
+        if unembedded:
+            print(f"  embedded again the passages of {len(unembedded)} documents", flush=True)
         ids = {uuid.uuid5(WORKSPACE_ID, p): p for p in pages}
         yield Corpus(deps=deps, pages=ids, path=path)
     finally:

@@ -57,6 +57,28 @@ def estimate_tokens(text: str) -> int:
     return count
 
 
+# The heading path put before a passage's text for the embedding model is cut to the tokens
+# left in all-MiniLM-L6-v2's 256-token window ([CLS] and [SEP] included) by a passage at the
+# chunk budget, so the model never cuts off the passage's end (ADR 0113).
+EMBEDDING_WINDOW_TOKENS = 256
+EMBEDDING_HEADER_MAX_TOKENS = EMBEDDING_WINDOW_TOKENS - 2 - DEFAULT_MAX_TOKENS
+# A passage shorter than this (the tail of a section, "into the terminal.") is embedded alone:
+# with the header its vector would be mostly the header's, and it would rank as the section.
+EMBEDDING_HEADER_MIN_PASSAGE_TOKENS = 16
+
+
+def embedding_text(heading_path: Sequence[str], text: str) -> str:
+    """What the embedding model reads of a passage: the titles of the headings it sits under,
+    then its text (ADR 0113). A passage on its own often never names what it is about ("Returns
+    the same as lru_cache(maxsize=None)"); its page and section titles do."""
+    if estimate_tokens(text) < EMBEDDING_HEADER_MIN_PASSAGE_TOKENS:
+        return text
+    words = " > ".join(title.strip() for title in heading_path if title.strip()).split()
+    while words and estimate_tokens(" ".join(words)) > EMBEDDING_HEADER_MAX_TOKENS:
+        words.pop()
+    return f"{' '.join(words)}\n\n{text}" if words else text
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
     """A piece of the extracted text: its place in the order of chunks, its text (an exact

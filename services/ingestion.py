@@ -391,7 +391,8 @@ async def embed_passages(
     model: str,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> Embedded:
-    """Give every passage of the document a vector of `model` (ADR 0051).
+    """Give every passage of the document a vector of `model` (ADR 0051), made from its
+    heading path and text (`chunking.embedding_text`, ADR 0113).
 
     Vectors of another model are deleted first, so a document never mixes two models; passages
     that already have a vector of this model (an attempt that failed half-way) keep it. Each
@@ -407,7 +408,7 @@ async def embed_passages(
         )
         passages = (
             await session.execute(
-                select(Chunk.id, Chunk.text)
+                select(Chunk.id, Chunk.heading_path, Chunk.text)
                 .where(Chunk.document_id == document_id)
                 .order_by(Chunk.position)
             )
@@ -421,7 +422,11 @@ async def embed_passages(
         ).all()
     embedded = {chunk_id for chunk_id, _ in kept}
     dimension = kept[0][1] if kept else None
-    todo = [(chunk_id, text) for chunk_id, text in passages if chunk_id not in embedded]
+    todo = [
+        (chunk_id, chunking.embedding_text(heading_path, text))
+        for chunk_id, heading_path, text in passages
+        if chunk_id not in embedded
+    ]
     total, done = len(passages), len(passages) - len(todo)
     if on_batch:
         on_batch(done, total)

@@ -15,7 +15,14 @@ from app import migrate
 from base.db.base import Base
 from base.db.engine import build_sessionmaker
 from base.models.accounts import User, Workspace
-from base.models.documents import Chunk, Collection, Document, DocumentEntity, DocumentStatus
+from base.models.documents import (
+    Chunk,
+    ChunkVector,
+    Collection,
+    Document,
+    DocumentEntity,
+    DocumentStatus,
+)
 from base.models.runs import Run, RunStatus, RunStep, StepStatus, SubjectType
 from base.models.search import FULL_TEXT_TABLES
 
@@ -247,3 +254,71 @@ async def _recorded_sources(url: str) -> list[tuple[uuid.UUID, str, str]]:
         found = sorted((uuid.UUID(str(d)), f, s) for d, f, s in rows)
     await engine.dispose()
     return found
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_vectors_of_the_text_alone_are_deleted_and_the_passages_kept(
+    database: str, tmp_path, request: pytest.FixtureRequest
+):
+    """Migration 0013 deletes the vectors made from a passage's text alone (ADR 0113), so the
+    re-embedding check makes them again; the passages stay, and the deletion is counted in
+    `vector_versions`, which tells each API process's vector cache to drop them."""
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path}/kd.sqlite3"
+        if database == "sqlite"
+        else request.getfixturevalue("fresh_postgres")
+    )
+    migrate.upgrade(url, "0012")
+    asyncio.run(_one_embedded_chunk(url))
+    assert asyncio.run(_vector_counts(url)) == (1, 1, 0)
+    migrate.upgrade(url)
+    assert asyncio.run(_vector_counts(url)) == (1, 0, 1)
+    migrate.downgrade(url, "0012")
+    assert asyncio.run(_vector_counts(url)) == (1, 0, 1)
+
+
+async def _one_embedded_chunk(url: str) -> None:
+    engine = create_async_engine(url)
+    document, chunk = uuid.uuid4(), uuid.uuid4()
+    async with build_sessionmaker(engine).begin() as session:
+        workspace = await _add_documents(session, [(document, None)])
+        session.add(
+            Chunk(
+                id=chunk,
+                document_id=document,
+                workspace_id=workspace,
+                position=0,
+                text="Returns the same as lru_cache(maxsize=None).",
+                heading_path=["functools"],
+                char_start=0,
+                char_end=44,
+                token_count=12,
+            )
+        )
+        await session.flush()
+        session.add(
+            ChunkVector(
+                chunk_id=chunk,
+                document_id=document,
+                workspace_id=workspace,
+                model="all-minilm",
+                dimension=2,
+                vector=b"\x00" * 8,
+            )
+        )
+    await engine.dispose()
+
+
+async def _vector_counts(url: str) -> tuple[int, int, int]:
+    """(passages, vectors, vectors deleted as `vector_versions` counts them)."""
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        passages = (await connection.execute(sql_text("SELECT count(*) FROM chunks"))).scalar()
+        stored = (await connection.execute(sql_text("SELECT count(*) FROM chunk_vectors"))).scalar()
+        deleted = (
+            await connection.execute(
+                sql_text("SELECT coalesce(sum(deletions), 0) FROM vector_versions")
+            )
+        ).scalar()
+    await engine.dispose()
+    return int(passages or 0), int(stored or 0), int(deleted or 0)

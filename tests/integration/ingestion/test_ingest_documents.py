@@ -5,6 +5,8 @@ its stage with its code."""
 from __future__ import annotations
 
 import asyncio
+import math
+from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import func, select
@@ -21,7 +23,7 @@ from base.models.documents import (
     EntityKind,
 )
 from services import fulltext, llm, vectors
-from services.chunking import chunk
+from services.chunking import EMBEDDING_HEADER_MIN_PASSAGE_TOKENS, chunk, embedding_text
 from services.documents import MAX_ENTITIES, MAX_KEY_POINT, MAX_KEY_POINTS, MAX_SUMMARY, MAX_TAGS
 from services.extraction import extract
 from tests.integration.ingestion.conftest import library_of
@@ -50,6 +52,12 @@ async def model_dimension(settings) -> int:
         ["dimension"], model=settings.embed_model, config=llm.LLMConfig.from_settings(settings)
     )
     return len(vector)
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True)) / math.sqrt(
+        sum(x * x for x in a) * sum(y * y for y in b)
+    )
 
 
 REAL_FILES = {
@@ -166,6 +174,25 @@ async def test_real_documents_are_ingested_to_ready(any_db_client, any_db_app, a
             (any_db_settings.embed_model, dimension)
         }
         assert all(len(vectors.unpack(v.vector, dimension)) == dimension for v in stored_vectors)
+        # Each vector is the model's for the passage's heading path, then its text (ADR 0113),
+        # not for its text alone; a passage under no heading (or a short one) as it is.
+        headed = [
+            c
+            for c in stored
+            if c.heading_path and c.token_count >= EMBEDDING_HEADER_MIN_PASSAGE_TOKENS
+        ]
+        assert bool(headed) == (media_type != "application/pdf"), name
+        passage = headed[0] if headed else stored[0]
+        [stored_vector] = [v for v in stored_vectors if v.chunk_id == passage.id]
+        with_path, text_alone = await llm.embed(
+            [embedding_text(passage.heading_path, passage.text), passage.text],
+            model=any_db_settings.embed_model,
+            config=llm.LLMConfig.from_settings(any_db_settings),
+        )
+        made = vectors.unpack(stored_vector.vector, dimension)
+        assert cosine(made, with_path) > 0.9999, name
+        if headed:
+            assert cosine(made, text_alone) < 0.999, name
         # SUMMARIZING and TAGGING: present and within the limits people's edits have, and
         # marked as the AI's (no edit rows).
         assert document.summary and len(document.summary) <= MAX_SUMMARY

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from base.errors import Invalid
-from services.chunking import Chunk, chunk, estimate_tokens
+from services.chunking import (
+    EMBEDDING_HEADER_MAX_TOKENS,
+    EMBEDDING_HEADER_MIN_PASSAGE_TOKENS,
+    Chunk,
+    chunk,
+    embedding_text,
+    estimate_tokens,
+)
 from services.extraction import Extracted, Heading, parse
 from tests.support import corpus
 
@@ -174,3 +181,49 @@ def test_empty_text_has_no_chunks_and_bad_arguments_are_refused() -> None:
     with pytest.raises(Invalid) as caught:
         chunk("text", [Heading(level=1, title="x", offset=10)])
     assert caught.value.field == "headings"
+
+
+def test_the_embedding_model_reads_the_heading_path_then_the_text() -> None:
+    """ADR 0113: a passage is embedded under the titles it sits under."""
+    extracted = parse(corpus.read(corpus.VENV_HTML), "venv.html")
+    chunks = chunk(extracted.text, extracted.headings)
+    assert embedding_text(chunks[2].heading_path, chunks[2].text) == (
+        "venv — Creation of virtual environments > Creating virtual environments\n\n"
+        "Creating virtual environments\n\n"
+        "Creation of virtual environments is done by executing the command venv:\n\n"
+        "python3 -m venv /path/to/new/virtual/environment"
+    )
+    # Text before any heading has no path: the text alone, unchanged.
+    plain = "A paragraph before the first heading, long enough to be embedded with one."
+    assert embedding_text((), plain) == plain
+    assert embedding_text(("  ", ""), plain) == plain
+    # A section's short tail is embedded alone: with the header it would rank as the section.
+    tutorial = parse(corpus.read(corpus.HTML_ROOT / "tutorial" / "venv.html"), "venv.html")
+    tail = next(c for c in chunk(tutorial.text, tutorial.headings) if c.token_count < 16)
+    assert (tail.text, tail.heading_path) == (
+        "into the terminal.",
+        (
+            "12. Virtual Environments and Packages",
+            "12.2. Creating Virtual Environments",
+        ),
+    )
+    assert estimate_tokens(tail.text) < EMBEDDING_HEADER_MIN_PASSAGE_TOKENS == 16
+    assert embedding_text(tail.heading_path, tail.text) == "into the terminal."
+
+
+def test_a_long_heading_path_is_cut_so_the_passage_fits_the_window() -> None:
+    """The header keeps its first words up to EMBEDDING_HEADER_MAX_TOKENS (estimated, as chunk
+    budgets are): with a passage at the budget (200) it fits all-MiniLM-L6-v2's 256 tokens."""
+    path = tuple(f"Section {n} of a deeply nested reference manual" for n in range(12))
+    text = ("word " * 150).strip()
+    header, _, rest = embedding_text(path, text).partition("\n\n")
+    assert rest == text
+    assert EMBEDDING_HEADER_MAX_TOKENS == 54
+    assert estimate_tokens(header) <= 54 < estimate_tokens(" > ".join(path))
+    assert header == (
+        "Section 0 of a deeply nested reference manual > Section 1 of a deeply nested "
+        "reference manual > Section 2 of a deeply nested reference manual > Section 3 of a "
+        "deeply nested"
+    )
+    # A path within the limit is kept whole.
+    assert embedding_text(path[:2], text).partition("\n\n")[0] == " > ".join(path[:2])
