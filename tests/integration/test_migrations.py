@@ -139,26 +139,34 @@ async def _add_documents(
     return workspace
 
 
+async def _add_one_chunk(
+    session: AsyncSession, text: str, heading_path: list[str]
+) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A READY document with one chunk of `text`: (workspace, document, chunk)."""
+    document, chunk = uuid.uuid4(), uuid.uuid4()
+    workspace = await _add_documents(session, [(document, None)])
+    session.add(
+        Chunk(
+            id=chunk,
+            document_id=document,
+            workspace_id=workspace,
+            position=0,
+            text=text,
+            heading_path=heading_path,
+            char_start=0,
+            char_end=len(text),
+            token_count=6,
+        )
+    )
+    await session.flush()
+    return workspace, document, chunk
+
+
 async def _one_indexed_chunk(url: str, text: str) -> None:
     """A document with one chunk, indexed as revision 0010 did."""
     engine = create_async_engine(url)
-    document, chunk = uuid.uuid4(), uuid.uuid4()
     async with build_sessionmaker(engine).begin() as session:
-        workspace = await _add_documents(session, [(document, None)])
-        session.add(
-            Chunk(
-                id=chunk,
-                document_id=document,
-                workspace_id=workspace,
-                position=0,
-                text=text,
-                heading_path=[],
-                char_start=0,
-                char_end=len(text),
-                token_count=6,
-            )
-        )
-        await session.flush()
+        await _add_one_chunk(session, text, [])
         await session.execute(
             sql_text(
                 "INSERT INTO chunk_search (chunk_id, document_id, workspace_id, search_vector) "
@@ -279,23 +287,10 @@ def test_vectors_of_the_text_alone_are_deleted_and_the_passages_kept(
 
 async def _one_embedded_chunk(url: str) -> None:
     engine = create_async_engine(url)
-    document, chunk = uuid.uuid4(), uuid.uuid4()
     async with build_sessionmaker(engine).begin() as session:
-        workspace = await _add_documents(session, [(document, None)])
-        session.add(
-            Chunk(
-                id=chunk,
-                document_id=document,
-                workspace_id=workspace,
-                position=0,
-                text="Returns the same as lru_cache(maxsize=None).",
-                heading_path=["functools"],
-                char_start=0,
-                char_end=44,
-                token_count=12,
-            )
+        workspace, document, chunk = await _add_one_chunk(
+            session, "Returns the same as lru_cache(maxsize=None).", ["functools"]
         )
-        await session.flush()
         session.add(
             ChunkVector(
                 chunk_id=chunk,
