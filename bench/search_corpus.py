@@ -34,7 +34,7 @@ from base.db.engine import build_engine, build_sessionmaker
 from base.models.accounts import Membership, Role, User, Workspace
 from base.models.documents import Chunk, ChunkVector, Collection, Document, DocumentStatus
 from base.settings import Settings
-from services import chunking, ingestion
+from services import chunking, ingestion, reembedding
 from services.blobs import blob_store
 from services.deps import ServiceDeps
 from services.ratelimit import AttemptLimiter
@@ -168,17 +168,6 @@ async def _ready(db: async_sessionmaker[Any]) -> dict[uuid.UUID, str]:
         return {row[0]: row[1] for row in rows}
 
 
-async def _without_vectors(db: async_sessionmaker[Any]) -> list[uuid.UUID]:
-    async with db() as session:
-        rows = await session.execute(
-            select(Chunk.document_id)
-            .outerjoin(ChunkVector, ChunkVector.chunk_id == Chunk.id)
-            .where(ChunkVector.chunk_id.is_(None))
-            .distinct()
-        )
-        return sorted(rows.scalars())
-
-
 @asynccontextmanager
 async def corpus_database(
     pages: list[str], *, ollama_host: str, embed_model: str, chunk_max_tokens: int = 200
@@ -212,13 +201,11 @@ async def corpus_database(
             if n % 10 == 0 or n == len(todo):
                 elapsed = time.perf_counter() - began
                 print(f"  ingested {n}/{len(todo)} pages in {elapsed:.0f} s", flush=True)
-        # A migration may have dropped vectors (0013 did): made again as the product's
-        # re-embedding check would make them.
-        unembedded = await _without_vectors(deps.db)
-        for document_id in unembedded:
-            await ingestion.embed_passages(deps, document_id, embed_model)
-        if unembedded:
-            print(f"  embedded again the passages of {len(unembedded)} documents", flush=True)
+        # A migration may have dropped vectors (0013 did): the product's re-embedding step
+        # makes them again.
+        again = await reembedding.reembedding(deps, workspace_id=str(WORKSPACE_ID))
+        if again["documents"]:
+            print(f"  embedded again the passages of {again['documents']} documents", flush=True)
         ids = {uuid.uuid5(WORKSPACE_ID, p): p for p in pages}
         yield Corpus(deps=deps, pages=ids, path=path)
     finally:
