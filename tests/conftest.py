@@ -26,6 +26,13 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def pgvector_url() -> Iterator[str]:
+    """postgresql://... URL of a throwaway PostgreSQL 18 server with pgvector (ADR 0114)."""
+    with services_support.pgvector_postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """redis://... URL of a throwaway Redis 7 server (or TEST_REDIS_URL)."""
     with services_support.redis_server() as url:

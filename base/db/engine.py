@@ -27,8 +27,23 @@ def build_engine(settings: Settings) -> AsyncEngine:
         _tune_sqlite(engine)
         return engine
     return create_async_engine(
-        settings.database_url, pool_size=20, max_overflow=20, pool_pre_ping=True
+        settings.database_url,
+        pool_size=20,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={"server_settings": hnsw_search_settings(settings)},
     )
+
+
+def hnsw_search_settings(settings: Settings) -> dict[str, str]:
+    """pgvector's search settings for each connection (ADR 0114): how many candidates the HNSW
+    index keeps, and to go on searching past them when other workspaces' rows crowd out the
+    searched one's (the rows come back roughly in order; the search orders them). A server
+    without pgvector keeps them as unused placeholders."""
+    return {
+        "hnsw.ef_search": str(settings.search_hnsw_ef_search),
+        "hnsw.iterative_scan": "relaxed_order",
+    }
 
 
 # Per SQLite engine, how many times `analyse_sqlite` has run. A connection loads the planner's

