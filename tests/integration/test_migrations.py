@@ -290,31 +290,12 @@ def test_vectors_of_the_text_alone_are_deleted_and_the_passages_kept(
         else request.getfixturevalue("fresh_postgres")
     )
     migrate.upgrade(url, "0012")
-    asyncio.run(_one_embedded_chunk(url))
+    asyncio.run(_one_vector(url, [0.0, 0.0]))
     assert asyncio.run(_vector_counts(url)) == (1, 1, 0)
     migrate.upgrade(url)
     assert asyncio.run(_vector_counts(url)) == (1, 0, 1)
     migrate.downgrade(url, "0012")
     assert asyncio.run(_vector_counts(url)) == (1, 0, 1)
-
-
-async def _one_embedded_chunk(url: str) -> None:
-    engine = create_async_engine(url)
-    async with build_sessionmaker(engine).begin() as session:
-        workspace, document, chunk = await _add_one_chunk(
-            session, "Returns the same as lru_cache(maxsize=None).", ["functools"]
-        )
-        session.add(
-            ChunkVector(
-                chunk_id=chunk,
-                document_id=document,
-                workspace_id=workspace,
-                model="all-minilm",
-                dimension=2,
-                vector=b"\x00" * 8,
-            )
-        )
-    await engine.dispose()
 
 
 async def _vector_counts(url: str) -> tuple[int, int, int]:

@@ -48,11 +48,16 @@ TEST_SECRET = "integration-tests-secret-0123456789abcdef"
 LIVE_API_START_TIMEOUT = 120.0
 
 
-@pytest.fixture(scope="session")
-def migrated_postgres(postgres_url: str) -> str:
-    url = Settings(database_url=postgres_url).database_url
+def migrated(server_url: str) -> str:
+    """The app's URL of the server's database, upgraded to the newest migration."""
+    url = Settings(database_url=server_url).database_url
     migrate.upgrade(url)
     return url
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres_url: str) -> str:
+    return migrated(postgres_url)
 
 
 @pytest.fixture
@@ -249,17 +254,31 @@ def any_db_settings(request: FixtureRequest, tmp_path: Any, blob_root: Path) -> 
     return sqlite_settings(tmp_path, blob_root, **(marker.kwargs if marker else {}))
 
 
+@asynccontextmanager
+async def started_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan run; a PostgreSQL database (shared by the tests) emptied
+    first, a SQLite file (new for each test) as it is."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        if not settings.is_sqlite:
+            await _reset(application, settings)
+        yield application
+
+
+@asynccontextmanager
+async def client_of(application: FastAPI) -> AsyncIterator[GraphQLClient]:
+    transport = httpx.ASGITransport(app=application, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield GraphQLClient(http)
+
+
 @pytest.fixture
 async def any_db_app(any_db_settings: Settings) -> AsyncIterator[FastAPI]:
-    application = create_app(any_db_settings)
-    async with application.router.lifespan_context(application):
-        if not any_db_settings.is_sqlite:  # the SQLite file is new; PostgreSQL is shared
-            await _reset(application, any_db_settings)
+    async with started_app(any_db_settings) as application:
         yield application
 
 
 @pytest.fixture
 async def any_db_client(any_db_app: FastAPI) -> AsyncIterator[GraphQLClient]:
-    transport = httpx.ASGITransport(app=any_db_app, client=("203.0.113.7", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield GraphQLClient(http)
+    async with client_of(any_db_app) as client:
+        yield client

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from base.settings import Settings
 from services.deps import ServiceDeps
 from tests.support.app_fixtures import changed
 from tests.support.graphql import GraphQLClient, first_workspace, uuid_of
+from tests.support.search import page_document
 from tests.support.seed import add_collection, global_id
 from tests.support.team import set_up_team
 
@@ -72,3 +74,35 @@ async def library_of(client: GraphQLClient, app: FastAPI) -> Library:
         outsider_workspace_id=outsider_workspace_id,
         outsider_collection=await add_collection(db, outsider_workspace_id, "Mine", outsider_id),
     )
+
+
+async def shelve(
+    library: Library,
+    layout: Sequence[tuple[str, uuid.UUID, Sequence[str]]],
+    *,
+    outsider_pages: Sequence[str] = (),
+    embed: bool = True,
+) -> dict[str, uuid.UUID]:
+    """Pages of the Python documentation as documents: `layout` (page, collection, tags) in the
+    team's workspace, keyed by page; `outsider_pages` in the outsider's, keyed "outsider:page"."""
+    ids = {}
+    for page, collection, tags in layout:
+        ids[page] = await page_document(
+            library.deps,
+            page,
+            workspace_id=library.workspace_id,
+            collection_id=collection,
+            owner_id=library.owner_id,
+            tags=tags,
+            embed=embed,
+        )
+    for page in outsider_pages:
+        ids[f"outsider:{page}"] = await page_document(
+            library.deps,
+            page,
+            workspace_id=library.outsider_workspace_id,
+            collection_id=library.outsider_collection,
+            owner_id=library.outsider_id,
+            embed=embed,
+        )
+    return ids

@@ -10,21 +10,17 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, text
 
-from app import migrate
-from app.main import create_app
 from base.settings import Settings
 from services import vector_index
 from services.documents import delete_documents
 from services.search import SearchMode, retrieve_passages, search
-from tests.integration.search.conftest import Library, library_of
-from tests.support.app_fixtures import _reset, changed
+from tests.integration.search.conftest import Library, library_of, shelve
+from tests.support.app_fixtures import changed, client_of, migrated, started_app
 from tests.support.graphql import GraphQLClient
-from tests.support.search import page_document
 
 PASSAGES = 10
 QUERIES = [
@@ -38,57 +34,41 @@ QUERIES = [
 
 @pytest.fixture(scope="session")
 def migrated_pgvector(pgvector_url: str) -> str:
-    url = Settings(database_url=pgvector_url).database_url
-    migrate.upgrade(url)
-    return url
+    return migrated(pgvector_url)
 
 
 @pytest.fixture
 async def pgvector_app(
     settings: Settings, migrated_pgvector: str, ollama_host: str
 ) -> AsyncIterator[FastAPI]:
-    pgvector_settings = changed(settings, database_url=migrated_pgvector, ollama_host=ollama_host)
-    application = create_app(pgvector_settings)
-    async with application.router.lifespan_context(application):
-        await _reset(application, pgvector_settings)
+    on_pgvector = changed(settings, database_url=migrated_pgvector, ollama_host=ollama_host)
+    async with started_app(on_pgvector) as application:
         yield application
 
 
 @pytest.fixture
 async def pgvector_client(pgvector_app: FastAPI) -> AsyncIterator[GraphQLClient]:
-    transport = httpx.ASGITransport(app=pgvector_app, client=("203.0.113.7", 50000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        yield GraphQLClient(http)
+    async with client_of(pgvector_app) as client:
+        yield client
 
 
 async def _shelves(library: Library) -> dict[str, uuid.UUID]:
     """Guides: getpass, pwd, functools; Reference: tty, termios, grp, shutil; the outsider's
-    workspace: getpass."""
-    layout = [
-        ("library/getpass.html", library.guides),
-        ("library/pwd.html", library.guides),
-        ("library/functools.html", library.guides),
-        ("library/shutil.html", library.reference),
-        ("library/tty.html", library.reference),
-        ("library/termios.html", library.reference),
-        ("library/grp.html", library.reference),
-    ]
-    ids = {}
-    for page, collection in layout:
-        ids[page] = await page_document(
-            library.deps,
-            page,
-            workspace_id=library.workspace_id,
-            collection_id=collection,
-            owner_id=library.owner_id,
-        )
-    ids["outsider"] = await page_document(
-        library.deps,
-        "library/getpass.html",
-        workspace_id=library.outsider_workspace_id,
-        collection_id=library.outsider_collection,
-        owner_id=library.outsider_id,
+    workspace: getpass (as "outsider")."""
+    ids = await shelve(
+        library,
+        [
+            ("library/getpass.html", library.guides, ()),
+            ("library/pwd.html", library.guides, ()),
+            ("library/functools.html", library.guides, ()),
+            ("library/shutil.html", library.reference, ()),
+            ("library/tty.html", library.reference, ()),
+            ("library/termios.html", library.reference, ()),
+            ("library/grp.html", library.reference, ()),
+        ],
+        outsider_pages=["library/getpass.html"],
     )
+    ids["outsider"] = ids.pop("outsider:library/getpass.html")
     return ids
 
 

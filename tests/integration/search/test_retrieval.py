@@ -18,7 +18,7 @@ from base.models.retrieval import VectorVersion
 from services import ingestion, keyword_index
 from services.documents import delete_documents
 from services.search import SearchMode, related_documents, retrieve_passages, search
-from tests.integration.search.conftest import Library, library_of
+from tests.integration.search.conftest import Library, library_of, shelve
 from tests.support.app_fixtures import changed
 from tests.support.databases import count_statements, extracted_text_reads
 from tests.support.search import chunk_texts, indexed_document, page_document, page_text
@@ -36,42 +36,19 @@ async def _shelves(library: Library, *, embed: bool = True) -> dict[str, uuid.UU
         ("library/termios.html", library.reference, ("unix",)),
         ("library/grp.html", library.reference, ("unix",)),
     ]
-    ids = {}
-    for page, collection, tags in layout:
-        ids[page] = await page_document(
-            library.deps,
-            page,
-            workspace_id=library.workspace_id,
-            collection_id=collection,
-            owner_id=library.owner_id,
-            tags=tags,
-            embed=embed,
-        )
-    for page in ("library/getpass.html", "library/crypt.html"):
-        ids[f"outsider:{page}"] = await page_document(
-            library.deps,
-            page,
-            workspace_id=library.outsider_workspace_id,
-            collection_id=library.outsider_collection,
-            owner_id=library.outsider_id,
-            embed=embed,
-        )
-    return ids
+    return await shelve(
+        library,
+        layout,
+        outsider_pages=["library/getpass.html", "library/crypt.html"],
+        embed=embed,
+    )
 
 
 async def test_keyword_stems_and_highlights_what_the_index_matched(any_db_client, any_db_app):
     library = await library_of(any_db_client, any_db_app)
     deps = library.as_user(library.viewer_id)
-    ids = {}
-    for page in ("library/getpass.html", "library/tty.html", "library/runpy.html"):
-        ids[page] = await page_document(
-            library.deps,
-            page,
-            workspace_id=library.workspace_id,
-            collection_id=library.guides,
-            owner_id=library.owner_id,
-            embed=False,
-        )
+    pages = ("library/getpass.html", "library/tty.html", "library/runpy.html")
+    ids = await shelve(library, [(p, library.guides, ()) for p in pages], embed=False)
     # runpy says "run" (run_module, run_path) and never "running"; the others say neither.
     found = await retrieve_passages(
         deps, workspace_id=library.workspace_id, query="running", mode=SearchMode.KEYWORD
