@@ -137,15 +137,7 @@ async def scan(
             return found
     # Fewer than asked (the workspace has fewer passages, or the index's iterative scan gave up
     # at hnsw.max_scan_tuples), or a filter: few enough rows to rank exactly.
-    return await exact_scan(
-        session,
-        workspace_id,
-        model,
-        query,
-        documents=documents,
-        limit=limit,
-        per_document=per_document,
-    )
+    return await _exact(session, workspace_id, model, query, documents, limit, per_document)
 
 
 async def _through_index(
@@ -182,12 +174,11 @@ async def _through_index(
     return _hits(rows) if given == asked else None
 
 
-async def exact_scan(
+async def _exact(
     session: AsyncSession,
     workspace_id: uuid.UUID,
     model: str,
     query: Floats,
-    *,
     documents: Any,
     limit: int,
     per_document: bool,
