@@ -15,8 +15,12 @@ uv: ## Install uv when missing
 	@command -v uv >/dev/null || (python3 -m pip install --quiet --disable-pip-version-check uv==0.13.8)
 
 .PHONY: deps
+# llama-cpp-python compiles from source here. Its default, -march=native, crashed on a host whose
+# CPU reports AMX and AVX-512 (ADR 0115): x86-64 builds target AVX2 instead, the same everywhere.
+LLAMA_CMAKE_ARGS := $(if $(filter x86_64,$(shell uname -m)),-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON)
+
 deps: uv ## Create .venv from uv.lock (Python packages, the local model runtime and model files)
-	uv sync --frozen
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS) $$CMAKE_ARGS" uv sync --frozen
 
 .PHONY: web
 web: ## Install the pinned front-end packages (GraphiQL assets, graphql-ws client)
