@@ -81,7 +81,7 @@ from bench.search_corpus import (  # noqa: E402
     settings_for,
 )
 from resolvers.core.context import Context  # noqa: E402
-from services import fulltext, hnsw_index, search, vector_index  # noqa: E402
+from services import document_vectors, fulltext, hnsw_index, search, vector_index  # noqa: E402
 from tests.support.graphql import operation  # noqa: E402
 
 USER = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
@@ -203,6 +203,8 @@ async def seed(app: Any, passages: list[dict[str, Any]], documents: int, per_doc
             await session.execute(insert(ChunkVector), vectors)
             for d in docs:
                 await fulltext.index_document(session, d["id"])
+            # Each document's own vector, as EMBEDDING writes it (ADR 0116).
+            await document_vectors.refresh(session, model, documents=[d["id"] for d in docs])
         print(
             f"  seeded {min(documents, start + 500)} documents "
             f"({time.perf_counter() - began:.0f} s)",

@@ -11,8 +11,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, select, text
 
+from base.models.documents import DocumentVector
 from services import hnsw_index, search
 from services.deps import ServiceDeps
 
@@ -78,6 +79,53 @@ async def index_recall(deps: ServiceDeps, workspace_id: uuid.UUID, queries: Sequ
     print(f"  the Search screen's ranking ({SEARCH_DEPTH} documents) by passages asked at most:")
     for line in depths:
         print(line)
+    await related_recall(exact, workspace_id)
+
+
+RELATED_SAMPLE = 50
+
+
+async def related_recall(deps: ServiceDeps, workspace_id: uuid.UUID) -> None:
+    """Related documents (ADR 0116) of RELATED_SAMPLE documents by the documents' index and by
+    their vectors streamed, against the exact scan of the cache: recall@5 and median times."""
+    async with deps.read() as session:
+        sample = list(
+            await session.scalars(
+                select(DocumentVector.document_id)
+                .where(DocumentVector.workspace_id == workspace_id)
+                .order_by(DocumentVector.document_id)
+                .limit(RELATED_SAMPLE)
+            )
+        )
+    ways = {
+        "exact scan (the cache)": deps,
+        "documents' vectors streamed": dataclasses.replace(
+            deps,
+            settings=deps.settings.model_copy(
+                update={"search_vector_index": "exact", "search_vector_cache_mb": 0}
+            ),
+        ),
+        "documents' HNSW index": _choosing(deps, "hnsw"),
+    }
+    found: dict[str, list[set[uuid.UUID]]] = {name: [] for name in ways}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    await search.related_documents(deps, ids=sample[:1])  # loads the cache
+    for document_id in sample:
+        for name, which in ways.items():
+            began = time.perf_counter()
+            related = await search.related_documents(which, ids=[document_id])
+            times[name].append(time.perf_counter() - began)
+            found[name].append({r.document.id for r in related[0]})
+    truth = found["exact scan (the cache)"]
+    print(f"  related documents of {len(sample)} documents:")
+    for name in ways:
+        recall = statistics.mean(
+            len(f & t) / len(t) for f, t in zip(found[name], truth, strict=True) if t
+        )
+        print(
+            f"    {name:<28} recall@5 {recall:.3f}, median "
+            f"{1000 * statistics.median(times[name]):7.2f} ms"
+        )
 
 
 def _choosing(deps: ServiceDeps, index: str) -> ServiceDeps:

@@ -34,7 +34,7 @@ from base.db.engine import build_engine, build_sessionmaker
 from base.models.accounts import Membership, Role, User, Workspace
 from base.models.documents import Chunk, ChunkVector, Collection, Document, DocumentStatus
 from base.settings import Settings
-from services import chunking, ingestion, reembedding
+from services import chunking, document_vectors, ingestion, reembedding
 from services.blobs import blob_store
 from services.deps import ServiceDeps
 from services.ratelimit import AttemptLimiter
@@ -247,6 +247,10 @@ async def copy_to(source: ServiceDeps, target: ServiceDeps) -> None:
             update(Document)
             .where(Document.id.in_(ready))
             .values(status=DocumentStatus.READY, stage=None)
+        )
+        # Each document's own vector, as EMBEDDING writes it (ADR 0116).
+        await document_vectors.refresh(
+            session, target.settings.embed_model, workspace_id=WORKSPACE_ID
         )
     # The planner's statistics, as autovacuum gathers them after a bulk insert: without them it
     # takes the new workspace for an empty one (for pgvector's index, ADR 0114, that meant

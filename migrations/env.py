@@ -13,7 +13,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 import base.models  # noqa: F401  (registers every table)
 from base.db.base import Base
 from base.db.types import PgVector
-from base.models.documents import PGVECTOR_COLUMN, PGVECTOR_INDEX_PREFIX, TITLE_TRIGRAM_INDEX
+from base.models.documents import (
+    DOCUMENT_PGVECTOR_INDEX_PREFIX,
+    PGVECTOR_COLUMN,
+    PGVECTOR_INDEX_PREFIX,
+    PGVECTOR_TABLES,
+    TITLE_TRIGRAM_INDEX,
+)
 from base.models.search import is_full_text_table
 from base.settings import Settings
 
@@ -29,13 +35,14 @@ def _url() -> str:
 
 def _include_name(name: str | None, type_: str, parents: Any) -> bool:
     """Leave the full-text index (ADR 0050), the titles' trigram index (ADR 0078) and pgvector's
-    column and index (ADR 0114) out of the comparison: each is one database's own, and the ORM
-    does not describe them."""
+    columns and indexes (ADRs 0114, 0116) out of the comparison: each is one database's own, and
+    the ORM does not describe them."""
     if type_ == "index" and (
-        name == TITLE_TRIGRAM_INDEX or (name or "").startswith(PGVECTOR_INDEX_PREFIX)
+        name == TITLE_TRIGRAM_INDEX
+        or (name or "").startswith((PGVECTOR_INDEX_PREFIX, DOCUMENT_PGVECTOR_INDEX_PREFIX))
     ):
         return False
-    if type_ == "column" and name == PGVECTOR_COLUMN and parents["table_name"] == "chunk_vectors":
+    if type_ == "column" and name == PGVECTOR_COLUMN and parents["table_name"] in PGVECTOR_TABLES:
         return False
     return not (type_ == "table" and is_full_text_table(name))
 

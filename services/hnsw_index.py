@@ -13,6 +13,9 @@ runs exactly in SQL, by an expression the index does not cover, over the few row
 filtered ranking (collections, tags, documents) is ranked exactly in SQL from the start. A
 ranking of documents (the Search screen's) asks for 32 passages per document wanted (1,000 at
 most) and ranks the documents they come from: its depth is the index's, not the workspace's.
+
+Related documents (`related`) rank the documents' own vectors (`document_vectors`, migration
+0015, ADR 0116) through their own index the same way.
 """
 
 from __future__ import annotations
@@ -34,9 +37,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from base.db.types import PgVector
-from base.models.documents import PGVECTOR_COLUMN, PGVECTOR_INDEX_PREFIX, ChunkVector
+from base.models.documents import (
+    DOCUMENT_PGVECTOR_INDEX_PREFIX,
+    PGVECTOR_COLUMN,
+    PGVECTOR_INDEX_PREFIX,
+    ChunkVector,
+    DocumentVector,
+)
 from services.vector_index import Floats, VectorHit
 
 # How long a process trusts what it found about a database's HNSW indexes: they appear and go
@@ -52,16 +62,18 @@ PASSAGES_PER_DOCUMENT = 32
 # 28-32 ms for 1,000, the exact scan 7.5-8.5 ms). Deeper pages list these passages' documents.
 MAX_PASSAGES_ASKED = 1000
 
-_indexes: dict[str, tuple[float, frozenset[int]]] = {}
+_indexes: dict[tuple[str, str], tuple[float, frozenset[int]]] = {}
 
 
-async def indexed_dimensions(session: AsyncSession) -> frozenset[int]:
-    """The vector dimensions this database has an HNSW index for (none but on PostgreSQL with
-    pgvector after migration 0014)."""
+async def indexed_dimensions(session: AsyncSession, *, documents: bool = False) -> frozenset[int]:
+    """The vector dimensions this database has an HNSW index for: of the passages, or (with
+    `documents`) of the documents' own vectors. None but on PostgreSQL with pgvector after
+    migrations 0014 and 0015."""
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return frozenset()
-    key = str(bind.engine.url)
+    prefix = DOCUMENT_PGVECTOR_INDEX_PREFIX if documents else PGVECTOR_INDEX_PREFIX
+    key = (str(bind.engine.url), prefix)
     now = time.monotonic()
     seen = _indexes.get(key)
     if seen is not None and now - seen[0] < INDEX_RECHECK_SECONDS:
@@ -69,11 +81,11 @@ async def indexed_dimensions(session: AsyncSession) -> frozenset[int]:
     names = await session.scalars(
         text(
             "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
-            "AND tablename = 'chunk_vectors' AND starts_with(indexname, :prefix)"
+            "AND starts_with(indexname, :prefix)"
         ),
-        {"prefix": PGVECTOR_INDEX_PREFIX},
+        {"prefix": prefix},
     )
-    suffixes = (name[len(PGVECTOR_INDEX_PREFIX) :] for name in names)
+    suffixes = (name[len(prefix) :] for name in names)
     dimensions = frozenset(int(s) for s in suffixes if s.isdigit())
     _indexes[key] = (now, dimensions)
     return dimensions
@@ -196,3 +208,77 @@ async def _exact(
         distance = best.c.distance
     rows = await session.execute(stmt.order_by(distance).limit(limit), {"query": _as_text(query)})
     return _hits(rows.all())
+
+
+# -- related documents ----------------------------------------------------------------------
+
+
+async def related(
+    session: AsyncSession,
+    document_id: uuid.UUID,
+    model: str,
+    indexed: frozenset[int],
+    limit: int,
+) -> list[tuple[uuid.UUID, float]]:
+    """The `limit` documents of the document's workspace whose own vectors (`document_vectors`,
+    ADR 0116) are nearest to its own, with their cosine similarity, best first: by the index
+    when the document's dimension is in `indexed`, ranked exactly in SQL when it is not or when
+    the index gives fewer than asked. Empty for a document without a vector of `model`."""
+    own = (
+        await session.execute(
+            select(DocumentVector.workspace_id, DocumentVector.dimension).where(
+                DocumentVector.document_id == document_id, DocumentVector.model == model
+            )
+        )
+    ).one_or_none()
+    if own is None or limit <= 0:
+        return []
+    workspace_id, dimension = own
+    if dimension in indexed:
+        rows = await session.execute(
+            _related(document_id, workspace_id, model, dimension, limit, indexed=True)
+        )
+        found = [(r.document_id, 1.0 - float(r.distance)) for r in rows]
+        if len(found) == limit:
+            return found
+    rows = await session.execute(
+        _related(document_id, workspace_id, model, dimension, limit, indexed=False)
+    )
+    return [(r.document_id, 1.0 - float(r.distance)) for r in rows]
+
+
+def _related(
+    document_id: uuid.UUID,
+    workspace_id: uuid.UUID,
+    model: str,
+    dimension: int,
+    limit: int,
+    *,
+    indexed: bool,
+) -> Any:
+    """The nearest other documents' statement. The document's own vector is a scalar subquery
+    (an InitPlan, evaluated once), which the index can order by; the exact form compares the
+    columns as they are, which the index does not cover."""
+    column: ColumnElement[Any] = literal_column(f"document_vectors.{PGVECTOR_COLUMN}")
+    own = aliased(DocumentVector, name="own")
+    own_column: ColumnElement[Any] = literal_column(f"own.{PGVECTOR_COLUMN}")
+    if indexed:
+        column = cast(column, PgVector(dimension))
+        own_column = cast(own_column, PgVector(dimension))
+    query = (
+        select(own_column)
+        .where(own.document_id == document_id, own.model == model)
+        .scalar_subquery()
+    )
+    distance = column.op("<=>", return_type=Float)(query).label("distance")
+    return (
+        select(DocumentVector.document_id, distance)
+        .where(
+            DocumentVector.workspace_id == workspace_id,
+            DocumentVector.model == model,
+            DocumentVector.dimension == literal_column(str(int(dimension))),
+            DocumentVector.document_id != document_id,
+        )
+        .order_by(literal_column("distance"))
+        .limit(limit)
+    )

@@ -49,7 +49,7 @@ from base.models.documents import (
     DocumentTag,
 )
 from base.models.runs import Run, RunStatus, SubjectType
-from services import chunking, enrichment, fulltext, llm, runs, vectors
+from services import chunking, document_vectors, enrichment, fulltext, llm, runs, vectors
 from services.blobs import blob_store
 from services.deps import ServiceDeps
 from services.documents import (
@@ -343,6 +343,7 @@ async def chunking_step(deps: ServiceDeps, *, document_id: str, **_: Any) -> dic
         async with deps.db.begin() as session:
             document = await _locked(session, doc_id)
             await session.execute(delete(Chunk).where(Chunk.document_id == doc_id))
+            await document_vectors.forget(session, doc_id)
             if pieces:
                 await session.execute(
                     insert(Chunk),
@@ -406,6 +407,7 @@ async def embed_passages(
                 ChunkVector.document_id == document_id, ChunkVector.model != model
             )
         )
+        await document_vectors.forget(session, document_id)
         passages = (
             await session.execute(
                 select(Chunk.id, Chunk.heading_path, Chunk.text)
@@ -470,6 +472,9 @@ async def embed_passages(
         done += len(batch)
         if on_batch:
             on_batch(done, total)
+    async with deps.db.begin() as session:  # every passage has its vector: the document's own
+        await _locked(session, document_id)
+        await document_vectors.refresh(session, model, documents=[document_id])
     return Embedded(total, len(todo), dimension, model_seconds)
 
 

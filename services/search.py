@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from base.errors import Invalid, ModelUnavailable
 from base.models.accounts import Role
 from base.models.documents import Chunk, Document, DocumentTag
-from services import hnsw_index, keyword_index, llm, vector_index
+from services import document_vectors, hnsw_index, keyword_index, llm, vector_index
 from services.access import IDS, require_role
 from services.deps import ServiceDeps
 from services.documents import VIEWER_SEES_DOCUMENT_IDS
@@ -688,10 +688,14 @@ async def related_documents(
     """For each document, the RELATED_DOCUMENTS documents of its workspace nearest to it: the
     cosine similarity of the mean vectors of their passages (with the embedding model in the
     settings), best first. Empty for a document without vectors or one the caller may not see.
-    One read of the documents and one of the related ones, whatever the number of ids."""
+
+    Computed as semantic search ranks (SEARCH_VECTOR_INDEX): from the process's cache when the
+    workspace fits it; else from the documents' own vectors (ADR 0116), by pgvector's index
+    where there is one, else read block by block. `hnsw` takes the index whenever there is one."""
     user_id = deps.principal.require_user()
     settings = deps.settings
     model = settings.embed_model
+    choice = settings.search_vector_index
     cache = vector_index.vector_cache(settings.search_vector_cache_mb * 1024 * 1024)
     found: dict[uuid.UUID, list[tuple[uuid.UUID, float]]] = {}
     async with deps.read() as session:
@@ -701,21 +705,34 @@ async def related_documents(
         by_workspace: dict[uuid.UUID, list[uuid.UUID]] = {}
         for document_id, workspace_id in visible:
             by_workspace.setdefault(workspace_id, []).append(document_id)
+        indexed = (
+            await hnsw_index.indexed_dimensions(session, documents=True)
+            if choice != "exact"
+            else frozenset()
+        )
         for workspace_id, document_ids in by_workspace.items():
-            vectors, state = await cache.vectors(
-                session, settings.database_url, workspace_id, model
-            )
-            if state is None:
-                continue
-            if vectors is not None:
-                centroids, present = vectors.centroids()
-                doc_ids = vectors.doc_ids
-            else:
-                doc_ids, centroids = await vector_index.stream_centroids(
-                    session, workspace_id, model, state
+            vectors = None
+            if not (indexed and choice == "hnsw"):
+                vectors, state = await cache.vectors(
+                    session, settings.database_url, workspace_id, model
                 )
-                present = np.ones(len(doc_ids), np.bool_)
-            index = {d: i for i, d in enumerate(doc_ids)}
+                if state is None:
+                    continue
+            if vectors is None:  # too large for the cache, or SEARCH_VECTOR_INDEX=hnsw
+                if indexed:
+                    for document_id in document_ids:
+                        found[document_id] = await hnsw_index.related(
+                            session, document_id, model, indexed, RELATED_DOCUMENTS
+                        )
+                else:
+                    found.update(
+                        await document_vectors.nearest_streamed(
+                            session, workspace_id, model, document_ids, RELATED_DOCUMENTS
+                        )
+                    )
+                continue
+            centroids, present = vectors.centroids()
+            index = {d: i for i, d in enumerate(vectors.doc_ids)}
             for document_id in document_ids:
                 i = index.get(document_id)
                 if i is None or not present[i]:
@@ -724,7 +741,7 @@ async def related_documents(
                 scores = np.where(present, scores, np.float32(-np.inf))
                 scores[i] = -np.inf
                 rows = vector_index.top_rows(scores, RELATED_DOCUMENTS)
-                found[document_id] = [(doc_ids[int(r)], float(scores[r])) for r in rows]
+                found[document_id] = [(vectors.doc_ids[int(r)], float(scores[r])) for r in rows]
         related_ids = {d for pairs in found.values() for d, _ in pairs}
         views = (
             {

@@ -559,26 +559,3 @@ async def stream_scan(
             hits = sorted(hits, key=lambda h: -h.cosine)[:limit]
     ranked = list(best.values()) if per_document else hits
     return sorted(ranked, key=lambda h: -h.cosine)[:limit]
-
-
-async def stream_centroids(
-    session: AsyncSession, workspace_id: uuid.UUID, model: str, state: IndexState
-) -> tuple[list[uuid.UUID], Floats]:
-    """Every document's normalised mean vector, read block by block."""
-    index: dict[uuid.UUID, int] = {}
-    sums: Floats | None = None
-    async for block in _blocks(session, workspace_id, model, after=0, upto=state.version):
-        dimension = block[0].dimension if sums is None else sums.shape[1]
-        rows = _same_dimension(block, dimension)
-        docs = np.asarray([index.setdefault(r.document_id, len(index)) for r in rows], np.int64)
-        if sums is None or len(index) > len(sums):
-            grown = np.zeros(
-                (max(len(index), 2 * (0 if sums is None else len(sums))), dimension), np.float32
-            )
-            if sums is not None:
-                grown[: len(sums)] = sums
-            sums = grown
-        np.add.at(sums, docs, normalised(_decode(rows, dimension)))
-    if sums is None:
-        return [], np.empty((0, 0), np.float32)
-    return list(index), np.asfortranarray(normalised(sums[: len(index)]))

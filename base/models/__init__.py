@@ -22,6 +22,7 @@ from base.models.documents import (
     DocumentStage,
     DocumentStatus,
     DocumentTag,
+    DocumentVector,
     EntityKind,
     FieldSource,
 )
@@ -41,6 +42,7 @@ __all__ = [
     "AnswerState",
     "Chunk",
     "ChunkVector",
+    "DocumentVector",
     "Citation",
     "Collection",
     "Conversation",

@@ -241,11 +241,14 @@ class Chunk(UUIDPrimaryKey, Base):
     token_count: Mapped[int] = mapped_column(Integer)
 
 
-# PostgreSQL with pgvector only, made by migration 0014 and not described here: `embedding`, the
-# stored vector as pgvector's type (kept equal to `vector` by a trigger), and an HNSW index of the
-# rows of each indexed dimension (ADR 0114).
+# PostgreSQL with pgvector only, made by migrations 0014 (`chunk_vectors`) and 0015
+# (`document_vectors`) and not described here: `embedding`, the stored vector as pgvector's type
+# (kept equal to `vector` by a trigger), and an HNSW index of the rows of each indexed dimension,
+# named by the prefix and the dimension (ADRs 0114, 0116).
 PGVECTOR_COLUMN = "embedding"
 PGVECTOR_INDEX_PREFIX = "ix_chunk_vectors_embedding_"
+DOCUMENT_PGVECTOR_INDEX_PREFIX = "ix_document_vectors_embedding_"
+PGVECTOR_TABLES = ("chunk_vectors", "document_vectors")
 
 
 class ChunkVector(Base):
@@ -275,3 +278,22 @@ class ChunkVector(Base):
     dimension: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     seq: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+
+
+class DocumentVector(Base):
+    """A document's vector for related documents (ADR 0116): the normalised mean of its passages'
+    unit vectors of `model`, stored as `chunk_vectors` stores them. Written by EMBEDDING once
+    every passage has its vector, deleted when the passages are cut again."""
+
+    __tablename__ = "document_vectors"
+    __table_args__ = (Index("ix_document_vectors_workspace_model", "workspace_id", "model"),)
+
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    dimension: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)

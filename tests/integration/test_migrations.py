@@ -428,3 +428,107 @@ async def _stored(url: str, chunk: uuid.UUID) -> list[float]:
     packed = await _fetch(url, f"SELECT vector FROM chunk_vectors WHERE chunk_id = '{chunk}'")
     assert isinstance(packed, bytes)
     return [float(v) for v in struct.unpack(f"<{len(packed) // 4}f", packed)]
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql", "pgvector"])
+def test_documents_get_the_mean_of_their_passage_vectors(
+    database: str, tmp_path, request: pytest.FixtureRequest
+):
+    """Migration 0015 (ADR 0116) gives each document its own vector per model: the normalised
+    mean of its passages' unit vectors. On pgvector its rows get `embedding` by a trigger and the
+    documents' HNSW index; the downgrade drops the table and its function."""
+    url = {
+        "sqlite": lambda: f"sqlite+aiosqlite:///{tmp_path}/kd.sqlite3",
+        "postgresql": lambda: request.getfixturevalue("fresh_postgres"),
+        "pgvector": lambda: request.getfixturevalue("fresh_pgvector"),
+    }[database]()
+    migrate.upgrade(url, "0014")
+    asyncio.run(_document_with_vectors(url))
+    migrate.upgrade(url)
+    # [3, 4] and [0, 2] are [0.6, 0.8] and [0, 1] as unit vectors: their sum is [0.6, 1.8].
+    norm = (0.6**2 + 1.8**2) ** 0.5
+    expected = {"all-minilm": _as_float32([0.6 / norm, 1.8 / norm]), "other": [1.0, 0.0]}
+    assert asyncio.run(_document_vectors(url)) == expected
+    if database == "pgvector":
+        embedded = asyncio.run(
+            _fetch_rows(url, "SELECT model, embedding::text FROM document_vectors ORDER BY model")
+        )
+        assert [
+            (m, _as_float32([float(v) for v in str(e).strip("[]").split(",")])) for m, e in embedded
+        ] == [
+            ("all-minilm", expected["all-minilm"]),
+            ("other", expected["other"]),
+        ]
+        index = asyncio.run(
+            _fetch(
+                url,
+                "SELECT count(*) FROM pg_indexes WHERE indexname = "
+                "'ix_document_vectors_embedding_384' AND indexdef LIKE '%USING hnsw%'",
+            )
+        )
+        assert index == 1
+    migrate.downgrade(url, "0014")
+    assert "document_vectors" not in asyncio.run(_tables(url))
+    if database != "sqlite":
+        function = "SELECT count(*) FROM pg_proc WHERE proname = 'document_vectors_embedding'"
+        assert asyncio.run(_fetch(url, function)) == 0
+
+
+async def _document_with_vectors(url: str) -> None:
+    """A document with two passages whose all-minilm vectors are [3, 4] and [0, 2], and another
+    document whose one passage has [5, 0] of another model."""
+    engine = create_async_engine(url)
+    async with build_sessionmaker(engine).begin() as session:
+        workspace, document, first = await _add_one_chunk(session, "First.", [])
+        second = uuid.uuid4()
+        session.add(
+            Chunk(
+                id=second,
+                document_id=document,
+                workspace_id=workspace,
+                position=1,
+                text="Second.",
+                heading_path=[],
+                char_start=7,
+                char_end=14,
+                token_count=2,
+            )
+        )
+        other_workspace, other_document, other = await _add_one_chunk(session, "Other.", [])
+        for chunk, owner, model, values in (
+            (first, (workspace, document), "all-minilm", [3.0, 4.0]),
+            (second, (workspace, document), "all-minilm", [0.0, 2.0]),
+            (other, (other_workspace, other_document), "other", [5.0, 0.0]),
+        ):
+            session.add(
+                ChunkVector(
+                    chunk_id=chunk,
+                    workspace_id=owner[0],
+                    document_id=owner[1],
+                    model=model,
+                    dimension=2,
+                    vector=struct.pack("<2f", *values),
+                )
+            )
+    await engine.dispose()
+
+
+async def _document_vectors(url: str) -> dict[str, list[float]]:
+    """Each stored document vector's values, by model."""
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                sql_text("SELECT model, dimension, vector FROM document_vectors")
+            )
+        ).all()
+    await engine.dispose()
+    return {m: list(struct.unpack(f"<{d}f", v)) for m, d, v in rows}
+
+
+async def _fetch_rows(url: str, sql: str) -> list[tuple[object, ...]]:
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        return [tuple(r) for r in await connection.fetch(sql)]
+    finally:
+        await connection.close()

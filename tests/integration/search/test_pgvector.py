@@ -17,7 +17,7 @@ from sqlalchemy import event, text
 from base.settings import Settings
 from services import vector_index
 from services.documents import delete_documents
-from services.search import SearchMode, retrieve_passages, search
+from services.search import SearchMode, related_documents, retrieve_passages, search
 from tests.integration.search.conftest import Library, library_of, shelve
 from tests.support.app_fixtures import changed, client_of, migrated, started_app
 from tests.support.graphql import GraphQLClient
@@ -227,3 +227,36 @@ async def test_a_deleted_document_is_gone_from_the_next_search(pgvector_client, 
         )
         stored = await session.scalar(text("SELECT count(*) FROM chunk_vectors"))
     assert missing == 0 and stored > 2 * PASSAGES  # the trigger gave every stored vector its column
+
+
+async def _related(deps: Any, document_ids: list[uuid.UUID]) -> list[list[tuple[uuid.UUID, float]]]:
+    found = await related_documents(deps, ids=document_ids)
+    return [[(r.document.id, round(r.score, 5)) for r in related] for related in found]
+
+
+async def test_related_documents_through_the_documents_index(
+    pgvector_client, pgvector_app, vector_statements
+):
+    """Related documents by the documents' own vectors and their HNSW index (ADR 0116): the same
+    documents and scores as the exact scan of the cache, one statement a document, answered by
+    the index, nothing loaded into the process; another workspace's document has none."""
+    library = await library_of(pgvector_client, pgvector_app)
+    ids = await _shelves(library)
+    team = [v for k, v in ids.items() if k != "outsider"]
+    indexed, exact = _with_index(library, "hnsw"), _with_index(library, "exact")
+    cache = vector_index.vector_cache(indexed.settings.search_vector_cache_mb * 1024 * 1024)
+    by_index = await _related(indexed, team)
+    assert len(cache) == 0 and len(vector_statements) == len(team)
+    assert all("document_vectors" in s and "AS vector(384))" in s for s, _ in vector_statements)
+    assert [len(r) for r in by_index] == [5] * len(team)
+    assert by_index == await _related(exact, team)
+    assert len(cache) == 1  # the exact scan's
+    outsider = await _related(indexed, [ids["outsider"]])
+    assert outsider == [[]]  # alone in its workspace: the index's statement, then the exact one
+    plan = await _plan(pgvector_app, *vector_statements[0])
+    assert "Index Scan using ix_document_vectors_embedding_384 on document_vectors" in plan
+    # A deleted document's vector goes with it.
+    getpass = ids["library/getpass.html"]
+    assert (await delete_documents(indexed, ids=[getpass])).errors == []
+    after = await _related(indexed, [ids["library/pwd.html"]])
+    assert getpass not in {d for d, _ in after[0]} and len(after[0]) == 5

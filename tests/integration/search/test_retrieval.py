@@ -9,11 +9,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from sqlalchemy import event, select
 
 from base.errors import Invalid, NotFound
-from base.models.documents import Chunk
+from base.models.documents import Chunk, ChunkVector, DocumentVector
 from base.models.retrieval import VectorVersion
 from services import ingestion, keyword_index
 from services.documents import delete_documents
@@ -619,3 +620,84 @@ async def test_a_heading_word_counts_twice_a_text_word(any_db_client, any_db_app
     if any_db_app.state.deps.settings.is_sqlite:
         return
     assert [h.document_id for h in default_weights] == [under_heading, in_text]
+
+
+def _related_pairs(found: list[list[Any]]) -> list[list[tuple[uuid.UUID, float]]]:
+    return [[(r.document.id, r.score) for r in related] for related in found]
+
+
+def _same_ranking(a: list[list[tuple[uuid.UUID, float]]], b: list[Any]) -> bool:
+    """The same documents in the same order, scores equal to float32 rounding (the sums run in
+    another order)."""
+    pairs = [p for x, y in zip(a, b, strict=True) for p in zip(x, y, strict=True)]
+    return [[d for d, _ in x] for x in a] == [[d for d, _ in x] for x in b] and all(
+        abs(s - t) < 1e-5 for (_, s), (_, t) in pairs
+    )
+
+
+async def test_related_documents_past_the_cache_come_from_the_documents_own_vectors(
+    any_db_client, any_db_app
+):
+    """A workspace too large for the cache ranks related documents from `document_vectors`
+    (ADR 0116), read block by block: the same documents and scores as the cache's exact scan.
+    A document's vector is the normalised mean of its passages'; cutting the passages again drops
+    it until they are embedded again; a deleted document's goes with it."""
+    library = await library_of(any_db_client, any_db_app)
+    ids = await _shelves(library)
+    team = [v for k, v in ids.items() if not k.startswith("outsider:")]
+    owner = library.as_user(library.owner_id)
+    cached, streamed = (
+        dataclasses.replace(owner, settings=changed(owner.settings, search_vector_cache_mb=mb))
+        for mb in (512, 0)
+    )
+    by_cache = _related_pairs(await related_documents(cached, ids=team))
+    by_stream = _related_pairs(await related_documents(streamed, ids=team))
+    assert [len(r) for r in by_cache] == [4] * len(team)
+    assert _same_ranking(by_stream, by_cache)
+    getpass, tty = ids["library/getpass.html"], ids["library/tty.html"]
+    async with library.deps.db() as session:
+        passages = (
+            await session.execute(
+                select(ChunkVector.vector).where(ChunkVector.document_id == getpass)
+            )
+        ).scalars()
+        matrix = np.frombuffer(b"".join(passages), "<f4").reshape(-1, 384).astype(np.float64)
+        mean = (matrix / np.linalg.norm(matrix, axis=1, keepdims=True)).sum(axis=0)
+        stored = (
+            await session.execute(
+                select(DocumentVector.dimension, DocumentVector.vector, DocumentVector.model).where(
+                    DocumentVector.document_id == getpass
+                )
+            )
+        ).all()
+    assert [(d, m) for d, _, m in stored] == [(384, owner.settings.embed_model)]
+    assert np.allclose(np.frombuffer(stored[0][1], "<f4"), mean / np.linalg.norm(mean), atol=1e-6)
+    # Cut again: getpass has no vector until EMBEDDING gives its passages theirs again.
+    await ingestion.chunking_step(library.deps, document_id=str(getpass))
+    assert await _document_vector_count(library, getpass) == 0
+    pwd = ids["library/pwd.html"]
+    alone = _related_pairs(await related_documents(streamed, ids=[pwd, getpass]))
+    assert getpass not in {d for d, _ in alone[0]} and alone[1] == [] and len(alone[0]) == 3
+    await ingestion.indexing(library.deps, document_id=str(getpass))
+    await ingestion.embedding(library.deps, document_id=str(getpass))
+    assert await _document_vector_count(library, getpass) == 1
+    assert _same_ranking(
+        _related_pairs(await related_documents(streamed, ids=team)),
+        _related_pairs(await related_documents(cached, ids=team)),
+    )
+    deleted = await delete_documents(owner, ids=[tty])
+    assert deleted.errors == []
+    assert await _document_vector_count(library, tty) == 0
+    after = _related_pairs(await related_documents(streamed, ids=[pwd]))
+    assert tty not in {d for d, _ in after[0]} and len(after[0]) == 3
+
+
+async def _document_vector_count(library: Library, document_id: uuid.UUID) -> int:
+    async with library.deps.db() as session:
+        return len(
+            (
+                await session.execute(
+                    select(DocumentVector.model).where(DocumentVector.document_id == document_id)
+                )
+            ).all()
+        )
