@@ -705,19 +705,23 @@ async def related_documents(
         by_workspace: dict[uuid.UUID, list[uuid.UUID]] = {}
         for document_id, workspace_id in visible:
             by_workspace.setdefault(workspace_id, []).append(document_id)
+        # The database's indexes are looked up only when they may be used: a workspace the
+        # cache holds costs no statement more under `auto`.
         indexed = (
             await hnsw_index.indexed_dimensions(session, documents=True)
-            if choice != "exact"
+            if choice == "hnsw"
             else frozenset()
         )
         for workspace_id, document_ids in by_workspace.items():
             vectors = None
-            if not (indexed and choice == "hnsw"):
+            if not indexed:
                 vectors, state = await cache.vectors(
                     session, settings.database_url, workspace_id, model
                 )
                 if state is None:
                     continue
+                if vectors is None and choice == "auto":
+                    indexed = await hnsw_index.indexed_dimensions(session, documents=True)
             if vectors is None:  # too large for the cache, or SEARCH_VECTOR_INDEX=hnsw
                 if indexed:
                     for document_id in document_ids:
