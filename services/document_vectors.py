@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Collection
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+from sqlalchemy import ColumnElement, delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.models.documents import ChunkVector, DocumentVector
@@ -45,17 +45,15 @@ async def refresh(
     rows written. The caller's transaction holds the change."""
     if (documents is None) == (workspace_id is None):
         raise ValueError("refresh takes either documents or a workspace")
-    scope = (
-        ChunkVector.document_id.in_(list(documents))
-        if documents is not None
-        else ChunkVector.workspace_id == workspace_id
+
+    def within(table: type[ChunkVector] | type[DocumentVector]) -> ColumnElement[bool]:
+        if documents is not None:
+            return table.document_id.in_(list(documents))
+        return table.workspace_id == workspace_id
+
+    await session.execute(
+        delete(DocumentVector).where(within(DocumentVector), DocumentVector.model == model)
     )
-    owner = (
-        DocumentVector.document_id.in_(list(documents))
-        if documents is not None
-        else DocumentVector.workspace_id == workspace_id
-    )
-    await session.execute(delete(DocumentVector).where(owner, DocumentVector.model == model))
     rows = await session.stream(
         select(
             ChunkVector.document_id,
@@ -63,7 +61,7 @@ async def refresh(
             ChunkVector.dimension,
             ChunkVector.vector,
         )
-        .where(scope, ChunkVector.model == model)
+        .where(within(ChunkVector), ChunkVector.model == model)
         .order_by(ChunkVector.document_id, ChunkVector.chunk_id)
         .execution_options(yield_per=_READ_ROWS)
     )
