@@ -5,6 +5,7 @@ and nothing loaded into the process's vector cache."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,9 +16,15 @@ from fastapi import FastAPI
 from sqlalchemy import event, text
 
 from base.settings import Settings
-from services import vector_index
+from services import hnsw_index, vector_index
 from services.documents import delete_documents
-from services.search import SearchMode, related_documents, retrieve_passages, search
+from services.search import (
+    SearchMode,
+    embed_query,
+    related_documents,
+    retrieve_passages,
+    search,
+)
 from tests.integration.search.conftest import Library, library_of, shelve
 from tests.support.app_fixtures import changed, client_of, migrated, started_app
 from tests.support.graphql import GraphQLClient
@@ -260,3 +267,66 @@ async def test_related_documents_through_the_documents_index(
     assert (await delete_documents(indexed, ids=[getpass])).errors == []
     after = await _related(indexed, [ids["library/pwd.html"]])
     assert getpass not in {d for d, _ in after[0]} and len(after[0]) == 5
+
+
+async def _index_scans(app: FastAPI, index: str) -> int:
+    """How many scans PostgreSQL's statistics have counted of `index` so far."""
+    async with app.state.engine.connect() as connection:
+        result = await connection.exec_driver_sql(
+            "SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = $1", (index,)
+        )
+        return int(result.scalar_one())
+
+
+async def _index_scans_after(app: FastAPI, index: str, before: int) -> int:
+    """`_index_scans` once the app's backend has reported its own (within a few seconds)."""
+    for _ in range(50):
+        now = await _index_scans(app, index)
+        if now != before:
+            return now
+        await asyncio.sleep(0.1)
+    return before
+
+
+async def test_the_index_orders_the_statements_sent_to_it_whatever_the_statistics_say(
+    pgvector_client, pgvector_app, vector_statements
+):
+    """The app asks the index only for workspaces it judged too large to rank exactly, while the
+    planner judges by statistics that say one row for a workspace ingested since the last
+    ANALYZE (then it sorted 50,000 passages: 1.34 s a ranking). On this small table the planner
+    on its own would sort the passages too; the app's statements are answered by the index."""
+    library = await library_of(pgvector_client, pgvector_app)
+    ids = await _shelves(library)
+    deps = _with_index(library, "hnsw")
+    model = deps.settings.embed_model
+    vector = await embed_query(deps, QUERIES[0])
+    passages_index = "ix_chunk_vectors_embedding_384"
+    documents_index = "ix_document_vectors_embedding_384"
+    before = {i: await _index_scans(pgvector_app, i) for i in (passages_index, documents_index)}
+    async with deps.db() as session:
+        hits = await hnsw_index.scan(
+            session,
+            library.workspace_id,
+            model,
+            vector,
+            documents=None,
+            limit=PASSAGES,
+            per_document=False,
+        )
+        related = await hnsw_index.related(
+            session, ids["library/getpass.html"], model, frozenset({384}), 5
+        )
+        # The setting lasted for those statements only.
+        assert (await session.execute(text("SHOW enable_sort"))).scalar_one() == "on"
+        await session.execute(text("SELECT pg_stat_force_next_flush()"))
+        await session.commit()
+    assert len(hits) == PASSAGES and len(related) == 5
+    assert len(vector_statements) == 2  # neither came back short: no exact statement followed
+    for index in (passages_index, documents_index):
+        assert await _index_scans_after(pgvector_app, index, before[index]) == before[index] + 1
+    # The passages' statement, planned as it was sent but without the app's setting: sorted.
+    statement, parameters = vector_statements[0]
+    async with pgvector_app.state.engine.connect() as connection:
+        result = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
+        plan = "\n".join(result.scalars())
+    assert "Sort" in plan and passages_index not in plan, plan
