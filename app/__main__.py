@@ -86,13 +86,11 @@ def main(argv: list[str] | None = None) -> None:
         upgrade(settings.database_url)
     elif args.command == "worker":
         import asyncio
-        import logging
 
+        from app.logs import configure_logging
         from app.worker import run_worker
 
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+        configure_logging(settings.log_level)
         asyncio.run(run_worker(settings))
     elif args.command == "sweep-blobs":
         import asyncio

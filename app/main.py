@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.downloads import mount_downloads
 from app.http import CORS, BodySizeLimit, WebSocketMessageLimit, http_error, unexpected_error
+from app.logs import configure_logging
 from app.maintenance import start_upkeep
 from app.metrics import mount_metrics
 from base.db.engine import build_engine, build_read_sessionmaker, build_sessionmaker
@@ -79,9 +80,7 @@ async def check_redis(url: str) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
