@@ -537,7 +537,7 @@ async def print_variants(
             )
         )
     print(row("hybrid RRF k=60 of passages, then documents", ranks_of(chunk_fused)))
-    for alpha in (0.2, 0.35, 0.5):
+    for alpha in (0.1, 0.15, 0.2, 0.25, 0.35, 0.5):
         print(
             row(
                 f"hybrid linear, keyword share {alpha}",
