@@ -216,12 +216,12 @@ async def seed(
             f"({time.perf_counter() - began:.0f} s)",
             flush=True,
         )
-    # The planner's statistics, as autovacuum (PostgreSQL) and the upkeep's ANALYZE (SQLite)
-    # gather them after a bulk insert: without them PostgreSQL took the 10,000 documents for an
-    # empty workspace and sorted every passage instead of asking pgvector's index.
-    engine = app.state.engine
     if not analyse:
         return
+    # The planner's statistics, as autovacuum (PostgreSQL) and the upkeep's ANALYZE (SQLite)
+    # gather them after a bulk insert: without them PostgreSQL took the 10,000 documents for an
+    # empty workspace and sorted every passage instead of asking pgvector's index (ADR 0117).
+    engine = app.state.engine
     if engine.dialect.name == "postgresql":
         async with engine.begin() as connection:
             await connection.execute(text("ANALYZE"))
