@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         default="sqlite+aiosqlite:///var/knowledge-desk.sqlite3",
         description="SQLAlchemy URL; sqlite or postgresql (normalised to the async drivers).",
     )
+    database_pooler: Literal["none", "pgbouncer"] = Field(
+        default="none",
+        description="What sits between the app and PostgreSQL. `pgbouncer`: a pooler in "
+        "transaction mode, which hands each transaction to any server connection: no prepared "
+        "statement outlives its transaction, none shares a name with another connection's, and "
+        "no startup parameter is sent (ADR 0118).",
+    )
     redis_url: str | None = Field(
         default=None, description="Redis URL; unset means the in-process event bus and runs."
     )

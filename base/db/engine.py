@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,8 +32,29 @@ def build_engine(settings: Settings) -> AsyncEngine:
         pool_size=20,
         max_overflow=20,
         pool_pre_ping=True,
-        connect_args={"server_settings": hnsw_search_settings(settings)},
+        connect_args=postgres_connect_args(settings),
     )
+
+
+def postgres_connect_args(settings: Settings) -> dict[str, Any]:
+    """asyncpg's arguments for each connection. Directly to PostgreSQL: pgvector's search
+    settings as startup parameters, and each connection's statements prepared once and kept.
+    Through PgBouncer in transaction mode (ADR 0118) consecutive transactions of one connection
+    may reach different server connections, which other clients share: a statement is prepared
+    in the transaction that runs it, under a name no other connection uses, and kept by
+    nobody; the pooler refuses unknown startup parameters, so pgvector's settings come from the
+    database's own (`ALTER DATABASE ... SET`, docs/operations.md)."""
+    if settings.database_pooler == "pgbouncer":
+        return {
+            "statement_cache_size": 0,
+            "prepared_statement_cache_size": 0,
+            "prepared_statement_name_func": _unique_statement_name,
+        }
+    return {"server_settings": hnsw_search_settings(settings)}
+
+
+def _unique_statement_name() -> str:
+    return f"__kd_{uuid.uuid4().hex}__"
 
 
 def hnsw_search_settings(settings: Settings) -> dict[str, str]:

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 # A free port can be taken by someone else before the server binds it: try a few.
 START_ATTEMPTS = 3
@@ -299,6 +300,56 @@ def postgres_server() -> Iterator[str]:
         return
     with own_postgres_server() as server:
         yield server.url
+
+
+# --- PgBouncer ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def pgbouncer_server(upstream_url: str, *, pool_size: int = 1) -> Iterator[str]:
+    """postgresql://... URL of a throwaway PgBouncer in transaction mode in front of the
+    PostgreSQL at `upstream_url` (ADR 0118): every database of it, `pool_size` server
+    connections each, PgBouncer's other settings at their defaults (unknown startup parameters
+    refused)."""
+    binary = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+    if not os.path.isfile(binary):
+        raise RuntimeError("pgbouncer not found: run `make system`")
+    upstream = urlsplit(upstream_url.replace("+asyncpg", ""))
+    workdir = Path(tempfile.mkdtemp(prefix="kd-pgbouncer-"))
+    port = free_port()
+    (workdir / "users.txt").write_text('"postgres" ""\n')
+    config = workdir / "pgbouncer.ini"
+    config.write_text(
+        "[databases]\n"
+        f"* = host={upstream.hostname} port={upstream.port}\n"
+        "[pgbouncer]\n"
+        f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+        f"auth_type = trust\nauth_file = {workdir / 'users.txt'}\n"
+        f"pool_mode = transaction\ndefault_pool_size = {pool_size}\nmax_client_conn = 500\n"
+        f"logfile = {workdir / 'pgbouncer.log'}\npidfile = {workdir / 'pgbouncer.pid'}\n"
+    )
+    runner = _postgres_runner(workdir)  # it refuses to run as root, as PostgreSQL does
+    proc = subprocess.Popen(
+        [binary, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **runner
+    )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not _accepts(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"PgBouncer did not start:\n{_tail(workdir / 'pgbouncer.log')}")
+            time.sleep(0.05)
+        yield f"postgresql://postgres@127.0.0.1:{port}{upstream.path}"
+    finally:
+        _stop_process(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 # --- Redis ------------------------------------------------------------------------------------
