@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         runs = await start_api_runs(deps, runtime, RUN_WORKFLOWS)
         app.state.engine = engine
-        app.state.read_db = build_read_sessionmaker(engine)
+        app.state.read_db = build_read_sessionmaker(engine, settings)
         app.state.runner = runner
         app.state.runs = runs
         app.state.deps = dataclasses.replace(deps, launcher=runs.launcher)

@@ -74,8 +74,12 @@ async def _ordered_by_the_index(session: AsyncSession) -> AsyncIterator[None]:
     to rank exactly (or when SEARCH_VECTOR_INDEX=hnsw says always); the planner judges by its
     statistics, and for a workspace ingested since the last ANALYZE they say one row. It then
     read the workspace's 50,000 passages by their btree index and sorted them: 1.34 s a ranking
-    against 3-5 ms through the HNSW index (docs/testing.md)."""
-    await session.execute(text("SET LOCAL enable_sort = off"))
+    against 3-5 ms through the HNSW index (docs/testing.md).
+
+    A setting of the session, not `SET LOCAL`: a request's reads run without a transaction
+    (ADR 0076), where `SET LOCAL` does nothing. Their connection is the request's alone, and
+    inside a transaction (behind PgBouncer, ADR 0118) a rollback undoes the setting too."""
+    await session.execute(text("SET enable_sort = off"))
     try:
         yield
     finally:

@@ -138,12 +138,16 @@ def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-def build_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
+def build_read_sessionmaker(engine: AsyncEngine, settings: Settings) -> async_sessionmaker[Any]:
     """Sessions for reads only: each statement runs on its own, with no BEGIN and no ROLLBACK.
 
     PostgreSQL's READ COMMITTED takes a new snapshot per statement anyway, so a transaction
-    around reads buys nothing there and costs two round trips (ADR 0076).
+    around reads buys nothing there and costs two round trips (ADR 0076). Behind PgBouncer in
+    transaction mode it is what keeps a statement's preparation and its execution on one server
+    connection, so there the reads keep their transaction (ADR 0118).
     """
+    if settings.database_pooler == "pgbouncer":
+        return async_sessionmaker(engine, expire_on_commit=False)
     return async_sessionmaker(
         engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
     )

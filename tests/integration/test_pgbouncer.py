@@ -1,6 +1,6 @@
 """The app behind a real PgBouncer 1.18 in transaction mode (ADR 0118), in front of the suite's
-PostgreSQL, with one server connection for every client: each transaction may reach a server
-connection that another client's transaction used just before."""
+PostgreSQL, with two server connections for every client: each transaction may reach a server
+connection that another client's transaction used just before, or another than its last."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ PEOPLE = 5
 
 @pytest.fixture(scope="module")
 def bouncer(migrated_postgres: str) -> Iterator[str]:
-    with pgbouncer_server(migrated_postgres, pool_size=1) as url:
+    with pgbouncer_server(migrated_postgres, pool_size=2) as url:
         yield Settings(database_url=url).database_url
 
 

@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, text
 
+from base.db.engine import RequestReads
 from base.settings import Settings
 from services import hnsw_index, vector_index
 from services.documents import delete_documents
@@ -303,7 +304,9 @@ async def test_the_index_orders_the_statements_sent_to_it_whatever_the_statistic
     passages_index = "ix_chunk_vectors_embedding_384"
     documents_index = "ix_document_vectors_embedding_384"
     before = {i: await _index_scans(pgvector_app, i) for i in (passages_index, documents_index)}
-    async with deps.db() as session:
+    # A request's own read session, as the Search operation has it: no transaction (ADR 0076).
+    reads = RequestReads(pgvector_app.state.read_db)
+    async with reads.session() as session:
         hits = await hnsw_index.scan(
             session,
             library.workspace_id,
@@ -319,7 +322,7 @@ async def test_the_index_orders_the_statements_sent_to_it_whatever_the_statistic
         # The setting lasted for those statements only.
         assert (await session.execute(text("SHOW enable_sort"))).scalar_one() == "on"
         await session.execute(text("SELECT pg_stat_force_next_flush()"))
-        await session.commit()
+    await reads.close()
     assert len(hits) == PASSAGES and len(related) == 5
     assert len(vector_statements) == 2  # neither came back short: no exact statement followed
     for index in (passages_index, documents_index):
