@@ -306,7 +306,7 @@ def postgres_server() -> Iterator[str]:
 
 
 @contextmanager
-def pgbouncer_server(upstream_url: str, *, pool_size: int = 1) -> Iterator[str]:
+def pgbouncer_server(upstream_url: str, *, pool_size: int) -> Iterator[str]:
     """postgresql://... URL of a throwaway PgBouncer in transaction mode in front of the
     PostgreSQL at `upstream_url` (ADR 0118): every database of it, `pool_size` server
     connections each, PgBouncer's other settings at their defaults (unknown startup parameters

@@ -157,9 +157,12 @@ async def test_the_index_ranks_as_the_exact_scan_does(
     assert index_scan not in plans[1] and "Sort" in plans[1]
 
 
-async def _plan(app: FastAPI, statement: str, parameters: Any) -> str:
+async def _plan(
+    app: FastAPI, statement: str, parameters: Any, *, sorting_priced_out: bool = True
+) -> str:
     async with app.state.engine.connect() as connection:
-        await connection.exec_driver_sql("SET enable_sort = off")
+        if sorting_priced_out:
+            await connection.exec_driver_sql("SET enable_sort = off")
         result = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
         plan = "\n".join(result.scalars())
         await connection.exec_driver_sql("RESET enable_sort")
@@ -328,8 +331,5 @@ async def test_the_index_orders_the_statements_sent_to_it_whatever_the_statistic
     for index in (passages_index, documents_index):
         assert await _index_scans_after(pgvector_app, index, before[index]) == before[index] + 1
     # The passages' statement, planned as it was sent but without the app's setting: sorted.
-    statement, parameters = vector_statements[0]
-    async with pgvector_app.state.engine.connect() as connection:
-        result = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
-        plan = "\n".join(result.scalars())
+    plan = await _plan(pgvector_app, *vector_statements[0], sorting_priced_out=False)
     assert "Sort" in plan and passages_index not in plan, plan
