@@ -91,7 +91,8 @@ def query_words(terms: list[str]) -> list[str]:
     return list(dict.fromkeys(word for term in terms for word in term.split(" ")))
 
 
-def _phrases(terms: list[str]) -> list[str]:
+def phrases_of(terms: list[str]) -> list[str]:
+    """The terms that are quoted phrases (two or more words)."""
     return [term for term in terms if " " in term]
 
 
@@ -102,7 +103,7 @@ def fts5_match(terms: list[str]) -> str:
     if not terms:
         return ""
     any_term = " OR ".join(f'"{term}"' for term in terms)
-    phrases = _phrases(terms)
+    phrases = phrases_of(terms)
     if not phrases:
         return any_term
     return " AND ".join([*(f'"{phrase}"' for phrase in phrases), f"({any_term})"])
@@ -120,7 +121,7 @@ def tsquery_text(terms: list[str]) -> str:
         return " <-> ".join(term.split(" "))
 
     any_term = " | ".join(ts(term) for term in terms)
-    phrases = _phrases(terms)
+    phrases = phrases_of(terms)
     if not phrases:
         return any_term
     return " & ".join([*(f"({ts(phrase)})" for phrase in phrases), f"({any_term})"])

@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from base.errors import Invalid, NotFound
 from base.models.documents import Chunk, ChunkVector, DocumentVector
 from base.models.retrieval import VectorVersion
-from services import ingestion, keyword_index
+from base.models.search import POSTGRESQL_TEXT_CONFIG
+from services import fulltext, ingestion, keyword_index
 from services.documents import delete_documents
 from services.search import SearchMode, related_documents, retrieve_passages, search
 from tests.integration.search.conftest import Library, library_of, shelve
@@ -701,3 +702,92 @@ async def _document_vector_count(library: Library, document_id: uuid.UUID) -> in
                 )
             ).all()
         )
+
+
+async def _copies_of_every_passage(library: Library, document_ids: list[uuid.UUID], copies: int):
+    """Each document's passages `copies` more times (positions past its own), re-indexed by
+    the INDEXING step's own function, then ANALYZE: a table large enough to have common words,
+    made of real text."""
+    async with library.deps.db.begin() as session:
+        await session.execute(
+            text(
+                "INSERT INTO chunks (id, document_id, workspace_id, position, text, heading_path,"
+                " char_start, char_end, token_count)"
+                " SELECT gen_random_uuid(), c.document_id, c.workspace_id,"
+                " c.position + 10000 * copy, c.text, c.heading_path, c.char_start, c.char_end,"
+                " c.token_count FROM chunks AS c, generate_series(1, :copies) AS copy"
+            ),
+            {"copies": copies},
+        )
+        for document_id in document_ids:
+            await fulltext.index_document(session, document_id)
+    async with library.deps.db.begin() as session:
+        await session.execute(text("ANALYZE chunk_search"))
+
+
+async def _share_of(session: Any, word: str) -> float:
+    """The share of passages holding `word`'s lexeme, by the planner's statistics (0 when it
+    is not among the most common)."""
+    share = await session.scalar(
+        text(
+            "SELECT common.share FROM pg_stats AS s,"
+            " unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)"
+            " AS common(lexeme, share)"
+            " WHERE s.tablename = 'chunk_search' AND s.attname = 'search_vector'"
+            " AND common.lexeme = (SELECT (tsvector_to_array(to_tsvector(:config, :word)))[1])"
+        ),
+        {"config": POSTGRESQL_TEXT_CONFIG, "word": word},
+    )
+    return float(share or 0.0)
+
+
+async def test_common_words_score_but_only_rarer_words_match(client, app):
+    """PostgreSQL (ADR 0119): while the query has a word that fewer than COMMON_WORD_SHARE of
+    the passages hold, only passages holding such a word are ranked, and the common words still
+    add to their scores; a query of common words alone matches every passage holding one."""
+    library = await library_of(client, app)
+    ids = await _shelves(library, embed=False)
+    await _copies_of_every_passage(library, list(ids.values()), 30)
+    deps = library.as_user(library.viewer_id)
+    ranked = "ts_rank('{0, 0, 0.5, 1.0}'::float4[], search_vector, to_tsquery(:config, :q), 0)"
+
+    async def matching(session: Any, tsquery: str, score: str = ranked) -> dict[uuid.UUID, float]:
+        rows = await session.execute(
+            text(
+                f"SELECT chunk_id, {score} FROM chunk_search WHERE workspace_id = :workspace"
+                " AND search_vector @@ to_tsquery(:config, :match)"
+            ),
+            {
+                "config": POSTGRESQL_TEXT_CONFIG,
+                "q": "password | asterisk",
+                "match": tsquery,
+                "workspace": library.workspace_id,
+            },
+        )
+        return {chunk_id: float(score) for chunk_id, score in rows}
+
+    async with deps.read() as session:
+        # Read from the pages, copied 30 times: "password" is in most passages, "asterisk" in
+        # one passage of pwd (an encrypted password shown as "*"), which also says "password".
+        assert await session.scalar(text("SELECT count(*) FROM chunk_search")) == 34 * 31
+        assert await _share_of(session, "password") >= keyword_index.COMMON_WORD_SHARE
+        assert 0 < await _share_of(session, "asterisk") < keyword_index.COMMON_WORD_SHARE
+        hits = await keyword_index.best_chunks(
+            session, library.workspace_id, ["password", "asterisk"], limit=10_000
+        )
+        with_asterisk = await matching(session, "asterisk")
+        with_password = await matching(session, "password")
+        asterisk_alone = await matching(session, "asterisk", ranked.replace(":q", "'asterisk'"))
+        common_alone = await keyword_index.best_chunks(
+            session, library.workspace_id, ["password"], limit=10_000
+        )
+    # In the team's workspace: 1 passage with "asterisk" and 11 with "password", each 31 times.
+    assert (len(with_asterisk), len(with_password)) == (31, 11 * 31)
+    assert {h.chunk_id: pytest.approx(h.score) for h in hits} == with_asterisk
+    # "password" still scores: those passages rank above their score for "asterisk" alone.
+    assert any(with_asterisk[c] > asterisk_alone[c] * 1.5 for c in with_asterisk)
+    assert {h.chunk_id for h in common_alone} == set(with_password)
+    found = await search(
+        deps, workspace_id=library.workspace_id, query="password asterisk", mode=SearchMode.KEYWORD
+    )
+    assert {e.node.document.id for e in found.page.edges} == {ids["library/pwd.html"]}
