@@ -6,6 +6,7 @@ measured separately; the vector cache's memory and load time; float16 against fl
         [--chunks-per-document 5] [--db sqlite|postgres|both|pgvector] [--ollama-host URL]
         [--vector-index auto|hnsw|exact] [--queries 65]
         [--rounds 2] [--plain-fields-cpu] [--scan-thread] [--profile MODE] [--no-timing]
+        [--other-workspaces N]
 
 Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the recorded figures:
 10,000 documents on SQLite and PostgreSQL.
@@ -28,6 +29,11 @@ model's time for a query is measured on its own, cold, at concurrency 1 and 8.
 SEMANTIC and HYBRID rank through the HNSW index with `--vector-index hnsw` (ADR 0114; `auto`
 uses it only for a workspace the vector cache cannot hold), and prints the index's recall@10
 against the exact scan for the queries first.
+
+`--other-workspaces N` (PostgreSQL) replaces the latency rounds: KEYWORD and HYBRID are timed in
+the workspace alone in the database, then again after N copies of it (documents, passages and
+full-text rows under new ids) are added as other workspaces, and the p50s' ratio is printed. A
+search should cost what its workspace holds, not what the database holds (ADR 0120).
 """
 
 from __future__ import annotations
@@ -358,6 +364,75 @@ async def embedding_times(app: Any, queries: list[str], concurrency: int) -> lis
     return times
 
 
+# The tables a keyword search reads, and the columns of each that hold ids to renumber in a copy.
+_COPIED = {
+    "workspaces": ("id",),
+    "collections": ("id", "workspace_id"),
+    "documents": ("id", "workspace_id", "collection_id"),
+    "chunks": ("id", "document_id", "workspace_id"),
+    "chunk_search": ("chunk_id", "document_id", "workspace_id"),
+}
+
+
+async def add_other_workspaces(app: Any, copies: int) -> None:
+    """`copies` other workspaces, each a copy of the benchmark's one (its documents, passages and
+    full-text rows under new ids; not its vectors), then ANALYZE: a database of many tenants in
+    which the searched workspace's words are everywhere (ADR 0120). PostgreSQL only."""
+    async with app.state.deps.db.begin() as session:
+        for copy in range(1, copies + 1):
+            for table, renumbered in _COPIED.items():
+                columns = list(
+                    (
+                        await session.execute(
+                            text(
+                                "SELECT column_name FROM information_schema.columns "
+                                "WHERE table_schema = current_schema() AND table_name = :t "
+                                "AND is_generated = 'NEVER' ORDER BY ordinal_position"
+                            ),
+                            {"t": table},
+                        )
+                    ).scalars()
+                )
+                values = [
+                    f"md5({c}::text || '{copy}')::uuid" if c in renumbered else c for c in columns
+                ]
+                key = "id" if table == "workspaces" else "workspace_id"
+                await session.execute(
+                    text(
+                        f"INSERT INTO {table} ({', '.join(columns)}) "
+                        f"SELECT {', '.join(values)} FROM {table} WHERE {key} = :id"
+                    ),
+                    {"id": WORKSPACE},
+                )
+    async with app.state.deps.db() as session:
+        await session.execute(text("ANALYZE"))
+
+
+async def other_workspaces(app: Any, queries: list[str], copies: int, rounds: int) -> None:
+    """KEYWORD and HYBRID in the benchmark's workspace alone in the database, then with
+    `copies` copies of it as other workspaces: p50 / p95 at concurrency 1 and 8, and the ratio
+    of the p50s (a search should cost what its workspace holds, not what the database holds)."""
+    before: dict[tuple[str, int], list[float]] = {}
+    for mode in ("KEYWORD", "HYBRID"):
+        for concurrency in (1, 8):
+            before[mode, concurrency] = await timed(app, queries, mode, False, concurrency, rounds)
+    began = time.perf_counter()
+    await add_other_workspaces(app, copies)
+    print(
+        f"  {copies} other workspaces like this one added in {time.perf_counter() - began:.0f} s;"
+        " alone in the database -> among them:"
+    )
+    for mode in ("KEYWORD", "HYBRID"):
+        for concurrency in (1, 8):
+            after = await timed(app, queries, mode, False, concurrency, rounds)
+            ratio = percentile(after, 50) / percentile(before[mode, concurrency], 50)
+            print(
+                f"    {mode:<8} concurrency {concurrency}: {fmt(before[mode, concurrency])} -> "
+                f"{fmt(after)}  (p50 x{ratio:.2f})",
+                flush=True,
+            )
+
+
 def fmt(times: list[float]) -> str:
     return f"p50 {percentile(times, 50) * 1000:6.1f} ms  p95 {percentile(times, 95) * 1000:6.1f} ms"
 
@@ -496,6 +571,9 @@ async def run_database(
             await profile_searches(app, queries, mode, args.profile_dump)
         if not args.timing:
             return
+        if args.other_workspaces:
+            await other_workspaces(app, queries, args.other_workspaces, args.rounds)
+            return
         print(f"  {'mode':<9} {'filter':<11} {'concurrency 1':<32} {'concurrency 8':<32}")
         for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
             for filtered in (False, True):
@@ -576,6 +654,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--no-timing", dest="timing", action="store_false", help="skip the latency rounds"
+    )
+    parser.add_argument(
+        "--other-workspaces",
+        type=int,
+        default=0,
+        metavar="N",
+        help="instead of the latency rounds: KEYWORD and HYBRID before and after N copies of "
+        "the workspace are added as other workspaces (PostgreSQL; the copies stay)",
     )
     add_size_flag(
         parser,

@@ -33,6 +33,7 @@ from app import migrate  # noqa: E402
 from base.db.engine import build_sessionmaker  # noqa: E402
 from base.models.accounts import User, Workspace  # noqa: E402
 from base.models.documents import Chunk, Collection, Document, DocumentStatus  # noqa: E402
+from base.models.search import FULL_TEXT_INDEX  # noqa: E402
 from base.settings import Settings  # noqa: E402
 from services import fulltext  # noqa: E402
 from services.chunking import chunk  # noqa: E402
@@ -123,9 +124,7 @@ async def measure(url: str, documents: list[tuple[str, str, list]]) -> None:
                 for t in ("chunks", "chunk_search")
             }
             index = (
-                await session.execute(
-                    text("SELECT pg_relation_size('ix_chunk_search_search_vector')")
-                )
+                await session.execute(text(f"SELECT pg_relation_size('{FULL_TEXT_INDEX}')"))
             ).scalar()
             print(
                 f"  bytes: chunks {sizes['chunks']:,}, chunk_search {sizes['chunk_search']:,} "

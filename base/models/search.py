@@ -11,7 +11,8 @@ PostgreSQL
     chunk_search(chunk_id uuid PRIMARY KEY, document_id uuid, workspace_id uuid,
                  search_vector tsvector)   -- headings weight A, text weight B,
                                            -- POSTGRESQL_TEXT_CONFIG
-    GIN index on search_vector; b-tree on document_id.
+    GIN index on (workspace_id, search_vector) through btree_gin (FULL_TEXT_INDEX, migration
+    0016: every statement names its workspace, ADR 0120); b-tree on document_id.
 
 SQLite
     chunk_search(id INTEGER PRIMARY KEY, chunk_id UNIQUE, document_id, workspace_id)
@@ -31,6 +32,8 @@ SEARCH_TABLE = "chunk_search"
 # 0100): `english` (Snowball stemming) without its stop-word list, so that "with" or "not in"
 # can be found; queries leave stop words out unless they are all the user typed, or quoted.
 POSTGRESQL_TEXT_CONFIG = "english_with_stop_words"
+# PostgreSQL's GIN index of the table, keyed by workspace, then word (migration 0016).
+FULL_TEXT_INDEX = "ix_chunk_search_workspace_id_search_vector"
 FTS_TABLE = "chunk_fts"
 # FTS5 keeps its index in shadow tables named after the virtual table.
 _FTS5_SHADOWS = ("data", "idx", "content", "docsize", "config")

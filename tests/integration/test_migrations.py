@@ -25,7 +25,7 @@ from base.models.documents import (
     DocumentStatus,
 )
 from base.models.runs import Run, RunStatus, RunStep, StepStatus, SubjectType
-from base.models.search import FULL_TEXT_TABLES
+from base.models.search import FULL_TEXT_INDEX, FULL_TEXT_TABLES
 
 
 async def _tables(url: str) -> set[str]:
@@ -87,6 +87,36 @@ def test_postgres_up_down_up_and_no_drift(fresh_postgres: str):
     migrate.downgrade(fresh_postgres, "0006")
     assert asyncio.run(_title_index(fresh_postgres)) is None
     migrate.upgrade(fresh_postgres)
+
+
+def test_postgres_full_text_index_is_keyed_by_workspace(fresh_postgres: str):
+    """Migration 0016 (ADR 0120) replaces the GIN index of the words alone by one of the
+    workspace, then the words; its downgrade puts the first back."""
+    migrate.upgrade(fresh_postgres)
+    assert asyncio.run(_full_text_indexes(fresh_postgres)) == {
+        "ix_chunk_search_workspace_id_search_vector": "USING gin (workspace_id, search_vector)",
+    }
+    migrate.downgrade(fresh_postgres, "0015")
+    assert asyncio.run(_full_text_indexes(fresh_postgres)) == {
+        "ix_chunk_search_search_vector": "USING gin (search_vector)",
+    }
+    migrate.upgrade(fresh_postgres)
+    assert list(asyncio.run(_full_text_indexes(fresh_postgres))) == [FULL_TEXT_INDEX]
+
+
+async def _full_text_indexes(url: str) -> dict[str, str]:
+    """The GIN indexes of `chunk_search`: name -> method and columns."""
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            sql_text(
+                "SELECT indexname, indexdef FROM pg_indexes "
+                "WHERE tablename = 'chunk_search' AND indexdef LIKE '% USING gin %'"
+            )
+        )
+        found = {name: "USING " + definition.split(" USING ", 1)[1] for name, definition in rows}
+    await engine.dispose()
+    return found
 
 
 async def _title_index(url: str) -> object:

@@ -16,7 +16,7 @@ from sqlalchemy import event, select, text
 from base.errors import Invalid, NotFound
 from base.models.documents import Chunk, ChunkVector, DocumentVector
 from base.models.retrieval import VectorVersion
-from base.models.search import POSTGRESQL_TEXT_CONFIG
+from base.models.search import FULL_TEXT_INDEX, POSTGRESQL_TEXT_CONFIG
 from services import fulltext, ingestion, keyword_index
 from services.documents import delete_documents
 from services.search import SearchMode, related_documents, retrieve_passages, search
@@ -536,24 +536,66 @@ async def test_a_filtered_keyword_search_reads_the_index_once(client, app):
     assert {e.node.document.id for e in found.page.edges} <= reference
     assert ids["library/termios.html"] in {e.node.document.id for e in found.page.edges}
     [(statement, params)] = ranking
+    scans = [
+        n
+        for n in _plan_nodes(await _plan_on_few_rows(app, statement, params))
+        if n.get("Relation Name") == "chunk_search"
+        or str(n.get("Index Name", "")).startswith("ix_chunk_search")
+    ]
+    # chunk_search is read in one pass, never once per allowed document.
+    assert scans and {n["Actual Loops"] for n in scans} == {1}
+
+
+async def _plan_on_few_rows(app: Any, statement: str, params: Any) -> dict[str, Any]:
+    """EXPLAIN ANALYZE's plan of `statement` as PostgreSQL plans it when its estimates are off (a
+    few rows where there are thousands), forced on the tests' few rows: indexes and nested loops
+    only."""
     async with app.state.engine.connect() as connection:
         raw = (await connection.get_raw_connection()).driver_connection
-        # The plans PostgreSQL picks when its estimates are off (a few rows where there are
-        # thousands), forced on these few rows: indexes and nested loops only.
         for setting in ("enable_seqscan", "enable_hashjoin", "enable_mergejoin"):
             await raw.execute(f"SET {setting} = off")
         try:
             [[plan]] = await raw.fetch("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, *params)
         finally:
             await raw.execute("RESET ALL")
-    scans = [
-        n
-        for n in _plan_nodes(plan[0]["Plan"])
-        if n.get("Relation Name") == "chunk_search"
-        or str(n.get("Index Name", "")).startswith("ix_chunk_search")
-    ]
-    # chunk_search is read in one pass, never once per allowed document.
-    assert scans and {n["Actual Loops"] for n in scans} == {1}
+    return dict(plan[0]["Plan"])
+
+
+async def test_the_index_finds_the_workspaces_matches_only(client, app):
+    """PostgreSQL (ADR 0120): the full-text index is keyed by workspace first, so the ranking
+    reads the searched workspace's matches and never another workspace's (the outsider's
+    getpass page holds the same words) to drop them afterwards."""
+    library = await library_of(client, app)
+    await _shelves(library, embed=False)
+    ranking: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, params: Any, *_rest: Any) -> None:
+        if "ts_rank" in statement and "WITH top" in statement:
+            ranking.append((statement, params))
+
+    engine = app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        async with library.deps.read() as session:
+            hits = await keyword_index.best_documents(
+                session, library.workspace_id, ["password"], limit=10
+            )
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    count = "SELECT count(*) FROM chunk_search WHERE search_vector @@ to_tsquery(:c, 'password')"
+    async with library.deps.read() as session:
+        everywhere = await session.scalar(text(count), {"c": POSTGRESQL_TEXT_CONFIG})
+        ours = await session.scalar(
+            text(count + " AND workspace_id = :w"),
+            {"c": POSTGRESQL_TEXT_CONFIG, "w": library.workspace_id},
+        )
+    assert hits and ours < everywhere  # the outsider's passages hold the word too
+    [(statement, params)] = ranking
+    nodes = list(_plan_nodes(await _plan_on_few_rows(app, statement, params)))
+    [index_scan] = [n for n in nodes if n.get("Index Name") == FULL_TEXT_INDEX]
+    assert index_scan["Actual Rows"] == ours
+    [heap_scan] = [n for n in nodes if n.get("Relation Name") == "chunk_search"]
+    assert heap_scan.get("Rows Removed by Filter", 0) == 0
 
 
 @pytest.mark.parametrize("limit", [1, 3, 5])
