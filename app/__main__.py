@@ -1,4 +1,5 @@
-"""Command line: `python -m app serve | migrate | worker | export-schema | sweep-blobs | prune`."""
+"""Command line: `python -m app serve | migrate | worker | export-schema | sweep-blobs | prune |
+vector-indexes`."""
 
 from __future__ import annotations
 
@@ -77,6 +78,11 @@ def main(argv: list[str] | None = None) -> None:
         help="delete finished runs, progress events and workspace events past their retention "
         "(workers, or the API process in the embedded default, also do this periodically)",
     )
+    commands.add_parser(
+        "vector-indexes",
+        help="build pgvector's HNSW index for every stored vector dimension that has none "
+        "(after a change to an embedding model of another dimension); writes go on meanwhile",
+    )
     args = parser.parse_args(argv)
 
     settings = _settings()
@@ -112,6 +118,13 @@ def main(argv: list[str] | None = None) -> None:
             f"deleted {pruned.runs} runs, {pruned.progress_events} progress events, "
             f"{pruned.workspace_events} workspace events"
         )
+    elif args.command == "vector-indexes":
+        import asyncio
+
+        from app.maintenance import create_vector_indexes
+
+        built = asyncio.run(create_vector_indexes(settings))
+        print(f"built {', '.join(built)}" if built else "no index missing")
     elif args.command == "export-schema":
         from resolvers.schema import build_schema
 

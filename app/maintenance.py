@@ -16,6 +16,7 @@ from base.db.engine import analyse_sqlite, build_engine, build_sessionmaker
 from base.models.documents import Document
 from base.settings import Settings
 from services.deps import ServiceDeps
+from services.hnsw_index import create_missing_indexes
 from services.originals import BlobSweep, sweep_blobs
 from services.ratelimit import AttemptLimiter
 from services.reembedding import queue_reembedding
@@ -51,6 +52,16 @@ async def sweep_blobs_once(settings: Settings) -> BlobSweep:
 async def prune_once(settings: Settings) -> Pruned:
     """`python -m app prune`: one pass of the retention rules (`services.retention`)."""
     return await _once(settings, prune)
+
+
+async def create_vector_indexes(settings: Settings) -> list[str]:
+    """`python -m app vector-indexes`: pgvector's HNSW index of each stored dimension that has
+    none (`services.hnsw_index.create_missing_indexes`), on an engine of its own."""
+    engine = build_engine(settings)
+    try:
+        return await create_missing_indexes(engine)
+    finally:
+        await engine.dispose()
 
 
 class Upkeep:

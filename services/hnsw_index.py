@@ -38,7 +38,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.orm import aliased
 
 from base.db.types import PgVector
@@ -65,6 +65,14 @@ PASSAGES_PER_DOCUMENT = 32
 MAX_PASSAGES_ASKED = 1000
 
 _indexes: dict[tuple[str, str], tuple[float, frozenset[int]]] = {}
+
+# This schema's indexes whose names start with :prefix, and whether each is valid.
+_INDEXES = text(
+    "SELECT c.relname, i.indisvalid FROM pg_index AS i "
+    "JOIN pg_class AS c ON c.oid = i.indexrelid "
+    "JOIN pg_namespace AS n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = current_schema() AND starts_with(c.relname, :prefix)"
+)
 
 
 @asynccontextmanager
@@ -99,14 +107,9 @@ async def indexed_dimensions(session: AsyncSession, *, documents: bool = False) 
     seen = _indexes.get(key)
     if seen is not None and now - seen[0] < INDEX_RECHECK_SECONDS:
         return seen[1]
-    names = await session.scalars(
-        text(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() "
-            "AND starts_with(indexname, :prefix)"
-        ),
-        {"prefix": prefix},
-    )
-    suffixes = (name[len(prefix) :] for name in names)
+    rows = await session.execute(_INDEXES, {"prefix": prefix})
+    # An index a failed concurrent build left invalid answers nothing (ADR 0121).
+    suffixes = (name[len(prefix) :] for name, valid in rows if valid)
     dimensions = frozenset(int(s) for s in suffixes if s.isdigit())
     _indexes[key] = (now, dimensions)
     return dimensions
@@ -308,3 +311,59 @@ def _related(
         .order_by(literal_column("distance"))
         .limit(limit)
     )
+
+
+# pgvector's HNSW index takes vectors of at most this many dimensions (its `vector` type).
+MAX_INDEXED_DIMENSION = 2000
+
+
+async def create_missing_indexes(engine: AsyncEngine) -> list[str]:
+    """`python -m app vector-indexes`: pgvector's HNSW index (cosine) for every dimension of the
+    passages' and the documents' stored vectors that has none, as migrations 0014 and 0015 make
+    the 384-dimension ones: after a change to an embedding model of another dimension, whose
+    vectors are otherwise ranked exactly (ADR 0121). Each is built with CREATE INDEX
+    CONCURRENTLY, so ingestion goes on writing meanwhile; one left invalid by a build that
+    failed is dropped and built again. The names built, in order; none without pgvector
+    (migration 0014 found none), and none for more than MAX_INDEXED_DIMENSION dimensions."""
+    built: list[str] = []
+    async with engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        has_column = await autocommit.scalar(
+            text(
+                "SELECT count(*) FROM information_schema.columns WHERE table_schema = "
+                "current_schema() AND table_name = 'chunk_vectors' AND column_name = :column"
+            ),
+            {"column": PGVECTOR_COLUMN},
+        )
+        if not has_column:
+            return built
+        for table, prefix in (
+            (ChunkVector.__tablename__, PGVECTOR_INDEX_PREFIX),
+            (DocumentVector.__tablename__, DOCUMENT_PGVECTOR_INDEX_PREFIX),
+        ):
+            rows = await autocommit.execute(_INDEXES, {"prefix": prefix})
+            valid: dict[str, bool] = dict(rows.all())
+            stored = await autocommit.scalars(text(f"SELECT DISTINCT dimension FROM {table}"))
+            for dimension in sorted(int(d) for d in stored):
+                name = f"{prefix}{dimension}"
+                if valid.get(name) or dimension > MAX_INDEXED_DIMENSION:
+                    continue
+                if name in valid:
+                    await autocommit.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+                await autocommit.execute(
+                    text(
+                        f"CREATE INDEX CONCURRENTLY {name} ON {table} USING hnsw "
+                        f"(({PGVECTOR_COLUMN}::vector({dimension})) vector_cosine_ops) "
+                        f"WHERE dimension = {dimension}"
+                    )
+                )
+                built.append(name)
+    if built:
+        forget_indexes()
+    return built
+
+
+def forget_indexes() -> None:
+    """Forget what this process found about the databases' HNSW indexes: the next ranking looks
+    them up again."""
+    _indexes.clear()

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -29,6 +32,7 @@ from services.search import (
 from tests.integration.search.conftest import Library, library_of, shelve
 from tests.support.app_fixtures import changed, client_of, migrated, started_app
 from tests.support.graphql import GraphQLClient
+from tests.support.search import page_document
 
 PASSAGES = 10
 QUERIES = [
@@ -333,3 +337,72 @@ async def test_the_index_orders_the_statements_sent_to_it_whatever_the_statistic
     # The passages' statement, planned as it was sent but without the app's setting: sorted.
     plan = await _plan(pgvector_app, *vector_statements[0], sorting_priced_out=False)
     assert "Sort" in plan and passages_index not in plan, plan
+
+
+async def test_the_vector_indexes_command_builds_the_index_of_another_dimension(
+    pgvector_client, pgvector_app, migrated_pgvector
+):
+    """`python -m app vector-indexes` (ADR 0121): once passages are embedded by a model of
+    another dimension (the chat model, 576), it builds that dimension's index for passages and
+    documents, CONCURRENTLY; the ranking then goes through it; a second run builds nothing, and
+    an index a failed build left invalid is built again."""
+    library = await library_of(pgvector_client, pgvector_app)
+    deps = _with_index(library, "hnsw", embed_model=pgvector_app.state.settings.chat_model)
+    await page_document(
+        deps,
+        "library/getpass.html",
+        workspace_id=library.workspace_id,
+        collection_id=library.guides,
+        owner_id=library.owner_id,
+    )
+    names = ["ix_chunk_vectors_embedding_576", "ix_document_vectors_embedding_576"]
+    engine = pgvector_app.state.engine
+    try:
+        # Its own process, as an operator runs it (off the event loop: the app's loop is this
+        # test's).
+        command = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "app", "vector-indexes"],
+            env={**os.environ, "DATABASE_URL": migrated_pgvector},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert command.stdout.strip() == f"built {names[0]}, {names[1]}"
+        assert await hnsw_index.create_missing_indexes(engine) == []
+        async with engine.connect() as connection:
+            await connection.execute(
+                text(
+                    "UPDATE pg_index SET indisvalid = false WHERE indexrelid = CAST(:i AS regclass)"
+                ),
+                {"i": names[0]},
+            )
+            await connection.commit()
+        assert await hnsw_index.create_missing_indexes(engine) == [names[0]]
+        async with deps.read() as session:
+            assert 576 in await hnsw_index.indexed_dimensions(session)
+        vector = await embed_query(deps, QUERIES[0])
+        assert len(vector) == 576
+        before = await _index_scans(pgvector_app, names[0])
+        reads = RequestReads(pgvector_app.state.read_db)
+        async with reads.session() as session:
+            hits = await hnsw_index.scan(
+                session,
+                library.workspace_id,
+                deps.settings.embed_model,
+                vector,
+                documents=None,
+                limit=2,  # of the page's 3 passages: the index gives them, no exact fallback
+                per_document=False,
+            )
+            await session.execute(text("SELECT pg_stat_force_next_flush()"))
+        await reads.close()
+        assert len(hits) == 2
+        assert await _index_scans_after(pgvector_app, names[0], before) == before + 1
+    finally:
+        async with engine.connect() as connection:
+            for name in names:
+                await connection.execute(text(f"DROP INDEX IF EXISTS {name}"))
+            await connection.commit()
+        hnsw_index.forget_indexes()
