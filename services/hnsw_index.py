@@ -323,9 +323,12 @@ async def create_missing_indexes(engine: AsyncEngine) -> list[str]:
     the 384-dimension ones: after a change to an embedding model of another dimension, whose
     vectors are otherwise ranked exactly (ADR 0121). Each is built with CREATE INDEX
     CONCURRENTLY, so ingestion goes on writing meanwhile; one left invalid by a build that
-    failed is dropped and built again. The names built, in order; none without pgvector
-    (migration 0014 found none), and none for more than MAX_INDEXED_DIMENSION dimensions."""
+    failed is dropped and built again. The names built, in order; none on SQLite or without
+    pgvector (migration 0014 found none), and none for more than MAX_INDEXED_DIMENSION
+    dimensions."""
     built: list[str] = []
+    if engine.dialect.name != "postgresql":
+        return built
     async with engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
         has_column = await autocommit.scalar(

@@ -406,3 +406,9 @@ async def test_the_vector_indexes_command_builds_the_index_of_another_dimension(
                 await connection.execute(text(f"DROP INDEX IF EXISTS {name}"))
             await connection.commit()
         hnsw_index.forget_indexes()
+
+
+async def test_the_vector_indexes_command_builds_nothing_without_pgvector(any_db_app):
+    """On SQLite (the embedded default) and on a PostgreSQL without pgvector (Debian's 15)
+    there is no index to build, and the command says so instead of failing."""
+    assert await hnsw_index.create_missing_indexes(any_db_app.state.engine) == []
