@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import TypeVar
 
 from sqlalchemy import func, select
@@ -30,18 +30,25 @@ _DOCUMENT_COUNT = select(func.count()).select_from(Document)
 STATISTICS_CHECK_SECONDS = 300.0
 
 
-async def _once(settings: Settings, work: Callable[[ServiceDeps], Awaitable[T]]) -> T:
-    """A command's one pass of `work`, with services on an engine of its own."""
+@contextlib.asynccontextmanager
+async def _own_engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    """A command's engine, disposed of when it is done."""
     engine = build_engine(settings)
     try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+async def _once(settings: Settings, work: Callable[[ServiceDeps], Awaitable[T]]) -> T:
+    """A command's one pass of `work`, with services on an engine of its own."""
+    async with _own_engine(settings) as engine:
         deps = ServiceDeps(
             settings=settings,
             db=build_sessionmaker(engine),
             attempts=AttemptLimiter.build(settings),
         )
         return await work(deps)
-    finally:
-        await engine.dispose()
 
 
 async def sweep_blobs_once(settings: Settings) -> BlobSweep:
@@ -57,11 +64,8 @@ async def prune_once(settings: Settings) -> Pruned:
 async def create_vector_indexes(settings: Settings) -> list[str]:
     """`python -m app vector-indexes`: pgvector's HNSW index of each stored dimension that has
     none (`services.hnsw_index.create_missing_indexes`), on an engine of its own."""
-    engine = build_engine(settings)
-    try:
+    async with _own_engine(settings) as engine:
         return await create_missing_indexes(engine)
-    finally:
-        await engine.dispose()
 
 
 class Upkeep:
