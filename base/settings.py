@@ -317,6 +317,14 @@ class Settings(BaseSettings):
         description="Abstain (NOT_IN_DOCUMENTS) when no passage in scope is at least this "
         "similar to the question (ADR 0072); Search answers `closeMatch: false` below it.",
     )
+    ask_follow_up_min_cosine: float = Field(
+        default=0.37,
+        ge=-1,
+        le=1,
+        description="A later question of a conversation that reaches ASK_MIN_COSINE only "
+        "together with the question before it is answered when alone it is at least this "
+        "similar (ADR 0122); below, it abstains as a first question would.",
+    )
     ask_citation_threshold: float = Field(
         default=0.85,
         gt=0,

@@ -125,14 +125,28 @@ def relevant_enough(
     *,
     min_cosine: float,
     terms: list[str],
+    context_cosine: float | None = None,
+    follow_up_min_cosine: float = 1.0,
 ) -> bool:
     """Whether retrieval found something worth answering from (ADR 0072): with vectors, a
     passage at least `min_cosine` similar to the question; without them (the embedding model is
-    down), a passage holding more than half of the question's words."""
+    down), a passage holding more than half of the question's words.
+
+    A later question of a conversation (ADR 0122) also passes when, together with the question
+    before it, a passage is `min_cosine` similar (`context_cosine`) and alone it reaches
+    `follow_up_min_cosine`: "and how do I activate it?" names too little to be close to
+    anything alone, while a question on a subject the documents lack stays far from them
+    alone, whatever came before it."""
     if not passages:
         return False
     if top_cosine is not None:
-        return search.close_enough(top_cosine, min_cosine)
+        if search.close_enough(top_cosine, min_cosine):
+            return True
+        return (
+            context_cosine is not None
+            and search.close_enough(context_cosine, min_cosine)
+            and top_cosine >= follow_up_min_cosine
+        )
     return any(keyword_coverage(p, terms) >= MIN_KEYWORD_COVERAGE for p in passages)
 
 
@@ -555,11 +569,11 @@ async def retrieving(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
         answer = step.answer
         collections, documents = _scope_filters(answer.scope)
         # The question is never blank (asking refuses that), which is all retrieval refuses.
-        retrieval = await search.retrieve_passages(
+        retrieval = await search.retrieve_in_conversation(
             deps,
             workspace_id=answer.workspace_id,
-            query=answer.question,
-            mode=search.SearchMode.HYBRID,
+            question=answer.question,
+            previous_question=await _previous_question(deps, answer),
             collection_ids=collections,
             document_ids=documents,
             limit=deps.settings.ask_retrieve_passages,
@@ -580,6 +594,8 @@ async def retrieving(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
             retrieval.top_cosine,
             min_cosine=deps.settings.ask_min_cosine,
             terms=query_terms(answer.question),
+            context_cosine=retrieval.context_cosine,
+            follow_up_min_cosine=deps.settings.ask_follow_up_min_cosine,
         )
         if relevant:
             _hand_over(deps, answer)
@@ -588,9 +604,29 @@ async def retrieving(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
         return {
             "passages": len(passages),
             "top_cosine": retrieval.top_cosine,
+            "context_cosine": retrieval.context_cosine,
             "degraded": retrieval.degraded,
             "relevant": relevant,
         }
+
+
+async def _previous_question(deps: ServiceDeps, answer: _Answer) -> str | None:
+    """The conversation's question before this one, however it was answered (None for the
+    first): what a follow-up leans on is what the user asked, not what we replied."""
+    if answer.question_seq == 1:
+        return None
+    async with deps.db() as session:
+        previous: str | None = await session.scalar(
+            select(Message.text)
+            .where(
+                Message.conversation_id == answer.conversation_id,
+                Message.role == MessageRole.USER,
+                Message.seq < answer.question_seq,
+            )
+            .order_by(Message.seq.desc())
+            .limit(1)
+        )
+    return previous
 
 
 async def _history(deps: ServiceDeps, answer: _Answer) -> list[Turn]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 import time
@@ -98,7 +99,14 @@ class Retrieval:
     passages: list[Passage]
     degraded: bool = False
     top_cosine: float | None = None
+    # retrieve_in_conversation: the best cosine of the question together with the one before it.
+    context_cosine: float | None = None
 
+
+# Ask: a question after another in one conversation is ranked alone and together with the
+# question before it ("and how do I activate it?" names nothing to find), the two rankings fused
+# with this share for the pair (ADR 0122, bench/bench_follow_ups.py).
+IN_CONVERSATION_SHARE = 0.5
 
 # HYBRID (documents for Search, passages for Ask): the keyword ranking's share of a linear fusion
 # of the two rankings' scaled scores, per full-text engine (ADR 0104, measured on both question
@@ -379,6 +387,52 @@ async def retrieve_passages(
         passages=passages,
         degraded=degraded,
         top_cosine=semantic[0].cosine if semantic else None,
+    )
+
+
+async def retrieve_in_conversation(
+    deps: ServiceDeps,
+    *,
+    workspace_id: uuid.UUID,
+    question: str,
+    previous_question: str | None,
+    collection_ids: Sequence[uuid.UUID] | None = None,
+    document_ids: Sequence[uuid.UUID] | None = None,
+    limit: int = 20,
+) -> Retrieval:
+    """Ask's retrieval (HYBRID) of a question of a conversation. The conversation's first
+    question (`previous_question` None) is `retrieve_passages` of it. A later one is ranked
+    alone and after the question before it, at once, and the two rankings are fused
+    (IN_CONVERSATION_SHARE for the pair): a follow-up finds its subject, a new subject is still
+    found by its own words. `top_cosine` is the question's alone, `context_cosine` the pair's."""
+    ask = functools.partial(
+        retrieve_passages,
+        deps,
+        workspace_id=workspace_id,
+        mode=SearchMode.HYBRID,
+        collection_ids=collection_ids,
+        document_ids=document_ids,
+        limit=limit,
+    )
+    if previous_question is None:
+        return await ask(query=question)
+    alone, together = await asyncio.gather(
+        ask(query=question), ask(query=f"{previous_question}\n{question}")
+    )
+    fused = linear_fusion(
+        [
+            [(p.chunk_id, p.score) for p in alone.passages],
+            [(p.chunk_id, p.score) for p in together.passages],
+        ],
+        weights=[1.0 - IN_CONVERSATION_SHARE, IN_CONVERSATION_SHARE],
+    )
+    # A passage both found keeps the question's own highlights and cosine.
+    found = {p.chunk_id: p for p in together.passages} | {p.chunk_id: p for p in alone.passages}
+    return Retrieval(
+        passages=[dataclasses.replace(found[c], score=score) for c, score in fused[:limit]],
+        degraded=alone.degraded or together.degraded,
+        top_cosine=alone.top_cosine,
+        context_cosine=together.top_cosine,
     )
 
 

@@ -18,13 +18,17 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from base.auth.principal import Principal
 from base.models.accounts import Membership, Role
 from base.models.chat import Citation, Message
 from base.models.documents import Document
 from base.models.runs import Run, RunStep
 from base.settings import Settings
+from services import search
 from services.answer_prompt import REMINDER, RULES
-from services.answers import MODEL_UNAVAILABLE_TEXT, NOT_IN_DOCUMENTS_TEXT
+from services.answers import MODEL_UNAVAILABLE_TEXT, NOT_IN_DOCUMENTS_TEXT, relevant_enough
+from services.search import Retrieval
+from services.search_text import query_terms
 from tests.support.app_fixtures import Subscribe, other_api
 from tests.support.ask import (
     HTML,
@@ -692,3 +696,103 @@ async def test_deleting_a_conversation_mid_answer_stops_its_run(
         assert (run.status.value, run.error_code) == ("CANCELLED", "CANCELLED")
         assert await session.scalar(select(func.count()).select_from(Message)) == 0
         assert await session.scalar(select(func.count()).select_from(Citation)) == 0
+
+
+FOLLOW_UP = "how do I upgrade a package in it?"
+
+
+async def test_a_follow_up_is_retrieved_with_the_question_before_it(
+    any_db_client: GraphQLClient, any_db_app: FastAPI
+):
+    """ADR 0122 at the service, on SQLite and PostgreSQL: alone, the follow-up is too far from
+    every passage to answer; after the venv question it finds the venv page and passes; a
+    question on a subject the pages lack still abstains after it, and a new subject they hold
+    is found by its own words."""
+    lib = await library_of(any_db_client, any_db_app)
+    deps = any_db_app.state.deps.for_principal(Principal(user_id=lib.owner_id))
+    settings = deps.settings
+
+    async def asked(question: str, previous: str | None) -> tuple[Retrieval, bool]:
+        retrieval = await search.retrieve_in_conversation(
+            deps,
+            workspace_id=lib.workspace_id,
+            question=question,
+            previous_question=previous,
+            limit=settings.ask_retrieve_passages,
+        )
+        relevant = relevant_enough(
+            retrieval.passages,
+            retrieval.top_cosine,
+            min_cosine=settings.ask_min_cosine,
+            terms=query_terms(question),
+            context_cosine=retrieval.context_cosine,
+            follow_up_min_cosine=settings.ask_follow_up_min_cosine,
+        )
+        return retrieval, relevant
+
+    alone, answered_alone = await asked(FOLLOW_UP, None)
+    assert alone.context_cosine is None and alone.top_cosine is not None
+    assert settings.ask_follow_up_min_cosine <= alone.top_cosine < settings.ask_min_cosine
+    assert answered_alone is False
+
+    together, answered = await asked(FOLLOW_UP, VENV_QUESTION)
+    assert together.top_cosine == alone.top_cosine  # the question's own, as before
+    assert together.context_cosine is not None
+    assert together.context_cosine >= settings.ask_min_cosine
+    assert answered is True
+    assert together.passages[0].document_id == lib.venv_doc
+    assert 0 < len(together.passages) <= settings.ask_retrieve_passages
+    assert [p.score for p in together.passages] == sorted(
+        (p.score for p in together.passages), reverse=True
+    )
+
+    lacking, answered = await asked("What is the capital of Australia?", VENV_QUESTION)
+    assert lacking.top_cosine is not None
+    assert lacking.top_cosine < settings.ask_follow_up_min_cosine
+    assert answered is False
+
+    switched, answered = await asked(
+        "How do I read a password without showing it on the screen?", VENV_QUESTION
+    )
+    assert answered is True and switched.passages[0].document_id in lib.security_docs
+
+
+async def test_a_follow_up_in_a_conversation_is_answered_from_the_page_before(
+    client: GraphQLClient, app: FastAPI, subscribe: Subscribe
+):
+    """ADR 0122 through AskQuestion: the second question of a conversation is retrieved with
+    the first, passes the abstention rule that it fails alone, and its prompt numbers the venv
+    page's passages."""
+    db = app.state.deps.db
+    lib = await library_of(client, app)
+    conversation = await conversation_of(client, lib.reader_token, lib.workspace_gid)
+    first = await ask(client, lib.reader_token, conversation, VENV_QUESTION)
+    await collect(
+        await subscribe("AnswerStream", {"messageId": first["answer"]["id"]}, lib.reader_gid)
+    )
+    second = await ask(client, lib.reader_token, conversation, FOLLOW_UP)
+    assert second["errors"] == []
+    events = await collect(
+        await subscribe("AnswerStream", {"messageId": second["answer"]["id"]}, lib.reader_gid)
+    )
+    assert events[-1]["type"] == "FINISHED"
+    await app.state.runs.launcher.wait_idle()
+    settings = app.state.deps.settings
+    async with db() as session:
+        row = await session.get(Message, uuid_of(second["answer"]["id"]))
+        assert row is not None and row.prompt is not None  # the model was asked
+        assert row.top_cosine is not None and row.top_cosine < settings.ask_min_cosine
+        numbered = [p for p in row.passages if p["number"]]
+        assert numbered and uuid.UUID(numbered[0]["document_id"]) == lib.venv_doc
+        retrieving = (
+            await session.execute(
+                select(RunStep.output).where(
+                    RunStep.run_id == uuid_of(second["run"]["id"]), RunStep.name == "RETRIEVING"
+                )
+            )
+        ).scalar_one()
+    assert retrieving is not None
+    retrieved = retrieving["value"]
+    assert (retrieved["relevant"], retrieved["degraded"]) == (True, False)
+    assert retrieved["top_cosine"] == row.top_cosine
+    assert retrieved["context_cosine"] >= settings.ask_min_cosine

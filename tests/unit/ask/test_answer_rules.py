@@ -42,6 +42,27 @@ def test_the_best_cosine_decides_when_there_are_vectors():
     assert relevant_enough([passage(0.4)], 0.4, min_cosine=0.4, terms=TERMS) is True
 
 
+def test_a_follow_up_passes_with_the_question_before_it_above_a_floor_of_its_own():
+    def relevant(alone: float, together: float | None) -> bool:
+        return relevant_enough(
+            [passage(alone)],
+            alone,
+            min_cosine=0.45,
+            terms=TERMS,
+            context_cosine=together,
+            follow_up_min_cosine=0.37,
+        )
+
+    assert relevant(0.45, None) is True  # close enough alone, as a first question
+    assert relevant(0.45, 0.10) is True  # a new subject the documents hold
+    assert relevant(0.40, 0.60) is True  # "and how do I activate it?" after the venv question
+    assert relevant(0.37, 0.45) is True  # both at their bars
+    assert relevant(0.36, 0.80) is False  # a subject the documents lack, after one they hold
+    assert relevant(0.44, 0.44) is False  # not close enough together either
+    assert relevant(0.40, None) is False  # a first question below the bar
+    assert relevant_enough([], 0.9, min_cosine=0.45, terms=TERMS, context_cosine=0.9) is False
+
+
 def test_without_vectors_a_passage_must_hold_more_than_half_the_words():
     # "python3 -m venv /path/to/new/virtual/environment": "virtual" at 29, "environment" at 37.
     both = passage(None, [(29, 36), (37, 48)])

@@ -1,0 +1,178 @@
+"""Benchmark: Ask's retrieval of a question asked after another in the same conversation, with
+the question alone (how a first question is retrieved) as the baseline, in the same run.
+
+    uv run --frozen python bench/bench_follow_ups.py [--full] [--db sqlite|postgres|both]
+        [--ollama-host URL]
+
+A script, not a test: it prints figures. The conversations are bench/quality/follow_ups.json:
+two questions each over the quality corpus (bench_search_quality.py's 300 pages, ingested into
+var/bench-search/ once and reused; PostgreSQL gets a copy). Three kinds of second question:
+"follow-up" leans on the first ("and how do I activate it on Windows?"), "new topic" stands
+alone, "unanswerable" asks what the pages do not hold, after a question they answer.
+
+For each second question, with Ask's own settings (ASK_RETRIEVE_PASSAGES passages,
+ASK_MIN_COSINE, ASK_FOLLOW_UP_MIN_COSINE):
+  alone            services.search.retrieve_in_conversation without the question before it,
+                   and services.answers.relevant_enough without its context: how the question
+                   was retrieved and judged before ADR 0122 (and how a first question still is);
+  in conversation  the same two functions given the question before it: what Ask does.
+It prints hit@1, hit@5 and MRR of the first passage from an answering page, and how many
+questions pass the abstention rule (answered: higher is better for follow-ups and new topics,
+lower for unanswerable ones). Then the alternatives measured for ADR 0122: other shares of the
+pair in the fusion (IN_CONVERSATION_SHARE; 1.0 is the pair alone), and the cosines that the
+follow-up floor separates. Quick by default (SQLite); `--full` adds PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.bench_search_quality import HEADER, first_hit, model_host, row  # noqa: E402
+from bench.common import add_size_flag, apply_sizes  # noqa: E402
+from bench.search_corpus import (  # noqa: E402
+    WORKSPACE_ID,
+    copy_to,
+    corpus_database,
+    corpus_pages,
+    deps_for,
+    settings_for,
+)
+from services import answers, search  # noqa: E402
+from services.deps import ServiceDeps  # noqa: E402
+from services.search_text import query_terms  # noqa: E402
+
+CONVERSATIONS = ROOT / "bench" / "quality" / "follow_ups.json"
+PAGES = 300  # the quality corpus of bench_search_quality.py --full, whose file is reused
+KINDS = ("follow-up", "new topic", "unanswerable")
+
+
+def conversations() -> list[dict[str, Any]]:
+    loaded: list[dict[str, Any]] = json.loads(CONVERSATIONS.read_text())["conversations"]
+    return loaded
+
+
+async def asked(
+    deps: ServiceDeps, pages: dict[Any, str], conversation: dict[str, Any], in_context: bool
+) -> tuple[int | None, bool, float | None]:
+    """(rank of the first answering page, answered, the question's own top cosine)."""
+    settings = deps.settings
+    retrieval = await search.retrieve_in_conversation(
+        deps,
+        workspace_id=WORKSPACE_ID,
+        question=conversation["then"],
+        previous_question=conversation["first"] if in_context else None,
+        limit=settings.ask_retrieve_passages,
+    )
+    assert not retrieval.degraded, "the embedding model failed during the benchmark"
+    answered = answers.relevant_enough(
+        retrieval.passages,
+        retrieval.top_cosine,
+        min_cosine=settings.ask_min_cosine,
+        terms=query_terms(conversation["then"]),
+        context_cosine=retrieval.context_cosine,
+        follow_up_min_cosine=settings.ask_follow_up_min_cosine,
+    )
+    ranked = [pages[p.document_id] for p in retrieval.passages]
+    rank = first_hit(ranked, set(conversation["pages"])) if conversation["pages"] else None
+    return rank, answered, retrieval.top_cosine
+
+
+async def evaluate(label: str, deps: ServiceDeps, pages: dict[Any, str]) -> None:
+    settings = deps.settings
+    every = conversations()
+    print(
+        f"\n== {label}: {len(every)} conversations; {settings.ask_retrieve_passages} passages, "
+        f"ASK_MIN_COSINE {settings.ask_min_cosine}, ASK_FOLLOW_UP_MIN_COSINE "
+        f"{settings.ask_follow_up_min_cosine}, the pair's share "
+        f"{search.IN_CONVERSATION_SHARE}"
+    )
+    results: dict[tuple[str, str], list[tuple[int | None, bool, float | None]]] = {}
+    seconds: dict[str, list[float]] = {}
+    for conversation in every:
+        for way, in_context in (("alone", False), ("in conversation", True)):
+            began = time.perf_counter()
+            result = await asked(deps, pages, conversation, in_context)
+            seconds.setdefault(way, []).append(time.perf_counter() - began)
+            results.setdefault((conversation["kind"], way), []).append(result)
+    for kind in KINDS:
+        print(f"  {kind} ({sum(c['kind'] == kind for c in every)})")
+        print(HEADER + "  answered")
+        for way in ("alone", "in conversation"):
+            got = results[kind, way]
+            answered = f"{sum(a for _, a, _ in got)}/{len(got)}"
+            print(row(f"  {way}", [r for r, _, _ in got], answered))
+
+    print(
+        "  retrieval time per question (ms, median; query vectors cached after the first use): "
+        + ", ".join(f"{way} {statistics.median(t) * 1000:.1f}" for way, t in seconds.items())
+    )
+    print("  alternatives: the pair's share in the fusion (follow-up / new topic hit@5, MRR)")
+    chosen = search.IN_CONVERSATION_SHARE
+    try:
+        for share in (0.3, 0.5, 0.7, 1.0):
+            search.IN_CONVERSATION_SHARE = share
+            figures = []
+            for kind in ("follow-up", "new topic"):
+                ranks = [(await asked(deps, pages, c, True))[0] for c in every if c["kind"] == kind]
+                hit5 = sum(r is not None and r <= 5 for r in ranks) / len(ranks)
+                mrr = sum(1 / r for r in ranks if r is not None) / len(ranks)
+                figures.append(f"{hit5:.3f}, {mrr:.3f}")
+            print(f"    share {share:.1f}: follow-up {figures[0]}; new topic {figures[1]}")
+    finally:
+        search.IN_CONVERSATION_SHARE = chosen
+
+    alone = {kind: [c for _, _, c in results[kind, "alone"] if c is not None] for kind in KINDS}
+    print(
+        "  the second question's own top cosine: follow-ups min "
+        f"{min(alone['follow-up']):.3f}, unanswerable max {max(alone['unanswerable']):.3f}; "
+        "follow-ups under ASK_FOLLOW_UP_MIN_COSINE: "
+        f"{sum(c < settings.ask_follow_up_min_cosine for c in alone['follow-up'])}"
+    )
+
+
+async def run(args: argparse.Namespace, host: str) -> None:
+    async with corpus_database(
+        corpus_pages(PAGES), ollama_host=host, embed_model="all-minilm"
+    ) as corpus:
+        if args.db in ("sqlite", "both"):
+            await evaluate("SQLite (FTS5)", corpus.deps, corpus.pages)
+        if args.db in ("postgres", "both"):
+            from app import migrate
+            from tests.support.services import postgres_server
+
+            with postgres_server() as url:
+                settings = settings_for(
+                    url, host, corpus.deps.settings.blob_root, embed_model="all-minilm"
+                )
+                await asyncio.to_thread(migrate.upgrade, settings.database_url)
+                target, engine = deps_for(settings)
+                try:
+                    await copy_to(corpus.deps, target)
+                    await evaluate("PostgreSQL (tsvector)", target, corpus.pages)
+                finally:
+                    await engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default=None)
+    parser.add_argument("--ollama-host", default=None)
+    add_size_flag(parser, quick={"db": "sqlite"}, full={"db": "both"})
+    args = apply_sizes(parser.parse_args())
+    with model_host(args.ollama_host) as host:
+        asyncio.run(run(args, host))
+
+
+if __name__ == "__main__":
+    main()
