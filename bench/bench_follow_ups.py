@@ -1,12 +1,13 @@
 """Benchmark: Ask's retrieval of a question asked after another in the same conversation, with
 the question alone (how a first question is retrieved) as the baseline, in the same run.
 
-    uv run --frozen python bench/bench_follow_ups.py [--full] [--db sqlite|postgres|both]
-        [--ollama-host URL]
+    uv run --frozen python bench/bench_follow_ups.py [--full] [--pages N]
+        [--db sqlite|postgres|both] [--ollama-host URL]
 
 A script, not a test: it prints figures. The conversations are bench/quality/follow_ups.json:
-two questions each over the quality corpus (bench_search_quality.py's 300 pages, ingested into
-var/bench-search/ once and reused; PostgreSQL gets a copy). Three kinds of second question:
+two questions each over the quality corpus of bench_search_quality.py (ingested into
+var/bench-search/ once and reused; PostgreSQL gets a copy). Every page they name is among the
+66 that questions.json names. Three kinds of second question:
 "follow-up" leans on the first ("and how do I activate it on Windows?"), "new topic" stands
 alone, "unanswerable" asks what the pages do not hold, after a question they answer.
 
@@ -20,7 +21,8 @@ It prints hit@1, hit@5 and MRR of the first passage from an answering page, and 
 questions pass the abstention rule (answered: higher is better for follow-ups and new topics,
 lower for unanswerable ones). Then the alternatives measured for ADR 0122: other shares of the
 pair in the fusion (IN_CONVERSATION_SHARE; 1.0 is the pair alone), and the cosines that the
-follow-up floor separates. Quick by default (SQLite); `--full` adds PostgreSQL.
+follow-up floor separates. Quick by default (the 66 named pages, SQLite); `--full` gives the
+recorded figures (300 pages, SQLite and PostgreSQL).
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ from services.deps import ServiceDeps  # noqa: E402
 from services.search_text import query_terms  # noqa: E402
 
 CONVERSATIONS = ROOT / "bench" / "quality" / "follow_ups.json"
-PAGES = 300  # the quality corpus of bench_search_quality.py --full, whose file is reused
 KINDS = ("follow-up", "new topic", "unanswerable")
 
 
@@ -143,7 +144,7 @@ async def evaluate(label: str, deps: ServiceDeps, pages: dict[Any, str]) -> None
 
 async def run(args: argparse.Namespace, host: str) -> None:
     async with corpus_database(
-        corpus_pages(PAGES), ollama_host=host, embed_model="all-minilm"
+        corpus_pages(args.pages), ollama_host=host, embed_model="all-minilm"
     ) as corpus:
         if args.db in ("sqlite", "both"):
             await evaluate("SQLite (FTS5)", corpus.deps, corpus.pages)
@@ -168,7 +169,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default=None)
     parser.add_argument("--ollama-host", default=None)
-    add_size_flag(parser, quick={"db": "sqlite"}, full={"db": "both"})
+    parser.add_argument("--pages", type=int, default=None, help="the quality corpus to use")
+    add_size_flag(parser, quick={"pages": 66, "db": "sqlite"}, full={"pages": 300, "db": "both"})
     args = apply_sizes(parser.parse_args())
     with model_host(args.ollama_host) as host:
         asyncio.run(run(args, host))
