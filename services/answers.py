@@ -126,7 +126,7 @@ def relevant_enough(
     min_cosine: float,
     terms: list[str],
     context_cosine: float | None = None,
-    follow_up_min_cosine: float = 1.0,
+    follow_up_min_cosine: float | None = None,
 ) -> bool:
     """Whether retrieval found something worth answering from (ADR 0072): with vectors, a
     passage at least `min_cosine` similar to the question; without them (the embedding model is
@@ -144,6 +144,7 @@ def relevant_enough(
             return True
         return (
             context_cosine is not None
+            and follow_up_min_cosine is not None
             and search.close_enough(context_cosine, min_cosine)
             and top_cosine >= follow_up_min_cosine
         )

@@ -390,6 +390,13 @@ async def retrieve_passages(
     )
 
 
+def in_conversation_query(question: str, previous_question: str) -> str:
+    """The pair's query: the question first, so that a long question before it can neither push
+    its words out of the keyword terms (MAX_QUERY_TERMS) nor its text past the embedding
+    model's window."""
+    return f"{question}\n{previous_question}"
+
+
 async def retrieve_in_conversation(
     deps: ServiceDeps,
     *,
@@ -417,7 +424,7 @@ async def retrieve_in_conversation(
     if previous_question is None:
         return await ask(query=question)
     alone, together = await asyncio.gather(
-        ask(query=question), ask(query=f"{previous_question}\n{question}")
+        ask(query=question), ask(query=in_conversation_query(question, previous_question))
     )
     fused = linear_fusion(
         [

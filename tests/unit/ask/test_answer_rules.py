@@ -6,7 +6,8 @@ import uuid
 from base.events.bus import LocalBus, answer_text_key, answer_topic
 from services.answer_prompt import NOT_IN_DOCUMENTS_REPLY
 from services.answers import TextStreamer, keyword_coverage, model_abstained, relevant_enough
-from services.search import Passage
+from services.search import Passage, in_conversation_query
+from services.search_text import MAX_QUERY_TERMS, query_terms
 
 
 def passage(cosine: float | None, matches: list[tuple[int, int]] | None = None) -> Passage:
@@ -61,6 +62,21 @@ def test_a_follow_up_passes_with_the_question_before_it_above_a_floor_of_its_own
     assert relevant(0.44, 0.44) is False  # not close enough together either
     assert relevant(0.40, None) is False  # a first question below the bar
     assert relevant_enough([], 0.9, min_cosine=0.45, terms=TERMS, context_cosine=0.9) is False
+    # Without a floor the pair's cosine counts for nothing.
+    assert (
+        relevant_enough([passage(0.4)], 0.4, min_cosine=0.45, terms=TERMS, context_cosine=0.9)
+        is False
+    )
+
+
+def test_the_pairs_query_puts_the_question_first():
+    """However long the question before it, the question's own words are the pair's first terms
+    and the start of the text the embedding model sees."""
+    before = " ".join(f"word{n}" for n in range(600))  # 600 distinct words: over both limits
+    pair = in_conversation_query("How do I upgrade pip?", before)
+    assert pair.startswith("How do I upgrade pip?\n")
+    terms = query_terms(pair)
+    assert terms[:2] == ["upgrade", "pip"] and len(terms) == MAX_QUERY_TERMS
 
 
 def test_without_vectors_a_passage_must_hold_more_than_half_the_words():
