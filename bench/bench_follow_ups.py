@@ -44,11 +44,9 @@ from bench.bench_search_quality import HEADER, first_hit, model_host, row  # noq
 from bench.common import add_size_flag, apply_sizes  # noqa: E402
 from bench.search_corpus import (  # noqa: E402
     WORKSPACE_ID,
-    copy_to,
     corpus_database,
     corpus_pages,
-    deps_for,
-    settings_for,
+    postgres_copy,
 )
 from services import answers, search  # noqa: E402
 from services.deps import ServiceDeps  # noqa: E402
@@ -149,20 +147,8 @@ async def run(args: argparse.Namespace, host: str) -> None:
         if args.db in ("sqlite", "both"):
             await evaluate("SQLite (FTS5)", corpus.deps, corpus.pages)
         if args.db in ("postgres", "both"):
-            from app import migrate
-            from tests.support.services import postgres_server
-
-            with postgres_server() as url:
-                settings = settings_for(
-                    url, host, corpus.deps.settings.blob_root, embed_model="all-minilm"
-                )
-                await asyncio.to_thread(migrate.upgrade, settings.database_url)
-                target, engine = deps_for(settings)
-                try:
-                    await copy_to(corpus.deps, target)
-                    await evaluate("PostgreSQL (tsvector)", target, corpus.pages)
-                finally:
-                    await engine.dispose()
+            async with postgres_copy(corpus.deps, host, embed_model="all-minilm") as target:
+                await evaluate("PostgreSQL (tsvector)", target, corpus.pages)
 
 
 def main() -> None:

@@ -74,13 +74,11 @@ from bench.index_recall import index_recall  # noqa: E402
 from bench.search_corpus import (  # noqa: E402
     QUESTIONS,
     WORKSPACE_ID,
-    copy_to,
     corpus_counts,
     corpus_database,
     corpus_pages,
-    deps_for,
+    postgres_copy,
     questions,
-    settings_for,
 )
 from services import keyword_index, search  # noqa: E402
 from services.deps import ServiceDeps  # noqa: E402
@@ -584,35 +582,20 @@ async def run(args: argparse.Namespace, host: str) -> None:
                 "SQLite (FTS5)", corpus.deps, corpus.pages, not args.no_variants, question_set
             )
         if args.db in ("postgres", "both", "pgvector"):
-            from app import migrate
-            from tests.support.services import pgvector_postgres_server, postgres_server
-
-            server = pgvector_postgres_server if args.db == "pgvector" else postgres_server
-            with server() as url:
-                # On pgvector every semantic ranking goes through the index (ADR 0114).
-                index = "hnsw" if args.db == "pgvector" else "auto"
-                settings = settings_for(
-                    url,
-                    host,
-                    corpus.deps.settings.blob_root,
-                    embed_model=args.embed_model,
-                    search_vector_index=index,
+            pgvector = args.db == "pgvector"
+            began = time.perf_counter()
+            async with postgres_copy(
+                corpus.deps, host, embed_model=args.embed_model, pgvector=pgvector
+            ) as target:
+                print(
+                    f"\nPostgreSQL started, the corpus copied and indexed in "
+                    f"{time.perf_counter() - began:.0f} s"
                 )
-                await asyncio.to_thread(migrate.upgrade, settings.database_url)
-                target, engine = deps_for(settings)
-                try:
-                    began = time.perf_counter()
-                    await copy_to(corpus.deps, target)
-                    print(
-                        f"\ncopied to PostgreSQL and indexed in {time.perf_counter() - began:.0f} s"
-                    )
-                    label = "PostgreSQL (tsvector)"
-                    if args.db == "pgvector":
-                        label = "PostgreSQL (tsvector, pgvector HNSW)"
-                        await index_recall(target, WORKSPACE_ID, [q["q"] for q in question_set])
-                    await evaluate(label, target, corpus.pages, not args.no_variants, question_set)
-                finally:
-                    await engine.dispose()
+                label = "PostgreSQL (tsvector)"
+                if pgvector:
+                    label = "PostgreSQL (tsvector, pgvector HNSW)"
+                    await index_recall(target, WORKSPACE_ID, [q["q"] for q in question_set])
+                await evaluate(label, target, corpus.pages, not args.no_variants, question_set)
 
 
 def main() -> None:

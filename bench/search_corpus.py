@@ -225,6 +225,32 @@ async def corpus_counts(deps: ServiceDeps) -> dict[str, int]:
         }
 
 
+@asynccontextmanager
+async def postgres_copy(
+    source: ServiceDeps, ollama_host: str, *, embed_model: str, pgvector: bool = False
+) -> AsyncIterator[ServiceDeps]:
+    """A throwaway PostgreSQL (with pgvector when asked, where every semantic ranking goes
+    through its index, ADR 0114), migrated and holding a copy of `source`'s corpus; its deps."""
+    from tests.support.services import pgvector_postgres_server, postgres_server
+
+    server = pgvector_postgres_server if pgvector else postgres_server
+    with server() as url:
+        settings = settings_for(
+            url,
+            ollama_host,
+            source.settings.blob_root,
+            embed_model=embed_model,
+            search_vector_index="hnsw" if pgvector else "auto",
+        )
+        await asyncio.to_thread(migrate.upgrade, settings.database_url)
+        target, engine = deps_for(settings)
+        try:
+            await copy_to(source, target)
+            yield target
+        finally:
+            await engine.dispose()
+
+
 async def copy_to(source: ServiceDeps, target: ServiceDeps) -> None:
     """The owner, workspace, collection, documents, chunks and vectors of `source` written into
     `target` (emptied of them first), then the INDEXING step run there for every document."""
