@@ -409,9 +409,10 @@ async def retrieve_in_conversation(
 ) -> Retrieval:
     """Ask's retrieval (HYBRID) of a question of a conversation. The conversation's first
     question (`previous_question` None) is `retrieve_passages` of it. A later one is ranked
-    alone and after the question before it, at once, and the two rankings are fused
-    (IN_CONVERSATION_SHARE for the pair): a follow-up finds its subject, a new subject is still
-    found by its own words. `top_cosine` is the question's alone, `context_cosine` the pair's."""
+    alone and together with the question before it (`in_conversation_query`), at once, and the
+    two rankings are fused (IN_CONVERSATION_SHARE for the pair): a follow-up finds its subject, a
+    new subject is still found by its own words. `top_cosine` is the question's alone,
+    `context_cosine` the pair's."""
     ask = functools.partial(
         retrieve_passages,
         deps,
