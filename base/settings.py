@@ -315,7 +315,8 @@ class Settings(BaseSettings):
         ge=-1,
         le=1,
         description="Abstain (NOT_IN_DOCUMENTS) when no passage in scope is at least this "
-        "similar to the question (ADR 0072); Search answers `closeMatch: false` below it.",
+        "similar to the question (ADR 0072); Search answers `closeMatch: false` below it; an "
+        "earlier question of a conversation that reached it alone began its subject (ADR 0123).",
     )
     ask_follow_up_min_cosine: float = Field(
         default=0.37,

@@ -4,12 +4,12 @@ the question alone (how a first question is retrieved) as the baseline, in the s
     uv run --frozen python bench/bench_follow_ups.py [--full] [--pages N]
         [--db sqlite|postgres|both] [--ollama-host URL]
 
-A script, not a test: it prints figures. The conversations are bench/quality/follow_ups.json:
-two questions each over the quality corpus of bench_search_quality.py (ingested into
-var/bench-search/ once and reused; PostgreSQL gets a copy). Every page they name is among the
-66 that questions.json names. Three kinds of second question:
-"follow-up" leans on the first ("and how do I activate it on Windows?"), "new topic" stands
-alone, "unanswerable" asks what the pages do not hold, after a question they answer.
+A script, not a test: it prints figures. The first conversations are
+bench/quality/follow_ups.json: two questions each over the quality corpus of
+bench_search_quality.py (ingested into var/bench-search/ once and reused; PostgreSQL gets a
+copy). Every page they name is among the 66 that questions.json names. Three kinds of second
+question: "follow-up" leans on the first ("and how do I activate it on Windows?"), "new topic"
+stands alone, "unanswerable" asks what the pages do not hold, after a question they answer.
 
 For each second question, with Ask's own settings (ASK_RETRIEVE_PASSAGES passages,
 ASK_MIN_COSINE, ASK_FOLLOW_UP_MIN_COSINE):
@@ -21,7 +21,15 @@ It prints hit@1, hit@5 and MRR of the first passage from an answering page, and 
 questions pass the abstention rule (answered: higher is better for follow-ups and new topics,
 lower for unanswerable ones). Then the alternatives measured for ADR 0122: other shares of the
 pair in the fusion (IN_CONVERSATION_SHARE; 1.0 is the pair alone), and the cosines that the
-follow-up floor separates. Quick by default (the 66 named pages, SQLite); `--full` gives the
+follow-up floor separates.
+
+Then bench/quality/follow_up_chains.json: three questions each ("chain": the second and third
+both lean on the first's subject; "switch": the second names a new subject, the third leans on
+it; "new topic": the third stands alone). The third is retrieved and judged with each choice of
+earlier questions: none, the one just before (ADR 0122), the two before, and
+services.answers.question_context's (ADR 0123: further back while the one taken leaned on
+what came before it, its own top cosine under ASK_MIN_COSINE), with other bars as
+alternatives. Quick by default (the 66 named pages, SQLite); `--full` gives the
 recorded figures (300 pages, SQLite and PostgreSQL).
 """
 
@@ -54,6 +62,9 @@ from services.search_text import query_terms  # noqa: E402
 
 CONVERSATIONS = ROOT / "bench" / "quality" / "follow_ups.json"
 KINDS = ("follow-up", "new topic", "unanswerable")
+CHAINS = ROOT / "bench" / "quality" / "follow_up_chains.json"
+CHAIN_KINDS = ("chain", "switch", "new topic")
+BARS = (0.50, 0.55)
 
 
 def conversations() -> list[dict[str, Any]]:
@@ -70,7 +81,7 @@ async def asked(
         deps,
         workspace_id=WORKSPACE_ID,
         question=conversation["then"],
-        previous_question=conversation["first"] if in_context else None,
+        context=[conversation["first"]] if in_context else [],
         limit=settings.ask_retrieve_passages,
     )
     assert not retrieval.degraded, "the embedding model failed during the benchmark"
@@ -140,15 +151,97 @@ async def evaluate(label: str, deps: ServiceDeps, pages: dict[Any, str]) -> None
     )
 
 
+async def third_asked(
+    deps: ServiceDeps, pages: dict[Any, str], question: str, context: list[str], wanted: set[str]
+) -> tuple[int | None, bool]:
+    """(rank of the first answering page, answered) of a conversation's third question
+    retrieved with `context`."""
+    settings = deps.settings
+    retrieval = await search.retrieve_in_conversation(
+        deps,
+        workspace_id=WORKSPACE_ID,
+        question=question,
+        context=context,
+        limit=settings.ask_retrieve_passages,
+    )
+    assert not retrieval.degraded, "the embedding model failed during the benchmark"
+    answered = answers.relevant_enough(
+        retrieval.passages,
+        retrieval.top_cosine,
+        min_cosine=settings.ask_min_cosine,
+        terms=query_terms(question),
+        context_cosine=retrieval.context_cosine,
+        follow_up_min_cosine=settings.ask_follow_up_min_cosine,
+    )
+    return first_hit([pages[p.document_id] for p in retrieval.passages], wanted), answered
+
+
+async def evaluate_chains(label: str, deps: ServiceDeps, pages: dict[Any, str]) -> None:
+    """The third question of bench/quality/follow_up_chains.json, retrieved with each choice of
+    earlier questions: none, the one just before (ADR 0122), the two before, and
+    `answers.question_context`'s (ADR 0123: further back while the one taken leaned on its
+    own; the second question's own top cosine is its retrieval alone, as Ask records it)."""
+    settings = deps.settings
+    every: list[dict[str, Any]] = json.loads(CHAINS.read_text())["conversations"]
+    print(
+        f"\n== {label}: the third question of {len(every)} three-question conversations "
+        f"(at most {answers.MOST_CONTEXT_QUESTIONS} earlier questions)"
+    )
+    ways = ("alone", "the one before", "the two before", "while they lean") + tuple(
+        f"  alternative: leaning under {bar:.2f}" for bar in BARS
+    )
+    results: dict[tuple[str, str], list[tuple[int | None, bool]]] = {}
+    widths: dict[str, list[int]] = {}
+    seconds: dict[str, list[float]] = {}
+    for conversation in every:
+        first, second, third = conversation["turns"]
+        own = await search.retrieve_in_conversation(
+            deps, workspace_id=WORKSPACE_ID, question=second, limit=settings.ask_retrieve_passages
+        )
+        assert own.top_cosine is not None
+        seconds.setdefault(conversation["kind"], []).append(own.top_cosine)
+        chosen = answers.question_context(
+            [(second, own.top_cosine), (first, None)], min_cosine=settings.ask_min_cosine
+        )
+        widths.setdefault(conversation["kind"], []).append(len(chosen))
+        contexts = [[], [second], [second, first], chosen]
+        for bar in BARS:  # alternatives: another cosine at which a question stood on its own
+            contexts.append(
+                answers.question_context([(second, own.top_cosine), (first, None)], min_cosine=bar)
+            )
+        for way, context in zip(ways, contexts, strict=True):
+            result = await third_asked(deps, pages, third, context, set(conversation["pages"]))
+            results.setdefault((conversation["kind"], way), []).append(result)
+    for kind in CHAIN_KINDS:
+        taken = widths[kind]
+        print(
+            f"  {kind} ({len(taken)}; the rule took both earlier questions for "
+            f"{sum(n == 2 for n in taken)})"
+        )
+        print(HEADER + "  answered")
+        for way in ways:
+            got = results[kind, way]
+            print(row(f"  {way}", [r for r, _ in got], f"{sum(a for _, a in got)}/{len(got)}"))
+    print(
+        "  the second question's own top cosine (min / median / max): "
+        + "; ".join(
+            f"{kind} {min(c):.3f} / {statistics.median(c):.3f} / {max(c):.3f}"
+            for kind, c in seconds.items()
+        )
+    )
+
+
 async def run(args: argparse.Namespace, host: str) -> None:
     async with corpus_database(
         corpus_pages(args.pages), ollama_host=host, embed_model="all-minilm"
     ) as corpus:
         if args.db in ("sqlite", "both"):
             await evaluate("SQLite (FTS5)", corpus.deps, corpus.pages)
+            await evaluate_chains("SQLite (FTS5)", corpus.deps, corpus.pages)
         if args.db in ("postgres", "both"):
             async with postgres_copy(corpus.deps, host, embed_model="all-minilm") as target:
                 await evaluate("PostgreSQL (tsvector)", target, corpus.pages)
+                await evaluate_chains("PostgreSQL (tsvector)", target, corpus.pages)
 
 
 def main() -> None:

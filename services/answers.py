@@ -151,6 +151,25 @@ def relevant_enough(
     return any(keyword_coverage(p, terms) >= MIN_KEYWORD_COVERAGE for p in passages)
 
 
+# At most this many earlier questions go with a question of a conversation (ADR 0123).
+MOST_CONTEXT_QUESTIONS = 3
+
+
+def question_context(earlier: list[tuple[str, float | None]], *, min_cosine: float) -> list[str]:
+    """The earlier questions a question of a conversation is retrieved with, newest first
+    (ADR 0123), from the conversation's earlier questions, newest first, each with its own top
+    cosine (its retrieval alone; None when not known): the question just before it, and further
+    back while the last one taken leaned on what came before it (alone it stayed under
+    `min_cosine`), at most MOST_CONTEXT_QUESTIONS. A question that stood on its own began its
+    subject: what came before it was about something else."""
+    context: list[str] = []
+    for text, own_cosine in earlier[:MOST_CONTEXT_QUESTIONS]:
+        context.append(text)
+        if own_cosine is not None and search.close_enough(own_cosine, min_cosine):
+            break
+    return context
+
+
 def model_abstained(text: str) -> bool:
     """Whether the model said the passages do not answer (the rules' reply, or an opening such
     as "The passages do not...")."""
@@ -569,12 +588,13 @@ async def retrieving(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
             return {"skipped": True}
         answer = step.answer
         collections, documents = _scope_filters(answer.scope)
+        context = await _question_context(deps, answer)
         # The question is never blank (asking refuses that), which is all retrieval refuses.
         retrieval = await search.retrieve_in_conversation(
             deps,
             workspace_id=answer.workspace_id,
             question=answer.question,
-            previous_question=await _previous_question(deps, answer),
+            context=context,
             collection_ids=collections,
             document_ids=documents,
             limit=deps.settings.ask_retrieve_passages,
@@ -606,28 +626,39 @@ async def retrieving(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
             "passages": len(passages),
             "top_cosine": retrieval.top_cosine,
             "context_cosine": retrieval.context_cosine,
+            "context_questions": len(context),
             "degraded": retrieval.degraded,
             "relevant": relevant,
         }
 
 
-async def _previous_question(deps: ServiceDeps, answer: _Answer) -> str | None:
-    """The conversation's question before this one, however it was answered (None for the
-    first): what a follow-up leans on is what the user asked, not what we replied."""
+async def _question_context(deps: ServiceDeps, answer: _Answer) -> list[str]:
+    """`question_context` of the question being answered: the conversation's questions before
+    it, however they were answered (what a follow-up leans on is what the user asked, not what
+    we replied), each with the top cosine of its latest answer's retrieval."""
     if answer.question_seq == 1:
-        return None
+        return []
+    reply = aliased(Message)
+    own_cosine = (  # the conversation's key comes first: messages has no index on question_id
+        select(reply.top_cosine)
+        .where(reply.conversation_id == Message.conversation_id, reply.question_id == Message.id)
+        .order_by(reply.seq.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
     async with deps.db() as session:
-        previous: str | None = await session.scalar(
-            select(Message.text)
+        rows = await session.execute(
+            select(Message.text, own_cosine)
             .where(
                 Message.conversation_id == answer.conversation_id,
                 Message.role == MessageRole.USER,
                 Message.seq < answer.question_seq,
             )
             .order_by(Message.seq.desc())
-            .limit(1)
+            .limit(MOST_CONTEXT_QUESTIONS)
         )
-    return previous
+        earlier = [(text, cosine) for text, cosine in rows]
+    return question_context(earlier, min_cosine=deps.settings.ask_min_cosine)
 
 
 async def _history(deps: ServiceDeps, answer: _Answer) -> list[Turn]:

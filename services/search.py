@@ -390,11 +390,11 @@ async def retrieve_passages(
     )
 
 
-def in_conversation_query(question: str, previous_question: str) -> str:
-    """The pair's query: the question first, so that a long question before it can neither push
-    its words out of the keyword terms (MAX_QUERY_TERMS) nor its text past the embedding
-    model's window."""
-    return f"{question}\n{previous_question}"
+def in_conversation_query(question: str, context: Sequence[str]) -> str:
+    """The query of a question with the earlier questions it leans on (newest first): the
+    question first, so that long questions before it can neither push its words out of the
+    keyword terms (MAX_QUERY_TERMS) nor its text past the embedding model's window."""
+    return "\n".join([question, *context])
 
 
 async def retrieve_in_conversation(
@@ -402,15 +402,16 @@ async def retrieve_in_conversation(
     *,
     workspace_id: uuid.UUID,
     question: str,
-    previous_question: str | None,
+    context: Sequence[str] = (),
     collection_ids: Sequence[uuid.UUID] | None = None,
     document_ids: Sequence[uuid.UUID] | None = None,
     limit: int = 20,
 ) -> Retrieval:
-    """Ask's retrieval (HYBRID) of a question of a conversation. The conversation's first
-    question (`previous_question` None) is `retrieve_passages` of it. A later one is ranked
-    alone and together with the question before it (`in_conversation_query`), at once, and the
-    two rankings are fused (IN_CONVERSATION_SHARE for the pair): a follow-up finds its subject, a
+    """Ask's retrieval (HYBRID) of a question of a conversation, given the earlier questions
+    it leans on, newest first (`answers.question_context` picks them). Without any (the
+    conversation's first question) it is `retrieve_passages` of the question. Else the question
+    is ranked alone and together with them (`in_conversation_query`), at once, and the two
+    rankings are fused (IN_CONVERSATION_SHARE for the pair): a follow-up finds its subject, a
     new subject is still found by its own words. `top_cosine` is the question's alone,
     `context_cosine` the pair's."""
     ask = functools.partial(
@@ -422,10 +423,10 @@ async def retrieve_in_conversation(
         document_ids=document_ids,
         limit=limit,
     )
-    if previous_question is None:
+    if not context:
         return await ask(query=question)
     alone, together = await asyncio.gather(
-        ask(query=question), ask(query=in_conversation_query(question, previous_question))
+        ask(query=question), ask(query=in_conversation_query(question, context))
     )
     fused = linear_fusion(
         [

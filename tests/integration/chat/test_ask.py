@@ -699,6 +699,7 @@ async def test_deleting_a_conversation_mid_answer_stops_its_run(
 
 
 FOLLOW_UP = "how do I upgrade a package in it?"
+PASSWORD_QUESTION = "How do I read a password without showing it on the screen?"
 
 
 async def test_a_follow_up_is_retrieved_with_the_question_before_it(
@@ -717,7 +718,7 @@ async def test_a_follow_up_is_retrieved_with_the_question_before_it(
             deps,
             workspace_id=lib.workspace_id,
             question=question,
-            previous_question=previous,
+            context=[previous] if previous else [],
             limit=settings.ask_retrieve_passages,
         )
         relevant = relevant_enough(
@@ -751,48 +752,60 @@ async def test_a_follow_up_is_retrieved_with_the_question_before_it(
     assert lacking.top_cosine < settings.ask_follow_up_min_cosine
     assert answered is False
 
-    switched, answered = await asked(
-        "How do I read a password without showing it on the screen?", VENV_QUESTION
-    )
+    switched, answered = await asked(PASSWORD_QUESTION, VENV_QUESTION)
     assert answered is True and switched.passages[0].document_id in lib.security_docs
 
 
 async def test_a_follow_up_in_a_conversation_is_answered_from_the_page_before(
     client: GraphQLClient, app: FastAPI, subscribe: Subscribe
 ):
-    """ADR 0122 through AskQuestion: the second question of a conversation is retrieved with
-    the first, passes the abstention rule that it fails alone, and its prompt numbers the venv
-    page's passages."""
+    """ADRs 0122 and 0123 through AskQuestion: the second question of a conversation is
+    retrieved with the first, passes the abstention rule that it fails alone, and its prompt
+    numbers the venv page's passages. The third goes with both before it (the second leaned on
+    the first); the fourth only with the third, which stood on its own."""
     db = app.state.deps.db
     lib = await library_of(client, app)
     conversation = await conversation_of(client, lib.reader_token, lib.workspace_gid)
-    first = await ask(client, lib.reader_token, conversation, VENV_QUESTION)
-    await collect(
-        await subscribe("AnswerStream", {"messageId": first["answer"]["id"]}, lib.reader_gid)
-    )
-    second = await ask(client, lib.reader_token, conversation, FOLLOW_UP)
-    assert second["errors"] == []
-    events = await collect(
-        await subscribe("AnswerStream", {"messageId": second["answer"]["id"]}, lib.reader_gid)
-    )
-    assert events[-1]["type"] == "FINISHED"
-    await app.state.runs.launcher.wait_idle()
     settings = app.state.deps.settings
-    async with db() as session:
-        row = await session.get(Message, uuid_of(second["answer"]["id"]))
-        assert row is not None and row.prompt is not None  # the model was asked
-        assert row.top_cosine is not None and row.top_cosine < settings.ask_min_cosine
-        numbered = [p for p in row.passages if p["number"]]
-        assert numbered and uuid.UUID(numbered[0]["document_id"]) == lib.venv_doc
-        retrieving = (
-            await session.execute(
-                select(RunStep.output).where(
-                    RunStep.run_id == uuid_of(second["run"]["id"]), RunStep.name == "RETRIEVING"
+
+    async def asked(question: str) -> tuple[Message, dict[str, Any]]:
+        """The question's answer row, once written, and its RETRIEVING step's output."""
+        sent = await ask(client, lib.reader_token, conversation, question)
+        assert sent["errors"] == []
+        events = await collect(
+            await subscribe("AnswerStream", {"messageId": sent["answer"]["id"]}, lib.reader_gid)
+        )
+        assert events[-1]["type"] == "FINISHED"
+        await app.state.runs.launcher.wait_idle()
+        async with db() as session:
+            row = await session.get(Message, uuid_of(sent["answer"]["id"]))
+            retrieving = (
+                await session.execute(
+                    select(RunStep.output).where(
+                        RunStep.run_id == uuid_of(sent["run"]["id"]),
+                        RunStep.name == "RETRIEVING",
+                    )
                 )
-            )
-        ).scalar_one()
-    assert retrieving is not None
-    retrieved = retrieving["value"]
+            ).scalar_one()
+        assert row is not None and retrieving is not None
+        return row, retrieving["value"]
+
+    _, first = await asked(VENV_QUESTION)
+    assert (first["context_questions"], first["context_cosine"]) == (0, None)
+
+    row, retrieved = await asked(FOLLOW_UP)
+    assert row.prompt is not None  # the model was asked
+    assert row.top_cosine is not None and row.top_cosine < settings.ask_min_cosine
+    numbered = [p for p in row.passages if p["number"]]
+    assert numbered and uuid.UUID(numbered[0]["document_id"]) == lib.venv_doc
     assert (retrieved["relevant"], retrieved["degraded"]) == (True, False)
     assert retrieved["top_cosine"] == row.top_cosine
     assert retrieved["context_cosine"] >= settings.ask_min_cosine
+    assert retrieved["context_questions"] == 1
+
+    row, retrieved = await asked(PASSWORD_QUESTION)
+    assert retrieved["context_questions"] == 2  # the follow-up leaned on the venv question
+    assert row.top_cosine is not None and row.top_cosine >= settings.ask_min_cosine
+
+    _, retrieved = await asked("and can it stay hidden while I type it?")
+    assert retrieved["context_questions"] == 1  # the password question stood on its own

@@ -1,11 +1,19 @@
-"""Abstention rules (ADR 0072) and the text streamer over the in-process bus (ADR 0073)."""
+"""Abstention rules (ADR 0072), a question's context in its conversation (ADRs 0122, 0123) and
+the text streamer over the in-process bus (ADR 0073)."""
 
 import asyncio
 import uuid
 
 from base.events.bus import LocalBus, answer_text_key, answer_topic
 from services.answer_prompt import NOT_IN_DOCUMENTS_REPLY
-from services.answers import TextStreamer, keyword_coverage, model_abstained, relevant_enough
+from services.answers import (
+    MOST_CONTEXT_QUESTIONS,
+    TextStreamer,
+    keyword_coverage,
+    model_abstained,
+    question_context,
+    relevant_enough,
+)
 from services.search import Passage, in_conversation_query
 from services.search_text import MAX_QUERY_TERMS, query_terms
 
@@ -73,10 +81,40 @@ def test_the_pairs_query_puts_the_question_first():
     """However long the question before it, the question's own words are the pair's first terms
     and the start of the text the embedding model sees."""
     before = " ".join(f"word{n}" for n in range(600))  # 600 distinct words: over both limits
-    pair = in_conversation_query("How do I upgrade pip?", before)
+    pair = in_conversation_query("How do I upgrade pip?", [before])
     assert pair.startswith("How do I upgrade pip?\n")
     terms = query_terms(pair)
     assert terms[:2] == ["upgrade", "pip"] and len(terms) == MAX_QUERY_TERMS
+
+
+def test_the_pairs_query_lists_the_earlier_questions_newest_first():
+    query = in_conversation_query("and how do I leave it?", ["how do I activate it?", "venv?"])
+    assert query == "and how do I leave it?\nhow do I activate it?\nvenv?"
+
+
+def test_a_question_leans_on_earlier_questions_until_one_stood_on_its_own():
+    """Newest first: the question just before always; older ones while the one taken stayed
+    under the bar alone (it leaned on what came before it); never more than the cap."""
+    venv, activate, leave = "create a venv", "how do I activate it?", "and leave it?"
+    assert question_context([], min_cosine=0.45) == []
+    # "activate it" was a follow-up (0.30 alone): the venv question comes too.
+    assert question_context([(activate, 0.30), (venv, 0.70)], min_cosine=0.45) == [
+        activate,
+        venv,
+    ]
+    # A question that stood on its own (0.62) began a subject: nothing before it.
+    assert question_context([("gzip?", 0.62), (venv, 0.70)], min_cosine=0.45) == ["gzip?"]
+    assert question_context([("gzip?", 0.45), (venv, 0.70)], min_cosine=0.45) == ["gzip?"]
+    # Not known (the model was down, or no retrieval yet): taken as leaning.
+    assert question_context([(activate, None), (venv, 0.70)], min_cosine=0.45) == [
+        activate,
+        venv,
+    ]
+    # A long chain of follow-ups stops at the cap.
+    chain = [(f"and {n}?", 0.1) for n in range(MOST_CONTEXT_QUESTIONS + 2)]
+    taken = question_context(chain, min_cosine=0.45)
+    assert taken == [text for text, _ in chain[:MOST_CONTEXT_QUESTIONS]]
+    assert question_context([(leave, 0.2)], min_cosine=0.45) == [leave]
 
 
 def test_without_vectors_a_passage_must_hold_more_than_half_the_words():
