@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
-import functools
 import hashlib
 import json
 import time
@@ -104,8 +103,8 @@ class Retrieval:
 
 
 # Ask: a question after another in one conversation is ranked alone and together with the
-# question before it ("and how do I activate it?" names nothing to find), the two rankings fused
-# with this share for the pair (ADR 0122, bench/bench_follow_ups.py).
+# questions it leans on ("and how do I activate it?" names nothing to find), the two rankings
+# fused with this share for the pair (ADRs 0122 and 0123, bench/bench_follow_ups.py).
 IN_CONVERSATION_SHARE = 0.5
 
 # HYBRID (documents for Search, passages for Ask): the keyword ranking's share of a linear fusion
@@ -319,6 +318,76 @@ async def _rank_passages(
     return fused, semantic
 
 
+@dataclass(frozen=True)
+class _Ranking:
+    """One query's passages, best first, with what Retrieval reports of them."""
+
+    ranked: list[tuple[uuid.UUID, float]]  # (chunk id, score)
+    cosines: dict[uuid.UUID, float]
+    degraded: bool
+    top_cosine: float | None
+
+
+async def _rank(
+    deps: ServiceDeps,
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    text: str,
+    mode: SearchMode,
+    documents: Select[Any] | None,
+    depth: int,
+    embedding: _QueryVector,
+) -> _Ranking:
+    """The `depth` best passages for `text`, the caller's membership already checked."""
+    keyword: list[keyword_index.KeywordHit] = []
+    if mode is not SearchMode.SEMANTIC:
+        keyword = await keyword_index.best_chunks(
+            session, workspace_id, query_terms(text), documents=documents, limit=depth
+        )
+    vector, degraded = await embedding.result()
+    ranked, semantic = await _rank_passages(
+        deps, session, workspace_id, mode, keyword, vector, documents, depth
+    )
+    return _Ranking(
+        ranked=ranked,
+        cosines={hit.chunk_id: hit.cosine for hit in semantic},
+        degraded=degraded,
+        top_cosine=semantic[0].cosine if semantic else None,
+    )
+
+
+async def _passages(
+    session: AsyncSession,
+    workspace_id: uuid.UUID,
+    ranked: list[tuple[uuid.UUID, float]],
+    terms: list[str],
+    cosines: dict[uuid.UUID, float],
+) -> list[Passage]:
+    """The ranked passages with their text and their matches of `terms`, in order; a passage
+    deleted since it was ranked is left out."""
+    ids = [chunk_id for chunk_id, _ in ranked]
+    rows = await _chunk_rows(session, workspace_id, ids)
+    matches = await keyword_index.highlights(session, terms, ids)
+    return [
+        Passage(
+            chunk_id=chunk_id,
+            document_id=row.document_id,
+            collection_id=row.collection_id,
+            document_title=row.title,
+            text=row.text,
+            heading_path=[str(h) for h in row.heading_path or []],
+            char_start=row.char_start,
+            char_end=row.char_end,
+            score=float(score),
+            cosine=cosines.get(chunk_id),
+            matches=matches.get(chunk_id, []),
+            position=row.position,
+        )
+        for chunk_id, score in ranked
+        if (row := rows.get(chunk_id)) is not None
+    ]
+
+
 async def retrieve_passages(
     deps: ServiceDeps,
     *,
@@ -340,7 +409,6 @@ async def retrieve_passages(
     user_id = deps.principal.require_user()
     text = require_query(query)
     limit = max(0, min(limit, MAX_PASSAGES))
-    terms = query_terms(text)
     documents = allowed_documents(
         workspace_id, collection_ids=collection_ids, document_ids=document_ids, tags=tags
     )
@@ -349,45 +417,15 @@ async def retrieve_passages(
     try:
         async with deps.read() as session:
             await require_role(session, user_id, workspace_id, Role.VIEWER)
-            keyword: list[keyword_index.KeywordHit] = []
-            if mode is not SearchMode.SEMANTIC:
-                keyword = await keyword_index.best_chunks(
-                    session, workspace_id, terms, documents=documents, limit=depth
-                )
-            vector, degraded = await embedding.result()
-            ranked, semantic = await _rank_passages(
-                deps, session, workspace_id, mode, keyword, vector, documents, depth
+            ranking = await _rank(
+                deps, session, workspace_id, text, mode, documents, depth, embedding
             )
-            ranked = ranked[:limit]
-            ids = [chunk_id for chunk_id, _ in ranked]
-            rows = await _chunk_rows(session, workspace_id, ids)
-            matches = await keyword_index.highlights(session, terms, ids)
+            passages = await _passages(
+                session, workspace_id, ranking.ranked[:limit], query_terms(text), ranking.cosines
+            )
     finally:
         embedding.close()
-    cosines = {hit.chunk_id: hit.cosine for hit in semantic}
-    passages = [
-        Passage(
-            chunk_id=chunk_id,
-            document_id=row.document_id,
-            collection_id=row.collection_id,
-            document_title=row.title,
-            text=row.text,
-            heading_path=[str(h) for h in row.heading_path or []],
-            char_start=row.char_start,
-            char_end=row.char_end,
-            score=float(score),
-            cosine=cosines.get(chunk_id),
-            matches=matches.get(chunk_id, []),
-            position=row.position,
-        )
-        for chunk_id, score in ranked
-        if (row := rows.get(chunk_id)) is not None  # deleted since it was ranked
-    ]
-    return Retrieval(
-        passages=passages,
-        degraded=degraded,
-        top_cosine=semantic[0].cosine if semantic else None,
-    )
+    return Retrieval(passages=passages, degraded=ranking.degraded, top_cosine=ranking.top_cosine)
 
 
 def in_conversation_query(question: str, context: Sequence[str]) -> str:
@@ -412,33 +450,77 @@ async def retrieve_in_conversation(
     conversation's first question) it is `retrieve_passages` of the question. Else the question
     is ranked alone and together with them (`in_conversation_query`), at once, and the two
     rankings are fused (IN_CONVERSATION_SHARE for the pair): a follow-up finds its subject, a
-    new subject is still found by its own words. `top_cosine` is the question's alone,
-    `context_cosine` the pair's."""
-    ask = functools.partial(
-        retrieve_passages,
-        deps,
-        workspace_id=workspace_id,
-        mode=SearchMode.HYBRID,
-        collection_ids=collection_ids,
-        document_ids=document_ids,
-        limit=limit,
-    )
+    new subject is still found by its own words. The fused page's passages are read once, with
+    the matches of the pair's words (the question's first). `top_cosine` is the question's
+    alone, `context_cosine` the pair's."""
     if not context:
-        return await ask(query=question)
-    alone, together = await asyncio.gather(
-        ask(query=question), ask(query=in_conversation_query(question, context))
+        return await retrieve_passages(
+            deps,
+            workspace_id=workspace_id,
+            query=question,
+            mode=SearchMode.HYBRID,
+            collection_ids=collection_ids,
+            document_ids=document_ids,
+            limit=limit,
+        )
+    user_id = deps.principal.require_user()
+    text = require_query(question)
+    pair = in_conversation_query(text, context)
+    limit = max(0, min(limit, MAX_PASSAGES))
+    documents = allowed_documents(
+        workspace_id, collection_ids=collection_ids, document_ids=document_ids
     )
-    fused = linear_fusion(
-        [
-            [(p.chunk_id, p.score) for p in alone.passages],
-            [(p.chunk_id, p.score) for p in together.passages],
-        ],
-        weights=[1.0 - IN_CONVERSATION_SHARE, IN_CONVERSATION_SHARE],
-    )
-    # A passage both found keeps the question's own highlights and cosine.
-    found = {p.chunk_id: p for p in together.passages} | {p.chunk_id: p for p in alone.passages}
+    depth = _candidates(limit)
+    alone_vector = _QueryVector(deps, text, SearchMode.HYBRID)
+    pair_vector = _QueryVector(deps, pair, SearchMode.HYBRID)
+    try:
+        async with deps.read() as session:
+            await require_role(session, user_id, workspace_id, Role.VIEWER)
+
+            async def pair_ranking() -> _Ranking:
+                # A session of its own, so that the two rankings run at once.
+                async with deps.db() as own:
+                    return await _rank(
+                        deps,
+                        own,
+                        workspace_id,
+                        pair,
+                        SearchMode.HYBRID,
+                        documents,
+                        depth,
+                        pair_vector,
+                    )
+
+            alone, together = await asyncio.gather(
+                _rank(
+                    deps,
+                    session,
+                    workspace_id,
+                    text,
+                    SearchMode.HYBRID,
+                    documents,
+                    depth,
+                    alone_vector,
+                ),
+                pair_ranking(),
+            )
+            fused = linear_fusion(
+                [alone.ranked[:limit], together.ranked[:limit]],
+                weights=[1.0 - IN_CONVERSATION_SHARE, IN_CONVERSATION_SHARE],
+            )
+            # A passage both found keeps the question's own cosine.
+            passages = await _passages(
+                session,
+                workspace_id,
+                fused[:limit],
+                query_terms(pair),
+                together.cosines | alone.cosines,
+            )
+    finally:
+        alone_vector.close()
+        pair_vector.close()
     return Retrieval(
-        passages=[dataclasses.replace(found[c], score=score) for c, score in fused[:limit]],
+        passages=passages,
         degraded=alone.degraded or together.degraded,
         top_cosine=alone.top_cosine,
         context_cosine=together.top_cosine,

@@ -24,7 +24,7 @@ from base.models.chat import Citation, Message
 from base.models.documents import Document
 from base.models.runs import Run, RunStep
 from base.settings import Settings
-from services import search
+from services import keyword_index, search
 from services.answer_prompt import REMINDER, RULES
 from services.answers import MODEL_UNAVAILABLE_TEXT, NOT_IN_DOCUMENTS_TEXT, relevant_enough
 from services.search import Retrieval
@@ -746,6 +746,17 @@ async def test_a_follow_up_is_retrieved_with_the_question_before_it(
     assert [p.score for p in together.passages] == sorted(
         (p.score for p in together.passages), reverse=True
     )
+    # The page is read once, with the matches of the pair's words (the venv question's too).
+    pair_terms = query_terms(search.in_conversation_query(FOLLOW_UP, [VENV_QUESTION]))
+    async with deps.db() as session:
+        expected = await keyword_index.highlights(
+            session, pair_terms, [p.chunk_id for p in together.passages]
+        )
+    assert [p.matches for p in together.passages] == [
+        expected.get(p.chunk_id, []) for p in together.passages
+    ]
+    matched = {p.text[s:e].casefold()[:7] for p in together.passages for s, e in p.matches}
+    assert {"virtual", "environ"} <= matched
 
     lacking, answered = await asked("What is the capital of Australia?", VENV_QUESTION)
     assert lacking.top_cosine is not None
