@@ -768,12 +768,13 @@ async def test_a_follow_up_is_retrieved_with_the_question_before_it(
 
 
 async def test_a_follow_up_in_a_conversation_is_answered_from_the_page_before(
-    client: GraphQLClient, app: FastAPI, subscribe: Subscribe
+    any_db_client: GraphQLClient, any_db_app: FastAPI
 ):
-    """ADRs 0122 and 0123 through AskQuestion: the second question of a conversation is
-    retrieved with the first, passes the abstention rule that it fails alone, and its prompt
-    numbers the venv page's passages. The third goes with both before it (the second leaned on
-    the first); the fourth only with the third, which stood on its own."""
+    """ADRs 0122 and 0123 through AskQuestion, on SQLite and PostgreSQL: the second question of
+    a conversation is retrieved with the first, passes the abstention rule that it fails alone,
+    and its prompt numbers the venv page's passages. The third goes with both before it (the
+    second leaned on the first); the fourth only with the third, which stood on its own."""
+    client, app = any_db_client, any_db_app
     db = app.state.deps.db
     lib = await library_of(client, app)
     conversation = await conversation_of(client, lib.reader_token, lib.workspace_gid)
@@ -784,7 +785,9 @@ async def test_a_follow_up_in_a_conversation_is_answered_from_the_page_before(
         sent = await ask(client, lib.reader_token, conversation, question)
         assert sent["errors"] == []
         events = await collect(
-            await subscribe("AnswerStream", {"messageId": sent["answer"]["id"]}, lib.reader_gid)
+            await subscribe_on(
+                app, "AnswerStream", {"messageId": sent["answer"]["id"]}, lib.reader_gid
+            )
         )
         assert events[-1]["type"] == "FINISHED"
         await app.state.runs.launcher.wait_idle()
