@@ -4,7 +4,7 @@ hand-written SQL query, in the same run.
 
     uv run --frozen python bench/bench_documents.py [--full] [--documents N] [--requests N]
         [--db sqlite|postgres|both] [--concurrency 1,8] [--statements] [--profile N]
-        [--plain-fields-cpu N] [--together-cpu N] [--no-timing]
+        [--plain-fields-cpu N] [--together-cpu N] [--parts-cpu N] [--no-timing]
 
 A script, not a test: it prints figures and asserts nothing about time. By default a quick run
 (2,000 documents, 80 timed requests per path and concurrency: what `make bench` does); `--full`
@@ -53,7 +53,10 @@ it.
 
 `--statements` prints the SQL statements of each screen through the app in this process, with
 the mean time from sending each to having its rows; `--profile N` a cProfile of N requests per
-screen (own time by package, top functions); `--no-timing` seeds (and profiles) only.
+screen (own time by package, top functions); `--parts-cpu N` what each field of the Dashboard's
+and DocumentDetail's root field costs within the operation (the CPU per request with and
+without it, in process, N requests each in alternating rounds of 10); `--no-timing` seeds (and
+profiles) only.
 """
 
 from __future__ import annotations
@@ -61,12 +64,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
 import math
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -1334,40 +1339,46 @@ async def print_statements(settings: Settings, seeded: Seeded, repeats: int = 20
 
 
 @contextlib.asynccontextmanager
-async def screens_in_process(
-    settings: Settings, seeded: Seeded, requests: int
-) -> AsyncIterator[tuple[FastAPI, dict[str, Callable[[], Awaitable[None]]]]]:
-    """The app in this process (httpx ASGI transport: no socket, the client's CPU included) and,
-    per screen, a function that sends its `requests` requests; each screen warmed up."""
+async def app_in_process(
+    settings: Settings, seeded: Seeded
+) -> AsyncIterator[tuple[FastAPI, Callable[[str, list[dict[str, Any]]], Awaitable[None]]]]:
+    """The app in this process (httpx ASGI transport: no socket, the client's CPU included) and
+    a function that sends a document once per variables given, as the seeded owner."""
     import httpx
 
     app = create_app(settings)
-    variables = screen_variables(seeded)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         headers = {"authorization": f"Bearer {seeded.token}"}
         async with httpx.AsyncClient(
             transport=transport, base_url="http://bench", headers=headers
         ) as client:
-            runs: dict[str, Callable[[], Awaitable[None]]] = {}
-            for screen in SCREENS:
-                document = (OPERATIONS / f"{screen}.graphql").read_text()
-                inputs = cycle(variables[screen], requests)
 
-                async def send(v: dict[str, Any], document: str = document) -> None:
+            async def send(document: str, inputs: list[dict[str, Any]]) -> None:
+                for v in inputs:
                     response = await client.post(
                         "/graphql", json={"query": document, "variables": v}
                     )
                     assert "errors" not in response.json(), response.text
 
-                async def run(inputs: list[Any] = inputs, send: Any = send) -> None:
-                    for v in inputs:
-                        await send(v)
+            yield app, send
 
-                for v in inputs[:10]:
-                    await send(v)
-                runs[screen] = run
-            yield app, runs
+
+@contextlib.asynccontextmanager
+async def screens_in_process(
+    settings: Settings, seeded: Seeded, requests: int
+) -> AsyncIterator[tuple[FastAPI, dict[str, Callable[[], Awaitable[None]]]]]:
+    """The app in this process and, per screen, a function that sends its `requests` requests;
+    each screen warmed up."""
+    variables = screen_variables(seeded)
+    async with app_in_process(settings, seeded) as (app, send):
+        runs: dict[str, Callable[[], Awaitable[None]]] = {}
+        for screen in SCREENS:
+            document = (OPERATIONS / f"{screen}.graphql").read_text()
+            inputs = cycle(variables[screen], requests)
+            await send(document, inputs[:10])
+            runs[screen] = functools.partial(send, document, inputs)
+        yield app, runs
 
 
 async def print_profile(
@@ -1429,6 +1440,103 @@ async def print_together_cpu(
                 f"x{together / alone:.3f}",
                 flush=True,
             )
+
+
+def screen_parts(document: str) -> list[tuple[str, str]]:
+    """A screen's operation without each field of its root field in turn (`id` kept): one
+    (field name, document) per field, each with only the variables it still uses."""
+    from graphql import (
+        DocumentNode,
+        FieldNode,
+        OperationDefinitionNode,
+        SelectionSetNode,
+        VariableNode,
+        parse,
+        print_ast,
+        visit,
+    )
+    from graphql.language import Visitor
+
+    operation = parse(document).definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    root = operation.selection_set.selections[0]
+    assert isinstance(root, FieldNode) and root.selection_set is not None
+    fields = [f for f in root.selection_set.selections if isinstance(f, FieldNode)]
+
+    def with_fields(chosen: list[FieldNode]) -> str:
+        part_root = FieldNode(
+            alias=root.alias,
+            name=root.name,
+            arguments=root.arguments,
+            directives=root.directives,
+            selection_set=SelectionSetNode(selections=tuple(chosen)),
+        )
+        used: set[str] = set()
+
+        class Variables(Visitor):
+            def enter_variable(self, node: VariableNode, *_: Any) -> None:
+                used.add(node.name.value)
+
+        visit(part_root, Variables())
+        part = OperationDefinitionNode(
+            operation=operation.operation,
+            name=operation.name,
+            variable_definitions=tuple(
+                d for d in operation.variable_definitions if d.variable.name.value in used
+            ),
+            directives=operation.directives,
+            selection_set=SelectionSetNode(selections=(part_root,)),
+        )
+        return print_ast(DocumentNode(definitions=(part,)))
+
+    return [
+        (
+            (left_out.alias or left_out.name).value,
+            with_fields([f for f in fields if f is not left_out]),
+        )
+        for left_out in fields
+        if left_out.name.value != "id"
+    ]
+
+
+async def print_parts_cpu(
+    settings: Settings, seeded: Seeded, requests: int, batch: int = 10
+) -> None:
+    """What each field of the Dashboard's and DocumentDetail's root field costs within the
+    operation: CPU per request in this process of the whole operation and of the operation
+    without that field, `requests` each in rounds of `batch` taking turns (drift spreads over
+    all of them); the difference of their medians."""
+    variables = screen_variables(seeded)
+    rounds = max(1, requests // batch)
+    async with app_in_process(settings, seeded) as (_app, send):
+        for screen in ("Dashboard", "DocumentDetail"):
+            document = (OPERATIONS / f"{screen}.graphql").read_text()
+            inputs = cycle(variables[screen], batch)
+            parts = [("", document), *screen_parts(document)]
+            cpu: dict[str, list[float]] = {name: [] for name, _ in parts}
+            for _, text_ in parts:
+                await send(text_, inputs)
+            for round_ in range(rounds):
+                for name, text_ in parts if round_ % 2 == 0 else reversed(parts):
+                    started = time.process_time()
+                    await send(text_, inputs)
+                    cpu[name].append((time.process_time() - started) / batch * 1e3)
+            medians = {name: statistics.median(values) for name, values in cpu.items()}
+            whole = medians.pop("")
+            print(
+                f"\n  {screen}: CPU per request in this process, median of {rounds} rounds of "
+                f"{batch}: {whole:.2f} ms; without each field, what it costs within the "
+                "operation:"
+            )
+            for name, value in sorted(medians.items(), key=lambda kv: value_order(whole, kv)):
+                print(f"    {name:<24} {whole - value:+6.2f} ms")
+            print(
+                f"    {'sum':<24} {sum(whole - v for v in medians.values()):+6.2f} ms", flush=True
+            )
+
+
+def value_order(whole: float, item: tuple[str, float]) -> float:
+    return item[1] - whole
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -1579,6 +1687,8 @@ def run_database(name: str, database_url: str, args: argparse.Namespace) -> list
         asyncio.run(print_plain_fields_cpu(settings, seeded, args.plain_fields_cpu))
     if args.together_cpu:
         asyncio.run(print_together_cpu(settings, seeded, args.together_cpu))
+    if args.parts_cpu:
+        asyncio.run(print_parts_cpu(settings, seeded, args.parts_cpu))
     env = {
         "APP_ENV": "development",
         "DATABASE_URL": settings.database_url,
@@ -1668,6 +1778,14 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         metavar="N",
         help="CPU per request in process, reads run together (ADR 0110) against alone, N each",
+    )
+    parser.add_argument(
+        "--parts-cpu",
+        type=int,
+        default=0,
+        metavar="N",
+        help="what each field of the Dashboard's and DocumentDetail's root field costs within "
+        "the operation: CPU per request in process with and without it, N requests each",
     )
     parser.add_argument(
         "--no-timing", dest="timing", action="store_false", help="seed (and profile) only"
