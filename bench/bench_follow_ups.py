@@ -72,16 +72,17 @@ def conversations() -> list[dict[str, Any]]:
     return loaded
 
 
-async def asked(
-    deps: ServiceDeps, pages: dict[Any, str], conversation: dict[str, Any], in_context: bool
+async def judged(
+    deps: ServiceDeps, pages: dict[Any, str], question: str, context: list[str], wanted: set[str]
 ) -> tuple[int | None, bool, float | None]:
-    """(rank of the first answering page, answered, the question's own top cosine)."""
+    """`question` retrieved with `context` and judged as Ask does: (rank of the first answering
+    page, answered, the question's own top cosine)."""
     settings = deps.settings
     retrieval = await search.retrieve_in_conversation(
         deps,
         workspace_id=WORKSPACE_ID,
-        question=conversation["then"],
-        context=[conversation["first"]] if in_context else [],
+        question=question,
+        context=context,
         limit=settings.ask_retrieve_passages,
     )
     assert not retrieval.degraded, "the embedding model failed during the benchmark"
@@ -89,13 +90,20 @@ async def asked(
         retrieval.passages,
         retrieval.top_cosine,
         min_cosine=settings.ask_min_cosine,
-        terms=query_terms(conversation["then"]),
+        terms=query_terms(question),
         context_cosine=retrieval.context_cosine,
         follow_up_min_cosine=settings.ask_follow_up_min_cosine,
     )
     ranked = [pages[p.document_id] for p in retrieval.passages]
-    rank = first_hit(ranked, set(conversation["pages"])) if conversation["pages"] else None
-    return rank, answered, retrieval.top_cosine
+    return first_hit(ranked, wanted) if wanted else None, answered, retrieval.top_cosine
+
+
+async def asked(
+    deps: ServiceDeps, pages: dict[Any, str], conversation: dict[str, Any], in_context: bool
+) -> tuple[int | None, bool, float | None]:
+    """A two-question conversation's second question, with the first or alone."""
+    context = [conversation["first"]] if in_context else []
+    return await judged(deps, pages, conversation["then"], context, set(conversation["pages"]))
 
 
 async def evaluate(label: str, deps: ServiceDeps, pages: dict[Any, str]) -> None:
@@ -151,31 +159,6 @@ async def evaluate(label: str, deps: ServiceDeps, pages: dict[Any, str]) -> None
     )
 
 
-async def third_asked(
-    deps: ServiceDeps, pages: dict[Any, str], question: str, context: list[str], wanted: set[str]
-) -> tuple[int | None, bool]:
-    """(rank of the first answering page, answered) of a conversation's third question
-    retrieved with `context`."""
-    settings = deps.settings
-    retrieval = await search.retrieve_in_conversation(
-        deps,
-        workspace_id=WORKSPACE_ID,
-        question=question,
-        context=context,
-        limit=settings.ask_retrieve_passages,
-    )
-    assert not retrieval.degraded, "the embedding model failed during the benchmark"
-    answered = answers.relevant_enough(
-        retrieval.passages,
-        retrieval.top_cosine,
-        min_cosine=settings.ask_min_cosine,
-        terms=query_terms(question),
-        context_cosine=retrieval.context_cosine,
-        follow_up_min_cosine=settings.ask_follow_up_min_cosine,
-    )
-    return first_hit([pages[p.document_id] for p in retrieval.passages], wanted), answered
-
-
 async def evaluate_chains(label: str, deps: ServiceDeps, pages: dict[Any, str]) -> None:
     """The third question of bench/quality/follow_up_chains.json, retrieved with each choice of
     earlier questions: none, the one just before (ADR 0122), the two before, and
@@ -210,8 +193,10 @@ async def evaluate_chains(label: str, deps: ServiceDeps, pages: dict[Any, str]) 
                 answers.question_context([(second, own.top_cosine), (first, None)], min_cosine=bar)
             )
         for way, context in zip(ways, contexts, strict=True):
-            result = await third_asked(deps, pages, third, context, set(conversation["pages"]))
-            results.setdefault((conversation["kind"], way), []).append(result)
+            rank, answered, _ = await judged(
+                deps, pages, third, context, set(conversation["pages"])
+            )
+            results.setdefault((conversation["kind"], way), []).append((rank, answered))
     for kind in CHAIN_KINDS:
         taken = widths[kind]
         print(
