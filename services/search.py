@@ -388,6 +388,54 @@ async def _passages(
     ]
 
 
+async def _retrieve(
+    deps: ServiceDeps,
+    user_id: uuid.UUID,
+    workspace_id: uuid.UUID,
+    texts: Sequence[str],
+    mode: SearchMode,
+    documents: Select[Any] | None,
+    limit: int,
+    weights: Sequence[float] = (1.0,),
+) -> tuple[list[_Ranking], list[Passage]]:
+    """The caller's membership checked once, then each of `texts` ranked, all at once (the first
+    in the read session, each other in a session of its own), their rankings fused by `weights`
+    when there are several, and the page's passages read once, with the matches of the last
+    text's words and each passage's cosine to the first text that found it."""
+    limit = max(0, min(limit, MAX_PASSAGES))
+    depth = _candidates(limit) if mode is SearchMode.HYBRID else limit
+    vectors = [_QueryVector(deps, text, mode) for text in texts]
+
+    async def rank(session: AsyncSession, text: str, vector: _QueryVector) -> _Ranking:
+        return await _rank(deps, session, workspace_id, text, mode, documents, depth, vector)
+
+    async def in_own_session(text: str, vector: _QueryVector) -> _Ranking:
+        async with deps.db() as own:
+            return await rank(own, text, vector)
+
+    try:
+        async with deps.read() as session:
+            await require_role(session, user_id, workspace_id, Role.VIEWER)
+            rankings = list(
+                await asyncio.gather(
+                    rank(session, texts[0], vectors[0]),
+                    *(in_own_session(t, v) for t, v in zip(texts[1:], vectors[1:], strict=True)),
+                )
+            )
+            if len(rankings) == 1:
+                page = rankings[0].ranked[:limit]
+            else:
+                page = linear_fusion([r.ranked[:limit] for r in rankings], weights=weights)[:limit]
+            cosines: dict[uuid.UUID, float] = {}
+            for ranking in reversed(rankings):
+                cosines |= ranking.cosines
+            passages = await _passages(session, workspace_id, page, query_terms(texts[-1]), cosines)
+    finally:
+        for vector in vectors:
+            vector.close()
+    return rankings, passages
+
+
 async def retrieve_passages(
     deps: ServiceDeps,
     *,
@@ -408,23 +456,12 @@ async def retrieve_passages(
     """
     user_id = deps.principal.require_user()
     text = require_query(query)
-    limit = max(0, min(limit, MAX_PASSAGES))
     documents = allowed_documents(
         workspace_id, collection_ids=collection_ids, document_ids=document_ids, tags=tags
     )
-    depth = _candidates(limit) if mode is SearchMode.HYBRID else limit
-    embedding = _QueryVector(deps, text, mode)
-    try:
-        async with deps.read() as session:
-            await require_role(session, user_id, workspace_id, Role.VIEWER)
-            ranking = await _rank(
-                deps, session, workspace_id, text, mode, documents, depth, embedding
-            )
-            passages = await _passages(
-                session, workspace_id, ranking.ranked[:limit], query_terms(text), ranking.cosines
-            )
-    finally:
-        embedding.close()
+    [ranking], passages = await _retrieve(
+        deps, user_id, workspace_id, [text], mode, documents, limit
+    )
     return Retrieval(passages=passages, degraded=ranking.degraded, top_cosine=ranking.top_cosine)
 
 
@@ -465,60 +502,19 @@ async def retrieve_in_conversation(
         )
     user_id = deps.principal.require_user()
     text = require_query(question)
-    pair = in_conversation_query(text, context)
-    limit = max(0, min(limit, MAX_PASSAGES))
     documents = allowed_documents(
         workspace_id, collection_ids=collection_ids, document_ids=document_ids
     )
-    depth = _candidates(limit)
-    alone_vector = _QueryVector(deps, text, SearchMode.HYBRID)
-    pair_vector = _QueryVector(deps, pair, SearchMode.HYBRID)
-    try:
-        async with deps.read() as session:
-            await require_role(session, user_id, workspace_id, Role.VIEWER)
-
-            async def pair_ranking() -> _Ranking:
-                # A session of its own, so that the two rankings run at once.
-                async with deps.db() as own:
-                    return await _rank(
-                        deps,
-                        own,
-                        workspace_id,
-                        pair,
-                        SearchMode.HYBRID,
-                        documents,
-                        depth,
-                        pair_vector,
-                    )
-
-            alone, together = await asyncio.gather(
-                _rank(
-                    deps,
-                    session,
-                    workspace_id,
-                    text,
-                    SearchMode.HYBRID,
-                    documents,
-                    depth,
-                    alone_vector,
-                ),
-                pair_ranking(),
-            )
-            fused = linear_fusion(
-                [alone.ranked[:limit], together.ranked[:limit]],
-                weights=[1.0 - IN_CONVERSATION_SHARE, IN_CONVERSATION_SHARE],
-            )
-            # A passage both found keeps the question's own cosine.
-            passages = await _passages(
-                session,
-                workspace_id,
-                fused[:limit],
-                query_terms(pair),
-                together.cosines | alone.cosines,
-            )
-    finally:
-        alone_vector.close()
-        pair_vector.close()
+    [alone, together], passages = await _retrieve(
+        deps,
+        user_id,
+        workspace_id,
+        [text, in_conversation_query(text, context)],
+        SearchMode.HYBRID,
+        documents,
+        limit,
+        weights=[1.0 - IN_CONVERSATION_SHARE, IN_CONVERSATION_SHARE],
+    )
     return Retrieval(
         passages=passages,
         degraded=alone.degraded or together.degraded,
