@@ -98,6 +98,8 @@ class OllamaApp:
             ("POST", "/api/chat"): self.chat,
             ("POST", "/api/generate"): self.generate,
             ("POST", "/api/embed"): self.embed,
+            ("POST", "/api/copy"): self.copy,
+            ("DELETE", "/api/delete"): self.delete,
         }
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
@@ -115,7 +117,7 @@ class OllamaApp:
             return
         try:
             request: Json = {}
-            if method == "POST":
+            if method in ("POST", "DELETE"):
                 body = await _read_body(receive)
                 if not body.strip():
                     raise HTTPError(400, "missing request body")
@@ -391,6 +393,29 @@ class OllamaApp:
             return {**reply, **self._stats(stats, started)}
 
         await self._complete(request, tokens, receive, send, chunk, final)
+
+    async def copy(self, request: Json, receive: Receive, send: Send) -> None:
+        source, destination = request.get("source"), request.get("destination")
+        if not isinstance(source, str) or not source:
+            raise HTTPError(400, "source is required")
+        if not isinstance(destination, str) or not destination:
+            raise HTTPError(400, "destination is required")
+        if not self.engine.copy(source, destination):
+            raise HTTPError(404, f"model '{source}' not found")
+        await _start(send, 200, "application/json; charset=utf-8")
+        await send({"type": "http.response.body", "body": b""})
+
+    async def delete(self, request: Json, receive: Receive, send: Send) -> None:
+        name = request.get("model") or request.get("name")
+        if not isinstance(name, str) or not name:
+            raise HTTPError(400, "model is required")
+        removed = self.engine.delete(name)
+        if removed is False:
+            raise HTTPError(404, f"model '{name}' not found")
+        if removed is None:
+            raise HTTPError(400, f"'{name}' is served from its file here; only copies are removed")
+        await _start(send, 200, "application/json; charset=utf-8")
+        await send({"type": "http.response.body", "body": b""})
 
     async def embed(self, request: Json, receive: Receive, send: Send) -> None:
         started = time.perf_counter_ns()

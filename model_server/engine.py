@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import ctypes
+import dataclasses
 import importlib.util
 import math
 import random
@@ -283,6 +284,7 @@ class Engine:
                 parameter_count=self.sentences.llm._model.n_params(),
             ),
         }
+        self._copies: set[str] = set()  # names added by `copy`, the only ones `delete` removes
         self._formatter = Jinja2ChatFormatter(
             self.template, eos_token="<|im_end|>", bos_token="<|im_start|>"
         )
@@ -305,10 +307,37 @@ class Engine:
         self.embed_llm.embed(["hi"])
         self.sentences.embed(["hi"])
 
+    @staticmethod
+    def _key(name: str) -> str:
+        """Ollama names compare case-insensitively and default to the `latest` tag."""
+        return (name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest").lower()
+
     def model(self, name: str) -> ServedModel | None:
-        """The model an Ollama name means: case-insensitive, `latest` when no tag is given."""
-        full = name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
-        return self.models.get(full.lower())
+        """The model an Ollama name means."""
+        return self.models.get(self._key(name))
+
+    def copy(self, source: str, destination: str) -> bool:
+        """`ollama cp`: the same weights under another name (a name taken is replaced, as
+        Ollama does). False when `source` is not served."""
+        model = self.model(source)
+        if model is None:
+            return False
+        full = destination if ":" in destination.rsplit("/", 1)[-1] else f"{destination}:latest"
+        self.models[self._key(destination)] = dataclasses.replace(model, name=full)
+        self._copies.add(self._key(destination))
+        return True
+
+    def delete(self, name: str) -> bool | None:
+        """`ollama rm` of a copy: True when removed, False when no model has the name, None for
+        a model this server loaded itself (it serves those until it stops)."""
+        key = self._key(name)
+        if key not in self.models:
+            return False
+        if key not in self._copies:
+            return None
+        del self.models[key]
+        self._copies.discard(key)
+        return True
 
     # -- prompts ---------------------------------------------------------------------------
 

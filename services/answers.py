@@ -44,6 +44,7 @@ from base.db.types import utcnow
 from base.errors import DomainError, ModelUnavailable, NotFound
 from base.events.bus import EventBus, answer_text_key, answer_topic
 from base.metrics import record_answer_first_token
+from base.models.accounts import Workspace
 from base.models.chat import AnswerState, Citation, Conversation, Message, MessageRole
 from base.models.documents import Document
 from base.models.runs import Run
@@ -58,6 +59,7 @@ from services.answer_prompt import (
 from services.citations import CitationCheck, check_answer, normalise
 from services.deps import ServiceDeps
 from services.search_text import query_terms, query_words
+from services.workspace_settings import chat_model_in_use
 
 log = logging.getLogger("knowledge_desk.answers")
 
@@ -270,22 +272,24 @@ class _Answer:
     question_seq: int
     scope: dict[str, Any]
     asked_at: datetime  # the answer's row is written with its question
+    chat_model: str  # the workspace's, when the answer was loaded
 
 
 async def _load(deps: ServiceDeps, message_id: uuid.UUID) -> _Answer:
-    """The answer with its question, in one statement."""
+    """The answer with its question and its workspace's chosen chat model, in one statement."""
     asked = aliased(Message)
     async with deps.db() as session:
         row = (
             await session.execute(
-                select(Message, asked.text, asked.seq, asked.scope)
+                select(Message, asked.text, asked.seq, asked.scope, Workspace.chat_model)
                 .join(asked, asked.id == Message.question_id)
+                .join(Workspace, Workspace.id == Message.workspace_id)
                 .where(Message.id == message_id)
             )
         ).one_or_none()
         if row is None or row[0].state is None:
             raise NotFound("The conversation was deleted.", field="messageId")
-        answer, question, question_seq, scope = row
+        answer, question, question_seq, scope, chosen_model = row
         assert answer.question_id is not None
         return _Answer(
             id=answer.id,
@@ -301,6 +305,7 @@ async def _load(deps: ServiceDeps, message_id: uuid.UUID) -> _Answer:
             question_seq=question_seq,
             scope=dict(scope or {}),
             asked_at=answer.created_at,
+            chat_model=chat_model_in_use(chosen_model, deps.settings),
         )
 
 
@@ -803,7 +808,7 @@ async def generating(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
         try:
             result = await llm.chat_stream(
                 answer.prompt,
-                model=settings.chat_model,
+                model=answer.chat_model,
                 config=llm.LLMConfig.from_settings(settings),
                 on_token=on_token,
                 options=chat_options(settings),
@@ -824,6 +829,7 @@ async def generating(deps: ServiceDeps, *, message_id: str, **_: Any) -> dict[st
             completion_tokens=result.completion_tokens,
         )
         return {  # prompt_tokens and completion_tokens: the Usage tab sums them
+            "model": answer.chat_model,
             "tokens": result.completion_tokens,
             "prompt_tokens": result.prompt_tokens,
             "completion_tokens": result.completion_tokens,

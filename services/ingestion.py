@@ -65,6 +65,7 @@ from services.model_turns import ModelTurns
 from services.originals import MEDIA_TYPES
 from services.run_log import Outbox
 from services.views import DocumentView, ItemError, ReprocessedDocuments, RunView
+from services.workspace_settings import chat_model_of
 
 log = logging.getLogger("knowledge_desk.ingestion")
 
@@ -246,6 +247,7 @@ def _model_turn(
 
 async def _ask_model(
     deps: ServiceDeps,
+    model: str,
     document_id: uuid.UUID,
     title: str,
     sample: list[str],
@@ -265,7 +267,7 @@ async def _ask_model(
             enrichment.messages_for(title, sample, task),
             answer,
             loose,
-            model=settings.chat_model,
+            model=model,
             config=_config(deps),
             max_output_tokens=settings.ingest_llm_output_tokens,
         )
@@ -517,6 +519,7 @@ async def summarizing(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[
                 DocumentField.KEY_POINTS,
             }
             passages = [] if len(edited) == 2 else await _chunk_texts(session, doc_id)
+            model = await chat_model_of(session, document.workspace_id, settings)
         kept = sorted(field.value for field in edited)
         if len(edited) == 2:
             deps.progress(1, 1, "kept the summary and key points a person wrote")
@@ -525,6 +528,7 @@ async def summarizing(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[
         deps.progress(0, 1, "asking the model for a summary")
         reply, usage, model_seconds = await _ask_model(
             deps,
+            model,
             doc_id,
             title,
             sample,
@@ -548,6 +552,7 @@ async def summarizing(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[
         "source": result.source,
         "sources": {f.value: s.value for f, s in written.items()},
         "kept": kept,
+        "model": model,
         "passages": len(sample),
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
@@ -566,6 +571,7 @@ async def tagging(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[str,
             title = document.title
             edited = await _edited(session, doc_id) & {DocumentField.TAGS, DocumentField.ENTITIES}
             passages = [] if len(edited) == 2 else await _chunk_texts(session, doc_id)
+            model = await chat_model_of(session, document.workspace_id, settings)
         kept = sorted(field.value for field in edited)
         result: enrichment.Tags | None = None
         usage = llm.Usage()
@@ -575,6 +581,7 @@ async def tagging(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[str,
             deps.progress(0, 1, "asking the model for tags and entities")
             tags_reply, usage, model_seconds = await _ask_model(
                 deps,
+                model,
                 doc_id,
                 title,
                 sample,
@@ -612,6 +619,7 @@ async def tagging(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[str,
         "source": result.source if result else None,
         "sources": {f.value: s.value if s else None for f, s in written.items()},
         "kept": kept,
+        "model": model if result else None,
         "tags": len(result.tags) if result else None,
         "entities": len(result.entities) if result else None,
         "prompt_tokens": usage.prompt_tokens,

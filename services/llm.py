@@ -438,6 +438,19 @@ async def offered_models(*, config: LLMConfig) -> list[tuple[str, int, datetime 
     return [(m.model, m.size or 0, m.modified_at) for m in reply.models if m.model]
 
 
+async def model_capabilities(name: str, *, config: LLMConfig) -> list[str] | None:
+    """What the server says `name` can do (`completion`, `embedding`, ...): None when it does
+    not serve that model, an empty list when it does not say. One request, no retries (the
+    caller bounds its time); any other failure raises."""
+    try:
+        reply = await get_client(config).show(name)
+    except ollama.ResponseError as exc:
+        if exc.status_code == 404:
+            return None
+        raise
+    return list(reply.capabilities or [])
+
+
 async def server_reachable(*, config: LLMConfig) -> bool:
     """True when the server answers within the connect timeout; never raises, never retries."""
     try:

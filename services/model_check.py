@@ -17,6 +17,7 @@ from services.access import require_role
 from services.deps import ServiceDeps
 from services.run_log import Outbox
 from services.views import RunView
+from services.workspace_settings import chat_model_of
 
 # Counting is easy to check by eye and its length follows `max_tokens`, so one prompt serves a
 # quick check and a long one.
@@ -33,9 +34,20 @@ async def connect(deps: ServiceDeps, **_: Any) -> dict[str, Any]:
     return {"reachable": True}
 
 
-async def list_models(deps: ServiceDeps, **_: Any) -> dict[str, Any]:
+async def _chat_model(deps: ServiceDeps, workspace_id: str | None) -> str:
+    """The workspace's chat model; a run queued before runs named their workspace checks the
+    deployment's."""
+    if workspace_id is None:
+        return deps.settings.chat_model
+    async with deps.db() as session:
+        return await chat_model_of(session, uuid.UUID(workspace_id), deps.settings)
+
+
+async def list_models(
+    deps: ServiceDeps, *, workspace_id: str | None = None, **_: Any
+) -> dict[str, Any]:
     models = await llm.list_models(config=_config(deps))
-    wanted = {deps.settings.chat_model, deps.settings.embed_model}
+    wanted = {await _chat_model(deps, workspace_id), deps.settings.embed_model}
     missing = {name for name in wanted if not any(llm.same_model(name, m) for m in models)}
     if missing:
         offered = ", ".join(models) or "none"
@@ -44,8 +56,11 @@ async def list_models(deps: ServiceDeps, **_: Any) -> dict[str, Any]:
     return {"models": models}
 
 
-async def chat(deps: ServiceDeps, *, max_tokens: int = 24, **_: Any) -> dict[str, Any]:
+async def chat(
+    deps: ServiceDeps, *, max_tokens: int = 24, workspace_id: str | None = None, **_: Any
+) -> dict[str, Any]:
     """A short streamed answer; progress per token, interruptible at every token."""
+    model = await _chat_model(deps, workspace_id)
     received = 0
 
     def on_token(_token: str) -> None:
@@ -56,12 +71,13 @@ async def chat(deps: ServiceDeps, *, max_tokens: int = 24, **_: Any) -> dict[str
     started = time.perf_counter()
     result = await llm.chat_stream(
         [{"role": "user", "content": PROMPT.format(n=max_tokens)}],
-        model=deps.settings.chat_model,
+        model=model,
         config=_config(deps),
         on_token=on_token,
         options={"num_predict": max_tokens, "temperature": 0},
     )
     return {  # prompt_tokens and completion_tokens: the Usage tab sums them
+        "model": model,
         "tokens": result.completion_tokens,
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
@@ -99,6 +115,7 @@ async def start(deps: ServiceDeps, *, workspace_id: uuid.UUID) -> RunView:
         workspace = await session.get(Workspace, workspace_id)
         assert workspace is not None
         settings = deps.settings
+        chat_model = await chat_model_of(session, workspace_id, settings)
         run = await runs.create_run(
             session,
             outbox,
@@ -108,8 +125,11 @@ async def start(deps: ServiceDeps, *, workspace_id: uuid.UUID) -> RunView:
             subject_id=workspace_id,
             subject_label=workspace.name,
             triggered_by_id=user_id,
-            params={"max_tokens": settings.model_check_max_tokens},
-            input_summary=f"chat {settings.chat_model}, embeddings {settings.embed_model}",
+            params={
+                "max_tokens": settings.model_check_max_tokens,
+                "workspace_id": str(workspace_id),
+            },
+            input_summary=f"chat {chat_model}, embeddings {settings.embed_model}",
         )
         view = RunView.model_validate(run)
     await runs.launch(deps, outbox, [run.id])

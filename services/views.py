@@ -34,6 +34,7 @@ class WorkspaceView(View):
     created_at: datetime
     updated_at: datetime
     viewer_role: Role
+    chat_model: str | None = None  # an admin's choice; None: the deployment's CHAT_MODEL
 
 
 class MemberView(View):
@@ -231,10 +232,13 @@ class OfferedModelView(View):
 
 
 class ModelsView(View):
-    """The models in use (the deployment's settings) and what the server offers now. The
-    `*_offered` flags are None when the server does not answer."""
+    """The models a workspace uses (its chosen chat model or the deployment's, the deployment's
+    embedding model) and what the server offers now. The `*_offered` flags are None when the
+    server does not answer."""
 
     chat_model: str
+    chat_model_chosen: bool
+    default_chat_model: str
     embed_model: str
     reachable: bool
     offered: list[OfferedModelView]

@@ -41,13 +41,14 @@ from services.validation import clean_email, clean_name
 from services.views import CreatedInvite, InviteView, MemberView, Page, UserView, WorkspaceView
 
 
-def _workspace_view(workspace: Workspace, role: Role) -> WorkspaceView:
+def workspace_view(workspace: Workspace, role: Role) -> WorkspaceView:
     return WorkspaceView(
         id=workspace.id,
         name=workspace.name,
         created_at=workspace.created_at,
         updated_at=workspace.updated_at,
         viewer_role=role,
+        chat_model=workspace.chat_model,
     )
 
 
@@ -82,7 +83,7 @@ async def list_my_workspaces(
             _mine(user_id),
             SortKey("workspaces", [Membership.joined_at, Workspace.id]),
             PageRequest.of(first, after),
-            to_node=lambda r: _workspace_view(r[0], r[1]),
+            to_node=lambda r: workspace_view(r[0], r[1]),
             sort_values=lambda r: (r[2], r[0].id),
         )
 
@@ -96,7 +97,7 @@ async def workspaces_by_ids(
         rows = (
             await session.execute(_VIEWER_WORKSPACES_BY_IDS, {"viewer": user_id, "ids": ids})
         ).all()
-    found = {w.id: _workspace_view(w, role) for w, role, _joined in rows}
+    found = {w.id: workspace_view(w, role) for w, role, _joined in rows}
     return [found.get(i) for i in ids]
 
 
@@ -121,7 +122,7 @@ async def rename_workspace(
             )
         workspace.name = name
         await session.flush()
-        return _workspace_view(workspace, role)
+        return workspace_view(workspace, role)
 
 
 @dataclass(frozen=True)
@@ -403,7 +404,7 @@ async def accept_invite(deps: ServiceDeps, *, token: str) -> WorkspaceView:
             actor_id=user_id,
             subject=user_subject(user),
         )
-        return _workspace_view(workspace, invite.role)
+        return workspace_view(workspace, invite.role)
 
 
 async def change_member_role(deps: ServiceDeps, *, member_id: uuid.UUID, role: Role) -> MemberView:

@@ -155,6 +155,14 @@ class ErrorCode(enum.Enum):
     MODEL_UNAVAILABLE = strawberry.enum_value(
         "MODEL_UNAVAILABLE", description="The language model server is down or lacks the model."
     )
+    MODEL_NOT_OFFERED = strawberry.enum_value(
+        "MODEL_NOT_OFFERED",
+        description="The model server does not offer the model named: pick one it lists.",
+    )
+    MODEL_CANNOT_CHAT = strawberry.enum_value(
+        "MODEL_CANNOT_CHAT",
+        description="The model named cannot chat (an embedding model): pick a chat model.",
+    )
     ANSWER_IN_PROGRESS = strawberry.enum_value(
         "ANSWER_IN_PROGRESS",
         description="An answer of the conversation is still being written: wait or stop it.",

@@ -147,12 +147,12 @@ class Loaders:
 
     @cached_property
     def models(self) -> DataLoader[str, ModelsView]:
-        """The models in use and offered: asked of the server once per request, whatever the
-        number of workspaces asking (any key)."""
+        """The models in use and offered, keyed by a workspace's chosen chat model ("" for
+        none): the server is asked once per request, whatever the number of workspaces."""
 
         async def load(keys: list[str]) -> list[ModelsView]:
-            found = await self._calls.call(LOAD_MODELS, self._deps)
-            return [found for _ in keys]
+            found: list[ModelsView] = await self._calls.call(LOAD_MODELS, self._deps, chosen=keys)
+            return found
 
         return DataLoader(load_fn=load)
 

@@ -269,6 +269,11 @@ class WorkspaceEventType(enum.Enum):
     WORKSPACE_RENAMED = strawberry.enum_value(
         "WORKSPACE_RENAMED", description="The workspace was renamed (subject: the workspace)."
     )
+    CHAT_MODEL_CHANGED = strawberry.enum_value(
+        "CHAT_MODEL_CHANGED",
+        description="An admin chose the workspace's chat model, or went back to the "
+        "deployment's (subject: the workspace; `message` names both models).",
+    )
     MEMBER_INVITED = strawberry.enum_value(
         "MEMBER_INVITED",
         description="Someone was invited (no subject: the address is for admins only).",

@@ -45,3 +45,12 @@ class DeleteWorkspaceInput:
 class RenameWorkspaceInput:
     workspace_id: strawberry.ID = strawberry.field(description="The workspace.")
     name: str = strawberry.field(description="New name, 1 to 200 characters.")
+
+
+@strawberry.input(description="Choose the chat model of a workspace.")
+class SetWorkspaceChatModelInput:
+    workspace_id: strawberry.ID = strawberry.field(description="The workspace.")
+    chat_model: str | None = strawberry.field(
+        description="A chat model the model server offers (a name from `models.offered`), or "
+        "null for the deployment's default (`models.defaultChatModel`)."
+    )

@@ -16,6 +16,7 @@ from resolvers.workspaces.inputs import (
     RemoveMemberInput,
     RenameWorkspaceInput,
     RevokeInviteInput,
+    SetWorkspaceChatModelInput,
 )
 from resolvers.workspaces.payloads import (
     AcceptInvitePayload,
@@ -25,6 +26,7 @@ from resolvers.workspaces.payloads import (
     RemoveMemberPayload,
     RenameWorkspacePayload,
     RevokeInvitePayload,
+    SetWorkspaceChatModelPayload,
 )
 from resolvers.workspaces.types import Invite, Member, Workspace
 from workflows.accounts import (
@@ -35,6 +37,7 @@ from workflows.accounts import (
     REMOVE_MEMBER,
     RENAME_WORKSPACE,
     REVOKE_INVITE,
+    SET_CHAT_MODEL,
 )
 
 ADMIN_ONLY = " Needs the ADMIN or OWNER role."
@@ -133,6 +136,26 @@ class WorkspaceMutations:
             return {"workspace": Workspace.of(view)}
 
         return await as_payload(RenameWorkspacePayload, work())
+
+    @strawberry.mutation(
+        description="Choose the chat model that writes the workspace's summaries, tags and "
+        "answers, from the models the server offers (checked now: MODEL_NOT_OFFERED, "
+        "MODEL_CANNOT_CHAT, or MODEL_UNAVAILABLE when the server does not answer); null goes back "
+        "to the deployment's default. It applies from the next model request, also in runs "
+        "already queued. Recorded in the activity as CHAT_MODEL_CHANGED." + ADMIN_ONLY
+    )
+    async def set_workspace_chat_model(
+        self, info: Info, input: Annotated[SetWorkspaceChatModelInput, INPUT]
+    ) -> SetWorkspaceChatModelPayload:
+        async def work() -> dict[str, Any]:
+            view = await info.context.run(
+                SET_CHAT_MODEL,
+                workspace_id=decode_id(input.workspace_id, "Workspace", field="workspaceId"),
+                chat_model=input.chat_model,
+            )
+            return {"workspace": Workspace.of(view)}
+
+        return await as_payload(SetWorkspaceChatModelPayload, work())
 
     @strawberry.mutation(
         description="Delete a workspace and everything in it: documents and their originals, "

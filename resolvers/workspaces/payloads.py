@@ -60,3 +60,11 @@ class DeleteWorkspacePayload:
 class RenameWorkspacePayload:
     workspace: Workspace | None = strawberry.field(default=None, description="The workspace.")
     errors: list[UserError] = strawberry.field(description=_ERRORS)
+
+
+@strawberry.type(description="Result of setWorkspaceChatModel.")
+class SetWorkspaceChatModelPayload:
+    workspace: Workspace | None = strawberry.field(
+        default=None, description="The workspace; read `models` for the model now in use."
+    )
+    errors: list[UserError] = strawberry.field(description=_ERRORS)

@@ -69,6 +69,7 @@ class Workspace(relay.Node):
     created_at: datetime = strawberry.field(description="When it was created (UTC).")
     updated_at: datetime = strawberry.field(description="When it was last changed (UTC).")
     viewer_role: Role = strawberry.field(description="The signed-in user's role here.")
+    chosen_chat_model: strawberry.Private[str | None] = None
 
     @strawberry.field(description=f"Members, oldest first. {PAGE_ARGS_DESCRIPTION}")
     async def members(
@@ -86,7 +87,8 @@ class Workspace(relay.Node):
         "(the server is asked once per request). Any member may read it."
     )
     async def models(self, info: Info) -> WorkspaceModels:
-        return WorkspaceModels.of(await info.context.loaders.models.load("server"))
+        view = await info.context.loaders.models.load(self.chosen_chat_model or "")
+        return WorkspaceModels.of(view)
 
     @strawberry.field(
         description="Screen 11, Usage: documents and bytes stored, and runs and chat tokens "
@@ -243,6 +245,7 @@ class Workspace(relay.Node):
             created_at=view.created_at,
             updated_at=view.updated_at,
             viewer_role=Role.of(view.viewer_role),
+            chosen_chat_model=view.chat_model,
         )
 
     @classmethod
@@ -267,10 +270,19 @@ class OfferedModel:
 
 @strawberry.type(
     description="Screen 11, Models: the models in use and the ones the model server offers. The "
-    "models are the deployment's (CHAT_MODEL, EMBED_MODEL), the same for every workspace."
+    "chat model is the one an admin chose for the workspace (setWorkspaceChatModel), else the "
+    "deployment's CHAT_MODEL; the embedding model is the deployment's EMBED_MODEL."
 )
 class WorkspaceModels:
-    chat_model: str = strawberry.field(description="The chat model: summaries, tags, answers.")
+    chat_model: str = strawberry.field(
+        description="The chat model in use: summaries, tags, answers."
+    )
+    chat_model_chosen: bool = strawberry.field(
+        description="Whether an admin chose it; false: the deployment's default."
+    )
+    default_chat_model: str = strawberry.field(
+        description="The deployment's chat model (CHAT_MODEL), used unless an admin chooses one."
+    )
     embed_model: str = strawberry.field(
         description="The embedding model: passages and questions are embedded with it."
     )
@@ -291,6 +303,8 @@ class WorkspaceModels:
     def of(cls, view: ModelsView) -> WorkspaceModels:
         return cls(
             chat_model=view.chat_model,
+            chat_model_chosen=view.chat_model_chosen,
+            default_chat_model=view.default_chat_model,
             embed_model=view.embed_model,
             server_reachable=view.reachable,
             offered=[

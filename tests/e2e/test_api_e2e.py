@@ -966,6 +966,26 @@ async def test_every_operation_document_executes_against_the_live_server(
     ]["models"]
     assert (models["serverReachable"], models["chatModelOffered"]) == (True, True)
     assert models["embedModelOffered"] is True
+    assert (models["chatModelChosen"], models["chatModel"]) == (False, models["defaultChatModel"])
+    chosen = await op(
+        "SetWorkspaceChatModel",
+        {"input": {"workspaceId": workspace["id"], "chatModel": models["defaultChatModel"]}},
+        token=token,
+    )
+    assert chosen["setWorkspaceChatModel"]["workspace"]["models"] == {
+        "chatModel": models["defaultChatModel"],
+        "chatModelChosen": True,
+        "defaultChatModel": models["defaultChatModel"],
+        "chatModelOffered": True,
+    }
+    not_offered = await api.op(
+        "SetWorkspaceChatModel",
+        {"input": {"workspaceId": workspace["id"], "chatModel": "no-such-model:1b"}},
+        token=token,
+    )
+    assert [e["code"] for e in not_offered["setWorkspaceChatModel"]["errors"]] == [
+        "MODEL_NOT_OFFERED"
+    ]
     usage = (await op("WorkspaceUsage", {"workspaceId": workspace["id"]}, token=token))[
         "workspace"
     ]["usage"]

@@ -17,9 +17,11 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+
+import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = (
@@ -152,3 +154,17 @@ def own_model_server() -> Iterator[ModelServer]:
         yield server
     finally:
         server.close()
+
+
+@asynccontextmanager
+async def chat_model_copy(base_url: str, source: str, name: str) -> AsyncIterator[None]:
+    """`name` served by the model server at `base_url` as a copy of `source` (Ollama's
+    /api/copy), removed afterwards: the server is shared by the test session."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        copied = await http.post("/api/copy", json={"source": source, "destination": name})
+        assert copied.status_code == 200, copied.text
+        try:
+            yield
+        finally:
+            removed = await http.request("DELETE", "/api/delete", json={"model": name})
+            assert removed.status_code == 200, removed.text

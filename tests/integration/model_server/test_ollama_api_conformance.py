@@ -72,6 +72,37 @@ def test_tags_lists_the_models(client: ollama.Client) -> None:
     assert chat.modified_at is not None and embed.modified_at is not None
 
 
+def test_copy_serves_the_model_under_a_second_name_until_deleted(client: ollama.Client) -> None:
+    """`ollama cp` and `ollama rm` through the official client: the copy is listed, shown and
+    chats like its source; removed, it is gone; the server's own models cannot be removed."""
+    copy = "kd-conformance-copy:v1"
+    client.copy(MODEL, copy)
+    try:
+        listed = {m.model: m for m in client.list().models}
+        assert listed[copy].size == listed[MODEL].size
+        assert listed[copy].digest == listed[MODEL].digest
+        assert client.show(copy).capabilities == ["completion"]
+        messages = [{"role": "user", "content": "Say hi."}]
+        options = {**GREEDY, "num_predict": 8}
+        by_copy = client.chat(model=copy, messages=messages, options=options)
+        by_source = client.chat(model=MODEL, messages=messages, options=options)
+        assert by_copy.model == copy
+        assert by_copy.message.content == by_source.message.content
+    finally:
+        client.delete(copy)
+    assert copy not in {m.model for m in client.list().models}
+    with pytest.raises(ollama.ResponseError) as gone:
+        client.show(copy)
+    assert gone.value.status_code == 404
+    with pytest.raises(ollama.ResponseError) as unknown:
+        client.copy("no-such-model:1b", "anything:v1")
+    assert unknown.value.status_code == 404
+    with pytest.raises(ollama.ResponseError) as own:
+        client.delete(MODEL)
+    assert own.value.status_code == 400
+    assert MODEL in {m.model for m in client.list().models}
+
+
 def test_show_describes_the_model(client: ollama.Client) -> None:
     shown = client.show(MODEL)
     assert shown.details.family == "llama"

@@ -50,6 +50,7 @@ async def test_models_tab_lists_what_the_server_offers(client, app):
         settings.chat_model,
         settings.embed_model,
     )
+    assert (models["chatModelChosen"], models["defaultChatModel"]) == (False, settings.chat_model)
     assert models["serverReachable"] is True
     assert [(m["name"], m["sizeBytes"]) for m in models["offered"]] == [
         (t["model"], float(t["size"])) for t in tags
@@ -97,6 +98,8 @@ async def test_models_tab_when_the_server_is_down_or_silent(client, app):
         stopped = url
     down = {
         "chatModel": settings.chat_model,
+        "chatModelChosen": False,
+        "defaultChatModel": settings.chat_model,
         "embedModel": settings.embed_model,
         "serverReachable": False,
         "chatModelOffered": None,
