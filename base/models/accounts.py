@@ -45,8 +45,9 @@ class Workspace(UUIDPrimaryKey, Base):
     __tablename__ = "workspaces"
 
     name: Mapped[str] = mapped_column(String(200))
-    # The chat model an admin chose (Ollama's name:tag); None: the deployment's CHAT_MODEL.
-    chat_model: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The chat model an admin chose (Ollama's name:tag); None: the deployment's CHAT_MODEL. No
+    # Python default: an INSERT leaves it out, as it did before migration 0017.
+    chat_model: Mapped[str | None] = mapped_column(String(200))
     created_by_id: Mapped[uuid.UUID] = mapped_column(Uuid, ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

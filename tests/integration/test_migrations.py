@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 from sqlalchemy import text as sql_text
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
@@ -158,11 +158,11 @@ async def _add_documents(
 ) -> uuid.UUID:
     """A user, a workspace and a collection holding READY documents (id, original file name);
     the workspace's id. The models' tables are the same at revisions 0010-0011 and at the
-    head."""
+    head, but for the workspace's later columns (migration 0017): it names only its own."""
     user, workspace, collection = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     session.add(User(id=user, email=f"m-{user.hex}@example.com", name="M", password_hash="x"))
-    session.add(Workspace(id=workspace, name="W", created_by_id=user))
     await session.flush()
+    await session.execute(insert(Workspace).values(id=workspace, name="W", created_by_id=user))
     session.add(Collection(id=collection, workspace_id=workspace, name="C"))
     await session.flush()
     for document_id, filename in documents:
