@@ -386,6 +386,7 @@ class Embedded:
     embedded_now: int
     dimension: int | None
     model_seconds: float
+    tokens: int  # what the model server counted for the passages embedded now
 
 
 async def embed_passages(
@@ -435,18 +436,20 @@ async def embed_passages(
     if on_batch:
         on_batch(done, total)
     model_seconds = 0.0
+    tokens = 0
     batch_size = deps.settings.embed_batch_size
     for start in range(0, len(todo), batch_size):
         batch = todo[start : start + batch_size]
         async with _model_turn(deps, document_id):
             began = time.perf_counter()
-            found = await llm.embed(
+            found, usage = await llm.embed_with_usage(
                 [text for _, text in batch],
                 model=model,
                 config=_config(deps),
                 batch_size=len(batch),
             )
             model_seconds += time.perf_counter() - began
+            tokens += usage.prompt_tokens
         dimension, packed = vectors.pack_all(found)
         async with deps.db.begin() as session:
             await _locked(session, document_id)
@@ -477,7 +480,7 @@ async def embed_passages(
     async with deps.db.begin() as session:  # every passage has its vector: the document's own
         await _locked(session, document_id)
         await document_vectors.refresh(session, model, documents=[document_id])
-    return Embedded(total, len(todo), dimension, model_seconds)
+    return Embedded(total, len(todo), dimension, model_seconds, tokens)
 
 
 async def embedding(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[str, Any]:
@@ -502,6 +505,7 @@ async def embedding(deps: ServiceDeps, *, document_id: str, **_: Any) -> dict[st
         "model": model,
         "dimension": embedded.dimension,
         "embedded_now": embedded.embedded_now,
+        "embedding_tokens": embedded.tokens,  # the Usage tab sums them
         "model_seconds": round(embedded.model_seconds, 3),
     }
 

@@ -165,7 +165,7 @@ async def reembedding(deps: ServiceDeps, *, workspace_id: str, **_: Any) -> dict
         ).scalar_one()
     deps.progress(0, total, f"re-embedding {total} documents with {model}")
     tried: set[uuid.UUID] = set()
-    done = skipped = 0
+    done = skipped = tokens = 0
     model_seconds = 0.0
     while batch := await _next_stale(deps, workspace, model, tried):
         for document_id in batch:
@@ -178,6 +178,7 @@ async def reembedding(deps: ServiceDeps, *, workspace_id: str, **_: Any) -> dict
                 skipped += 1
                 continue
             model_seconds += embedded.model_seconds
+            tokens += embedded.tokens
             done += 1
             deps.progress(
                 done, max(total, done), f"re-embedded {done} of {max(total, done)} documents"
@@ -186,5 +187,6 @@ async def reembedding(deps: ServiceDeps, *, workspace_id: str, **_: Any) -> dict
         "documents": done,
         "skipped": skipped,
         "model": model,
+        "embedding_tokens": tokens,  # the Usage tab sums them
         "model_seconds": round(model_seconds, 3),
     }

@@ -247,7 +247,8 @@ class ModelsView(View):
 
 
 class UsageView(View):
-    """A workspace's stored documents, and its runs and chat tokens `since` (this month)."""
+    """A workspace's stored documents, and its runs, chat tokens and embedding tokens `since`
+    (this month)."""
 
     since: datetime
     documents: int
@@ -255,6 +256,7 @@ class UsageView(View):
     runs: int
     prompt_tokens: int
     completion_tokens: int
+    embedding_tokens: int
 
 
 class ItemError(View):

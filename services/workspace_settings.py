@@ -190,10 +190,16 @@ def _tokens(key: str) -> Any:
     return func.coalesce(func.sum(RunStep.output[("value", key)].as_integer()), 0)
 
 
-# Chat-model tokens of the steps that finished this month, as each step's service function
-# returned them (SUMMARIZING, TAGGING, GENERATING, the model check's CHAT).
+# Tokens of the steps that finished this month, as each step's service function returned them:
+# the chat model's (SUMMARIZING, TAGGING, GENERATING, the model check's CHAT) and the embedding
+# model's (EMBEDDING, re-embedding).
 _TOKENS = (
-    select(Run.workspace_id, _tokens("prompt_tokens"), _tokens("completion_tokens"))
+    select(
+        Run.workspace_id,
+        _tokens("prompt_tokens"),
+        _tokens("completion_tokens"),
+        _tokens("embedding_tokens"),
+    )
     .join(RunStep, RunStep.run_id == Run.id)
     .where(_mine(Run.workspace_id), RunStep.finished_at >= _SINCE)
     .group_by(Run.workspace_id)
@@ -201,8 +207,8 @@ _TOKENS = (
 
 
 async def workspace_usage(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[UsageView]:
-    """Per workspace: documents and their bytes, runs started and chat tokens used since the
-    start of this month (UTC), in three statements for any number of workspaces. Every
+    """Per workspace: documents and their bytes, runs started and chat and embedding tokens used
+    since the start of this month (UTC), in three statements for any number of workspaces. Every
     statement keeps to the caller's workspaces (zeros elsewhere; the workspace itself resolves
     only for members). Runs deleted by retention (RUN_RETENTION_DAYS) no longer count."""
     user_id = deps.principal.require_user()
@@ -211,11 +217,11 @@ async def workspace_usage(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[Us
     async with deps.read() as session:
         stored = {w: (n, b) for w, n, b in await session.execute(_STORED, values)}
         runs = {w: int(n) for w, n in await session.execute(_RUNS, values)}
-        tokens = {w: (p, c) for w, p, c in await session.execute(_TOKENS, values)}
+        tokens = {w: (p, c, e) for w, p, c, e in await session.execute(_TOKENS, values)}
     views = []
     for i in ids:
         documents, size = stored.get(i, (0, 0))
-        prompt, completion = tokens.get(i, (0, 0))
+        prompt, completion, embedding = tokens.get(i, (0, 0, 0))
         views.append(
             UsageView(
                 since=since,
@@ -224,6 +230,7 @@ async def workspace_usage(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[Us
                 runs=runs.get(i, 0),
                 prompt_tokens=int(prompt),
                 completion_tokens=int(completion),
+                embedding_tokens=int(embedding),
             )
         )
     return views

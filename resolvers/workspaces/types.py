@@ -335,6 +335,10 @@ class WorkspaceUsage:
     completion_tokens: float = strawberry.field(
         description="Chat-model tokens written since `since`."
     )
+    embedding_tokens: float = strawberry.field(
+        description="Embedding-model tokens since `since`: the passages embedded by ingestion "
+        "and by re-embedding after a model change (search queries are not counted)."
+    )
 
     @classmethod
     def of(cls, view: UsageView) -> WorkspaceUsage:
@@ -345,6 +349,7 @@ class WorkspaceUsage:
             runs=view.runs,
             prompt_tokens=view.prompt_tokens,
             completion_tokens=view.completion_tokens,
+            embedding_tokens=view.embedding_tokens,
         )
 
 

@@ -1002,6 +1002,7 @@ async def test_every_operation_document_executes_against_the_live_server(
     assert (usage["documents"], usage["bytesStored"], usage["runs"]) == (0, 0.0, 1)
     assert usage["promptTokens"] == sum(o.get("prompt_tokens", 0) for o in recorded) > 0
     assert usage["completionTokens"] == sum(o.get("completion_tokens", 0) for o in recorded) > 0
+    assert usage["embeddingTokens"] == sum(o.get("embedding_tokens", 0) for o in recorded) == 0
 
     # Screens 4, 5 and 7 on an empty workspace: documents arrive with uploads, so the document
     # actions run here against an id that exists nowhere (answered exactly like a foreign one).

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 from sqlalchemy import select
 
 from base.models.documents import Chunk, Document, DocumentTag
-from services import enrichment, fulltext
+from services import chunking, enrichment, fulltext
 from tests.integration.ingestion.conftest import library_of
 from tests.support import corpus
 from tests.support.app_fixtures import other_api
@@ -125,6 +126,29 @@ async def test_a_stopped_model_server_fails_embedding_and_a_retry_resumes_there(
                 "chunks": len(chunks),
                 "vectors": len(chunks),
             }
+            # Its embedding tokens, as the server counts the same passages, reach the Usage tab.
+            async with deps.db() as session:
+                texts = [
+                    chunking.embedding_text(path, text)
+                    for path, text in await session.execute(
+                        select(Chunk.heading_path, Chunk.text)
+                        .where(Chunk.document_id == document_id)
+                        .order_by(Chunk.position)
+                    )
+                ]
+            async with httpx.AsyncClient(base_url=server.url, timeout=120) as http:
+                reply = await http.post(
+                    "/api/embed", json={"model": settings.embed_model, "input": texts}
+                )
+            counted = reply.json()["prompt_eval_count"]
+            embedded = (await step_outputs(deps, resumed.id))["EMBEDDING"]
+            assert embedded["embedding_tokens"] == counted > len(texts)
+            usage = await client.op(
+                "WorkspaceUsage",
+                {"workspaceId": global_id("Workspace", library.workspace_id)},
+                token=library.token,
+            )
+            assert usage["workspace"]["usage"]["embeddingTokens"] == float(counted)
 
 
 async def test_a_missing_chat_model_fails_summarizing_and_a_retry_resumes_there(

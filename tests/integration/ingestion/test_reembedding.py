@@ -20,6 +20,7 @@ from base.models.runs import RunStatus
 from services.reembedding import queue_reembedding
 from tests.support.corpus import corpus_sections
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up, uuid_of
+from tests.support.ingest import step_outputs
 from tests.support.seed import (
     CorpusDocument,
     add_collection,
@@ -150,6 +151,15 @@ async def test_a_run_per_workspace_gives_stale_documents_vectors_of_the_current_
     assert set(after) == set(ids[:3])
     # Status, text and enrichment are the ingestion's: nothing else changed.
     assert await documents(db) == states
+    # The tokens the server counted are the step's, and the Usage tab's: more than one per
+    # passage (each has its [CLS] and [SEP]).
+    usage = await client.op(
+        "WorkspaceUsage", {"workspaceId": seeded["workspace"]}, token=seeded["token"]
+    )
+    tokens = (await step_outputs(deps, run_id))["EMBEDDING"]["embedding_tokens"]
+    embedded = sum([await passages(db, document_id) for document_id in ids[:2]])
+    assert usage["workspace"]["usage"]["embeddingTokens"] == float(tokens)
+    assert tokens > 2 * embedded > 0
     # Nothing is left to do, and the documents are found by meaning again.
     assert await queue_reembedding(deps) == []
     found = await client.op(

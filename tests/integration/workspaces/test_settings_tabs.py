@@ -167,8 +167,10 @@ async def test_usage_tab_counts_this_month(any_db_client, any_db_app):
                 )
 
     tokens = {"prompt_tokens": 120, "completion_tokens": 30}
-    await run(workspace_id, now, [(now, tokens), (now, {"model_seconds": 1.5}), (now, tokens)])
-    await run(workspace_id, before, [(before, tokens), (now, {"prompt_tokens": 7})])
+    embedded = {"embedding_tokens": 900, "model_seconds": 1.5}  # an EMBEDDING step's output
+    await run(workspace_id, now, [(now, tokens), (now, embedded), (now, tokens)])
+    await run(workspace_id, before, [(before, embedded), (now, {"prompt_tokens": 7})])
+    await run(workspace_id, before, [(now, {"embedding_tokens": 45})])  # a re-embedding
     await run(elsewhere, now, [(now, tokens)])  # another workspace's run counts there only
 
     with count_statements(any_db_app.state.engine) as statements:
@@ -184,9 +186,10 @@ async def test_usage_tab_counts_this_month(any_db_client, any_db_app):
         "since": start.isoformat(),
         "documents": 3,
         "bytesStored": float(size),
-        "runs": 1,  # the run of last month does not count; its step finished this month does
+        "runs": 1,  # the runs of last month do not count; their steps finished this month do
         "promptTokens": 247.0,
         "completionTokens": 60.0,
+        "embeddingTokens": 945.0,
     }
     assert size > 0
     outsider = await _usage(client, global_id("Workspace", elsewhere), team.outsider.token)
