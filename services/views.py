@@ -224,11 +224,13 @@ class DocumentCountsView(View):
 
 
 class OfferedModelView(View):
-    """A model the server offers (Ollama's /api/tags)."""
+    """A model the server offers (Ollama's /api/tags) and what it can do (its /api/show: None
+    when the server did not say)."""
 
     name: str
     size_bytes: int
     modified_at: datetime | None
+    capabilities: list[str] | None
 
 
 class ModelsView(View):

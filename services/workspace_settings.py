@@ -123,16 +123,18 @@ async def _require_chat_model(deps: ServiceDeps, name: str) -> None:
 async def models_in_use(deps: ServiceDeps, *, chosen: list[str]) -> list[ModelsView]:
     """For each workspace's chosen chat model ("" for none), the chat and embedding models in
     use (the embedding model is the deployment's EMBED_MODEL) and the models the server offers,
-    newest first. The server is asked once for all. Unreachable is an answer, not an error: one
-    request bounded by LLM_CONNECT_TIMEOUT_SECONDS and never retried, since the screen waits."""
+    newest first, with what each can do. The server is asked once for all: its list, then one
+    /api/show per model at once. Unreachable is an answer, not an error: the requests are
+    bounded together by LLM_CONNECT_TIMEOUT_SECONDS and never retried, since the screen waits."""
     deps.principal.require_user()
     settings = deps.settings
     config = llm.LLMConfig.from_settings(settings)
+    capabilities: list[list[str] | None] = []
     try:
         async with asyncio.timeout(config.connect_timeout_seconds):
-            offered: list[tuple[str, int, datetime | None]] | None = await llm.offered_models(
-                config=config
-            )
+            listed_now = await llm.offered_models(config=config)
+            capabilities = await _capabilities([name for name, _, _ in listed_now], config)
+        offered: list[tuple[str, int, datetime | None]] | None = listed_now
     except Exception:  # refused, timed out, or not an Ollama API: all "not reachable"
         offered = None
 
@@ -141,7 +143,10 @@ async def models_in_use(deps: ServiceDeps, *, chosen: list[str]) -> list[ModelsV
             return None
         return any(llm.same_model(model, name) for name, _size, _modified in offered)
 
-    offer = [OfferedModelView(name=n, size_bytes=s, modified_at=m) for n, s, m in offered or []]
+    offer = [
+        OfferedModelView(name=n, size_bytes=s, modified_at=m, capabilities=c)
+        for (n, s, m), c in zip(offered or [], capabilities, strict=True)
+    ]
     views = []
     for choice in chosen:
         chat_model = chat_model_in_use(choice or None, settings)
@@ -158,6 +163,16 @@ async def models_in_use(deps: ServiceDeps, *, chosen: list[str]) -> list[ModelsV
             )
         )
     return views
+
+
+async def _capabilities(names: list[str], config: llm.LLMConfig) -> list[list[str] | None]:
+    """What each offered model can do, asked of the server for all at once (one /api/show
+    each): the picker offers only the models that can chat. A model the server does not
+    describe gets None; it is still offered."""
+    found = await asyncio.gather(
+        *(llm.model_capabilities(name, config=config) for name in names), return_exceptions=True
+    )
+    return [c if isinstance(c, list) and c else None for c in found]
 
 
 def month_start(now: datetime) -> datetime:

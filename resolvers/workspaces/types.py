@@ -91,8 +91,8 @@ class Workspace(relay.Node):
         return WorkspaceModels.of(view)
 
     @strawberry.field(
-        description="Screen 11, Usage: documents and bytes stored, and runs and chat tokens "
-        "this month. Any member may read it."
+        description="Screen 11, Usage: documents and bytes stored, and runs, chat tokens and "
+        "embedding tokens this month. Any member may read it."
     )
     async def usage(self, info: Info) -> WorkspaceUsage:
         view = await info.context.loaders.usage_by_workspace_id.load(uuid.UUID(self.id))
@@ -266,6 +266,11 @@ class OfferedModel:
     modified_at: datetime | None = strawberry.field(
         description="When the server last changed it (UTC), when it says."
     )
+    capabilities: list[str] | None = strawberry.field(
+        description="What it can do, as the server says (Ollama's `completion` for chat, "
+        "`embedding`, `tools`, `vision`, ...): a chat model to pick in setWorkspaceChatModel "
+        "has `completion`. Null when the server does not say."
+    )
 
 
 @strawberry.type(
@@ -308,7 +313,12 @@ class WorkspaceModels:
             embed_model=view.embed_model,
             server_reachable=view.reachable,
             offered=[
-                OfferedModel(name=m.name, size_bytes=m.size_bytes, modified_at=m.modified_at)
+                OfferedModel(
+                    name=m.name,
+                    size_bytes=m.size_bytes,
+                    modified_at=m.modified_at,
+                    capabilities=m.capabilities,
+                )
                 for m in view.offered
             ],
             chat_model_offered=view.chat_model_offered,

@@ -55,6 +55,12 @@ async def test_models_tab_lists_what_the_server_offers(client, app):
     assert [(m["name"], m["sizeBytes"]) for m in models["offered"]] == [
         (t["model"], float(t["size"])) for t in tags
     ]
+    # What each can do, as /api/show says: the picker offers the ones that chat.
+    can = {m["name"]: m["capabilities"] for m in models["offered"]}
+    assert (can[settings.chat_model], can[f"{settings.embed_model}:latest"]) == (
+        ["completion"],
+        ["embedding"],
+    )
     assert all(m["modifiedAt"] is not None for m in models["offered"])
     offered = [t["model"] for t in tags]
     assert any(same_model(settings.chat_model, name) for name in offered)

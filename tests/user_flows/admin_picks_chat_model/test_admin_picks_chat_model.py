@@ -72,7 +72,12 @@ async def test_an_admin_picks_the_chat_model_checks_it_and_goes_back(
             default,
         )
         assert tab["serverReachable"] is True
-        assert {COPY, default, f"{embed}:latest"} <= {m["name"] for m in tab["offered"]}
+        can = {m["name"]: m["capabilities"] for m in tab["offered"]}
+        assert (can[COPY], can[default], can[f"{embed}:latest"]) == (
+            ["completion"],
+            ["completion"],
+            ["embedding"],
+        )
 
         # Step 3 — Erin and Victor may not choose.
         for person, role in ((team.editor, "EDITOR"), (team.viewer, "VIEWER")):
