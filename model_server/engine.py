@@ -308,9 +308,14 @@ class Engine:
         self.sentences.embed(["hi"])
 
     @staticmethod
-    def _key(name: str) -> str:
-        """Ollama names compare case-insensitively and default to the `latest` tag."""
-        return (name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest").lower()
+    def _tagged(name: str) -> str:
+        """Ollama names default to the `latest` tag."""
+        return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+    @classmethod
+    def _key(cls, name: str) -> str:
+        """Ollama names compare case-insensitively."""
+        return cls._tagged(name).lower()
 
     def model(self, name: str) -> ServedModel | None:
         """The model an Ollama name means."""
@@ -322,9 +327,9 @@ class Engine:
         model = self.model(source)
         if model is None:
             return False
-        full = destination if ":" in destination.rsplit("/", 1)[-1] else f"{destination}:latest"
-        self.models[self._key(destination)] = dataclasses.replace(model, name=full)
-        self._copies.add(self._key(destination))
+        key = self._key(destination)
+        self.models[key] = dataclasses.replace(model, name=self._tagged(destination))
+        self._copies.add(key)
         return True
 
     def delete(self, name: str) -> bool | None:
