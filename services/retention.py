@@ -4,22 +4,27 @@ old workspace events (never the newest of each workspace).
 
 Small batches, each its own transaction, so no lock is held for long; a batch that finds
 another process pruning (PostgreSQL: an advisory lock) stops this pass instead of repeating its
-work. Deleting a run deletes its steps, events and workspace events by the foreign keys' ON DELETE
-CASCADE, and unlinks the answers and retries that referred to it (SET NULL).
+work. A batch of runs first adds their usage to the month's `pruned_usage` (ADR 0126), in the
+transaction that deletes them, so the Usage tab stays exact. Deleting a run deletes its steps,
+events and workspace events by the foreign keys' ON DELETE CASCADE, and unlinks the answers and
+retries that referred to it (SET NULL).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.db.engine import take_turn
 from base.db.types import utcnow
 from base.models.runs import Run, RunEvent, RunStatus, WorkspaceEvent
 from services.deps import ServiceDeps
+from services.usage import keep_usage_of
 
 BATCH = 500  # rows per transaction
 _LOCK_KEY = "kd:retention"
@@ -81,7 +86,10 @@ def _old_workspace_events(kept: int, cutoff: datetime) -> Select[Any]:
 
 
 async def _delete_in_batches(
-    deps: ServiceDeps, ids: Select[Any], model: type[Run] | type[RunEvent] | type[WorkspaceEvent]
+    deps: ServiceDeps,
+    ids: Select[Any],
+    model: type[Run] | type[RunEvent] | type[WorkspaceEvent],
+    before_delete: Callable[[AsyncSession, list[Any]], Awaitable[None]] | None = None,
 ) -> int:
     deleted = 0
     while True:
@@ -90,6 +98,8 @@ async def _delete_in_batches(
                 return deleted
             batch = list((await session.execute(ids.limit(BATCH))).scalars())
             if batch:
+                if before_delete is not None:
+                    await before_delete(session, batch)
                 await session.execute(delete(model).where(model.id.in_(batch)))
         deleted += len(batch)
         if len(batch) < BATCH:
@@ -107,7 +117,7 @@ async def prune(deps: ServiceDeps, *, now: datetime | None = None) -> Pruned:
     pruned = Pruned()
     if cutoff := _cutoff(now, settings.run_retention_days):
         pruned.runs = await _delete_in_batches(
-            deps, _old_runs(settings.run_keep_per_subject, cutoff), Run
+            deps, _old_runs(settings.run_keep_per_subject, cutoff), Run, keep_usage_of
         )
     if cutoff := _cutoff(now, settings.run_progress_retention_days):
         pruned.progress_events = await _delete_in_batches(

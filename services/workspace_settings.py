@@ -1,30 +1,26 @@
-"""Screen 11's Models and Usage tabs: the models in use and what the model server offers, the
-chat model an admin chooses for a workspace; what a workspace stores and has used this month."""
+"""Screen 11's Models tab: the models in use and what the model server offers, and the chat
+model an admin chooses for a workspace (its Usage tab: `services/usage.py`)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import BindParameter
 
-from base.db.types import utcnow
 from base.errors import Invalid, ModelUnavailable
 from base.models.accounts import Role, Workspace
-from base.models.documents import Document
-from base.models.runs import Run, RunStep, SubjectType
+from base.models.runs import SubjectType
 from base.settings import Settings
 from services import llm
-from services.access import IDS, VIEWER_WORKSPACE_IDS, require_role
+from services.access import require_role
 from services.deps import ServiceDeps
 from services.run_log import Subject, append_workspace_event, transaction_with_events
 from services.validation import clean_name
-from services.views import ModelsView, OfferedModelView, UsageView, WorkspaceView
+from services.views import ModelsView, OfferedModelView, WorkspaceView
 from services.workspaces import workspace_view
 
 # Ollama's model names: `name:tag`, optionally behind a namespace or registry
@@ -173,79 +169,3 @@ async def _capabilities(names: list[str], config: llm.LLMConfig) -> list[list[st
         *(llm.model_capabilities(name, config=config) for name in names), return_exceptions=True
     )
     return [c if isinstance(c, list) and c else None for c in found]
-
-
-def month_start(now: datetime) -> datetime:
-    """The first instant of `now`'s month in UTC: usage is counted per calendar month, UTC."""
-    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-_SINCE: BindParameter[datetime] = bindparam("since")
-
-
-def _mine(workspace_id: Any) -> Any:
-    """`workspace_id` among the asked ids (`:ids`) and the caller's workspaces (`:viewer`)."""
-    return and_(workspace_id.in_(IDS), workspace_id.in_(VIEWER_WORKSPACE_IDS))
-
-
-_STORED = (
-    select(Document.workspace_id, func.count(), func.coalesce(func.sum(Document.size_bytes), 0))
-    .where(_mine(Document.workspace_id))
-    .group_by(Document.workspace_id)
-)
-_RUNS = (
-    select(Run.workspace_id, func.count())
-    .where(_mine(Run.workspace_id), Run.created_at >= _SINCE)
-    .group_by(Run.workspace_id)
-)
-
-
-def _tokens(key: str) -> Any:
-    # A step's output is stored as {"value": <what its service function returned>}.
-    return func.coalesce(func.sum(RunStep.output[("value", key)].as_integer()), 0)
-
-
-# Tokens of the steps that finished this month, as each step's service function returned them:
-# the chat model's (SUMMARIZING, TAGGING, GENERATING, the model check's CHAT) and the embedding
-# model's (EMBEDDING, re-embedding).
-_TOKENS = (
-    select(
-        Run.workspace_id,
-        _tokens("prompt_tokens"),
-        _tokens("completion_tokens"),
-        _tokens("embedding_tokens"),
-    )
-    .join(RunStep, RunStep.run_id == Run.id)
-    .where(_mine(Run.workspace_id), RunStep.finished_at >= _SINCE)
-    .group_by(Run.workspace_id)
-)
-
-
-async def workspace_usage(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[UsageView]:
-    """Per workspace: documents and their bytes, runs started and chat and embedding tokens used
-    since the start of this month (UTC), in three statements for any number of workspaces. Every
-    statement keeps to the caller's workspaces (zeros elsewhere; the workspace itself resolves
-    only for members). Runs deleted by retention (RUN_RETENTION_DAYS) no longer count."""
-    user_id = deps.principal.require_user()
-    since = month_start(utcnow())
-    values = {"viewer": user_id, "ids": ids, "since": since}
-    async with deps.read() as session:
-        stored = {w: (n, b) for w, n, b in await session.execute(_STORED, values)}
-        runs = {w: int(n) for w, n in await session.execute(_RUNS, values)}
-        tokens = {w: (p, c, e) for w, p, c, e in await session.execute(_TOKENS, values)}
-    views = []
-    for i in ids:
-        documents, size = stored.get(i, (0, 0))
-        prompt, completion, embedding = tokens.get(i, (0, 0, 0))
-        views.append(
-            UsageView(
-                since=since,
-                documents=documents,
-                bytes_stored=int(size),
-                runs=runs.get(i, 0),
-                prompt_tokens=int(prompt),
-                completion_tokens=int(completion),
-                embedding_tokens=int(embedding),
-            )
-        )
-    return views

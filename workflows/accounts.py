@@ -1,6 +1,6 @@
 """Workflows for accounts and workspaces (screens 1, 2 and 11)."""
 
-from services import accounts, workspace_settings, workspaces
+from services import accounts, usage, workspace_settings, workspaces
 from workflows.declare import api_workflow
 
 SIGN_UP = api_workflow(accounts.sign_up)
@@ -21,7 +21,7 @@ ACCEPT_INVITE = api_workflow(workspaces.accept_invite)
 CHANGE_MEMBER_ROLE = api_workflow(workspaces.change_member_role)
 REMOVE_MEMBER = api_workflow(workspaces.remove_member)
 LOAD_MODELS = api_workflow(workspace_settings.models_in_use)
-LOAD_USAGE = api_workflow(workspace_settings.workspace_usage)
+LOAD_USAGE = api_workflow(usage.workspace_usage)
 SET_CHAT_MODEL = api_workflow(workspace_settings.set_chat_model)
 LIST_INVITES = api_workflow(workspaces.list_invites)
 LOAD_INVITES = api_workflow(workspaces.invites_by_ids)

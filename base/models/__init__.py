@@ -28,6 +28,7 @@ from base.models.documents import (
 )
 from base.models.retrieval import VectorVersion
 from base.models.runs import (
+    PrunedUsage,
     Run,
     RunEvent,
     RunStatus,
@@ -60,6 +61,7 @@ __all__ = [
     "Membership",
     "Message",
     "MessageRole",
+    "PrunedUsage",
     "Rating",
     "RefreshToken",
     "Role",

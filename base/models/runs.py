@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     Enum,
     ForeignKey,
     Index,
@@ -176,3 +177,20 @@ class WorkspaceEvent(Base):
     subject_label: Mapped[str | None] = mapped_column(String(300), default=None)
     message: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PrunedUsage(Base):
+    """What the runs that retention deleted had used, per workspace and calendar month (UTC): the
+    Usage tab adds it to the sums over the runs kept (ADR 0126). A run counts in the month it was
+    created, a step's tokens in the month the step finished."""
+
+    __tablename__ = "pruned_usage"
+
+    workspace_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    month: Mapped[date] = mapped_column(Date, primary_key=True)  # its first day
+    runs: Mapped[int] = mapped_column(BigInteger)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger)
+    embedding_tokens: Mapped[int] = mapped_column(BigInteger)

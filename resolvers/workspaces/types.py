@@ -328,8 +328,8 @@ class WorkspaceModels:
 
 @strawberry.type(
     description="Screen 11, Usage: what the workspace stores now, and what it used since the "
-    "start of this month (UTC). Counts of a month are read from the runs kept "
-    "(RUN_RETENTION_DAYS)."
+    "start of this month (UTC), exact whatever the retention of runs (RUN_RETENTION_DAYS): what "
+    "deleted runs had used is kept."
 )
 class WorkspaceUsage:
     since: datetime = strawberry.field(description="The start of this month (UTC).")
