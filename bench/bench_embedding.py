@@ -35,7 +35,11 @@ if str(ROOT) not in sys.path:  # run as a script: make `model_server`, `services
 from base.settings import Settings  # noqa: E402
 from bench.common import add_size_flag, apply_sizes  # noqa: E402
 from model_server import embedding_model  # noqa: E402
-from model_server.engine import SentenceEmbedder, embedding_gguf_path  # noqa: E402
+from model_server.engine import (  # noqa: E402
+    SentenceEmbedder,
+    default_threads,
+    embedding_gguf_path,
+)
 from services import llm  # noqa: E402
 from services.chunking import chunk  # noqa: E402
 from services.extraction import extract  # noqa: E402
@@ -43,7 +47,7 @@ from tests.support.model_server import model_server  # noqa: E402
 
 HTML_ROOT = Path("/usr/share/doc/python3.11-doc/html")
 PER_PAGE = 4
-THREADS = 2  # as `python -m model_server` runs by default
+THREADS = default_threads()  # as `python -m model_server` runs by default
 
 
 def passages(count: int) -> list[str]:

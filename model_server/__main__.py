@@ -10,7 +10,7 @@ import time
 import uvicorn
 
 from model_server.api import OllamaApp
-from model_server.engine import Engine
+from model_server.engine import Engine, default_threads
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,7 +21,10 @@ def main(argv: list[str] | None = None) -> None:
         "--ctx", type=int, default=2048, help="context length in tokens (default 2048)"
     )
     parser.add_argument(
-        "--threads", type=int, default=2, help="CPU threads for llama.cpp (default 2)"
+        "--threads",
+        type=int,
+        default=default_threads(),
+        help=f"CPU threads for llama.cpp (default: half the CPUs, here {default_threads()})",
     )
     args = parser.parse_args(argv)
 

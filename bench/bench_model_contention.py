@@ -1,0 +1,154 @@
+"""Benchmark: the local model server's throughput when the machine's CPUs are shared, for the
+ways llama.cpp's threads can wait: embedding chunks/s and generated tokens/s, alone and beside
+busy processes (standing for the API, PostgreSQL and the tests on the same CPUs).
+
+    uv run --frozen python bench/bench_model_contention.py [--full] [--rounds N] [--passages N]
+        [--tokens N] [--busy N]
+
+llama.cpp (ggml) runs a decode on a team of OpenMP threads (libgomp). Between the pieces of a
+decode its threads meet at barriers, and by default libgomp makes an idle thread spin before it
+sleeps: with as many threads as CPUs and another process on one of them, a thread spins while
+the one it waits for is not running. Configurations, each in a fresh child process (libgomp
+reads its environment when it loads), taking turns within each round:
+  2 threads        what `python -m model_server` runs by default;
+  2 threads, passive  the same with OMP_WAIT_POLICY=passive (an idle thread sleeps at once);
+  1 thread         one thread: nothing to wait for.
+Each child measures, with the models loaded once: the embedding model on --passages
+python3.11-doc passages (as bench_embedding.py), and the chat model generating --tokens tokens
+greedily; first alone, then beside --busy processes that spin on the CPU. Prints chunks/s and
+tokens/s per configuration (median of the rounds) and each one's ratio to `2 threads` in the
+same rounds. A script, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.common import add_size_flag, apply_sizes  # noqa: E402
+
+CONFIGS: dict[str, tuple[int, dict[str, str]]] = {
+    "2 threads": (2, {}),
+    "2 threads, passive": (2, {"OMP_WAIT_POLICY": "passive"}),
+    "1 thread": (1, {}),
+}
+PROMPT = (
+    "<|im_start|>user\nExplain in a few sentences what a Python list comprehension is."
+    "<|im_end|>\n<|im_start|>assistant\n"
+)
+
+
+def _spin(stop: Any) -> None:
+    while not stop.is_set():
+        sum(range(1000))
+
+
+def child(threads: int, passages: int, tokens: int, busy: int) -> dict[str, float]:
+    """In a fresh process: the two models' rates alone, then beside `busy` spinning processes."""
+    import llama_cpp
+
+    from bench.bench_embedding import passages as read_passages
+    from model_server import embedding_model
+    from model_server.engine import SentenceEmbedder, embedding_gguf_path, gguf_path
+
+    texts = read_passages(passages)
+    embedder = SentenceEmbedder(
+        embedding_gguf_path(), window=embedding_model.WINDOW, n_threads=threads
+    )
+    chat = llama_cpp.Llama(model_path=str(gguf_path()), n_ctx=512, n_threads=threads, verbose=False)
+    embedder.embed(texts[:2])  # warm up both
+    chat.create_completion(PROMPT, max_tokens=4, temperature=0.0)
+
+    def rates() -> tuple[float, float]:
+        started = time.perf_counter()
+        embedder.embed(texts)
+        chunks = len(texts) / (time.perf_counter() - started)
+        chat.reset()
+        started = time.perf_counter()
+        out = chat.create_completion(PROMPT, max_tokens=tokens, temperature=0.0)
+        made = out["usage"]["completion_tokens"]
+        return chunks, made / (time.perf_counter() - started)
+
+    figures: dict[str, float] = {}
+    figures["chunks/s alone"], figures["tokens/s alone"] = rates()
+    stop = multiprocessing.Event()
+    spinners = [multiprocessing.Process(target=_spin, args=(stop,)) for _ in range(busy)]
+    for p in spinners:
+        p.start()
+    time.sleep(0.3)
+    try:
+        figures["chunks/s busy"], figures["tokens/s busy"] = rates()
+    finally:
+        stop.set()
+        for p in spinners:
+            p.join()
+    embedder.close()
+    chat.close()
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--passages", type=int)
+    parser.add_argument("--tokens", type=int)
+    parser.add_argument("--busy", type=int, default=1, help="spinning processes (1)")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # threads, in a child
+    add_size_flag(
+        parser,
+        quick={"rounds": 2, "passages": 24, "tokens": 48},
+        full={"rounds": 5, "passages": 64, "tokens": 96},
+    )
+    args = apply_sizes(parser.parse_args(argv))
+    if args.child:
+        print(json.dumps(child(args.child, args.passages, args.tokens, args.busy)))
+        return 0
+
+    print(
+        f"model contention: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; "
+        f"{args.passages} passages, {args.tokens} tokens, {args.busy} busy process(es), "
+        f"{args.rounds} rounds"
+    )
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in CONFIGS}
+    for turn in range(args.rounds):
+        order = list(CONFIGS) if turn % 2 == 0 else list(reversed(CONFIGS))
+        for name in order:
+            threads, extra = CONFIGS[name]
+            command = [sys.executable, __file__, "--child", str(threads)]
+            command += ["--passages", str(args.passages), "--tokens", str(args.tokens)]
+            command += ["--busy", str(args.busy)]
+            done = subprocess.run(
+                command, env={**os.environ, **extra}, capture_output=True, text=True, check=True
+            )
+            results[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    keys = ["chunks/s alone", "chunks/s busy", "tokens/s alone", "tokens/s busy"]
+    print(f"{'configuration':<22}" + "".join(f"{k:>16}" for k in keys))
+    base = results["2 threads"]
+    for name, runs in results.items():
+        medians = [statistics.median(r[k] for r in runs) for k in keys]
+        print(f"{name:<22}" + "".join(f"{m:>16.1f}" for m in medians))
+        if name != "2 threads":
+            ratios = [
+                statistics.median(r[k] / b[k] for r, b in zip(runs, base, strict=True))
+                for k in keys
+            ]
+            print(f"{'  ratio to 2 threads':<22}" + "".join(f"{x:>15.2f}x" for x in ratios))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
