@@ -91,7 +91,7 @@ async def workspace_usage(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[Us
     async with deps.read() as session:
         stored = {w: (n, b) for w, n, b in await session.execute(_STORED, values)}
         runs = Counter({w: int(n) for w, n in await session.execute(_RUNS, values)})
-        tokens = {w: [int(t) for t in t3] for w, *t3 in await session.execute(_TOKENS, values)}
+        tokens = {w: [int(t) for t in sums] for w, *sums in await session.execute(_TOKENS, values)}
         for w, pruned_runs, *pruned_tokens in await session.execute(_PRUNED, values):
             runs[w] += pruned_runs
             kept = tokens.get(w, [0, 0, 0])
