@@ -877,9 +877,8 @@ async def related_documents(
                     )
                 continue
             centroids, present = vectors.centroids()
-            index = {d: i for i, d in enumerate(vectors.doc_ids)}
             for document_id in document_ids:
-                i = index.get(document_id)
+                i = vectors.doc_index.get(document_id)
                 if i is None or not present[i]:
                     continue
                 scores = centroids @ centroids[i]
