@@ -218,6 +218,7 @@ async def list_messages(
             page=page,
             to_node=lambda r: message_view(r[0]),
             sort_values=lambda r: (r[0].seq,),
+            few_per_parent=True,
         )
 
     async with deps.read() as session:

@@ -332,6 +332,7 @@ async def list_chunks(
             page=page,
             to_node=lambda r: ChunkView.model_validate(r[0]),
             sort_values=lambda r: (r[0].position,),
+            few_per_parent=True,
         )
 
     async with deps.read() as session:

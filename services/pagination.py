@@ -7,7 +7,9 @@ and each value's type against its column. Anything else is INVALID_CURSOR.
 
 Nested connections (a page of runs for each of many workspaces) are read for all their parents
 at once: one grouped COUNT and one page query that numbers each parent's rows
-(`paginate_by_parent`), so their cost does not grow with the number of parents.
+(`paginate_by_parent`), so their cost does not grow with the number of parents. A list with few
+rows per parent (a document's chunks or runs) takes the total of its first page from the rows it
+numbers: one statement.
 """
 
 from __future__ import annotations
@@ -225,10 +227,13 @@ def _parent_page_statements(
     single: bool,
     after: bool,
     count: bool,
+    few: bool = False,
 ) -> tuple[AnySelect | None, AnySelect]:
     """The COUNT and page statements of paginate_by_parent for one shape of request, built once
     and kept: `stmt` itself is built once by its caller, so a page costs SQLAlchemy no statement
-    building or cache-key walk (ADR 0078)."""
+    building or cache-key walk (ADR 0078). With `_counted_in_page` the COUNT is None and the
+    page's rows carry their parent's total before the parent."""
+    in_page = _counted_in_page(count=count, few=few, after=after)
     scoped = stmt.where(parent.in_(_PARENT_IDS))
     paged = scoped
     if after:
@@ -238,26 +243,34 @@ def _parent_page_statements(
         )
         paged = scoped.where(key < values if sort.descending else key > values)
     counted = None
-    if count:
+    if count and not in_page:
         counted = scoped.with_only_columns(
             parent, func.count(), maintain_column_froms=True
         ).group_by(parent)
-    if single:
+    if single and not in_page:
         return counted, paged.add_columns(parent).order_by(*_order(sort)).limit(_LIMIT)
     # The last sort column is unique within one parent's list (a run's event `seq`), so a row is
     # found again by it and its parent.
     unique = sort.columns[-1]
     number = func.row_number().over(partition_by=parent, order_by=_order(sort))
-    ranked = paged.with_only_columns(
-        parent.label("parent"), unique.label("key"), number.label("n"), maintain_column_froms=True
-    ).subquery()
+    columns = [parent.label("parent"), unique.label("key"), number.label("n")]
+    if in_page:  # every row of the parent is numbered anyway: counting them costs nothing more
+        columns.append(func.count().over(partition_by=parent).label("total"))
+    ranked = paged.with_only_columns(*columns, maintain_column_froms=True).subquery()
     ordered = (
-        scoped.add_columns(parent)
+        scoped.add_columns(*([ranked.c.total] if in_page else []), parent)
         .join(ranked, (ranked.c.parent == parent) & (ranked.c.key == unique))
         .where(ranked.c.n <= _LIMIT)
         .order_by(parent, ranked.c.n)
     )
     return counted, ordered
+
+
+def _counted_in_page(*, count: bool, few: bool, after: bool) -> bool:
+    """Whether the total comes with the page: a first page (no cursor narrows the rows) of a
+    list with few rows per parent. A long list keeps its COUNT, so that one parent's page can
+    stop at LIMIT instead of numbering every row."""
+    return count and few and not after
 
 
 async def paginate_by_parent(
@@ -272,6 +285,7 @@ async def paginate_by_parent(
     to_node: Callable[[Any], T],
     sort_values: Callable[[Any], Sequence[Any]],
     count: bool = True,
+    few_per_parent: bool = False,
 ) -> dict[K, Page[T]]:
     """The same page of `stmt` for each parent, in two statements whatever their number.
 
@@ -281,7 +295,9 @@ async def paginate_by_parent(
     `stmt` selects the rows with their filters, without ORDER BY; it is built once (a module
     constant or a cached builder: the statements derived from it are kept per `stmt`) and takes
     its values from `params`. With `count=False` (a caller that shows no total) the COUNT is not
-    run and the pages' `total_count` is None.
+    run and the pages' `total_count` is None. With `few_per_parent` (a document's chunks, a
+    run's events: at most a few thousand rows each) a first page is one statement: the rows
+    numbered for the page are counted too.
     """
     ids = list(dict.fromkeys(parent_ids))
     values = dict(params or {})
@@ -289,15 +305,22 @@ async def paginate_by_parent(
     values["page_limit"] = page.first + 1
     if page.after is not None:  # the cursor is checked before any SQL runs
         values.update((f"page_after_{i}", v) for i, v in enumerate(_decode(sort, page.after)))
+    after = page.after is not None
     counted, ordered = _parent_page_statements(
-        stmt, parent, sort, single=len(ids) == 1, after=page.after is not None, count=count
+        stmt, parent, sort, single=len(ids) == 1, after=after, count=count, few=few_per_parent
     )
+    in_page = _counted_in_page(count=count, few=few_per_parent, after=after)
     totals: dict[K, int] | None = None
     if counted is not None:
         totals = dict((await session.execute(counted, values)).all())
+    elif in_page:
+        totals = {}  # a parent with no rows has none to carry its total: 0
     rows_of: dict[K, list[Any]] = {key: [] for key in ids}
     for row in (await session.execute(ordered, values)).all():
         rows_of[row[-1]].append(row)
+        if in_page:
+            assert totals is not None
+            totals[row[-1]] = row[-2]
     return {
         key: _page(
             rows_of[key],

@@ -268,8 +268,9 @@ _VIEWER_SUBJECT_RUNS = select(Run).where(
 async def list_subject_runs(
     deps: ServiceDeps, *, queries: Sequence[SubjectRunsQuery]
 ) -> list[Page[RunView] | DomainError]:
-    """A page of runs per subject, two statements per distinct page whatever the number of
-    subjects. A subject outside the caller's workspaces has no runs."""
+    """A page of runs per subject, one statement per distinct first page (two for a later
+    one) whatever the number of subjects. A subject outside the caller's workspaces has no
+    runs."""
     user_id = deps.principal.require_user()
 
     async def load(
@@ -285,6 +286,7 @@ async def list_subject_runs(
             page=page,
             to_node=lambda r: RunView.model_validate(r[0]),
             sort_values=lambda r: (r[0].created_at, r[0].id),
+            few_per_parent=True,
         )
 
     async with deps.read() as session:
@@ -344,9 +346,9 @@ _VIEWER_RUN_EVENTS = select(RunEvent).where(
 async def list_run_events(
     deps: ServiceDeps, *, queries: Sequence[RunEventsQuery]
 ) -> list[Page[RunEventView] | DomainError]:
-    """A page of each run's event log (a connection: page with its edges' cursors), two
-    statements per distinct page whatever the number of runs. A run the caller may not see has
-    no events (the run itself would not have resolved)."""
+    """A page of each run's event log (a connection: page with its edges' cursors), one
+    statement per distinct first page (two for a later one) whatever the number of runs. A run
+    the caller may not see has no events (the run itself would not have resolved)."""
     user_id = deps.principal.require_user()
 
     async def load(
@@ -362,6 +364,7 @@ async def list_run_events(
             page=page,
             to_node=lambda r: RunEventView.model_validate(r[0]),
             sort_values=lambda r: (r[0].seq,),
+            few_per_parent=True,
         )
 
     async with deps.read() as session:

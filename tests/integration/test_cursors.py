@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
-from tests.support.seed import add_events, add_members, add_runs, global_id, uuid_of
+from tests.support.seed import (
+    add_collection,
+    add_documents,
+    add_events,
+    add_members,
+    add_runs,
+    global_id,
+    uuid_of,
+)
 
 RUNS = """
 query($w: ID!, $first: Int, $after: String) {
@@ -205,3 +213,85 @@ async def test_a_bad_cursor_in_a_nested_connection_fails_that_field_only(
     assert refused(result) == [
         ("INVALID_CURSOR", "after", ["workspace", "runs", "edges", 0, "node", "events"])
     ]
+
+
+CHUNKS_OF_DOCUMENTS = """
+query($w: ID!, $first: Int, $after: String) {
+  workspace(id: $w) {
+    documents(first: 10, sort: {field: CREATED_AT, direction: ASC}) {
+      edges {
+        node {
+          id
+          chunks(first: $first, after: $after) {
+            totalCount
+            pageInfo { hasNextPage }
+            edges { node { position } }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+CHUNKS = """
+query($d: ID!, $first: Int, $after: String) {
+  document(id: $d) {
+    chunks(first: $first, after: $after) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { node { position } }
+    }
+  }
+}
+"""
+
+
+async def test_a_lists_total_is_the_same_on_its_first_page_and_later_ones(
+    any_db_client: GraphQLClient, any_db_app
+):
+    """A document's chunks count themselves in their first page's statement, for one document
+    or many (a document without chunks counts 0); a later page counts them on its own."""
+    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
+    token = owner["accessToken"]
+    workspace = await first_workspace(any_db_client, token)
+    workspace_id, owner_id = uuid_of(workspace["id"]), uuid_of(owner["user"]["id"])
+    db = any_db_app.state.deps.db
+    collection = await add_collection(db, workspace_id, "C", owner_id)
+    seven = await add_documents(db, workspace_id, [collection], [owner_id], 1, chunks=7)
+    none = await add_documents(db, workspace_id, [collection], [owner_id], 1, chunks=0)
+    two = await add_documents(db, workspace_id, [collection], [owner_id], 1, chunks=2)
+
+    nested = await any_db_client.execute(
+        CHUNKS_OF_DOCUMENTS, {"w": workspace["id"], "first": 3}, token=token
+    )
+    assert "errors" not in nested, nested
+    edges = nested["data"]["workspace"]["documents"]["edges"]
+    assert {
+        e["node"]["id"]: (
+            e["node"]["chunks"]["totalCount"],
+            e["node"]["chunks"]["pageInfo"]["hasNextPage"],
+            [x["node"]["position"] for x in e["node"]["chunks"]["edges"]],
+        )
+        for e in edges
+    } == {
+        global_id("Document", seven[0]): (7, True, [0, 1, 2]),
+        global_id("Document", none[0]): (0, False, []),
+        global_id("Document", two[0]): (2, False, [0, 1]),
+    }
+
+    document = global_id("Document", seven[0])
+    seen = []
+    after = None
+    while True:
+        result = await any_db_client.execute(
+            CHUNKS, {"d": document, "first": 3, "after": after}, token=token
+        )
+        chunks = result["data"]["document"]["chunks"]
+        seen.append((chunks["totalCount"], [x["node"]["position"] for x in chunks["edges"]]))
+        if not chunks["pageInfo"]["hasNextPage"]:
+            break
+        after = chunks["pageInfo"]["endCursor"]
+    assert seen == [(7, [0, 1, 2]), (7, [3, 4, 5]), (7, [6])]
+    empty = await any_db_client.execute(CHUNKS, {"d": document, "first": 0}, token=token)
+    assert empty["data"]["document"]["chunks"]["totalCount"] == 7
+    assert empty["data"]["document"]["chunks"]["edges"] == []

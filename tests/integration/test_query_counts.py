@@ -124,7 +124,7 @@ async def test_runs_monitor_is_four_statements_for_any_number_of_rows(
 
 
 @pytest.mark.parametrize("rows", [1, 25, 100])
-async def test_run_detail_is_six_statements_for_any_number_of_events(
+async def test_run_detail_is_five_statements_for_any_number_of_events(
     any_db_client: GraphQLClient, any_db_app, rows: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -148,8 +148,8 @@ async def test_run_detail_is_six_statements_for_any_number_of_events(
         str(seq) for seq in range(1, rows + 1)
     ]
     # run by id (loader); then together: the run it retries (loader), the user who triggered it
-    # (loader), its steps (loader), COUNT of its events, the page of its events
-    assert len(statements) == 6, statements
+    # (loader), its steps (loader), the first page of its events with their total
+    assert len(statements) == 5, statements
     assert extracted_text_reads(statements) == []
 
 
@@ -231,9 +231,9 @@ async def test_nested_connections_are_read_for_all_parents_at_once(
             [x["node"]["cursor"] for x in e["node"]["events"]["edges"]] for e in runs["edges"]
         ] == [[str(seq) for seq in range(1, min(i + 1, 2) + 1)] for i in newest]
     # the user; COUNT and page of workspaces; COUNT and page of members (all workspaces);
-    # COUNT and page of runs (all workspaces); the users who triggered them; COUNT and page of
-    # events (all runs)
-    assert len(statements) == 9, statements
+    # COUNT and page of runs (all workspaces); the users who triggered them; the first page of
+    # events of all runs, with each run's total
+    assert len(statements) == 8, statements
 
 
 @pytest.mark.parametrize("rows", [25, 100])
@@ -401,12 +401,13 @@ async def test_document_detail_is_eleven_statements_for_any_number_of_chunks_and
     }
     assert {e["node"]["triggeredBy"]["name"] for e in history["edges"]} == {"Owner"}
     # document by id (loader); then together: its collection, its owner (users loader), its
-    # tags, entities and edit marks, COUNT and page of its chunks, COUNT and page of its runs;
+    # tags, entities and edit marks, the first page of its chunks and of its runs, each with
+    # its total (one statement each);
     # then the runs' steps (loader); and its related documents: which of the ids the caller may
     # see, and the workspace's vector state (no vectors here, so nothing more). The editor and
     # the runs' trigger are the owner here, so the users loader answers `editedBy` and
     # `triggeredBy` from its cache.
-    assert len(statements) == 13, statements
+    assert len(statements) == 11, statements
     assert extracted_text_reads(statements) == []
     assert detail["relatedDocuments"] == []
 
@@ -480,7 +481,7 @@ async def _conversation_with_answers(
 
 
 @pytest.mark.parametrize("answers", [1, 12])
-async def test_conversation_is_five_statements_for_any_number_of_messages(
+async def test_conversation_is_four_statements_for_any_number_of_messages(
     any_db_client: GraphQLClient, any_db_app, answers: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -498,9 +499,10 @@ async def test_conversation_is_five_statements_for_any_number_of_messages(
     messages = [e["node"] for e in data["conversation"]["messages"]["edges"]]
     assert len(messages) == 2 * answers
     assert {len(m["citations"]) for m in messages if m["role"] == "ASSISTANT"} == {2}
-    # the conversation (loader); COUNT and page of its messages; then together, for every
-    # answer at once: its citations and the caller's feedback (no answer here replaces another)
-    assert len(statements) == 5, statements
+    # the conversation (loader); the first page of its messages with their total; then
+    # together, for every answer at once: its citations and the caller's feedback (no answer
+    # here replaces another)
+    assert len(statements) == 4, statements
     with count_statements(any_db_app.state.engine) as statements:
         listed = await any_db_client.op(
             "Conversations", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
