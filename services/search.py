@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.errors import Invalid, ModelUnavailable
 from base.models.accounts import Role
 from base.models.documents import Chunk, Document, DocumentTag
+from base.models.retrieval import VectorVersion
 from services import document_vectors, hnsw_index, keyword_index, llm, vector_index
 from services.access import IDS, require_role
 from services.deps import ServiceDeps
@@ -818,8 +819,16 @@ async def _hits(
 # -- related documents (screen 7) -----------------------------------------------------------
 
 
-_VISIBLE_DOCUMENT_WORKSPACES = select(Document.id, Document.workspace_id).where(
-    VIEWER_SEES_DOCUMENT_IDS
+# Which of the ids the caller may see, each with its workspace and that workspace's vector state
+# for the model: the cache needs the state first, and one statement reads both.
+_VISIBLE_DOCUMENTS_AND_STATE = (
+    select(Document.id, Document.workspace_id, VectorVersion.version, VectorVersion.deletions)
+    .outerjoin(
+        VectorVersion,
+        (VectorVersion.workspace_id == Document.workspace_id)
+        & (VectorVersion.model == bindparam("model")),
+    )
+    .where(VIEWER_SEES_DOCUMENT_IDS)
 )
 
 
@@ -841,11 +850,17 @@ async def related_documents(
     found: dict[uuid.UUID, list[tuple[uuid.UUID, float]]] = {}
     async with deps.read() as session:
         visible = (
-            await session.execute(_VISIBLE_DOCUMENT_WORKSPACES, {"viewer": user_id, "ids": ids})
+            await session.execute(
+                _VISIBLE_DOCUMENTS_AND_STATE, {"viewer": user_id, "ids": ids, "model": model}
+            )
         ).all()
         by_workspace: dict[uuid.UUID, list[uuid.UUID]] = {}
-        for document_id, workspace_id in visible:
+        states: dict[uuid.UUID, vector_index.IndexState | None] = {}
+        for document_id, workspace_id, version, deletions in visible:
             by_workspace.setdefault(workspace_id, []).append(document_id)
+            states[workspace_id] = (
+                None if version is None else vector_index.IndexState(version, deletions)
+            )
         # The database's indexes are looked up only when they may be used: a workspace the
         # cache holds costs no statement more under `auto`.
         indexed = (
@@ -856,8 +871,8 @@ async def related_documents(
         for workspace_id, document_ids in by_workspace.items():
             vectors = None
             if not indexed:
-                vectors, state = await cache.vectors(
-                    session, settings.database_url, workspace_id, model
+                vectors, state = await cache.vectors_at(
+                    session, settings.database_url, workspace_id, model, states[workspace_id]
                 )
                 if state is None:
                     continue

@@ -398,6 +398,18 @@ class VectorCache:
         """The workspace's vectors as of now, or (None, state) when it has too many to cache
         (stream them instead); (None, None) when it has none of this model."""
         state = await index_state(session, workspace_id, model)
+        return await self.vectors_at(session, database, workspace_id, model, state)
+
+    async def vectors_at(
+        self,
+        session: AsyncSession,
+        database: str,
+        workspace_id: uuid.UUID,
+        model: str,
+        state: IndexState | None,
+    ) -> tuple[WorkspaceVectors | None, IndexState | None]:
+        """As `vectors`, for a caller that read the workspace's state (`vector_versions`) in
+        a statement of its own, in this session."""
         if state is None:
             return None, None
         key = (database, workspace_id, model)

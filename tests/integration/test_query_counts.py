@@ -364,7 +364,7 @@ async def test_dashboard_is_eight_statements_and_does_not_count_its_recent_docum
 
 
 @pytest.mark.parametrize(("chunks", "runs"), [(25, 1), (100, 6)])
-async def test_document_detail_is_eleven_statements_for_any_number_of_chunks_and_runs(
+async def test_document_detail_is_ten_statements_for_any_number_of_chunks_and_runs(
     any_db_client: GraphQLClient, any_db_app, chunks: int, runs: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -402,12 +402,11 @@ async def test_document_detail_is_eleven_statements_for_any_number_of_chunks_and
     assert {e["node"]["triggeredBy"]["name"] for e in history["edges"]} == {"Owner"}
     # document by id (loader); then together: its collection, its owner (users loader), its
     # tags, entities and edit marks, the first page of its chunks and of its runs, each with
-    # its total (one statement each);
-    # then the runs' steps (loader); and its related documents: which of the ids the caller may
-    # see, and the workspace's vector state (no vectors here, so nothing more). The editor and
-    # the runs' trigger are the owner here, so the users loader answers `editedBy` and
-    # `triggeredBy` from its cache.
-    assert len(statements) == 11, statements
+    # its total (one statement each); then the runs' steps (loader); and its related
+    # documents: which of the ids the caller may see with their workspace's vector state, in
+    # one statement (no vectors here, so nothing more). The editor and the runs' trigger are
+    # the owner here, so the users loader answers `editedBy` and `triggeredBy` from its cache.
+    assert len(statements) == 10, statements
     assert extracted_text_reads(statements) == []
     assert detail["relatedDocuments"] == []
 
