@@ -287,7 +287,8 @@ async def paginate_by_parent(
     count: bool = True,
     few_per_parent: bool = False,
 ) -> dict[K, Page[T]]:
-    """The same page of `stmt` for each parent, in two statements whatever their number.
+    """The same page of `stmt` for each parent, in two statements whatever their number (one
+    for the first page of a list with few rows per parent).
 
     One COUNT grouped by `parent`, and one page query: each parent's rows after the cursor are
     numbered in sort order (ROW_NUMBER() OVER (PARTITION BY parent ...)) and the first
@@ -313,14 +314,14 @@ async def paginate_by_parent(
     totals: dict[K, int] | None = None
     if counted is not None:
         totals = dict((await session.execute(counted, values)).all())
-    elif in_page:
-        totals = {}  # a parent with no rows has none to carry its total: 0
     rows_of: dict[K, list[Any]] = {key: [] for key in ids}
+    carried: dict[K, int] = {}  # a parent with no rows has none to carry its total: 0
     for row in (await session.execute(ordered, values)).all():
         rows_of[row[-1]].append(row)
         if in_page:
-            assert totals is not None
-            totals[row[-1]] = row[-2]
+            carried[row[-1]] = row[-2]
+    if in_page:
+        totals = carried
     return {
         key: _page(
             rows_of[key],
