@@ -1177,18 +1177,9 @@ async def _related(
     vectors, _state = await cache.vectors(
         session, settings.database_url, workspace_id, settings.embed_model
     )
-    i = None if vectors is None else vectors.doc_index.get(document_id)
-    if vectors is None or i is None:
+    best = None if vectors is None else vectors.nearest_documents(document_id, RELATED_DOCUMENTS)
+    if not best:
         return []
-    centroids, present = vectors.centroids()
-    if not present[i]:
-        return []
-    scores = np.where(present, centroids @ centroids[i], np.float32(-np.inf))
-    scores[i] = -np.inf
-    best = [
-        (vectors.doc_ids[int(r)], float(scores[r]))
-        for r in vector_index.top_rows(scores, RELATED_DOCUMENTS)
-    ]
     rows = {
         r.id: r
         for r in await session.execute(

@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -891,16 +890,10 @@ async def related_documents(
                         )
                     )
                 continue
-            centroids, present = vectors.centroids()
             for document_id in document_ids:
-                i = vectors.doc_index.get(document_id)
-                if i is None or not present[i]:
-                    continue
-                scores = centroids @ centroids[i]
-                scores = np.where(present, scores, np.float32(-np.inf))
-                scores[i] = -np.inf
-                rows = vector_index.top_rows(scores, RELATED_DOCUMENTS)
-                found[document_id] = [(vectors.doc_ids[int(r)], float(scores[r])) for r in rows]
+                nearest = vectors.nearest_documents(document_id, RELATED_DOCUMENTS)
+                if nearest is not None:
+                    found[document_id] = nearest
         related_ids = {d for pairs in found.values() for d, _ in pairs}
         views = (
             {

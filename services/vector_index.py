@@ -226,6 +226,19 @@ class WorkspaceVectors:
         self._centroids = (self.count, result, present)
         return result, present
 
+    def nearest_documents(
+        self, document_id: uuid.UUID, limit: int
+    ) -> list[tuple[uuid.UUID, float]] | None:
+        """The `limit` other documents whose centroids are nearest to `document_id`'s, with
+        their cosine, best first; None when it has no vectors here."""
+        i = self.doc_index.get(document_id)
+        centroids, present = self.centroids()
+        if i is None or not present[i]:
+            return None
+        scores = np.where(present, centroids @ centroids[i], np.float32(-np.inf))
+        scores[i] = -np.inf
+        return [(self.doc_ids[int(r)], float(scores[r])) for r in top_rows(scores, limit)]
+
 
 def top_rows(scores: Floats, limit: int) -> Ints:
     """Indexes of the `limit` highest finite scores, best first."""
