@@ -1177,7 +1177,11 @@ async def _related(
     vectors, _state = await cache.vectors(
         session, settings.database_url, workspace_id, settings.embed_model
     )
-    best = None if vectors is None else vectors.nearest_documents(document_id, RELATED_DOCUMENTS)
+    best = (
+        None
+        if vectors is None
+        else await vector_index.nearest_documents(vectors, document_id, RELATED_DOCUMENTS)
+    )
     if not best:
         return []
     rows = {
@@ -2089,6 +2093,8 @@ def run_database(name: str, database_url: str, args: argparse.Namespace) -> list
     if args.statements:
         asyncio.run(print_statements(settings, seeded))
     if args.profile:
+        if args.profile_dump is not None:
+            args.profile_dump.mkdir(parents=True, exist_ok=True)
         asyncio.run(print_profile(settings, seeded, args.profile, args.profile_dump))
     if args.plain_fields_cpu:
         asyncio.run(print_plain_fields_cpu(settings, seeded, args.plain_fields_cpu))

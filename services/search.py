@@ -891,7 +891,9 @@ async def related_documents(
                     )
                 continue
             for document_id in document_ids:
-                nearest = vectors.nearest_documents(document_id, RELATED_DOCUMENTS)
+                nearest = await vector_index.nearest_documents(
+                    vectors, document_id, RELATED_DOCUMENTS
+                )
                 if nearest is not None:
                     found[document_id] = nearest
         related_ids = {d for pairs in found.values() for d, _ in pairs}

@@ -226,19 +226,6 @@ class WorkspaceVectors:
         self._centroids = (self.count, result, present)
         return result, present
 
-    def nearest_documents(
-        self, document_id: uuid.UUID, limit: int
-    ) -> list[tuple[uuid.UUID, float]] | None:
-        """The `limit` other documents whose centroids are nearest to `document_id`'s, with
-        their cosine, best first; None when it has no vectors here."""
-        i = self.doc_index.get(document_id)
-        centroids, present = self.centroids()
-        if i is None or not present[i]:
-            return None
-        scores = np.where(present, centroids @ centroids[i], np.float32(-np.inf))
-        scores[i] = -np.inf
-        return [(self.doc_ids[int(r)], float(scores[r])) for r in top_rows(scores, limit)]
-
 
 def top_rows(scores: Floats, limit: int) -> Ints:
     """Indexes of the `limit` highest finite scores, best first."""
@@ -275,6 +262,30 @@ def best_row_per_document(scores: Floats, row_docs: npt.NDArray[np.int32], limit
 # products still run one at a time, as its one BLAS thread does (ADR 0079).
 _PRODUCTS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vector-scan")
 OFF_LOOP_ROWS = 4096
+
+
+async def nearest_documents(
+    vectors: WorkspaceVectors, document_id: uuid.UUID, limit: int
+) -> list[tuple[uuid.UUID, float]] | None:
+    """The `limit` other documents whose centroids are nearest to `document_id`'s, with their
+    cosine, best first; None when it has no vectors here. From OFF_LOOP_ROWS documents the
+    product runs on the scan's thread, as `scan`'s does (about 1.7 ms at 10,000 documents)."""
+    i = vectors.doc_index.get(document_id)
+    centroids, present = vectors.centroids()  # on the loop: computed once per loaded state
+    if i is None or not present[i]:
+        return None
+    # This moment's list, for the centroids of this moment: appends only add past its end and
+    # `keep` builds a new one.
+    doc_ids = vectors.doc_ids
+    products: Floats
+    if len(centroids) >= OFF_LOOP_ROWS:
+        loop = asyncio.get_running_loop()
+        products = await loop.run_in_executor(_PRODUCTS, np.matmul, centroids, centroids[i])
+    else:
+        products = centroids @ centroids[i]
+    scores = np.where(present, products, np.float32(-np.inf))
+    scores[i] = -np.inf
+    return [(doc_ids[int(r)], float(scores[r])) for r in top_rows(scores, limit)]
 
 
 async def scan(

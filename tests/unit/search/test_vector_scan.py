@@ -14,6 +14,7 @@ from services.vector_index import (
     WorkspaceVectors,
     best_row_per_document,
     limit_scan_threads,
+    nearest_documents,
     normalised,
     scan,
     top_rows,
@@ -164,6 +165,52 @@ def test_centroids_are_normalised_means_per_document():
     assert present.tolist() == [True, True]
     np.testing.assert_allclose(centroids[vectors.doc_index[a]], [2**-0.5, 2**-0.5], rtol=1e-6)
     np.testing.assert_allclose(centroids[vectors.doc_index[b]], [0, 1])
+
+
+def _documents(count: int, *, dimension: int = 16, seed: int = 3):
+    """One vector per document, so each document's centroid is its own vector."""
+    rng = np.random.default_rng(seed)
+    matrix = normalised(rng.standard_normal((count, dimension)).astype(np.float32))
+    ids = [uuid.UUID(int=10_000 + i) for i in range(count)]
+    vectors = WorkspaceVectors(dimension)
+    vectors.append(list(range(1, count + 1)), [uuid.uuid4() for _ in ids], ids, matrix)
+    return vectors, matrix, ids
+
+
+async def test_related_documents_are_the_nearest_centroids_but_itself():
+    vectors, matrix, ids = _documents(300)
+    scores = matrix @ matrix[7]
+    scores[7] = -np.inf
+    exact = np.argsort(-scores, kind="stable")[:5]
+    nearest = await nearest_documents(vectors, ids[7], 5)
+    assert nearest is not None
+    assert [d for d, _ in nearest] == [ids[i] for i in exact]
+    assert [c for _, c in nearest] == pytest.approx([float(scores[i]) for i in exact])
+    assert await nearest_documents(vectors, uuid.uuid4(), 5) is None  # no vectors here
+
+
+async def test_related_documents_of_a_large_workspace_multiply_off_the_loop():
+    """From OFF_LOOP_ROWS documents the product runs on the scan thread while the loop goes on;
+    documents removed and added meanwhile change nothing it returns."""
+    count = OFF_LOOP_ROWS + 50
+    vectors, matrix, ids = _documents(count)
+    scores = matrix @ matrix[0]
+    scores[0] = -np.inf
+    exact = np.argsort(-scores, kind="stable")[:5]
+
+    async def change_meanwhile() -> None:
+        vectors.keep(np.arange(1, 11, dtype=np.int64))  # all but ten documents' rows removed
+        vectors.append([count + 1], [uuid.uuid4()], [uuid.uuid4()], matrix[:1])
+
+    changed = asyncio.ensure_future(change_meanwhile())
+    nearest = await nearest_documents(vectors, ids[0], 5)
+    assert changed.done() and vectors.count == 11  # it ran while the product was awaited
+    assert nearest is not None
+    assert [d for d, _ in nearest] == [ids[i] for i in exact]
+    assert [c for _, c in nearest] == pytest.approx([float(scores[i]) for i in exact])
+    assert "vector-scan_0" in {t.name for t in threading.enumerate()}
+    again = await nearest_documents(vectors, ids[0], 1)
+    assert again is not None and again[0][1] == pytest.approx(1.0)  # the copy added meanwhile
 
 
 def test_nbytes_counts_the_allocated_rows():
