@@ -256,12 +256,21 @@ def best_row_per_document(scores: Floats, row_docs: npt.NDArray[np.int32], limit
         take = min(n, take * 4)
 
 
-# The scan's product runs on this thread when the matrix has at least OFF_LOOP_ROWS rows. numpy
-# releases the GIL for it, so the event loop serves other requests on the other core meanwhile;
-# below that the hand-over costs more than the product (ADR 0109). One thread: a process's
-# products still run one at a time, as its one BLAS thread does (ADR 0079).
+# A product of a matrix of at least OFF_LOOP_ROWS rows runs on this thread. numpy releases the
+# GIL for it, so the event loop serves other requests on the other core meanwhile; below that
+# the hand-over costs more than the product (ADR 0109). One thread: a process's products still
+# run one at a time, as its one BLAS thread does (ADR 0079).
 _PRODUCTS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vector-scan")
 OFF_LOOP_ROWS = 4096
+
+
+async def _product(matrix: Floats, vector: Floats) -> Floats:
+    """`matrix @ vector`, on the products' thread for a large matrix."""
+    if len(matrix) < OFF_LOOP_ROWS:
+        result: Floats = matrix @ vector
+        return result
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_PRODUCTS, np.matmul, matrix, vector)
 
 
 async def nearest_documents(
@@ -269,7 +278,7 @@ async def nearest_documents(
 ) -> list[tuple[uuid.UUID, float]] | None:
     """The `limit` other documents whose centroids are nearest to `document_id`'s, with their
     cosine, best first; None when it has no vectors here. From OFF_LOOP_ROWS documents the
-    product runs on the scan's thread, as `scan`'s does (about 1.7 ms at 10,000 documents)."""
+    product runs off the loop, as `scan`'s does (about 1.7 ms at 10,000 documents)."""
     i = vectors.doc_index.get(document_id)
     centroids, present = vectors.centroids()  # on the loop: computed once per loaded state
     if i is None or not present[i]:
@@ -277,13 +286,7 @@ async def nearest_documents(
     # This moment's list, for the centroids of this moment: appends only add past its end and
     # `keep` builds a new one.
     doc_ids = vectors.doc_ids
-    products: Floats
-    if len(centroids) >= OFF_LOOP_ROWS:
-        loop = asyncio.get_running_loop()
-        products = await loop.run_in_executor(_PRODUCTS, np.matmul, centroids, centroids[i])
-    else:
-        products = centroids @ centroids[i]
-    scores = np.where(present, products, np.float32(-np.inf))
+    scores = np.where(present, await _product(centroids, centroids[i]), np.float32(-np.inf))
     scores[i] = -np.inf
     return [(doc_ids[int(r)], float(scores[r])) for r in top_rows(scores, limit)]
 
@@ -305,12 +308,7 @@ async def scan(
     # a refresh by another request while the product runs changes none of them.
     matrix, row_docs = vectors.matrix[:count], vectors.row_docs[:count]
     chunk_ids, doc_ids = vectors.chunk_ids, vectors.doc_ids
-    scores: Floats
-    if count >= OFF_LOOP_ROWS:
-        loop = asyncio.get_running_loop()
-        scores = await loop.run_in_executor(_PRODUCTS, np.matmul, matrix, query)
-    else:
-        scores = matrix @ query
+    scores = await _product(matrix, query)
     if allowed is not None:
         scores = np.where(allowed, scores, np.float32(-np.inf))
     rows = (
