@@ -3,7 +3,8 @@ subscribe at once to a FINISHED run's `runProgress` with `after` omitted, so eac
 whole log and completes.
 
     uv run --frozen python bench/bench_reconnect_storm.py [--full] [--clients N] [--events N]
-        [--procs N] [--profile [--cprofile]] [--floor] [--uvicorn-log-level LEVEL]
+        [--procs N] [--client aiohttp|websockets] [--profile [--cprofile]] [--floor]
+        [--uvicorn-log-level LEVEL]
 
 By default a quick run: 200 clients (what `make bench` does); `--full` gives 1,000. A script,
 not a test: it prints figures and asserts nothing. Goal (reported): every event delivered to
@@ -16,8 +17,9 @@ its log holds --events + 3 events when the clients arrive. First, ONE client alo
 baseline), then the storm: the clients, in --procs child processes, all start at one wall-clock
 instant; each connects (graphql-transport-ws, connection_init with the bearer token), subscribes
 with the frontend's RunProgress document and reads to `complete`. Per client: first event =
-first `next` - the start instant; done = `complete` - the start instant; total = the last
-client's done.
+first `next` (it holds the whole replay since ADR 0130) - the start instant; done = `complete`
+- the start instant; total = the last client's done. The clients speak through aiohttp's
+WebSocket client (`--client websockets` for the figures recorded before 2026-12-04).
 
 `--profile` serves this module's `create_bench_app` (the real app, POST /bench/control from
 bench_run_fanout, and POST /bench/phases) and samples the API's event loop every 0.5 ms over
@@ -110,7 +112,7 @@ async def _client(spec: dict[str, Any], start_ns: int) -> tuple[int | None, int 
                     if message["payload"].get("errors"):
                         return first, None, received, str(message["payload"]["errors"])[:200]
                     first = first or now
-                    received += 1
+                    received += len(message["payload"]["data"]["runProgress"])
                 elif message.get("type") == "complete":
                     done = now
                     break
@@ -162,7 +164,7 @@ async def _client_aiohttp(
                     if message["payload"].get("errors"):
                         return first, None, received, str(message["payload"]["errors"])[:200]
                     first = first or now
-                    received += 1
+                    received += len(message["payload"]["data"]["runProgress"])
                 elif message.get("type") == "complete":
                     done = now
                     break

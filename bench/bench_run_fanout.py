@@ -295,12 +295,12 @@ async def _ws_subscriber(
                 payload = message["payload"]
                 if payload.get("errors"):
                     raise RuntimeError(f"errors: {payload['errors']}")
-                event = payload["data"]["runProgress"]
-                cursor = int(event["cursor"])
-                log.received.append((cursor, now))
-                log.types.append(event["type"])
-                if cursor == REPLAYED:
-                    ready.set()
+                for event in payload["data"]["runProgress"]:  # one or more a message
+                    cursor = int(event["cursor"])
+                    log.received.append((cursor, now))
+                    log.types.append(event["type"])
+                    if cursor == REPLAYED:
+                        ready.set()
             elif kind == "complete":
                 log.completed = True
                 return

@@ -138,7 +138,7 @@ async def one_cycle(ws_url: str, token: str, run_gid: str, replay: int, complete
                 message = json.loads(await asyncio.wait_for(ws.recv(), 30))
                 if message.get("type") != "next" or message["payload"].get("errors"):
                     raise RuntimeError(f"unexpected: {message}")
-                cursors.append(int(message["payload"]["data"]["runProgress"]["cursor"]))
+                cursors += [int(e["cursor"]) for e in message["payload"]["data"]["runProgress"]]
             if cursors != list(range(1, replay + 1)):
                 raise RuntimeError(f"replay out of order: {cursors}")
             if complete:
@@ -169,11 +169,14 @@ async def live_check(
         await ws.send(init_message(token))
         await asyncio.wait_for(ws.recv(), 30)
         await ws.send(subscribe_message(run_gid, "live"))
-        for _ in range(replay):
-            await asyncio.wait_for(ws.recv(), 30)
+        replayed = 0
+        while replayed < replay:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 30))
+            replayed += len(message["payload"]["data"]["runProgress"])
         await store.step_event(run_id, STEPS[-1], "STEP_PROGRESS", message="live", fraction=0.5)
         message = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        cursor = int(message["payload"]["data"]["runProgress"]["cursor"])
+        [event] = message["payload"]["data"]["runProgress"]
+        cursor = int(event["cursor"])
         return "delivered" if cursor == replay + 1 else f"WRONG cursor {cursor}"
 
 

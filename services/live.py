@@ -33,7 +33,7 @@ from base.events.bus import (
     user_topic,
     workspace_topic,
 )
-from base.events.stream import replay_then_tail
+from base.events.stream import replay_then_tail, replay_then_tail_batches
 from base.models.chat import AnswerState, Message
 from base.models.documents import DocumentStage, DocumentStatus
 from base.models.runs import Run, RunStatus
@@ -90,20 +90,30 @@ async def _shared_check(
         await check()  # refuses: nobody to share with
         return
     cache_key = (id(asyncio.get_running_loop()), deps.principal.user_id, key)
-    started, latest = _checks.get(cache_key, (0.0, None))
-    if latest is None or (
-        latest.done()
-        and (
-            time.monotonic() - started >= deps.settings.access_recheck_seconds
-            or _failed_to_answer(latest)
-            or (opening and _refused(latest))
-        )
-    ):
+    latest = _answering(deps, cache_key, opening=opening)
+    if latest is None:
         if len(_checks) > 100_000:  # bound it: forgetting only costs a query
             _checks.clear()
         latest = asyncio.ensure_future(check())
         _checks[cache_key] = (time.monotonic(), latest)
     await asyncio.shield(latest)
+
+
+def _answering(
+    deps: ServiceDeps, cache_key: tuple[int, Any, str], *, opening: bool
+) -> asyncio.Future[Any] | None:
+    """The check that answers for `cache_key` now: one in flight, or one that started less than
+    ACCESS_RECHECK_SECONDS ago and neither failed to answer nor (when opening) refused."""
+    started, latest = _checks.get(cache_key, (0.0, None))
+    if latest is None or not latest.done():
+        return latest
+    if (
+        time.monotonic() - started >= deps.settings.access_recheck_seconds
+        or _failed_to_answer(latest)
+        or (opening and _refused(latest))
+    ):
+        return None
+    return latest
 
 
 def _run_key(run_id: uuid.UUID) -> str:
@@ -114,21 +124,22 @@ def _workspace_key(workspace_id: uuid.UUID) -> str:
     return f"workspace:{workspace_id}"
 
 
-async def authorize_run_progress(deps: ServiceDeps, *, run_id: uuid.UUID) -> None:
-    """Before a run's stream opens: `runs.require_run`, shared (see `_checks`)."""
-    await _shared_check(
-        deps, _run_key(run_id), lambda: runs.require_run(deps, run_id=run_id), opening=True
-    )
+async def open_run_progress(
+    deps: ServiceDeps, *, run_id: uuid.UUID, check: Callable[[], Awaitable[Any]]
+) -> None:
+    """Before a run's stream opens: `check()`, the caller's run of `runs.require_run` (a
+    resolver passes its workflow), shared (see `_checks`): while a check of the same user and
+    run is in flight, or one allowed less than ACCESS_RECHECK_SECONDS ago, that one answers and
+    `check` is not called (ADR 0040 and its amendment)."""
+    await _shared_check(deps, _run_key(run_id), check, opening=True)
 
 
-async def authorize_workspace_events(deps: ServiceDeps, *, workspace_id: uuid.UUID) -> None:
-    """Before a workspace's stream opens: `runs.require_member`, shared (see `_checks`)."""
-    await _shared_check(
-        deps,
-        _workspace_key(workspace_id),
-        lambda: runs.require_member(deps, workspace_id=workspace_id),
-        opening=True,
-    )
+async def open_workspace_events(
+    deps: ServiceDeps, *, workspace_id: uuid.UUID, check: Callable[[], Awaitable[Any]]
+) -> None:
+    """Before a workspace's stream opens: `check()`, the caller's run of
+    `runs.require_member`, shared as in `open_run_progress`."""
+    await _shared_check(deps, _workspace_key(workspace_id), check, opening=True)
 
 
 def _rechecked(
@@ -213,15 +224,16 @@ def _forget_read(flight: tuple[int, str, uuid.UUID], done: asyncio.Future[RunHea
 
 async def run_progress(
     deps: ServiceDeps, *, run_id: uuid.UUID, after: str | None
-) -> AsyncIterator[dict[str, Any]]:
-    """Call only after `authorize_run_progress` allowed the caller (resolvers run it as a
-    workflow)."""
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """A run's events after `after` in batches: what one read of its log finds (at most
+    RUN_EVENTS_BATCH events), then each live event alone (ADR 0130). Call only after
+    `open_run_progress` allowed the caller."""
     start = _cursor(after) or 0
     head = await run_head(deps, run_id)
     if head.log is not None:  # the run has ended: its log, from memory
-        for event in head.log:
-            if event["cursor"] > start:
-                yield event
+        batch = [event for event in head.log if event["cursor"] > start]
+        if batch:
+            yield batch
         return
     if head.status.is_terminal and start >= head.last_seq:
         return  # the client has already seen the final event
@@ -230,25 +242,26 @@ async def run_progress(
         async with deps.db() as session:
             return await run_events_after(session, run_id, cursor)
 
-    async for event in replay_then_tail(
+    async for batch in replay_then_tail_batches(
         deps.bus,
         run_topic(run_id),
         start,
         fetch,
         contiguous=True,
         is_last=lambda e: e["type"] in TERMINAL_EVENT_TYPES,
+        batch_size=RUN_EVENTS_BATCH,
         idle_seconds=deps.settings.event_stream_idle_seconds,
         check_access=_rechecked(
             deps, _run_key(run_id), lambda: runs.require_run(deps, run_id=run_id)
         ),
     ):
-        yield event
+        yield batch
 
 
 async def workspace_events(
     deps: ServiceDeps, *, workspace_id: uuid.UUID, after: str | None
 ) -> AsyncIterator[dict[str, Any]]:
-    """Call only after `authorize_workspace_events` allowed the caller (run as a workflow)."""
+    """Call only after `open_workspace_events` allowed the caller."""
     start = _cursor(after)
     if start is None:
         async with deps.db() as session:

@@ -58,17 +58,51 @@ async def replay_then_tail(
     `fetch_after` returns at most `batch_size` events; a full batch means more may follow.
     With `idle_seconds`, the rows are re-read whenever the bus has been quiet that long.
     """
+    async for batch in replay_then_tail_batches(
+        bus,
+        topic,
+        after,
+        fetch_after,
+        contiguous=contiguous,
+        is_last=is_last,
+        check_access=check_access,
+        batch_size=batch_size,
+        idle_seconds=idle_seconds,
+    ):
+        for event in batch:
+            yield event
+
+
+async def replay_then_tail_batches(
+    bus: EventBus,
+    topic: str,
+    after: int,
+    fetch_after: Callable[[int], Awaitable[list[Event]]],
+    *,
+    contiguous: bool,
+    is_last: Callable[[Event], bool] = lambda _e: False,
+    check_access: Callable[[], Awaitable[None]] | None = None,
+    batch_size: int = 500,
+    idle_seconds: float | None = None,
+) -> AsyncIterator[list[Event]]:
+    """`replay_then_tail`, in the batches the events come in: the new events of each read of
+    the rows together (at most `batch_size`), and each live event alone. Never an empty batch.
+    """
     last = after
     async with bus.subscribe(topic) as live:
         pending, from_log = await fetch_after(last), True
         while True:
+            batch: list[Event] = []
             for event in pending:
                 if event["cursor"] <= last:
                     continue
                 last = event["cursor"]
-                yield event
+                batch.append(event)
                 if is_last(event):
+                    yield batch
                     return
+            if batch:
+                yield batch
             if from_log and len(pending) >= batch_size:
                 # the log holds more than one batch
                 pending = await _patiently(functools.partial(fetch_after, last))
@@ -77,7 +111,7 @@ async def replay_then_tail(
             if check_access is not None:
                 await _patiently(check_access)
             if heard is not None and heard.get("transient"):
-                yield {**heard, "cursor": last}
+                yield [{**heard, "cursor": last}]
                 pending, from_log = [], False
                 continue
             in_line = (

@@ -8,15 +8,16 @@ once per process.
 - graphql-core executes a subscription's selection for every subscriber and every event; with a
   thousand subscribers of one run that is most of the CPU the fan-out costs. A RunEvent's fields
   do not depend on who asks (access is checked when the subscription starts and re-checked
-  while it streams), so the result of one (event, document, variables) is shared. That holds
-  only while no field under RunEvent reads the viewer, so a run event is executed with
-  `NoViewer` as its context: a field that reads it fails, in the tests first
+  while it streams), so the result of one (message of events, document, variables) is shared.
+  That holds only while no field under RunEvent reads the viewer, so run events are executed
+  with `NoViewer` as their context: a field that reads it fails, in the tests first
   (tests/unit/runs/test_fanout.py also checks RunEvent's fields statically).
 
   An event whose result is shared gets no executor at all, and the transport encodes its
   `next` payload once (`payload_json`, used by the router's `encode_json`).
 - A run's log never changes, so each stored event, by (run, cursor), becomes one `RunEvent` for
-  every subscriber (`shared_run_event`).
+  every subscriber (`shared_run_event`), and a message of them (`RunEvents`) is named by its
+  run and its first and last cursors.
 
 Any other payload, and queries and mutations, take the normal path.
 """
@@ -68,6 +69,21 @@ def shared_run_event(event: dict[str, Any]) -> RunEvent:
     return shared
 
 
+class RunEvents(list[RunEvent]):
+    """Consecutive events of one run: one message of `runProgress`. Its `key` (the run, the
+    first and the last cursor) names its content, which never changes: a run's log is
+    append-only."""
+
+    key: tuple[str, int, int]
+
+
+def shared_run_events(events: list[dict[str, Any]]) -> RunEvents:
+    """One message's events (never empty), each a shared RunEvent."""
+    batch = RunEvents(shared_run_event(event) for event in events)
+    batch.key = (str(events[0]["run_id"]), events[0]["cursor"], events[-1]["cursor"])
+    return batch
+
+
 @dataclass
 class SharedResult:
     """One run event's result for one (document, variables), and its `next` payload as JSON
@@ -102,25 +118,24 @@ class SharedRunEventExecution(PlainFieldExecution):
             executor.context_value = executor.context_value.fresh()
         return executor
 
-    def _shared_key(self, payload: RunEvent) -> tuple[Any, ...]:
+    def _shared_key(self, payload: RunEvents) -> tuple[Any, ...]:
         if self._variables_key is None:  # once per operation: per-event executors copy it
             variables = getattr(self.variable_values, "coerced", self.variable_values) or {}
             # @include/@skip may use them
             self._variables_key = json.dumps(variables, sort_keys=True, default=str)
         return (
-            str(payload.run_id),
-            payload.cursor,
+            payload.key,
             id(self.operation),  # parsed documents are cached, so equal texts share it
             self._variables_key,
         )
 
     def build_per_event_executor(self, payload: Any) -> Any:
-        if isinstance(payload, RunEvent):
+        if isinstance(payload, RunEvents):
             shared = self._shared.get(self._shared_key(payload))
             if shared is not None:
                 return _Executed(shared.result)  # executed already: nothing to build
         executor = super().build_per_event_executor(payload)
-        if isinstance(payload, RunEvent):
+        if isinstance(payload, RunEvents):
             executor.context_value = NO_VIEWER
         elif isinstance(self.context_value, Context):
             executor.context_value = self.context_value.fresh()
@@ -129,7 +144,7 @@ class SharedRunEventExecution(PlainFieldExecution):
     def execute_operation(self, serially: bool | None = None) -> Any:
         payload = self.root_value
         # graphql-core executes subscription events with serially=False.
-        if serially is not False or not isinstance(payload, RunEvent):
+        if serially is not False or not isinstance(payload, RunEvents):
             return super().execute_operation(serially)
         key = self._shared_key(payload)
         shared = self._shared.get(key)

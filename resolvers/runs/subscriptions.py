@@ -7,14 +7,10 @@ import strawberry
 
 from resolvers.core.context import Info
 from resolvers.core.relay import decode_id
-from resolvers.runs.fanout import shared_run_event
+from resolvers.runs.fanout import shared_run_events
 from resolvers.runs.types import RunEvent, WorkspaceEvent
 from services import live
-from workflows.runs import (
-    AUTHORIZE_MY_RUN_EVENTS,
-    AUTHORIZE_RUN_PROGRESS,
-    AUTHORIZE_WORKSPACE_EVENTS,
-)
+from workflows.runs import AUTHORIZE_MY_RUN_EVENTS, REQUIRE_MEMBER, REQUIRE_RUN
 
 AFTER = strawberry.argument(
     description="The last cursor you saw; events after it are sent first, then live ones."
@@ -25,19 +21,23 @@ AFTER = strawberry.argument(
 class RunSubscriptions:
     @strawberry.subscription(
         description="A run's events: those after `after` (from the start when omitted), then "
-        "live ones; ends with the run's final event. An id outside your workspaces errors with "
-        "NOT_FOUND, as a missing run does."
+        "live ones; ends with the run's final event. Each message holds one or more events in "
+        "order: the stored ones together (up to 500 a message), then each live one as it "
+        "happens. An id outside your workspaces errors with NOT_FOUND, as a missing run does."
     )
     async def run_progress(
         self,
         info: Info,
         run_id: Annotated[strawberry.ID, strawberry.argument(description="The run.")],
         after: Annotated[str | None, AFTER] = None,
-    ) -> AsyncGenerator[RunEvent, None]:
+    ) -> AsyncGenerator[list[RunEvent], None]:
         run = decode_id(run_id, "Run", field="runId")
-        await info.context.run(AUTHORIZE_RUN_PROGRESS, run_id=run)
-        async for event in live.run_progress(info.context.deps, run_id=run, after=after):
-            yield shared_run_event(event)
+        deps = info.context.deps
+        await live.open_run_progress(
+            deps, run_id=run, check=lambda: info.context.run(REQUIRE_RUN, run_id=run)
+        )
+        async for batch in live.run_progress(deps, run_id=run, after=after):
+            yield shared_run_events(batch)
 
     @strawberry.subscription(
         description="The workspace's activity (runs queued, started, finished, live run "
@@ -51,10 +51,13 @@ class RunSubscriptions:
         after: Annotated[str | None, AFTER] = None,
     ) -> AsyncGenerator[WorkspaceEvent, None]:
         workspace = decode_id(workspace_id, "Workspace", field="workspaceId")
-        await info.context.run(AUTHORIZE_WORKSPACE_EVENTS, workspace_id=workspace)
-        async for event in live.workspace_events(
-            info.context.deps, workspace_id=workspace, after=after
-        ):
+        deps = info.context.deps
+        await live.open_workspace_events(
+            deps,
+            workspace_id=workspace,
+            check=lambda: info.context.run(REQUIRE_MEMBER, workspace_id=workspace),
+        )
+        async for event in live.workspace_events(deps, workspace_id=workspace, after=after):
             yield WorkspaceEvent.of(event)
 
     @strawberry.subscription(

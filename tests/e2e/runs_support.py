@@ -358,10 +358,10 @@ async def py_run_progress(
             message = await conn.recv(within)
             if message["type"] != "next" or "errors" in message["payload"]:
                 return events, message
-            event = message["payload"]["data"]["runProgress"]
-            events.append(event)
-            if on_event is not None:
-                await on_event(event)
+            for event in message["payload"]["data"]["runProgress"]:  # one or more a message
+                events.append(event)
+                if on_event is not None:
+                    await on_event(event)
             if limit is not None and len(events) >= limit:
                 conn.drop()
                 return events, None

@@ -898,7 +898,7 @@ async def test_every_operation_document_executes_against_the_live_server(
                 if message["type"] == "complete":
                     break
                 assert "errors" not in message["payload"], message
-                events.append(message["payload"]["data"]["runProgress"])
+                events.extend(message["payload"]["data"]["runProgress"])
         executed.add("RunProgress")
         assert events[-1]["type"] == "RUN_SUCCEEDED"
         assert [int(e["cursor"]) for e in events] == list(range(1, len(events) + 1))

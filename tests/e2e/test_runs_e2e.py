@@ -261,7 +261,7 @@ async def test_a_run_started_on_api_1_runs_on_a_worker_and_streams_to_api_2_clie
         else:
             first, code, err = await rs.node_run_progress(ws2, alice.token, run_gid, limit=4)
             assert code == 0, err
-        assert len(first) == 4
+        assert len(first) >= 4  # the message that brought the fourth may hold more
         # Stay away while the run goes on, then come back with the last cursor seen.
         await eventually(
             lambda: _has_event_after(cluster, run_id, int(first[-1]["cursor"]) + 3),
@@ -453,7 +453,7 @@ async def test_subscribers_that_leave_cancel_nothing_and_leave_nothing_behind(
                 while (first := await conn.recv())["id"] != "p":
                     assert first["type"] == "next", first
                 assert first["type"] == "next", first
-                assert first["payload"]["data"]["runProgress"]["type"] == "RUN_QUEUED", first
+                assert first["payload"]["data"]["runProgress"][0]["type"] == "RUN_QUEUED", first
             ports = {c.client_port for c in conns}
             assert ports <= rs.established_peer_ports(api2_pid, api2_port)
             # Still one subscription to Redis per process, however many subscribers.
@@ -464,8 +464,8 @@ async def test_subscribers_that_leave_cancel_nothing_and_leave_nothing_behind(
             async def until_chat(conn: rs.GraphQLWs) -> None:
                 while True:
                     message = await conn.recv()
-                    if message["id"] == "p" and chat_is_streaming(
-                        message["payload"]["data"]["runProgress"]
+                    if message["id"] == "p" and any(
+                        chat_is_streaming(e) for e in message["payload"]["data"]["runProgress"]
                     ):
                         return
 

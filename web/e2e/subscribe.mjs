@@ -6,8 +6,9 @@
 //        --operation RunProgress --variables '{"runId": "…", "after": null}' [--limit N]
 //
 // Sends graphql/operations/<operation>.graphql with connectionParams {authorization: "Bearer …"}
-// and prints the value of the subscription's field in each event as one JSON line on stdout.
-// Exits 0 when the server completes the subscription, or after --limit events (it then leaves:
+// and prints the value of the subscription's field in each message as one JSON line on stdout;
+// a list (runProgress sends one or more events a message) is printed one item a line. Exits 0
+// when the server completes the subscription, or once --limit items have come (it then leaves:
 // graphql-ws sends `complete` and closes the socket). GraphQL errors are printed on stderr as
 // one JSON line {"errors": [...]} and the exit code is 2; a socket failure is 3.
 
@@ -63,9 +64,11 @@ try {
       process.exitCode = 2;
       break;
     }
-    const [event] = Object.values(result.data); // the subscription's one root field
-    process.stdout.write(`${JSON.stringify(event)}\n`);
-    received += 1;
+    const [value] = Object.values(result.data); // the subscription's one root field
+    for (const item of Array.isArray(value) ? value : [value]) {
+      process.stdout.write(`${JSON.stringify(item)}\n`);
+      received += 1;
+    }
     if (received >= limit) break; // leaving early: iterate's return() sends `complete`
   }
 } catch (error) {

@@ -1,5 +1,6 @@
 """Many clients replaying one finished run at once (a reconnect storm) share its reads: each gets
-its whole log after its own cursor, in order and once, from one read of the database."""
+its whole log after its own cursor, in order and once, in one message, from one read of the
+database."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ async def replay(subscribe: Subscribe, run_id: str, user_id: str, after: str | N
     results = [r async for r in stream]
     if results and results[-1].errors:
         return [(e.message, e.extensions["code"]) for e in results[-1].errors]
-    return [r.data["runProgress"] for r in results]
+    return [r.data["runProgress"] for r in results]  # the messages, each a list of events
 
 
 async def test_concurrent_replays_of_a_finished_run_each_get_the_whole_log_once(
@@ -62,14 +63,14 @@ async def test_concurrent_replays_of_a_finished_run_each_get_the_whole_log_once(
         replays = await asyncio.gather(
             *[replay(subscribe, run_id, owner.user_id, None) for _ in range(SUBSCRIBERS)]
         )
-    assert replays == [expected] * SUBSCRIBERS
+    assert replays == [[expected]] * SUBSCRIBERS  # one message each
     # One access check of the owner, and one read of the run's status and log, for all of them.
     assert [tables_read(s) for s in statements] == ["runs", "runs", "run_events"], statements
 
     # Later replays, at any cursor, read no more of the run: its log can no longer change.
     with count_statements(app.state.engine) as statements:
         later = await replay(subscribe, run_id, owner.user_id, "2")
-    assert later == expected[2:]
+    assert later == [expected[2:]]
     assert statements == []  # and the owner's access was checked less than 5 s ago
 
 
@@ -84,9 +85,9 @@ async def test_concurrent_replays_from_different_cursors_each_get_only_what_foll
     replays = await asyncio.gather(
         *[replay(subscribe, run_id, owner.user_id, after) for after in cursors * 4]
     )
-    whole = replays[0]
+    [whole] = replays[0]
     assert [int(e["cursor"]) for e in whole] == list(range(1, len(whole) + 1))
-    assert replays == [whole, whole, whole[1:], whole[3:], []] * 4
+    assert replays == [[whole], [whole], [whole[1:]], [whole[3:]], []] * 4
 
 
 NOT_FOUND = [("No such run.", "NOT_FOUND")]
@@ -98,14 +99,14 @@ async def test_an_outsider_is_refused_while_members_share_their_checks(
     team = await set_up_team(client, settings, "viewer", "outsider")
     owner, viewer, outsider = team.owner, team.viewer, team.outsider
     run_id = await finished_run(client, app, owner.token, team.workspace_id)
-    whole = await replay(subscribe, run_id, owner.user_id, None)
+    [whole] = await replay(subscribe, run_id, owner.user_id, None)
 
     users = [owner, outsider, viewer, outsider] * 5
     with count_statements(app.state.engine) as statements:
         replays = await asyncio.gather(
             *[replay(subscribe, run_id, user.user_id, None) for user in users]
         )
-    assert replays == [whole, NOT_FOUND, whole, NOT_FOUND] * 5
+    assert replays == [[whole], NOT_FOUND, [whole], NOT_FOUND] * 5
     # The owner's check is recent; one check of the viewer's and one of the outsider's answer
     # each user's concurrent replays (never another user's).
     assert [tables_read(s) for s in statements] == ["runs", "runs"]
@@ -129,7 +130,7 @@ async def test_a_refusal_is_asked_again_so_a_new_member_is_let_in_at_once(
     )
     replayed = await replay(subscribe, run_id, outsider.user_id, None)
     assert replayed == await replay(subscribe, run_id, owner.user_id, None)
-    assert replayed[-1]["type"] == "RUN_SUCCEEDED"
+    assert replayed[-1][-1]["type"] == "RUN_SUCCEEDED"
 
 
 @pytest.mark.settings(access_recheck_seconds=0)  # no answer is reused once it has come
@@ -139,11 +140,43 @@ async def test_a_removed_member_is_refused_while_others_replay(
     team = await set_up_team(client, settings, "viewer")
     owner, viewer = team.owner, team.viewer
     run_id = await finished_run(client, app, owner.token, team.workspace_id)
-    whole = await replay(subscribe, run_id, viewer.user_id, None)
+    [whole] = await replay(subscribe, run_id, viewer.user_id, None)
     assert whole[-1]["type"] == "RUN_SUCCEEDED"
     await client.op("RemoveMember", {"input": {"memberId": viewer.member_id}}, token=owner.token)
 
     replays = await asyncio.gather(
         *[replay(subscribe, run_id, user.user_id, None) for user in [owner, viewer] * 5]
     )
-    assert replays == [whole, NOT_FOUND] * 5
+    assert replays == [[whole], NOT_FOUND] * 5
+
+
+async def test_an_opening_after_an_allowing_check_reads_nothing_and_a_refusal_is_asked_again(
+    client: GraphQLClient, app: FastAPI, settings: Settings, subscribe: Subscribe
+) -> None:
+    """The check (a workflow of `require_run`) runs once per user and run for every opening in
+    ACCESS_RECHECK_SECONDS while it allows; a refusal is never reused, and no user's answer
+    serves another."""
+    team = await set_up_team(client, settings, "outsider")
+    owner, outsider = team.owner, team.outsider
+    run_id = await finished_run(client, app, owner.token, team.workspace_id)
+    [whole] = await replay(subscribe, run_id, owner.user_id, None)
+    assert await replay(subscribe, run_id, outsider.user_id, None) == NOT_FOUND
+    with count_statements(app.state.engine) as statements:
+        assert await replay(subscribe, run_id, owner.user_id, None) == [whole]
+    assert statements == []
+    with count_statements(app.state.engine) as statements:
+        assert await replay(subscribe, run_id, outsider.user_id, None) == NOT_FOUND
+    assert [tables_read(s) for s in statements] == ["runs"]  # asked again
+
+
+@pytest.mark.settings(access_recheck_seconds=0)
+async def test_with_no_recheck_interval_every_opening_runs_its_check(
+    client: GraphQLClient, app: FastAPI, settings: Settings, subscribe: Subscribe
+) -> None:
+    team = await set_up_team(client, settings)
+    owner = team.owner
+    run_id = await finished_run(client, app, owner.token, team.workspace_id)
+    await replay(subscribe, run_id, owner.user_id, None)
+    with count_statements(app.state.engine) as statements:
+        await replay(subscribe, run_id, owner.user_id, None)
+    assert [tables_read(s) for s in statements] == ["runs"]  # the check's query, again

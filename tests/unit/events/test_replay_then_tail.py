@@ -6,7 +6,7 @@ import pytest
 
 from base.errors import NotFound
 from base.events.bus import LocalBus, Subscription
-from base.events.stream import replay_then_tail
+from base.events.stream import replay_then_tail, replay_then_tail_batches
 
 TOPIC = "run:test"
 
@@ -48,6 +48,34 @@ async def test_a_replay_longer_than_one_batch_is_read_to_the_end():
         bus, TOPIC, 0, log.after, contiguous=True, is_last=lambda e: e["type"] == "RUN_SUCCEEDED"
     )
     assert [e["cursor"] async for e in stream] == list(range(1, 1202))
+
+
+async def test_batches_are_the_new_events_of_each_read_then_each_live_event():
+    log, bus = Log(batch=4), LocalBus()
+    for cursor in range(1, 7):
+        log.append(cursor)
+    stream = replay_then_tail_batches(bus, TOPIC, 1, log.after, contiguous=True, batch_size=4)
+    replayed = [await anext(stream), await anext(stream)]  # reads of 4, then the 1 left
+    assert [[e["cursor"] for e in b] for b in replayed] == [[2, 3, 4, 5], [6]]
+    await bus.publish(TOPIC, log.rows[3])  # already sent: no batch of its own
+    live = []
+    for cursor in (7, 8):
+        await bus.publish(TOPIC, log.append(cursor))
+        live.append(await asyncio.wait_for(anext(stream), 2))
+    assert [[e["cursor"] for e in b] for b in live] == [[7], [8]]
+    await stream.aclose()
+
+
+async def test_a_batch_ends_with_the_last_event_and_the_stream_with_it():
+    log, bus = Log(), LocalBus()
+    for cursor in (1, 2):
+        log.append(cursor)
+    log.append(3, "RUN_SUCCEEDED")
+    log.append(4)  # never sent: the stream has ended
+    stream = replay_then_tail_batches(
+        bus, TOPIC, 0, log.after, contiguous=True, is_last=lambda e: e["type"] == "RUN_SUCCEEDED"
+    )
+    assert [[e["cursor"] for e in b] async for b in stream] == [[1, 2, 3]]
 
 
 async def test_live_events_follow_the_replay_without_gap_or_duplicate():

@@ -1,4 +1,5 @@
-"""A run event is executed once per (event, document, variables), then shared by subscribers."""
+"""A message of run events is executed once per (events, document, variables), then shared by
+subscribers."""
 
 import json
 from collections.abc import AsyncGenerator
@@ -9,7 +10,12 @@ import strawberry
 from strawberry.extensions import ParserCache
 
 from resolvers.router import encode_json
-from resolvers.runs.fanout import SharedRunEventExecution, shared_run_event
+from resolvers.runs.fanout import (
+    RunEvents,
+    SharedRunEventExecution,
+    shared_run_event,
+    shared_run_events,
+)
 from resolvers.runs.types import RunEvent, RunEventType, RunStatus
 
 QUERY = "subscription { events { cursor type percent } }"
@@ -28,6 +34,12 @@ def _event(cursor: str) -> RunEvent:
     )
 
 
+def _batch(*events: RunEvent) -> RunEvents:
+    batch = RunEvents(events)
+    batch.key = ("UnVuOjE=", int(events[0].cursor), int(events[-1].cursor))
+    return batch
+
+
 @strawberry.type
 class Query:
     ok: bool = True
@@ -36,9 +48,9 @@ class Query:
 @strawberry.type
 class Subscription:
     @strawberry.subscription
-    async def events(self) -> AsyncGenerator[RunEvent, None]:
-        for cursor in ("7", "8"):
-            yield _event(cursor)
+    async def events(self) -> AsyncGenerator[list[RunEvent], None]:
+        yield _batch(_event("7"), _event("8"))  # a replay
+        yield _batch(_event("9"))  # a live event
 
 
 # As in resolvers/schema.py: parsed documents are cached, so subscribers share the operation.
@@ -59,8 +71,13 @@ async def test_two_subscribers_share_each_event_s_result():
     SharedRunEventExecution._shared.clear()
     first, second = await _receive(QUERY), await _receive(QUERY)
     assert [r.data for r in first] == [
-        {"events": {"cursor": "7", "type": "STEP_STARTED", "percent": 50}},
-        {"events": {"cursor": "8", "type": "STEP_STARTED", "percent": 50}},
+        {
+            "events": [
+                {"cursor": "7", "type": "STEP_STARTED", "percent": 50},
+                {"cursor": "8", "type": "STEP_STARTED", "percent": 50},
+            ]
+        },
+        {"events": [{"cursor": "9", "type": "STEP_STARTED", "percent": 50}]},
     ]
     assert all(a.data is b.data for a, b in zip(first, second, strict=True))  # not re-executed
     assert len(SharedRunEventExecution._shared) == 2
@@ -70,8 +87,8 @@ async def test_another_selection_is_executed_on_its_own():
     SharedRunEventExecution._shared.clear()
     narrow = await _receive("subscription { events { cursor } }")
     wide = await _receive(QUERY)
-    assert narrow[0].data == {"events": {"cursor": "7"}}
-    assert wide[0].data["events"]["type"] == "STEP_STARTED"
+    assert narrow[0].data == {"events": [{"cursor": "7"}, {"cursor": "8"}]}
+    assert wide[0].data["events"][0]["type"] == "STEP_STARTED"
     assert len(SharedRunEventExecution._shared) == 4
 
 
@@ -117,6 +134,10 @@ def test_each_stored_event_becomes_one_run_event_for_every_subscriber():
     one, other = shared_run_event(stored()), shared_run_event(stored())
     assert one is other
     assert one == RunEvent.of(stored())
+    batch = shared_run_events([stored(), {**stored(), "cursor": 5}])
+    assert batch[0] is one
+    assert [e.cursor for e in batch] == ["4", "5"]
+    assert batch.key == ("00000000-0000-0000-0000-0000000000aa", 4, 5)
 
 
 def _viewer_dependent_fields(cls: type, seen: set[type] | None = None) -> list[str]:
@@ -160,9 +181,9 @@ class ViewerRunEvent(RunEvent):
 @strawberry.type
 class LeakySubscription:
     @strawberry.subscription
-    async def events(self) -> AsyncGenerator[ViewerRunEvent, None]:
+    async def events(self) -> AsyncGenerator[list[ViewerRunEvent], None]:
         base = _event("9")
-        yield ViewerRunEvent(**{f: getattr(base, f) for f in vars(base)})
+        yield _batch(ViewerRunEvent(**{f: getattr(base, f) for f in vars(base)}))
 
 
 LEAKY_SCHEMA = strawberry.Schema(

@@ -67,10 +67,10 @@ async def test_admin_cancels_a_running_model_check(
         async def watch() -> None:
             async for result in stream:
                 assert result.errors is None, result.errors
-                event = result.data["runProgress"]
-                streamed.append(event)
-                if event["type"] == "STEP_PROGRESS" and event["step"] == "CHAT":
-                    chatting.set()
+                for event in result.data["runProgress"]:
+                    streamed.append(event)
+                    if event["type"] == "STEP_PROGRESS" and event["step"] == "CHAT":
+                        chatting.set()
 
         watcher = asyncio.create_task(watch())
         await asyncio.wait_for(chatting.wait(), 60)
@@ -194,7 +194,7 @@ async def test_admin_retries_a_failed_model_check(
     streamed = []
     async for result in stream:
         assert result.errors is None, result.errors
-        streamed.append(result.data["runProgress"])
+        streamed.extend(result.data["runProgress"])
     assert [int(e["cursor"]) for e in streamed] == list(range(1, len(streamed) + 1))
     assert without_progress(streamed) == [
         ("RUN_QUEUED", None),
