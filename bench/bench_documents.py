@@ -2004,11 +2004,12 @@ def print_summary(results: list[Result], args: argparse.Namespace) -> None:
             print(f"  {screen:<15} {concurrency:>2} {'ratio':<9}{cells}")
     print(
         "\nCPU ms per request where the work is done (the server process for graphql and "
-        "sql/http; the benchmark process, client included, for sql); ratio = graphql / sql/http"
+        "sql/http; the benchmark process, client included, for sql); ratio = graphql / sql/http; "
+        "then the benchmark client's own CPU on the HTTP paths (it shares the machine)"
     )
     print(
         f"  {'screen':<15} {'c':>2}"
-        + "".join(f" {db + ' graphql/sql-http/sql':>30}" for db in databases)
+        + "".join(f" {db + ' graphql/sql-http/sql':>30} {'client':>13}" for db in databases)
     )
     for screen in SCREENS:
         for concurrency in args.concurrency:
@@ -2017,25 +2018,13 @@ def print_summary(results: list[Result], args: argparse.Namespace) -> None:
                 trio = [index.get((db, screen, concurrency, path)) for path in PATHS]
                 if all(trio):
                     api, base, raw = (r.cpu_ms() for r in trio if r)
-                    cells += f" {api:6.2f}/{base:6.2f}/{raw:5.2f} x{api / base:5.2f}"
-                else:
-                    cells += f" {'-':>30}"
-            print(f"  {screen:<15} {concurrency:>2}{cells}")
-    print(
-        "\nthe benchmark client's own CPU ms per request on the HTTP paths (graphql / sql/http): "
-        "it shares the machine with the server"
-    )
-    for screen in SCREENS:
-        for concurrency in args.concurrency:
-            cells = ""
-            for db in databases:
-                api = index.get((db, screen, concurrency, "graphql"))
-                base = index.get((db, screen, concurrency, "sql/http"))
-                if api and base:
+                    client = [r.own_cpu / len(r.samples) * 1e3 for r in trio[:2] if r]
                     cells += (
-                        f" {api.own_cpu / len(api.samples) * 1e3:6.2f}/"
-                        f"{base.own_cpu / len(base.samples) * 1e3:6.2f}"
+                        f" {api:6.2f}/{base:6.2f}/{raw:5.2f} x{api / base:5.2f}"
+                        f" {client[0]:6.2f}/{client[1]:6.2f}"
                     )
+                else:
+                    cells += f" {'-':>44}"
             print(f"  {screen:<15} {concurrency:>2}{cells}")
     top = max(args.concurrency)
     print(

@@ -43,6 +43,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +83,59 @@ from services.run_store import RunStore  # noqa: E402
 GOAL_P99_MS = 1000.0
 
 
+@dataclass
+class _Seen:
+    """What one client saw, in wall-clock ns."""
+
+    first: int | None = None  # the first `next`
+    done: int | None = None  # `complete`
+    received: int = 0  # events
+
+    def result(self, start_ns: int, error: str = "") -> tuple[int | None, int | None, int, str]:
+        """(first event, complete, events received, error), the times after `start_ns`."""
+        first = None if self.first is None else self.first - start_ns
+        done = None if self.done is None else self.done - start_ns
+        return first, done, self.received, error[:200]
+
+
+async def _exchange(
+    send: Callable[[str], Awaitable[Any]],
+    texts: AsyncIterator[str],
+    spec: dict[str, Any],
+    seen: _Seen,
+) -> str:
+    """One client's graphql-transport-ws exchange on an open socket: connection_init, then
+    (unless `floor`) the subscription read to `complete`. '' or what went wrong."""
+    await send(init_message(spec["token"]))
+    ack = json.loads(await anext(texts))
+    if ack.get("type") != "connection_ack":
+        return f"no connection_ack: {ack}"
+    if spec.get("floor"):  # the handshake and connection_init only, no subscription
+        seen.first = seen.done = time.time_ns()
+        return ""
+    await send(subscribe_message(spec["run_gid"]))
+    async for raw in texts:
+        now = time.time_ns()
+        message = json.loads(raw)
+        if message.get("type") == "next":
+            if message["payload"].get("errors"):
+                return str(message["payload"]["errors"])
+            seen.first = seen.first or now
+            seen.received += len(message["payload"]["data"]["runProgress"])
+        elif message.get("type") == "complete":
+            seen.done = now
+            return ""
+        elif message.get("type") == "ping":
+            await send(json.dumps({"type": "pong"}))
+    return "closed before complete"
+
+
 async def _client(spec: dict[str, Any], start_ns: int) -> tuple[int | None, int | None, int, str]:
-    """(first event ns, complete ns, events received, error) of one client."""
+    """(first event ns, complete ns, events received, error) of one client over websockets'
+    client."""
     from websockets.asyncio.client import connect
 
-    first = done = None
-    received = 0
+    seen = _Seen()
     try:
         async with connect(
             spec["ws_url"],
@@ -97,35 +146,10 @@ async def _client(spec: dict[str, Any], start_ns: int) -> tuple[int | None, int 
             close_timeout=2,
             max_queue=None,
         ) as ws:
-            await ws.send(init_message(spec["token"]))
-            ack = json.loads(await ws.recv())
-            if ack.get("type") != "connection_ack":
-                return None, None, 0, f"no connection_ack: {ack}"[:200]
-            if spec.get("floor"):  # the handshake and connection_init only, no subscription
-                first = done = time.time_ns()
-                return first - start_ns, done - start_ns, 0, ""
-            await ws.send(subscribe_message(spec["run_gid"]))
-            async for raw in ws:
-                now = time.time_ns()
-                message = json.loads(raw)
-                if message.get("type") == "next":
-                    if message["payload"].get("errors"):
-                        return first, None, received, str(message["payload"]["errors"])[:200]
-                    first = first or now
-                    received += len(message["payload"]["data"]["runProgress"])
-                elif message.get("type") == "complete":
-                    done = now
-                    break
-                elif message.get("type") == "ping":
-                    await ws.send(json.dumps({"type": "pong"}))
+            error = await _exchange(ws.send, aiter(ws), spec, seen)
     except Exception as exc:
-        return first, done, received, f"{type(exc).__name__}: {exc}"[:200]
-    return (
-        (first - start_ns) if first else None,
-        (done - start_ns) if done else None,
-        received,
-        "",
-    )
+        error = f"{type(exc).__name__}: {exc}"
+    return seen.result(start_ns, error)
 
 
 async def _client_aiohttp(
@@ -135,8 +159,13 @@ async def _client_aiohttp(
     CPU than websockets' (docs/testing.md), so less of the machine the API shares."""
     import aiohttp
 
-    first = done = None
-    received = 0
+    async def texts(ws: Any) -> AsyncIterator[str]:
+        async for frame in ws:
+            if frame.type != aiohttp.WSMsgType.TEXT:
+                raise RuntimeError(f"unexpected frame {frame.type}")
+            yield frame.data
+
+    seen = _Seen()
     try:
         async with session.ws_connect(
             spec["ws_url"],
@@ -147,37 +176,10 @@ async def _client_aiohttp(
             heartbeat=None,
             max_msg_size=0,
         ) as ws:
-            await ws.send_str(init_message(spec["token"]))
-            ack = json.loads(await ws.receive_str())
-            if ack.get("type") != "connection_ack":
-                return None, None, 0, f"no connection_ack: {ack}"[:200]
-            if spec.get("floor"):  # the handshake and connection_init only, no subscription
-                first = done = time.time_ns()
-                return first - start_ns, done - start_ns, 0, ""
-            await ws.send_str(subscribe_message(spec["run_gid"]))
-            async for frame in ws:
-                if frame.type != aiohttp.WSMsgType.TEXT:
-                    return first, None, received, f"unexpected frame {frame.type}"[:200]
-                now = time.time_ns()
-                message = json.loads(frame.data)
-                if message.get("type") == "next":
-                    if message["payload"].get("errors"):
-                        return first, None, received, str(message["payload"]["errors"])[:200]
-                    first = first or now
-                    received += len(message["payload"]["data"]["runProgress"])
-                elif message.get("type") == "complete":
-                    done = now
-                    break
-                elif message.get("type") == "ping":
-                    await ws.send_str(json.dumps({"type": "pong"}))
+            error = await _exchange(ws.send_str, texts(ws), spec, seen)
     except Exception as exc:
-        return first, done, received, f"{type(exc).__name__}: {exc}"[:200]
-    return (
-        (first - start_ns) if first else None,
-        (done - start_ns) if done else None,
-        received,
-        "",
-    )
+        error = f"{type(exc).__name__}: {exc}"
+    return seen.result(start_ns, error)
 
 
 async def _clients_main(spec: dict[str, Any]) -> list[tuple[int | None, int | None, int, str]]:
