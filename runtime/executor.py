@@ -69,14 +69,21 @@ class _Lease:
             raise LeaseLost("the lease ran out before it was renewed")
 
 
-async def _until_recorded(lease: _Lease, what: str, write: Callable[[], Awaitable[None]]) -> None:
-    """Write, retrying failures while the lease lasts; LeaseLost once it does not.
+def _raise_if_cancelled(what: str, error: Exception) -> None:
+    """A failed write of a task being cancelled is its cancellation: raise that.
 
-    A cancellation is never retried, even when it surfaces as another error: SQLAlchemy's
-    async session finishes its commit when the task is cancelled, and if that commit then fails
-    (SQLite: "database is locked") it raises the failure instead of the cancellation. Retrying
-    it kept a cancelled writer going: a test's teardown waited on it until its 300 s timeout."""
+    SQLAlchemy's async session finishes its commit when the task is cancelled, and if that
+    commit then fails (SQLite: "database is locked") it raises the failure instead of the
+    cancellation. Retrying it, or dropping it and going on, kept a cancelled writer going: a
+    test's teardown waited on it until its 300 s timeout."""
     task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError(f"cancelled while recording {what}") from error
+
+
+async def _until_recorded(lease: _Lease, what: str, write: Callable[[], Awaitable[None]]) -> None:
+    """Write, retrying failures while the lease lasts; LeaseLost once it does not. A
+    cancellation is never retried, even when it surfaces as another error."""
     for attempt in itertools.count():
         lease.check()
         try:
@@ -86,8 +93,7 @@ async def _until_recorded(lease: _Lease, what: str, write: Callable[[], Awaitabl
             lease.lose()
             raise
         except Exception as exc:
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError(f"cancelled while recording {what}") from exc
+            _raise_if_cancelled(what, exc)
             log.warning("could not record %s; retrying", what, exc_info=attempt == 0)
         delay = RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)]
         await asyncio.sleep(max(0.0, min(delay, lease.left())))
@@ -517,7 +523,8 @@ class _StepRecorder:
             except LeaseLost:
                 self.lease.lose()
                 raise
-            except Exception:
+            except Exception as exc:
+                _raise_if_cancelled(f"progress of run {self.run_id}", exc)
                 log.warning("could not record progress of run %s", self.run_id, exc_info=True)
         await self._write_transitions(transitions)
 
