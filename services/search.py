@@ -43,7 +43,7 @@ from services.deps import ServiceDeps
 from services.documents import VIEWER_SEES_DOCUMENT_IDS
 from services.fusion import linear_fusion
 from services.pagination import PageRequest, invalid_cursor, offset_after, offset_cursor
-from services.search_text import embedded_text, query_terms, require_query
+from services.search_text import embedded_text, query_terms, require_query, tsquery_text
 from services.views import (
     DocumentView,
     Edge,
@@ -596,9 +596,16 @@ def _position_after(name: str, cursor: str | None) -> tuple[int, bool]:
             raise not_full from None
 
 
-# A page's passages and documents by their keys (a result, a related document).
-_CHUNKS_OF_IDS = select(Chunk).where(Chunk.id.in_(IDS))
+# Related documents by their keys.
 _DOCUMENTS_OF_IDS = select(Document).where(Document.id.in_(IDS))
+# A page's passages with their documents by the passages' keys; on PostgreSQL with the
+# passages' highlights (`tsq`: the query's words) in the same statement.
+_HITS_OF_IDS = (
+    select(Chunk, Document)
+    .join(Document, Document.id == Chunk.document_id)
+    .where(Chunk.id.in_(IDS))
+)
+_MARKED_HITS_OF_IDS = _HITS_OF_IDS.add_columns(*keyword_index.headline_columns(Chunk.text))
 
 
 @dataclass(frozen=True)
@@ -777,25 +784,28 @@ async def _hits(
     if not ranked:
         return []
     chunk_ids = [r.chunk_id for r in ranked]
-    # By their keys, the workspace checked here rather than in SQL (see _chunk_rows).
-    chunks = {
-        c.id: c
-        for c in (await session.execute(_CHUNKS_OF_IDS, {"ids": chunk_ids})).scalars()
-        if c.workspace_id == workspace_id
-    }
-    documents = {
-        d.id: d
-        for d in (
-            await session.execute(_DOCUMENTS_OF_IDS, {"ids": [r.document_id for r in ranked]})
-        ).scalars()
-        if d.workspace_id == workspace_id
-    }
-    matches = await keyword_index.highlights(session, terms, chunk_ids)
+    marked_here = bool(terms) and session.get_bind().dialect.name == "postgresql"
+    if marked_here:
+        stmt, params = _MARKED_HITS_OF_IDS, {"ids": chunk_ids, "tsq": tsquery_text(terms)}
+    else:
+        stmt, params = _HITS_OF_IDS, {"ids": chunk_ids}
+    found: dict[uuid.UUID, tuple[Chunk, Document]] = {}
+    matches: dict[uuid.UUID, list[tuple[int, int]]] = {}
+    for row in await session.execute(stmt, params):
+        chunk, document = row[0], row[1]
+        # By their keys, the workspace checked here rather than in SQL (see _chunk_rows).
+        if chunk.workspace_id != workspace_id or document.workspace_id != workspace_id:
+            continue
+        found[chunk.id] = (chunk, document)
+        if marked_here and (ranges := keyword_index.ranges_of(row)):
+            matches[chunk.id] = ranges
+    if not marked_here:
+        matches = await keyword_index.highlights(session, terms, chunk_ids)
     hits = []
     for r in ranked:
-        chunk, document = chunks.get(r.chunk_id), documents.get(r.document_id)
-        if chunk is None or document is None:  # deleted since it was ranked
+        if r.chunk_id not in found:  # deleted since it was ranked
             continue
+        chunk, document = found[r.chunk_id]
         hits.append(
             SearchHitView(
                 document=DocumentView.model_validate(document),

@@ -833,3 +833,31 @@ async def test_common_words_score_but_only_rarer_words_match(client, app):
         deps, workspace_id=library.workspace_id, query="password asterisk", mode=SearchMode.KEYWORD
     )
     assert {e.node.document.id for e in found.page.edges} == {ids["library/pwd.html"]}
+
+
+async def test_a_page_of_results_is_read_in_one_statement(any_db_client, any_db_app):
+    """The page's passages come with their documents in one statement, and on PostgreSQL with
+    their highlights too (SQLite's highlight() needs a MATCH of its own): a search is the
+    membership check, its rankings and that."""
+    library = await library_of(any_db_client, any_db_app)
+    await _shelves(library)
+    viewer = library.as_user(library.viewer_id)
+    postgres = "postgresql" in str(any_db_app.state.engine.url)
+    expected = {  # statements, then those that read the page's passages
+        SearchMode.KEYWORD: (4, 1),  # + the ranking; + text passages (PG) or highlights
+        SearchMode.SEMANTIC: (3, 1) if postgres else (4, 1),  # + the vector state
+        SearchMode.HYBRID: (5, 1),  # + the ranking, the vector state
+    }
+    for mode, (count, page_reads) in expected.items():
+        await search(viewer, workspace_id=library.workspace_id, query="password", mode=mode)
+        with count_statements(any_db_app.state.engine) as statements:
+            found = await search(
+                viewer, workspace_id=library.workspace_id, query="password prompt", mode=mode
+            )
+        assert len(found.page.edges) >= 4, mode
+        assert any(e.node.passage.matches for e in found.page.edges), mode
+        assert len(statements) == count, (mode, statements)
+        reads = [s for s in statements if "FROM chunks JOIN documents" in " ".join(s.split())]
+        assert len(reads) == page_reads, (mode, statements)
+        assert ("ts_headline" in reads[0]) is postgres
+        assert sum("highlight(chunk_fts" in s for s in statements) == (0 if postgres else 1)
