@@ -261,29 +261,69 @@ async def semantic_hits(
 # -- passages -------------------------------------------------------------------------------
 
 
-async def _chunk_rows(
-    session: AsyncSession, workspace_id: uuid.UUID, chunk_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, Any]:
-    rows = await session.execute(
-        select(
-            Chunk.id,
-            Chunk.document_id,
-            Chunk.position,
-            Chunk.text,
-            Chunk.heading_path,
-            Chunk.char_start,
-            Chunk.char_end,
-            Chunk.workspace_id,
-            Document.collection_id,
-            Document.title,
+@dataclass(frozen=True)
+class _PageRead:
+    """One statement reading chunks by their keys with their documents: `plain`, and `marked`
+    with the chunks' highlights as columns (PostgreSQL; `keyword_index.headline_columns`)."""
+
+    plain: Select[Any]
+    marked: Select[Any]
+
+    @classmethod
+    def of(cls, *columns: Any) -> _PageRead:
+        plain = (
+            select(
+                Chunk.id.label("chunk_id"), Chunk.workspace_id.label("chunk_workspace"), *columns
+            )
+            .join_from(Chunk, Document, Document.id == Chunk.document_id)
+            .where(Chunk.id.in_(IDS))
         )
-        .join(Document, Document.id == Chunk.document_id)
-        .where(Chunk.id.in_(list(chunk_ids)))
-    )
-    # The ids come from rankings scoped to the workspace; the check here is a second one. It is
-    # not a SQL condition because SQLite would then read every chunk of the workspace through
-    # its workspace index instead of the 25 by their keys (66 ms against 0.2 ms at 50,000).
-    return {row.id: row for row in rows if row.workspace_id == workspace_id}
+        return cls(plain, plain.add_columns(*keyword_index.headline_columns(Chunk.text)))
+
+
+async def _read_page(
+    session: AsyncSession,
+    read: _PageRead,
+    workspace_id: uuid.UUID,
+    terms: list[str],
+    chunk_ids: Sequence[uuid.UUID],
+) -> tuple[dict[uuid.UUID, Any], dict[uuid.UUID, list[tuple[int, int]]]]:
+    """The rows of `read` for `chunk_ids` by chunk id, and each chunk's matched ranges of
+    `terms`: on PostgreSQL from the same statement, on SQLite from FTS5's `highlight()`, which
+    needs a MATCH of its own."""
+    marked_here = bool(terms) and session.get_bind().dialect.name == "postgresql"
+    params: dict[str, Any] = {"ids": list(chunk_ids)}
+    if marked_here:
+        params["tsq"] = tsquery_text(terms)
+    rows: dict[uuid.UUID, Any] = {}
+    matches: dict[uuid.UUID, list[tuple[int, int]]] = {}
+    for row in await session.execute(read.marked if marked_here else read.plain, params):
+        # The ids come from rankings scoped to the workspace; the check here is a second one.
+        # It is not a SQL condition because SQLite would then read every chunk of the workspace
+        # through its workspace index instead of the 25 by their keys (66 ms against 0.2 ms at
+        # 50,000).
+        if row.chunk_workspace != workspace_id:
+            continue
+        rows[row.chunk_id] = row
+        if marked_here and (ranges := keyword_index.ranges_of(row)):
+            matches[row.chunk_id] = ranges
+    if not marked_here:
+        matches = await keyword_index.highlights(session, terms, chunk_ids)
+    return rows, matches
+
+
+# Ask's passages, and a page of search results (each passage with its whole document).
+_PASSAGES = _PageRead.of(
+    Chunk.document_id,
+    Chunk.position,
+    Chunk.text,
+    Chunk.heading_path,
+    Chunk.char_start,
+    Chunk.char_end,
+    Document.collection_id,
+    Document.title,
+)
+_HITS = _PageRead.of(Chunk, Document)
 
 
 def _candidates(limit: int) -> int:
@@ -365,9 +405,9 @@ async def _passages(
 ) -> list[Passage]:
     """The ranked passages with their text and their matches of `terms`, in order; a passage
     deleted since it was ranked is left out."""
-    ids = [chunk_id for chunk_id, _ in ranked]
-    rows = await _chunk_rows(session, workspace_id, ids)
-    matches = await keyword_index.highlights(session, terms, ids)
+    rows, matches = await _read_page(
+        session, _PASSAGES, workspace_id, terms, [chunk_id for chunk_id, _ in ranked]
+    )
     return [
         Passage(
             chunk_id=chunk_id,
@@ -598,14 +638,6 @@ def _position_after(name: str, cursor: str | None) -> tuple[int, bool]:
 
 # Related documents by their keys.
 _DOCUMENTS_OF_IDS = select(Document).where(Document.id.in_(IDS))
-# A page's passages with their documents by the passages' keys; on PostgreSQL with the
-# passages' highlights (`tsq`: the query's words) in the same statement.
-_HITS_OF_IDS = (
-    select(Chunk, Document)
-    .join(Document, Document.id == Chunk.document_id)
-    .where(Chunk.id.in_(IDS))
-)
-_MARKED_HITS_OF_IDS = _HITS_OF_IDS.add_columns(*keyword_index.headline_columns(Chunk.text))
 
 
 @dataclass(frozen=True)
@@ -783,29 +815,15 @@ async def _hits(
 ) -> list[SearchHitView]:
     if not ranked:
         return []
-    chunk_ids = [r.chunk_id for r in ranked]
-    marked_here = bool(terms) and session.get_bind().dialect.name == "postgresql"
-    if marked_here:
-        stmt, params = _MARKED_HITS_OF_IDS, {"ids": chunk_ids, "tsq": tsquery_text(terms)}
-    else:
-        stmt, params = _HITS_OF_IDS, {"ids": chunk_ids}
-    found: dict[uuid.UUID, tuple[Chunk, Document]] = {}
-    matches: dict[uuid.UUID, list[tuple[int, int]]] = {}
-    for row in await session.execute(stmt, params):
-        chunk, document = row[0], row[1]
-        # By their keys, the workspace checked here rather than in SQL (see _chunk_rows).
-        if chunk.workspace_id != workspace_id or document.workspace_id != workspace_id:
-            continue
-        found[chunk.id] = (chunk, document)
-        if marked_here and (ranges := keyword_index.ranges_of(row)):
-            matches[chunk.id] = ranges
-    if not marked_here:
-        matches = await keyword_index.highlights(session, terms, chunk_ids)
+    rows, matches = await _read_page(
+        session, _HITS, workspace_id, terms, [r.chunk_id for r in ranked]
+    )
     hits = []
     for r in ranked:
-        if r.chunk_id not in found:  # deleted since it was ranked
+        row = rows.get(r.chunk_id)
+        if row is None:  # deleted since it was ranked
             continue
-        chunk, document = found[r.chunk_id]
+        chunk, document = row.Chunk, row.Document
         hits.append(
             SearchHitView(
                 document=DocumentView.model_validate(document),

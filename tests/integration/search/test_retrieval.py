@@ -838,7 +838,7 @@ async def test_common_words_score_but_only_rarer_words_match(client, app):
 async def test_a_page_of_results_is_read_in_one_statement(any_db_client, any_db_app):
     """The page's passages come with their documents in one statement, and on PostgreSQL with
     their highlights too (SQLite's highlight() needs a MATCH of its own): a search is the
-    membership check, its rankings and that."""
+    membership check, its rankings and that. Ask's passages are read the same way."""
     library = await library_of(any_db_client, any_db_app)
     await _shelves(library)
     viewer = library.as_user(library.viewer_id)
@@ -859,5 +859,15 @@ async def test_a_page_of_results_is_read_in_one_statement(any_db_client, any_db_
         assert len(statements) == count, (mode, statements)
         reads = [s for s in statements if "FROM chunks JOIN documents" in " ".join(s.split())]
         assert len(reads) == page_reads, (mode, statements)
+        assert ("ts_headline" in reads[0]) is postgres
+        assert sum("highlight(chunk_fts" in s for s in statements) == (0 if postgres else 1)
+        # Ask's passages are read the same way.
+        with count_statements(any_db_app.state.engine) as statements:
+            passages = await retrieve_passages(
+                viewer, workspace_id=library.workspace_id, query="password prompt", mode=mode
+            )
+        assert any(p.matches for p in passages.passages), mode
+        reads = [s for s in statements if "FROM chunks JOIN documents" in " ".join(s.split())]
+        assert len(reads) == 1, (mode, statements)
         assert ("ts_headline" in reads[0]) is postgres
         assert sum("highlight(chunk_fts" in s for s in statements) == (0 if postgres else 1)
