@@ -76,6 +76,11 @@ def _view_of(collection: Collection, count: int | None, last: datetime | None) -
     )
 
 
+def view_without_totals(collection: Collection) -> CollectionView:
+    """The collection as the screens that name a document's collection show it: no totals."""
+    return _view_of(collection, None, None)
+
+
 def collection_not_found(field: str | None = "collectionId") -> NotFound:
     return NotFound("No such collection.", field=field)
 
@@ -134,7 +139,7 @@ async def collections_by_ids(
         rows = (
             await session.scalars(_VIEWER_COLLECTIONS_BY_IDS, {"viewer": user_id, "ids": ids})
         ).all()
-        found = {c.id: _view_of(c, None, None) for c in rows}
+        found = {c.id: view_without_totals(c) for c in rows}
     return [found.get(i) for i in ids]
 
 

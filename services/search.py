@@ -35,10 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.errors import Invalid, ModelUnavailable
 from base.models.accounts import Role
-from base.models.documents import Chunk, Document, DocumentTag
+from base.models.documents import Chunk, Collection, Document, DocumentTag
 from base.models.retrieval import VectorVersion
 from services import document_vectors, hnsw_index, keyword_index, llm, vector_index
 from services.access import IDS, require_role
+from services.collections import view_without_totals
 from services.deps import ServiceDeps
 from services.documents import VIEWER_SEES_DOCUMENT_IDS
 from services.fusion import linear_fusion
@@ -270,14 +271,15 @@ class _PageRead:
     marked: Select[Any]
 
     @classmethod
-    def of(cls, *columns: Any) -> _PageRead:
-        plain = (
-            select(
-                Chunk.id.label("chunk_id"), Chunk.workspace_id.label("chunk_workspace"), *columns
+    def of(cls, *columns: Any, with_collection: bool = False) -> _PageRead:
+        plain = select(
+            Chunk.id.label("chunk_id"), Chunk.workspace_id.label("chunk_workspace"), *columns
+        ).join_from(Chunk, Document, Document.id == Chunk.document_id)
+        if with_collection:
+            plain = plain.add_columns(Collection).outerjoin(
+                Collection, Collection.id == Document.collection_id
             )
-            .join_from(Chunk, Document, Document.id == Chunk.document_id)
-            .where(Chunk.id.in_(IDS))
-        )
+        plain = plain.where(Chunk.id.in_(IDS))
         return cls(plain, plain.add_columns(*keyword_index.headline_columns(Chunk.text)))
 
 
@@ -323,7 +325,7 @@ _PASSAGES = _PageRead.of(
     Document.collection_id,
     Document.title,
 )
-_HITS = _PageRead.of(Chunk, Document)
+_HITS = _PageRead.of(Chunk, Document, with_collection=True)
 
 
 def _candidates(limit: int) -> int:
@@ -827,6 +829,7 @@ async def _hits(
         hits.append(
             SearchHitView(
                 document=DocumentView.model_validate(document),
+                collection=view_without_totals(row.Collection) if row.Collection else None,
                 score=r.score,
                 passage=PassageView(
                     chunk_id=chunk.id,

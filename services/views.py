@@ -306,6 +306,8 @@ class SearchHitView(View):
     document: DocumentView
     score: float
     passage: PassageView
+    # The document's collection, read with the page (the results show its name).
+    collection: CollectionView | None = None
 
 
 class SearchResultsView(View):

@@ -72,6 +72,10 @@ class SearchQueries:
                 first=first,
                 after=after,
             )
+            collections = info.context.loaders.collection_by_id
+            for edge in found.page.edges:  # read with the page: no batch of their own
+                if edge.node.collection is not None:
+                    collections.prime(edge.node.collection.id, edge.node.collection)
             documents = [e.node.document for e in found.page.edges]
             path = ("results", "edges", "node", "document")
             await load_document_fields(info, documents, *path)

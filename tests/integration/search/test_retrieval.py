@@ -23,7 +23,9 @@ from services.search import SearchMode, related_documents, retrieve_passages, se
 from tests.integration.search.conftest import Library, library_of, shelve
 from tests.support.app_fixtures import changed
 from tests.support.databases import count_statements, extracted_text_reads
+from tests.support.graphql import uuid_of
 from tests.support.search import chunk_texts, indexed_document, page_document, page_text
+from tests.support.seed import global_id
 
 MODES = list(SearchMode)
 
@@ -871,3 +873,37 @@ async def test_a_page_of_results_is_read_in_one_statement(any_db_client, any_db_
         assert len(reads) == 1, (mode, statements)
         assert ("ts_headline" in reads[0]) is postgres
         assert sum("highlight(chunk_fts" in s for s in statements) == (0 if postgres else 1)
+
+
+async def test_the_search_operation_reads_the_results_collections_with_the_page(
+    any_db_client, any_db_app
+):
+    """The Search operation names each result's collection without a read of its own: the
+    collections come with the page's passages and documents."""
+    library = await library_of(any_db_client, any_db_app)
+    ids = await _shelves(library)
+    names = {v: k.split("/")[-1] for k, v in ids.items()}
+    variables = {"workspaceId": library.workspace_gid, "query": "password prompt"}
+    for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
+        with count_statements(any_db_app.state.engine) as statements:
+            data = await any_db_client.op(
+                "Search", {**variables, "mode": mode}, token=library.viewer_token
+            )
+        found = {
+            names[uuid_of(e["node"]["document"]["id"])]: e["node"]["document"]["collection"]
+            for e in data["search"]["results"]["edges"]
+        }
+        assert {page: c["name"] for page, c in found.items()} == {
+            "getpass.html": "Guides",
+            "pwd.html": "Guides",
+            "termios.html": "Reference",
+            "grp.html": "Reference",
+            **({"tty.html": "Reference"} if mode != "KEYWORD" else {}),
+        }, mode
+        assert {c["id"] for c in found.values()} == {
+            global_id("Collection", library.guides),
+            global_id("Collection", library.reference),
+        }
+        collection_reads = [s for s in statements if "collections" in s]
+        assert len(collection_reads) == 1, (mode, statements)
+        assert "FROM chunks JOIN documents" in " ".join(collection_reads[0].split())
