@@ -638,8 +638,12 @@ def _position_after(name: str, cursor: str | None) -> tuple[int, bool]:
             raise not_full from None
 
 
-# Related documents by their keys.
-_DOCUMENTS_OF_IDS = select(Document).where(Document.id.in_(IDS))
+# Related documents by their keys, with their collections (the tab shows their names).
+_DOCUMENTS_OF_IDS = (
+    select(Document, Collection)
+    .outerjoin(Collection, Collection.id == Document.collection_id)
+    .where(Document.id.in_(IDS))
+)
 
 
 @dataclass(frozen=True)
@@ -928,19 +932,21 @@ async def related_documents(
                 if nearest is not None:
                     found[document_id] = nearest
         related_ids = {d for pairs in found.values() for d, _ in pairs}
-        views = (
-            {
-                d.id: DocumentView.model_validate(d)
-                for d in (
-                    await session.execute(_DOCUMENTS_OF_IDS, {"ids": list(related_ids)})
-                ).scalars()
-            }
+        rows = (
+            (await session.execute(_DOCUMENTS_OF_IDS, {"ids": list(related_ids)})).all()
             if related_ids
-            else {}
+            else []
         )
+        views = {
+            document.id: (
+                DocumentView.model_validate(document),
+                view_without_totals(collection) if collection else None,
+            )
+            for document, collection in rows
+        }
     return [
         [
-            RelatedDocumentView(document=views[d], score=score)
+            RelatedDocumentView(document=views[d][0], collection=views[d][1], score=score)
             for d, score in found.get(i, [])
             if d in views
         ]

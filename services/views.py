@@ -324,3 +324,5 @@ class SearchResultsView(View):
 class RelatedDocumentView(View):
     document: DocumentView
     score: float
+    # The document's collection, read with it (the tab shows its name).
+    collection: CollectionView | None = None

@@ -331,6 +331,10 @@ class Document(relay.Node):
     )
     async def related_documents(self, info: Info) -> list[RelatedDocument]:
         views = await info.context.loaders.related_by_document_id.load(self.view.id)
+        collections = info.context.loaders.collection_by_id
+        for view in views:  # read with them: no batch of their own
+            if view.collection is not None:
+                collections.prime(view.collection.id, view.collection)
         return [RelatedDocument.of(v) for v in views]
 
     @classmethod

@@ -907,3 +907,33 @@ async def test_the_search_operation_reads_the_results_collections_with_the_page(
         collection_reads = [s for s in statements if "collections" in s]
         assert len(collection_reads) == 1, (mode, statements)
         assert "FROM chunks JOIN documents" in " ".join(collection_reads[0].split())
+
+
+async def test_related_documents_come_with_their_collections(any_db_client, any_db_app):
+    """DocumentDetail names the related documents' collections without a read of its own: they
+    come with the related documents."""
+    library = await library_of(any_db_client, any_db_app)
+    ids = await _shelves(library)
+    names = {v: k.split("/")[-1] for k, v in ids.items()}
+    with count_statements(any_db_app.state.engine) as statements:
+        data = await any_db_client.op(
+            "DocumentDetail",
+            {"id": global_id("Document", ids["library/getpass.html"])},
+            token=library.viewer_token,
+        )
+    detail = data["document"]
+    related = {
+        names[uuid_of(r["document"]["id"])]: r["document"]["collection"]
+        for r in detail["relatedDocuments"]
+    }
+    assert {page: c["name"] for page, c in related.items()} == {
+        "pwd.html": "Guides",
+        "tty.html": "Reference",
+        "termios.html": "Reference",
+        "grp.html": "Reference",
+    }
+    assert related["tty.html"]["id"] == global_id("Collection", library.reference)
+    # The document's own collection (Guides) through the loader; Reference with the related
+    # documents, not in a batch of its own.
+    loads = [s for s in statements if "FROM collections" in s and "JOIN" not in s]
+    assert len(loads) == 1, statements
