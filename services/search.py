@@ -639,7 +639,7 @@ def _position_after(name: str, cursor: str | None) -> tuple[int, bool]:
 
 
 # Related documents by their keys, with their collections (the tab shows their names).
-_DOCUMENTS_OF_IDS = (
+_RELATED_OF_IDS = (
     select(Document, Collection)
     .outerjoin(Collection, Collection.id == Document.collection_id)
     .where(Document.id.in_(IDS))
@@ -933,7 +933,7 @@ async def related_documents(
                     found[document_id] = nearest
         related_ids = {d for pairs in found.values() for d, _ in pairs}
         rows = (
-            (await session.execute(_DOCUMENTS_OF_IDS, {"ids": list(related_ids)})).all()
+            (await session.execute(_RELATED_OF_IDS, {"ids": list(related_ids)})).all()
             if related_ids
             else []
         )
