@@ -63,6 +63,15 @@ GRAPHQL_REQUEST_SECONDS = Histogram(
     buckets=_REQUEST_BUCKETS,
     registry=REGISTRY,
 )
+SOCKET_OPERATIONS = Counter(
+    "kd_socket_operations",
+    "Operations started over graphql-transport-ws, by how they were answered: executed, or "
+    "replayed (the whole answer to an ended run's runProgress, sent again from memory).",
+    ["answer"],
+    registry=REGISTRY,
+)
+SOCKET_OPERATIONS_EXECUTED = SOCKET_OPERATIONS.labels("executed")
+SOCKET_OPERATIONS_REPLAYED = SOCKET_OPERATIONS.labels("replayed")
 RUNS_FINISHED = Counter(
     "kd_runs_finished",
     "Runs that ended, by workflow and final status.",

@@ -468,6 +468,18 @@ def control(base_url: str, route: str = "control", **params: str) -> Any:
     return answer.json()
 
 
+def socket_operations(base_url: str) -> dict[str, float]:
+    """The API's `kd_socket_operations_total` by answer (executed, replayed), from /metrics."""
+    import httpx
+
+    counts: dict[str, float] = {}
+    for line in httpx.get(f"{base_url}/metrics", timeout=30).text.splitlines():
+        if line.startswith("kd_socket_operations_total{"):
+            labels, value = line.rsplit(" ", 1)
+            counts[labels.split('answer="', 1)[1].split('"', 1)[0]] = float(value)
+    return counts
+
+
 def print_phases(samples: dict[str, int], api_cpu: float, clients: int) -> None:
     """The sampled split, scaled to the API's CPU time (idle samples left out); for the larger
     phases, what their frames called and the innermost frames."""
@@ -585,9 +597,14 @@ def main(argv: list[str] | None = None) -> int:
                 control(base_url, "phases", action="start")
                 if args.cprofile:
                     control(base_url, action="start", profile="1")
+            operations_before = socket_operations(base_url)
             rss_before, user_before, system_before = tree_usage_split(server)
             figures = report("storm", storm(spec, args.clients, args.procs), expected)
             rss_after, user_after, system_after = tree_usage_split(server)
+            operations = {
+                answer: count - operations_before.get(answer, 0)
+                for answer, count in socket_operations(base_url).items()
+            }
             phases = {}
             if args.profile:
                 phases = control(base_url, "phases", action="stop")
@@ -602,6 +619,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{api_system / args.clients * 1e3:.2f}), RSS "
                 f"{rss_before:.0f} -> {rss_after:.0f} MiB; client processes: "
                 f"{CLIENT_CPU[-1] * 1e3:.0f} ms CPU"
+            )
+            print(
+                f"  subscriptions executed {operations.get('executed', 0):.0f}, replayed from "
+                f"memory {operations.get('replayed', 0):.0f} (ADR 0131)"
             )
             if args.floor:
                 cpu_before = tree_usage(server)[1]

@@ -9,11 +9,14 @@ Strawberry's router does the GraphQL work; this subclass owns what the transport
 * the CSRF rule: GET and form-like POSTs execute only with the `GraphQL-Require-Preflight`
   header ([ADR 0020](../adr/0020-csrf-and-browser-origins.md));
 * the socket limits: `connection_init` timeout, operations per socket, message shapes. The
-  message size is capped before the app reads it (`app/http.py`).
+  message size is capped before the app reads it (`app/http.py`);
+* a subscription answered whole before (an ended run's replay) is sent again from memory
+  (`resolvers/runs/fanout.py`, ADR 0131).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -34,6 +37,7 @@ from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequ
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
+    Operation,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
     Message,
@@ -47,7 +51,11 @@ from base.auth.principal import Principal
 from base.auth.tokens import bearer_token, decode_access_token
 from base.db.engine import RequestReads
 from base.errors import Unauthenticated
-from base.metrics import record_graphql_request
+from base.metrics import (
+    SOCKET_OPERATIONS_EXECUTED,
+    SOCKET_OPERATIONS_REPLAYED,
+    record_graphql_request,
+)
 from base.settings import Settings
 from resolvers.core.context import Context
 from resolvers.core.measure import RequestMeasure, measuring
@@ -63,7 +71,13 @@ from resolvers.core.transport import (
     parse_media_type,
     response_media_type,
 )
-from resolvers.runs.fanout import SharedRunEventExecution
+from resolvers.runs.fanout import (
+    FINISHED_REPLAYS,
+    FinishedReplay,
+    ReplayKey,
+    SharedRunEventExecution,
+)
+from resolvers.runs.subscriptions import open_run_progress
 from runtime.runner import WorkflowRunner
 from services.deps import ServiceDeps
 
@@ -122,11 +136,17 @@ def is_request_error(result: ExecutionResult) -> bool:
     return result.data is None and bool(errors) and all(e.path is None for e in errors)
 
 
+class EncodedPayload(str):
+    """A `next` payload that is JSON already (a kept replay's)."""
+
+
 def encode_json(data: object) -> str:
     """JSON of a response or socket message; a run event's `next` payload that subscribers
     share is encoded once for all of them (`resolvers/runs/fanout.py`)."""
     if isinstance(data, dict) and data.get("type") == "next":
         payload = data.get("payload")
+        if isinstance(payload, EncodedPayload):
+            return f'{{"id":{_ENCODER.encode(data.get("id"))},"type":"next","payload":{payload}}}'
         if isinstance(payload, dict) and len(payload) == 1 and "data" in payload:
             shared = SharedRunEventExecution.payload_json(payload["data"], _ENCODER.encode)
             if shared is not None:
@@ -147,7 +167,13 @@ def transport_error_response(
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     """graphql-transport-ws with every malformed message closing 4400 (not an internal error),
-    and the operations-per-socket cap reported with a code."""
+    the operations-per-socket cap reported with a code, and kept replays sent from memory."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Executed operations that have not sent their first `next` yet: a first `next` that
+        # ends its run is the whole answer, kept for the next subscriber (FINISHED_REPLAYS).
+        self._before_first_next: set[str] = set()
 
     async def handle_message(self, message: Message) -> None:
         raw: Any = message
@@ -179,7 +205,77 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 {"id": message["id"], "type": "error", "payload": [error.formatted]}
             )
             return
+        if message["id"] not in self.operations:
+            payload = message["payload"]
+            key = self._replay_key(
+                payload["query"], payload.get("operationName"), payload.get("variables")
+            )
+            replay = FINISHED_REPLAYS.get(key)
+            if replay is not None:
+                self._start_replay(message, replay)
+                return
+        await self._execute(message)
+
+    async def _execute(self, message: SubscribeMessage) -> None:
+        new = message["id"] not in self.operations
         await super().handle_subscribe(message)
+        if new and message["id"] in self.operations:
+            self._before_first_next.add(message["id"])
+            SOCKET_OPERATIONS_EXECUTED.inc()
+
+    def _start_replay(self, message: SubscribeMessage, replay: FinishedReplay) -> None:
+        """Answer with a kept replay (ADR 0131), as an operation of the socket (a `complete`
+        from the client cancels it, its id is taken until it completes)."""
+        payload = message["payload"]
+        operation = Operation(
+            self,
+            message["id"],
+            payload["query"],
+            payload.get("variables"),
+            payload.get("operationName"),
+        )
+        operation.task = asyncio.create_task(self._send_replay(operation, message, replay))
+        operation.task.add_done_callback(self._task_done)
+        self.operations[operation.id] = operation
+
+    async def _send_replay(
+        self, operation: Operation[Context, None], message: SubscribeMessage, replay: FinishedReplay
+    ) -> None:
+        try:
+            await open_run_progress(self.context, replay.run_id)
+        except Exception:  # refused, or no answer: executed, the operation says why
+            self.operations.pop(operation.id, None)
+            await self._execute(message)
+            return
+        payload_json = EncodedPayload(replay.payload_json)
+        next_message: dict[str, Any] = {"id": operation.id, "type": "next", "payload": payload_json}
+        await operation.send_operation_message(cast("Message", next_message))
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        SOCKET_OPERATIONS_REPLAYED.inc()
+
+    def _replay_key(
+        self, query: str, operation_name: str | None, variables: dict[str, Any] | None
+    ) -> ReplayKey:
+        return FINISHED_REPLAYS.key(
+            self.context.deps.settings.database_url, query, operation_name, variables
+        )
+
+    async def send_message(self, message: Message) -> None:
+        sent = cast("dict[str, Any]", message)
+        operation_id = sent.get("id")
+        if operation_id not in self._before_first_next:
+            await super().send_message(message)
+            return
+        self._before_first_next.discard(operation_id)
+        operation = self.operations.get(operation_id) if sent["type"] == "next" else None
+        await super().send_message(message)  # encodes the payload once, if shared
+        if operation is not None:
+            key = self._replay_key(operation.query, operation.operation_name, operation.variables)
+            FINISHED_REPLAYS.remember(key, sent["payload"].get("data"))
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        self._before_first_next.discard(operation_id)
+        await super().cleanup_operation(operation_id)
 
 
 def _subscribe_payload_problem(payload: object) -> str | None:

@@ -18,6 +18,10 @@ once per process.
 - A run's log never changes, so each stored event, by (run, cursor), becomes one `RunEvent` for
   every subscriber (`shared_run_event`), and a message of them (`RunEvents`) is named by its
   run and its first and last cursors.
+- A subscription whose first message ends the run (a replay of an ended run) was answered whole
+  by that message: the same document and variables get the same answer from then on. The
+  transport keeps it (`FinishedReplays`) and sends it again without executing anything, after
+  the same shared access check (ADR 0131).
 
 Any other payload, and queries and mutations, take the normal path.
 """
@@ -25,6 +29,7 @@ Any other payload, and queries and mutations, take the normal path.
 from __future__ import annotations
 
 import json
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +40,7 @@ from graphql import ExecutionResult
 from resolvers.core.context import Context
 from resolvers.core.execution import PlainFieldExecution
 from resolvers.runs.types import RunEvent
+from services.run_log import TERMINAL_EVENT_TYPES
 
 
 class ViewerDependence(RuntimeError):
@@ -75,12 +81,14 @@ class RunEvents(list[RunEvent]):
     append-only."""
 
     key: tuple[str, int, int]
+    ends_run: bool = False  # its last event is the run's final one: nothing follows it
 
 
 def shared_run_events(events: list[dict[str, Any]]) -> RunEvents:
     """One message's events (never empty), each a shared RunEvent."""
     batch = RunEvents(shared_run_event(event) for event in events)
     batch.key = (str(events[0]["run_id"]), events[0]["cursor"], events[-1]["cursor"])
+    batch.ends_run = events[-1]["type"] in TERMINAL_EVENT_TYPES
     return batch
 
 
@@ -91,6 +99,7 @@ class SharedResult:
 
     operation: Any  # kept with the result so that its id cannot be reused meanwhile
     result: ExecutionResult
+    events: RunEvents
     payload_json: str | None = None
 
 
@@ -152,7 +161,7 @@ class SharedRunEventExecution(PlainFieldExecution):
             return shared.result
         result = super().execute_operation(serially)
         if isinstance(result, ExecutionResult) and not result.errors:
-            entry = SharedResult(self.operation, result)
+            entry = SharedResult(self.operation, result, payload)
             self._shared[key] = entry
             self._by_data[id(result.data)] = entry
             if len(self._shared) > self.MAX_SHARED:
@@ -161,12 +170,76 @@ class SharedRunEventExecution(PlainFieldExecution):
         return result
 
     @classmethod
+    def shared(cls, data: Any) -> SharedResult | None:
+        """The shared result whose data `data` is, if any."""
+        entry = cls._by_data.get(id(data))
+        return entry if entry is not None and entry.result.data is data else None
+
+    @classmethod
     def payload_json(cls, data: Any, encode: Callable[[Any], str]) -> str | None:
         """The JSON of `{"data": data}`, encoded once, when `data` is a shared result's (the
         transport sends it to every subscriber); None for any other data."""
-        entry = cls._by_data.get(id(data))
-        if entry is None or entry.result.data is not data:
+        entry = cls.shared(data)
+        if entry is None:
             return None
         if entry.payload_json is None:
             entry.payload_json = encode({"data": data})
         return entry.payload_json
+
+
+# (database, document, operation name, variables as sorted JSON)
+ReplayKey = tuple[str, str, str | None, str]
+
+
+@dataclass(frozen=True)
+class FinishedReplay:
+    """A subscription's whole answer: one `next` (its payload's JSON), then `complete`."""
+
+    run_id: uuid.UUID
+    payload_json: str
+
+
+class FinishedReplays:
+    """The whole answers of subscriptions whose first message ended their run, by database,
+    document, operation name and variables (ADR 0131).
+
+    Such an answer never changes: the run's log is final, and the events' fields do not depend
+    on the viewer (see `SharedRunEventExecution`). The access check does, so whoever sends the
+    transport one of these still passes `services.live`'s shared check first.
+    """
+
+    MAX_REPLAYS = 256
+    MAX_PAYLOAD_CHARS = 256 * 1024  # a longer replay is executed each time
+
+    def __init__(self) -> None:
+        self._replays: OrderedDict[ReplayKey, FinishedReplay] = OrderedDict()
+
+    @staticmethod
+    def key(
+        database: str, query: str, operation_name: str | None, variables: dict[str, Any] | None
+    ) -> ReplayKey:
+        return (database, query, operation_name, json.dumps(variables or {}, sort_keys=True))
+
+    def get(self, key: ReplayKey) -> FinishedReplay | None:
+        replay = self._replays.get(key)
+        if replay is not None:
+            self._replays.move_to_end(key)
+        return replay
+
+    def remember(self, key: ReplayKey, data: Any) -> bool:
+        """Keep the answer whose one `next` carried `data`, when that was a shared result of
+        events ending their run and the transport has encoded it. True when kept."""
+        entry = SharedRunEventExecution.shared(data)
+        if entry is None or not entry.events.ends_run or entry.payload_json is None:
+            return False
+        if len(entry.payload_json) > self.MAX_PAYLOAD_CHARS:
+            return False
+        run_id = uuid.UUID(entry.events.key[0])
+        self._replays[key] = FinishedReplay(run_id, entry.payload_json)
+        self._replays.move_to_end(key)
+        if len(self._replays) > self.MAX_REPLAYS:
+            self._replays.popitem(last=False)
+        return True
+
+
+FINISHED_REPLAYS = FinishedReplays()

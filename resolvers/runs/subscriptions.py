@@ -1,11 +1,12 @@
 """Live run progress and workspace activity: replay after the cursor, then follow."""
 
+import uuid
 from collections.abc import AsyncGenerator
 from typing import Annotated
 
 import strawberry
 
-from resolvers.core.context import Info
+from resolvers.core.context import Context, Info
 from resolvers.core.relay import decode_id
 from resolvers.runs.fanout import shared_run_events
 from resolvers.runs.types import RunEvent, WorkspaceEvent
@@ -15,6 +16,14 @@ from workflows.runs import AUTHORIZE_MY_RUN_EVENTS, REQUIRE_MEMBER, REQUIRE_RUN
 AFTER = strawberry.argument(
     description="The last cursor you saw; events after it are sent first, then live ones."
 )
+
+
+async def open_run_progress(context: Context, run_id: uuid.UUID) -> None:
+    """The check before a run's stream opens, shared (ADR 0040): NotFound unless the caller may
+    read the run. A kept replay of the run passes the same check (resolvers/router.py)."""
+    await live.open_run_progress(
+        context.deps, run_id=run_id, check=lambda: context.run(REQUIRE_RUN, run_id=run_id)
+    )
 
 
 @strawberry.type
@@ -32,11 +41,8 @@ class RunSubscriptions:
         after: Annotated[str | None, AFTER] = None,
     ) -> AsyncGenerator[list[RunEvent], None]:
         run = decode_id(run_id, "Run", field="runId")
-        deps = info.context.deps
-        await live.open_run_progress(
-            deps, run_id=run, check=lambda: info.context.run(REQUIRE_RUN, run_id=run)
-        )
-        async for batch in live.run_progress(deps, run_id=run, after=after):
+        await open_run_progress(info.context, run)
+        async for batch in live.run_progress(info.context.deps, run_id=run, after=after):
             yield shared_run_events(batch)
 
     @strawberry.subscription(

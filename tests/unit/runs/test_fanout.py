@@ -2,6 +2,7 @@
 subscribers."""
 
 import json
+import uuid
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 
@@ -9,8 +10,10 @@ import pytest
 import strawberry
 from strawberry.extensions import ParserCache
 
-from resolvers.router import encode_json
+from resolvers.router import EncodedPayload, encode_json
 from resolvers.runs.fanout import (
+    FinishedReplay,
+    FinishedReplays,
     RunEvents,
     SharedRunEventExecution,
     shared_run_event,
@@ -40,6 +43,16 @@ def _batch(*events: RunEvent) -> RunEvents:
     return batch
 
 
+RUN = uuid.UUID("0b7e7c8e-4f0a-4d4c-9a55-6a1f3b2f9d10")
+
+
+def _ending_batch() -> RunEvents:
+    batch = _batch(_event("1"), _event("2"))
+    batch.key = (str(RUN), 1, 2)
+    batch.ends_run = True
+    return batch
+
+
 @strawberry.type
 class Query:
     ok: bool = True
@@ -51,6 +64,10 @@ class Subscription:
     async def events(self) -> AsyncGenerator[list[RunEvent], None]:
         yield _batch(_event("7"), _event("8"))  # a replay
         yield _batch(_event("9"))  # a live event
+
+    @strawberry.subscription
+    async def ended(self) -> AsyncGenerator[list[RunEvent], None]:
+        yield _ending_batch()  # the replay of an ended run: the whole answer
 
 
 # As in resolvers/schema.py: parsed documents are cached, so subscribers share the operation.
@@ -209,3 +226,49 @@ async def test_a_run_event_field_that_reads_the_context_fails_and_is_not_shared(
         "by every subscriber: its fields must not depend on the viewer."
     ]
     assert len(SharedRunEventExecution._shared) == 0
+
+
+ENDED = "subscription { ended { cursor type } }"
+
+
+async def test_a_first_message_that_ends_its_run_is_kept_as_the_whole_answer():
+    SharedRunEventExecution._shared.clear()
+    [result] = await _receive(ENDED)
+    sent = encode_json(_next("1", result.data))  # the transport encodes it first
+    replays = FinishedReplays()
+    key = replays.key("db", ENDED, None, {"b": 2, "a": 1})
+    assert key == replays.key("db", ENDED, None, {"a": 1, "b": 2})  # variables in any order
+    assert replays.remember(key, result.data)
+    replay = replays.get(key)
+    assert replay == FinishedReplay(RUN, json.dumps({"data": result.data}, separators=(",", ":")))
+    again = encode_json(
+        {"id": "op-2", "type": "next", "payload": EncodedPayload(replay.payload_json)}
+    )
+    assert json.loads(again) == {**json.loads(sent), "id": "op-2"}
+    assert replays.get(replays.key("other db", ENDED, None, {"a": 1, "b": 2})) is None
+
+
+async def test_only_an_encoded_shared_message_that_ends_its_run_is_kept():
+    SharedRunEventExecution._shared.clear()
+    replays = FinishedReplays()
+    key = replays.key("db", QUERY, None, None)
+    stored, _live = await _receive(QUERY)
+    encode_json(_next("1", stored.data))
+    assert not replays.remember(key, stored.data)  # more follows it
+    [ended] = await _receive(ENDED)
+    assert not replays.remember(key, ended.data)  # not encoded yet: nothing to send again
+    assert not replays.remember(key, {"ended": [{"cursor": "1"}]})  # not a shared result
+    assert replays.get(key) is None
+
+
+async def test_kept_replays_are_bounded_least_recently_used_first():
+    SharedRunEventExecution._shared.clear()
+    [result] = await _receive(ENDED)
+    encode_json(_next("1", result.data))
+    replays = FinishedReplays()
+    replays.MAX_REPLAYS = 2
+    keys = [replays.key("db", ENDED, None, {"n": n}) for n in range(3)]
+    assert replays.remember(keys[0], result.data) and replays.remember(keys[1], result.data)
+    assert replays.get(keys[0]) is not None  # used: now the most recent
+    assert replays.remember(keys[2], result.data)
+    assert [replays.get(k) is not None for k in keys] == [True, False, True]
