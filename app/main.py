@@ -29,7 +29,7 @@ from base.events.bus import build_bus
 from base.metrics import ProcessGauges, RunQueueProbe
 from base.settings import Settings, SettingsError, get_settings
 from resolvers.core.measure import named_operations
-from resolvers.router import DirectWebSocket, KnowledgeDeskRouter
+from resolvers.router import DirectGraphQL, KnowledgeDeskRouter
 from resolvers.schema import build_schema
 from runtime.process import start_api_runs
 from runtime.queue import GROUP, QUEUE
@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         operation_names=named_operations(ROOT / "graphql" / "operations"),
     )
     # Outermost last: CORS sees every request first (and adds its headers to every answer).
-    app.add_middleware(DirectWebSocket, router=router, path=GRAPHQL_PATH)
+    app.add_middleware(DirectGraphQL, router=router, path=GRAPHQL_PATH)
     app.add_middleware(WebSocketMessageLimit, max_bytes=settings.graphql_ws_max_message_bytes)
     app.add_middleware(
         BodySizeLimit,

@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from graphql import GraphQLError
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -323,6 +323,14 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
         self._measured = settings.serves_metrics
         self._operation_names = operation_names
 
+    async def get_sub_response(self, request: Request) -> Response:
+        """A response per request for the view to take status and headers from (as FastAPI
+        makes one for a route's `response` parameter), not one shared by the router."""
+        response = Response()
+        del response.headers["content-length"]
+        response.status_code = None  # type: ignore[assignment]
+        return response
+
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
         return HTMLResponse(self._graphiql_html)
 
@@ -473,14 +481,17 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
         return response
 
 
-class DirectWebSocket:
-    """ASGI middleware: a WebSocket on the router's path goes straight to the router.
+class DirectGraphQL:
+    """ASGI middleware: a GraphQL request or socket on the router's path goes straight to the
+    router.
 
-    Starlette's route matching and FastAPI's dependency resolution cost about 0.35 ms of CPU per
-    socket and give a socket nothing: its context is built from the connection alone. That was
-    over a third of a reconnect storm's handshake (ADR 0097). Other sockets and every HTTP
-    request take the app's usual path; the socket limits of `app/http.py` sit outside this
-    middleware.
+    Starlette's route matching and FastAPI's dependency resolution give them nothing: the
+    context is built from the connection alone (`context_getter`). They cost about 0.35 ms of
+    CPU per socket, over a third of a reconnect storm's handshake (ADR 0097), and 0.44 ms per
+    HTTP request, 4% of a small operation's (ADR 0132). GET and POST are GraphQL's (and
+    GraphiQL's page); any other method, any other path or socket, and the lifespan take the
+    app's usual path, whose routes answer the same. The body and socket limits of `app/http.py`
+    sit outside this middleware.
     """
 
     def __init__(
@@ -496,13 +507,25 @@ class DirectWebSocket:
         self.context_getter = context_getter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "websocket" or scope["path"] != scope.get("root_path", "") + self.path:
+        kind = scope["type"]
+        if kind == "lifespan" or scope["path"] != scope.get("root_path", "") + self.path:
             await self.app(scope, receive, send)
-            return
-        websocket = WebSocket(scope, receive, send)
-        context = await self.context_getter(websocket)
-        context.request = websocket  # as Strawberry's FastAPI dependency sets it
-        await self.router.run(websocket, context=context, root_value=None)
+        elif kind == "websocket":
+            websocket = WebSocket(scope, receive, send)
+            context = await self.context_getter(websocket)
+            context.request = websocket  # as Strawberry's FastAPI dependency sets it
+            await self.router.run(websocket, context=context, root_value=None)
+        elif scope["method"] in ("GET", "POST"):
+            request = Request(scope, receive)
+            context = await self.context_getter(request)
+            context.request = request
+            try:
+                response = await self.router.run(request, context=context, root_value=None)
+            except HTTPException as error:  # as Strawberry's FastAPI route answers it
+                response = PlainTextResponse(error.reason, status_code=error.status_code)
+            await response(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _request_data(
