@@ -16,18 +16,19 @@ from typing import Any
 
 import httpx
 import pytest
+from strawberry import relay
 
+from base.db.engine import build_engine, build_sessionmaker
 from base.events.bus import RedisBus
-from base.models.runs import RunStatus, SubjectType
+from base.models.runs import RunStatus
 from base.settings import Settings
-from services import runs
 from services.model_check import CHECK_MODELS
-from services.run_log import Outbox
 from services.run_store import RunStore
 from tests.e2e.runs_support import RUN_PROGRESS, graphql_ws
 from tests.support.databases import fresh_database
 from tests.support.graphql import GraphQLClient, uuid_of
 from tests.support.live_server import live_server
+from tests.support.runs import create_workspace_run
 from tests.support.team import Team, set_up_team
 
 pytestmark = pytest.mark.timeout(180)
@@ -76,8 +77,6 @@ async def http(served: Served) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def store(served: Served) -> AsyncIterator[RunStore]:
-    from base.db.engine import build_engine, build_sessionmaker
-
     bus = RedisBus(served.settings.redis_url or "")
     await bus.start()
     engine = build_engine(served.settings)
@@ -90,22 +89,15 @@ async def store(served: Served) -> AsyncIterator[RunStore]:
 
 async def started_run(store: RunStore, team: Team) -> tuple[uuid.UUID, str]:
     """A model check of the team's workspace, claimed by `store`: (id, global id)."""
-    workspace_id = uuid_of(team.workspace_id)
-    async with store.db.begin() as session:
-        run = await runs.create_run(
-            session,
-            Outbox(),
-            workspace_id=workspace_id,
-            kind=CHECK_MODELS,
-            subject_type=SubjectType.WORKSPACE,
-            subject_id=workspace_id,
-            subject_label="replays",
-            triggered_by_id=uuid_of(team.owner.user_id),
-        )
-    assert await store.claim(run.id) is not None
-    from strawberry import relay
-
-    return run.id, str(relay.GlobalID("Run", str(run.id)))
+    run_id = await create_workspace_run(
+        store.db,
+        CHECK_MODELS,
+        workspace_id=uuid_of(team.workspace_id),
+        triggered_by=uuid_of(team.owner.user_id),
+        label="replays",
+    )
+    assert await store.claim(run_id) is not None
+    return run_id, str(relay.GlobalID("Run", str(run_id)))
 
 
 async def step(store: RunStore, run_id: uuid.UUID, name: str) -> None:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from base.models.runs import SubjectType
 from services import runs
 from services.deps import ServiceDeps
-from services.run_log import Outbox
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up, uuid_of
+from tests.support.runs import create_workspace_run
 
 RUN_FIELDS = """
   id status percent currentStep attempt errorCode errorMessage outputSummary cancelRequested
@@ -59,16 +58,11 @@ async def queued_run(
     (no launcher: the test executes it)."""
     owner = await sign_up(client, "Olivia Owner", "owner@example.com")
     workspace_id = uuid_of((await first_workspace(client, owner["accessToken"]))["id"])
-    async with deps.db.begin() as session:
-        run = await runs.create_run(
-            session,
-            Outbox(),
-            workspace_id=workspace_id,
-            kind=kind,
-            subject_type=SubjectType.WORKSPACE,
-            subject_id=workspace_id,
-            subject_label=label,
-            triggered_by_id=uuid_of(owner["user"]["id"]),
-            params=params,
-        )
-        return run.id
+    return await create_workspace_run(
+        deps.db,
+        kind,
+        workspace_id=workspace_id,
+        triggered_by=uuid_of(owner["user"]["id"]),
+        label=label,
+        params=params,
+    )
