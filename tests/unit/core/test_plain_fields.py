@@ -28,10 +28,20 @@ class Item:
     colour: Colour
     words: list[str]
     ratio: float
+    flag: bool
+    ref: strawberry.ID
 
     @strawberry.field
     def shout(self, times: int = 1) -> str:
         return (self.name or "").upper() * times
+
+
+class Size(enum.IntEnum):
+    LARGE = 9
+
+
+class Label(str):
+    pass
 
 
 def _item(**changes: Any) -> Item:
@@ -41,6 +51,8 @@ def _item(**changes: Any) -> Item:
         "colour": Colour.BLUE,
         "words": ["a", "b"],
         "ratio": 0.5,
+        "flag": True,
+        "ref": "r1",
     }
     values.update(changes)
     return Item(**values)
@@ -99,11 +111,23 @@ ITEMS.update(
         "not an enum value": [_item(colour="GREEN")],
         "a string where a list is due": [_item(words="ab")],
         "a missing attribute": [_item()],
+        # Built-in scalars given values at their bounds or of other Python types: read directly,
+        # they are what graphql-core coerces them to.
+        "ints at the 32-bit bounds": [_item(count=2**31 - 1), _item(count=-(2**31))],
+        "an int just past the bounds": [_item(count=2**31), _item(count=-(2**31) - 1)],
+        "a bool where an int is due": [_item(count=True)],
+        "a float where an int is due": [_item(count=3.0), _item(count=2.5)],
+        "an int enum where an int is due": [_item(count=Size.LARGE)],
+        "a str subclass and an int where strings are due": [_item(name=Label("x"), words=["a", 5])],
+        "an int where a boolean is due": [_item(flag=1), _item(flag=0.0)],
+        "an int where an id is due": [_item(ref=7), _item(ref=Label("r2"))],
     }
 )
 del ITEMS["a missing attribute"][0].ratio
 
-DOCUMENT = "query($case: String!) { items(case: $case) { count name colour words ratio shout } }"
+DOCUMENT = (
+    "query($case: String!) { items(case: $case) { count name colour words ratio flag ref shout } }"
+)
 
 FRUITS_DOCUMENT = "query($case: String!) { fruits(case: $case) { id name } plums { id } }"
 
@@ -121,7 +145,7 @@ def _result(schema: strawberry.Schema, case: str, document: str = DOCUMENT) -> d
 
 def test_the_plain_fields_are_the_attribute_scalars_and_enums_without_arguments() -> None:
     found = plain_fields(direct._schema)
-    assert sorted(found["Item"]) == ["colour", "count", "name", "ratio", "words"]
+    assert sorted(found["Item"]) == ["colour", "count", "flag", "name", "ratio", "ref", "words"]
     assert found["Item"]["words"].is_list is True
     assert found["Item"]["count"].is_list is False
     assert "Query" not in found  # `items` has a resolver and arguments
@@ -165,9 +189,20 @@ def test_each_case_reads_as_expected() -> None:
                     "colour": "BLUE",
                     "words": ["a", "b"],
                     "ratio": 0.5,
+                    "flag": True,
+                    "ref": "r1",
                     "shout": "PIPE",
                 },
-                {"count": 0, "name": None, "colour": "RED", "words": [], "ratio": 2.0, "shout": ""},
+                {
+                    "count": 0,
+                    "name": None,
+                    "colour": "RED",
+                    "words": [],
+                    "ratio": 2.0,
+                    "flag": True,
+                    "ref": "r1",
+                    "shout": "",
+                },
             ]
         },
         "errors": [],
@@ -227,5 +262,26 @@ def test_with_an_extension_that_wraps_resolvers_every_field_takes_graphql_cores_
     CountingExecution.resolved.clear()
     assert schema.execute_sync(DOCUMENT, variable_values={"case": "plain"}).errors is None
     assert sorted(CountingExecution.resolved) == sorted(
-        ["items"] + 2 * ["count", "name", "colour", "words", "ratio", "shout"]
+        ["items"] + 2 * ["count", "name", "colour", "words", "ratio", "flag", "ref", "shout"]
     )
+
+
+def test_built_in_scalars_read_as_graphql_core_coerces_them() -> None:
+    bounds = _result(direct, "ints at the 32-bit bounds")["data"]["items"]
+    assert [item["count"] for item in bounds] == [2**31 - 1, -(2**31)]
+    past = _result(direct, "an int just past the bounds")
+    assert past["data"] == {"items": [None, None]}
+    assert [path for _message, path in past["errors"]] == [
+        ["items", 0, "count"],
+        ["items", 1, "count"],
+    ]
+    [as_bool] = _result(direct, "a bool where an int is due")["data"]["items"]
+    assert type(as_bool["count"]) is int and as_bool["count"] == 1
+    [as_enum] = _result(direct, "an int enum where an int is due")["data"]["items"]
+    assert type(as_enum["count"]) is int and as_enum["count"] == 9
+    [strings] = _result(direct, "a str subclass and an int where strings are due")["data"]["items"]
+    assert (strings["name"], strings["words"]) == ("x", ["a", "5"])
+    flags = _result(direct, "an int where a boolean is due")["data"]["items"]
+    assert [item["flag"] for item in flags] == [True, False]
+    refs = _result(direct, "an int where an id is due")["data"]["items"]
+    assert [item["ref"] for item in refs] == ["7", "r2"]
