@@ -472,12 +472,13 @@ def socket_operations(base_url: str) -> dict[str, float]:
     """The API's `kd_socket_operations_total` by answer (executed, replayed), from /metrics."""
     import httpx
 
-    counts: dict[str, float] = {}
-    for line in httpx.get(f"{base_url}/metrics", timeout=30).text.splitlines():
-        if line.startswith("kd_socket_operations_total{"):
-            labels, value = line.rsplit(" ", 1)
-            counts[labels.split('answer="', 1)[1].split('"', 1)[0]] = float(value)
-    return counts
+    from tests.support.metrics import parse, value
+
+    samples = parse(httpx.get(f"{base_url}/metrics", timeout=30).text)
+    return {
+        answer: value(samples, "kd_socket_operations_total", answer=answer)
+        for answer in ("executed", "replayed")
+    }
 
 
 def print_phases(samples: dict[str, int], api_cpu: float, clients: int) -> None:
@@ -602,7 +603,7 @@ def main(argv: list[str] | None = None) -> int:
             figures = report("storm", storm(spec, args.clients, args.procs), expected)
             rss_after, user_after, system_after = tree_usage_split(server)
             operations = {
-                answer: count - operations_before.get(answer, 0)
+                answer: count - operations_before[answer]
                 for answer, count in socket_operations(base_url).items()
             }
             phases = {}

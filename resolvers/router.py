@@ -142,16 +142,16 @@ class EncodedPayload(str):
 
 def encode_json(data: object) -> str:
     """JSON of a response or socket message; a run event's `next` payload that subscribers
-    share is encoded once for all of them (`resolvers/runs/fanout.py`)."""
+    share is encoded once for all of them (`resolvers/runs/fanout.py`), and a kept replay's is
+    JSON already."""
     if isinstance(data, dict) and data.get("type") == "next":
         payload = data.get("payload")
-        if isinstance(payload, EncodedPayload):
-            return f'{{"id":{_ENCODER.encode(data.get("id"))},"type":"next","payload":{payload}}}'
-        if isinstance(payload, dict) and len(payload) == 1 and "data" in payload:
-            shared = SharedRunEventExecution.payload_json(payload["data"], _ENCODER.encode)
-            if shared is not None:
-                operation_id = _ENCODER.encode(data.get("id"))
-                return f'{{"id":{operation_id},"type":"next","payload":{shared}}}'
+        encoded: str | None = payload if isinstance(payload, EncodedPayload) else None
+        if encoded is None and isinstance(payload, dict) and payload.keys() == {"data"}:
+            encoded = SharedRunEventExecution.payload_json(payload["data"], _ENCODER.encode)
+        if encoded is not None:
+            operation_id = _ENCODER.encode(data.get("id"))
+            return f'{{"id":{operation_id},"type":"next","payload":{encoded}}}'
     return _ENCODER.encode(data)
 
 

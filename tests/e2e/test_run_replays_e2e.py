@@ -28,6 +28,7 @@ from tests.e2e.runs_support import RUN_PROGRESS, graphql_ws
 from tests.support.databases import fresh_database
 from tests.support.graphql import GraphQLClient, uuid_of
 from tests.support.live_server import live_server
+from tests.support.metrics import Samples, delta, scrape
 from tests.support.runs import create_workspace_run
 from tests.support.team import Team, set_up_team
 
@@ -114,13 +115,12 @@ async def finish(store: RunStore, run_id: uuid.UUID) -> None:
     await store.finish(run_id, RunStatus.SUCCEEDED, output_summary="checked", outputs=outputs)
 
 
-async def socket_operations(http: httpx.AsyncClient) -> dict[str, float]:
-    counts = {"executed": 0.0, "replayed": 0.0}
-    for line in (await http.get("/metrics")).text.splitlines():
-        if line.startswith("kd_socket_operations_total{"):
-            labels, value = line.rsplit(" ", 1)
-            counts[labels.split('answer="', 1)[1].split('"', 1)[0]] = float(value)
-    return counts
+def answers_between(before: Samples, after: Samples) -> dict[str, float]:
+    """The socket operations the server answered between two scrapes, by how it answered."""
+    return {
+        answer: delta(before, after, "kd_socket_operations_total", answer=answer)
+        for answer in ("executed", "replayed")
+    }
 
 
 async def answered(
@@ -128,22 +128,13 @@ async def answered(
 ) -> tuple[list[str], dict[str, float]]:
     """Subscribe on a new socket and read to `complete` or `error`: (the raw messages, the
     server's executed / replayed counts added meanwhile)."""
-    before = await socket_operations(http)
+    before = await scrape(http)
     async with graphql_ws(served.ws_url, token) as conn:
-        await conn.ws.send(
-            json.dumps(
-                {
-                    "id": op_id,
-                    "type": "subscribe",
-                    "payload": {"query": RUN_PROGRESS, "variables": variables},
-                }
-            )
-        )
+        await conn.subscribe(op_id, RUN_PROGRESS, variables)
         messages = [str(await conn.ws.recv())]
         while json.loads(messages[-1])["type"] == "next":
             messages.append(str(await conn.ws.recv()))
-    after = await socket_operations(http)
-    return messages, {k: after[k] - before[k] for k in after}
+    return messages, answers_between(before, await scrape(http))
 
 
 def events_of(messages: list[str]) -> list[list[tuple[str, str]]]:
@@ -224,7 +215,7 @@ async def test_only_a_first_message_that_ends_the_run_is_kept(
     run_id, run_gid = await started_run(store, team)
     await step(store, run_id, CHECK_MODELS.steps[0])
     whole = {"runId": run_gid}
-    before = await socket_operations(http)
+    before = await scrape(http)
     async with graphql_ws(served.ws_url, team.owner.token) as conn:
         await conn.subscribe("live", RUN_PROGRESS, whole)
         stored = await conn.recv()
@@ -241,8 +232,7 @@ async def test_only_a_first_message_that_ends_the_run_is_kept(
     assert live[-1] == {"id": "live", "type": "complete"}
     assert live[-2]["payload"]["data"]["runProgress"][-1]["type"] == "RUN_SUCCEEDED"
     assert all(len(m["payload"]["data"]["runProgress"]) == 1 for m in live[:-1])
-    after = await socket_operations(http)
-    assert {k: after[k] - before[k] for k in after} == EXECUTED
+    assert answers_between(before, await scrape(http)) == EXECUTED
 
     whole_log, counted = await answered(http, served, team.owner.token, whole, "a")
     assert counted == EXECUTED  # not the live stream's last message
@@ -263,10 +253,9 @@ async def test_an_operation_id_is_free_again_once_its_replay_completed(
     run_id, run_gid = await started_run(store, team)
     await finish(store, run_id)
     first, _ = await answered(http, served, team.owner.token, {"runId": run_gid}, "x")
-    before = await socket_operations(http)
+    before = await scrape(http)
     async with graphql_ws(served.ws_url, team.owner.token) as conn:
         for _ in range(3):  # the same id, one after another on one socket
             await conn.subscribe("x", RUN_PROGRESS, {"runId": run_gid})
             assert [await conn.recv(), await conn.recv()] == [json.loads(m) for m in first]
-    after = await socket_operations(http)
-    assert {k: after[k] - before[k] for k in after} == {"executed": 0, "replayed": 3}
+    assert answers_between(before, await scrape(http)) == {"executed": 0, "replayed": 3}
