@@ -1367,6 +1367,17 @@ def create_bench_app() -> FastAPI:
         )
         return JSONResponse({"data": data})
 
+    @app.post("/bench/floor", include_in_schema=False)
+    async def floor(request: Request) -> JSONResponse:
+        """The hand-written route with nothing to read: its body parsed and its token checked."""
+        await request.json()
+        principal_from(
+            request.headers.get("authorization"),
+            secret=app.state.deps.settings.jwt_secret,
+            client=None,
+        ).require_user()
+        return JSONResponse({"data": {}})
+
     return app
 
 
@@ -1690,7 +1701,56 @@ async def measure_screens(
                         )
                     )
                 report_row(results[-3:])
+        results += await measure_floors(args, turns, server, database)
     return results
+
+
+FLOOR_QUERY = "query Floor { __typename }"
+
+
+async def measure_floors(
+    args: argparse.Namespace, turns: Iterator[LoadClient], server: list[Any], database: str
+) -> list[Result]:
+    """What a request costs the server before any screen's work, on both HTTP paths: the GraphQL
+    request that reads nothing (`{ __typename }`, with the token) and the hand-written route
+    that reads nothing. The GraphQL path's floor alone bounds how near its ratio can come."""
+
+    async def graphql(_: dict[str, Any]) -> Any:
+        status, payload = await next(turns).post_json(
+            "/graphql", {"query": FLOOR_QUERY, "operationName": "Floor", "variables": {}}
+        )
+        if status != 200 or payload != {"data": {"__typename": "Query"}}:
+            raise RuntimeError(f"floor: {status} {payload}")
+
+    async def sql_http(_: dict[str, Any]) -> Any:
+        status, payload = await next(turns).post_json("/bench/floor", {"variables": {}})
+        if status != 200 or payload != {"data": {}}:
+            raise RuntimeError(f"floor sql/http: {status} {payload}")
+
+    paths = {"graphql": graphql, "sql/http": sql_http}
+    for call in paths.values():
+        for _ in range(args.warmup):
+            await call({})
+    top = max(args.concurrency)
+    results = {name: Result(database, "floor", top, name, []) for name in paths}
+    # Ten times the screens' requests: these are fast, and psutil counts CPU in 10 ms ticks.
+    for r in range(max(1, 10 * args.requests // args.batch)):
+        order = list(paths)[r % 2 :] + list(paths)[: r % 2]
+        for name in order:
+            result = results[name]
+            started, server_started = time.perf_counter(), _cpu_seconds(server)
+            own_started = time.process_time()
+            result.samples += await run_at(paths[name], [{}] * args.batch, top)
+            result.seconds += time.perf_counter() - started
+            result.server_cpu += _cpu_seconds(server) - server_started
+            result.own_cpu += time.process_time() - own_started
+    for result in results.values():
+        print(
+            f"    {'floor':<15} c={top:<2} {result.path:<9} p50 {result.p(50):7.2f}  "
+            f"p95 {result.p(95):7.2f}  p99 {result.p(99):7.2f} ms  "
+            f"{len(result.samples) / result.seconds:6.0f} req/s  CPU {result.cpu_ms():5.2f} ms/req"
+        )
+    return list(results.values())
 
 
 # --- statements ----------------------------------------------------------------------------------
@@ -2027,6 +2087,30 @@ def print_summary(results: list[Result], args: argparse.Namespace) -> None:
                     cells += f" {'-':>44}"
             print(f"  {screen:<15} {concurrency:>2}{cells}")
     top = max(args.concurrency)
+    print(
+        f"\nthe floor, concurrency {top}: CPU ms per request of a request that reads nothing "
+        "(graphql: `{ __typename }`; sql/http: the same route without a statement), p95 in "
+        "brackets; then each screen's CPU above its path's floor, and the CPU ratio it would "
+        "have if the GraphQL path did its screen's work as cheaply as the hand-written one"
+    )
+    for db in databases:
+        g_floor = index.get((db, "floor", top, "graphql"))
+        s_floor = index.get((db, "floor", top, "sql/http"))
+        if not (g_floor and s_floor):
+            continue
+        print(
+            f"  {db:<10} floor  graphql {g_floor.cpu_ms():5.2f} ({g_floor.p(95):6.2f} ms)  "
+            f"sql/http {s_floor.cpu_ms():5.2f} ({s_floor.p(95):6.2f} ms)"
+        )
+        for screen in SCREENS:
+            api = index[(db, screen, top, "graphql")].cpu_ms()
+            base = index[(db, screen, top, "sql/http")].cpu_ms()
+            work = base - s_floor.cpu_ms()
+            print(
+                f"  {db:<10} {screen:<15} above the floor: graphql {api - g_floor.cpu_ms():5.2f}"
+                f"  sql/http {work:5.2f}  ratio at equal work x"
+                f"{(g_floor.cpu_ms() + work) / base:4.2f}"
+            )
     print(
         f"\ngoals (reported, not asserted): graphql p95 under {GOAL_P95_MS:g} ms at "
         f"concurrency {top}; graphql / sql/http under {GOAL_RATIO:g}x (p95)"

@@ -9,10 +9,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import BindParameter
 
+from base.db.types import in_list
 from base.errors import Forbidden, NotFound
 from base.models.accounts import Membership, Role
 
@@ -56,9 +58,14 @@ async def require_role(
 # Reads on every screen use statements built once, at import, with named parameters: building a
 # SELECT and computing its cache key costs about 0.2 ms of CPU on each execution, which a
 # statement kept as a module constant pays once (ADR 0078). They are run with
-# `{"viewer": <the caller's user id>, "ids": [...], ...}`.
+# `{"viewer": <the caller's user id>, "ids": [...], ...}`, the ids matched by `in_ids`.
 VIEWER: BindParameter[uuid.UUID] = bindparam("viewer")
-IDS: BindParameter[list[Any]] = bindparam("ids", expanding=True)
+
+
+def in_ids(column: ColumnElement[Any] | QueryableAttribute[Any]) -> in_list:
+    """`column` IN the list bound as `ids`."""
+    return in_list(column, "ids")
+
 
 # The workspaces the caller `:viewer` belongs to, for WHERE ... IN (...).
 VIEWER_WORKSPACE_IDS = select(Membership.workspace_id).where(Membership.user_id == VIEWER)

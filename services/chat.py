@@ -38,7 +38,7 @@ from base.models.chat import (
 from base.models.documents import Collection, Document
 from base.models.runs import Run, RunStatus, SubjectType
 from services import runs
-from services.access import IDS, VIEWER, VIEWER_WORKSPACE_IDS, require_role
+from services.access import VIEWER, VIEWER_WORKSPACE_IDS, in_ids, require_role
 from services.answers import ANSWER_QUESTION, announce_finished
 from services.chat_views import (
     AskResult,
@@ -283,7 +283,7 @@ async def my_feedback_by_message_ids(
 _QUESTIONS_SINCE = (
     select(Message.workspace_id, func.count())
     .where(
-        Message.workspace_id.in_(IDS),
+        in_ids(Message.workspace_id),
         Message.workspace_id.in_(VIEWER_WORKSPACE_IDS),
         Message.role == MessageRole.USER,
         Message.created_at >= bindparam("since"),

@@ -22,7 +22,7 @@ from base.errors import Conflict, DomainError, Invalid, NotFound
 from base.models.accounts import Role
 from base.models.documents import Collection, Document
 from base.models.runs import SubjectType
-from services.access import IDS, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
+from services.access import VIEWER_WORKSPACE_IDS, in_ids, member_workspace_ids, require_role
 from services.deps import ServiceDeps
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
 from services.run_log import Subject, append_workspace_event, transaction_with_events
@@ -124,7 +124,7 @@ async def list_collections(
 
 
 _VIEWER_COLLECTIONS_BY_IDS = select(Collection).where(
-    Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS), Collection.id.in_(IDS)
+    Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS), in_ids(Collection.id)
 )
 
 
@@ -145,7 +145,7 @@ async def collections_by_ids(
 
 _VIEWER_COLLECTION_TOTALS_BY_IDS = select(
     Collection.id, _DOCUMENT_COUNT, _LAST_DOCUMENT_UPDATE, Collection.updated_at
-).where(Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS), Collection.id.in_(IDS))
+).where(Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS), in_ids(Collection.id))
 
 
 async def collection_totals_by_ids(

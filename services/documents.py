@@ -43,7 +43,7 @@ from base.models.documents import (
     FieldSource,
 )
 from base.models.runs import SubjectType
-from services.access import IDS, VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
+from services.access import VIEWER_WORKSPACE_IDS, in_ids, member_workspace_ids, require_role
 from services.blobs import blob_store
 from services.collections import collection_not_found, collection_subject, documents_phrase
 from services.deps import ServiceDeps
@@ -200,7 +200,7 @@ async def list_documents(
 
 # The documents of `:ids` the caller `:viewer` may see.
 VIEWER_SEES_DOCUMENT_IDS = and_(
-    Document.id.in_(IDS), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS)
+    in_ids(Document.id), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS)
 )
 _VISIBLE_IDS = select(Document.id).where(VIEWER_SEES_DOCUMENT_IDS)
 _DOCUMENTS_BY_IDS = select(Document).where(VIEWER_SEES_DOCUMENT_IDS)
@@ -341,10 +341,10 @@ async def list_chunks(
 
 _DOCUMENT_COUNTS: CompoundSelect[uuid.UUID, Any, int] = union_all(
     select(Document.workspace_id, Document.status, func.count())
-    .where(Document.workspace_id.in_(IDS), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    .where(in_ids(Document.workspace_id), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
     .group_by(Document.workspace_id, Document.status),
     select(Collection.workspace_id, null(), func.count())
-    .where(Collection.workspace_id.in_(IDS), Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    .where(in_ids(Collection.workspace_id), Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS))
     .group_by(Collection.workspace_id),
 )
 

@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
 from base.models.search import POSTGRESQL_TEXT_CONFIG
-from services.access import IDS
+from services.access import in_ids
 from services.search_text import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -442,7 +442,7 @@ def ranges_of(row: Any) -> list[tuple[int, int]]:
 
 
 _HEADLINES_OF_IDS = select(_chunks.c.id.label("chunk_id"), *headline_columns(_chunks.c.text)).where(
-    _chunks.c.id.in_(IDS)
+    in_ids(_chunks.c.id)
 )
 
 

@@ -41,6 +41,7 @@ from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
+from base.db.types import in_list
 from base.errors import DomainError, Invalid
 from services.views import Edge, Page
 
@@ -214,7 +215,7 @@ async def paginate(
 
 
 # The parameters paginate_by_parent adds to its caller's.
-_PARENT_IDS: BindParameter[list[Any]] = bindparam("page_parent_ids", expanding=True)
+_PARENT_IDS = "page_parent_ids"
 _LIMIT: BindParameter[int] = bindparam("page_limit", type_=Integer())
 
 
@@ -234,7 +235,7 @@ def _parent_page_statements(
     building or cache-key walk (ADR 0078). With `_counted_in_page` the COUNT is None and the
     page's rows carry their parent's total before the parent."""
     in_page = _counted_in_page(count=count, few=few, after=after)
-    scoped = stmt.where(parent.in_(_PARENT_IDS))
+    scoped = stmt.where(in_list(parent, _PARENT_IDS))
     paged = scoped
     if after:
         key = tuple_(*sort.columns)
@@ -302,7 +303,7 @@ async def paginate_by_parent(
     """
     ids = list(dict.fromkeys(parent_ids))
     values = dict(params or {})
-    values["page_parent_ids"] = ids
+    values[_PARENT_IDS] = ids
     values["page_limit"] = page.first + 1
     if page.after is not None:  # the cursor is checked before any SQL runs
         values.update((f"page_after_{i}", v) for i, v in enumerate(_decode(sort, page.after)))

@@ -38,7 +38,7 @@ from base.models.accounts import Role
 from base.models.documents import Chunk, Collection, Document, DocumentTag
 from base.models.retrieval import VectorVersion
 from services import document_vectors, hnsw_index, keyword_index, llm, vector_index
-from services.access import IDS, require_role
+from services.access import in_ids, require_role
 from services.collections import view_without_totals
 from services.deps import ServiceDeps
 from services.documents import VIEWER_SEES_DOCUMENT_IDS
@@ -279,7 +279,7 @@ class _PageRead:
             plain = plain.add_columns(Collection).outerjoin(
                 Collection, Collection.id == Document.collection_id
             )
-        plain = plain.where(Chunk.id.in_(IDS))
+        plain = plain.where(in_ids(Chunk.id))
         return cls(plain, plain.add_columns(*keyword_index.headline_columns(Chunk.text)))
 
 
@@ -642,7 +642,7 @@ def _position_after(name: str, cursor: str | None) -> tuple[int, bool]:
 _RELATED_OF_IDS = (
     select(Document, Collection)
     .outerjoin(Collection, Collection.id == Document.collection_id)
-    .where(Document.id.in_(IDS))
+    .where(in_ids(Document.id))
 )
 
 

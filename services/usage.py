@@ -22,7 +22,7 @@ from sqlalchemy.sql.elements import BindParameter
 from base.db.types import utcnow
 from base.models.documents import Document
 from base.models.runs import PrunedUsage, Run, RunStep
-from services.access import IDS, VIEWER_WORKSPACE_IDS
+from services.access import VIEWER_WORKSPACE_IDS, in_ids
 from services.deps import ServiceDeps
 from services.views import UsageView
 
@@ -51,7 +51,7 @@ _MONTH: BindParameter[date] = bindparam("month")
 
 def _mine(workspace_id: Any) -> Any:
     """`workspace_id` among the asked ids (`:ids`) and the caller's workspaces (`:viewer`)."""
-    return and_(workspace_id.in_(IDS), workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    return and_(in_ids(workspace_id), workspace_id.in_(VIEWER_WORKSPACE_IDS))
 
 
 _STORED = (

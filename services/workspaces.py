@@ -19,9 +19,9 @@ from base.models.accounts import Invite, Membership, Role, User, Workspace
 from base.models.documents import Document
 from base.models.runs import Run, RunStatus, SubjectType
 from services.access import (
-    IDS,
     VIEWER,
     VIEWER_WORKSPACE_IDS,
+    in_ids,
     member_workspace_ids,
     require_role,
 )
@@ -66,7 +66,7 @@ def _member_view(membership: Membership, user: User) -> MemberView:
 _VIEWER_WORKSPACES = select(Workspace, Membership.role, Membership.joined_at).join(
     Membership, (Membership.workspace_id == Workspace.id) & (Membership.user_id == VIEWER)
 )
-_VIEWER_WORKSPACES_BY_IDS = _VIEWER_WORKSPACES.where(Workspace.id.in_(IDS))
+_VIEWER_WORKSPACES_BY_IDS = _VIEWER_WORKSPACES.where(in_ids(Workspace.id))
 
 
 def _mine(user_id: uuid.UUID) -> Any:
@@ -258,9 +258,9 @@ _ADMIN_INVITES = select(Invite).where(
 _PENDING_INVITES = _ADMIN_INVITES.where(
     Invite.accepted_at.is_(None), Invite.expires_at > bindparam("now")
 )
-_ADMIN_INVITES_BY_IDS = _ADMIN_INVITES.where(Invite.id.in_(IDS))
+_ADMIN_INVITES_BY_IDS = _ADMIN_INVITES.where(in_ids(Invite.id))
 _VIEWER_ROLES = select(Membership.workspace_id, Membership.role).where(
-    Membership.user_id == VIEWER, Membership.workspace_id.in_(IDS)
+    Membership.user_id == VIEWER, in_ids(Membership.workspace_id)
 )
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Text, func
+from sqlalchemy import DateTime, Text, any_, bindparam, func
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import QueryableAttribute
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
-from sqlalchemy.types import TypeDecorator, UserDefinedType
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import NullType, TypeDecorator, UserDefinedType
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -98,3 +101,38 @@ def case_folded(column: Any, *, ascii_text: bool) -> ColumnElement[str]:
     those: it scans 10,000 titles in 3.3 ms, against 10.9 ms calling Python per row. Any other
     text needs every letter folded ("über" must find "Über")."""
     return func.lower(column) if ascii_text else unicode_lower(column)
+
+
+class in_list(ColumnElement[Any]):  # noqa: N801 (reads as the SQL it renders)
+    """`column IN (...)` of the list bound by name at execution (`{name: [...]}`).
+
+    SQLAlchemy renders an expanding IN anew for each execution, one parameter per item, so each
+    length of list is another SQL text: rendered on every call, and on PostgreSQL prepared again
+    for every new length. There it is `column = ANY(:name)` instead, the list bound as one array:
+    one text, prepared once. Measured (a statement kept as a constant, asyncpg, ADR 0133): 0.02
+    ms less CPU a statement for one id, 0.08 ms for 25. Elsewhere (SQLite) the expanding IN."""
+
+    inherit_cache = True
+    # Untyped: a Boolean expression would be compared with 1 on SQLite (`... IN (...) = 1`),
+    # which its planner cannot match to an index.
+    type = NullType()
+    _traverse_internals = [
+        ("column", InternalTraversal.dp_clauseelement),
+        ("name", InternalTraversal.dp_string),
+    ]
+
+    def __init__(self, column: ColumnElement[Any] | QueryableAttribute[Any], name: str) -> None:
+        self.column = column.expression if isinstance(column, QueryableAttribute) else column
+        self.name = name
+
+
+@compiles(in_list)
+def _expanding_in(element: in_list, compiler: SQLCompiler, **kw: Any) -> str:
+    listed = element.column.in_(bindparam(element.name, expanding=True))
+    return compiler.process(listed, **kw)
+
+
+@compiles(in_list, "postgresql")
+def _equals_any(element: in_list, compiler: SQLCompiler, **kw: Any) -> str:
+    array = bindparam(element.name, type_=postgresql.ARRAY(element.column.type))
+    return compiler.process(element.column == any_(array), **kw)
