@@ -17,7 +17,7 @@ from base.models.accounts import Membership, RefreshToken, Role, User, Workspace
 from services.access import VIEWER, VIEWER_WORKSPACE_IDS, in_ids
 from services.deps import ServiceDeps
 from services.validation import clean_email, clean_name
-from services.views import AuthSession, UserView
+from services.views import AuthSession, UserView, view_columns
 
 _WRONG_CREDENTIALS = "Wrong email or password."
 
@@ -128,7 +128,7 @@ async def get_me(deps: ServiceDeps) -> UserView:
 
 
 # Users that share a workspace with the caller (or are the caller).
-_USERS_SEEN_BY_VIEWER = select(User).where(
+_USERS_SEEN_BY_VIEWER = select(*view_columns(UserView, User)).where(
     in_ids(User.id),
     (User.id == VIEWER)
     | User.id.in_(
@@ -141,9 +141,7 @@ async def users_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[UserV
     """Users that share a workspace with the caller (or are the caller), aligned with `ids`."""
     user_id = deps.principal.require_user()
     async with deps.read() as session:
-        rows = (
-            await session.execute(_USERS_SEEN_BY_VIEWER, {"viewer": user_id, "ids": ids})
-        ).scalars()
+        rows = await session.execute(_USERS_SEEN_BY_VIEWER, {"viewer": user_id, "ids": ids})
         found = {u.id: UserView.model_validate(u) for u in rows}
     return [found.get(i) for i in ids]
 

@@ -69,6 +69,7 @@ from services.views import (
     MovedDocuments,
     Page,
     TagCountView,
+    view_columns,
 )
 
 MAX_BULK = 100
@@ -107,8 +108,12 @@ def document_not_found(field: str | None = "id") -> NotFound:
     return NotFound("No such document.", field=field)
 
 
-def _view(document: Document) -> DocumentView:
+def _view(document: Any) -> DocumentView:
+    """The view of a mapped document or of a row of `_DOCUMENT_COLUMNS`."""
     return DocumentView.model_validate(document)
+
+
+_DOCUMENT_COLUMNS = view_columns(DocumentView, Document)
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ def _documents_statement(
     """The caller's documents with the given filters (built once per set of filters), taking
     `:viewer` and `:collection_id`, `:status`, `:owner_id`, `:tag`, `:title_like`
     (`ascii_title`: whether that text is ASCII, see `case_folded`)."""
-    stmt = select(Document).where(Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    stmt = select(*_DOCUMENT_COLUMNS).where(Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
     if collection:
         stmt = stmt.where(Document.collection_id == bindparam("collection_id"))
     if status:
@@ -189,8 +194,8 @@ async def list_documents(
             parent_ids=workspace_ids,
             sort=DOCUMENT_ORDERS[(query.sort, query.descending)],
             page=page,
-            to_node=lambda r: _view(r[0]),
-            sort_values=lambda r: (getattr(r[0], column), r[0].id),
+            to_node=_view,
+            sort_values=lambda r: (getattr(r, column), r.id),
             count=query.counted,
         )
 
@@ -203,14 +208,14 @@ VIEWER_SEES_DOCUMENT_IDS = and_(
     in_ids(Document.id), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS)
 )
 _VISIBLE_IDS = select(Document.id).where(VIEWER_SEES_DOCUMENT_IDS)
-_DOCUMENTS_BY_IDS = select(Document).where(VIEWER_SEES_DOCUMENT_IDS)
+_DOCUMENTS_BY_IDS = select(*_DOCUMENT_COLUMNS).where(VIEWER_SEES_DOCUMENT_IDS)
 _TAGS_BY_DOCUMENT_IDS = (
     select(DocumentTag.document_id, DocumentTag.tag)
     .where(DocumentTag.document_id.in_(_VISIBLE_IDS))
     .order_by(DocumentTag.document_id, DocumentTag.position)
 )
 _ENTITIES_BY_DOCUMENT_IDS = (
-    select(DocumentEntity)
+    select(DocumentEntity.document_id, DocumentEntity.name, DocumentEntity.kind)
     .where(DocumentEntity.document_id.in_(_VISIBLE_IDS))
     .order_by(DocumentEntity.document_id, DocumentEntity.position)
 )
@@ -237,7 +242,7 @@ _MARKS_BY_DOCUMENT_IDS = union_all(
 async def documents_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[DocumentView | None]:
     user_id = deps.principal.require_user()
     async with deps.read() as session:
-        rows = (await session.execute(_DOCUMENTS_BY_IDS, {"viewer": user_id, "ids": ids})).scalars()
+        rows = await session.execute(_DOCUMENTS_BY_IDS, {"viewer": user_id, "ids": ids})
         found = {d.id: _view(d) for d in rows}
     return [found.get(i) for i in ids]
 
@@ -277,7 +282,7 @@ async def annotations_by_document_ids(
     edits: dict[uuid.UUID, dict[DocumentField, FieldEditView]] = {i: {} for i in ids}
     recorded: dict[uuid.UUID, dict[DocumentField, str]] = {i: {} for i in ids}
     async with deps.read() as session:
-        for entity in (await session.execute(_ENTITIES_BY_DOCUMENT_IDS, params)).scalars():
+        for entity in await session.execute(_ENTITIES_BY_DOCUMENT_IDS, params):
             entities[entity.document_id].append(EntityView(name=entity.name, kind=entity.kind))
         for mark in await session.execute(_MARKS_BY_DOCUMENT_IDS, params):
             field = DocumentField(mark.field)
@@ -311,7 +316,9 @@ class ChunksQuery:
 
 
 CHUNKS_ORDER = SortKey("chunks", [Chunk.position])
-_VIEWER_CHUNKS = select(Chunk).where(Chunk.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+_VIEWER_CHUNKS = select(*view_columns(ChunkView, Chunk), Chunk.document_id).where(
+    Chunk.workspace_id.in_(VIEWER_WORKSPACE_IDS)
+)
 
 
 async def list_chunks(
@@ -330,8 +337,8 @@ async def list_chunks(
             parent_ids=document_ids,
             sort=CHUNKS_ORDER,
             page=page,
-            to_node=lambda r: ChunkView.model_validate(r[0]),
-            sort_values=lambda r: (r[0].position,),
+            to_node=ChunkView.model_validate,
+            sort_values=lambda r: (r.position,),
             few_per_parent=True,
         )
 

@@ -216,6 +216,7 @@ async def paginate(
 
 # The parameters paginate_by_parent adds to its caller's.
 _PARENT_IDS = "page_parent_ids"
+_PARENT_ID: BindParameter[Any] = bindparam("page_parent_id")
 _LIMIT: BindParameter[int] = bindparam("page_limit", type_=Integer())
 
 
@@ -235,7 +236,10 @@ def _parent_page_statements(
     building or cache-key walk (ADR 0078). With `_counted_in_page` the COUNT is None and the
     page's rows carry their parent's total before the parent."""
     in_page = _counted_in_page(count=count, few=few, after=after)
-    scoped = stmt.where(in_list(parent, _PARENT_IDS))
+    # One parent is compared as one value: PostgreSQL plans `= ANY(array)` for any number of
+    # values, so it would sort every row of the parent instead of reading the index in order
+    # up to the LIMIT (the dashboard's 5 recent documents: 7.0 ms instead of 0.5 at 10,000).
+    scoped = stmt.where(parent == _PARENT_ID if single else in_list(parent, _PARENT_IDS))
     paged = scoped
     if after:
         key = tuple_(*sort.columns)
@@ -303,7 +307,10 @@ async def paginate_by_parent(
     """
     ids = list(dict.fromkeys(parent_ids))
     values = dict(params or {})
-    values[_PARENT_IDS] = ids
+    if len(ids) == 1:
+        values[_PARENT_ID.key] = ids[0]
+    else:
+        values[_PARENT_IDS] = ids
     values["page_limit"] = page.first + 1
     if page.after is not None:  # the cursor is checked before any SQL runs
         values.update((f"page_after_{i}", v) for i, v in enumerate(_decode(sort, page.after)))

@@ -31,7 +31,7 @@ from base.models.runs import (
     SubjectType,
     WorkspaceEvent,
 )
-from services.access import VIEWER_WORKSPACE_IDS, member_workspace_ids, require_role
+from services.access import VIEWER_WORKSPACE_IDS, in_ids, member_workspace_ids, require_role
 from services.deps import ServiceDeps
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
 from services.run_log import (
@@ -40,7 +40,7 @@ from services.run_log import (
     append_workspace_event,
     workspace_event_dict,
 )
-from services.views import Page, RunEventView, RunStepView, RunView
+from services.views import Page, RunEventView, RunStepView, RunView, view_columns
 
 log = logging.getLogger("knowledge_desk.runs")
 
@@ -160,13 +160,16 @@ class RunsQuery:
 
 
 RUNS_ORDER = SortKey("runs", [Run.created_at, Run.id], descending=True)
+# Runs and steps are read as Core rows of their views' columns (ADR 0133).
+_RUN_COLUMNS = view_columns(RunView, Run)
+_STEP_COLUMNS = (*view_columns(RunStepView, RunStep), RunStep.run_id)
 
 
 @functools.lru_cache(maxsize=4)
 def _runs_statement(statuses: bool, workflow: bool) -> Any:
     """The caller's runs with the given filters (built once per set of filters), taking
     `:viewer`, `:statuses` and `:workflow`."""
-    stmt = select(Run).where(Run.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    stmt = select(*_RUN_COLUMNS).where(Run.workspace_id.in_(VIEWER_WORKSPACE_IDS))
     if statuses:
         stmt = stmt.where(Run.status.in_(bindparam("statuses", expanding=True)))
     if workflow:
@@ -197,8 +200,8 @@ async def list_runs(
             parent_ids=workspace_ids,
             sort=RUNS_ORDER,
             page=page,
-            to_node=lambda r: RunView.model_validate(r[0]),
-            sort_values=lambda r: (r[0].created_at, r[0].id),
+            to_node=RunView.model_validate,
+            sort_values=lambda r: (r.created_at, r.id),
         )
 
     async with deps.read() as session:
@@ -226,7 +229,7 @@ class ActivityQuery:
 
 
 ACTIVITY_ORDER = SortKey("activity", [WorkspaceEvent.id], descending=True)
-_VIEWER_ACTIVITY = select(WorkspaceEvent).where(
+_VIEWER_ACTIVITY = select(*WorkspaceEvent.__table__.c).where(
     WorkspaceEvent.workspace_id.in_(VIEWER_WORKSPACE_IDS)
 )
 
@@ -250,8 +253,8 @@ async def list_activity(
             parent_ids=workspace_ids,
             sort=ACTIVITY_ORDER,
             page=page,
-            to_node=lambda r: workspace_event_dict(r[0]),
-            sort_values=lambda r: (r[0].id,),
+            to_node=workspace_event_dict,
+            sort_values=lambda r: (r.id,),
             count=False,
         )
 
@@ -260,7 +263,7 @@ async def list_activity(
 
 
 SUBJECT_RUNS_ORDER = SortKey("subject_runs", [Run.created_at, Run.id], descending=True)
-_VIEWER_SUBJECT_RUNS = select(Run).where(
+_VIEWER_SUBJECT_RUNS = select(*_RUN_COLUMNS).where(
     Run.subject_type == bindparam("subject_type"), Run.workspace_id.in_(VIEWER_WORKSPACE_IDS)
 )
 
@@ -284,8 +287,8 @@ async def list_subject_runs(
             parent_ids=subject_ids,
             sort=SUBJECT_RUNS_ORDER,
             page=page,
-            to_node=lambda r: RunView.model_validate(r[0]),
-            sort_values=lambda r: (r[0].created_at, r[0].id),
+            to_node=RunView.model_validate,
+            sort_values=lambda r: (r.created_at, r.id),
             few_per_parent=True,
         )
 
@@ -293,16 +296,21 @@ async def list_subject_runs(
         return await pages_by_parent(queries, parent="subject_id", load=load)
 
 
+_VIEWER_RUNS_BY_IDS = select(*_RUN_COLUMNS).where(
+    in_ids(Run.id), Run.workspace_id.in_(VIEWER_WORKSPACE_IDS)
+)
+_VIEWER_STEPS_BY_RUN_IDS = (
+    select(*_STEP_COLUMNS)
+    .join(Run, Run.id == RunStep.run_id)
+    .where(in_ids(RunStep.run_id), Run.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    .order_by(RunStep.position)
+)
+
+
 async def runs_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[RunView | None]:
     user_id = deps.principal.require_user()
     async with deps.read() as session:
-        rows = (
-            await session.execute(
-                select(Run).where(
-                    Run.id.in_(ids), Run.workspace_id.in_(member_workspace_ids(user_id))
-                )
-            )
-        ).scalars()
+        rows = await session.execute(_VIEWER_RUNS_BY_IDS, {"viewer": user_id, "ids": ids})
         found = {r.id: RunView.model_validate(r) for r in rows}
     return [found.get(i) for i in ids]
 
@@ -311,17 +319,7 @@ async def steps_by_run_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[l
     """Steps of each run, in order; a run outside the caller's workspaces has none."""
     user_id = deps.principal.require_user()
     async with deps.read() as session:
-        rows = (
-            await session.execute(
-                select(RunStep)
-                .join(Run, Run.id == RunStep.run_id)
-                .where(
-                    RunStep.run_id.in_(ids),
-                    Run.workspace_id.in_(member_workspace_ids(user_id)),
-                )
-                .order_by(RunStep.position)
-            )
-        ).scalars()
+        rows = await session.execute(_VIEWER_STEPS_BY_RUN_IDS, {"viewer": user_id, "ids": ids})
         grouped: dict[uuid.UUID, list[RunStepView]] = {i: [] for i in ids}
         for step in rows:
             grouped[step.run_id].append(RunStepView.model_validate(step))

@@ -41,7 +41,8 @@ from services.validation import clean_email, clean_name
 from services.views import CreatedInvite, InviteView, MemberView, Page, UserView, WorkspaceView
 
 
-def workspace_view(workspace: Workspace, role: Role) -> WorkspaceView:
+def workspace_view(workspace: Any, role: Role) -> WorkspaceView:
+    """`workspace`: a mapped Workspace or a row with its columns."""
     return WorkspaceView(
         id=workspace.id,
         name=workspace.name,
@@ -66,7 +67,19 @@ def _member_view(membership: Membership, user: User) -> MemberView:
 _VIEWER_WORKSPACES = select(Workspace, Membership.role, Membership.joined_at).join(
     Membership, (Membership.workspace_id == Workspace.id) & (Membership.user_id == VIEWER)
 )
-_VIEWER_WORKSPACES_BY_IDS = _VIEWER_WORKSPACES.where(in_ids(Workspace.id))
+# By ids: Core rows of what a workspace view shows (ADR 0133).
+_VIEWER_WORKSPACES_BY_IDS = (
+    select(
+        Workspace.id,
+        Workspace.name,
+        Workspace.created_at,
+        Workspace.updated_at,
+        Workspace.chat_model,
+        Membership.role,
+    )
+    .join(Membership, (Membership.workspace_id == Workspace.id) & (Membership.user_id == VIEWER))
+    .where(in_ids(Workspace.id))
+)
 
 
 def _mine(user_id: uuid.UUID) -> Any:
@@ -97,7 +110,7 @@ async def workspaces_by_ids(
         rows = (
             await session.execute(_VIEWER_WORKSPACES_BY_IDS, {"viewer": user_id, "ids": ids})
         ).all()
-    found = {w.id: workspace_view(w, role) for w, role, _joined in rows}
+    found = {w.id: workspace_view(w, w.role) for w in rows}
     return [found.get(i) for i in ids]
 
 

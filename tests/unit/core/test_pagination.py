@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Uuid, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from base.db.types import UTCDateTime, like_literal
 from base.errors import Invalid
@@ -114,3 +115,22 @@ def test_page_statements_are_built_once_per_shape():
     compiled = first[1].compile()
     assert {"page_parent_ids", "page_limit", "page_after_0", "page_after_1"} <= set(compiled.params)
     assert all(compiled.params[k] is None for k in ("page_limit", "page_after_0", "page_after_1"))
+
+
+def test_one_parent_is_one_value_and_several_are_one_array_on_postgresql():
+    """PostgreSQL plans `= ANY(array)` for any number of values: with one parent it would sort
+    every row of the parent instead of reading its index in order up to the LIMIT."""
+    stmt = select(TABLE)
+    sort = SortKey("things", [TABLE.c.at, TABLE.c.id])
+    postgres = postgresql.asyncpg.dialect()
+    _, single = _parent_page_statements(stmt, TABLE.c.n, sort, single=True, after=False, count=True)
+    _, several = _parent_page_statements(
+        stmt, TABLE.c.n, sort, single=False, after=False, count=True
+    )
+    single_sql = str(single.compile(dialect=postgres))
+    assert "things.n = $1::INTEGER" in single_sql and "ANY" not in single_sql
+    assert "things.n = ANY ($1::INTEGER[])" in str(several.compile(dialect=postgres))
+    # SQLite: an expanding IN for several parents.
+    assert "things.n IN (__[POSTCOMPILE_page_parent_ids])" in str(
+        several.compile(dialect=sqlite.dialect())
+    )
