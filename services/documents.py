@@ -316,7 +316,7 @@ class ChunksQuery:
 
 
 CHUNKS_ORDER = SortKey("chunks", [Chunk.position])
-_VIEWER_CHUNKS = select(*view_columns(ChunkView, Chunk), Chunk.document_id).where(
+_VIEWER_CHUNKS = select(*view_columns(ChunkView, Chunk)).where(
     Chunk.workspace_id.in_(VIEWER_WORKSPACE_IDS)
 )
 

@@ -50,7 +50,8 @@ def run_event_dict(event: RunEvent) -> dict[str, Any]:
     }
 
 
-def workspace_event_dict(event: WorkspaceEvent) -> dict[str, Any]:
+def workspace_event_dict(event: Any) -> dict[str, Any]:
+    """A stored event (a mapped WorkspaceEvent or a row of its columns) as its streams send it."""
     return {
         "cursor": event.id,
         "workspace_id": str(event.workspace_id),
