@@ -45,7 +45,10 @@ Paths, for each screen:
             app does, and reads their titles with a second statement;
   sql       the same statement from this process on its own engine (no HTTP).
 The goals (reported, not asserted): graphql p95 under 100 ms at concurrency 8, and graphql at
-most 2x sql/http (the same transport: what a hand-written endpoint would cost).
+most 2x sql/http (the same transport: what a hand-written endpoint would cost). After the
+screens, each HTTP path's floor: a request that reads nothing (graphql: `{ __typename }` with
+the token; sql/http: POST /bench/floor, the same route's body and token check without a
+statement), so the summary can say how much of a screen's CPU is above its path's floor.
 
 DocumentsList requests cycle through six filter-and-sort variants (25 rows each), DocumentDetail
 through 200 READY documents (chunks: the first page of 25), Dashboard is one request (with its

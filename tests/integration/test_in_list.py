@@ -3,32 +3,16 @@ SQLite, whatever its length, and on PostgreSQL every length is one SQL text.
 """
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
-from sqlalchemy import event, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from base.db.types import in_list, utcnow
 from base.models.accounts import User
+from tests.support.databases import count_statements
 
 # Built once, as the services' statements are: each execution binds its own list.
 _USERS_IN = select(User.email).where(in_list(User.id, "ids")).order_by(User.email)
-
-
-@contextmanager
-def statements_sent(engine: AsyncEngine) -> Iterator[list[str]]:
-    sent: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 async def test_a_list_of_any_length_matches_exactly_its_rows(any_db_app):
@@ -58,7 +42,7 @@ async def test_a_list_of_any_length_matches_exactly_its_rows(any_db_app):
         "all thirty": (ids, emails),
         "a repeated id": ([ids[5], ids[5]], [emails[5]]),
     }
-    with statements_sent(engine) as sent:
+    with count_statements(engine) as sent:
         async with engine.connect() as connection:
             for name, (asked, expected) in cases.items():
                 rows = (await connection.execute(_USERS_IN, {"ids": asked})).scalars().all()
