@@ -1603,6 +1603,23 @@ def _cpu_seconds(processes: list[Any]) -> float:
     return float(sum(t.user + t.system for t in (p.cpu_times() for p in processes)))
 
 
+async def time_batch(
+    result: Result,
+    call: Callable[[dict[str, Any]], Awaitable[Any]],
+    inputs: list[dict[str, Any]],
+    concurrency: int,
+    server: list[Any],
+) -> None:
+    """Send `inputs` at `concurrency` and add their times, the wall time and both processes'
+    CPU to `result`."""
+    started, server_started = time.perf_counter(), _cpu_seconds(server)
+    own_started = time.process_time()
+    result.samples += await run_at(call, inputs, concurrency, result.by_variant)
+    result.seconds += time.perf_counter() - started
+    result.server_cpu += _cpu_seconds(server) - server_started
+    result.own_cpu += time.process_time() - own_started
+
+
 async def measure_screens(
     base_urls: list[str],
     seeded: Seeded,
@@ -1669,40 +1686,15 @@ async def measure_screens(
                 for call in paths.values():
                     await call(v)
             for concurrency in args.concurrency:
-                samples: dict[str, list[int]] = {name: [] for name in paths}
-                by_variant: dict[str, dict[str, list[int]]] = {name: {} for name in paths}
-                seconds = dict.fromkeys(paths, 0.0)
-                server_cpu = dict.fromkeys(paths, 0.0)
-                own_cpu = dict.fromkeys(paths, 0.0)
+                timed = {name: Result(database, screen, concurrency, name, []) for name in paths}
                 rounds = max(1, args.requests // args.batch)
                 for r in range(rounds):
                     order = list(paths)
                     order = order[r % len(order) :] + order[: r % len(order)]
                     inputs = cycle(variables[screen], args.batch, offset=r * args.batch)
                     for name in order:
-                        started = time.perf_counter()
-                        server_started = _cpu_seconds(server)
-                        own_started = time.process_time()
-                        samples[name] += await run_at(
-                            paths[name], inputs, concurrency, by_variant[name]
-                        )
-                        seconds[name] += time.perf_counter() - started
-                        server_cpu[name] += _cpu_seconds(server) - server_started
-                        own_cpu[name] += time.process_time() - own_started
-                for name in paths:
-                    results.append(
-                        Result(
-                            database,
-                            screen,
-                            concurrency,
-                            name,
-                            samples[name],
-                            seconds[name],
-                            server_cpu[name],
-                            own_cpu[name],
-                            by_variant[name],
-                        )
-                    )
+                        await time_batch(timed[name], paths[name], inputs, concurrency, server)
+                results += timed.values()
                 report_row(results[-3:])
         results += await measure_floors(args, turns, server, database)
     return results
@@ -1740,19 +1732,8 @@ async def measure_floors(
     for r in range(max(1, 10 * args.requests // args.batch)):
         order = list(paths)[r % 2 :] + list(paths)[: r % 2]
         for name in order:
-            result = results[name]
-            started, server_started = time.perf_counter(), _cpu_seconds(server)
-            own_started = time.process_time()
-            result.samples += await run_at(paths[name], [{}] * args.batch, top)
-            result.seconds += time.perf_counter() - started
-            result.server_cpu += _cpu_seconds(server) - server_started
-            result.own_cpu += time.process_time() - own_started
-    for result in results.values():
-        print(
-            f"    {'floor':<15} c={top:<2} {result.path:<9} p50 {result.p(50):7.2f}  "
-            f"p95 {result.p(95):7.2f}  p99 {result.p(99):7.2f} ms  "
-            f"{len(result.samples) / result.seconds:6.0f} req/s  CPU {result.cpu_ms():5.2f} ms/req"
-        )
+            await time_batch(results[name], paths[name], [{}] * args.batch, top, server)
+    report_row(list(results.values()))
     return list(results.values())
 
 
@@ -2018,7 +1999,7 @@ def report_row(results: list[Result]) -> None:
     base = by_path["sql/http"]
     for r in results:
         ratio = ""
-        if r.path == "graphql":
+        if r.path == "graphql" and "sql" in by_path:  # the floor has no in-process path
             ratio = (
                 f"  x{r.p(50) / base.p(50):.2f} p50, x{r.p(95) / base.p(95):.2f} p95 "
                 f"(to sql/http); x{r.p(95) / by_path['sql'].p(95):.2f} p95 to sql"

@@ -215,8 +215,8 @@ async def paginate(
 
 
 # The parameters paginate_by_parent adds to its caller's.
-_PARENT_IDS = "page_parent_ids"
-_PARENT_ID: BindParameter[Any] = bindparam("page_parent_id")
+_PARENT_IDS = "page_parent_ids"  # several parents, bound as one list
+_PARENT_ID = "page_parent_id"  # one parent
 _LIMIT: BindParameter[int] = bindparam("page_limit", type_=Integer())
 
 
@@ -239,7 +239,7 @@ def _parent_page_statements(
     # One parent is compared as one value: PostgreSQL plans `= ANY(array)` for any number of
     # values, so it would sort every row of the parent instead of reading the index in order
     # up to the LIMIT (the dashboard's 5 recent documents: 7.0 ms instead of 0.5 at 10,000).
-    scoped = stmt.where(parent == _PARENT_ID if single else in_list(parent, _PARENT_IDS))
+    scoped = stmt.where(parent == bindparam(_PARENT_ID) if single else in_list(parent, _PARENT_IDS))
     paged = scoped
     if after:
         key = tuple_(*sort.columns)
@@ -308,7 +308,7 @@ async def paginate_by_parent(
     ids = list(dict.fromkeys(parent_ids))
     values = dict(params or {})
     if len(ids) == 1:
-        values[_PARENT_ID.key] = ids[0]
+        values[_PARENT_ID] = ids[0]
     else:
         values[_PARENT_IDS] = ids
     values["page_limit"] = page.first + 1

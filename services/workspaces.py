@@ -64,8 +64,9 @@ def _member_view(membership: Membership, user: User) -> MemberView:
 
 
 # The caller's (`:viewer`) workspaces with their role and when they joined.
+_VIEWER_MEMBERSHIP = (Membership.workspace_id == Workspace.id) & (Membership.user_id == VIEWER)
 _VIEWER_WORKSPACES = select(Workspace, Membership.role, Membership.joined_at).join(
-    Membership, (Membership.workspace_id == Workspace.id) & (Membership.user_id == VIEWER)
+    Membership, _VIEWER_MEMBERSHIP
 )
 # By ids: Core rows of what a workspace view shows (ADR 0133).
 _VIEWER_WORKSPACES_BY_IDS = (
@@ -77,7 +78,7 @@ _VIEWER_WORKSPACES_BY_IDS = (
         Workspace.chat_model,
         Membership.role,
     )
-    .join(Membership, (Membership.workspace_id == Workspace.id) & (Membership.user_id == VIEWER))
+    .join(Membership, _VIEWER_MEMBERSHIP)
     .where(in_ids(Workspace.id))
 )
 
