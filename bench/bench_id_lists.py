@@ -11,6 +11,9 @@ are. Variants, for lists of 1 and of 25 ids:
   orm in_list   select(User) with `in_list`: `= ANY(:ids)` on PostgreSQL (how they read now)
   core IN       the users' columns, Core rows, expanding IN
   core in_list  the users' columns, Core rows, `in_list`
+  mapped cols   the same columns named through the mapping (`User.id`, ...: an ORM-enabled
+                select of columns, Core-like rows), `in_list`
+  connection    `core in_list` sent through the session's AsyncConnection, not the Session
   asyncpg       the same SQL text sent by asyncpg alone: no SQLAlchemy (a floor, not a path the
                 app takes)
 
@@ -50,6 +53,7 @@ STATEMENTS = {
     "orm in_list": select(User).where(in_list(User.id, "ids")),
     "core IN": select(*_USERS.c).where(_USERS.c.id.in_(_EXPANDING)),
     "core in_list": select(*_USERS.c).where(in_list(_USERS.c.id, "ids")),
+    "mapped cols": select(*(getattr(User, c.key) for c in _USERS.c)).where(in_list(User.id, "ids")),
 }
 RAW_SQL = (
     "SELECT email, name, password_hash, created_at, updated_at, id FROM users WHERE id = ANY($1)"
@@ -120,12 +124,18 @@ def _variants(
 
         return read
 
+    async def through_connection() -> list[Any]:
+        connection = await session.connection()
+        rows = (await connection.execute(STATEMENTS["core in_list"], {"ids": asked})).all()
+        return [(r.id, r.name, r.email) for r in rows]
+
     async def raw() -> list[Any]:
         return [(r["id"], r["name"], r["email"]) for r in await driver.fetch(RAW_SQL, asked)]
 
     variants = {
         name: (orm if name.startswith("orm") else core)(s) for name, s in STATEMENTS.items()
     }
+    variants["connection"] = through_connection
     variants["asyncpg"] = raw
     return variants
 

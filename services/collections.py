@@ -82,6 +82,35 @@ def view_without_totals(collection: Any) -> CollectionView:
     return _view_of(collection, None, None)
 
 
+# What a collection shows without its totals; the id first.
+_SHOWN_WITHOUT_TOTALS = (
+    "id",
+    "workspace_id",
+    "name",
+    "description",
+    "created_by_id",
+    "created_at",
+    "updated_at",
+)
+# A document's collection read in the document's own statement (joined on its collection_id):
+# its columns but the id, named `collection_<column>` beside the document's; its id is the
+# document's `collection_id`.
+_BESIDE_A_DOCUMENT = _SHOWN_WITHOUT_TOTALS[1:]  # all but the id
+COLLECTION_OF_DOCUMENT = tuple(
+    getattr(Collection, name).label(f"collection_{name}") for name in _BESIDE_A_DOCUMENT
+)
+
+
+def collection_of_document(row: Any) -> CollectionView:
+    """The collection, without totals, of a document's row that selected COLLECTION_OF_DOCUMENT."""
+    return CollectionView(
+        id=row.collection_id,
+        **{name: getattr(row, f"collection_{name}") for name in _BESIDE_A_DOCUMENT},
+        document_count=None,
+        last_updated_at=None,
+    )
+
+
 def collection_not_found(field: str | None = "collectionId") -> NotFound:
     return NotFound("No such collection.", field=field)
 
@@ -126,13 +155,7 @@ async def list_collections(
 
 # Core rows of what a collection without its totals shows (ADR 0133).
 _VIEWER_COLLECTIONS_BY_IDS = select(
-    Collection.id,
-    Collection.workspace_id,
-    Collection.name,
-    Collection.description,
-    Collection.created_by_id,
-    Collection.created_at,
-    Collection.updated_at,
+    *(getattr(Collection, name) for name in _SHOWN_WITHOUT_TOTALS)
 ).where(Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS), in_ids(Collection.id))
 
 

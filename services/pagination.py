@@ -230,12 +230,15 @@ def _parent_page_statements(
     after: bool,
     count: bool,
     few: bool = False,
+    with_page: Callable[[AnySelect], AnySelect] | None = None,
 ) -> tuple[AnySelect | None, AnySelect]:
     """The COUNT and page statements of paginate_by_parent for one shape of request, built once
     and kept: `stmt` itself is built once by its caller, so a page costs SQLAlchemy no statement
     building or cache-key walk (ADR 0078). With `_counted_in_page` the COUNT is None and the
-    page's rows carry their parent's total before the parent."""
+    page's rows carry their parent's total before the parent. `with_page` adds what only the
+    page's rows read (their own joins and columns): the COUNT and the numbering go without."""
     in_page = _counted_in_page(count=count, few=few, after=after)
+    shown = (lambda s: s) if with_page is None else with_page
     # One parent is compared as one value: PostgreSQL plans `= ANY(array)` for any number of
     # values, so it would sort every row of the parent instead of reading the index in order
     # up to the LIMIT (the dashboard's 5 recent documents: 7.0 ms instead of 0.5 at 10,000).
@@ -253,7 +256,7 @@ def _parent_page_statements(
             parent, func.count(), maintain_column_froms=True
         ).group_by(parent)
     if single and not in_page:
-        return counted, paged.add_columns(parent).order_by(*_order(sort)).limit(_LIMIT)
+        return counted, shown(paged).add_columns(parent).order_by(*_order(sort)).limit(_LIMIT)
     # The last sort column is unique within one parent's list (a run's event `seq`), so a row is
     # found again by it and its parent.
     unique = sort.columns[-1]
@@ -263,7 +266,8 @@ def _parent_page_statements(
         columns.append(func.count().over(partition_by=parent).label("total"))
     ranked = paged.with_only_columns(*columns, maintain_column_froms=True).subquery()
     ordered = (
-        scoped.add_columns(*([ranked.c.total] if in_page else []), parent)
+        shown(scoped)
+        .add_columns(*([ranked.c.total] if in_page else []), parent)
         .join(ranked, (ranked.c.parent == parent) & (ranked.c.key == unique))
         .where(ranked.c.n <= _LIMIT)
         .order_by(parent, ranked.c.n)
@@ -291,6 +295,7 @@ async def paginate_by_parent(
     sort_values: Callable[[Any], Sequence[Any]],
     count: bool = True,
     few_per_parent: bool = False,
+    with_page: Callable[[AnySelect], AnySelect] | None = None,
 ) -> dict[K, Page[T]]:
     """The same page of `stmt` for each parent, in two statements whatever their number (one
     for the first page of a list with few rows per parent).
@@ -303,7 +308,8 @@ async def paginate_by_parent(
     its values from `params`. With `count=False` (a caller that shows no total) the COUNT is not
     run and the pages' `total_count` is None. With `few_per_parent` (a document's chunks, a
     run's events: at most a few thousand rows each) a first page is one statement: the rows
-    numbered for the page are counted too.
+    numbered for the page are counted too. `with_page` (a module-level function, so that the
+    statements stay cached) adds joins and columns to the page's rows only.
     """
     ids = list(dict.fromkeys(parent_ids))
     values = dict(params or {})
@@ -316,7 +322,14 @@ async def paginate_by_parent(
         values.update((f"page_after_{i}", v) for i, v in enumerate(_decode(sort, page.after)))
     after = page.after is not None
     counted, ordered = _parent_page_statements(
-        stmt, parent, sort, single=len(ids) == 1, after=after, count=count, few=few_per_parent
+        stmt,
+        parent,
+        sort,
+        single=len(ids) == 1,
+        after=after,
+        count=count,
+        few=few_per_parent,
+        with_page=with_page,
     )
     in_page = _counted_in_page(count=count, few=few_per_parent, after=after)
     totals: dict[K, int] | None = None

@@ -185,6 +185,13 @@ class DocumentView(View):
     updated_at: datetime
 
 
+class ListedDocumentView(View):
+    """A document of a list with its collection, read in the list's own statement."""
+
+    document: DocumentView
+    collection: CollectionView
+
+
 class EntityView(View):
     name: str
     kind: str

@@ -29,6 +29,7 @@ from services.views import (
     DocumentCountsView,
     DocumentView,
     InviteView,
+    ListedDocumentView,
     MemberView,
     ModelsView,
     Page,
@@ -189,7 +190,7 @@ class Loaders:
         return self._loader(LOAD_DOCUMENTS)
 
     @cached_property
-    def documents_page(self) -> DataLoader[DocumentsQuery, Page[DocumentView]]:
+    def documents_page(self) -> DataLoader[DocumentsQuery, Page[ListedDocumentView]]:
         return self._page_loader(LIST_DOCUMENTS)
 
     @cached_property

@@ -34,6 +34,7 @@ from resolvers.documents.types import (
     SortDirection,
     TagCount,
     load_document_fields,
+    prime_collections,
 )
 from resolvers.runs.types import Run, RunStatus, WorkspaceEvent, load_event_fields
 from services.chat import ConversationsQuery
@@ -164,8 +165,10 @@ class Workspace(relay.Node):
     ) -> Connection[Document]:
         query = _documents_query(uuid.UUID(self.id), filter, sort, first, after)
         page = await info.context.loaders.documents_page.load(query)
-        await load_document_fields(info, [e.node for e in page.edges], "edges", "node")
-        return Connection.from_page(page, Document.of)
+        listed = [e.node for e in page.edges]
+        prime_collections(info, (v.collection for v in listed))
+        await load_document_fields(info, [v.document for v in listed], "edges", "node")
+        return Connection.from_page(page, lambda v: Document.of(v.document))
 
     @strawberry.field(
         description="Its latest events, newest first: the dashboard's activity feed (who did "
@@ -189,8 +192,10 @@ class Workspace(relay.Node):
     async def recent_documents(self, info: Info) -> list[Document]:
         query = DocumentsQuery(workspace_id=uuid.UUID(self.id), first=5, counted=False)
         page = await info.context.loaders.documents_page.load(query)
-        await load_document_fields(info, [e.node for e in page.edges])
-        return [Document.of(e.node) for e in page.edges]
+        listed = [e.node for e in page.edges]
+        prime_collections(info, (v.collection for v in listed))
+        await load_document_fields(info, [v.document for v in listed])
+        return [Document.of(v.document) for v in listed]
 
     @strawberry.field(description="How many documents it holds, by status.")
     async def document_counts(self, info: Info) -> DocumentCounts:

@@ -237,7 +237,7 @@ async def test_nested_connections_are_read_for_all_parents_at_once(
 
 
 @pytest.mark.parametrize("rows", [25, 100])
-async def test_documents_list_is_six_statements_for_any_number_of_rows(
+async def test_documents_list_is_five_statements_for_any_number_of_rows(
     any_db_client: GraphQLClient, any_db_app, rows: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -261,13 +261,72 @@ async def test_documents_list_is_six_statements_for_any_number_of_rows(
         "Owner" if i % 2 == 0 else "Editor 0" for i in reversed(range(rows))
     ]
     assert {tuple(n["tags"]) for n in nodes} == {("a", "b")}
-    # workspace by id (loader); COUNT of documents; the page of documents; then together:
-    # their collections (loader), their owners (loader), their tags (loader)
-    assert len(statements) == 6, statements
-    # The list names each document's collection: its documents are not counted.
-    [collections_read] = [s for s in statements if "FROM collections" in s]
+    # workspace by id (loader); COUNT of documents; the page of documents with their
+    # collections; then together: their owners (loader), their tags (loader)
+    assert len(statements) == 5, statements
+    # The list names each document's collection, read in the page's own statement: its
+    # documents are not counted, and no statement reads collections alone.
+    [collections_read] = [s for s in statements if "collections.name" in s]
+    assert collections_read.startswith("SELECT documents.id"), collections_read
     assert "count(" not in collections_read.lower(), collections_read
     assert "max(" not in collections_read.lower(), collections_read
+    assert not [s for s in statements if s.startswith("SELECT collections.id")], statements
+    [count] = [s for s in statements if s.startswith("SELECT documents.workspace_id, count(*)")]
+    assert "collections" not in count, count  # the join is the page's alone
+
+
+RECENT_OF_EACH_WORKSPACE = """
+query Recent($first: Int!) {
+  workspaces(first: $first) {
+    edges { node { name recentDocuments { title collection { id name } } } }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("workspaces", [1, 3])
+async def test_documents_of_several_workspaces_come_with_their_collections_at_once(
+    any_db_client: GraphQLClient, any_db_app, workspaces: int
+):
+    """The documents' pages of all the workspaces are one statement, their collections in it."""
+    db = any_db_app.state.deps.db
+    viewer = await sign_up(any_db_client, "Viewer", "viewer@example.com")
+    expected: list[list[tuple[str, uuid.UUID, str]]] = [[]]  # the viewer's own: no documents
+    for n in range(workspaces):
+        owner = await sign_up(any_db_client, f"Owner {n}", f"owner{n}@example.com")
+        owner_id = uuid_of(owner["user"]["id"])
+        workspace_id = uuid_of((await first_workspace(any_db_client, owner["accessToken"]))["id"])
+        async with db.begin() as session:
+            session.add(
+                Membership(
+                    workspace_id=workspace_id,
+                    user_id=uuid_of(viewer["user"]["id"]),
+                    role=Role.VIEWER,
+                )
+            )
+        collections = [
+            await add_collection(db, workspace_id, f"W{n} C{c}", owner_id) for c in range(2)
+        ]
+        await add_documents(db, workspace_id, collections, [owner_id], 6 + n)
+        newest = list(reversed(range(6 + n)))[:5]
+        expected.append([(f"doc {i:03d}", collections[i % 2], f"W{n} C{i % 2}") for i in newest])
+    with count_statements(any_db_app.state.engine) as statements:
+        result = await any_db_client.execute(
+            RECENT_OF_EACH_WORKSPACE, {"first": workspaces + 1}, token=viewer["accessToken"]
+        )
+    assert "errors" not in result, result
+    nodes = [e["node"] for e in result["data"]["workspaces"]["edges"]]
+    assert [
+        [
+            (d["title"], d["collection"]["id"], d["collection"]["name"])
+            for d in node["recentDocuments"]
+        ]
+        for node in nodes
+    ] == [[(t, global_id("Collection", c), name) for t, c, name in docs] for docs in expected]
+    # COUNT and page of workspaces; the recent documents of every workspace with their
+    # collections, numbered per workspace (no COUNT: the list shows no total)
+    assert len(statements) == 3, statements
+    assert not [s for s in statements if s.startswith("SELECT collections.id")], statements
 
 
 async def test_a_collections_totals_are_read_when_asked_for_and_match_its_documents(
@@ -311,7 +370,7 @@ async def test_a_collections_totals_are_read_when_asked_for_and_match_its_docume
 
 
 @pytest.mark.parametrize("rows", [25, 100])
-async def test_dashboard_is_eight_statements_and_does_not_count_its_recent_documents(
+async def test_dashboard_is_seven_statements_and_does_not_count_its_recent_documents(
     any_db_client: GraphQLClient, any_db_app, rows: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -331,6 +390,10 @@ async def test_dashboard_is_eight_statements_and_does_not_count_its_recent_docum
     assert ws["collectionCount"] == 3
     assert [d["title"] for d in ws["recentDocuments"]] == [
         f"doc {i:03d}" for i in reversed(range(rows - 5, rows))
+    ]
+    assert [d["collection"] for d in ws["recentDocuments"]] == [
+        {"id": global_id("Collection", collections[i % 3]), "name": f"C{i % 3}"}
+        for i in reversed(range(rows - 5, rows))
     ]
     assert ws["activeRuns"]["totalCount"] == 3
     assert {e["node"]["id"] for e in ws["activeRuns"]["edges"]} == {
@@ -355,10 +418,11 @@ async def test_dashboard_is_eight_statements_and_does_not_count_its_recent_docum
         },
     }
     # workspace by id (loader); documents by status with the collection count (loader);
-    # questions asked (loader); the page of recent documents, without a COUNT (their list shows
-    # no total); their collections (loader); COUNT and page of active runs; the page of the
+    # questions asked (loader); the page of recent documents with their collections, without a
+    # COUNT (their list shows no total); COUNT and page of active runs; the page of the
     # activity feed, without a COUNT (each event names its actor as then: no users loader)
-    assert len(statements) == 8, statements
+    assert len(statements) == 7, statements
+    assert not [s for s in statements if s.startswith("SELECT collections.id")], statements
     assert not [s for s in statements if s.startswith("SELECT documents.workspace_id, count(*)")]
     assert extracted_text_reads(statements) == []
 
