@@ -14,6 +14,8 @@ are. Variants, for lists of 1 and of 25 ids:
   mapped cols   the same columns named through the mapping (`User.id`, ...: an ORM-enabled
                 select of columns, Core-like rows), `in_list`
   connection    `core in_list` sent through the session's AsyncConnection, not the Session
+  read session  `mapped cols` through the app's read session (base.db.engine.ReadSession,
+                ADR 0135: a select of columns runs on its connection), how the services read
   asyncpg       the same SQL text sent by asyncpg alone: no SQLAlchemy (a floor, not a path the
                 app takes)
 
@@ -42,6 +44,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine  # no
 
 import base.models  # noqa: E402,F401  (every table on the metadata)
 from base.db.base import Base  # noqa: E402
+from base.db.engine import ReadSession  # noqa: E402
 from base.db.types import in_list, utcnow  # noqa: E402
 from base.models.accounts import User  # noqa: E402
 from tests.support.services import postgres_server  # noqa: E402
@@ -80,13 +83,15 @@ async def measure(rounds: int, calls: int) -> None:
                     for n, i in enumerate(ids)
                 ],
             )
-        reads = async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
-        async with reads() as session:
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        reads = async_sessionmaker(autocommit)
+        app_reads = async_sessionmaker(autocommit, sync_session_class=ReadSession)
+        async with reads() as session, app_reads() as read_session:
             connection = await session.connection()
             driver = (await connection.get_raw_connection()).driver_connection
             for size in (1, 25):
                 asked = ids[:size]
-                variants = _variants(session, driver, asked)
+                variants = _variants(session, read_session, driver, asked)
                 for read in variants.values():  # warm: compiled, prepared, cached
                     for _ in range(100):
                         assert len(await read()) == size
@@ -107,7 +112,7 @@ async def measure(rounds: int, calls: int) -> None:
 
 
 def _variants(
-    session: Any, driver: Any, asked: list[uuid.UUID]
+    session: Any, read_session: Any, driver: Any, asked: list[uuid.UUID]
 ) -> dict[str, Callable[[], Awaitable[list[Any]]]]:
     def orm(stmt: Any) -> Callable[[], Awaitable[list[Any]]]:
         async def read() -> list[Any]:
@@ -135,7 +140,13 @@ def _variants(
     variants = {
         name: (orm if name.startswith("orm") else core)(s) for name, s in STATEMENTS.items()
     }
+
+    async def through_read_session() -> list[Any]:
+        rows = (await read_session.execute(STATEMENTS["mapped cols"], {"ids": asked})).all()
+        return [(r.id, r.name, r.email) for r in rows]
+
     variants["connection"] = through_connection
+    variants["read session"] = through_read_session
     variants["asyncpg"] = raw
     return variants
 

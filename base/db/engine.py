@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import CompoundSelect, Engine, Executable, Result, Select, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from base.db.types import register_sqlite_functions
 from base.settings import Settings
@@ -138,8 +140,66 @@ def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+# Kept while its statement lives: a strong cache would keep the statements built per call
+# (search builds some) alive, and the collector's full passes over them cost pauses of 100 ms
+# and more at concurrency 8 (ADR 0135).
+_COLUMNS_ONLY: weakref.WeakKeyDictionary[Executable, bool] = weakref.WeakKeyDictionary()
+
+
+def _selects_columns_only(statement: Executable) -> bool:
+    """Whether `statement` is a SELECT (or a UNION of them) of columns, no mapped objects: its
+    rows are the same whether the ORM or the connection runs it. Statements are mostly built
+    once (ADR 0078), so the answer is kept for each."""
+    known = _COLUMNS_ONLY.get(statement)
+    if known is None:
+        if isinstance(statement, CompoundSelect):
+            known = all(_selects_columns_only(s) for s in statement.selects)
+        elif isinstance(statement, Select):
+            known = all(isinstance(d["type"], TypeEngine) for d in statement.column_descriptions)
+        else:
+            known = False
+        _COLUMNS_ONLY[statement] = known
+    return known
+
+
+class ReadSession(Session):
+    """The session of reads (`build_read_sessionmaker`): a statement that selects columns only
+    runs on the session's connection, not through the ORM's execution.
+
+    The ORM's execution of such a statement (autoflush, load options, its own row loading) gives
+    the same rows and costs about 0.05 ms of CPU a read (ADR 0135; `bench/bench_id_lists.py`:
+    0.211 against 0.159 ms for a row, 0.300 against 0.221 for 25). A read session holds no
+    pending objects, so nothing is skipped that a read would see. Statements that load mapped
+    objects, and any call with options, keep the ORM's path."""
+
+    def execute(  # the ORM's overloads, one path added
+        self,
+        statement: Executable,
+        params: Any = None,
+        *,
+        execution_options: Mapping[str, Any] | None = None,
+        bind_arguments: Any = None,
+        **kw: Any,
+    ) -> Result[Any]:
+        options = dict(execution_options or {})
+        # The async session asks every statement for rows fetched whole; a connection's are
+        # (no server-side cursor here), so that option alone still takes the short path.
+        options.pop("prebuffer_rows", None)
+        plain = not options and bind_arguments is None and not kw
+        if plain and _selects_columns_only(statement):
+            return self.connection().execute(statement, params)
+        return super().execute(
+            statement,
+            params,
+            execution_options=execution_options or {},
+            bind_arguments=bind_arguments,
+            **kw,
+        )
+
+
 def build_read_sessionmaker(engine: AsyncEngine, settings: Settings) -> async_sessionmaker[Any]:
-    """Sessions for reads only: each statement runs on its own, with no BEGIN and no ROLLBACK.
+    """Sessions for reads only (`ReadSession`): each statement runs on its own, with no BEGIN
+    and no ROLLBACK.
 
     PostgreSQL's READ COMMITTED takes a new snapshot per statement anyway, so a transaction
     around reads buys nothing there and costs two round trips (ADR 0076). Behind PgBouncer in
@@ -147,9 +207,11 @@ def build_read_sessionmaker(engine: AsyncEngine, settings: Settings) -> async_se
     connection, so there the reads keep their transaction (ADR 0118).
     """
     if settings.database_pooler == "pgbouncer":
-        return async_sessionmaker(engine, expire_on_commit=False)
+        return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=ReadSession)
     return async_sessionmaker(
-        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+        sync_session_class=ReadSession,
     )
 
 

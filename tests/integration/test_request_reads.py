@@ -2,19 +2,20 @@
 
 The loaders of a screen take turns on it, so a screen takes one connection from the pool
 whatever it shows; a row written by another session between two reads of the shared session is
-read anew by the second (each turn starts with an empty identity map); and a refused request
-leaves no connection checked out.
+read anew by the second (each turn starts with an empty identity map); a refused request
+leaves no connection checked out; and a read of columns runs on the session's connection while a
+read of mapped objects keeps the ORM's path (ADR 0135).
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import CursorResult, event, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from base.db.engine import RequestReads
-from base.models.documents import Document
+from base.models.documents import Collection, Document
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 from tests.support.seed import add_collection, add_documents, global_id, uuid_of
 
@@ -108,3 +109,39 @@ async def test_a_refused_request_returns_its_connection(any_db_client: GraphQLCl
     assert result["data"]["workspace"] is None
     assert [e["extensions"]["code"] for e in result["errors"]] == ["INVALID_CURSOR"]
     assert pool.checkedout() == checked_out_before
+
+
+async def test_a_read_of_columns_runs_on_the_connection_with_the_rows_the_orm_gives(
+    any_db_client: GraphQLClient, any_db_app
+):
+    _token, _workspace_id, document_id = await _library(any_db_client, any_db_app)
+    document_uuid = uuid_of(document_id)
+    columns = select(Document.id, Document.title, Document.key_points, Document.created_at).where(
+        Document.id == document_uuid
+    )
+    names = union_all(
+        select(Document.title.label("name")).where(Document.id == document_uuid),
+        select(Collection.name).join(Document, Document.collection_id == Collection.id),
+    )
+    async with any_db_app.state.deps.db() as session:  # a plain session: the ORM's path
+        orm_rows = (await session.execute(columns)).all()
+        orm_names = sorted((await session.execute(names)).scalars())
+    reads = RequestReads(any_db_app.state.read_db)
+    try:
+        async with reads.session() as session:
+            result = await session.execute(columns)
+            assert isinstance(result, CursorResult)  # the connection's own result
+            rows = result.all()
+            named = await session.execute(names)
+            assert isinstance(named, CursorResult)
+            read_names = sorted(named.scalars())
+            objects = await session.execute(select(Document).where(Document.id == document_uuid))
+            assert not isinstance(objects, CursorResult)  # mapped objects: the ORM's path
+            [document] = objects.scalars().all()
+    finally:
+        await reads.close()
+    assert rows == orm_rows
+    assert [tuple(r._mapping) for r in rows] == [("id", "title", "key_points", "created_at")]
+    assert rows[0].title == "doc 000" and rows[0].id == document_uuid
+    assert read_names == orm_names == ["Guides", "doc 000"]
+    assert isinstance(document, Document) and document.title == "doc 000"
