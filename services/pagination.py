@@ -9,7 +9,8 @@ Nested connections (a page of runs for each of many workspaces) are read for all
 at once: one grouped COUNT and one page query that numbers each parent's rows
 (`paginate_by_parent`), so their cost does not grow with the number of parents. A list with few
 rows per parent (a document's chunks or runs) takes the total of its first page from the rows it
-numbers: one statement.
+numbers, and a page of one parent (a screen's list) carries its total from a COUNT inside the
+page's statement: one statement.
 """
 
 from __future__ import annotations
@@ -205,12 +206,23 @@ async def paginate(
     to_node: Callable[[Any], T],
     sort_values: Callable[[Any], Sequence[Any]],
 ) -> Page[T]:
-    """Run one page query and one count query for `stmt` (a SELECT with its filters applied)."""
+    """One page of `stmt` (a SELECT with its filters applied) and its total, in one statement:
+    the rows carry the COUNT of `stmt` as their last column (ADR 0136). A page left empty by
+    its cursor carries nothing, and counts alone."""
     paged = _after(stmt, sort, page)  # the cursor is checked before any SQL runs
-    total = (
-        await session.execute(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    ).scalar_one()
-    rows = (await session.execute(paged.order_by(*_order(sort)).limit(page.first + 1))).all()
+    counting = select(func.count()).select_from(stmt.order_by(None).subquery())
+    carried = counting.correlate(None).scalar_subquery().label("page_total")
+    rows = (
+        await session.execute(
+            paged.add_columns(carried).order_by(*_order(sort)).limit(page.first + 1)
+        )
+    ).all()
+    if rows:
+        total = rows[0][-1]
+    elif page.after is None:
+        total = 0
+    else:
+        total = (await session.execute(counting)).scalar_one()
     return _page(rows, total, sort, page, to_node, sort_values)
 
 
@@ -235,8 +247,10 @@ def _parent_page_statements(
     """The COUNT and page statements of paginate_by_parent for one shape of request, built once
     and kept: `stmt` itself is built once by its caller, so a page costs SQLAlchemy no statement
     building or cache-key walk (ADR 0078). With `_counted_in_page` the COUNT is None and the
-    page's rows carry their parent's total before the parent. `with_page` adds what only the
-    page's rows read (their own joins and columns): the COUNT and the numbering go without."""
+    page's rows carry their parent's total before the parent; with `_total_beside_page` they
+    carry it too, and the COUNT is kept for an empty page after a cursor. `with_page` adds what
+    only the page's rows read (their own joins and columns): the COUNT and the numbering go
+    without."""
     in_page = _counted_in_page(count=count, few=few, after=after)
     shown = (lambda s: s) if with_page is None else with_page
     # One parent is compared as one value: PostgreSQL plans `= ANY(array)` for any number of
@@ -256,7 +270,17 @@ def _parent_page_statements(
             parent, func.count(), maintain_column_froms=True
         ).group_by(parent)
     if single and not in_page:
-        return counted, shown(paged).add_columns(parent).order_by(*_order(sort)).limit(_LIMIT)
+        rows = shown(paged)
+        if counted is not None:
+            # One parent's total rides on its page: the COUNT as an uncorrelated scalar
+            # subquery, which the database computes once for the statement (an InitPlan).
+            total = (
+                scoped.with_only_columns(func.count(), maintain_column_froms=True)
+                .correlate(None)
+                .scalar_subquery()
+            )
+            rows = rows.add_columns(total.label("total"))
+        return counted, rows.add_columns(parent).order_by(*_order(sort)).limit(_LIMIT)
     # The last sort column is unique within one parent's list (a run's event `seq`), so a row is
     # found again by it and its parent.
     unique = sort.columns[-1]
@@ -282,6 +306,13 @@ def _counted_in_page(*, count: bool, few: bool, after: bool) -> bool:
     return count and few and not after
 
 
+def _total_beside_page(*, single: bool, count: bool, in_page: bool) -> bool:
+    """Whether one parent's rows carry its total from a COUNT run inside the page's statement
+    (ADR 0136): one statement instead of two. An empty page carries nothing: after a cursor its
+    total is counted alone, on a first page it is 0."""
+    return single and count and not in_page
+
+
 async def paginate_by_parent(
     session: AsyncSession,
     stmt: AnySelect,
@@ -298,7 +329,7 @@ async def paginate_by_parent(
     with_page: Callable[[AnySelect], AnySelect] | None = None,
 ) -> dict[K, Page[T]]:
     """The same page of `stmt` for each parent, in two statements whatever their number (one
-    for the first page of a list with few rows per parent).
+    for the first page of a list with few rows per parent, and for one parent's page).
 
     One COUNT grouped by `parent`, and one page query: each parent's rows after the cursor are
     numbered in sort order (ROW_NUMBER() OVER (PARTITION BY parent ...)) and the first
@@ -332,17 +363,24 @@ async def paginate_by_parent(
         with_page=with_page,
     )
     in_page = _counted_in_page(count=count, few=few_per_parent, after=after)
+    beside = _total_beside_page(single=len(ids) == 1, count=count, in_page=in_page)
     totals: dict[K, int] | None = None
-    if counted is not None:
+    if counted is not None and not beside:
         totals = dict((await session.execute(counted, values)).all())
     rows_of: dict[K, list[Any]] = {key: [] for key in ids}
     carried: dict[K, int] = {}  # a parent with no rows has none to carry its total: 0
     for row in (await session.execute(ordered, values)).all():
         rows_of[row[-1]].append(row)
-        if in_page:
+        if in_page or beside:
             carried[row[-1]] = row[-2]
     if in_page:
         totals = carried
+    elif beside:
+        if carried or not after:
+            totals = carried
+        else:  # an empty page after a cursor: the rows before it still count
+            assert counted is not None
+            totals = dict((await session.execute(counted, values)).all())
     return {
         key: _page(
             rows_of[key],

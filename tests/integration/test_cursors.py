@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.databases import count_statements
 from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 from tests.support.seed import (
     add_collection,
@@ -295,3 +296,56 @@ async def test_a_lists_total_is_the_same_on_its_first_page_and_later_ones(
     empty = await any_db_client.execute(CHUNKS, {"d": document, "first": 0}, token=token)
     assert empty["data"]["document"]["chunks"]["totalCount"] == 7
     assert empty["data"]["document"]["chunks"]["edges"] == []
+
+
+DOCUMENTS = """
+query($w: ID!, $first: Int, $after: String, $status: DocumentStatus) {
+  workspace(id: $w) {
+    documents(first: $first, after: $after, filter: { status: $status }) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      edges { node { title } }
+    }
+  }
+}
+"""
+
+
+async def test_one_lists_total_rides_on_its_page_and_an_empty_page_after_a_cursor_counts_alone(
+    any_db_client: GraphQLClient, any_db_app
+):
+    """A page of one parent's list carries its total from a COUNT inside its own statement
+    (ADR 0136); a page left empty by its cursor has no row to carry it and counts alone."""
+    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
+    token = owner["accessToken"]
+    workspace = await first_workspace(any_db_client, token)
+    workspace_id, owner_id = uuid_of(workspace["id"]), uuid_of(owner["user"]["id"])
+    db = any_db_app.state.deps.db
+    collection = await add_collection(db, workspace_id, "C", owner_id)
+    await add_documents(db, workspace_id, [collection], [owner_id], 3)
+
+    async def page(**variables: Any) -> tuple[dict[str, Any], list[str]]:
+        with count_statements(any_db_app.state.engine) as statements:
+            result = await any_db_client.execute(
+                DOCUMENTS, {"w": workspace["id"], **variables}, token=token
+            )
+        assert "errors" not in result, result
+        return result["data"]["workspace"]["documents"], [
+            s for s in statements if "FROM documents" in s
+        ]
+
+    first, reads = await page(first=2)
+    assert (first["totalCount"], [e["node"]["title"] for e in first["edges"]]) == (
+        3,
+        ["doc 002", "doc 001"],
+    )
+    assert len(reads) == 1 and "count(*)" in reads[0], reads  # the total inside the page's
+    last, reads = await page(first=2, after=first["pageInfo"]["endCursor"])
+    assert (last["totalCount"], [e["node"]["title"] for e in last["edges"]]) == (3, ["doc 000"])
+    assert len(reads) == 1, reads
+    after_last, reads = await page(first=2, after=last["pageInfo"]["endCursor"])
+    assert (after_last["totalCount"], after_last["edges"]) == (3, [])
+    assert len(reads) == 2, reads  # the empty page, then the COUNT alone
+    none, reads = await page(first=2, status="FAILED")
+    assert (none["totalCount"], none["edges"]) == (0, [])
+    assert len(reads) == 1, reads  # a first page without rows: nothing to count

@@ -50,9 +50,9 @@ async def test_app_shell_is_three_statements_for_any_number_of_workspaces(
         with count_statements(app.state.engine) as statements:
             shell = await client.op("AppShell", token=owner["accessToken"])
         assert shell["workspaces"]["totalCount"] == n
-        # the user; COUNT of the workspaces; one page of workspaces with the caller's role; the
-        # toast cursor (each of the caller's workspaces with its newest event)
-        assert len(statements) == 4, statements
+        # the user; one page of workspaces with the caller's role and their COUNT; the toast
+        # cursor (each of the caller's workspaces with its newest event)
+        assert len(statements) == 3, statements
 
 
 async def _owner_and_workspace(
@@ -71,7 +71,7 @@ async def _owner_and_workspace(
 
 
 @pytest.mark.parametrize("rows", [1, 25, 100])
-async def test_workspace_members_is_three_statements(
+async def test_workspace_members_is_two_statements(
     any_db_client: GraphQLClient, any_db_app, rows: int
 ):
     owner = await sign_up(any_db_client, "Owner", "owner@example.com")
@@ -88,12 +88,12 @@ async def test_workspace_members_is_three_statements(
     # The seeded members joined at T0 + i hours, the owner now: the owner comes last.
     names = [e["node"]["user"]["name"] for e in members["edges"]]
     assert names == [f"M {i}" for i in range(rows - 1)] + ["Owner"]
-    # workspace by id (loader); COUNT of members by workspace; page of members joined to users
-    assert len(statements) == 3, statements
+    # workspace by id (loader); the page of members joined to users, with their COUNT
+    assert len(statements) == 2, statements
 
 
 @pytest.mark.parametrize("rows", [1, 25, 100])
-async def test_runs_monitor_is_four_statements_for_any_number_of_rows(
+async def test_runs_monitor_is_three_statements_for_any_number_of_rows(
     any_db_client: GraphQLClient, any_db_app, rows: int
 ):
     owner = await sign_up(any_db_client, "Owner", "owner@example.com")
@@ -118,9 +118,9 @@ async def test_runs_monitor_is_four_statements_for_any_number_of_rows(
     assert [e["node"]["triggeredBy"]["name"] for e in runs["edges"]] == [
         "Owner" if i % 2 == 0 else "Editor 0" for i in reversed(range(rows))
     ]
-    # workspace by id (loader); COUNT of runs by workspace; the page of runs; the users who
-    # triggered them (loader)
-    assert len(statements) == 4, statements
+    # workspace by id (loader); the page of runs with their COUNT; the users who triggered
+    # them (loader)
+    assert len(statements) == 3, statements
 
 
 @pytest.mark.parametrize("rows", [1, 25, 100])
@@ -230,14 +230,14 @@ async def test_nested_connections_are_read_for_all_parents_at_once(
         assert [
             [x["node"]["cursor"] for x in e["node"]["events"]["edges"]] for e in runs["edges"]
         ] == [[str(seq) for seq in range(1, min(i + 1, 2) + 1)] for i in newest]
-    # the user; COUNT and page of workspaces; COUNT and page of members (all workspaces);
-    # COUNT and page of runs (all workspaces); the users who triggered them; the first page of
-    # events of all runs, with each run's total
-    assert len(statements) == 8, statements
+    # the user; the page of workspaces with their COUNT; COUNT and page of members (all
+    # workspaces); COUNT and page of runs (all workspaces); the users who triggered them; the
+    # first page of events of all runs, with each run's total
+    assert len(statements) == 7, statements
 
 
 @pytest.mark.parametrize("rows", [25, 100])
-async def test_documents_list_is_five_statements_for_any_number_of_rows(
+async def test_documents_list_is_four_statements_for_any_number_of_rows(
     any_db_client: GraphQLClient, any_db_app, rows: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -261,18 +261,20 @@ async def test_documents_list_is_five_statements_for_any_number_of_rows(
         "Owner" if i % 2 == 0 else "Editor 0" for i in reversed(range(rows))
     ]
     assert {tuple(n["tags"]) for n in nodes} == {("a", "b")}
-    # workspace by id (loader); COUNT of documents; the page of documents with their
-    # collections; then together: their owners (loader), their tags (loader)
-    assert len(statements) == 5, statements
+    # workspace by id (loader); the page of documents with their collections and their COUNT;
+    # then together: their owners (loader), their tags (loader)
+    assert len(statements) == 4, statements
     # The list names each document's collection, read in the page's own statement: its
     # documents are not counted, and no statement reads collections alone.
-    [collections_read] = [s for s in statements if "collections.name" in s]
-    assert collections_read.startswith("SELECT documents.id"), collections_read
-    assert "count(" not in collections_read.lower(), collections_read
-    assert "max(" not in collections_read.lower(), collections_read
+    [page_read] = [s for s in statements if "collections.name" in s]
+    page_sql = " ".join(page_read.split())
+    assert page_sql.startswith("SELECT documents.id"), page_sql
+    # The documents' total rides on the page (ADR 0136), counted without the join, which is
+    # the page's alone; the collections' own documents are not counted.
+    assert "(SELECT count(*) AS count_1 FROM documents WHERE" in page_sql, page_sql
+    assert page_sql.count("count(") == 1 and "max(" not in page_sql.lower(), page_sql
+    assert page_sql.count("JOIN collections") == 1, page_sql
     assert not [s for s in statements if s.startswith("SELECT collections.id")], statements
-    [count] = [s for s in statements if s.startswith("SELECT documents.workspace_id, count(*)")]
-    assert "collections" not in count, count  # the join is the page's alone
 
 
 RECENT_OF_EACH_WORKSPACE = """
@@ -323,9 +325,9 @@ async def test_documents_of_several_workspaces_come_with_their_collections_at_on
         ]
         for node in nodes
     ] == [[(t, global_id("Collection", c), name) for t, c, name in docs] for docs in expected]
-    # COUNT and page of workspaces; the recent documents of every workspace with their
-    # collections, numbered per workspace (no COUNT: the list shows no total)
-    assert len(statements) == 3, statements
+    # the page of workspaces with their COUNT; the recent documents of every workspace with
+    # their collections, numbered per workspace (no COUNT: the list shows no total)
+    assert len(statements) == 2, statements
     assert not [s for s in statements if s.startswith("SELECT collections.id")], statements
 
 
@@ -370,7 +372,7 @@ async def test_a_collections_totals_are_read_when_asked_for_and_match_its_docume
 
 
 @pytest.mark.parametrize("rows", [25, 100])
-async def test_dashboard_is_seven_statements_and_does_not_count_its_recent_documents(
+async def test_dashboard_is_six_statements_and_does_not_count_its_recent_documents(
     any_db_client: GraphQLClient, any_db_app, rows: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -419,9 +421,9 @@ async def test_dashboard_is_seven_statements_and_does_not_count_its_recent_docum
     }
     # workspace by id (loader); documents by status with the collection count (loader);
     # questions asked (loader); the page of recent documents with their collections, without a
-    # COUNT (their list shows no total); COUNT and page of active runs; the page of the
-    # activity feed, without a COUNT (each event names its actor as then: no users loader)
-    assert len(statements) == 7, statements
+    # COUNT (their list shows no total); the page of active runs with their COUNT; the page of
+    # the activity feed, without a COUNT (each event names its actor as then: no users loader)
+    assert len(statements) == 6, statements
     assert not [s for s in statements if s.startswith("SELECT collections.id")], statements
     assert not [s for s in statements if s.startswith("SELECT documents.workspace_id, count(*)")]
     assert extracted_text_reads(statements) == []
@@ -571,5 +573,5 @@ async def test_conversation_is_four_statements_for_any_number_of_messages(
             "Conversations", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
         )
     assert listed["workspace"]["conversations"]["totalCount"] == 1
-    # the workspace (loader); COUNT and page of the caller's conversations
-    assert len(statements) == 3, statements
+    # the workspace (loader); the page of the caller's conversations with their COUNT
+    assert len(statements) == 2, statements

@@ -134,3 +134,22 @@ def test_one_parent_is_one_value_and_several_are_one_array_on_postgresql():
     assert "things.n IN (__[POSTCOMPILE_page_parent_ids])" in str(
         several.compile(dialect=sqlite.dialect())
     )
+
+
+def test_one_parents_page_carries_its_count_and_keeps_it_for_an_empty_page():
+    """The COUNT of one parent's rows is a column of its page (computed once for the statement:
+    uncorrelated, so it counts the parent's rows, not the row beside it); the COUNT alone is
+    kept for a page that a cursor leaves empty. Several parents keep the grouped COUNT."""
+    stmt = select(TABLE)
+    sort = SortKey("things", [TABLE.c.at, TABLE.c.id])
+    counted, page = _parent_page_statements(
+        stmt, TABLE.c.n, sort, single=True, after=True, count=True
+    )
+    assert counted is not None
+    sql = " ".join(str(page.compile(dialect=sqlite.dialect())).split())
+    assert "(SELECT count(*) AS count_1 FROM things WHERE things.n = ?) AS total" in sql, sql
+    assert sql.count("FROM things") == 2, sql
+    _, several = _parent_page_statements(
+        stmt, TABLE.c.n, sort, single=False, after=True, count=True
+    )
+    assert "count(" not in str(several.compile(dialect=sqlite.dialect()))
