@@ -117,11 +117,12 @@ def document_not_found(field: str | None = "id") -> NotFound:
 
 
 def _view(document: Any) -> DocumentView:
-    """The view of a mapped document or of a row of `_DOCUMENT_COLUMNS`."""
+    """The view of a mapped document or of a row of `DOCUMENT_COLUMNS`."""
     return DocumentView.model_validate(document)
 
 
-_DOCUMENT_COLUMNS = view_columns(DocumentView, Document)
+# What a document's view is made of, read as a row of columns (ADR 0133).
+DOCUMENT_COLUMNS = view_columns(DocumentView, Document)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,7 @@ def _documents_statement(
     """The caller's documents with the given filters (built once per set of filters), taking
     `:viewer` and `:collection_id`, `:status`, `:owner_id`, `:tag`, `:title_like`
     (`ascii_title`: whether that text is ASCII, see `case_folded`)."""
-    stmt = select(*_DOCUMENT_COLUMNS).where(Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    stmt = select(*DOCUMENT_COLUMNS).where(Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
     if collection:
         stmt = stmt.where(Document.collection_id == bindparam("collection_id"))
     if status:
@@ -234,7 +235,7 @@ VIEWER_SEES_DOCUMENT_IDS = and_(
     in_ids(Document.id), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS)
 )
 _VISIBLE_IDS = select(Document.id).where(VIEWER_SEES_DOCUMENT_IDS)
-_DOCUMENTS_BY_IDS = select(*_DOCUMENT_COLUMNS).where(VIEWER_SEES_DOCUMENT_IDS)
+_DOCUMENTS_BY_IDS = select(*DOCUMENT_COLUMNS).where(VIEWER_SEES_DOCUMENT_IDS)
 _TAGS_BY_DOCUMENT_IDS = (
     select(DocumentTag.document_id, DocumentTag.tag)
     .where(DocumentTag.document_id.in_(_VISIBLE_IDS))

@@ -39,13 +39,14 @@ from base.models.documents import Chunk, Collection, Document, DocumentTag
 from base.models.retrieval import VectorVersion
 from services import document_vectors, hnsw_index, keyword_index, llm, vector_index
 from services.access import in_ids, require_role
-from services.collections import view_without_totals
+from services.collections import COLLECTION_OF_DOCUMENT, collection_of_document
 from services.deps import ServiceDeps
-from services.documents import VIEWER_SEES_DOCUMENT_IDS
+from services.documents import DOCUMENT_COLUMNS, VIEWER_SEES_DOCUMENT_IDS
 from services.fusion import linear_fusion
 from services.pagination import PageRequest, invalid_cursor, offset_after, offset_cursor
 from services.search_text import embedded_text, query_terms, require_query, tsquery_text
 from services.views import (
+    CollectionView,
     DocumentView,
     Edge,
     Page,
@@ -276,7 +277,7 @@ class _PageRead:
             Chunk.id.label("chunk_id"), Chunk.workspace_id.label("chunk_workspace"), *columns
         ).join_from(Chunk, Document, Document.id == Chunk.document_id)
         if with_collection:
-            plain = plain.add_columns(Collection).outerjoin(
+            plain = plain.add_columns(*COLLECTION_OF_DOCUMENT).outerjoin(
                 Collection, Collection.id == Document.collection_id
             )
         plain = plain.where(in_ids(Chunk.id))
@@ -325,7 +326,15 @@ _PASSAGES = _PageRead.of(
     Document.collection_id,
     Document.title,
 )
-_HITS = _PageRead.of(Chunk, Document, with_collection=True)
+_HITS = _PageRead.of(
+    *DOCUMENT_COLUMNS,
+    Chunk.position,
+    Chunk.text,
+    Chunk.heading_path,
+    Chunk.char_start,
+    Chunk.char_end,
+    with_collection=True,
+)
 
 
 def _candidates(limit: int) -> int:
@@ -640,10 +649,15 @@ def _position_after(name: str, cursor: str | None) -> tuple[int, bool]:
 
 # Related documents by their keys, with their collections (the tab shows their names).
 _RELATED_OF_IDS = (
-    select(Document, Collection)
+    select(*DOCUMENT_COLUMNS, *COLLECTION_OF_DOCUMENT)
     .outerjoin(Collection, Collection.id == Document.collection_id)
     .where(in_ids(Document.id))
 )
+
+
+def _collection_of(row: Any) -> CollectionView | None:
+    """The collection read beside a document by an outer join (COLLECTION_OF_DOCUMENT)."""
+    return collection_of_document(row) if row.collection_name is not None else None
 
 
 @dataclass(frozen=True)
@@ -829,20 +843,19 @@ async def _hits(
         row = rows.get(r.chunk_id)
         if row is None:  # deleted since it was ranked
             continue
-        chunk, document = row.Chunk, row.Document
         hits.append(
             SearchHitView(
-                document=DocumentView.model_validate(document),
-                collection=view_without_totals(row.Collection) if row.Collection else None,
+                document=DocumentView.model_validate(row),
+                collection=_collection_of(row),
                 score=r.score,
                 passage=PassageView(
-                    chunk_id=chunk.id,
-                    position=chunk.position,
-                    text=chunk.text,
-                    heading_path=[str(h) for h in chunk.heading_path or []],
-                    char_start=chunk.char_start,
-                    char_end=chunk.char_end,
-                    matches=matches.get(chunk.id, []),
+                    chunk_id=row.chunk_id,
+                    position=row.position,
+                    text=row.text,
+                    heading_path=[str(h) for h in row.heading_path or []],
+                    char_start=row.char_start,
+                    char_end=row.char_end,
+                    matches=matches.get(row.chunk_id, []),
                     cosine=r.cosine,
                 ),
             )
@@ -937,13 +950,7 @@ async def related_documents(
             if related_ids
             else []
         )
-        views = {
-            document.id: (
-                DocumentView.model_validate(document),
-                view_without_totals(collection) if collection else None,
-            )
-            for document, collection in rows
-        }
+        views = {row.id: (DocumentView.model_validate(row), _collection_of(row)) for row in rows}
     return [
         [
             RelatedDocumentView(document=views[d][0], collection=views[d][1], score=score)
