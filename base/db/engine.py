@@ -143,10 +143,10 @@ def build_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
 # Kept while its statement lives: a strong cache would keep the statements built per call
 # (search builds some) alive, and the collector's full passes over them cost pauses of 100 ms
 # and more at concurrency 8 (ADR 0135).
-_COLUMNS_ONLY: weakref.WeakKeyDictionary[Executable, bool] = weakref.WeakKeyDictionary()
+_COLUMNS_ONLY: weakref.WeakKeyDictionary[object, bool] = weakref.WeakKeyDictionary()
 
 
-def _selects_columns_only(statement: Executable) -> bool:
+def _selects_columns_only(statement: object) -> bool:
     """Whether `statement` is a SELECT (or a UNION of them) of columns, no mapped objects: its
     rows are the same whether the ORM or the connection runs it. Statements are mostly built
     once (ADR 0078), so the answer is kept for each."""
