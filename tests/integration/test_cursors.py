@@ -85,6 +85,18 @@ async def world(any_db_client: GraphQLClient, any_db_app) -> dict[str, Any]:
     }
 
 
+async def library(client: GraphQLClient, app: Any, documents: int) -> tuple[str, str, list[Any]]:
+    """An owner's token, their workspace's id, and the ids of `documents` documents of one
+    collection."""
+    owner = await sign_up(client, "Owner", "owner@example.com")
+    workspace = await first_workspace(client, owner["accessToken"])
+    workspace_id, owner_id = uuid_of(workspace["id"]), uuid_of(owner["user"]["id"])
+    db = app.state.deps.db
+    collection = await add_collection(db, workspace_id, "C", owner_id)
+    ids = await add_documents(db, workspace_id, [collection], [owner_id], documents)
+    return owner["accessToken"], workspace["id"], ids
+
+
 async def pages(
     client: GraphQLClient, token: str, query: str, variables: dict[str, Any], path: list[str]
 ) -> list[list[Any]]:
@@ -316,18 +328,12 @@ async def test_one_lists_total_rides_on_its_page_and_an_empty_page_after_a_curso
 ):
     """A page of one parent's list carries its total from a COUNT inside its own statement
     (ADR 0136); a page left empty by its cursor has no row to carry it and counts alone."""
-    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
-    token = owner["accessToken"]
-    workspace = await first_workspace(any_db_client, token)
-    workspace_id, owner_id = uuid_of(workspace["id"]), uuid_of(owner["user"]["id"])
-    db = any_db_app.state.deps.db
-    collection = await add_collection(db, workspace_id, "C", owner_id)
-    await add_documents(db, workspace_id, [collection], [owner_id], 3)
+    token, workspace_id, _ids = await library(any_db_client, any_db_app, 3)
 
     async def page(**variables: Any) -> tuple[dict[str, Any], list[str]]:
         with count_statements(any_db_app.state.engine) as statements:
             result = await any_db_client.execute(
-                DOCUMENTS, {"w": workspace["id"], **variables}, token=token
+                DOCUMENTS, {"w": workspace_id, **variables}, token=token
             )
         assert "errors" not in result, result
         return result["data"]["workspace"]["documents"], [
