@@ -12,12 +12,23 @@ from __future__ import annotations
 import enum
 import functools
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, null, select, union_all, update
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    null,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import CompoundSelect
 
@@ -167,6 +178,20 @@ def _documents_statement(
     return stmt
 
 
+def _listing() -> Callable[[Any], ListedDocumentView]:
+    """Rows of DOCUMENT_COLUMNS and COLLECTION_OF_DOCUMENT to views, one view per collection
+    (a page's documents share a few)."""
+    collections: dict[uuid.UUID, CollectionView] = {}
+
+    def listed(row: Any) -> ListedDocumentView:
+        collection = collections.get(row.collection_id)
+        if collection is None:
+            collection = collections[row.collection_id] = collection_of_document(row)
+        return ListedDocumentView(document=_view(row), collection=collection)
+
+    return listed
+
+
 def _with_collections(page: Any) -> Any:
     """A page of documents with their collections' columns (the COUNT goes without them)."""
     return page.join(Collection, Collection.id == Document.collection_id).add_columns(
@@ -182,13 +207,7 @@ async def list_documents(
     screen naming them needs no read of its own (the dashboard's recent documents: a turn of
     the event loop and a workflow execution less)."""
     user_id = deps.principal.require_user()
-    collections: dict[uuid.UUID, CollectionView] = {}
-
-    def listed(row: Any) -> ListedDocumentView:
-        collection = collections.get(row.collection_id)
-        if collection is None:  # a page's documents share a few collections: one view each
-            collection = collections[row.collection_id] = collection_of_document(row)
-        return ListedDocumentView(document=_view(row), collection=collection)
+    listed = _listing()
 
     async def load(
         query: DocumentsQuery, page: PageRequest, workspace_ids: list[Any]
@@ -235,42 +254,74 @@ VIEWER_SEES_DOCUMENT_IDS = and_(
     in_ids(Document.id), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS)
 )
 _VISIBLE_IDS = select(Document.id).where(VIEWER_SEES_DOCUMENT_IDS)
-_DOCUMENTS_BY_IDS = select(*DOCUMENT_COLUMNS).where(VIEWER_SEES_DOCUMENT_IDS)
+_DOCUMENTS_BY_IDS = (
+    select(*DOCUMENT_COLUMNS, *COLLECTION_OF_DOCUMENT)
+    .join(Collection, Collection.id == Document.collection_id)
+    .where(VIEWER_SEES_DOCUMENT_IDS)
+)
 _TAGS_BY_DOCUMENT_IDS = (
     select(DocumentTag.document_id, DocumentTag.tag)
     .where(DocumentTag.document_id.in_(_VISIBLE_IDS))
     .order_by(DocumentTag.document_id, DocumentTag.position)
 )
-_ENTITIES_BY_DOCUMENT_IDS = (
-    select(DocumentEntity.document_id, DocumentEntity.name, DocumentEntity.kind)
-    .where(DocumentEntity.document_id.in_(_VISIBLE_IDS))
-    .order_by(DocumentEntity.document_id, DocumentEntity.position)
-)
-# Edit marks and recorded sources in one statement (a row is one or the other): the detail
-# screen shows both, and a statement more is a round trip more on every detail.
-_MARKS_BY_DOCUMENT_IDS = union_all(
+# Entities, edit marks and recorded sources in one statement, a row being one of the three (its
+# `part`): the detail screen shows them all, and each statement more is a round trip and an
+# execution more on every detail (ADR 0137). Entities come in their order by `position`.
+_ENTITY, _EDIT, _SOURCE = "entity", "edit", "source"
+_NO_FIELD = null().cast(DocumentFieldEdit.field.type)
+_NO_SOURCE = null().cast(DocumentFieldSource.source.type)
+_NO_EDITOR = null().cast(DocumentFieldEdit.edited_by_id.type)
+_NO_EDIT_TIME = null().cast(DocumentFieldEdit.edited_at.type)
+_NO_NAME = null().cast(DocumentEntity.name.type)
+_NO_KIND = null().cast(DocumentEntity.kind.type)
+_NO_POSITION = null().cast(DocumentEntity.position.type)
+_ANNOTATIONS_BY_DOCUMENT_IDS = union_all(
+    select(
+        DocumentEntity.document_id,
+        literal(_ENTITY, String).label("part"),
+        _NO_FIELD.label("field"),
+        _NO_SOURCE.label("source"),
+        _NO_EDITOR.label("edited_by_id"),
+        _NO_EDIT_TIME.label("edited_at"),
+        DocumentEntity.name.label("name"),
+        DocumentEntity.kind.label("entity_kind"),
+        DocumentEntity.position.label("position"),
+    ).where(DocumentEntity.document_id.in_(_VISIBLE_IDS)),
     select(
         DocumentFieldEdit.document_id,
+        literal(_EDIT, String),
         DocumentFieldEdit.field,
-        null().cast(DocumentFieldSource.source.type).label("source"),
+        _NO_SOURCE,
         DocumentFieldEdit.edited_by_id,
         DocumentFieldEdit.edited_at,
+        _NO_NAME,
+        _NO_KIND,
+        _NO_POSITION,
     ).where(DocumentFieldEdit.document_id.in_(_VISIBLE_IDS)),
     select(
         DocumentFieldSource.document_id,
+        literal(_SOURCE, String),
         DocumentFieldSource.field,
         DocumentFieldSource.source,
-        null().cast(DocumentFieldEdit.edited_by_id.type),
-        null().cast(DocumentFieldEdit.edited_at.type),
+        _NO_EDITOR,
+        _NO_EDIT_TIME,
+        _NO_NAME,
+        _NO_KIND,
+        _NO_POSITION,
     ).where(DocumentFieldSource.document_id.in_(_VISIBLE_IDS)),
 )
 
 
-async def documents_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[DocumentView | None]:
+async def documents_by_ids(
+    deps: ServiceDeps, *, ids: list[uuid.UUID]
+) -> list[ListedDocumentView | None]:
+    """The documents the caller may see, each with its collection (read in the same statement:
+    a document's screen names it)."""
     user_id = deps.principal.require_user()
+    listed = _listing()
     async with deps.read() as session:
         rows = await session.execute(_DOCUMENTS_BY_IDS, {"viewer": user_id, "ids": ids})
-        found = {d.id: _view(d) for d in rows}
+        found = {row.id: listed(row) for row in rows}
     return [found.get(i) for i in ids]
 
 
@@ -300,28 +351,30 @@ class DocumentAnnotations:
 async def annotations_by_document_ids(
     deps: ServiceDeps, *, ids: list[uuid.UUID]
 ) -> list[DocumentAnnotations]:
-    """The entities, the edit marks and the fields' sources of each document, in one read
-    session and one loader run: more loaders cost a Kailash workflow and a dispatch more per
+    """The entities, the edit marks and the fields' sources of each document, in one
+    statement and one loader run: more loaders cost a Kailash workflow and a dispatch more per
     request."""
     user_id = deps.principal.require_user()
     params = {"viewer": user_id, "ids": ids}
-    entities: dict[uuid.UUID, list[EntityView]] = {i: [] for i in ids}
+    entities: dict[uuid.UUID, list[tuple[int, EntityView]]] = {i: [] for i in ids}
     edits: dict[uuid.UUID, dict[DocumentField, FieldEditView]] = {i: {} for i in ids}
     recorded: dict[uuid.UUID, dict[DocumentField, str]] = {i: {} for i in ids}
     async with deps.read() as session:
-        for entity in await session.execute(_ENTITIES_BY_DOCUMENT_IDS, params):
-            entities[entity.document_id].append(EntityView(name=entity.name, kind=entity.kind))
-        for mark in await session.execute(_MARKS_BY_DOCUMENT_IDS, params):
-            field = DocumentField(mark.field)
-            if mark.source is None:
-                edits[mark.document_id][field] = FieldEditView(
-                    field=field, edited_by_id=mark.edited_by_id, edited_at=mark.edited_at
-                )
-            else:
-                recorded[mark.document_id][field] = mark.source
+        rows = (await session.execute(_ANNOTATIONS_BY_DOCUMENT_IDS, params)).all()
+    for row in rows:
+        if row.part == _ENTITY:
+            entity = EntityView(name=row.name, kind=row.entity_kind)
+            entities[row.document_id].append((row.position, entity))
+        elif row.part == _EDIT:
+            field = DocumentField(row.field)
+            edits[row.document_id][field] = FieldEditView(
+                field=field, edited_by_id=row.edited_by_id, edited_at=row.edited_at
+            )
+        else:
+            recorded[row.document_id][DocumentField(row.field)] = row.source
     return [
         DocumentAnnotations(
-            entities=entities[i],
+            entities=[entity for _, entity in sorted(entities[i], key=lambda e: e[0])],
             edits=[edits[i][f] for f in DocumentField if f in edits[i]],
             sources=[
                 FieldSourceView(field=f, source=FieldSource.PERSON if f in edits[i] else source)

@@ -187,7 +187,19 @@ class Loaders:
 
     @cached_property
     def document_by_id(self) -> DataLoader[uuid.UUID, DocumentView | None]:
-        return self._loader(LOAD_DOCUMENTS)
+        """Documents by id. Their collections come with them and prime `collection_by_id`, so a
+        document's `collection` costs no read of its own."""
+
+        async def load(ids: list[uuid.UUID]) -> list[DocumentView | None]:
+            listed: list[ListedDocumentView | None] = await self._calls.call(
+                LOAD_DOCUMENTS, self._deps, ids=list(ids)
+            )
+            for view in listed:
+                if view is not None:
+                    self.collection_by_id.prime(view.collection.id, view.collection)
+            return [None if view is None else view.document for view in listed]
+
+        return DataLoader(load_fn=load)
 
     @cached_property
     def documents_page(self) -> DataLoader[DocumentsQuery, Page[ListedDocumentView]]:

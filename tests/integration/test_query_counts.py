@@ -430,7 +430,7 @@ async def test_dashboard_is_six_statements_and_does_not_count_its_recent_documen
 
 
 @pytest.mark.parametrize(("chunks", "runs"), [(25, 1), (100, 6)])
-async def test_document_detail_is_ten_statements_for_any_number_of_chunks_and_runs(
+async def test_document_detail_is_eight_statements_for_any_number_of_chunks_and_runs(
     any_db_client: GraphQLClient, any_db_app, chunks: int, runs: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -456,6 +456,12 @@ async def test_document_detail_is_ten_statements_for_any_number_of_chunks_and_ru
     detail = data["document"]
     assert detail["title"] == "Edited"
     assert [e["field"] for e in detail["edits"]] == ["TITLE"]
+    # Entities in their order, edit marks and recorded sources: one statement (ADR 0137).
+    assert detail["entities"] == [
+        {"name": "Ada", "kind": "PERSON"},
+        {"name": "Acme", "kind": "OTHER"},
+    ]
+    assert detail["fieldSources"] == [{"field": "TITLE", "source": "PERSON"}]
     assert [e["node"]["position"] for e in detail["chunks"]["edges"]] == list(range(chunks))
     history = detail["runs"]
     assert history["totalCount"] == runs
@@ -466,13 +472,16 @@ async def test_document_detail_is_ten_statements_for_any_number_of_chunks_and_ru
         ("CONNECT", "CHAT")
     }
     assert {e["node"]["triggeredBy"]["name"] for e in history["edges"]} == {"Owner"}
-    # document by id (loader); then together: its collection, its owner (users loader), its
-    # tags, entities and edit marks, the first page of its chunks and of its runs, each with
-    # its total (one statement each); then the runs' steps (loader); and its related
+    # document by id with its collection (loader); then together: its owner (users loader), its
+    # tags, its entities with its edit marks and recorded sources (one statement), the first
+    # page of its chunks and of its runs, each with its total (one statement each); then the
+    # runs' steps (loader); and its related
     # documents: which of the ids the caller may see with their workspace's vector state, in
     # one statement (no vectors here, so nothing more). The editor and the runs' trigger are
     # the owner here, so the users loader answers `editedBy` and `triggeredBy` from its cache.
-    assert len(statements) == 10, statements
+    assert len(statements) == 8, statements
+    assert detail["collection"] == {"id": global_id("Collection", collection), "name": "C"}
+    assert not [s for s in statements if s.startswith("SELECT collections.id")], statements
     assert extracted_text_reads(statements) == []
     assert detail["relatedDocuments"] == []
 

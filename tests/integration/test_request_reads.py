@@ -69,7 +69,7 @@ async def test_a_screen_takes_one_connection_for_all_its_loaders(
     assert detail["document"]["tags"] == ["a"]
     assert [e["node"]["position"] for e in detail["document"]["chunks"]["edges"]] == [0, 1, 2]
     assert [e["node"]["id"] for e in listed["workspace"]["documents"]["edges"]] == [document_id]
-    # Eleven statements for the detail and six for the list (test_query_counts), each screen
+    # Eight statements for the detail and four for the list (test_query_counts), each screen
     # over one connection.
     assert (len(detail_checkouts), len(list_checkouts)) == (1, 1)
 

@@ -933,7 +933,7 @@ async def test_related_documents_come_with_their_collections(any_db_client, any_
         "grp.html": "Reference",
     }
     assert related["tty.html"]["id"] == global_id("Collection", library.reference)
-    # The document's own collection (Guides) through the loader; Reference with the related
-    # documents, not in a batch of its own.
-    loads = [s for s in statements if "FROM collections" in s and "JOIN" not in s]
-    assert len(loads) == 1, statements
+    # The document's own collection (Guides) comes with the document, Reference with the
+    # related documents: no statement reads collections alone (ADR 0134's amendment).
+    assert detail["collection"]["name"] == "Guides"
+    assert not [s for s in statements if s.startswith("SELECT collections.")], statements
