@@ -8,7 +8,7 @@ Nested connections load through them too: `Workspace.runs` of fifty workspaces i
 from __future__ import annotations
 
 import uuid
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from functools import cached_property
 from typing import Any, TypeVar
 
@@ -185,25 +185,44 @@ class Loaders:
     def collections_page(self) -> DataLoader[CollectionsQuery, Page[CollectionView]]:
         return self._page_loader(LIST_COLLECTIONS)
 
+    def prime_collections(self, collections: Iterable[CollectionView | None]) -> None:
+        """Collections read together with their documents (a page of documents, a document,
+        search hits, related documents): `Document.collection` finds them in the collection
+        loader, with no batch of their own."""
+        loader = self.collection_by_id
+        for collection in collections:
+            if collection is not None:
+                loader.prime(collection.id, collection)
+
     @cached_property
     def document_by_id(self) -> DataLoader[uuid.UUID, DocumentView | None]:
-        """Documents by id. Their collections come with them and prime `collection_by_id`, so a
-        document's `collection` costs no read of its own."""
+        """Documents by id, their collections read with them and primed."""
 
         async def load(ids: list[uuid.UUID]) -> list[DocumentView | None]:
             listed: list[ListedDocumentView | None] = await self._calls.call(
                 LOAD_DOCUMENTS, self._deps, ids=list(ids)
             )
-            for view in listed:
-                if view is not None:
-                    self.collection_by_id.prime(view.collection.id, view.collection)
-            return [None if view is None else view.document for view in listed]
+            self.prime_collections(v.collection for v in listed if v is not None)
+            return [None if v is None else v.document for v in listed]
 
         return DataLoader(load_fn=load)
 
     @cached_property
     def documents_page(self) -> DataLoader[DocumentsQuery, Page[ListedDocumentView]]:
-        return self._page_loader(LIST_DOCUMENTS)
+        """Pages of documents, their collections read with them and primed."""
+
+        async def load(
+            queries: list[DocumentsQuery],
+        ) -> list[Page[ListedDocumentView] | DomainError]:
+            pages: list[Page[ListedDocumentView] | DomainError] = await self._calls.call(
+                LIST_DOCUMENTS, self._deps, queries=list(queries)
+            )
+            for page in pages:
+                if isinstance(page, Page):
+                    self.prime_collections(e.node.collection for e in page.edges)
+            return pages
+
+        return DataLoader(load_fn=load)
 
     @cached_property
     def tags_by_document_id(self) -> DataLoader[uuid.UUID, list[str]]:

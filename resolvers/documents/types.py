@@ -331,7 +331,7 @@ class Document(relay.Node):
     )
     async def related_documents(self, info: Info) -> list[RelatedDocument]:
         views = await info.context.loaders.related_by_document_id.load(self.view.id)
-        prime_collections(info, (v.collection for v in views))
+        info.context.loaders.prime_collections(v.collection for v in views)
         return [RelatedDocument.of(v) for v in views]
 
     @classmethod
@@ -464,15 +464,6 @@ class DocumentSortField(enum.Enum):
 class SortDirection(enum.Enum):
     ASC = strawberry.enum_value("ASC", description="Smallest, oldest or A first.")
     DESC = strawberry.enum_value("DESC", description="Largest, newest or Z first.")
-
-
-def prime_collections(info: Info, collections: Iterable[CollectionView | None]) -> None:
-    """Collections read together with their documents: `Document.collection` finds them in the
-    collection loader, with no batch of their own."""
-    loader = info.context.loaders.collection_by_id
-    for collection in collections:
-        if collection is not None:
-            loader.prime(collection.id, collection)
 
 
 async def load_document_fields(info: Info, views: Sequence[DocumentView], *path: str) -> None:

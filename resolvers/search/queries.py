@@ -11,7 +11,7 @@ from base.errors import NotFound
 from resolvers.core.context import Info
 from resolvers.core.errors import as_payload
 from resolvers.core.relay import PAGE_ARGS_DESCRIPTION, After, Connection, First, decode_id
-from resolvers.documents.types import load_document_fields, prime_collections
+from resolvers.documents.types import load_document_fields
 from resolvers.search.types import SearchFilter, SearchMode, SearchPayload, SearchResult
 from services.search import SearchMode as Mode
 from workflows.search import SEARCH
@@ -72,7 +72,7 @@ class SearchQueries:
                 first=first,
                 after=after,
             )
-            prime_collections(info, (e.node.collection for e in found.page.edges))
+            info.context.loaders.prime_collections(e.node.collection for e in found.page.edges)
             documents = [e.node.document for e in found.page.edges]
             path = ("results", "edges", "node", "document")
             await load_document_fields(info, documents, *path)

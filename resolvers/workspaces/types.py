@@ -34,7 +34,6 @@ from resolvers.documents.types import (
     SortDirection,
     TagCount,
     load_document_fields,
-    prime_collections,
 )
 from resolvers.runs.types import Run, RunStatus, WorkspaceEvent, load_event_fields
 from services.chat import ConversationsQuery
@@ -165,9 +164,7 @@ class Workspace(relay.Node):
     ) -> Connection[Document]:
         query = _documents_query(uuid.UUID(self.id), filter, sort, first, after)
         page = await info.context.loaders.documents_page.load(query)
-        listed = [e.node for e in page.edges]
-        prime_collections(info, (v.collection for v in listed))
-        await load_document_fields(info, [v.document for v in listed], "edges", "node")
+        await load_document_fields(info, [e.node.document for e in page.edges], "edges", "node")
         return Connection.from_page(page, lambda v: Document.of(v.document))
 
     @strawberry.field(
@@ -192,10 +189,9 @@ class Workspace(relay.Node):
     async def recent_documents(self, info: Info) -> list[Document]:
         query = DocumentsQuery(workspace_id=uuid.UUID(self.id), first=5, counted=False)
         page = await info.context.loaders.documents_page.load(query)
-        listed = [e.node for e in page.edges]
-        prime_collections(info, (v.collection for v in listed))
-        await load_document_fields(info, [v.document for v in listed])
-        return [Document.of(v.document) for v in listed]
+        documents = [e.node.document for e in page.edges]
+        await load_document_fields(info, documents)
+        return [Document.of(v) for v in documents]
 
     @strawberry.field(description="How many documents it holds, by status.")
     async def document_counts(self, info: Info) -> DocumentCounts:
