@@ -202,10 +202,11 @@ def _with_collections(page: Any) -> Any:
 async def list_documents(
     deps: ServiceDeps, *, queries: Sequence[DocumentsQuery]
 ) -> list[Page[ListedDocumentView] | DomainError]:
-    """A page of documents per query, each with its collection: two statements per distinct
-    filters and page (one without the count). The collections come with the page so that a
-    screen naming them needs no read of its own (the dashboard's recent documents: a turn of
-    the event loop and a workflow execution less)."""
+    """A page of documents per query, each with its collection: per distinct filters and page,
+    one statement for one workspace (its total rides on the page) and two for several (a
+    grouped COUNT). The collections come with the page so that a screen naming them needs no
+    read of its own (the dashboard's recent documents: a turn of the event loop and a workflow
+    execution less)."""
     user_id = deps.principal.require_user()
     listed = _listing()
 

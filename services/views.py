@@ -186,7 +186,8 @@ class DocumentView(View):
 
 
 class ListedDocumentView(View):
-    """A document of a list with its collection, read in the list's own statement."""
+    """A document with its collection, read in the same statement (a page of documents, a
+    document by id)."""
 
     document: DocumentView
     collection: CollectionView
