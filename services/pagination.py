@@ -34,7 +34,6 @@ from sqlalchemy import (
     Uuid,
     bindparam,
     func,
-    select,
     tuple_,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -167,14 +166,6 @@ def _decode(sort: SortKey, cursor: str) -> list[Any]:
         raise invalid_cursor() from exc
 
 
-def _after(stmt: AnySelect, sort: SortKey, page: PageRequest) -> AnySelect:
-    if page.after is None:
-        return stmt
-    key = tuple_(*sort.columns)
-    after = tuple_(*_decode(sort, page.after))
-    return stmt.where(key < after if sort.descending else key > after)
-
-
 def _order(sort: SortKey) -> list[Any]:
     return [c.desc() if sort.descending else c.asc() for c in sort.columns]
 
@@ -196,34 +187,6 @@ def _page(
         has_next_page=len(rows) > page.first,
         has_previous_page=page.after is not None,
     )
-
-
-async def paginate(
-    session: AsyncSession,
-    stmt: AnySelect,
-    sort: SortKey,
-    page: PageRequest,
-    to_node: Callable[[Any], T],
-    sort_values: Callable[[Any], Sequence[Any]],
-) -> Page[T]:
-    """One page of `stmt` (a SELECT with its filters applied) and its total, in one statement:
-    the rows carry the COUNT of `stmt` as their last column (ADR 0136). A page left empty by
-    its cursor carries nothing, and counts alone."""
-    paged = _after(stmt, sort, page)  # the cursor is checked before any SQL runs
-    counting = select(func.count()).select_from(stmt.order_by(None).subquery())
-    carried = counting.correlate(None).scalar_subquery().label("page_total")
-    rows = (
-        await session.execute(
-            paged.add_columns(carried).order_by(*_order(sort)).limit(page.first + 1)
-        )
-    ).all()
-    if rows:
-        total = rows[0][-1]
-    elif page.after is None:
-        total = 0
-    else:
-        total = (await session.execute(counting)).scalar_one()
-    return _page(rows, total, sort, page, to_node, sort_values)
 
 
 # The parameters paginate_by_parent adds to its caller's.

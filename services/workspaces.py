@@ -32,7 +32,6 @@ from services.pagination import (
     PageRequest,
     SortKey,
     pages_by_parent,
-    paginate,
     paginate_by_parent,
 )
 from services.run_log import Subject, append_workspace_event, transaction_with_events
@@ -83,23 +82,29 @@ _VIEWER_WORKSPACES_BY_IDS = (
 )
 
 
-def _mine(user_id: uuid.UUID) -> Any:
-    return _VIEWER_WORKSPACES.params(viewer=user_id)
+_MY_WORKSPACES_ORDER = SortKey("workspaces", [Membership.joined_at, Workspace.id])
 
 
 async def list_my_workspaces(
     deps: ServiceDeps, *, first: int | None = None, after: str | None = None
 ) -> Page[WorkspaceView]:
+    """The caller's workspaces in the order they joined: one page of the list whose one parent
+    is the caller, its total riding on the page (ADR 0136)."""
     user_id = deps.principal.require_user()
+    page = PageRequest.of(first, after)
     async with deps.read() as session:
-        return await paginate(
+        pages = await paginate_by_parent(
             session,
-            _mine(user_id),
-            SortKey("workspaces", [Membership.joined_at, Workspace.id]),
-            PageRequest.of(first, after),
+            _VIEWER_WORKSPACES,
+            params={"viewer": user_id},
+            parent=Membership.user_id,
+            parent_ids=[user_id],
+            sort=_MY_WORKSPACES_ORDER,
+            page=page,
             to_node=lambda r: workspace_view(r[0], r[1]),
             sort_values=lambda r: (r[2], r[0].id),
         )
+    return pages[user_id]
 
 
 async def workspaces_by_ids(
