@@ -327,12 +327,14 @@ async def idf_weighted_documents(
         part = func.ts_rank(weights, vector, select(word).scalar_subquery(), 0, type_=Float) * idf
         score = part if score is None else score + part
     stmt, _score = keyword_index._chunk_ranking(
-        "postgresql", WORKSPACE_ID, terms, None, style=keyword_index.QueryStyle.ANY, raw=""
+        "postgresql", terms, None, style=keyword_index.QueryStyle.ANY
     )
     stmt = stmt.with_only_columns(
         keyword_index._search.c.chunk_id, keyword_index._search.c.document_id, score.label("score")
     )
-    return await keyword_index._best_documents_from_top_chunks(session, stmt, score, 200, 256)
+    documents = keyword_index._best_documents_of("postgresql", stmt, score)
+    params = keyword_index._values(WORKSPACE_ID, terms) | {"limit": 200}
+    return await keyword_index._documents_in_windows(session, documents, params, 256)
 
 
 def fused(keyword: list[uuid.UUID], semantic: list[uuid.UUID], **options: Any) -> list[uuid.UUID]:

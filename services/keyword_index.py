@@ -13,6 +13,7 @@ the marks into offsets.
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -131,69 +132,96 @@ def _dialect(session: AsyncSession) -> str:
     return str(session.get_bind().dialect.name)
 
 
-def _tsquery(terms: list[str], style: QueryStyle, raw: str) -> Any:
-    """The tsquery as a scalar subquery, which PostgreSQL computes once per statement (an
-    InitPlan) and can give the GIN index. As a function call or a joined subquery it is folded
-    to a constant only in a plan made for the given value; asyncpg prepares each statement, and
-    after five runs PostgreSQL may keep a generic plan, which parsed the tsquery again for every
-    row: a common-word search took 122 ms instead of 27 ms (ADR 0096)."""
+def _tsquery(style: QueryStyle) -> Any:
+    """The tsquery of the parameter `tsq` (`tsquery_text(terms)`) or, in websearch style, of
+    `raw`, as a scalar subquery, which PostgreSQL computes once per statement (an InitPlan) and
+    can give the GIN index. As a function call or a joined subquery it is folded to a constant
+    only in a plan made for the given value; asyncpg prepares each statement, and after five
+    runs PostgreSQL may keep a generic plan, which parsed the tsquery again for every row: a
+    common-word search took 122 ms instead of 27 ms (ADR 0096)."""
     if style is QueryStyle.WEBSEARCH:
-        text_ = func.translate(bindparam("raw", raw, type_=Text), "./", "  ")
+        text_ = func.translate(bindparam("raw", type_=Text), "./", "  ")
         query = func.websearch_to_tsquery(_CONFIG, text_)
     else:
-        query = func.to_tsquery(_CONFIG, bindparam("tsq", tsquery_text(terms), type_=Text))
+        query = func.to_tsquery(_CONFIG, bindparam("tsq", type_=Text))
     return select(query).scalar_subquery()
 
 
-def _chunk_ranking(
+def _values(workspace_id: uuid.UUID, terms: list[str], raw: str = "") -> dict[str, Any]:
+    """The named parameters of the ranking statements (each statement takes the ones it has)."""
+    return {
+        "workspace_id": workspace_id,
+        "tsq": tsquery_text(terms),
+        "words": terms,
+        "raw": raw,
+        "match": fts5_match(terms),
+    }
+
+
+def _rarer_words_first(terms: list[str], style: QueryStyle) -> bool:
+    """Whether a passage must hold a word that is not common to be ranked (ADR 0119): for the
+    OR of words, not for phrases or the websearch style."""
+    return style is QueryStyle.ANY and not phrases_of(terms)
+
+
+@functools.lru_cache(maxsize=64)
+def _chunk_ranking_of_shape(
     dialect: str,
-    workspace_id: uuid.UUID,
-    terms: list[str],
-    documents: Any,
-    *,
     style: QueryStyle,
-    raw: str,
-    weights: tuple[float, float] = HEADING_WEIGHTS,
-    normalization: int = TS_RANK_NORMALIZATION,
+    rarer_words_first: bool,
+    weights: tuple[float, float],
+    normalization: int,
 ) -> tuple[Select[Any], Any]:
     """SELECT chunk_id, document_id, score of every matching chunk of the workspace, and the
-    score column (higher is better)."""
+    score column (higher is better); the values are named parameters (`_values`), so each shape
+    is built, and its cache key computed, once."""
+    workspace = _search.c.workspace_id == bindparam("workspace_id", type_=Uuid)
     if dialect == "postgresql":
-        query = _tsquery(terms, style, raw)
+        query = _tsquery(style)
         vector: ColumnClause[Any] = literal_column("chunk_search.search_vector")
         score: ColumnElement[float] = func.ts_rank(
             _label_weights(*weights), vector, query, normalization, type_=Float
         )
-        matched = query
-        if style is QueryStyle.ANY and not phrases_of(terms):
-            matched = _matched_by_uncommon_words(terms, query)
+        matched = _matched_by_uncommon_words(query) if rarer_words_first else query
         stmt = select(_search.c.chunk_id, _search.c.document_id, score.label("score")).where(
-            _search.c.workspace_id == workspace_id, vector.op("@@")(matched)
+            workspace, vector.op("@@")(matched)
         )
-    else:
-        head, body = weights
-        score = -func.bm25(_FTS, head, body, type_=Float)
-        stmt = (
-            select(_search.c.chunk_id, _search.c.document_id, score.label("score"))
-            .select_from(_fts.join(_search, _search.c.id == _fts.c.rowid))
-            .where(
-                _FTS.op("MATCH")(bindparam("match", fts5_match(terms), type_=Text)),
-                _search.c.workspace_id == workspace_id,
-            )
-        )
+        return stmt, score
+    head, body = weights
+    score = -func.bm25(_FTS, head, body, type_=Float)
+    stmt = (
+        select(_search.c.chunk_id, _search.c.document_id, score.label("score"))
+        .select_from(_fts.join(_search, _search.c.id == _fts.c.rowid))
+        .where(_FTS.op("MATCH")(bindparam("match", type_=Text)), workspace)
+    )
+    return stmt, score
+
+
+def _chunk_ranking(
+    dialect: str,
+    terms: list[str],
+    documents: Any,
+    *,
+    style: QueryStyle,
+    weights: tuple[float, float] = HEADING_WEIGHTS,
+    normalization: int = TS_RANK_NORMALIZATION,
+) -> tuple[Select[Any], Any]:
+    """`_chunk_ranking_of_shape` for `terms`, among `documents` (a SELECT of document ids) when
+    given: a filtered ranking is built per call, as its filter holds its own values."""
+    stmt, score = _chunk_ranking_of_shape(
+        dialect, style, _rarer_words_first(terms, style), weights, normalization
+    )
     if documents is not None:
         stmt = stmt.where(_allowed(dialect, documents))
     return stmt, score
 
 
-def _matched_by_uncommon_words(terms: list[str], query: Any) -> Any:
+def _matched_by_uncommon_words(query: Any) -> Any:
     """PostgreSQL: the tsquery a passage must match to be ranked: the OR of the query's words
-    that are not common (ADR 0119), or `query` itself when every word is common. The ranking
-    still scores with `query`, so a common word adds to the score of the passages a rarer word
-    found. An InitPlan: evaluated once per statement."""
-    return select(
-        func.coalesce(_UNCOMMON_WORDS.bindparams(words=terms).scalar_subquery(), query)
-    ).scalar_subquery()
+    (the parameter `words`) that are not common (ADR 0119), or `query` itself when every word is
+    common. The ranking still scores with `query`, so a common word adds to the score of the
+    passages a rarer word found. An InitPlan: evaluated once per statement."""
+    return select(func.coalesce(_UNCOMMON_WORDS.scalar_subquery(), query)).scalar_subquery()
 
 
 def _label_weights(headings: float, text: float) -> ColumnClause[Any]:
@@ -235,18 +263,37 @@ async def best_chunks(
     measure alternatives (bench/bench_search_quality.py); the defaults are the measured best."""
     if not terms and style is QueryStyle.ANY:
         return []
-    stmt, score = _chunk_ranking(
-        _dialect(session),
-        workspace_id,
-        terms,
-        documents,
-        style=style,
-        raw=raw,
-        weights=weights,
-        normalization=normalization,
-    )
-    rows = await session.execute(stmt.order_by(score.desc(), _search.c.chunk_id).limit(limit))
+    shape = (_dialect(session), style, _rarer_words_first(terms, style), weights, normalization)
+    if documents is None:
+        stmt = _best_chunks_of_shape(*shape)
+    else:
+        stmt = _best_chunks_of(
+            *_chunk_ranking(
+                shape[0],
+                terms,
+                documents,
+                style=style,
+                weights=weights,
+                normalization=normalization,
+            )
+        )
+    params = _values(workspace_id, terms, raw) | {"limit": limit}
+    rows = await session.execute(stmt, params)
     return [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+
+
+def _best_chunks_of(stmt: Select[Any], score: Any) -> Select[Any]:
+    return stmt.order_by(score.desc(), _search.c.chunk_id).limit(_LIMIT)
+
+
+@functools.lru_cache(maxsize=64)
+def _best_chunks_of_shape(*shape: Any) -> Select[Any]:
+    return _best_chunks_of(*_chunk_ranking_of_shape(*shape))
+
+
+# The number of rows a ranking statement returns, and PostgreSQL's window of best chunks.
+_LIMIT = bindparam("limit", type_=Integer)
+_WINDOW = bindparam("window", type_=Integer)
 
 
 def documents_with_phrases(
@@ -255,14 +302,12 @@ def documents_with_phrases(
     """A SELECT of the ids of `documents` (all of the workspace's when None) with a passage
     that holds every quoted phrase of `terms`, as the keyword ranking requires them; None when
     `terms` has no phrase. Ranking by meaning takes it as its documents, so that quotes narrow
-    every mode alike."""
+    every mode alike. Its values are bound in it (it runs inside other statements)."""
     phrases = phrases_of(terms)
     if not phrases:
         return None
-    stmt, _score = _chunk_ranking(
-        _dialect(session), workspace_id, phrases, documents, style=QueryStyle.ANY, raw=""
-    )
-    matches = stmt.subquery("phrase_matches")
+    stmt, _score = _chunk_ranking(_dialect(session), phrases, documents, style=QueryStyle.ANY)
+    matches = stmt.params(_values(workspace_id, phrases)).subquery("phrase_matches")
     return select(matches.c.document_id).distinct()
 
 
@@ -285,61 +330,58 @@ async def best_documents(
     if not terms and style is QueryStyle.ANY:
         return []
     dialect = _dialect(session)
-    stmt, score = _chunk_ranking(
-        dialect,
-        workspace_id,
-        terms,
-        documents,
-        style=style,
-        raw=raw,
-        weights=weights,
-        normalization=normalization,
-    )
-    if dialect == "postgresql":
-        window = window or max(limit * 8, 256)
-        return await _best_documents_from_top_chunks(session, stmt, score, limit, window)
-    # SQLite takes the bare chunk_id of a max() aggregate from the row that has it: each
-    # document's best chunk in one pass. bm25() only works in the query that MATCHes, so the
-    # matches are a materialised CTE (not flattened into the GROUP BY). The chunk's score by
-    # its text alone (headings weigh 0) rides along for text_passages.
-    text_score = -func.bm25(_FTS, 0.0, 1.0, type_=Float)
-    matches = (
-        stmt.add_columns(text_score.label("text_score")).cte("matches").prefix_with("MATERIALIZED")
-    )
-    best = _best_by_max(matches, matches.c.score, "best")
-    by_text = _best_by_max(matches, matches.c.text_score, "best_text")
-    ranked = select(
-        best.c.document_id,
-        best.c.chunk_id,
-        best.c.score,
-        case((by_text.c.score > 0, by_text.c.chunk_id)).label("text"),
-    ).join_from(best, by_text, by_text.c.document_id == best.c.document_id)
-    rows = await session.execute(
-        ranked.order_by(best.c.score.desc(), best.c.document_id).limit(limit)
-    )
-    return [KeywordHit(r.chunk_id, r.document_id, float(r.score), r.text) for r in rows]
+    shape = (dialect, style, _rarer_words_first(terms, style), weights, normalization)
+    if documents is None:
+        stmt = _best_documents_of_shape(*shape)
+    else:
+        ranking = _chunk_ranking(
+            dialect, terms, documents, style=style, weights=weights, normalization=normalization
+        )
+        stmt = _best_documents_of(dialect, *ranking)
+    params = _values(workspace_id, terms, raw) | {"limit": limit}
+    if dialect != "postgresql":
+        rows = await session.execute(stmt, params)
+        return [KeywordHit(r.chunk_id, r.document_id, float(r.score), r.text) for r in rows]
+    return await _documents_in_windows(session, stmt, params, window or max(limit * 8, 256))
 
 
-async def _best_documents_from_top_chunks(
-    session: AsyncSession,
-    stmt: Select[Any],
-    score: ColumnElement[float],
-    limit: int,
-    window: int,
+async def _documents_in_windows(
+    session: AsyncSession, stmt: Select[Any], params: dict[str, Any], window: int
 ) -> list[KeywordHit]:
-    """PostgreSQL: each document's best chunk, found among the best chunks only.
-
-    `ts_rank` has to score every match, but sorting every match by document to keep each
-    one's best (DISTINCT ON) was a third of the statement when a common word matches 20,000
-    of 50,000 passages. So the statement keeps the `window` best chunks (a top-N sort), and
-    takes each document's best among them. That is exact when the window holds every match,
-    or when the last document kept scores above the window's lowest chunk: any document left
-    out has no chunk above that floor. Otherwise it runs again with a window four times wider.
-    """
+    """PostgreSQL: the rows of `_best_documents_of`, the window widened until they are exact."""
     while True:
+        rows = (await session.execute(stmt, params | {"window": window})).all()
+        complete = not rows or rows[0].in_window < window
+        if complete or (len(rows) == params["limit"] and rows[-1].score > rows[0].floor):
+            return [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+        window *= 4
+
+
+@functools.lru_cache(maxsize=64)
+def _best_documents_of_shape(*shape: Any) -> Select[Any]:
+    return _best_documents_of(shape[0], *_chunk_ranking_of_shape(*shape))
+
+
+def _best_documents_of(dialect: str, stmt: Select[Any], score: Any) -> Select[Any]:
+    """The documents of a chunk ranking, each with its best chunk, best first (`limit` rows).
+
+    PostgreSQL: each document's best chunk, found among the best chunks only. `ts_rank` has to
+    score every match, but sorting every match by document to keep each one's best (DISTINCT
+    ON) was a third of the statement when a common word matches 20,000 of 50,000 passages. So
+    the statement keeps the `window` best chunks (a top-N sort), and takes each document's best
+    among them. That is exact when the window holds every match, or when the last document kept
+    scores above the window's lowest chunk: any document left out has no chunk above that
+    floor; `best_documents` runs it again with a window four times wider otherwise (each row
+    carries `in_window` and `floor` to tell).
+
+    SQLite takes the bare chunk_id of a max() aggregate from the row that has it: each
+    document's best chunk in one pass. bm25() only works in the query that MATCHes, so the
+    matches are a materialised CTE (not flattened into the GROUP BY). The chunk's score by its
+    text alone (headings weigh 0) rides along (`text`) for text_passages."""
+    if dialect == "postgresql":
         top = (
             stmt.order_by(score.desc(), _search.c.chunk_id)
-            .limit(window)
+            .limit(_WINDOW)
             .cte("top")
             .prefix_with("MATERIALIZED")
         )
@@ -351,17 +393,28 @@ async def _best_documents_from_top_chunks(
         )
         in_window = select(func.count()).select_from(top).scalar_subquery()
         floor = select(func.min(top.c.score)).scalar_subquery()
-        rows = (
-            await session.execute(
-                select(best, in_window.label("in_window"), floor.label("floor"))
-                .order_by(best.c.score.desc(), best.c.document_id)
-                .limit(limit)
-            )
-        ).all()
-        complete = not rows or rows[0].in_window < window
-        if complete or (len(rows) == limit and rows[-1].score > rows[0].floor):
-            return [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
-        window *= 4
+        return (
+            select(best, in_window.label("in_window"), floor.label("floor"))
+            .order_by(best.c.score.desc(), best.c.document_id)
+            .limit(_LIMIT)
+        )
+    text_score = -func.bm25(_FTS, 0.0, 1.0, type_=Float)
+    matches = (
+        stmt.add_columns(text_score.label("text_score")).cte("matches").prefix_with("MATERIALIZED")
+    )
+    best = _best_by_max(matches, matches.c.score, "best")
+    by_text = _best_by_max(matches, matches.c.text_score, "best_text")
+    return (
+        select(
+            best.c.document_id,
+            best.c.chunk_id,
+            best.c.score,
+            case((by_text.c.score > 0, by_text.c.chunk_id)).label("text"),
+        )
+        .join_from(best, by_text, by_text.c.document_id == best.c.document_id)
+        .order_by(best.c.score.desc(), best.c.document_id)
+        .limit(_LIMIT)
+    )
 
 
 def _best_by_max(matches: Any, score: Any, name: str) -> Any:
@@ -402,7 +455,13 @@ async def text_passages(
             for h in hits
             if h.document_id in wanted and h.text_chunk_id is not None
         }
-    query = _tsquery(terms, QueryStyle.ANY, "")
+    params = {"workspace_id": workspace_id, "ids": ids, "tsq": tsquery_text(terms)}
+    return {row.document_id: row.chunk_id for row in await session.execute(_BEST_BY_TEXT, params)}
+
+
+def _best_by_text() -> Select[Any]:
+    """PostgreSQL: each of the documents `ids`' chunk whose text alone matches `tsq` best."""
+    query = _tsquery(QueryStyle.ANY)
     vector: ColumnClause[Any] = literal_column("chunk_search.search_vector")
     score: ColumnElement[float] = func.ts_rank(
         _label_weights(0.0, 1.0), vector, query, TS_RANK_NORMALIZATION, type_=Float
@@ -410,16 +469,18 @@ async def text_passages(
     ranked = (
         select(_search.c.document_id, _search.c.chunk_id, score.label("score"))
         .where(
-            _search.c.workspace_id == workspace_id,
-            _search.c.document_id.in_(ids),
+            _search.c.workspace_id == bindparam("workspace_id", type_=Uuid),
+            in_ids(_search.c.document_id),
             vector.op("@@")(query),
         )
         .ext(distinct_on(_search.c.document_id))
         .order_by(_search.c.document_id, score.desc(), _search.c.chunk_id)
         .subquery("best")
     )
-    stmt = select(ranked.c.document_id, ranked.c.chunk_id).where(ranked.c.score > 0)
-    return {row.document_id: row.chunk_id for row in await session.execute(stmt)}
+    return select(ranked.c.document_id, ranked.c.chunk_id).where(ranked.c.score > 0)
+
+
+_BEST_BY_TEXT = _best_by_text()
 
 
 def headline_columns(chunk_text: Any) -> tuple[ColumnElement[str], ColumnElement[str]]:
