@@ -28,11 +28,12 @@ from graphql import (
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
+    GraphQLResolveInfo,
     GraphQLScalarType,
     GraphQLSchema,
     Undefined,
 )
-from graphql.execution.collect_fields import FieldDetailsList
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
 from graphql.pyutils import Path
 from strawberry import relay
 from strawberry.relay.utils import to_base64
@@ -143,6 +144,7 @@ def plain_fields(schema: GraphQLSchema) -> PlainFields:
 
 
 _NONE: dict[str, PlainField] = {}
+_UNKNOWN = object()
 
 
 def _read(plain: PlainField, source: Any) -> Any:
@@ -170,6 +172,14 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context with plain fields read directly."""
 
     _plain: PlainFields | None = None
+    _plain_sets: dict[int, list[tuple[str, PlainField]] | None] | None = None
+
+    def _plain_by_type(self) -> PlainFields:
+        # Strawberry passes a manager on every request, empty unless an extension wraps each
+        # resolver: then every field goes through it.
+        middleware = self.middleware_manager
+        wrapped = middleware is not None and bool(middleware.middlewares)
+        return {} if wrapped else plain_fields(self.schema)
 
     def execute_field(
         self,
@@ -181,12 +191,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         plain_by_type = self._plain
         if plain_by_type is None:
-            # Strawberry passes a manager on every request, empty unless an extension
-            # wraps each resolver: then every field goes through it.
-            middleware = self.middleware_manager
-            wrapped = middleware is not None and bool(middleware.middlewares)
-            plain_by_type = {} if wrapped else plain_fields(self.schema)
-            self._plain = plain_by_type
+            plain_by_type = self._plain = self._plain_by_type()
         field_name = field_details_list[0].node.name.value
         plain = plain_by_type.get(parent_type.name, _NONE).get(field_name)
         if plain is not None:
@@ -196,3 +201,104 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         return super().execute_field(
             parent_type, source, field_details_list, path, position_context
         )
+
+    def execute_fields(
+        self,
+        parent_type: GraphQLObjectType,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
+        position_context: Any,
+    ) -> Any:
+        """An object whose selected fields are all plain is completed in one step: no path and
+        no per-field dispatch for each of them (a page of search results has about 240 such
+        objects, its highlight ranges). Any field that must take graphql-core's path sends the
+        whole object there."""
+        plain_only = self._plain_only(parent_type, grouped_field_set)
+        if plain_only is not None:
+            completed = {}
+            for response_name, plain in plain_only:
+                value = _read(plain, source_value)
+                if value is Undefined:
+                    break
+                completed[response_name] = value
+            else:
+                return completed
+        return super().execute_fields(
+            parent_type, source_value, path, grouped_field_set, position_context
+        )
+
+    def complete_list_value(
+        self,
+        return_type: GraphQLList[Any],
+        field_details_list: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        path: Path,
+        result: Any,
+        position_context: Any,
+    ) -> Any:
+        """A list of non-null objects whose selected fields are all plain is completed in one
+        loop: no path, no dispatch on the item type and no collection of fields per item. Any
+        item graphql-core must complete (a null, a value the type refuses) sends the whole
+        list to its path."""
+        completed = self._plain_objects(return_type, field_details_list, result)
+        if completed is not None:
+            return completed
+        return super().complete_list_value(
+            return_type, field_details_list, info, path, result, position_context
+        )
+
+    def _plain_objects(
+        self, return_type: GraphQLList[Any], field_details_list: FieldDetailsList, result: Any
+    ) -> list[dict[str, Any]] | None:
+        item_type = return_type.of_type
+        if not isinstance(item_type, GraphQLNonNull) or not isinstance(result, list | tuple):
+            return None
+        object_type = item_type.of_type
+        # is_type_of: Strawberry sets it on types with interfaces, to be called per item.
+        if not isinstance(object_type, GraphQLObjectType) or object_type.is_type_of is not None:
+            return None
+        grouped_field_set, deferred, _ = self.collect_subfields(object_type, field_details_list)
+        plain_only = None if deferred else self._plain_only(object_type, grouped_field_set)
+        if plain_only is None:
+            return None
+        completed = []
+        for item in result:
+            values = {}
+            for response_name, plain in plain_only:
+                value = _read(plain, item)
+                if value is Undefined:
+                    return None
+                values[response_name] = value
+            completed.append(values)
+        return completed
+
+    def _plain_only(
+        self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
+    ) -> list[tuple[str, PlainField]] | None:
+        """The (response name, plain field) of each field of `grouped_field_set`, or None when
+        any of them is not plain. Kept per field set for the execution, which keeps the sets
+        alive (graphql-core memoises them), so their ids stay theirs."""
+        cache = self._plain_sets
+        if cache is None:
+            cache = self._plain_sets = {}
+        key = id(grouped_field_set)
+        found = cache.get(key, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._plain_fields_of(parent_type, grouped_field_set)
+            cache[key] = found
+        return found  # type: ignore[return-value]
+
+    def _plain_fields_of(
+        self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
+    ) -> list[tuple[str, PlainField]] | None:
+        if self._plain is None:
+            self._plain = self._plain_by_type()
+        fields = self._plain.get(parent_type.name, _NONE)
+        found = []
+        for response_name, field_details_list in grouped_field_set.items():
+            plain = fields.get(field_details_list[0].node.name.value)
+            if plain is None:
+                return None
+            found.append((response_name, plain))
+        return found

@@ -93,6 +93,10 @@ class Query:
         return ITEMS[case]
 
     @strawberry.field
+    def solid_items(self, case: str) -> list[Item]:  # items that are not null
+        return ITEMS[case]  # type: ignore[return-value]
+
+    @strawberry.field
     def fruits(self, case: str) -> list[Fruit | None]:
         return FRUITS[case]
 
@@ -285,3 +289,60 @@ def test_built_in_scalars_read_as_graphql_core_coerces_them() -> None:
     assert [item["flag"] for item in flags] == [True, False]
     refs = _result(direct, "an int where an id is due")["data"]["items"]
     assert [item["ref"] for item in refs] == ["7", "r2"]
+
+
+# Every selected field plain: each item is completed in one step (PlainFieldExecution's
+# execute_fields), with an alias, a field selected twice, and `__typename` (not plain) beside.
+PLAIN_ONLY_DOCUMENTS = {
+    "plain fields only": "query($case: String!) { items(case: $case) "
+    "{ count name colour words ratio flag ref } }",
+    "an alias and a field twice": "query($case: String!) { items(case: $case) "
+    "{ n: count count name colour n: count } }",
+    "with __typename": "query($case: String!) { items(case: $case) { count __typename } }",
+    # A list of non-null objects: completed in one loop (PlainFieldExecution's
+    # complete_list_value), or the whole list through graphql-core when an item needs it.
+    "a list of non-null objects": "query($case: String!) { solidItems(case: $case) "
+    "{ count name colour words ratio flag ref } }",
+    "a list of non-null objects with a field that is not plain": "query($case: String!) "
+    "{ solidItems(case: $case) { count shout } }",
+}
+
+
+@pytest.mark.parametrize("document", sorted(PLAIN_ONLY_DOCUMENTS))
+@pytest.mark.parametrize("case", sorted(ITEMS))
+def test_objects_of_plain_fields_only_give_what_graphql_core_gives(
+    case: str, document: str
+) -> None:
+    text = PLAIN_ONLY_DOCUMENTS[document]
+    assert _result(direct, case, text) == _result(through_graphql_core, case, text)
+
+
+def test_objects_of_plain_fields_only_are_completed_in_one_step() -> None:
+    schema = strawberry.Schema(query=Query, types=[Pear], execution_context_class=CountingExecution)
+    CountingExecution.resolved.clear()
+    result = schema.execute_sync(
+        PLAIN_ONLY_DOCUMENTS["an alias and a field twice"], variable_values={"case": "plain"}
+    )
+    assert result.errors is None
+    assert result.data == {
+        "items": [
+            {"n": 3, "count": 3, "name": "pipe", "colour": "BLUE"},
+            {"n": 0, "count": 0, "name": None, "colour": "RED"},
+        ]
+    }
+    assert CountingExecution.resolved == ["items"]
+    CountingExecution.resolved.clear()
+    solid = schema.execute_sync(
+        PLAIN_ONLY_DOCUMENTS["a list of non-null objects"], variable_values={"case": "plain"}
+    )
+    assert solid.errors is None and solid.data is not None
+    assert [item["count"] for item in solid.data["solidItems"]] == [3, 0]
+    assert CountingExecution.resolved == ["solidItems"]
+    # A subclass's instance where the node's own class is due takes graphql-core's path, as
+    # does a node with its own resolve_id (Plum).
+    CountingExecution.resolved.clear()
+    fruits = schema.execute_sync(
+        FRUITS_DOCUMENT, variable_values={"case": "an instance of a subclass"}
+    )
+    assert fruits.errors is None
+    assert CountingExecution.resolved == ["fruits", "id", "plums", "id"]
