@@ -144,7 +144,6 @@ def plain_fields(schema: GraphQLSchema) -> PlainFields:
 
 
 _NONE: dict[str, PlainField] = {}
-_UNKNOWN = object()
 
 
 def _read(plain: PlainField, source: Any) -> Any:
@@ -172,7 +171,9 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context with plain fields read directly."""
 
     _plain: PlainFields | None = None
-    _plain_sets: dict[int, list[tuple[str, PlainField]] | None] | None = None
+    _plain_sets: dict[int, tuple[GroupedFieldSet, list[tuple[str, PlainField]] | None]] | None = (
+        None
+    )
 
     def _plain_by_type(self) -> PlainFields:
         # Strawberry passes a manager on every request, empty unless an extension wraps each
@@ -277,17 +278,16 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
     ) -> list[tuple[str, PlainField]] | None:
         """The (response name, plain field) of each field of `grouped_field_set`, or None when
-        any of them is not plain. Kept per field set for the execution, which keeps the sets
-        alive (graphql-core memoises them), so their ids stay theirs."""
+        any of them is not plain. Found once per field set and execution; the entry keeps its
+        field set alive, as graphql-core's own memo does, so that its id stays its own."""
         cache = self._plain_sets
         if cache is None:
             cache = self._plain_sets = {}
-        key = id(grouped_field_set)
-        found = cache.get(key, _UNKNOWN)
-        if found is _UNKNOWN:
-            found = self._plain_fields_of(parent_type, grouped_field_set)
-            cache[key] = found
-        return found  # type: ignore[return-value]
+        entry = cache.get(id(grouped_field_set))
+        if entry is None:
+            entry = (grouped_field_set, self._plain_fields_of(parent_type, grouped_field_set))
+            cache[id(grouped_field_set)] = entry
+        return entry[1]
 
     def _plain_fields_of(
         self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
