@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `resolvers`, ... importab
 
 import strawberry  # noqa: E402
 from graphql import ExecutionResult, parse  # noqa: E402
+from graphql import execute as graphql_execute  # noqa: E402
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext  # noqa: E402
 
 from resolvers.core.execution import PlainFieldExecution  # noqa: E402
@@ -68,8 +69,6 @@ def schema_for(passages: list[SearchPassage], execution: type | None) -> strawbe
 
 def execute(schema: strawberry.Schema) -> ExecutionResult:
     # Strawberry's own execution on a parsed, validated document, as a request after its first.
-    from graphql import execute as graphql_execute
-
     result = graphql_execute(
         schema._schema,
         DOCUMENT,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 import functools
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -263,32 +263,42 @@ async def best_chunks(
     measure alternatives (bench/bench_search_quality.py); the defaults are the measured best."""
     if not terms and style is QueryStyle.ANY:
         return []
-    shape = (_dialect(session), style, _rarer_words_first(terms, style), weights, normalization)
-    if documents is None:
-        stmt = _best_chunks_of_shape(*shape)
-    else:
-        stmt = _best_chunks_of(
-            *_chunk_ranking(
-                shape[0],
-                terms,
-                documents,
-                style=style,
-                weights=weights,
-                normalization=normalization,
-            )
-        )
+    stmt = _ranking_statement(
+        _best_chunks_of, _dialect(session), terms, documents, style, weights, normalization
+    )
     params = _values(workspace_id, terms, raw) | {"limit": limit}
     rows = await session.execute(stmt, params)
     return [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
 
 
-def _best_chunks_of(stmt: Select[Any], score: Any) -> Select[Any]:
+def _best_chunks_of(_dialect: str, stmt: Select[Any], score: Any) -> Select[Any]:
     return stmt.order_by(score.desc(), _search.c.chunk_id).limit(_LIMIT)
 
 
-@functools.lru_cache(maxsize=64)
-def _best_chunks_of_shape(*shape: Any) -> Select[Any]:
-    return _best_chunks_of(*_chunk_ranking_of_shape(*shape))
+Finish = Callable[[str, Select[Any], Any], Select[Any]]
+
+
+def _ranking_statement(
+    finish: Finish,
+    dialect: str,
+    terms: list[str],
+    documents: Any,
+    style: QueryStyle,
+    weights: tuple[float, float],
+    normalization: int,
+) -> Select[Any]:
+    """`finish(dialect, ranking, score)` of the chunk ranking of `terms`' shape: built once per
+    shape without a filter, per call among `documents` (its filter holds its own values)."""
+    shape = (dialect, style, _rarer_words_first(terms, style), weights, normalization)
+    if documents is None:
+        return _ranking_statement_of_shape(finish, *shape)
+    stmt, score = _chunk_ranking_of_shape(*shape)
+    return finish(dialect, stmt.where(_allowed(dialect, documents)), score)
+
+
+@functools.lru_cache(maxsize=128)
+def _ranking_statement_of_shape(finish: Finish, dialect: str, *shape: Any) -> Select[Any]:
+    return finish(dialect, *_chunk_ranking_of_shape(dialect, *shape))
 
 
 # The number of rows a ranking statement returns, and PostgreSQL's window of best chunks.
@@ -330,14 +340,9 @@ async def best_documents(
     if not terms and style is QueryStyle.ANY:
         return []
     dialect = _dialect(session)
-    shape = (dialect, style, _rarer_words_first(terms, style), weights, normalization)
-    if documents is None:
-        stmt = _best_documents_of_shape(*shape)
-    else:
-        ranking = _chunk_ranking(
-            dialect, terms, documents, style=style, weights=weights, normalization=normalization
-        )
-        stmt = _best_documents_of(dialect, *ranking)
+    stmt = _ranking_statement(
+        _best_documents_of, dialect, terms, documents, style, weights, normalization
+    )
     params = _values(workspace_id, terms, raw) | {"limit": limit}
     if dialect != "postgresql":
         rows = await session.execute(stmt, params)
@@ -355,11 +360,6 @@ async def _documents_in_windows(
         if complete or (len(rows) == params["limit"] and rows[-1].score > rows[0].floor):
             return [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
         window *= 4
-
-
-@functools.lru_cache(maxsize=64)
-def _best_documents_of_shape(*shape: Any) -> Select[Any]:
-    return _best_documents_of(shape[0], *_chunk_ranking_of_shape(*shape))
 
 
 def _best_documents_of(dialect: str, stmt: Select[Any], score: Any) -> Select[Any]:

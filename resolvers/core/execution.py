@@ -176,11 +176,14 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
     )
 
     def _plain_by_type(self) -> PlainFields:
-        # Strawberry passes a manager on every request, empty unless an extension wraps each
-        # resolver: then every field goes through it.
-        middleware = self.middleware_manager
-        wrapped = middleware is not None and bool(middleware.middlewares)
-        return {} if wrapped else plain_fields(self.schema)
+        """The schema's plain fields, found once per execution."""
+        if self._plain is None:
+            # Strawberry passes a manager on every request, empty unless an extension wraps
+            # each resolver: then every field goes through it.
+            middleware = self.middleware_manager
+            wrapped = middleware is not None and bool(middleware.middlewares)
+            self._plain = {} if wrapped else plain_fields(self.schema)
+        return self._plain
 
     def execute_field(
         self,
@@ -192,7 +195,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
     ) -> Any:
         plain_by_type = self._plain
         if plain_by_type is None:
-            plain_by_type = self._plain = self._plain_by_type()
+            plain_by_type = self._plain_by_type()
         field_name = field_details_list[0].node.name.value
         plain = plain_by_type.get(parent_type.name, _NONE).get(field_name)
         if plain is not None:
@@ -292,9 +295,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
     def _plain_fields_of(
         self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
     ) -> list[tuple[str, PlainField]] | None:
-        if self._plain is None:
-            self._plain = self._plain_by_type()
-        fields = self._plain.get(parent_type.name, _NONE)
+        fields = self._plain_by_type().get(parent_type.name, _NONE)
         found = []
         for response_name, field_details_list in grouped_field_set.items():
             plain = fields.get(field_details_list[0].node.name.value)
