@@ -5,13 +5,17 @@
 A script, not a test: it prints figures and asserts nothing about time. No database: a root
 field returns 25 of the app's `SearchPassage` objects (resolvers/search/types.py), each with
 `--ranges` highlight ranges, and the Search screen's selection of a passage is executed on the
-parsed document through three execution contexts, which must give the same data:
+parsed document through four execution contexts, which must give the same data:
 
   graphql-core  Strawberry's own (every field through graphql-core's per-field machinery)
   field by field  PlainFieldExecution with its one-step completions switched off: each plain
-                field read directly, every object and list item through graphql-core
-  one step      PlainFieldExecution as the app runs it: an object whose selected fields are all
-                plain in one step, a list of such objects in one loop
+                leaf read directly, every object and list item through graphql-core (ADR 0094)
+  one level     an object whose selected fields are all plain leaves in one step, a list of
+                such objects in one loop; an object holding objects through graphql-core (ADR
+                0138 as it first landed: the ranges in one step, each passage field by field)
+  one step      PlainFieldExecution as the app runs it: objects read by attribute inside such
+                objects are read through their selection too (ADR 0138's amendment: each
+                passage with its ranges in one step)
 
 Each variant runs `--calls` executions per round, the variants take turns within a round, and
 the figure is the median over `--rounds` of the process's CPU per execution; ratios are to
@@ -36,7 +40,7 @@ from graphql import ExecutionResult, parse  # noqa: E402
 from graphql import execute as graphql_execute  # noqa: E402
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext  # noqa: E402
 
-from resolvers.core.execution import PlainFieldExecution  # noqa: E402
+from resolvers.core.execution import PlainField, PlainFieldExecution, PlainFields  # noqa: E402
 from resolvers.search.types import SearchPassage, TextRange  # noqa: E402
 
 # The passage's selection in graphql/operations/Search.graphql.
@@ -45,7 +49,27 @@ DOCUMENT = parse(
 )
 
 
-class FieldByField(PlainFieldExecution):
+_LEAVES: dict[int, PlainFields] = {}  # id(schema) -> its plain fields without object fields
+
+
+class OneLevel(PlainFieldExecution):
+    """PlainFieldExecution that reads no object field by attribute: an object holding an
+    object takes graphql-core's path (ADR 0138 before its amendment)."""
+
+    def _plain_by_type(self) -> PlainFields:
+        if self._plain is None:
+            every = super()._plain_by_type()
+            leaves = _LEAVES.get(id(self.schema))
+            if leaves is None:
+                leaves = _LEAVES[id(self.schema)] = {
+                    name: {f: p for f, p in fields.items() if isinstance(p, PlainField)}
+                    for name, fields in every.items()
+                }
+            self._plain = leaves
+        return self._plain
+
+
+class FieldByField(OneLevel):
     """PlainFieldExecution without its one-step completions (how the app completed before)."""
 
     def execute_fields(self, *args: Any) -> Any:
@@ -99,6 +123,7 @@ def main() -> None:
     variants = {
         "graphql-core": schema_for(passages, None),
         "field by field": schema_for(passages, FieldByField),
+        "one level": schema_for(passages, OneLevel),
         "one step": schema_for(passages, PlainFieldExecution),
     }
     expected = execute(variants["graphql-core"])

@@ -11,15 +11,19 @@ extension, no arguments) whose type is a scalar or an enum, or a list of non-nul
 value is the attribute, coerced by the type's own `coerce_output_value`, exactly what
 graphql-core would return. The `id` of a relay node whose class keeps Strawberry's own
 `resolve_id` and `resolve_typename` is one too: the global id of the type's name and the
-attribute typed `NodeID`, as Strawberry's resolver builds it. Anything else takes graphql-core's
-path: a null where the type has none, a value the type refuses, an error, an instance of a
-subclass, a schema with resolver middleware. So nulls and errors read the same.
+attribute typed `NodeID`, as Strawberry's resolver builds it. So is an attribute whose type is
+an object type (or a list of non-null ones) that graphql-core completes without a type check,
+when every field selected in it is plain in turn; `__typename` beside plain fields is the
+type's name. Anything else takes graphql-core's path: a null where the type has none, a value
+the type refuses, an error, an instance of a subclass, a schema with resolver middleware. So
+nulls and errors read the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -53,7 +57,22 @@ class PlainField:
     source_type: type | None = None  # when set, read only from instances of exactly this class
 
 
-PlainFields = dict[str, dict[str, PlainField]]  # type name -> field name -> how to read it
+@dataclass(frozen=True, slots=True)
+class PlainObjectField:
+    """An object (or a list of non-null objects) read by attribute: plain where every field
+    selected in it is."""
+
+    attribute: str
+    object_type: GraphQLObjectType  # without `is_type_of`
+    is_list: bool
+    nullable: bool
+
+
+# type name -> field name -> how to read it
+PlainFields = dict[str, dict[str, PlainField | PlainObjectField]]
+# What one selection set reads: each response name with the function that reads its value from
+# the source (Undefined: graphql-core must complete the object).
+Selection = list[tuple[str, Callable[[Any], Any]]]
 
 _by_schema: WeakKeyDictionary[GraphQLSchema, PlainFields] = WeakKeyDictionary()
 
@@ -100,7 +119,7 @@ def _node_id_field(graphql_type: GraphQLObjectType, field: Any) -> PlainField | 
     )
 
 
-def _plain_field(field: Any) -> PlainField | None:
+def _plain_field(field: Any) -> PlainField | PlainObjectField | None:
     definition = field.extensions.get("strawberry-definition")
     resolve = field.resolve
     if (
@@ -115,14 +134,25 @@ def _plain_field(field: Any) -> PlainField | None:
     nullable = not isinstance(field_type, GraphQLNonNull)
     if not nullable:
         field_type = field_type.of_type
+    name = definition.python_name
     coerce = _leaf_coercer(field_type)
     if coerce is not None:
-        return PlainField(definition.python_name, coerce, is_list=False, nullable=nullable)
+        return PlainField(name, coerce, is_list=False, nullable=nullable)
+    if _plain_object_type(field_type):
+        return PlainObjectField(name, field_type, is_list=False, nullable=nullable)
     if isinstance(field_type, GraphQLList) and isinstance(field_type.of_type, GraphQLNonNull):
-        coerce = _leaf_coercer(field_type.of_type.of_type)
+        item_type = field_type.of_type.of_type
+        coerce = _leaf_coercer(item_type)
         if coerce is not None:
-            return PlainField(definition.python_name, coerce, is_list=True, nullable=nullable)
+            return PlainField(name, coerce, is_list=True, nullable=nullable)
+        if _plain_object_type(item_type):
+            return PlainObjectField(name, item_type, is_list=True, nullable=nullable)
     return None
+
+
+def _plain_object_type(graphql_type: Any) -> bool:
+    # is_type_of: Strawberry sets it on types with interfaces, to be called per value.
+    return isinstance(graphql_type, GraphQLObjectType) and graphql_type.is_type_of is None
 
 
 def plain_fields(schema: GraphQLSchema) -> PlainFields:
@@ -143,7 +173,7 @@ def plain_fields(schema: GraphQLSchema) -> PlainFields:
     return found
 
 
-_NONE: dict[str, PlainField] = {}
+_NONE: dict[str, PlainField | PlainObjectField] = {}
 
 
 def _read(plain: PlainField, source: Any) -> Any:
@@ -167,13 +197,47 @@ def _read(plain: PlainField, source: Any) -> Any:
     return items
 
 
+def _read_selection(selection: Selection, source: Any) -> Any:
+    """The object `selection` reads from `source`, or Undefined when graphql-core must
+    complete it."""
+    completed = {}
+    for response_name, read in selection:
+        value = read(source)
+        if value is Undefined:
+            return Undefined
+        completed[response_name] = value
+    return completed
+
+
+def _read_objects(plain: PlainObjectField, selection: Selection, source: Any) -> Any:
+    """An object field (or a list of non-null objects) read through its selection."""
+    try:
+        value = getattr(source, plain.attribute)
+    except Exception:  # graphql-core reports it, located, on its own path
+        return Undefined
+    if value is None:
+        return None if plain.nullable else Undefined
+    if not plain.is_list:
+        return _read_selection(selection, value)
+    if not isinstance(value, list | tuple):
+        return Undefined
+    items = []
+    for item in value:
+        if item is None:
+            return Undefined
+        completed = _read_selection(selection, item)
+        if completed is Undefined:
+            return Undefined
+        items.append(completed)
+    return items
+
+
 class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's execution context with plain fields read directly."""
 
     _plain: PlainFields | None = None
-    _plain_sets: dict[int, tuple[GroupedFieldSet, list[tuple[str, PlainField]] | None]] | None = (
-        None
-    )
+    _wrapped = False  # an extension wraps every resolver: nothing is read directly
+    _selections: dict[int, tuple[GroupedFieldSet, Selection | None]] | None = None
 
     def _plain_by_type(self) -> PlainFields:
         """The schema's plain fields, found once per execution."""
@@ -181,8 +245,8 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
             # Strawberry passes a manager on every request, empty unless an extension wraps
             # each resolver: then every field goes through it.
             middleware = self.middleware_manager
-            wrapped = middleware is not None and bool(middleware.middlewares)
-            self._plain = {} if wrapped else plain_fields(self.schema)
+            self._wrapped = middleware is not None and bool(middleware.middlewares)
+            self._plain = {} if self._wrapped else plain_fields(self.schema)
         return self._plain
 
     def execute_field(
@@ -199,7 +263,11 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         field_name = field_details_list[0].node.name.value
         plain = plain_by_type.get(parent_type.name, _NONE).get(field_name)
         if plain is not None:
-            value = _read(plain, source)
+            if isinstance(plain, PlainField):
+                value = _read(plain, source)
+            else:
+                selection = self._selection_in(plain.object_type, field_details_list)
+                value = Undefined if selection is None else _read_objects(plain, selection, source)
             if value is not Undefined:
                 return value
         return super().execute_field(
@@ -218,15 +286,10 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         no per-field dispatch for each of them (a page of search results has about 240 such
         objects, its highlight ranges). Any field that must take graphql-core's path sends the
         whole object there."""
-        plain_only = self._plain_only(parent_type, grouped_field_set)
-        if plain_only is not None:
-            completed = {}
-            for response_name, plain in plain_only:
-                value = _read(plain, source_value)
-                if value is Undefined:
-                    break
-                completed[response_name] = value
-            else:
+        selection = self._selection(parent_type, grouped_field_set)
+        if selection is not None:
+            completed = _read_selection(selection, source_value)
+            if completed is not Undefined:
                 return completed
         return super().execute_fields(
             parent_type, source_value, path, grouped_field_set, position_context
@@ -259,47 +322,63 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         if not isinstance(item_type, GraphQLNonNull) or not isinstance(result, list | tuple):
             return None
         object_type = item_type.of_type
-        # is_type_of: Strawberry sets it on types with interfaces, to be called per item.
-        if not isinstance(object_type, GraphQLObjectType) or object_type.is_type_of is not None:
+        if not _plain_object_type(object_type):
             return None
-        grouped_field_set, deferred, _ = self.collect_subfields(object_type, field_details_list)
-        plain_only = None if deferred else self._plain_only(object_type, grouped_field_set)
-        if plain_only is None:
+        selection = self._selection_in(object_type, field_details_list)
+        if selection is None:
             return None
         completed = []
         for item in result:
-            values = {}
-            for response_name, plain in plain_only:
-                value = _read(plain, item)
-                if value is Undefined:
-                    return None
-                values[response_name] = value
+            values = _read_selection(selection, item)
+            if values is Undefined:
+                return None
             completed.append(values)
         return completed
 
-    def _plain_only(
+    def _selection_in(
+        self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> Selection | None:
+        """The selection of a field of type `object_type` when it is all plain (graphql-core
+        collects and memoizes its subfields once per field)."""
+        grouped_field_set, deferred, _ = self.collect_subfields(object_type, field_details_list)
+        return None if deferred else self._selection(object_type, grouped_field_set)
+
+    def _selection(
         self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
-    ) -> list[tuple[str, PlainField]] | None:
-        """The (response name, plain field) of each field of `grouped_field_set`, or None when
-        any of them is not plain. Found once per field set and execution; the entry keeps its
-        field set alive, as graphql-core's own memo does, so that its id stays its own."""
-        cache = self._plain_sets
+    ) -> Selection | None:
+        """How to read each field of `grouped_field_set`, or None when any of them is not
+        plain. Found once per field set and execution; the entry keeps its field set alive, as
+        graphql-core's own memo does, so that its id stays its own."""
+        cache = self._selections
         if cache is None:
-            cache = self._plain_sets = {}
+            cache = self._selections = {}
         entry = cache.get(id(grouped_field_set))
         if entry is None:
-            entry = (grouped_field_set, self._plain_fields_of(parent_type, grouped_field_set))
+            entry = (grouped_field_set, self._selection_of(parent_type, grouped_field_set))
             cache[id(grouped_field_set)] = entry
         return entry[1]
 
-    def _plain_fields_of(
+    def _selection_of(
         self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet
-    ) -> list[tuple[str, PlainField]] | None:
+    ) -> Selection | None:
         fields = self._plain_by_type().get(parent_type.name, _NONE)
-        found = []
+        if self._wrapped:
+            return None
+        type_name = parent_type.name
+        selection: Selection = []
         for response_name, field_details_list in grouped_field_set.items():
-            plain = fields.get(field_details_list[0].node.name.value)
+            field_name = field_details_list[0].node.name.value
+            if field_name == "__typename":
+                selection.append((response_name, lambda _source: type_name))
+                continue
+            plain = fields.get(field_name)
             if plain is None:
                 return None
-            found.append((response_name, plain))
-        return found
+            if isinstance(plain, PlainField):
+                selection.append((response_name, partial(_read, plain)))
+                continue
+            inner = self._selection_in(plain.object_type, field_details_list)
+            if inner is None:
+                return None
+            selection.append((response_name, partial(_read_objects, plain, inner)))
+        return selection

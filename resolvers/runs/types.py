@@ -94,6 +94,11 @@ class Subject:
         )
 
 
+# A plain attribute, worked out when the object is built for a response (to now while running),
+# so that GraphQL reads it directly (ADR 0094).
+DURATION_MS = "Milliseconds from start to end (or to now while running)."
+
+
 def _duration_ms(start: datetime | None, end: datetime | None) -> int | None:
     if start is None:
         return None
@@ -110,10 +115,7 @@ class RunStep:
     started_at: datetime | None = strawberry.field(description="When it last started (UTC).")
     finished_at: datetime | None = strawberry.field(description="When it ended (UTC).")
     error: str | None = strawberry.field(description="Why it failed.")
-
-    @strawberry.field(description="Milliseconds from start to end (or to now while running).")
-    def duration_ms(self) -> int | None:
-        return _duration_ms(self.started_at, self.finished_at)
+    duration_ms: int | None = strawberry.field(description=DURATION_MS)
 
     @classmethod
     def of(cls, view: RunStepView) -> RunStep:
@@ -125,6 +127,7 @@ class RunStep:
             started_at=view.started_at,
             finished_at=view.finished_at,
             error=view.error_message,
+            duration_ms=_duration_ms(view.started_at, view.finished_at),
         )
 
 
@@ -188,11 +191,8 @@ class Run(relay.Node):
     started_at: datetime | None = strawberry.field(description="When it started (UTC).")
     finished_at: datetime | None = strawberry.field(description="When it ended (UTC).")
     cancel_requested: bool = strawberry.field(description="A user asked it to stop.")
+    duration_ms: int | None = strawberry.field(description=DURATION_MS)
     view: strawberry.Private[RunView]
-
-    @strawberry.field(description="Milliseconds from start to end (or to now while running).")
-    def duration_ms(self) -> int | None:
-        return _duration_ms(self.started_at, self.finished_at)
 
     @strawberry.field(description="Who started it; null if they left the workspace.")
     async def triggered_by(self, info: Info) -> User | None:
@@ -243,6 +243,7 @@ class Run(relay.Node):
             started_at=view.started_at,
             finished_at=view.finished_at,
             cancel_requested=view.cancel_requested_at is not None,
+            duration_ms=_duration_ms(view.started_at, view.finished_at),
             view=view,
         )
 

@@ -11,7 +11,7 @@ import strawberry
 from strawberry import relay
 from strawberry.extensions import SchemaExtension
 
-from resolvers.core.execution import PlainFieldExecution, plain_fields
+from resolvers.core.execution import PlainFieldExecution, PlainObjectField, plain_fields
 from resolvers.schema import build_schema
 
 
@@ -78,6 +78,15 @@ class Plum(relay.Node):
         return root.code.upper()
 
 
+@strawberry.type
+class Basket:  # objects of Item read by attribute
+    label: str
+    first: Item
+    maybe: Item | None
+    all: list[Item]
+    some: list[Item] | None
+
+
 ITEMS: dict[str, list[Item]] = {}
 FRUITS: dict[str, list[Fruit]] = {
     "fruits": [Fruit(code="7", name="apple"), Fruit(code="a b/é", name="quince")],
@@ -95,6 +104,14 @@ class Query:
     @strawberry.field
     def solid_items(self, case: str) -> list[Item]:  # items that are not null
         return ITEMS[case]  # type: ignore[return-value]
+
+    @strawberry.field
+    def baskets(self, case: str) -> list[Basket]:
+        items = ITEMS[case]
+        return [
+            Basket(label=case, first=items[0], maybe=items[-1], all=items, some=items),
+            Basket(label="empty", first=items[-1], maybe=None, all=[], some=None),
+        ]
 
     @strawberry.field
     def fruits(self, case: str) -> list[Fruit | None]:
@@ -232,6 +249,14 @@ def test_the_app_schema_reads_its_plain_fields_directly() -> None:
     assert {"title", "status", "sizeBytes", "wordCount", "updatedAt"} <= set(found["Document"])
     assert found["Document"]["id"].source_type is not None  # Strawberry's global id
     assert "collection" not in found["Document"]  # an object, through a loader
+    # Objects read by attribute: plain where their selection is.
+    matches = found["SearchPassage"]["matches"]
+    assert isinstance(matches, PlainObjectField)
+    assert (matches.object_type.name, matches.is_list) == ("TextRange", True)
+    passage = found["SearchResult"]["passage"]
+    assert isinstance(passage, PlainObjectField)
+    assert (passage.object_type.name, passage.is_list) == ("SearchPassage", False)
+    assert "node" not in found["DocumentEdge"]  # Document is a Node: checked per value
 
 
 class CountingExecution(PlainFieldExecution):
@@ -305,6 +330,13 @@ PLAIN_ONLY_DOCUMENTS = {
     "{ count name colour words ratio flag ref } }",
     "a list of non-null objects with a field that is not plain": "query($case: String!) "
     "{ solidItems(case: $case) { count shout } }",
+    # Objects read by attribute, and lists of them, inside objects: read through their own
+    # selection when it is plain in turn (PlainFieldExecution's _read_objects).
+    "objects of plain fields in objects": "query($case: String!) { baskets(case: $case) "
+    "{ label first { count name words } maybe { colour ratio } all { flag ref } "
+    "some { count __typename } __typename } }",
+    "an object with a field that is not plain in an object": "query($case: String!) "
+    "{ baskets(case: $case) { label first { count shout } all { count } } }",
 }
 
 
@@ -332,6 +364,14 @@ def test_objects_of_plain_fields_only_are_completed_in_one_step() -> None:
     }
     assert CountingExecution.resolved == ["items"]
     CountingExecution.resolved.clear()
+    typename = schema.execute_sync(
+        PLAIN_ONLY_DOCUMENTS["with __typename"], variable_values={"case": "plain"}
+    )
+    assert typename.data == {
+        "items": [{"count": 3, "__typename": "Item"}, {"count": 0, "__typename": "Item"}]
+    }
+    assert CountingExecution.resolved == ["items"]
+    CountingExecution.resolved.clear()
     solid = schema.execute_sync(
         PLAIN_ONLY_DOCUMENTS["a list of non-null objects"], variable_values={"case": "plain"}
     )
@@ -346,3 +386,45 @@ def test_objects_of_plain_fields_only_are_completed_in_one_step() -> None:
     )
     assert fruits.errors is None
     assert CountingExecution.resolved == ["fruits", "id", "plums", "id"]
+
+
+def test_objects_in_objects_are_read_through_their_selection() -> None:
+    schema = strawberry.Schema(query=Query, types=[Pear], execution_context_class=CountingExecution)
+    CountingExecution.resolved.clear()
+    result = schema.execute_sync(
+        '{ baskets(case: "plain") { label first { count } maybe { name } '
+        "some { count __typename } } }"
+    )
+    assert result.errors is None
+    assert result.data == {
+        "baskets": [
+            {
+                "label": "plain",
+                "first": {"count": 3},
+                "maybe": {"name": None},
+                "some": [
+                    {"count": 3, "__typename": "Item"},
+                    {"count": 0, "__typename": "Item"},
+                ],
+            },
+            {"label": "empty", "first": {"count": 0}, "maybe": None, "some": None},
+        ]
+    }
+    assert CountingExecution.resolved == ["baskets"]
+    # A field that is not plain in an inner object sends that object (and the objects around
+    # it) through graphql-core; the other objects are still read through their selection.
+    CountingExecution.resolved.clear()
+    mixed = schema.execute_sync(
+        '{ baskets(case: "plain") { label first { count shout } all { count } } }'
+    )
+    assert mixed.errors is None
+    assert CountingExecution.resolved == ["baskets", "first", "shout", "first", "shout"]
+    # A null where the inner type has none: the whole list through graphql-core, located.
+    CountingExecution.resolved.clear()
+    null = schema.execute_sync(
+        '{ baskets(case: "null in a non-null field") { label all { count } } }'
+    )
+    assert null.data is None
+    assert [(e.message, e.path) for e in null.errors or []] == [
+        ("Cannot return null for non-nullable field Item.count.", ["baskets", 0, "all", 1, "count"])
+    ]
