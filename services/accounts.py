@@ -17,7 +17,7 @@ from base.models.accounts import Membership, RefreshToken, Role, User, Workspace
 from services.access import VIEWER, VIEWER_WORKSPACE_IDS, in_ids
 from services.deps import ServiceDeps
 from services.validation import clean_email, clean_name
-from services.views import AuthSession, UserView, view_columns
+from services.views import AuthSession, UserView, view_columns, view_of_row
 
 _WRONG_CREDENTIALS = "Wrong email or password."
 
@@ -142,7 +142,7 @@ async def users_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[UserV
     user_id = deps.principal.require_user()
     async with deps.read() as session:
         rows = await session.execute(_USERS_SEEN_BY_VIEWER, {"viewer": user_id, "ids": ids})
-        found = {u.id: UserView.model_validate(u) for u in rows}
+        found = {u.id: view_of_row(UserView, u) for u in rows}
     return [found.get(i) for i in ids]
 
 

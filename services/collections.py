@@ -99,13 +99,15 @@ _BESIDE_A_DOCUMENT = _SHOWN_WITHOUT_TOTALS[1:]  # all but the id
 COLLECTION_OF_DOCUMENT = tuple(
     getattr(Collection, name).label(f"collection_{name}") for name in _BESIDE_A_DOCUMENT
 )
+_KEYS_BESIDE_A_DOCUMENT = tuple((name, f"collection_{name}") for name in _BESIDE_A_DOCUMENT)
 
 
 def collection_of_document(row: Any) -> CollectionView:
     """The collection, without totals, of a document's row that selected COLLECTION_OF_DOCUMENT."""
+    mapping = row._mapping  # a column by key, not by attribute (ADR 0139)
     return CollectionView(
-        id=row.collection_id,
-        **{name: getattr(row, f"collection_{name}") for name in _BESIDE_A_DOCUMENT},
+        id=mapping["collection_id"],
+        **{name: mapping[key] for name, key in _KEYS_BESIDE_A_DOCUMENT},
         document_count=None,
         last_updated_at=None,
     )

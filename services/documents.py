@@ -89,6 +89,7 @@ from services.views import (
     Page,
     TagCountView,
     view_columns,
+    view_of_row,
 )
 
 MAX_BULK = 100
@@ -187,7 +188,7 @@ def _listing() -> Callable[[Any], ListedDocumentView]:
         collection = collections.get(row.collection_id)
         if collection is None:
             collection = collections[row.collection_id] = collection_of_document(row)
-        return ListedDocumentView(document=_view(row), collection=collection)
+        return ListedDocumentView(document=view_of_row(DocumentView, row), collection=collection)
 
     return listed
 
@@ -418,7 +419,7 @@ async def list_chunks(
             parent_ids=document_ids,
             sort=CHUNKS_ORDER,
             page=page,
-            to_node=ChunkView.model_validate,
+            to_node=functools.partial(view_of_row, ChunkView),
             sort_values=lambda r: (r.position,),
             few_per_parent=True,
         )

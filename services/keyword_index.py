@@ -268,7 +268,11 @@ async def best_chunks(
     )
     params = _values(workspace_id, terms, raw) | {"limit": limit}
     rows = await session.execute(stmt, params)
-    return [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+    # By position, not by attribute: a Row's attribute costs about 1 µs (ADR 0139).
+    return [
+        KeywordHit(chunk_id, document_id, float(score))
+        for chunk_id, document_id, score in rows.tuples()
+    ]
 
 
 def _best_chunks_of(_dialect: str, stmt: Select[Any], score: Any) -> Select[Any]:
@@ -346,7 +350,10 @@ async def best_documents(
     params = _values(workspace_id, terms, raw) | {"limit": limit}
     if dialect != "postgresql":
         rows = await session.execute(stmt, params)
-        return [KeywordHit(r.chunk_id, r.document_id, float(r.score), r.text) for r in rows]
+        return [
+            KeywordHit(chunk_id, document_id, float(score), text)
+            for document_id, chunk_id, score, text in rows.tuples()
+        ]
     return await _documents_in_windows(session, stmt, params, window or max(limit * 8, 256))
 
 
@@ -358,7 +365,10 @@ async def _documents_in_windows(
         rows = (await session.execute(stmt, params | {"window": window})).all()
         complete = not rows or rows[0].in_window < window
         if complete or (len(rows) == params["limit"] and rows[-1].score > rows[0].floor):
-            return [KeywordHit(r.chunk_id, r.document_id, float(r.score)) for r in rows]
+            return [
+                KeywordHit(chunk_id, document_id, float(score))
+                for document_id, chunk_id, score, _in_window, _floor in rows
+            ]
         window *= 4
 
 

@@ -40,7 +40,7 @@ from services.run_log import (
     append_workspace_event,
     workspace_event_dict,
 )
-from services.views import Page, RunEventView, RunStepView, RunView, view_columns
+from services.views import Page, RunEventView, RunStepView, RunView, view_columns, view_of_row
 
 log = logging.getLogger("knowledge_desk.runs")
 
@@ -200,7 +200,7 @@ async def list_runs(
             parent_ids=workspace_ids,
             sort=RUNS_ORDER,
             page=page,
-            to_node=RunView.model_validate,
+            to_node=functools.partial(view_of_row, RunView),
             sort_values=lambda r: (r.created_at, r.id),
         )
 
@@ -287,7 +287,7 @@ async def list_subject_runs(
             parent_ids=subject_ids,
             sort=SUBJECT_RUNS_ORDER,
             page=page,
-            to_node=RunView.model_validate,
+            to_node=functools.partial(view_of_row, RunView),
             sort_values=lambda r: (r.created_at, r.id),
             few_per_parent=True,
         )
@@ -311,7 +311,7 @@ async def runs_by_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[RunVie
     user_id = deps.principal.require_user()
     async with deps.read() as session:
         rows = await session.execute(_VIEWER_RUNS_BY_IDS, {"viewer": user_id, "ids": ids})
-        found = {r.id: RunView.model_validate(r) for r in rows}
+        found = {r.id: view_of_row(RunView, r) for r in rows}
     return [found.get(i) for i in ids]
 
 
@@ -322,7 +322,7 @@ async def steps_by_run_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[l
         rows = await session.execute(_VIEWER_STEPS_BY_RUN_IDS, {"viewer": user_id, "ids": ids})
         grouped: dict[uuid.UUID, list[RunStepView]] = {i: [] for i in ids}
         for step in rows:
-            grouped[step.run_id].append(RunStepView.model_validate(step))
+            grouped[step.run_id].append(view_of_row(RunStepView, step))
     return [grouped[i] for i in ids]
 
 

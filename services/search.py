@@ -54,6 +54,7 @@ from services.views import (
     RelatedDocumentView,
     SearchHitView,
     SearchResultsView,
+    view_of_row,
 )
 
 # Candidates each ranking contributes to a fused HYBRID list of passages.
@@ -657,7 +658,7 @@ _RELATED_OF_IDS = (
 
 def _collection_of(row: Any) -> CollectionView | None:
     """The collection read beside a document by an outer join (COLLECTION_OF_DOCUMENT)."""
-    return collection_of_document(row) if row.collection_name is not None else None
+    return collection_of_document(row) if row._mapping["collection_name"] is not None else None
 
 
 @dataclass(frozen=True)
@@ -843,19 +844,20 @@ async def _hits(
         row = rows.get(r.chunk_id)
         if row is None:  # deleted since it was ranked
             continue
+        column = row._mapping  # a column by key, not by attribute (ADR 0139)
         hits.append(
             SearchHitView(
-                document=DocumentView.model_validate(row),
+                document=view_of_row(DocumentView, row),
                 collection=_collection_of(row),
                 score=r.score,
                 passage=PassageView(
-                    chunk_id=row.chunk_id,
-                    position=row.position,
-                    text=row.text,
-                    heading_path=[str(h) for h in row.heading_path or []],
-                    char_start=row.char_start,
-                    char_end=row.char_end,
-                    matches=matches.get(row.chunk_id, []),
+                    chunk_id=r.chunk_id,
+                    position=column["position"],
+                    text=column["text"],
+                    heading_path=[str(h) for h in column["heading_path"] or []],
+                    char_start=column["char_start"],
+                    char_end=column["char_end"],
+                    matches=matches.get(r.chunk_id, []),
                     cosine=r.cosine,
                 ),
             )
@@ -950,7 +952,7 @@ async def related_documents(
             if related_ids
             else []
         )
-        views = {row.id: (DocumentView.model_validate(row), _collection_of(row)) for row in rows}
+        views = {row.id: (view_of_row(DocumentView, row), _collection_of(row)) for row in rows}
     return [
         [
             RelatedDocumentView(document=views[d][0], collection=views[d][1], score=score)

@@ -21,6 +21,23 @@ class View(BaseModel):
     model_config = ConfigDict(frozen=True, from_attributes=True)
 
 
+V = TypeVar("V", bound=View)
+_FIELD_NAMES: dict[type[View], tuple[str, ...]] = {}
+
+
+def view_of_row(view: type[V], row: Any) -> V:
+    """`view` made from a Core row holding each of its fields as a column of the same name (a
+    row of `view_columns`): what `view.model_validate(row)` makes, for about a third of the CPU.
+    Validating from attributes reads each field as an attribute of the row, and a Row's
+    attribute costs about 1 µs (SQLAlchemy looks for a class attribute of that name first); its
+    mapping gives a column in about 0.15 µs (ADR 0139)."""
+    names = _FIELD_NAMES.get(view)
+    if names is None:
+        names = _FIELD_NAMES[view] = tuple(view.model_fields)
+    mapping = row._mapping
+    return view.model_validate({name: mapping[name] for name in names})
+
+
 def view_columns(view: type[View], model: type[Any]) -> tuple[Any, ...]:
     """The columns of `model` that `view` is made of, by name, to select as Core rows.
 
