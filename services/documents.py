@@ -129,7 +129,7 @@ def document_not_found(field: str | None = "id") -> NotFound:
 
 
 def _view(document: Any) -> DocumentView:
-    """The view of a mapped document or of a row of `DOCUMENT_COLUMNS`."""
+    """The view of a mapped document (a row of `DOCUMENT_COLUMNS` goes through `view_of_row`)."""
     return DocumentView.model_validate(document)
 
 

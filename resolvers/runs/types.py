@@ -95,7 +95,7 @@ class Subject:
 
 
 # A plain attribute, worked out when the object is built for a response (to now while running),
-# so that GraphQL reads it directly (ADR 0094).
+# so that GraphQL reads it directly (ADR 0138's amendment).
 DURATION_MS = "Milliseconds from start to end (or to now while running)."
 
 
