@@ -97,15 +97,15 @@ def ranking_rows(count: int) -> list[Any]:
         return list(connection.execute(first.union_all(*[first] * (count - 1))).all())
 
 
+# The collection's columns beside a document, by the view's field names (as the services read
+# them before ADR 0139).
+BESIDE = tuple(column.key.removeprefix("collection_") for column in COLLECTION_OF_DOCUMENT)
+
+
 def by_attribute_document(row: Any) -> tuple[DocumentView, CollectionView]:
     return DocumentView.model_validate(row), CollectionView(
         id=row.collection_id,
-        workspace_id=row.collection_workspace_id,
-        name=row.collection_name,
-        description=row.collection_description,
-        created_by_id=row.collection_created_by_id,
-        created_at=row.collection_created_at,
-        updated_at=row.collection_updated_at,
+        **{name: getattr(row, f"collection_{name}") for name in BESIDE},
         document_count=None,
         last_updated_at=None,
     )

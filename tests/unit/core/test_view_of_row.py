@@ -26,21 +26,22 @@ def _row(**columns: Any) -> Row[Any]:
         ).one()
 
 
+# ChunkView's columns as the chunk table gives them (heading_path is JSON).
+CHUNK: dict[str, Any] = {
+    "id": CHUNK_ID,
+    "document_id": DOCUMENT_ID,
+    "position": 3,
+    "text": "Creating virtual environments ${HOME}",
+    "heading_path": ["venv", "Creating virtual environments"],
+    "char_start": 120,
+    "char_end": 158,
+    "token_count": 9,
+}
+
+
 def _chunk_row(**changes: Any) -> Row[Any]:
-    """A row of ChunkView's columns as the chunk table gives them (heading_path is JSON), plus
-    a column the view does not hold."""
-    columns: dict[str, Any] = {
-        "id": CHUNK_ID,
-        "document_id": DOCUMENT_ID,
-        "position": 3,
-        "text": "Creating virtual environments ${HOME}",
-        "heading_path": ["venv", "Creating virtual environments"],
-        "char_start": 120,
-        "char_end": 158,
-        "token_count": 9,
-        "run_id": uuid.UUID(int=5),
-    }
-    columns.update(changes)
+    """A row of ChunkView's columns, plus one the view does not hold."""
+    columns = CHUNK | {"run_id": uuid.UUID(int=5)} | changes
     heading_path = columns.pop("heading_path")
     with ENGINE.connect() as connection:
         return connection.execute(
@@ -55,16 +56,7 @@ def test_the_view_holds_what_validating_from_attributes_gives() -> None:
     row = _chunk_row()
     view = view_of_row(ChunkView, row)
     assert view == ChunkView.model_validate(row)
-    assert view.model_dump() == {
-        "id": CHUNK_ID,
-        "document_id": DOCUMENT_ID,
-        "position": 3,
-        "text": "Creating virtual environments ${HOME}",
-        "heading_path": ["venv", "Creating virtual environments"],
-        "char_start": 120,
-        "char_end": 158,
-        "token_count": 9,
-    }
+    assert view.model_dump() == CHUNK
 
 
 def test_values_are_coerced_as_from_attributes() -> None:
