@@ -271,7 +271,7 @@ async def best_chunks(
     # By position, not by attribute: a Row's attribute costs about 1 µs (ADR 0139).
     return [
         KeywordHit(chunk_id, document_id, float(score))
-        for chunk_id, document_id, score in rows.tuples()
+        for chunk_id, document_id, score in rows
     ]
 
 
@@ -352,7 +352,7 @@ async def best_documents(
         rows = await session.execute(stmt, params)
         return [
             KeywordHit(chunk_id, document_id, float(score), text)
-            for document_id, chunk_id, score, text in rows.tuples()
+            for document_id, chunk_id, score, text in rows
         ]
     return await _documents_in_windows(session, stmt, params, window or max(limit * 8, 256))
 
