@@ -270,8 +270,7 @@ async def best_chunks(
     rows = await session.execute(stmt, params)
     # By position, not by attribute: a Row's attribute costs about 1 µs (ADR 0139).
     return [
-        KeywordHit(chunk_id, document_id, float(score))
-        for chunk_id, document_id, score in rows
+        KeywordHit(chunk_id, document_id, float(score)) for chunk_id, document_id, score in rows
     ]
 
 
