@@ -219,17 +219,21 @@ def _read_objects(plain: PlainObjectField, selection: Selection, source: Any) ->
         return None if plain.nullable else Undefined
     if not plain.is_list:
         return _read_selection(selection, value)
-    if not isinstance(value, list | tuple):
+    return _read_items(selection, value)
+
+
+def _read_items(selection: Selection, items: Any) -> Any:
+    """A list (or tuple) of non-null objects read through `selection`, or Undefined when
+    graphql-core must complete it (a null item, an item that does not read cleanly)."""
+    if not isinstance(items, list | tuple):
         return Undefined
-    items = []
-    for item in value:
-        if item is None:
+    completed = []
+    for item in items:
+        values = Undefined if item is None else _read_selection(selection, item)
+        if values is Undefined:
             return Undefined
-        completed = _read_selection(selection, item)
-        if completed is Undefined:
-            return Undefined
-        items.append(completed)
-    return items
+        completed.append(values)
+    return completed
 
 
 class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
@@ -319,7 +323,7 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         self, return_type: GraphQLList[Any], field_details_list: FieldDetailsList, result: Any
     ) -> list[dict[str, Any]] | None:
         item_type = return_type.of_type
-        if not isinstance(item_type, GraphQLNonNull) or not isinstance(result, list | tuple):
+        if not isinstance(item_type, GraphQLNonNull):
             return None
         object_type = item_type.of_type
         if not _plain_object_type(object_type):
@@ -327,13 +331,8 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         selection = self._selection_in(object_type, field_details_list)
         if selection is None:
             return None
-        completed = []
-        for item in result:
-            values = _read_selection(selection, item)
-            if values is Undefined:
-                return None
-            completed.append(values)
-        return completed
+        completed = _read_items(selection, result)
+        return None if completed is Undefined else completed
 
     def _selection_in(
         self, object_type: GraphQLObjectType, field_details_list: FieldDetailsList
