@@ -144,8 +144,8 @@ from bench.common import (  # noqa: E402
 from resolvers.documents.types import download_path  # noqa: E402
 from resolvers.router import principal_from  # noqa: E402
 from services import extraction, vector_index  # noqa: E402
-from services.chat import QUESTIONS_WINDOW  # noqa: E402
 from services.search import RELATED_DOCUMENTS  # noqa: E402
+from services.workspaces import QUESTIONS_WINDOW  # noqa: E402
 from tests.support.corpus import Section, corpus_sections  # noqa: E402
 
 BENCH_SECRET = "bench-documents-secret-0123456789abcdef"

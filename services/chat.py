@@ -15,10 +15,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.db.engine import lock_for_write
@@ -38,7 +37,7 @@ from base.models.chat import (
 from base.models.documents import Collection, Document
 from base.models.runs import Run, RunStatus, SubjectType
 from services import runs
-from services.access import VIEWER, VIEWER_WORKSPACE_IDS, in_ids, require_role
+from services.access import VIEWER, VIEWER_WORKSPACE_IDS, require_role
 from services.answers import ANSWER_QUESTION, announce_finished
 from services.chat_views import (
     AskResult,
@@ -60,7 +59,6 @@ MAX_QUESTION_CHARS = 4000
 MAX_SCOPE_DOCUMENTS = 100
 MAX_REASON_CHARS = 1000
 TITLE_FROM_QUESTION_CHARS = 80
-QUESTIONS_WINDOW = timedelta(days=7)
 _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
 
 
@@ -278,29 +276,6 @@ async def my_feedback_by_message_ids(
         ).scalars()
         found = {f.message_id: FeedbackView.model_validate(f) for f in rows}
     return [found.get(i) for i in ids]
-
-
-_QUESTIONS_SINCE = (
-    select(Message.workspace_id, func.count())
-    .where(
-        in_ids(Message.workspace_id),
-        Message.workspace_id.in_(VIEWER_WORKSPACE_IDS),
-        Message.role == MessageRole.USER,
-        Message.created_at >= bindparam("since"),
-    )
-    .group_by(Message.workspace_id)
-)
-
-
-async def questions_asked_counts(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[int]:
-    """Questions asked in each workspace in the last 7 days, by all its members (a count, not
-    the questions); 0 for a workspace the caller does not belong to."""
-    user_id = deps.principal.require_user()
-    params = {"viewer": user_id, "ids": ids, "since": utcnow() - QUESTIONS_WINDOW}
-    async with deps.read() as session:
-        rows = (await session.execute(_QUESTIONS_SINCE, params)).all()
-    counts: dict[uuid.UUID, int] = {row[0]: row[1] for row in rows}
-    return [counts.get(i, 0) for i in ids]
 
 
 async def require_answer(deps: ServiceDeps, *, message_id: uuid.UUID) -> None:

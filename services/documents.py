@@ -30,7 +30,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.selectable import CompoundSelect
 
 from base.auth.tokens import issue_download_token
 from base.db.engine import lock_for_write
@@ -78,7 +77,6 @@ from services.views import (
     ChunkView,
     CollectionView,
     DeletedDocuments,
-    DocumentCountsView,
     DocumentView,
     EntityView,
     FieldEditView,
@@ -428,16 +426,6 @@ async def list_chunks(
         return await pages_by_parent(queries, parent="document_id", load=load)
 
 
-_DOCUMENT_COUNTS: CompoundSelect[uuid.UUID, Any, int] = union_all(
-    select(Document.workspace_id, Document.status, func.count())
-    .where(in_ids(Document.workspace_id), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
-    .group_by(Document.workspace_id, Document.status),
-    select(Collection.workspace_id, null(), func.count())
-    .where(in_ids(Collection.workspace_id), Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS))
-    .group_by(Collection.workspace_id),
-)
-
-
 @dataclass(frozen=True)
 class TagsQuery:
     """The tags of a workspace's documents that start with `starts_with` (ignoring case)."""
@@ -489,27 +477,6 @@ async def tag_counts(deps: ServiceDeps, *, queries: list[TagsQuery]) -> list[lis
             rows = await session.execute(_tag_counts_statement(prefix.isascii()), params)
             results.append([TagCountView(tag=tag, documents=count) for tag, count in rows])
     return results
-
-
-async def document_counts(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[DocumentCountsView]:
-    """Per workspace: documents by status and the number of collections, in one statement
-    (the collections' rows are those without a status)."""
-    user_id = deps.principal.require_user()
-    counts: dict[uuid.UUID, dict[str, int]] = {i: {} for i in ids}
-    async with deps.read() as session:
-        rows: Sequence[Any] = (
-            await session.execute(_DOCUMENT_COUNTS, {"viewer": user_id, "ids": ids})
-        ).all()
-    for workspace_id, status, count in rows:
-        key = "collections" if status is None else DocumentStatus(status).value.lower()
-        counts[workspace_id][key] = count
-    return [
-        DocumentCountsView(
-            **counts[i],
-            total=sum(v for k, v in counts[i].items() if k != "collections"),
-        )
-        for i in ids
-    ]
 
 
 async def open_original(deps: ServiceDeps, *, document_id: uuid.UUID) -> OriginalFile:

@@ -246,8 +246,9 @@ class TagCountView(View):
     documents: int
 
 
-class DocumentCountsView(View):
-    """A workspace's documents by status, and its number of collections (the dashboard)."""
+class WorkspaceCountsView(View):
+    """What the dashboard counts of a workspace: its documents by status, its collections, and
+    the questions its members asked in the last 7 days."""
 
     queued: int = 0
     processing: int = 0
@@ -255,6 +256,7 @@ class DocumentCountsView(View):
     failed: int = 0
     total: int = 0
     collections: int = 0
+    questions_last_7_days: int = 0
 
 
 class OfferedModelView(View):

@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, delete, func, literal_column, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CompoundSelect
 
 from base.auth import tokens
 from base.db.engine import lock_for_write
 from base.db.types import utcnow
 from base.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from base.models.accounts import Invite, Membership, Role, User, Workspace
-from base.models.documents import Document
+from base.models.chat import Message, MessageRole
+from base.models.documents import Collection, Document, DocumentStatus
 from base.models.runs import Run, RunStatus, SubjectType
 from services.access import (
     VIEWER,
@@ -37,7 +39,15 @@ from services.pagination import (
 from services.run_log import Subject, append_workspace_event, transaction_with_events
 from services.runs import signal_cancel
 from services.validation import clean_email, clean_name
-from services.views import CreatedInvite, InviteView, MemberView, Page, UserView, WorkspaceView
+from services.views import (
+    CreatedInvite,
+    InviteView,
+    MemberView,
+    Page,
+    UserView,
+    WorkspaceCountsView,
+    WorkspaceView,
+)
 
 
 def workspace_view(workspace: Any, role: Role) -> WorkspaceView:
@@ -118,6 +128,52 @@ async def workspaces_by_ids(
         ).all()
     found = {w.id: workspace_view(w, w.role) for w in rows}
     return [found.get(i) for i in ids]
+
+
+# The dashboard counts the questions asked in this window.
+QUESTIONS_WINDOW = timedelta(days=7)
+
+# The dashboard's counts of workspaces (`:ids`, the caller's only) in one statement, a row per
+# count: (workspace id, the view's field it counts or 'documents', document status, count). One
+# statement, not one per kind of count: each costs a screen a read, a workflow node and a
+# loader (ADR 0140).
+_WORKSPACE_COUNTS: CompoundSelect[Any] = union_all(
+    select(Document.workspace_id, literal_column("'documents'"), Document.status, func.count())
+    .where(in_ids(Document.workspace_id), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    .group_by(Document.workspace_id, Document.status),
+    select(Collection.workspace_id, literal_column("'collections'"), null(), func.count())
+    .where(in_ids(Collection.workspace_id), Collection.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    .group_by(Collection.workspace_id),
+    select(Message.workspace_id, literal_column("'questions_last_7_days'"), null(), func.count())
+    .where(
+        in_ids(Message.workspace_id),
+        Message.workspace_id.in_(VIEWER_WORKSPACE_IDS),
+        Message.role == MessageRole.USER,
+        Message.created_at >= bindparam("since"),
+    )
+    .group_by(Message.workspace_id),
+)
+
+
+async def workspace_counts(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[WorkspaceCountsView]:
+    """Per workspace, aligned with `ids`: its documents by status, its collections, and the
+    questions all its members asked in the last `QUESTIONS_WINDOW` (a count, not the
+    questions); zeros for a workspace the caller does not belong to."""
+    user_id = deps.principal.require_user()
+    params = {"viewer": user_id, "ids": ids, "since": utcnow() - QUESTIONS_WINDOW}
+    counts: dict[uuid.UUID, dict[str, int]] = {i: {} for i in ids}
+    async with deps.read() as session:
+        rows: Sequence[Any] = (await session.execute(_WORKSPACE_COUNTS, params)).all()
+    for workspace_id, what, status, count in rows:
+        key = DocumentStatus(status).value.lower() if what == "documents" else what
+        counts[workspace_id][key] = count
+    return [
+        WorkspaceCountsView(
+            **counts[i],
+            total=sum(counts[i].get(s.value.lower(), 0) for s in DocumentStatus),
+        )
+        for i in ids
+    ]
 
 
 async def rename_workspace(

@@ -12,6 +12,7 @@ LOAD_USERS = api_workflow(accounts.users_by_ids)
 
 LIST_MY_WORKSPACES = api_workflow(workspaces.list_my_workspaces)
 LOAD_WORKSPACES = api_workflow(workspaces.workspaces_by_ids)
+LOAD_WORKSPACE_COUNTS = api_workflow(workspaces.workspace_counts)
 RENAME_WORKSPACE = api_workflow(workspaces.rename_workspace)
 DELETE_WORKSPACE = api_workflow(workspaces.delete_workspace)
 LIST_MEMBERS = api_workflow(workspaces.list_members)

@@ -26,7 +26,6 @@ from services.views import (
     ChunkView,
     CollectionTotalsView,
     CollectionView,
-    DocumentCountsView,
     DocumentView,
     InviteView,
     ListedDocumentView,
@@ -40,6 +39,7 @@ from services.views import (
     TagCountView,
     UsageView,
     UserView,
+    WorkspaceCountsView,
     WorkspaceView,
 )
 from services.workspaces import InvitesQuery, MembersQuery
@@ -51,6 +51,7 @@ from workflows.accounts import (
     LOAD_MODELS,
     LOAD_USAGE,
     LOAD_USERS,
+    LOAD_WORKSPACE_COUNTS,
     LOAD_WORKSPACES,
 )
 from workflows.chat import (
@@ -60,7 +61,6 @@ from workflows.chat import (
     LOAD_CONVERSATIONS,
     LOAD_MESSAGES,
     LOAD_MY_FEEDBACK,
-    LOAD_QUESTION_COUNTS,
 )
 from workflows.documents import (
     LIST_CHUNKS,
@@ -69,7 +69,6 @@ from workflows.documents import (
     LOAD_COLLECTION_TOTALS,
     LOAD_COLLECTIONS,
     LOAD_DOCUMENT_ANNOTATIONS,
-    LOAD_DOCUMENT_COUNTS,
     LOAD_DOCUMENT_TAGS,
     LOAD_DOCUMENTS,
     LOAD_TAG_COUNTS,
@@ -241,8 +240,8 @@ class Loaders:
         return self._loader(LOAD_RELATED_DOCUMENTS)
 
     @cached_property
-    def counts_by_workspace_id(self) -> DataLoader[uuid.UUID, DocumentCountsView]:
-        return self._loader(LOAD_DOCUMENT_COUNTS)
+    def counts_by_workspace_id(self) -> DataLoader[uuid.UUID, WorkspaceCountsView]:
+        return self._loader(LOAD_WORKSPACE_COUNTS)
 
     @cached_property
     def conversation_by_id(self) -> DataLoader[uuid.UUID, ConversationView | None]:
@@ -274,7 +273,3 @@ class Loaders:
             return await self._calls.call(LOAD_TAG_COUNTS, self._deps, queries=list(queries))
 
         return DataLoader(load_fn=load)
-
-    @cached_property
-    def questions_by_workspace_id(self) -> DataLoader[uuid.UUID, int]:
-        return self._loader(LOAD_QUESTION_COUNTS)

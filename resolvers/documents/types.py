@@ -32,13 +32,13 @@ from services.views import (
     ChunkView,
     CollectionTotalsView,
     CollectionView,
-    DocumentCountsView,
     DocumentView,
     EntityView,
     FieldEditView,
     FieldSourceView,
     RelatedDocumentView,
     TagCountView,
+    WorkspaceCountsView,
 )
 
 
@@ -433,7 +433,7 @@ class DocumentCounts:
     total: int = strawberry.field(description="All documents.")
 
     @classmethod
-    def of(cls, view: DocumentCountsView) -> DocumentCounts:
+    def of(cls, view: WorkspaceCountsView) -> DocumentCounts:
         return cls(
             queued=view.queued,
             processing=view.processing,

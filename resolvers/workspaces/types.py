@@ -236,7 +236,8 @@ class Workspace(relay.Node):
 
     @strawberry.field(description="Questions its members asked in the last 7 days.")
     async def questions_asked_last_7_days(self, info: Info) -> int:
-        return await info.context.loaders.questions_by_workspace_id.load(uuid.UUID(self.id))
+        view = await info.context.loaders.counts_by_workspace_id.load(uuid.UUID(self.id))
+        return view.questions_last_7_days
 
     @classmethod
     def of(cls, view: WorkspaceView) -> Workspace:

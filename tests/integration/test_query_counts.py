@@ -5,6 +5,7 @@ number of parents either. The screens' counts are checked on PostgreSQL and on S
 """
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -371,8 +372,46 @@ async def test_a_collections_totals_are_read_when_asked_for_and_match_its_docume
         )
 
 
+async def _questions(
+    db: Any, workspace_id: uuid.UUID, owner_id: uuid.UUID, days_ago: list[float]
+) -> None:
+    """A conversation of the owner's with a question asked `days_ago` days ago for each value,
+    each answered (answers are not questions)."""
+    conversation_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    async with db.begin() as session:
+        session.add(
+            Conversation(
+                id=conversation_id,
+                workspace_id=workspace_id,
+                owner_id=owner_id,
+                title="Questions",
+                message_count=2 * len(days_ago),
+                last_seq=2 * len(days_ago),
+            )
+        )
+        await session.flush()
+        for n, days in enumerate(days_ago):
+            at = now - timedelta(days=days)
+            for seq, role in ((2 * n + 1, MessageRole.USER), (2 * n + 2, MessageRole.ASSISTANT)):
+                session.add(
+                    Message(
+                        id=uuid.uuid4(),
+                        conversation_id=conversation_id,
+                        workspace_id=workspace_id,
+                        seq=seq,
+                        role=role,
+                        text=f"{role.value} {n}",
+                        scope={},
+                        passages=[],
+                        created_at=at,
+                    )
+                )
+            await session.flush()
+
+
 @pytest.mark.parametrize("rows", [25, 100])
-async def test_dashboard_is_six_statements_and_does_not_count_its_recent_documents(
+async def test_dashboard_is_five_statements_and_does_not_count_its_recent_documents(
     any_db_client: GraphQLClient, any_db_app, rows: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -383,6 +422,12 @@ async def test_dashboard_is_six_statements_and_does_not_count_its_recent_documen
     active = await add_runs(db, workspace_id, [owner_id], 3, status=RunStatus.RUNNING)
     finished = await add_runs(db, workspace_id, [owner_id], rows // 5)
     cursors = await add_workspace_events(db, workspace_id, finished, owner_id)
+    # Three questions within the last 7 days; one 8 days ago is not counted, nor any answer.
+    await _questions(db, workspace_id, owner_id, [0.01, 2, 6.9, 8])
+    # Another workspace's question is not this one's.
+    other = await sign_up(any_db_client, "Other", "other@example.com")
+    other_workspace = await first_workspace(any_db_client, other["accessToken"])
+    await _questions(db, uuid_of(other_workspace["id"]), uuid_of(other["user"]["id"]), [1])
     with count_statements(any_db_app.state.engine) as statements:
         data = await any_db_client.op(
             "Dashboard", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
@@ -390,6 +435,7 @@ async def test_dashboard_is_six_statements_and_does_not_count_its_recent_documen
     ws = data["workspace"]
     assert ws["documentCounts"]["total"] == rows
     assert ws["collectionCount"] == 3
+    assert ws["questionsAskedLast7Days"] == 3
     assert [d["title"] for d in ws["recentDocuments"]] == [
         f"doc {i:03d}" for i in reversed(range(rows - 5, rows))
     ]
@@ -419,11 +465,11 @@ async def test_dashboard_is_six_statements_and_does_not_count_its_recent_documen
             "label": f"run {newest}",
         },
     }
-    # workspace by id (loader); documents by status with the collection count (loader);
-    # questions asked (loader); the page of recent documents with their collections, without a
+    # workspace by id (loader); documents by status, collections and questions asked, one
+    # statement (loader); the page of recent documents with their collections, without a
     # COUNT (their list shows no total); the page of active runs with their COUNT; the page of
     # the activity feed, without a COUNT (each event names its actor as then: no users loader)
-    assert len(statements) == 6, statements
+    assert len(statements) == 5, statements
     assert not [s for s in statements if s.startswith("SELECT collections.id")], statements
     assert not [s for s in statements if s.startswith("SELECT documents.workspace_id, count(*)")]
     assert extracted_text_reads(statements) == []

@@ -46,7 +46,7 @@ def _names_imported_by_callers() -> set[str]:
 
 def test_every_declaration_is_registered_once_and_built():
     constants = _declared_constants()
-    assert len(constants) == len(API_WORKFLOWS) + len(RUN_WORKFLOWS) == 79
+    assert len(constants) == len(API_WORKFLOWS) + len(RUN_WORKFLOWS) == 78
     for spec in API_WORKFLOWS:
         assert isinstance(spec.workflow, Workflow)
         assert list(spec.workflow.graph.nodes) == ["call"]
