@@ -6,7 +6,7 @@ measured separately; the vector cache's memory and load time; float16 against fl
         [--chunks-per-document 5] [--db sqlite|postgres|both|pgvector] [--ollama-host URL]
         [--vector-index auto|hnsw|exact] [--queries 65]
         [--rounds 2] [--plain-fields-cpu] [--scan-thread] [--profile MODE] [--no-timing]
-        [--other-workspaces N]
+        [--other-workspaces N] [--highlight-offsets]
 
 Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the recorded figures:
 10,000 documents on SQLite and PostgreSQL.
@@ -80,6 +80,7 @@ from bench.common import (  # noqa: E402
     plain_fields_cpu,
     print_profile_stats,
 )
+from bench.highlight_offsets import highlight_offsets  # noqa: E402
 from bench.index_recall import index_recall  # noqa: E402
 from bench.search_corpus import (  # noqa: E402
     CACHE,
@@ -581,6 +582,8 @@ async def run_database(
             await compare_scan_thread(app, queries)
         for mode in args.profile:
             await profile_searches(app, queries, mode, args.profile_dump)
+        if args.highlight_offsets and app.state.engine.dialect.name == "postgresql":
+            await highlight_offsets(app.state.deps, queries)
         if not args.timing:
             return
         if args.other_workspaces:
@@ -664,6 +667,12 @@ def main() -> None:
         help="the scan's product on its thread against the event loop, alternating (ADR 0109)",
     )
     parser.add_argument("--profile-dump", type=Path, help="with --profile: the raw profile here")
+    parser.add_argument(
+        "--highlight-offsets",
+        action="store_true",
+        help="PostgreSQL: highlight ranges from stored offsets against ts_headline, same ranges "
+        "and cost (bench/highlight_offsets.py)",
+    )
     parser.add_argument(
         "--no-analyze",
         dest="analyse",
