@@ -1,7 +1,8 @@
 """The full-text index of chunks (INDEXING), one implementation per database (ADR 0050).
 
 PostgreSQL: a `tsvector` per chunk (`POSTGRESQL_TEXT_CONFIG`: English stemming, stop words kept)
-with the heading path at weight A and the text at weight B, under a GIN index. SQLite: an FTS5
+with the heading path at weight A and the text at weight B, under a GIN index, and where each of
+the text's positions lies in the text (for highlights, ADR 0141). SQLite: an FTS5
 table (Porter stemming over unicode61) with the same two columns. `base.models.search`
 describes the tables.
 
@@ -36,6 +37,49 @@ FROM chunks AS c
 WHERE c.document_id = :document_id
 """
 
+# PostgreSQL's parser's token types (ts_token_type('default')) that the configuration does not
+# map, so `to_tsvector` gives them no position: blank, tag, protocol, entity.
+UNMAPPED_TOKEN_TYPES = "(12, 13, 14, 23)"
+# Compound tokens, whose parts follow them as tokens of their own: url, numhword, asciihword,
+# hword. Each takes a position; its parts take the next ones and cover its text.
+COMPOUND_TOKEN_TYPES = "(5, 15, 16, 17)"
+# A token `to_tsvector` skips for its length (its MAXSTRLEN), in bytes.
+_LONGEST_INDEXED_TOKEN = 2047
+
+# Where each of a chunk's text positions in `search_vector` starts and ends in the chunk's text
+# (ADR 0141): PostgreSQL's own parser (`ts_parse`, the one `to_tsvector` uses) splits the text,
+# a position per token of a mapped type (`_POSITIONED`), in order; the tokens other than compound
+# ones cover the text, so each one's offset is the sum of the lengths before it. A compound token
+# gets -1: `ts_headline` marks its parts, not it. The text's positions follow the headings'
+# (`||` numbers the right operand after the left's last position), so their count is kept.
+_POSITIONED = (
+    f"tokid NOT IN {UNMAPPED_TOKEN_TYPES} AND octet_length(token) <= {_LONGEST_INDEXED_TOKEN}"
+)
+_POSTGRESQL_WORD_OFFSETS = f"""
+INSERT INTO chunk_word_offsets (chunk_id, document_id, heading_positions, starts, ends)
+SELECT c.id, c.document_id,
+       (SELECT count(*) FROM ts_parse('default', translate(coalesce(
+           (SELECT string_agg(h, ' ') FROM json_array_elements_text(c.heading_path) AS h), ''
+       ), './', '  ')) AS t(tokid, token) WHERE {_POSITIONED}),
+       coalesce(w.starts, '{{}}'), coalesce(w.ends, '{{}}')
+FROM chunks AS c
+LEFT JOIN LATERAL (
+    SELECT array_agg(CASE WHEN tokid IN {COMPOUND_TOKEN_TYPES} THEN -1 ELSE start END
+                     ORDER BY ord) AS starts,
+           array_agg(CASE WHEN tokid IN {COMPOUND_TOKEN_TYPES} THEN -1
+                          ELSE start + length(token) END ORDER BY ord) AS ends
+    FROM (
+        SELECT tokid, token, ord,
+               coalesce(sum(length(token)) FILTER (WHERE tokid NOT IN {COMPOUND_TOKEN_TYPES})
+                   OVER (ORDER BY ord ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
+                   0)::int AS start
+        FROM ts_parse('default', translate(c.text, './', '  '))
+            WITH ORDINALITY AS p(tokid, token, ord)
+    ) AS tokens
+    WHERE {_POSITIONED}
+) AS w ON true
+WHERE c.document_id = :document_id
+"""
 _SQLITE_KEYS = """
 INSERT INTO chunk_search (chunk_id, document_id, workspace_id)
 SELECT id, document_id, workspace_id FROM chunks WHERE document_id = :document_id
@@ -85,6 +129,10 @@ async def clear_document(session: AsyncSession, document_id: uuid.UUID) -> None:
     await session.execute(
         _with_ids("DELETE FROM chunk_search WHERE document_id = :d", d=document_id)
     )
+    if _dialect(session) == "postgresql":
+        await session.execute(
+            _with_ids("DELETE FROM chunk_word_offsets WHERE document_id = :d", d=document_id)
+        )
 
 
 async def index_document(session: AsyncSession, document_id: uuid.UUID) -> int:
@@ -92,6 +140,7 @@ async def index_document(session: AsyncSession, document_id: uuid.UUID) -> int:
     await clear_document(session, document_id)
     if _dialect(session) == "postgresql":
         inserted = await session.execute(_with_ids(_POSTGRESQL_INDEX, document_id=document_id))
+        await session.execute(_with_ids(_POSTGRESQL_WORD_OFFSETS, document_id=document_id))
     else:
         inserted = await session.execute(_with_ids(_SQLITE_KEYS, document_id=document_id))
         await session.execute(_with_ids(_SQLITE_INDEX, document_id=document_id))

@@ -5,9 +5,10 @@ One statement per question, per database: PostgreSQL ranks with `ts_rank` over t
 allowed document ids) are conditions of that statement, never applied to its result. Scores
 are returned "higher is better" on both (FTS5's bm25 is negated).
 
-Highlights come from the index's own matching: FTS5 `highlight()` and PostgreSQL `ts_headline`
-with HighlightAll mark every matched word of a passage, and `search_text.marked_ranges` turns
-the marks into offsets.
+Highlights come from the index's own matching: FTS5 `highlight()` marks every matched word of a
+passage and `search_text.marked_ranges` turns the marks into offsets; on PostgreSQL the matched
+words' positions in `search_vector` are looked up in `chunk_word_offsets` (ADR 0141), which
+gives the ranges `ts_headline` with HighlightAll would mark, without parsing the text again.
 """
 
 from __future__ import annotations
@@ -492,26 +493,59 @@ def _best_by_text() -> Select[Any]:
 _BEST_BY_TEXT = _best_by_text()
 
 
-def headline_columns(chunk_text: Any) -> tuple[ColumnElement[str], ColumnElement[str]]:
-    """PostgreSQL: a chunk's text as the index parses it (labelled `indexed_text`) and the same
-    text with every word the query matches marked (`marked`), for `marked_ranges`. The query's
-    words are the bound parameter `tsq` (`tsquery_text(terms)`), so a statement holding these
-    columns can be built once."""
-    # The index reads '.' and '/' as spaces (services.fulltext); the headline must parse the
-    # text the same way to mark the same words. The replacement keeps every offset.
-    indexed_text = func.translate(chunk_text, "./", "  ")
-    query = select(func.to_tsquery(_CONFIG, bindparam("tsq", type_=Text))).scalar_subquery()
-    options = f"StartSel={HIGHLIGHT_START}, StopSel={HIGHLIGHT_END}, HighlightAll=true"
-    marked = func.ts_headline(_CONFIG, indexed_text, query, options)
-    return indexed_text.label("indexed_text"), marked.label("marked")
+# PostgreSQL: the bounds of a chunk's matched words in its text, [start, end, start, end, ...]
+# in text order (-1, -1 for a compound word's own position, whose parts carry the match): the
+# positions in its text (weight B) of the query's lexemes, looked up in its word offsets. The
+# lexemes are the words' own under the index's configuration, so a word matches here exactly
+# where it matches the tsquery of the same words (ADR 0141). Correlated to `chunks.id`: a
+# column of a statement over the `chunks` table, unaliased.
+_MATCHED_BOUNDS = (
+    text(
+        f"""
+    SELECT array_agg(bound ORDER BY pos, side)
+    FROM chunk_word_offsets AS o
+    JOIN chunk_search AS s ON s.chunk_id = o.chunk_id,
+        unnest(ts_filter(s.search_vector, '{{b}}')) AS v,
+        unnest(v.positions) AS pos,
+        unnest(ARRAY[o.starts[pos - o.heading_positions], o.ends[pos - o.heading_positions]])
+            WITH ORDINALITY AS b(bound, side)
+    WHERE o.chunk_id = chunks.id AND v.lexeme = ANY(CAST((
+        SELECT tsvector_to_array(to_tsvector('{POSTGRESQL_TEXT_CONFIG}', :highlight_words))
+    ) AS text[]))
+    """
+    )
+    .bindparams(bindparam("highlight_words", type_=Text))
+    .columns(column("bounds", ARRAY(Integer)))
+)
+
+
+def matched_bounds_column() -> ColumnElement[Any]:
+    """PostgreSQL: each chunk's matched bounds (`_MATCHED_BOUNDS`) as the column
+    `matched_bounds` of a statement over `chunks`; its parameters are `highlight_values`."""
+    return _MATCHED_BOUNDS.scalar_subquery().label("matched_bounds")
+
+
+def highlight_values(terms: list[str]) -> dict[str, Any]:
+    """The parameters of `matched_bounds_column` for the query's `terms`."""
+    return {"highlight_words": " ".join(terms)}
 
 
 def ranges_of(row: Any) -> list[tuple[int, int]]:
-    """The matched (start, end) offsets of a row holding the columns of `headline_columns`."""
-    return marked_ranges(row.marked, row.indexed_text)
+    """The matched (start, end) offsets of a row holding `matched_bounds`, in order, adjacent
+    spans merged (as `marked_ranges` gives them)."""
+    bounds = row.matched_bounds or []
+    ranges: list[tuple[int, int]] = []
+    for start, end in zip(bounds[::2], bounds[1::2], strict=True):
+        if start is None or end is None or start < 0:
+            continue
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], end)
+        else:
+            ranges.append((start, end))
+    return ranges
 
 
-_HEADLINES_OF_IDS = select(_chunks.c.id.label("chunk_id"), *headline_columns(_chunks.c.text)).where(
+_HIGHLIGHTS_OF_IDS = select(_chunks.c.id.label("chunk_id"), matched_bounds_column()).where(
     in_ids(_chunks.c.id)
 )
 
@@ -528,10 +562,10 @@ async def highlights(
     ids = list(dict.fromkeys(chunk_ids))
     found: dict[uuid.UUID, list[tuple[int, int]]] = {}
     if _dialect(session) == "postgresql":
-        params = {"ids": ids, "tsq": tsquery_text(terms)}
-        for row in await session.execute(_HEADLINES_OF_IDS, params):
-            if ranges := ranges_of(row):
-                found[row.chunk_id] = ranges
+        params = {"ids": ids, **highlight_values(terms)}
+        for bounds in await session.execute(_HIGHLIGHTS_OF_IDS, params):
+            if ranges := ranges_of(bounds):
+                found[bounds.chunk_id] = ranges
         return found
     stmt = (
         select(

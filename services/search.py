@@ -44,7 +44,7 @@ from services.deps import ServiceDeps
 from services.documents import DOCUMENT_COLUMNS, VIEWER_SEES_DOCUMENT_IDS
 from services.fusion import linear_fusion
 from services.pagination import PageRequest, invalid_cursor, offset_after, offset_cursor
-from services.search_text import embedded_text, query_terms, require_query, tsquery_text
+from services.search_text import embedded_text, query_terms, require_query
 from services.views import (
     CollectionView,
     DocumentView,
@@ -267,7 +267,8 @@ async def semantic_hits(
 @dataclass(frozen=True)
 class _PageRead:
     """One statement reading chunks by their keys with their documents: `plain`, and `marked`
-    with the chunks' highlights as columns (PostgreSQL; `keyword_index.headline_columns`)."""
+    with the chunks' matched bounds as a column (PostgreSQL; see
+    `keyword_index.matched_bounds_column`)."""
 
     plain: Select[Any]
     marked: Select[Any]
@@ -282,7 +283,7 @@ class _PageRead:
                 Collection, Collection.id == Document.collection_id
             )
         plain = plain.where(in_ids(Chunk.id))
-        return cls(plain, plain.add_columns(*keyword_index.headline_columns(Chunk.text)))
+        return cls(plain, plain.add_columns(keyword_index.matched_bounds_column()))
 
 
 async def _read_page(
@@ -298,7 +299,7 @@ async def _read_page(
     marked_here = bool(terms) and session.get_bind().dialect.name == "postgresql"
     params: dict[str, Any] = {"ids": list(chunk_ids)}
     if marked_here:
-        params["tsq"] = tsquery_text(terms)
+        params |= keyword_index.highlight_values(terms)
     rows: dict[uuid.UUID, Any] = {}
     matches: dict[uuid.UUID, list[tuple[int, int]]] = {}
     for row in await session.execute(read.marked if marked_here else read.plain, params):

@@ -25,8 +25,9 @@ MAX_QUERY_TERMS = 32
 # What reaches the embedding model (its window is a few hundred word-pieces anyway).
 MAX_EMBEDDED_CHARS = 2000
 
-# Marks around each match in FTS5 `highlight()` and PostgreSQL `ts_headline` output; private-use
-# characters, which extracted text does not contain (a text that does gets no ranges).
+# Marks around each match in FTS5 `highlight()` output (and `ts_headline`'s, which the tests
+# compare PostgreSQL's ranges with, ADR 0141); private-use characters, which extracted text
+# does not contain (a text that does gets no ranges).
 HIGHLIGHT_START = "\ue000"
 HIGHLIGHT_END = "\ue001"
 

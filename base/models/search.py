@@ -13,6 +13,11 @@ PostgreSQL
                                            -- POSTGRESQL_TEXT_CONFIG
     GIN index on (workspace_id, search_vector) through btree_gin (FULL_TEXT_INDEX, migration
     0016: every statement names its workspace, ADR 0120); b-tree on document_id.
+    chunk_word_offsets(chunk_id uuid PRIMARY KEY, document_id uuid, heading_positions int,
+                       starts int[], ends int[])   -- migration 0019, ADR 0141: where each of
+                                           -- the text's positions in search_vector starts and
+                                           -- ends in the chunk's text (-1 for a compound word,
+                                           -- whose parts are marked), after the headings' ones
 
 SQLite
     chunk_search(id INTEGER PRIMARY KEY, chunk_id UNIQUE, document_id, workspace_id)
@@ -28,6 +33,7 @@ A chunk id, its document, workspace and collection are one join away on both:
 from __future__ import annotations
 
 SEARCH_TABLE = "chunk_search"
+WORD_OFFSETS_TABLE = "chunk_word_offsets"
 # PostgreSQL's text search configuration for the index and its queries (migration 0011, ADR
 # 0100): `english` (Snowball stemming) without its stop-word list, so that "with" or "not in"
 # can be found; queries leave stop words out unless they are all the user typed, or quoted.
@@ -39,7 +45,7 @@ FTS_TABLE = "chunk_fts"
 _FTS5_SHADOWS = ("data", "idx", "content", "docsize", "config")
 
 FULL_TEXT_TABLES = {
-    "postgresql": frozenset({SEARCH_TABLE}),
+    "postgresql": frozenset({SEARCH_TABLE, WORD_OFFSETS_TABLE}),
     "sqlite": frozenset({SEARCH_TABLE, FTS_TABLE, *(f"{FTS_TABLE}_{s}" for s in _FTS5_SHADOWS)}),
 }
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import event, select, text
+from sqlalchemy import event, func, select, text
 
 from base.errors import Invalid, NotFound
 from base.models.documents import Chunk, ChunkVector, DocumentVector
@@ -20,6 +20,13 @@ from base.models.search import FULL_TEXT_INDEX, POSTGRESQL_TEXT_CONFIG
 from services import fulltext, ingestion, keyword_index
 from services.documents import delete_documents
 from services.search import SearchMode, related_documents, retrieve_passages, search
+from services.search_text import (
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
+    marked_ranges,
+    query_terms,
+    tsquery_text,
+)
 from tests.integration.search.conftest import Library, library_of, shelve
 from tests.support.app_fixtures import changed
 from tests.support.databases import count_statements, extracted_text_reads
@@ -839,8 +846,9 @@ async def test_common_words_score_but_only_rarer_words_match(client, app):
 
 async def test_a_page_of_results_is_read_in_one_statement(any_db_client, any_db_app):
     """The page's passages come with their documents in one statement, and on PostgreSQL with
-    their highlights too (SQLite's highlight() needs a MATCH of its own): a search is the
-    membership check, its rankings and that. Ask's passages are read the same way."""
+    their highlights too (from the word offsets, ADR 0141; SQLite's highlight() needs a MATCH of
+    its own): a search is the membership check, its rankings and that. Ask's passages are read
+    the same way."""
     library = await library_of(any_db_client, any_db_app)
     await _shelves(library)
     viewer = library.as_user(library.viewer_id)
@@ -861,7 +869,7 @@ async def test_a_page_of_results_is_read_in_one_statement(any_db_client, any_db_
         assert len(statements) == count, (mode, statements)
         reads = [s for s in statements if "FROM chunks JOIN documents" in " ".join(s.split())]
         assert len(reads) == page_reads, (mode, statements)
-        assert ("ts_headline" in reads[0]) is postgres
+        assert ("chunk_word_offsets" in reads[0]) is postgres
         assert sum("highlight(chunk_fts" in s for s in statements) == (0 if postgres else 1)
         # Ask's passages are read the same way.
         with count_statements(any_db_app.state.engine) as statements:
@@ -871,7 +879,7 @@ async def test_a_page_of_results_is_read_in_one_statement(any_db_client, any_db_
         assert any(p.matches for p in passages.passages), mode
         reads = [s for s in statements if "FROM chunks JOIN documents" in " ".join(s.split())]
         assert len(reads) == 1, (mode, statements)
-        assert ("ts_headline" in reads[0]) is postgres
+        assert ("chunk_word_offsets" in reads[0]) is postgres
         assert sum("highlight(chunk_fts" in s for s in statements) == (0 if postgres else 1)
 
 
@@ -937,3 +945,66 @@ async def test_related_documents_come_with_their_collections(any_db_client, any_
     # related documents: no statement reads collections alone (ADR 0134's amendment).
     assert detail["collection"]["name"] == "Guides"
     assert not [s for s in statements if s.startswith("SELECT collections.")], statements
+
+
+_HEADLINE_RANGES = text(
+    f"""
+    SELECT s.chunk_id, translate(c.text, './', '  ') AS indexed,
+        ts_headline('{POSTGRESQL_TEXT_CONFIG}', translate(c.text, './', '  '),
+            to_tsquery('{POSTGRESQL_TEXT_CONFIG}', :tsq),
+            'StartSel={HIGHLIGHT_START}, StopSel={HIGHLIGHT_END}, HighlightAll=true') AS marked
+    FROM chunk_search AS s JOIN chunks AS c ON c.id = s.chunk_id
+    WHERE s.workspace_id = :workspace AND s.search_vector @@ to_tsquery(
+        '{POSTGRESQL_TEXT_CONFIG}', :tsq)
+    """
+)
+
+
+async def test_highlights_from_word_offsets_are_those_ts_headline_marks(client, app):
+    """PostgreSQL (ADR 0141): a passage's ranges come from its words' stored offsets, and equal
+    what `ts_headline` with HighlightAll marks in the same text, for plain words, stemmed
+    words, a quoted phrase, hyphenated words ("built-in": the compound and its parts), words
+    of the headings, and digits; reindexing a document replaces its offsets."""
+    library = await library_of(client, app)
+    pages = ("library/functions.html", "library/getpass.html", "library/pwd.html")
+    ids = await shelve(library, [(p, library.guides, ()) for p in pages], embed=False)
+    queries = [
+        "built-in functions",
+        "built in",
+        "password database",
+        '"group database"',
+        "running getpass",
+        "pw_uid 0 2",
+        "Return the integer",
+    ]
+    compared = 0
+    for query in queries:
+        terms = query_terms(query)
+        async with library.deps.read() as session:
+            rows = await session.execute(
+                _HEADLINE_RANGES,
+                {"tsq": tsquery_text(terms), "workspace": library.workspace_id},
+            )
+            expected = {
+                r.chunk_id: ranges for r in rows if (ranges := marked_ranges(r.marked, r.indexed))
+            }
+            found = await keyword_index.highlights(session, terms, list(expected))
+        assert found == expected, query
+        compared += len(expected)
+    assert compared > 100  # the comparison covered many passages, not a few
+
+    # Reindexing replaces the offsets (one row per chunk, none left behind).
+    functions = ids["library/functions.html"]
+    count = text(
+        "SELECT count(*) FROM chunk_word_offsets AS o JOIN chunks AS c ON c.id = o.chunk_id "
+        "WHERE c.document_id = :d"
+    )
+    async with library.deps.db.begin() as session:
+        before = await session.scalar(count, {"d": functions})
+        chunks = await session.scalar(
+            select(func.count()).select_from(Chunk).where(Chunk.document_id == functions)
+        )
+        assert before == chunks
+        await fulltext.index_document(session, functions)
+    async with library.deps.read() as session:
+        assert await session.scalar(count, {"d": functions}) == chunks
