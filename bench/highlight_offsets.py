@@ -1,8 +1,9 @@
-"""What-if for the search benchmark (PostgreSQL): a passage's highlight ranges from the index's
-positions mapped through stored character offsets, against `ts_headline` (how the app marks
-them today), on the seeded corpus. Prints how many passages get the same ranges both ways and
-what each costs the database for a page of 25 passages. Nothing is stored: the offsets are
-computed here from `ts_parse`, as INDEXING would compute them once per passage.
+"""For the search benchmark (PostgreSQL): a passage's highlight ranges from the index's
+positions mapped through character offsets, against `ts_headline` (how the app marked them
+before ADR 0141), on the seeded corpus. Prints how many passages get the same ranges both ways
+and what each costs the database for a page of 25 passages. The offsets are computed here from
+`ts_parse` on their own, by the rules INDEXING follows (`services.fulltext`), so the check does
+not read the app's table.
 
 The rules checked (docs/testing.md, "Search latency", twenty-eighth session): `to_tsvector`
 gives a position to each token of a type the configuration maps (every type but blank, tag,
