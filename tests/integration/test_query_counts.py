@@ -372,44 +372,6 @@ async def test_a_collections_totals_are_read_when_asked_for_and_match_its_docume
         )
 
 
-async def _questions(
-    db: Any, workspace_id: uuid.UUID, owner_id: uuid.UUID, days_ago: list[float]
-) -> None:
-    """A conversation of the owner's with a question asked `days_ago` days ago for each value,
-    each answered (answers are not questions)."""
-    conversation_id = uuid.uuid4()
-    now = datetime.now(UTC)
-    async with db.begin() as session:
-        session.add(
-            Conversation(
-                id=conversation_id,
-                workspace_id=workspace_id,
-                owner_id=owner_id,
-                title="Questions",
-                message_count=2 * len(days_ago),
-                last_seq=2 * len(days_ago),
-            )
-        )
-        await session.flush()
-        for n, days in enumerate(days_ago):
-            at = now - timedelta(days=days)
-            for seq, role in ((2 * n + 1, MessageRole.USER), (2 * n + 2, MessageRole.ASSISTANT)):
-                session.add(
-                    Message(
-                        id=uuid.uuid4(),
-                        conversation_id=conversation_id,
-                        workspace_id=workspace_id,
-                        seq=seq,
-                        role=role,
-                        text=f"{role.value} {n}",
-                        scope={},
-                        passages=[],
-                        created_at=at,
-                    )
-                )
-            await session.flush()
-
-
 @pytest.mark.parametrize("rows", [25, 100])
 async def test_dashboard_is_five_statements_and_does_not_count_its_recent_documents(
     any_db_client: GraphQLClient, any_db_app, rows: int
@@ -423,11 +385,12 @@ async def test_dashboard_is_five_statements_and_does_not_count_its_recent_docume
     finished = await add_runs(db, workspace_id, [owner_id], rows // 5)
     cursors = await add_workspace_events(db, workspace_id, finished, owner_id)
     # Three questions within the last 7 days; one 8 days ago is not counted, nor any answer.
-    await _questions(db, workspace_id, owner_id, [0.01, 2, 6.9, 8])
+    await _conversation_with_answers(db, workspace_id, owner_id, days_ago=[0.01, 2, 6.9, 8])
     # Another workspace's question is not this one's.
     other = await sign_up(any_db_client, "Other", "other@example.com")
     other_workspace = await first_workspace(any_db_client, other["accessToken"])
-    await _questions(db, uuid_of(other_workspace["id"]), uuid_of(other["user"]["id"]), [1])
+    other_ids = uuid_of(other_workspace["id"]), uuid_of(other["user"]["id"])
+    await _conversation_with_answers(db, *other_ids, days_ago=[1])
     with count_statements(any_db_app.state.engine) as statements:
         data = await any_db_client.op(
             "Dashboard", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
@@ -533,11 +496,19 @@ async def test_document_detail_is_eight_statements_for_any_number_of_chunks_and_
 
 
 async def _conversation_with_answers(
-    db: Any, workspace_id: uuid.UUID, owner_id: uuid.UUID, document: uuid.UUID, answers: int
+    db: Any,
+    workspace_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    *,
+    days_ago: list[float],
+    cited: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """A conversation of the owner's with `answers` questions, each answered with two citations
-    of `document` (rows written straight to the database)."""
+    """A conversation of the owner's with a question asked `days_ago` days ago for each value,
+    each answered, the answer with two citations of `cited` when given (rows written straight
+    to the database)."""
     conversation_id = uuid.uuid4()
+    answers = len(days_ago)
+    now = datetime.now(UTC)
     async with db.begin() as session:
         session.add(
             Conversation(
@@ -550,7 +521,8 @@ async def _conversation_with_answers(
             )
         )
         await session.flush()
-        for n in range(answers):
+        for n, days in enumerate(days_ago):
+            asked_at = now - timedelta(days=days)
             question = Message(
                 id=uuid.uuid4(),
                 conversation_id=conversation_id,
@@ -560,6 +532,7 @@ async def _conversation_with_answers(
                 text=f"question {n}",
                 scope={},
                 passages=[],
+                created_at=asked_at,
             )
             session.add(question)
             await session.flush()
@@ -574,16 +547,19 @@ async def _conversation_with_answers(
                 question_id=question.id,
                 state=AnswerState.ANSWERED,
                 passages=[],
+                created_at=asked_at,
             )
             session.add(answer)
             await session.flush()
+            if cited is None:
+                continue
             session.add_all(
                 Citation(
                     message_id=answer.id,
                     position=k,
                     number=k + 1,
                     origin="QUOTED",
-                    document_id=document,
+                    document_id=cited,
                     chunk_id=None,
                     document_title="doc",
                     passage_text="text",
@@ -609,7 +585,9 @@ async def test_conversation_is_four_statements_for_any_number_of_messages(
     )
     collection = await add_collection(db, workspace_id, "C", owner_id)
     [document] = await add_documents(db, workspace_id, [collection], [owner_id], 1)
-    conversation = await _conversation_with_answers(db, workspace_id, owner_id, document, answers)
+    conversation = await _conversation_with_answers(
+        db, workspace_id, owner_id, days_ago=[0.0] * answers, cited=document
+    )
     with count_statements(any_db_app.state.engine) as statements:
         data = await any_db_client.op(
             "Conversation",
