@@ -2,8 +2,8 @@
 positions mapped through character offsets, against `ts_headline` (how the app marked them
 before ADR 0141), on the seeded corpus. Prints how many passages get the same ranges both ways
 and what each costs the database for a page of 25 passages. The offsets are computed here from
-`ts_parse` on their own, by the rules INDEXING follows (`services.fulltext`), so the check does
-not read the app's table.
+`ts_parse` on their own, with the token types INDEXING uses (`services.fulltext`), so the check
+does not read the app's table.
 
 The rules checked (docs/testing.md, "Search latency", twenty-eighth session): `to_tsvector`
 gives a position to each token of a type the configuration maps (every type but blank, tag,
@@ -23,6 +23,7 @@ from sqlalchemy import text
 
 from base.models.search import POSTGRESQL_TEXT_CONFIG as CONFIG
 from services.deps import ServiceDeps
+from services.fulltext import COMPOUND_TOKEN_TYPES, UNMAPPED_TOKEN_TYPES
 from services.search_text import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -31,8 +32,8 @@ from services.search_text import (
     tsquery_text,
 )
 
-UNMAPPED_TOKENS = "(12, 13, 14, 23)"  # blank, tag, protocol, entity
-COMPOUND_TOKENS = "(5, 15, 16, 17)"  # url, numhword, asciihword, hword
+UNMAPPED_TOKENS = UNMAPPED_TOKEN_TYPES
+COMPOUND_TOKENS = COMPOUND_TOKEN_TYPES
 
 _MATCHES = text(
     f"SELECT chunk_id FROM chunk_search WHERE search_vector @@ to_tsquery('{CONFIG}', :tsq) "
