@@ -26,6 +26,8 @@ from base.models.documents import (
 )
 from base.models.runs import Run, RunStatus, RunStep, StepStatus, SubjectType
 from base.models.search import FULL_TEXT_INDEX, FULL_TEXT_TABLES
+from services import keyword_index
+from services.search_text import HIGHLIGHT_END, HIGHLIGHT_START, marked_ranges, tsquery_text
 
 
 async def _tables(url: str) -> set[str]:
@@ -139,6 +141,70 @@ def test_postgres_reindexes_chunks_with_their_stop_words(fresh_postgres: str):
     configurations = "SELECT count(*) FROM pg_ts_config WHERE cfgname = 'english_with_stop_words'"
     assert asyncio.run(_fetch(fresh_postgres, configurations)) == 0
     migrate.upgrade(fresh_postgres)
+
+
+def test_postgres_fills_in_the_word_offsets_of_indexed_chunks(fresh_postgres: str):
+    """Migration 0019 computes the word offsets of every chunk indexed before it (ADR 0141), so
+    its highlights equal what `ts_headline` marks; its downgrade drops the table."""
+    migrate.upgrade(fresh_postgres, "0018")
+    text = "Built-in functions: os.path.join() runs the built-in join; run it twice."
+    chunk = asyncio.run(_indexed_at_0018(fresh_postgres, text, ["Built-in Functions", "join"]))
+    migrate.upgrade(fresh_postgres)
+    terms = ["built", "join", "run"]
+    ranges, marked = asyncio.run(_highlights_both_ways(fresh_postgres, chunk, terms))
+    assert ranges == marked
+    assert [text[s:e] for s, e in ranges] == ["Built", "join", "runs", "built", "join", "run"]
+    migrate.downgrade(fresh_postgres, "0018")
+    assert asyncio.run(_fetch(fresh_postgres, "SELECT to_regclass('chunk_word_offsets')")) is None
+    migrate.upgrade(fresh_postgres)
+
+
+async def _indexed_at_0018(url: str, text: str, heading_path: list[str]) -> uuid.UUID:
+    """A document with one chunk, indexed (headings and text) as revision 0018 did."""
+    engine = create_async_engine(url)
+    async with build_sessionmaker(engine).begin() as session:
+        _workspace, _document, chunk = await _add_one_chunk(session, text, heading_path)
+        await session.execute(
+            sql_text(
+                "INSERT INTO chunk_search (chunk_id, document_id, workspace_id, search_vector) "
+                "SELECT c.id, c.document_id, c.workspace_id, "
+                "setweight(to_tsvector('english_with_stop_words', translate(coalesce((SELECT "
+                "string_agg(h, ' ') FROM json_array_elements_text(c.heading_path) AS h), ''), "
+                "'./', '  ')), 'A') || setweight(to_tsvector('english_with_stop_words', "
+                "translate(c.text, './', '  ')), 'B') FROM chunks AS c"
+            )
+        )
+    await engine.dispose()
+    return chunk
+
+
+async def _highlights_both_ways(
+    url: str, chunk: uuid.UUID, terms: list[str]
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The chunk's matched ranges from the app's highlights and from `ts_headline`."""
+    engine = create_async_engine(url)
+    try:
+        async with build_sessionmaker(engine)() as session:
+            found = await keyword_index.highlights(session, terms, [chunk])
+            row = (
+                await session.execute(
+                    sql_text(
+                        "SELECT translate(text, './', '  ') AS indexed, ts_headline("
+                        "'english_with_stop_words', translate(text, './', '  '), "
+                        "to_tsquery('english_with_stop_words', :tsq), :options) AS marked "
+                        "FROM chunks WHERE id = :id"
+                    ),
+                    {
+                        "tsq": tsquery_text(terms),
+                        "options": f"StartSel={HIGHLIGHT_START}, StopSel={HIGHLIGHT_END}, "
+                        "HighlightAll=true",
+                        "id": chunk,
+                    },
+                )
+            ).one()
+    finally:
+        await engine.dispose()
+    return found.get(chunk, []), marked_ranges(row.marked, row.indexed)
 
 
 async def _fetch(url: str, sql: str) -> object:
