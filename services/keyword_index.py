@@ -46,6 +46,7 @@ from services.access import in_ids
 from services.search_text import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
+    add_span,
     fts5_match,
     marked_ranges,
     phrases_of,
@@ -538,10 +539,7 @@ def ranges_of(row: Any) -> list[tuple[int, int]]:
     for start, end in zip(bounds[::2], bounds[1::2], strict=True):
         if start is None or end is None or start < 0:
             continue
-        if ranges and ranges[-1][1] == start:
-            ranges[-1] = (ranges[-1][0], end)
-        else:
-            ranges.append((start, end))
+        add_span(ranges, start, end)
     return ranges
 
 

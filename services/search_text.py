@@ -133,6 +133,15 @@ def embedded_text(text: str) -> str:
     return " ".join(text.split())[:MAX_EMBEDDED_CHARS]
 
 
+def add_span(ranges: list[tuple[int, int]], start: int, end: int) -> None:
+    """Append (start, end) to `ranges` (in text order), merged into the last span when it ends
+    where this one starts: adjacent matched words read as one highlight."""
+    if ranges and ranges[-1][1] == start:
+        ranges[-1] = (ranges[-1][0], end)
+    else:
+        ranges.append((start, end))
+
+
 def marked_ranges(marked: str, original: str) -> list[tuple[int, int]]:
     """(start, end) offsets into `original` of the spans that `marked` (the original with
     HIGHLIGHT_START/HIGHLIGHT_END inserted around matches) marks, in order, adjacent spans
@@ -151,10 +160,7 @@ def marked_ranges(marked: str, original: str) -> list[tuple[int, int]]:
             if start is None:
                 return []
             if offset > start:
-                if ranges and ranges[-1][1] == start:
-                    ranges[-1] = (ranges[-1][0], offset)
-                else:
-                    ranges.append((start, offset))
+                add_span(ranges, start, offset)
             start = None
         else:
             plain.append(part)
