@@ -28,7 +28,7 @@ from resolvers.chat.types import Conversation, Feedback, Message
 from resolvers.core.context import Info
 from resolvers.core.errors import as_payload
 from resolvers.core.inputs import INPUT
-from resolvers.core.relay import decode_id, to_global_id
+from resolvers.core.relay import decode_id, global_id
 from resolvers.runs.types import Run
 from services.chat import AskScope
 from workflows.chat import (
@@ -101,9 +101,7 @@ class ChatMutations:
             deleted = await info.context.run(
                 DELETE_CONVERSATION, conversation_id=decode_id(input.id, "Conversation", field="id")
             )
-            return {
-                "deleted_conversation_id": strawberry.ID(str(to_global_id("Conversation", deleted)))
-            }
+            return {"deleted_conversation_id": global_id("Conversation", deleted)}
 
         return await as_payload(DeleteConversationPayload, work())
 

@@ -17,8 +17,8 @@ from resolvers.core.relay import (
     After,
     Connection,
     First,
+    global_id,
     load_nodes,
-    to_global_id,
 )
 from resolvers.documents.types import Collection, Document
 from resolvers.runs.types import Run
@@ -147,7 +147,7 @@ class CitationTarget:
 
 
 def _document_gid(document_id: uuid.UUID | None) -> strawberry.ID | None:
-    return strawberry.ID(str(to_global_id("Document", document_id))) if document_id else None
+    return global_id("Document", document_id) if document_id else None
 
 
 async def _document(info: Info, document_id: uuid.UUID | None) -> Document | None:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
+from strawberry.relay.utils import to_base64
 
 from base.errors import NotFound
 from services.views import Page
@@ -72,8 +73,12 @@ def decode_id(global_id: str, type_name: str, *, field: str) -> uuid.UUID:
         raise NotFound(f"No such {type_name.lower()}.", field=field) from exc
 
 
-def to_global_id(type_name: str, value: uuid.UUID) -> relay.GlobalID:
-    return relay.GlobalID(type_name, str(value))
+def global_id(type_name: str, value: uuid.UUID | str) -> strawberry.ID:
+    """The global id of `type_name`'s `value` (a UUID, or its canonical string as an event's
+    message holds it), as Strawberry writes a node's id: base64 of "Type:value". Made as text,
+    not as a `relay.GlobalID` turned into text: 0.6 against 5.2 µs an id (ADR 0143), and an
+    activity feed of 20 events holds 60."""
+    return strawberry.ID(to_base64(type_name, str(value)))
 
 
 async def load_nodes(

@@ -9,7 +9,7 @@ from base.models.documents import EntityKind as DomainEntityKind
 from resolvers.core.context import Info
 from resolvers.core.errors import UserError, as_payload
 from resolvers.core.inputs import INPUT
-from resolvers.core.relay import decode_id, to_global_id
+from resolvers.core.relay import decode_id, global_id
 from resolvers.documents.inputs import (
     CreateCollectionInput,
     CreateDownloadLinkInput,
@@ -130,9 +130,7 @@ class DocumentMutations:
             deleted = await info.context.run(
                 DELETE_COLLECTION, collection_id=decode_id(input.id, "Collection", field="id")
             )
-            return {
-                "deleted_collection_id": strawberry.ID(str(to_global_id("Collection", deleted)))
-            }
+            return {"deleted_collection_id": global_id("Collection", deleted)}
 
         return await as_payload(DeleteCollectionPayload, work())
 
@@ -197,7 +195,7 @@ class DocumentMutations:
         except DomainError as error:
             return DeleteDocumentsPayload(errors=[UserError.from_domain(error)])
         return DeleteDocumentsPayload(
-            deleted_ids=[strawberry.ID(str(to_global_id("Document", i))) for i in result.ids],
+            deleted_ids=[global_id("Document", i) for i in result.ids],
             errors=_item_errors(result.errors),
         )
 
@@ -286,7 +284,7 @@ class DocumentMutations:
         async def work() -> dict[str, Any]:
             document_id = decode_id(input.id, "Document", field="id")
             link = await info.context.run(CREATE_DOWNLOAD_LINK, document_id=document_id)
-            path = download_path(str(to_global_id("Document", document_id)))
+            path = download_path(global_id("Document", document_id))
             return {"url": f"{path}?token={link.token}", "expires_at": link.expires_at}
 
         return await as_payload(CreateDownloadLinkPayload, work())

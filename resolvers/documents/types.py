@@ -20,8 +20,8 @@ from resolvers.core.relay import (
     After,
     Connection,
     First,
+    global_id,
     load_nodes,
-    to_global_id,
 )
 from resolvers.runs.types import Run
 from services.documents import ChunksQuery
@@ -304,7 +304,7 @@ class Document(relay.Node):
         "`createDownloadLink`). The answer is always an attachment, in the stored content type."
     )
     def download_url(self) -> str:
-        return download_path(str(to_global_id("Document", self.view.id)))
+        return download_path(global_id("Document", self.view.id))
 
     @strawberry.field(description=f"Its text in passages, in order. {PAGE_ARGS_DESCRIPTION}")
     async def chunks(
@@ -393,16 +393,12 @@ class UploadProgress:
     @classmethod
     def of(cls, progress: FileProgress) -> UploadProgress:
         return cls(
-            document_id=strawberry.ID(str(to_global_id("Document", progress.document_id))),
+            document_id=global_id("Document", progress.document_id),
             file_name=progress.file_name,
             status=DocumentStatus[progress.status.value],
             stage=DocumentStage[progress.stage] if progress.stage in STAGES else None,
             percent=progress.percent,
-            run_id=(
-                strawberry.ID(str(to_global_id("Run", progress.run_id)))
-                if progress.run_id
-                else None
-            ),
+            run_id=(global_id("Run", progress.run_id) if progress.run_id else None),
             error_code=progress.error_code,
             error_message=progress.error_message,
             done=progress.done,

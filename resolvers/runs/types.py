@@ -20,8 +20,8 @@ from resolvers.core.relay import (
     After,
     Connection,
     First,
+    global_id,
     load_nodes,
-    to_global_id,
 )
 from services.runs import RunEventsQuery
 from services.views import RunEventView, RunStepView, RunView
@@ -86,10 +86,10 @@ class Subject:
     )
 
     @classmethod
-    def of(cls, type_name: str, subject_id: uuid.UUID, label: str) -> Subject:
+    def of(cls, type_name: str, subject_id: uuid.UUID | str, label: str) -> Subject:
         return cls(
             type=SubjectType[type_name],
-            id=strawberry.ID(str(to_global_id(type_name.title(), subject_id))),
+            id=global_id(type_name.title(), subject_id),
             label=label,
         )
 
@@ -164,7 +164,7 @@ class RunEvent:
         at = e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(e["at"])
         return cls(
             cursor=str(e["cursor"]),
-            run_id=strawberry.ID(str(to_global_id("Run", uuid.UUID(e["run_id"])))),
+            run_id=global_id("Run", e["run_id"]),
             type=RunEventType[e["type"]],
             status=RunStatus[e["status"]],
             step=e["step"],
@@ -387,24 +387,16 @@ class WorkspaceEvent:
         return cls(
             cursor=str(event["cursor"]),
             type=WorkspaceEventType[event["type"]],
-            workspace_id=strawberry.ID(
-                str(to_global_id("Workspace", uuid.UUID(event["workspace_id"])))
-            ),
+            workspace_id=global_id("Workspace", event["workspace_id"]),
             message=event["message"],
             at=datetime.fromisoformat(event["at"]),
             run_status=RunStatus[event["run_status"]] if event["run_status"] else None,
-            run_id=(
-                strawberry.ID(str(to_global_id("Run", uuid.UUID(event["run_id"]))))
-                if event["run_id"]
-                else None
-            ),
+            run_id=global_id("Run", event["run_id"]) if event["run_id"] else None,
             percent=event.get("percent"),
             step=event.get("step"),
             actor_name=event.get("actor_name"),
             subject=(
-                Subject.of(
-                    event["subject_type"], uuid.UUID(event["subject_id"]), event["subject_label"]
-                )
+                Subject.of(event["subject_type"], event["subject_id"], event["subject_label"])
                 if event.get("subject_type")
                 else None
             ),

@@ -7,7 +7,7 @@ import strawberry
 from resolvers.core.context import Info
 from resolvers.core.errors import as_payload
 from resolvers.core.inputs import INPUT
-from resolvers.core.relay import decode_id, to_global_id
+from resolvers.core.relay import decode_id, global_id
 from resolvers.workspaces.inputs import (
     AcceptInviteInput,
     ChangeMemberRoleInput,
@@ -119,7 +119,7 @@ class WorkspaceMutations:
             removed = await info.context.run(
                 REMOVE_MEMBER, member_id=decode_id(input.member_id, "Member", field="memberId")
             )
-            return {"removed_member_id": to_global_id("Member", removed)}
+            return {"removed_member_id": global_id("Member", removed)}
 
         return await as_payload(RemoveMemberPayload, work())
 
@@ -172,6 +172,6 @@ class WorkspaceMutations:
                 workspace_id=decode_id(input.workspace_id, "Workspace", field="workspaceId"),
                 name=input.name,
             )
-            return {"deleted_workspace_id": to_global_id("Workspace", deleted)}
+            return {"deleted_workspace_id": global_id("Workspace", deleted)}
 
         return await as_payload(DeleteWorkspacePayload, work())

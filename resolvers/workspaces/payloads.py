@@ -1,7 +1,6 @@
 """Payloads of the workspace mutations."""
 
 import strawberry
-from strawberry import relay
 
 from resolvers.core.errors import UserError
 from resolvers.workspaces.types import Invite, Member, Workspace
@@ -42,7 +41,7 @@ class ChangeMemberRolePayload:
 
 @strawberry.type(description="Result of removeMember.")
 class RemoveMemberPayload:
-    removed_member_id: relay.GlobalID | None = strawberry.field(
+    removed_member_id: strawberry.ID | None = strawberry.field(
         default=None, description="Id of the removed member."
     )
     errors: list[UserError] = strawberry.field(description=_ERRORS)
@@ -50,7 +49,7 @@ class RemoveMemberPayload:
 
 @strawberry.type(description="Result of deleteWorkspace.")
 class DeleteWorkspacePayload:
-    deleted_workspace_id: relay.GlobalID | None = strawberry.field(
+    deleted_workspace_id: strawberry.ID | None = strawberry.field(
         default=None, description="Id of the deleted workspace."
     )
     errors: list[UserError] = strawberry.field(description=_ERRORS)
