@@ -179,9 +179,9 @@ def _page(
     sort_values: Callable[[Any], Sequence[Any]],
 ) -> Page[T]:
     edges = [
-        Edge[T](cursor=_encode(sort, sort_values(r)), node=to_node(r)) for r in rows[: page.first]
+        Edge(cursor=_encode(sort, sort_values(r)), node=to_node(r)) for r in rows[: page.first]
     ]
-    return Page[T](
+    return Page(
         edges=edges,
         total_count=total,
         has_next_page=len(rows) > page.first,

@@ -744,11 +744,11 @@ async def search(
     finally:
         embedding.close()
     edges = [
-        Edge[SearchHitView](cursor=offset_cursor(_named(name, degraded), offset + n), node=hit)
+        Edge(cursor=offset_cursor(_named(name, degraded), offset + n), node=hit)
         for n, hit in enumerate(hits)
     ]
     return SearchResultsView(
-        page=Page[SearchHitView](
+        page=Page(
             edges=edges,
             total_count=len(ranking),
             has_next_page=len(ranking) > offset + page.first,

@@ -7,6 +7,7 @@ exception, so services return these instead of ORM rows (which would also leak s
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -93,12 +94,17 @@ class AuthSession(View):
     refresh_token_expires_at: datetime
 
 
-class Edge(View, Generic[T]):
+# A page and its edges are built by pagination from views already made, so they are plain frozen
+# dataclasses: validating them again as pydantic models cost 160-180 µs a page of 25 (of a
+# screen's 10-20 ms on a slow day), a dataclass 40. Pydantic views hold them as they are.
+@dataclass(frozen=True, slots=True)
+class Edge(Generic[T]):
     cursor: str
     node: T
 
 
-class Page(View, Generic[T]):
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
     edges: list[Edge[T]]
     total_count: int | None  # None: not counted (the caller shows no total)
     has_next_page: bool
