@@ -37,6 +37,14 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        # asyncpg decodes a timestamptz as an aware datetime in UTC already (tzinfo
+        # `datetime.timezone.utc`, which is `UTC`): no work per value on every row read, about
+        # 1.6 µs each on a slow day (a page of 25 runs holds 100).
+        if dialect.driver == "asyncpg":
+            return None
+        return super().result_processor(dialect, coltype)
+
 
 class PgVector(UserDefinedType[Any]):
     """pgvector's `vector` type, with a dimension (`vector(384)`) or without (`vector`); only

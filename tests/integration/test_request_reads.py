@@ -9,6 +9,7 @@ read of mapped objects keeps the ORM's path (ADR 0135).
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import CursorResult, event, select, union_all, update
@@ -145,3 +146,30 @@ async def test_a_read_of_columns_runs_on_the_connection_with_the_rows_the_orm_gi
     assert rows[0].title == "doc 000" and rows[0].id == document_uuid
     assert read_names == orm_names == ["Guides", "doc 000"]
     assert isinstance(document, Document) and document.title == "doc 000"
+
+
+async def test_a_utc_column_reads_back_as_the_same_instant_in_utc(any_db_client, any_db_app):
+    """Written with another offset, read back aware and in UTC on both databases (asyncpg gives
+    UTC itself; SQLite's naive text gets the zone), through the read session and the ORM."""
+    _token, _workspace_id, document_id = await _library(any_db_client, any_db_app)
+    document_uuid = uuid_of(document_id)
+    written = datetime(2026, 12, 5, 18, 30, 15, 123456, tzinfo=timezone(timedelta(hours=5.5)))
+    async with any_db_app.state.deps.db.begin() as session:
+        await session.execute(
+            update(Document).where(Document.id == document_uuid).values(updated_at=written)
+        )
+    column = select(Document.updated_at).where(Document.id == document_uuid)
+    reads = RequestReads(any_db_app.state.read_db)
+    try:
+        async with reads.session() as session:
+            read = (await session.execute(column)).scalar_one()
+            mapped = (
+                await session.execute(select(Document).where(Document.id == document_uuid))
+            ).scalar_one()
+    finally:
+        await reads.close()
+    for value in (read, mapped.updated_at):
+        assert value == written
+        assert value.tzinfo is UTC
+        assert value.utcoffset() == timedelta(0)
+        assert (value.hour, value.minute, value.microsecond) == (13, 0, 123456)
