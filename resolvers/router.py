@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, cast
 
+import orjson
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from fastapi import Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -81,8 +82,19 @@ from resolvers.runs.subscriptions import open_run_progress
 from runtime.runner import WorkflowRunner
 from services.deps import ServiceDeps
 
-# As strawberry's json.dumps(data, separators=(",", ":")), without building an encoder per call.
-_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# For what orjson refuses: a lone surrogate, which a request's JSON escapes can put in a string
+# that a response echoes; the standard encoder writes it as an escape.
+_STANDARD_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
+def _json(data: object) -> str:
+    """Compact JSON, with text as UTF-8 (ADR 0142: orjson takes a tenth of the standard
+    encoder's CPU, 0.04 against 0.40 ms for a 28 KB DocumentDetail response)."""
+    try:
+        return orjson.dumps(data).decode()
+    except orjson.JSONEncodeError:
+        return _STANDARD_JSON.encode(data)
+
 
 # The media type negotiated for the request being answered (set in `run`, read while building
 # the response; a context variable because Strawberry's response hooks do not get the request).
@@ -148,11 +160,11 @@ def encode_json(data: object) -> str:
         payload = data.get("payload")
         encoded: str | None = payload if isinstance(payload, EncodedPayload) else None
         if encoded is None and isinstance(payload, dict) and payload.keys() == {"data"}:
-            encoded = SharedRunEventExecution.payload_json(payload["data"], _ENCODER.encode)
+            encoded = SharedRunEventExecution.payload_json(payload["data"], _json)
         if encoded is not None:
-            operation_id = _ENCODER.encode(data.get("id"))
+            operation_id = _json(data.get("id"))
             return f'{{"id":{operation_id},"type":"next","payload":{encoded}}}'
-    return _ENCODER.encode(data)
+    return _json(data)
 
 
 def transport_error_response(
@@ -450,11 +462,12 @@ class KnowledgeDeskRouter(GraphQLRouter[Context, None]):
         return encode_json(data)
 
     def decode_json(self, data: str | bytes) -> object:
-        """JSON too deeply nested for the decoder is invalid JSON (HTTP 400, socket 4400)."""
-        try:
-            return json.loads(data)
-        except RecursionError as error:
-            raise json.JSONDecodeError("JSON is nested too deeply", "", 0) from error
+        """A request body, multipart field or socket message as JSON, strictly (RFC 8259 and
+        I-JSON, ADR 0142): a string escape of a lone surrogate, NaN or Infinity, a number beyond
+        a double, or nesting deeper than 1,024 levels is invalid JSON (HTTP 400, socket 4400).
+        The standard decoder let a lone surrogate through to the services, where no database
+        can store it and no text can be encoded: an INTERNAL error."""
+        return orjson.loads(data)  # orjson.JSONDecodeError is a json.JSONDecodeError
 
     async def process_result(
         self, request: Request, result: ExecutionResult

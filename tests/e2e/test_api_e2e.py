@@ -315,6 +315,27 @@ async def test_ws_invalid_json_is_closed_4400_before_and_after_init(
         code, reason, received = await closed_by_server(ws)
     assert (code, reason, received) == (4400, "WebSocket message must be valid JSON", [])
 
+    # A lone surrogate in a subscription's variables is not JSON a message may carry either.
+    async with connect(ws_url, subprotocols=[WS_PROTOCOL]) as ws:
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "connection_init",
+                    "payload": {"authorization": f"Bearer {session['accessToken']}"},
+                }
+            )
+        )
+        [ack] = await next_messages(ws, 1)
+        assert ack["type"] == "connection_ack"
+        subscribe = {
+            "id": "1",
+            "type": "subscribe",
+            "payload": {"query": operation("RunProgress"), "variables": {"runId": "R \ud800"}},
+        }
+        await ws.send(json.dumps(subscribe))
+        code, reason, received = await closed_by_server(ws)
+    assert (code, reason, received) == (4400, "WebSocket message must be valid JSON", [])
+
 
 async def test_ws_second_connection_init_is_closed_4429(api: GraphQLClient, ws_url: str):
     session = await sign_up(api, "Twice Init", "ws-twice")
@@ -346,6 +367,73 @@ async def test_malformed_json_body_is_400_bad_request(api: GraphQLClient, e2e_da
     body = top_level_error(response, 400, "BAD_REQUEST")
     assert body["errors"][0]["message"] == "Unable to parse request body as JSON"
     assert await snapshot(e2e_database) == before
+
+
+async def test_json_that_is_not_i_json_is_400_bad_request_and_writes_nothing(
+    api: GraphQLClient, e2e_database: str
+):
+    """A lone surrogate (an escape no text can hold), NaN and numbers beyond a double are not
+    JSON a request may send: refused before any resolver runs. A lone surrogate reached the
+    services before and failed there as INTERNAL on both databases."""
+    session = await sign_up(api, "Strict Json", "strict-json")
+    token = session["accessToken"]
+    workspace = await workspace_of(api, token)
+    before = await snapshot(e2e_database)
+    signed_out = {
+        "input": {"name": "A \ud800", "email": unique_email("lone"), "password": PASSWORD}
+    }
+    bodies = [
+        (json.dumps({"query": operation("SignUp"), "variables": signed_out}), None),
+        (
+            json.dumps(
+                {
+                    "query": operation("CreateCollection"),
+                    "variables": {"input": {"workspaceId": workspace["id"], "name": "G \udc80"}},
+                }
+            ),
+            token,
+        ),
+        (
+            json.dumps(
+                {
+                    "query": operation("Search"),
+                    "variables": {"workspaceId": workspace["id"], "query": "venv \ud83d"},
+                }
+            ),
+            token,
+        ),
+        ('{"query": "query ($n: Int) { __typename }", "variables": {"n": NaN}}', None),
+        ('{"query": "query ($n: Float) { __typename }", "variables": {"n": 1e400}}', None),
+    ]
+    for body, bearer in bodies:
+        assert "\\ud" in body or "NaN" in body or "1e400" in body  # as a client would send it
+        headers = {"content-type": "application/json"}
+        if bearer:
+            headers["authorization"] = f"Bearer {bearer}"
+        response = await api.http.post("/graphql", content=body.encode(), headers=headers)
+        error = top_level_error(response, 400, "BAD_REQUEST")
+        assert error["errors"][0]["message"] == "Unable to parse request body as JSON"
+    assert await snapshot(e2e_database) == before
+
+    # A pair of surrogate escapes is one character: stored and answered as UTF-8 text.
+    rename = {
+        "query": operation("RenameWorkspace"),
+        "variables": {"input": {"workspaceId": workspace["id"], "name": "Notes \ud83d\ude00"}},
+    }
+    renamed = await api.http.post(
+        "/graphql",
+        content=json.dumps(rename).encode(),  # the escapes "\\ud83d\\ude00", as JSON has them
+        headers={"content-type": "application/json", "authorization": f"Bearer {token}"},
+    )
+    assert renamed.status_code == 200, renamed.text
+    workspace_after = renamed.json()["data"]["renameWorkspace"]["workspace"]
+    assert workspace_after["name"] == "Notes \U0001f600"
+    shell = await api.http.post(
+        "/graphql",
+        json={"query": operation("AppShell")},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert "Notes \U0001f600".encode() in shell.content  # not escaped: UTF-8 as is
 
 
 async def test_body_without_query_is_400_bad_request(api: GraphQLClient, e2e_database: str):

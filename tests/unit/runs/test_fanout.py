@@ -128,11 +128,22 @@ async def test_a_shared_result_s_next_payload_is_encoded_once_for_every_subscrib
         assert cached == json.dumps({"data": result.data}, separators=(",", ":"))
 
 
+def _compact(data: object) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
 def test_other_messages_are_encoded_as_they_are():
-    message = _next("1", {"me": {"name": "Zoë"}})
-    assert encode_json(message) == json.dumps(message, separators=(",", ":"))
+    message = _next("1", {"me": {"name": "Zoë 😀"}})
+    assert encode_json(message) == _compact(message)  # text as UTF-8, not escaped
+    assert "Zoë 😀" in encode_json(message)
     error = {"id": "1", "type": "next", "payload": {"data": None, "errors": [{"message": "m"}]}}
-    assert encode_json(error) == json.dumps(error, separators=(",", ":"))
+    assert encode_json(error) == _compact(error)
+
+
+def test_a_lone_surrogate_is_written_as_an_escape():
+    # orjson refuses a string no UTF-8 can hold; the standard encoder escapes it.
+    message = {"errors": [{"message": "got 'A \ud800'"}]}
+    assert encode_json(message) == '{"errors":[{"message":"got \'A \\ud800\'"}]}'
 
 
 def test_each_stored_event_becomes_one_run_event_for_every_subscriber():
