@@ -82,8 +82,9 @@ from resolvers.runs.subscriptions import open_run_progress
 from runtime.runner import WorkflowRunner
 from services.deps import ServiceDeps
 
-# For what orjson refuses: a lone surrogate, which a request's JSON escapes can put in a string
-# that a response echoes; the standard encoder writes it as an escape.
+# For what orjson refuses, a string holding a lone surrogate: the decoder refuses those in
+# requests, so none should reach a response, but a response must not fail on one; the standard
+# encoder writes it as an escape.
 _STANDARD_JSON = json.JSONEncoder(separators=(",", ":"))
 
 

@@ -1,7 +1,7 @@
-"""What services hand back: frozen pydantic views.
+"""What services hand back: frozen pydantic views, and pages of them (frozen dataclasses).
 
-Kailash requires node outputs to be JSON-serialisable and accepts pydantic models as the one
-exception, so services return these instead of ORM rows (which would also leak sessions).
+Services return these instead of ORM rows, which would leak sessions; a node boxes whatever its
+service returns (`nodes.services.Boxed`), since Kailash wants outputs it can serialise.
 """
 
 from __future__ import annotations
