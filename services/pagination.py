@@ -130,9 +130,15 @@ def _integer(bits: int) -> Callable[[Any], int]:
 
 
 def _string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise ValueError("not a string")
+    """Text a database can hold, as every name and title we sort by is: no NUL, which
+    PostgreSQL's text refuses, and no lone surrogate (a JSON escape can make one), which no
+    UTF-8 can encode; either reached the database before and failed as INTERNAL."""
+    if not isinstance(value, str):
+        raise ValueError("not a string")
+    if "\x00" in value:
+        raise ValueError("a NUL character")
+    value.encode()  # UnicodeEncodeError, a ValueError, for a lone surrogate
+    return value
 
 
 def _reader(column: ColumnElement[Any] | QueryableAttribute[Any]) -> Callable[[Any], Any]:

@@ -52,6 +52,13 @@ query($r: ID!, $first: Int, $after: String) {
   }
 }
 """
+COLLECTIONS = """
+query($w: ID!, $first: Int, $after: String) {
+  workspace(id: $w) {
+    collections(first: $first, after: $after) { pageInfo { endCursor } edges { node { id } } }
+  }
+}
+"""
 WORKSPACES = """
 query($first: Int, $after: String) {
   workspaces(first: $first, after: $after) { pageInfo { endCursor } edges { node { id } } }
@@ -162,6 +169,9 @@ def refused(result: dict[str, Any]) -> list[tuple[str, str | None, list[Any]]]:
         ("events", raw("run_events", 1.5)),
         ("events", "3"),  # a RunEvent.cursor is not a connection cursor
         ("workspaces", raw("workspaces", AT, AT)),
+        # Names are text a database holds: a lone surrogate or a NUL reached SQL (INTERNAL).
+        ("collections", raw("collections", "Guides \ud800", ID)),
+        ("collections", raw("collections", "Guides \x00", ID)),
     ],
 )
 async def test_a_cursor_with_values_of_the_wrong_type_is_invalid_cursor(
@@ -172,6 +182,7 @@ async def test_a_cursor_with_values_of_the_wrong_type_is_invalid_cursor(
         "members": (MEMBERS, {"w": world["workspace"]}, ["workspace", "members"]),
         "events": (EVENTS, {"r": world["run"]}, ["run", "events"]),
         "workspaces": (WORKSPACES, {}, ["workspaces"]),
+        "collections": (COLLECTIONS, {"w": world["workspace"]}, ["workspace", "collections"]),
     }[list_name]
     result = await any_db_client.execute(
         query, {**variables, "after": cursor}, token=world["token"]
