@@ -26,7 +26,7 @@ from services.access import VIEWER_WORKSPACE_IDS, in_ids, member_workspace_ids, 
 from services.deps import ServiceDeps
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
 from services.run_log import Subject, append_workspace_event, transaction_with_events
-from services.validation import clean_name
+from services.validation import clean_name, refuse_control_characters
 from services.views import CollectionTotalsView, CollectionView, Page
 
 MAX_DESCRIPTION = 2000
@@ -203,7 +203,7 @@ def _description(value: str | None) -> str:
         raise Invalid(
             f"Use at most {MAX_DESCRIPTION} characters.", code="TOO_LONG", field="description"
         )
-    return text
+    return refuse_control_characters(text, field="description", line_breaks=True)
 
 
 def _name_taken(name: str) -> Conflict:

@@ -72,7 +72,7 @@ from services.pagination import (
     paginate_by_parent,
 )
 from services.run_log import Subject, append_workspace_event, transaction_with_events
-from services.validation import clean_name
+from services.validation import clean_name, refuse_control_characters
 from services.views import (
     ChunkView,
     CollectionView,
@@ -212,8 +212,9 @@ async def list_documents(
     async def load(
         query: DocumentsQuery, page: PageRequest, workspace_ids: list[Any]
     ) -> dict[Any, Page[ListedDocumentView]]:
-        tag = (query.tag or "").strip()
+        tag = refuse_control_characters((query.tag or "").strip(), field="filter.tag")
         title = (query.title_contains or "").strip().lower()
+        refuse_control_characters(title, field="filter.titleContains")
         params = {
             "viewer": user_id,
             "collection_id": query.collection_id,
@@ -468,6 +469,7 @@ async def tag_counts(deps: ServiceDeps, *, queries: list[TagsQuery]) -> list[lis
                     field="first",
                 )
             prefix = query.starts_with.strip().lower()
+            refuse_control_characters(prefix, field="startsWith")
             params = {
                 "viewer": user_id,
                 "workspace_id": query.workspace_id,
@@ -561,7 +563,7 @@ def _clean_summary(value: str) -> str:
     text = value.strip()
     if len(text) > MAX_SUMMARY:
         raise Invalid(f"Use at most {MAX_SUMMARY} characters.", code="TOO_LONG", field="summary")
-    return text
+    return refuse_control_characters(text, field="summary", line_breaks=True)
 
 
 async def _locked_document(

@@ -40,6 +40,7 @@ from services.run_log import (
     append_workspace_event,
     workspace_event_dict,
 )
+from services.validation import refuse_control_characters
 from services.views import Page, RunEventView, RunStepView, RunView, view_columns, view_of_row
 
 log = logging.getLogger("knowledge_desk.runs")
@@ -194,7 +195,7 @@ async def list_runs(
             params={
                 "viewer": user_id,
                 "statuses": list(query.statuses),
-                "workflow": query.workflow,
+                "workflow": refuse_control_characters(query.workflow or "", field="workflow"),
             },
             parent=Run.workspace_id,
             parent_ids=workspace_ids,

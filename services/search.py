@@ -45,6 +45,7 @@ from services.documents import DOCUMENT_COLUMNS, VIEWER_SEES_DOCUMENT_IDS
 from services.fusion import linear_fusion
 from services.pagination import PageRequest, invalid_cursor, offset_after, offset_cursor
 from services.search_text import embedded_text, query_terms, require_query
+from services.validation import refuse_control_characters
 from services.views import (
     CollectionView,
     DocumentView,
@@ -184,7 +185,9 @@ def allowed_documents(
     """A subquery of the workspace's documents that pass the filters (any of the collections,
     any of the documents, any of the tags; the kinds combined with AND), or None without any
     filter. An empty list is no filter; an id of another workspace matches nothing."""
-    cleaned_tags = [t.strip() for t in tags or () if t.strip()]
+    cleaned_tags = [
+        refuse_control_characters(t.strip(), field="filter.tags") for t in tags or () if t.strip()
+    ]
     if not collection_ids and not document_ids and not cleaned_tags:
         return None
     stmt = select(Document.id).where(Document.workspace_id == workspace_id)

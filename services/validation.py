@@ -32,6 +32,19 @@ def clean_name(value: str, *, field: str, max_length: int = MAX_NAME) -> str:
         raise Invalid("This cannot be empty.", code="REQUIRED", field=field)
     if len(text) > max_length:
         raise Invalid(f"Use at most {max_length} characters.", code="TOO_LONG", field=field)
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
+    return refuse_control_characters(text, field=field)
+
+
+# Free text keeps its tabs and line breaks.
+_LINE_CONTROLS = frozenset("\t\n\r")
+
+
+def refuse_control_characters(text: str, *, field: str, line_breaks: bool = False) -> str:
+    """`text` as it is, or Invalid(INVALID) when it holds a control character (tabs and line
+    breaks allowed with `line_breaks`). No name, title, tag or paragraph we store holds one, so
+    a filter holding one matches nothing either; and PostgreSQL's text cannot hold NUL at all, so
+    without this rule a NUL failed at the database as INTERNAL."""
+    allowed = _LINE_CONTROLS if line_breaks else frozenset()
+    if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text):
         raise Invalid("This contains control characters.", code="INVALID", field=field)
     return text
