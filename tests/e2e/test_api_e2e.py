@@ -300,41 +300,28 @@ async def test_ws_invalid_json_is_closed_4400_before_and_after_init(
     assert (code, reason, received) == (4400, "WebSocket message must be valid JSON", [])
 
     session = await sign_up(api, "Json After", "ws-json")
-    async with connect(ws_url, subprotocols=[WS_PROTOCOL]) as ws:
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "connection_init",
-                    "payload": {"authorization": f"Bearer {session['accessToken']}"},
-                }
-            )
-        )
-        [ack] = await next_messages(ws, 1)
-        assert ack["type"] == "connection_ack"
-        await ws.send("{not json")
-        code, reason, received = await closed_by_server(ws)
-    assert (code, reason, received) == (4400, "WebSocket message must be valid JSON", [])
-
+    init = json.dumps(
+        {
+            "type": "connection_init",
+            "payload": {"authorization": f"Bearer {session['accessToken']}"},
+        }
+    )
     # A lone surrogate in a subscription's variables is not JSON a message may carry either.
-    async with connect(ws_url, subprotocols=[WS_PROTOCOL]) as ws:
-        await ws.send(
-            json.dumps(
-                {
-                    "type": "connection_init",
-                    "payload": {"authorization": f"Bearer {session['accessToken']}"},
-                }
-            )
-        )
-        [ack] = await next_messages(ws, 1)
-        assert ack["type"] == "connection_ack"
-        subscribe = {
+    lone_surrogate = json.dumps(
+        {
             "id": "1",
             "type": "subscribe",
             "payload": {"query": operation("RunProgress"), "variables": {"runId": "R \ud800"}},
         }
-        await ws.send(json.dumps(subscribe))
-        code, reason, received = await closed_by_server(ws)
-    assert (code, reason, received) == (4400, "WebSocket message must be valid JSON", [])
+    )
+    for message in ("{not json", lone_surrogate):
+        async with connect(ws_url, subprotocols=[WS_PROTOCOL]) as ws:
+            await ws.send(init)
+            [ack] = await next_messages(ws, 1)
+            assert ack["type"] == "connection_ack"
+            await ws.send(message)
+            code, reason, received = await closed_by_server(ws)
+        assert (code, reason, received) == (4400, "WebSocket message must be valid JSON", [])
 
 
 async def test_ws_second_connection_init_is_closed_4429(api: GraphQLClient, ws_url: str):
