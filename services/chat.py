@@ -51,7 +51,7 @@ from services.chat_views import (
 from services.deps import ServiceDeps
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
 from services.run_log import Outbox
-from services.validation import clean_name
+from services.validation import clean_name, refuse_control_characters
 from services.views import Page, RunView
 
 DEFAULT_TITLE = "New conversation"
@@ -59,7 +59,6 @@ MAX_QUESTION_CHARS = 4000
 MAX_SCOPE_DOCUMENTS = 100
 MAX_REASON_CHARS = 1000
 TITLE_FROM_QUESTION_CHARS = 80
-_ALLOWED_CONTROLS = {"\n", "\t", "\r"}
 
 
 @dataclass(frozen=True)
@@ -391,9 +390,7 @@ def clean_question(value: str) -> str:
         raise Invalid(
             f"Use at most {MAX_QUESTION_CHARS} characters.", code="TOO_LONG", field="question"
         )
-    if any(ord(ch) < 32 and ch not in _ALLOWED_CONTROLS for ch in text):
-        raise Invalid("The question contains control characters.", field="question")
-    return text
+    return refuse_control_characters(text, field="question", line_breaks=True)
 
 
 async def _checked_scope(
@@ -646,6 +643,8 @@ async def rate_answer(
         raise Invalid(
             f"Use at most {MAX_REASON_CHARS} characters.", code="TOO_LONG", field="reason"
         )
+    if cleaned is not None:
+        refuse_control_characters(cleaned, field="reason", line_breaks=True)
     async with deps.db.begin() as session:
         _conversation, answer = await _locked_answer(session, user_id, message_id)
         if answer.state is None or not answer.state.is_final:

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from base.auth.principal import Principal
 from base.models.accounts import Membership, Role
-from base.models.chat import Citation, Message
+from base.models.chat import AnswerFeedback, Citation, Message
 from base.models.documents import Document
 from base.models.runs import Run, RunStep
 from base.settings import Settings
@@ -326,6 +326,17 @@ async def test_one_answer_at_a_time_stop_before_it_starts_regenerate_and_rate(
     )
     assert rated["rateAnswer"]["feedback"]["rating"] == "DOWN"
     assert rated["rateAnswer"]["feedback"]["reason"] == "stopped too soon"
+    refused = await client.op(
+        "RateAnswer",
+        {"input": {"messageId": answer, "rating": "UP", "reason": "a\x00b"}},
+        token=token,
+    )
+    assert refused["rateAnswer"]["errors"] == errors(
+        "INVALID", "This contains control characters.", "reason"
+    )
+    async with db() as session:  # the rating before it stands
+        kept = (await session.execute(select(AnswerFeedback.rating, AnswerFeedback.reason))).all()
+    assert [(rating.value, reason) for rating, reason in kept] == [("DOWN", "stopped too soon")]
     rerated = await client.op(
         "RateAnswer", {"input": {"messageId": answer, "rating": "UP"}}, token=token
     )
@@ -385,11 +396,8 @@ async def test_bad_questions_and_foreign_scopes_change_nothing(client: GraphQLCl
         ("", None, errors("REQUIRED", "Ask a question.", "question")),
         (" \n\t ", None, errors("REQUIRED", "Ask a question.", "question")),
         ("x" * 100_000, None, errors("TOO_LONG", "Use at most 4000 characters.", "question")),
-        (
-            "a\x07b",
-            None,
-            errors("INVALID", "The question contains control characters.", "question"),
-        ),
+        ("a\x07b", None, errors("INVALID", "This contains control characters.", "question")),
+        ("a\x7fb", None, errors("INVALID", "This contains control characters.", "question")),
         (
             VENV_QUESTION,
             {"collectionId": global_id("Collection", their_collection)},
