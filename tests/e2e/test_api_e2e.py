@@ -315,13 +315,8 @@ async def test_ws_invalid_json_is_closed_4400_before_and_after_init(
         }
     )
     for message in ("{not json", lone_surrogate):
-        async with connect(ws_url, subprotocols=[WS_PROTOCOL]) as ws:
-            await ws.send(init)
-            [ack] = await next_messages(ws, 1)
-            assert ack["type"] == "connection_ack"
-            await ws.send(message)
-            code, reason, received = await closed_by_server(ws)
-        assert (code, reason, received) == (4400, "WebSocket message must be valid JSON", [])
+        closed = await closed_after_init(ws_url, init, message)
+        assert closed == (4400, "WebSocket message must be valid JSON", [])
 
 
 async def test_ws_second_connection_init_is_closed_4429(api: GraphQLClient, ws_url: str):
@@ -332,13 +327,18 @@ async def test_ws_second_connection_init_is_closed_4429(api: GraphQLClient, ws_u
             "payload": {"authorization": f"Bearer {session['accessToken']}"},
         }
     )
+    closed = await closed_after_init(ws_url, init, init)
+    assert closed == (4429, "Too many initialisation requests", [])
+
+
+async def closed_after_init(ws_url: str, init: str, message: str) -> tuple[int, str, list[Any]]:
+    """How the server closes a socket it acknowledged once `message` follows."""
     async with connect(ws_url, subprotocols=[WS_PROTOCOL]) as ws:
         await ws.send(init)
         [ack] = await next_messages(ws, 1)
         assert ack["type"] == "connection_ack"
-        await ws.send(init)
-        code, reason, received = await closed_by_server(ws)
-    assert (code, reason, received) == (4429, "Too many initialisation requests", [])
+        await ws.send(message)
+        return await closed_by_server(ws)
 
 
 # --- bad input over real HTTP: exact error, and nothing written ----------------------------------
