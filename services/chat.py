@@ -51,7 +51,7 @@ from services.chat_views import (
 from services.deps import ServiceDeps
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
 from services.run_log import Outbox
-from services.validation import clean_name, refuse_control_characters
+from services.validation import clean_name, clean_paragraphs
 from services.views import Page, RunView
 
 DEFAULT_TITLE = "New conversation"
@@ -383,14 +383,10 @@ async def delete_conversation(deps: ServiceDeps, *, conversation_id: uuid.UUID) 
 
 
 def clean_question(value: str) -> str:
-    text = value.strip()
+    text = clean_paragraphs(value, field="question", max_length=MAX_QUESTION_CHARS)
     if not text:
         raise Invalid("Ask a question.", code="REQUIRED", field="question")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise Invalid(
-            f"Use at most {MAX_QUESTION_CHARS} characters.", code="TOO_LONG", field="question"
-        )
-    return refuse_control_characters(text, field="question", line_breaks=True)
+    return text
 
 
 async def _checked_scope(
@@ -638,13 +634,7 @@ async def rate_answer(
 ) -> FeedbackView:
     """The caller's thumbs up or down on a finished answer (a second rating replaces it)."""
     user_id = deps.principal.require_user()
-    cleaned = (reason or "").strip() or None
-    if cleaned is not None and len(cleaned) > MAX_REASON_CHARS:
-        raise Invalid(
-            f"Use at most {MAX_REASON_CHARS} characters.", code="TOO_LONG", field="reason"
-        )
-    if cleaned is not None:
-        refuse_control_characters(cleaned, field="reason", line_breaks=True)
+    cleaned = clean_paragraphs(reason or "", field="reason", max_length=MAX_REASON_CHARS) or None
     async with deps.db.begin() as session:
         _conversation, answer = await _locked_answer(session, user_id, message_id)
         if answer.state is None or not answer.state.is_final:

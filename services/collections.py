@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.db.engine import lock_for_write
 from base.db.types import utcnow
-from base.errors import Conflict, DomainError, Invalid, NotFound
+from base.errors import Conflict, DomainError, NotFound
 from base.models.accounts import Role
 from base.models.documents import Collection, Document
 from base.models.runs import SubjectType
@@ -26,7 +26,7 @@ from services.access import VIEWER_WORKSPACE_IDS, in_ids, member_workspace_ids, 
 from services.deps import ServiceDeps
 from services.pagination import PageRequest, SortKey, pages_by_parent, paginate_by_parent
 from services.run_log import Subject, append_workspace_event, transaction_with_events
-from services.validation import clean_name, refuse_control_characters
+from services.validation import clean_name, clean_paragraphs
 from services.views import CollectionTotalsView, CollectionView, Page
 
 MAX_DESCRIPTION = 2000
@@ -198,12 +198,7 @@ async def collection_totals_by_ids(
 
 
 def _description(value: str | None) -> str:
-    text = (value or "").strip()
-    if len(text) > MAX_DESCRIPTION:
-        raise Invalid(
-            f"Use at most {MAX_DESCRIPTION} characters.", code="TOO_LONG", field="description"
-        )
-    return refuse_control_characters(text, field="description", line_breaks=True)
+    return clean_paragraphs(value or "", field="description", max_length=MAX_DESCRIPTION)
 
 
 def _name_taken(name: str) -> Conflict:

@@ -72,7 +72,7 @@ from services.pagination import (
     paginate_by_parent,
 )
 from services.run_log import Subject, append_workspace_event, transaction_with_events
-from services.validation import clean_name, refuse_control_characters
+from services.validation import clean_name, clean_paragraphs, refuse_control_characters
 from services.views import (
     ChunkView,
     CollectionView,
@@ -559,13 +559,6 @@ def _clean_list(
     return cleaned
 
 
-def _clean_summary(value: str) -> str:
-    text = value.strip()
-    if len(text) > MAX_SUMMARY:
-        raise Invalid(f"Use at most {MAX_SUMMARY} characters.", code="TOO_LONG", field="summary")
-    return refuse_control_characters(text, field="summary", line_breaks=True)
-
-
 async def _locked_document(
     session: AsyncSession, user_id: uuid.UUID, document_id: uuid.UUID, *, field: str = "id"
 ) -> Document:
@@ -636,7 +629,11 @@ async def update_document(
     is marked as edited by the caller, now; a value sent unchanged marks nothing."""
     user_id = deps.principal.require_user()
     new_title = None if title is None else clean_name(title, field="title", max_length=MAX_TITLE)
-    new_summary = _clean_summary(summary) if summary is not None else None
+    new_summary = (
+        clean_paragraphs(summary, field="summary", max_length=MAX_SUMMARY)
+        if summary is not None
+        else None
+    )
     new_points = (
         _clean_list(
             key_points,

@@ -35,6 +35,15 @@ def clean_name(value: str, *, field: str, max_length: int = MAX_NAME) -> str:
     return refuse_control_characters(text, field=field)
 
 
+def clean_paragraphs(value: str, *, field: str, max_length: int) -> str:
+    """Free text (a summary, a description, a question): trimmed, at most max_length
+    characters, no control characters but tabs and line breaks; may be empty."""
+    text = value.strip()
+    if len(text) > max_length:
+        raise Invalid(f"Use at most {max_length} characters.", code="TOO_LONG", field=field)
+    return refuse_control_characters(text, field=field, line_breaks=True)
+
+
 # Free text keeps its tabs and line breaks.
 _LINE_CONTROLS = frozenset("\t\n\r")
 
