@@ -72,7 +72,7 @@ from services.pagination import (
     paginate_by_parent,
 )
 from services.run_log import Subject, append_workspace_event, transaction_with_events
-from services.validation import clean_name, clean_paragraphs, refuse_control_characters
+from services.validation import clean_filter_text, clean_name, clean_paragraphs
 from services.views import (
     ChunkView,
     CollectionView,
@@ -212,9 +212,10 @@ async def list_documents(
     async def load(
         query: DocumentsQuery, page: PageRequest, workspace_ids: list[Any]
     ) -> dict[Any, Page[ListedDocumentView]]:
-        tag = refuse_control_characters((query.tag or "").strip(), field="filter.tag")
-        title = (query.title_contains or "").strip().lower()
-        refuse_control_characters(title, field="filter.titleContains")
+        tag = clean_filter_text(query.tag or "", field="filter.tag", max_length=MAX_TAG)
+        title = clean_filter_text(
+            query.title_contains or "", field="filter.titleContains", max_length=MAX_TITLE
+        ).lower()
         params = {
             "viewer": user_id,
             "collection_id": query.collection_id,
@@ -468,8 +469,9 @@ async def tag_counts(deps: ServiceDeps, *, queries: list[TagsQuery]) -> list[lis
                     code="BAD_USER_INPUT",
                     field="first",
                 )
-            prefix = query.starts_with.strip().lower()
-            refuse_control_characters(prefix, field="startsWith")
+            prefix = clean_filter_text(
+                query.starts_with, field="startsWith", max_length=MAX_TAG
+            ).lower()
             params = {
                 "viewer": user_id,
                 "workspace_id": query.workspace_id,

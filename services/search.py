@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.errors import Invalid, ModelUnavailable
 from base.models.accounts import Role
-from base.models.documents import Chunk, Collection, Document, DocumentTag
+from base.models.documents import MAX_TAG, Chunk, Collection, Document, DocumentTag
 from base.models.retrieval import VectorVersion
 from services import document_vectors, hnsw_index, keyword_index, llm, vector_index
 from services.access import in_ids, require_role
@@ -45,7 +45,7 @@ from services.documents import DOCUMENT_COLUMNS, VIEWER_SEES_DOCUMENT_IDS
 from services.fusion import linear_fusion
 from services.pagination import PageRequest, invalid_cursor, offset_after, offset_cursor
 from services.search_text import embedded_text, query_terms, require_query
-from services.validation import refuse_control_characters
+from services.validation import clean_filter_text
 from services.views import (
     CollectionView,
     DocumentView,
@@ -186,7 +186,9 @@ def allowed_documents(
     any of the documents, any of the tags; the kinds combined with AND), or None without any
     filter. An empty list is no filter; an id of another workspace matches nothing."""
     cleaned_tags = [
-        refuse_control_characters(t.strip(), field="filter.tags") for t in tags or () if t.strip()
+        clean_filter_text(t, field="filter.tags", max_length=MAX_TAG)
+        for t in tags or ()
+        if t.strip()
     ]
     if not collection_ids and not document_ids and not cleaned_tags:
         return None

@@ -44,6 +44,16 @@ def clean_paragraphs(value: str, *, field: str, max_length: int) -> str:
     return refuse_control_characters(text, field=field, line_breaks=True)
 
 
+def clean_filter_text(value: str, *, field: str, max_length: int) -> str:
+    """Text a list is filtered by (a tag, a title's words, a tag's beginning): trimmed, at most
+    max_length characters (the longest value it is matched against: a longer one could match
+    nothing, and SQLite refuses a LIKE pattern over 50,000 bytes), no control characters."""
+    text = value.strip()
+    if len(text) > max_length:
+        raise Invalid(f"Use at most {max_length} characters.", code="TOO_LONG", field=field)
+    return refuse_control_characters(text, field=field)
+
+
 # Free text keeps its tabs and line breaks.
 _LINE_CONTROLS = frozenset("\t\n\r")
 

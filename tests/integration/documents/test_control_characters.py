@@ -1,7 +1,8 @@
 """Control characters in text a person writes or filters by, on PostgreSQL and SQLite: refused
 with INVALID and the field named, nothing written. PostgreSQL's text cannot hold NUL, so a
 summary, a description or a filter holding one used to fail at the database as INTERNAL (and
-SQLite stored it, or cut a LIKE pattern at it)."""
+SQLite stored it, or cut a LIKE pattern at it). Filter text longer than anything it is matched
+against is TOO_LONG."""
 
 from __future__ import annotations
 
@@ -136,3 +137,55 @@ async def test_a_filter_with_a_control_character_is_invalid(
         "TagChoices", {"workspaceId": workspace, "startsWith": "a"}, token=token
     )
     assert tags["workspace"]["tags"] == [{"tag": "a", "documents": 1}]
+
+
+async def test_filter_text_longer_than_what_it_matches_is_too_long(
+    any_db_client: GraphQLClient, any_db_app: Any
+):
+    """A tag's beginning of 100,000 characters failed on SQLite as INTERNAL ("LIKE or GLOB
+    pattern too complex": SQLite refuses a pattern over 50,000 bytes). A filter longer than the
+    longest tag (100) or title (300) could match nothing: it is TOO_LONG, at any length."""
+    library = await _library(any_db_client, any_db_app)
+    token, workspace = library["token"], library["workspace"]
+    refused = [
+        ("TagChoices", {"startsWith": "x" * 100_000}, "startsWith", 100),
+        ("TagChoices", {"startsWith": "a" * 101}, "startsWith", 100),
+        ("DocumentsList", {"filter": {"tag": "a" * 101}}, "filter.tag", 100),
+        ("DocumentsList", {"filter": {"titleContains": "d" * 301}}, "filter.titleContains", 300),
+    ]
+    for name, variables, field, limit in refused:
+        result = await any_db_client.execute(
+            operation(name), {"workspaceId": workspace, **variables}, token=token
+        )
+        assert result["data"] == {"workspace": None}, result
+        [error] = result["errors"]
+        assert (error["message"], error["extensions"]["code"], error["extensions"]["field"]) == (
+            f"Use at most {limit} characters.",
+            "TOO_LONG",
+            field,
+        )
+    searched = await any_db_client.op(
+        "Search",
+        {
+            "workspaceId": workspace,
+            "query": "doc",
+            "mode": "KEYWORD",
+            "filter": {"tags": ["a", "a" * 101]},
+        },
+        token=token,
+    )
+    assert searched["search"]["results"] is None
+    assert searched["search"]["errors"] == [
+        {"code": "TOO_LONG", "message": "Use at most 100 characters.", "field": "filter.tags"}
+    ]
+    # At the limit (surrounding blanks trimmed first) they answer: nothing matches these.
+    tags = await any_db_client.op(
+        "TagChoices", {"workspaceId": workspace, "startsWith": f" {'a' * 100} "}, token=token
+    )
+    assert tags["workspace"]["tags"] == []
+    listed = await any_db_client.op(
+        "DocumentsList",
+        {"workspaceId": workspace, "filter": {"tag": "a" * 100, "titleContains": "d" * 300}},
+        token=token,
+    )
+    assert listed["workspace"]["documents"]["totalCount"] == 0
