@@ -25,22 +25,26 @@ def clean_email(value: str, *, field: str = "email") -> str:
     return result.normalized.lower()
 
 
-def clean_name(value: str, *, field: str, max_length: int = MAX_NAME) -> str:
-    """A display name: trimmed, 1..max_length characters, no control characters."""
+def _trimmed(value: str, *, field: str, max_length: int) -> str:
+    """`value` without surrounding blanks, or Invalid(TOO_LONG) past max_length characters."""
     text = value.strip()
-    if not text:
-        raise Invalid("This cannot be empty.", code="REQUIRED", field=field)
     if len(text) > max_length:
         raise Invalid(f"Use at most {max_length} characters.", code="TOO_LONG", field=field)
+    return text
+
+
+def clean_name(value: str, *, field: str, max_length: int = MAX_NAME) -> str:
+    """A display name: trimmed, 1..max_length characters, no control characters."""
+    text = _trimmed(value, field=field, max_length=max_length)
+    if not text:
+        raise Invalid("This cannot be empty.", code="REQUIRED", field=field)
     return refuse_control_characters(text, field=field)
 
 
 def clean_paragraphs(value: str, *, field: str, max_length: int) -> str:
     """Free text (a summary, a description, a question): trimmed, at most max_length
     characters, no control characters but tabs and line breaks; may be empty."""
-    text = value.strip()
-    if len(text) > max_length:
-        raise Invalid(f"Use at most {max_length} characters.", code="TOO_LONG", field=field)
+    text = _trimmed(value, field=field, max_length=max_length)
     return refuse_control_characters(text, field=field, line_breaks=True)
 
 
@@ -48,10 +52,9 @@ def clean_filter_text(value: str, *, field: str, max_length: int) -> str:
     """Text a list is filtered by (a tag, a title's words, a tag's beginning): trimmed, at most
     max_length characters (the longest value it is matched against: a longer one could match
     nothing, and SQLite refuses a LIKE pattern over 50,000 bytes), no control characters."""
-    text = value.strip()
-    if len(text) > max_length:
-        raise Invalid(f"Use at most {max_length} characters.", code="TOO_LONG", field=field)
-    return refuse_control_characters(text, field=field)
+    return refuse_control_characters(
+        _trimmed(value, field=field, max_length=max_length), field=field
+    )
 
 
 # Free text keeps its tabs and line breaks.

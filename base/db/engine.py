@@ -230,6 +230,7 @@ class RequestReads:
         self._session: AsyncSession | None = None
         self._lock = asyncio.Lock()
         self._holder: asyncio.Task[Any] | None = None
+        self._closed = False
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -239,6 +240,13 @@ class RequestReads:
             yield self._session
             return
         async with self._lock:
+            if self._closed:
+                # A read still running when its request ended (a field loading beside one whose
+                # error ended the operation) gets a session of its own, closed after it: a
+                # shared one made now would never be closed, nor its connection returned.
+                async with self._sessionmaker() as own:
+                    yield own
+                return
             self._holder = task
             if self._session is None:
                 self._session = self._sessionmaker()
@@ -256,6 +264,7 @@ class RequestReads:
 
     async def close(self) -> None:
         async with self._lock:
+            self._closed = True
             await self._discard()
 
     async def _discard(self) -> None:

@@ -15,7 +15,8 @@ class DocumentsFilter:
         default=None, description="Only documents with this status."
     )
     tag: str | None = strawberry.field(
-        default=None, description="Only documents with this tag (exact)."
+        default=None,
+        description="Only documents with this tag (exact; at most 100 characters, TOO_LONG).",
     )
     owner_id: strawberry.ID | None = strawberry.field(
         default=None, description="Only documents this user uploaded."
@@ -23,7 +24,7 @@ class DocumentsFilter:
     title_contains: str | None = strawberry.field(
         default=None,
         description="Only documents whose title contains this text (case-insensitive for "
-        "ASCII letters; % and _ are literal).",
+        "ASCII letters; % and _ are literal; at most 300 characters, TOO_LONG).",
     )
 
 

@@ -43,7 +43,8 @@ class SearchFilter:
     )
     tags: list[str] | None = strawberry.field(
         default=None,
-        description="Only documents with any of these tags (exact; an empty list is no filter).",
+        description="Only documents with any of these tags (exact, each at most 100 characters: "
+        "TOO_LONG; an empty list is no filter).",
     )
 
 

@@ -209,7 +209,7 @@ class Workspace(relay.Node):
             str | None,
             strawberry.argument(
                 description="Only tags that begin with this, ignoring case (% and _ are "
-                "letters here)."
+                "letters here; at most 100 characters, TOO_LONG)."
             ),
         ] = None,
         first: Annotated[

@@ -2,9 +2,9 @@
 
 The loaders of a screen take turns on it, so a screen takes one connection from the pool
 whatever it shows; a row written by another session between two reads of the shared session is
-read anew by the second (each turn starts with an empty identity map); a refused request
-leaves no connection checked out; and a read of columns runs on the session's connection while a
-read of mapped objects keeps the ORM's path (ADR 0135).
+read anew by the second (each turn starts with an empty identity map); a refused request, and a
+read that outlives its request, leave no connection checked out; and a read of columns runs on
+the session's connection while a read of mapped objects keeps the ORM's path (ADR 0135).
 """
 
 from collections.abc import Iterator
@@ -109,6 +109,31 @@ async def test_a_refused_request_returns_its_connection(any_db_client: GraphQLCl
     )
     assert result["data"]["workspace"] is None
     assert [e["extensions"]["code"] for e in result["errors"]] == ["INVALID_CURSOR"]
+    assert pool.checkedout() == checked_out_before
+
+
+async def test_a_read_after_its_request_ended_returns_its_connection(
+    any_db_client: GraphQLClient, any_db_app
+):
+    """A loader still reading when its request's reads were closed (a sibling field's error
+    ended the operation) used to make a new shared session that nobody closed: its connection
+    stayed checked out until the garbage collector found it."""
+    _token, _workspace_id, document_id = await _library(any_db_client, any_db_app)
+    pool = any_db_app.state.engine.sync_engine.pool
+    checked_out_before = pool.checkedout()
+    reads = RequestReads(any_db_app.state.read_db)
+    async with reads.session() as session:
+        await session.execute(select(Document.title).where(Document.id == uuid_of(document_id)))
+    await reads.close()
+    assert pool.checkedout() == checked_out_before
+    async with reads.session() as session:  # the late read
+        title = await session.execute(
+            select(Document.title).where(Document.id == uuid_of(document_id))
+        )
+        assert title.scalar_one() == "doc 000"
+        assert pool.checkedout() == checked_out_before + 1
+    assert pool.checkedout() == checked_out_before
+    await reads.close()  # a second close is harmless
     assert pool.checkedout() == checked_out_before
 
 
