@@ -32,6 +32,7 @@ from graphql import (
     type_from_ast,
 )
 from sqlalchemy import func, select
+from strawberry import relay
 
 from base.models.runs import Run, RunStatus
 from tests.support.graphql import OPERATIONS, GraphQLClient, first_workspace, operation, sign_up
@@ -65,7 +66,7 @@ HOSTILE_FLOATS = [-1.0, 0.0, 1e308]
 
 
 def hostile_ids(valid: str) -> list[str]:
-    type_name = "Document" if not valid else _type_of(valid)
+    type_name = relay.GlobalID.from_id(valid).type_name if valid else "Document"
     return [
         "",
         "not base64!",
@@ -77,15 +78,6 @@ def hostile_ids(valid: str) -> list[str]:
         str(uuid.uuid4()),  # a raw uuid, not a global id
         "x" * 10_000,
     ]
-
-
-def _type_of(global_value: str) -> str:
-    import base64
-
-    try:
-        return base64.b64decode(global_value).decode().split(":", 1)[0]
-    except Exception:
-        return "Document"
 
 
 def _leaf(graphql_type: Any) -> Any:
