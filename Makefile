@@ -5,6 +5,8 @@ export PATH := $(HOME)/.local/bin:$(PATH)
 export UV_LINK_MODE ?= copy
 PY := uv run --frozen python
 PYTEST_ARGS ?=
+# Test processes, each with its own PostgreSQL, Redis and model server (ADR 0145).
+TEST_WORKERS ?= 2
 
 .PHONY: help
 help: ## List the targets
@@ -55,7 +57,7 @@ test: system deps web models ## Install what is missing, lint, check imports and
 	uv run --frozen ruff check . && uv run --frozen ruff format --check .
 	uv run --frozen lint-imports
 	uv run --frozen mypy
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: deps web ## Unit tests only (no services)

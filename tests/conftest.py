@@ -15,7 +15,7 @@ from tests.support import model_server as model_server_support
 from tests.support import services as services_support
 from tests.support import slow_link as slow_link_support
 
-pytest_plugins = ["tests.support.app_fixtures"]
+pytest_plugins = ["pytester", "tests.support.app_fixtures", "tests.support.process_split"]
 
 
 @pytest.fixture(scope="session")

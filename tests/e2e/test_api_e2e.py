@@ -60,7 +60,7 @@ ANSWERED_WITHIN = 30.0
 
 assert len(JWT_SECRET) == 40 and len(OTHER_SECRET) == 40
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow(seconds=90)]
 
 
 # --- the server and its database -----------------------------------------------------------------

@@ -68,7 +68,7 @@ SWEEP_SECONDS = LEASE_SECONDS / 2  # how often an executor sweeps
 STALE_QUEUED_SECONDS = 4.0  # RUN_STALE_QUEUED_SECONDS: a lost enqueue is recovered after this
 IDLE_SECONDS = 1.0  # EVENT_STREAM_IDLE_SECONDS: a quiet subscription re-reads its log
 
-pytestmark = [pytest.mark.timeout(240), pytest.mark.slow]
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow(seconds=260)]
 
 NORMAL = [
     ("RUN_QUEUED", None),

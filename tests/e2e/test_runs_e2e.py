@@ -60,7 +60,7 @@ TOKEN_DELAY = 0.12  # seconds per streamed token on the slow link
 STEPS = ["CONNECT", "LIST_MODELS", "CHAT", "EMBED"]
 PASSWORD = "a long pass phrase"
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.slow(seconds=170)]
 
 
 # --- services and processes -----------------------------------------------------------------------

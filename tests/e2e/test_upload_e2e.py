@@ -37,7 +37,7 @@ from tests.support.live_server import REPO_ROOT, live_server
 from tests.support.uploads import corpus_file, post_upload, upload, watch_uploads
 from tests.support.waiting import eventually
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow(seconds=70)]
 
 TABLES = ("documents", "runs", "run_events", "workspace_events")
 MiB = 1024 * 1024

@@ -46,6 +46,8 @@ from tests.support.seed import (
 )
 from tests.support.waiting import eventually
 
+pytestmark = pytest.mark.slow(seconds=50)
+
 LONG = "x" * 100_000
 HOSTILE_STRINGS = [
     "",

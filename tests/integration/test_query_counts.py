@@ -28,6 +28,8 @@ from tests.support.seed import (
 )
 from tests.support.team import invite_and_accept
 
+pytestmark = pytest.mark.slow(seconds=80)
+
 
 async def test_app_shell_is_three_statements_for_any_number_of_workspaces(
     client: GraphQLClient, app, settings: Settings

@@ -42,6 +42,8 @@ from tests.support.metrics import delta, scrape
 from tests.support.model_server import own_model_server
 from tests.support.seed import add_collection, add_documents, global_id
 
+pytestmark = pytest.mark.slow(seconds=300)
+
 VENV_QUESTION = "How do I create a virtual environment?"
 
 

@@ -44,7 +44,7 @@ from tests.support.ingest import (
 
 # The model's work is sized small, but a CPU-only model server shared with other work can take
 # minutes for it; the suite's 300 s default would cut a slow but sound run short.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow(seconds=180)]
 
 
 async def model_dimension(settings) -> int:

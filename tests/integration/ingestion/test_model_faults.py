@@ -36,7 +36,7 @@ from tests.support.waiting import eventually
 
 # The model's work is sized small, but a CPU-only model server shared with other work can take
 # minutes for it; the suite's 300 s default would cut a slow but sound run short.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow(seconds=70)]
 
 
 async def chunk_ids(deps, document_id: uuid.UUID) -> list[uuid.UUID]:

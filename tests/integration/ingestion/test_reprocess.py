@@ -32,7 +32,7 @@ from tests.support.team import set_up_team
 
 # The model's work is sized small, but a CPU-only model server shared with other work can take
 # minutes for it; the suite's 300 s default would cut a slow but sound run short.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow(seconds=90)]
 
 
 async def chunk_rows(deps, document_id: uuid.UUID) -> list[tuple[int, str]]:

@@ -14,6 +14,8 @@ from model_server.engine import Sampling, TokenFirstGrammar, gguf_path, grammar_
 from services import chunking, enrichment, extraction
 from tests.support import corpus
 
+pytestmark = pytest.mark.slow(seconds=80)
+
 PAGE = "library/functools.html"
 MAX_TOKENS = 160
 

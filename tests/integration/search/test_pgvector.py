@@ -34,6 +34,8 @@ from tests.support.app_fixtures import changed, client_of, migrated, started_app
 from tests.support.graphql import GraphQLClient
 from tests.support.search import page_document
 
+pytestmark = pytest.mark.slow(seconds=250)
+
 PASSAGES = 10
 QUERIES = [
     "read a password without echoing it",

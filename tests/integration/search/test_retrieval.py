@@ -34,6 +34,8 @@ from tests.support.graphql import uuid_of
 from tests.support.search import chunk_texts, indexed_document, page_document, page_text
 from tests.support.seed import global_id
 
+pytestmark = pytest.mark.slow(seconds=280)
+
 MODES = list(SearchMode)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
@@ -21,6 +22,8 @@ from tests.support.ingest import finished_run, step_outputs
 from tests.support.model_server import chat_model_copy
 from tests.support.seed import add_collection
 from tests.support.team import Team, set_up_team
+
+pytestmark = pytest.mark.slow(seconds=70)
 
 ALIAS = "desk-writer:v1"
 VENV_QUESTION = "How do I create a virtual environment?"

@@ -23,7 +23,8 @@ from tests.support.ingest_server import check_rows
 from tests.support.team import set_up_team
 from tests.support.uploads import corpus_file, upload, watch_uploads
 
-pytestmark = pytest.mark.timeout(1800)  # a bound on a hang: two ingestions with the model
+# The timeout is a bound on a hang: two ingestions with the model.
+pytestmark = [pytest.mark.timeout(1800), pytest.mark.slow(seconds=60)]
 
 # The API process that ingests with the local model (tests/support/ingest_server.py).
 flow_database, blobs = ingest_server.flow_database, ingest_server.blobs

@@ -30,7 +30,7 @@ from tests.support.node_client import node_subscribe
 from tests.support.seed import add_collection, global_id
 from tests.support.team import set_up_team
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow(seconds=80)]
 
 ANSWER_TOKENS = 40
 QUESTION = "How do I create a virtual environment?"

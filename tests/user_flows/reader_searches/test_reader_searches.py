@@ -8,11 +8,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from base.auth.principal import Principal
 from tests.support.graphql import GraphQLClient, uuid_of
 from tests.support.search import page_document
 from tests.support.seed import add_collection, global_id
 from tests.support.team import set_up_team
+
+pytestmark = pytest.mark.slow(seconds=40)
 
 GUIDES = (
     "library/venv.html",
