@@ -321,8 +321,9 @@ async def _runs_ended(app: Any) -> bool:
 # without a model; the probe waits for them to end before the app stops.
 @pytest.mark.settings(ollama_host="http://127.0.0.1:9")
 # On SQLite, some runs of this probe end with SQLAlchemy's pool finding an aiosqlite connection
-# that was never checked in (todos/runs-defects.md, "A connection left checked out"); what
-# leaves it is not found yet, and this test is about the answers.
+# that was never checked in: a read cancelled while the read engine set AUTOCOMMIT on it
+# (todos/runs-defects.md, "A connection left checked out", with the fix to make). This test is
+# about the answers.
 @pytest.mark.filterwarnings(
     "ignore:The garbage collector is trying to clean up non-checked-in connection"
 )
