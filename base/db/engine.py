@@ -205,8 +205,14 @@ def build_read_sessionmaker(engine: AsyncEngine, settings: Settings) -> async_se
     around reads buys nothing there and costs two round trips (ADR 0076). Behind PgBouncer in
     transaction mode it is what keeps a statement's preparation and its execution on one server
     connection, so there the reads keep their transaction (ADR 0118).
+
+    SQLite's driver begins no transaction before a SELECT, so its reads already run one
+    statement at a time on the plain engine. There AUTOCOMMIT would only add an await in the
+    driver's thread to each checkout, inside SQLAlchemy's `Connection` constructor: a read
+    cancelled at that await left its checked-out connection to the garbage collector (ADR 0076's
+    second amendment).
     """
-    if settings.database_pooler == "pgbouncer":
+    if settings.database_pooler == "pgbouncer" or engine.dialect.name == "sqlite":
         return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=ReadSession)
     return async_sessionmaker(
         engine.execution_options(isolation_level="AUTOCOMMIT"),
