@@ -37,6 +37,7 @@ from bench.common import add_size_flag, apply_sizes  # noqa: E402
 from model_server import embedding_model  # noqa: E402
 from model_server.engine import (  # noqa: E402
     SentenceEmbedder,
+    default_batch_threads,
     default_threads,
     embedding_gguf_path,
 )
@@ -47,7 +48,8 @@ from tests.support.model_server import model_server  # noqa: E402
 
 HTML_ROOT = Path("/usr/share/doc/python3.11-doc/html")
 PER_PAGE = 4
-THREADS = default_threads()  # as `python -m model_server` runs by default
+# as `python -m model_server` runs by default
+THREADS, BATCH_THREADS = default_threads(), default_batch_threads()
 
 
 def passages(count: int) -> list[str]:
@@ -65,7 +67,10 @@ def passages(count: int) -> list[str]:
 async def bench(host: str, count: int, rounds: int, batch: int) -> None:
     texts = passages(count)
     engine = SentenceEmbedder(
-        embedding_gguf_path(), window=embedding_model.WINDOW, n_threads=THREADS
+        embedding_gguf_path(),
+        window=embedding_model.WINDOW,
+        n_threads=THREADS,
+        n_threads_batch=BATCH_THREADS,
     )
     tokens = [len(engine.fit(engine.tokenize(t))) for t in texts]
     settings = Settings(app_env="development", ollama_host=host)
@@ -101,7 +106,7 @@ async def bench(host: str, count: int, rounds: int, batch: int) -> None:
     print(
         f"model server {host}, model {model}, {len(texts)} passages of python3.11-doc "
         f"({statistics.mean(tokens):.0f} tokens on average, {min(tokens)}..{max(tokens)}), "
-        f"{rounds} rounds, {THREADS} threads; vectors identical on every path: {same}"
+        f"{rounds} rounds, {BATCH_THREADS} threads; vectors identical on every path: {same}"
     )
     print(f"{'path':<24}{'chunks/s best':>15}{'median':>9}")
     for name, values in rates.items():

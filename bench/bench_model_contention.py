@@ -1,6 +1,7 @@
 """Benchmark: the local model server's throughput when the machine's CPUs are shared, for the
-ways llama.cpp's threads can wait: embedding chunks/s and generated tokens/s, alone and beside
-busy processes (standing for the API, PostgreSQL and the tests on the same CPUs).
+ways llama.cpp can use its threads: embedding chunks/s and a short query's embedding time,
+prompt tokens/s and generated tokens/s, alone and beside busy processes (standing for the API,
+PostgreSQL and the tests on the same CPUs).
 
     uv run --frozen python bench/bench_model_contention.py [--full] [--rounds N] [--passages N]
         [--tokens N] [--busy N]
@@ -8,16 +9,19 @@ busy processes (standing for the API, PostgreSQL and the tests on the same CPUs)
 llama.cpp (ggml) runs a decode on a team of OpenMP threads (libgomp). Between the pieces of a
 decode its threads meet at barriers, and by default libgomp makes an idle thread spin before it
 sleeps: with as many threads as CPUs and another process on one of them, a thread spins while
-the one it waits for is not running. Configurations, each in a fresh child process (libgomp
-reads its environment when it loads), taking turns within each round:
-  2 threads        what `python -m model_server` runs by default;
-  2 threads, passive  the same with OMP_WAIT_POLICY=passive (an idle thread sleeps at once);
-  1 thread         one thread: nothing to wait for.
+the one it waits for is not running. A context has two thread counts: `n_threads` for a decode
+of one token (generation) and `n_threads_batch` for a decode of many (an input to embed, a
+prompt), which llama-cpp-python sets to every CPU unless told. Configurations, each in a fresh
+child process (libgomp reads its environment when it loads), taking turns within each round:
+  2 threads             two for both (llama-cpp-python's defaults on 2 CPUs);
+  1 thread, batches 2   one for generation, every CPU for batches (`python -m model_server`);
+  1 thread              one for both (`--batch-threads 1`).
 Each child measures, with the models loaded once: the embedding model on --passages
-python3.11-doc passages (as bench_embedding.py), and the chat model generating --tokens tokens
-greedily; first alone, then beside --busy processes that spin on the CPU. Prints chunks/s and
-tokens/s per configuration (median of the rounds) and each one's ratio to `2 threads` in the
-same rounds. A script, not a test: it asserts nothing.
+python3.11-doc passages (as bench_embedding.py) and on 48 short queries one at a time, the chat
+model's evaluation of a prompt of about 400 tokens, and the chat model generating --tokens
+tokens greedily; first alone, then beside --busy processes that spin on the CPU. Prints each
+figure per configuration (median of the rounds) and its ratio to `2 threads` in the same rounds
+(for the query's time, a ratio above 1 is slower). A script, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -39,11 +43,20 @@ if str(ROOT) not in sys.path:
 
 from bench.common import add_size_flag, apply_sizes  # noqa: E402
 
-CONFIGS: dict[str, tuple[int, dict[str, str]]] = {
-    "2 threads": (2, {}),
-    "2 threads, passive": (2, {"OMP_WAIT_POLICY": "passive"}),
-    "1 thread": (1, {}),
+# name: (threads for generation, threads for batches)
+CONFIGS: dict[str, tuple[int, int]] = {
+    "2 threads": (2, 2),
+    "1 thread, batches 2": (1, 2),
+    "1 thread": (1, 1),
 }
+QUERIES = (
+    "create a virtual environment",
+    "how do I sort a list of dictionaries by a key",
+    "asyncio gather with a timeout",
+    "what does the with statement do",
+    "read a csv file into a list",
+    "difference between a list and a tuple",
+)
 PROMPT = (
     "<|im_start|>user\nExplain in a few sentences what a Python list comprehension is."
     "<|im_end|>\n<|im_start|>assistant\n"
@@ -55,8 +68,10 @@ def _spin(stop: Any) -> None:
         sum(range(1000))
 
 
-def child(threads: int, passages: int, tokens: int, busy: int) -> dict[str, float]:
-    """In a fresh process: the two models' rates alone, then beside `busy` spinning processes."""
+def child(
+    threads: int, batch_threads: int, passages: int, tokens: int, busy: int
+) -> dict[str, float]:
+    """In a fresh process: the figures alone, then beside `busy` spinning processes."""
     import llama_cpp
 
     from bench.bench_embedding import passages as read_passages
@@ -64,39 +79,62 @@ def child(threads: int, passages: int, tokens: int, busy: int) -> dict[str, floa
     from model_server.engine import SentenceEmbedder, embedding_gguf_path, gguf_path
 
     texts = read_passages(passages)
+    queries = [f"{q} ({i})" for i in range(8) for q in QUERIES]
     embedder = SentenceEmbedder(
-        embedding_gguf_path(), window=embedding_model.WINDOW, n_threads=threads
+        embedding_gguf_path(),
+        window=embedding_model.WINDOW,
+        n_threads=threads,
+        n_threads_batch=batch_threads,
     )
-    chat = llama_cpp.Llama(model_path=str(gguf_path()), n_ctx=512, n_threads=threads, verbose=False)
+    chat = llama_cpp.Llama(
+        model_path=str(gguf_path()),
+        n_ctx=1024,
+        n_threads=threads,
+        n_threads_batch=batch_threads,
+        verbose=False,
+    )
+    prompt = chat.tokenize(" ".join(texts).encode())[:400]
     embedder.embed(texts[:2])  # warm up both
     chat.create_completion(PROMPT, max_tokens=4, temperature=0.0)
 
-    def rates() -> tuple[float, float]:
+    def figures() -> dict[str, float]:
         started = time.perf_counter()
         embedder.embed(texts)
         chunks = len(texts) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for query in queries:
+            embedder.embed([query])
+        query_ms = (time.perf_counter() - started) / len(queries) * 1000
+        chat.reset()
+        started = time.perf_counter()
+        chat.eval(prompt)
+        prompt_rate = len(prompt) / (time.perf_counter() - started)
         chat.reset()
         started = time.perf_counter()
         out = chat.create_completion(PROMPT, max_tokens=tokens, temperature=0.0)
         made = out["usage"]["completion_tokens"]
-        return chunks, made / (time.perf_counter() - started)
+        return {
+            "chunks/s": chunks,
+            "query ms": query_ms,
+            "prompt tok/s": prompt_rate,
+            "tokens/s": made / (time.perf_counter() - started),
+        }
 
-    figures: dict[str, float] = {}
-    figures["chunks/s alone"], figures["tokens/s alone"] = rates()
+    result = {f"{k} alone": v for k, v in figures().items()}
     stop = multiprocessing.Event()
     spinners = [multiprocessing.Process(target=_spin, args=(stop,)) for _ in range(busy)]
     for p in spinners:
         p.start()
     time.sleep(0.3)
     try:
-        figures["chunks/s busy"], figures["tokens/s busy"] = rates()
+        result |= {f"{k} busy": v for k, v in figures().items()}
     finally:
         stop.set()
         for p in spinners:
             p.join()
     embedder.close()
     chat.close()
-    return figures
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--passages", type=int)
     parser.add_argument("--tokens", type=int)
     parser.add_argument("--busy", type=int, default=1, help="spinning processes (1)")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)  # threads, in a child
+    parser.add_argument("--child", type=int, nargs=2, help=argparse.SUPPRESS)  # in a child
     add_size_flag(
         parser,
         quick={"rounds": 2, "passages": 24, "tokens": 48},
@@ -115,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = apply_sizes(parser.parse_args(argv))
     if args.child:
-        print(json.dumps(child(args.child, args.passages, args.tokens, args.busy)))
+        threads, batch_threads = args.child
+        figures = child(threads, batch_threads, args.passages, args.tokens, args.busy)
+        print(json.dumps(figures))
         return 0
 
     print(
@@ -127,26 +167,28 @@ def main(argv: list[str] | None = None) -> int:
     for turn in range(args.rounds):
         order = list(CONFIGS) if turn % 2 == 0 else list(reversed(CONFIGS))
         for name in order:
-            threads, extra = CONFIGS[name]
-            command = [sys.executable, __file__, "--child", str(threads)]
+            threads, batch_threads = CONFIGS[name]
+            command = [sys.executable, __file__, "--child", str(threads), str(batch_threads)]
             command += ["--passages", str(args.passages), "--tokens", str(args.tokens)]
             command += ["--busy", str(args.busy)]
-            done = subprocess.run(
-                command, env={**os.environ, **extra}, capture_output=True, text=True, check=True
-            )
+            done = subprocess.run(command, capture_output=True, text=True, check=True)
             results[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
-    keys = ["chunks/s alone", "chunks/s busy", "tokens/s alone", "tokens/s busy"]
-    print(f"{'configuration':<22}" + "".join(f"{k:>16}" for k in keys))
+    keys = [
+        f"{k} {w}"
+        for k in ("chunks/s", "query ms", "prompt tok/s", "tokens/s")
+        for w in ("alone", "busy")
+    ]
+    print(f"{'configuration':<22}" + "".join(f"{k:>19}" for k in keys))
     base = results["2 threads"]
     for name, runs in results.items():
         medians = [statistics.median(r[k] for r in runs) for k in keys]
-        print(f"{name:<22}" + "".join(f"{m:>16.1f}" for m in medians))
+        print(f"{name:<22}" + "".join(f"{m:>19.1f}" for m in medians))
         if name != "2 threads":
             ratios = [
                 statistics.median(r[k] / b[k] for r, b in zip(runs, base, strict=True))
                 for k in keys
             ]
-            print(f"{'  ratio to 2 threads':<22}" + "".join(f"{x:>15.2f}x" for x in ratios))
+            print(f"{'  ratio to 2 threads':<22}" + "".join(f"{x:>18.2f}x" for x in ratios))
     return 0
 
 

@@ -10,7 +10,7 @@ import time
 import uvicorn
 
 from model_server.api import OllamaApp
-from model_server.engine import Engine, default_threads
+from model_server.engine import Engine, default_batch_threads, default_threads
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,13 +24,21 @@ def main(argv: list[str] | None = None) -> None:
         "--threads",
         type=int,
         default=default_threads(),
-        help=f"CPU threads for llama.cpp (default: half the CPUs, here {default_threads()})",
+        help="CPU threads for generating a token "
+        f"(default: half the CPUs, here {default_threads()})",
+    )
+    parser.add_argument(
+        "--batch-threads",
+        type=int,
+        default=default_batch_threads(),
+        help="CPU threads for a batch: an input to embed, a prompt "
+        f"(default: every CPU, here {default_batch_threads()})",
     )
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     try:
-        engine = Engine(n_ctx=args.ctx, n_threads=args.threads)
+        engine = Engine(n_ctx=args.ctx, n_threads=args.threads, n_threads_batch=args.batch_threads)
     except RuntimeError as exc:  # a model file missing: the message says what to run
         raise SystemExit(f"model_server: {exc}") from None
     engine.warm_up()  # load before listening: once /api/version answers, the model is ready

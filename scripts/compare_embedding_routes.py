@@ -122,7 +122,9 @@ def main() -> None:
         convert_s = time.perf_counter() - started
         for threads in (THREADS, 1):
             started = time.perf_counter()
-            embedder = SentenceEmbedder(path, window=embedding_model.WINDOW, n_threads=threads)
+            embedder = SentenceEmbedder(
+                path, window=embedding_model.WINDOW, n_threads=threads, n_threads_batch=threads
+            )
             load_s = time.perf_counter() - started
             closers.append(embedder.close)
             same_ids = sum(
