@@ -12,7 +12,8 @@ sleeps: with as many threads as CPUs and another process on one of them, a threa
 the one it waits for is not running. A context has two thread counts: `n_threads` for a decode
 of one token (generation) and `n_threads_batch` for a decode of many (an input to embed, a
 prompt), which llama-cpp-python sets to every CPU unless told. Configurations, each in a fresh
-child process (libgomp reads its environment when it loads), taking turns within each round:
+child process (its own libgomp thread team and models), taking turns within each round
+(`OMP_WAIT_POLICY=passive`, measured in ADR 0127, is no longer among them):
   2 threads             two for both (llama-cpp-python's defaults on 2 CPUs);
   1 thread, batches 2   one for generation, every CPU for batches (`python -m model_server`);
   1 thread              one for both (`--batch-threads 1`).

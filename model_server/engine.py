@@ -37,7 +37,7 @@ def default_threads() -> int:
     """Half the CPUs this process may run on, at least 1 (ADR 0127): the server always shares
     the machine (the app, PostgreSQL, the tests), and llama.cpp's threads spin at each barrier
     while one of them waits for a CPU, which measured 1.7-2.6 times slower than fewer threads."""
-    return max(1, len(os.sched_getaffinity(0)) // 2)
+    return max(1, default_batch_threads() // 2)
 
 
 def default_batch_threads() -> int:
