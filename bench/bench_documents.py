@@ -74,6 +74,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import contextlib
 import functools
 import hashlib
@@ -1857,6 +1858,31 @@ async def print_profile(
                 profiler.dump_stats(dump_dir / f"{screen}.pstats")
             print(f"\n  {screen}: {wall:.2f} ms per request under the profiler", end="")
             print_profile_stats(profiler, requests)
+            with fields_through_graphql_core() as fields:
+                await run()
+            print("    fields that took graphql-core's path (a ResolveInfo each), per request:")
+            for name, count in fields.most_common():
+                print(f"      {count / requests:6.1f}  {name}")
+
+
+@contextlib.contextmanager
+def fields_through_graphql_core() -> Iterator[collections.Counter[str]]:
+    """Count, by type and field, the fields that build a ResolveInfo (graphql-core's path rather
+    than a direct read) while the block runs."""
+    from resolvers.core.execution import PlainFieldExecution
+
+    counted: collections.Counter[str] = collections.Counter()
+    original = PlainFieldExecution.build_resolve_info
+
+    def counting(self: Any, field_def: Any, field_nodes: Any, parent_type: Any, path: Any) -> Any:
+        counted[f"{parent_type.name}.{field_nodes[0].name.value}"] += 1
+        return original(self, field_def, field_nodes, parent_type, path)
+
+    PlainFieldExecution.build_resolve_info = counting  # type: ignore[method-assign]
+    try:
+        yield counted
+    finally:
+        PlainFieldExecution.build_resolve_info = original  # type: ignore[method-assign]
 
 
 async def print_plain_fields_cpu(

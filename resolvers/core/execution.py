@@ -17,6 +17,15 @@ when every field selected in it is plain in turn; `__typename` beside plain fiel
 type's name. Anything else takes graphql-core's path: a null where the type has none, a value
 the type refuses, an error, an instance of a subclass, a schema with resolver middleware. So
 nulls and errors read the same.
+
+An object type with interfaces (a relay node) has a check per value, Strawberry's
+`isinstance` of the type's class or interfaces: an instance of exactly that class passes it,
+so such objects are read directly too, and any other value takes graphql-core's path.
+
+A field with a resolver is read as an attribute when it is declared `prefetched(attribute)`
+(no arguments, no field extension) and the source holds its value there: the caller that built
+the source had already loaded it (a page of documents with their collections, owners and
+tags). `NOT_LOADED` there sends the field to its resolver.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 from weakref import WeakKeyDictionary
 
 from graphql import (
@@ -43,9 +52,30 @@ from strawberry import relay
 from strawberry.relay.utils import to_base64
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.base import StrawberryObjectDefinition
+from strawberry.types.cast import TYPE_CAST_ATTRIBUTE
 from strawberry.types.field import StrawberryField
 
 Coerce = Callable[[Any], Any]
+
+_PREFETCHED = "prefetched"  # the metadata key of a field's attribute (see `prefetched`)
+
+
+class _NotLoaded:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOT_LOADED"
+
+
+NOT_LOADED: Any = _NotLoaded()
+"""A prefetched attribute's value until its caller loaded it: the resolver must find it."""
+
+
+def prefetched(attribute: str) -> dict[str, str]:
+    """The metadata of a field whose value the source may already hold in `attribute` (set by
+    whoever loaded it, `NOT_LOADED` otherwise): then it is read from there as a plain field,
+    without its resolver. The resolver must give the same value when it finds it loaded."""
+    return {_PREFETCHED: attribute}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,9 +93,10 @@ class PlainObjectField:
     selected in it is."""
 
     attribute: str
-    object_type: GraphQLObjectType  # without `is_type_of`
+    object_type: GraphQLObjectType
     is_list: bool
     nullable: bool
+    exact_type: type | None = None  # when set, only instances of exactly this class are read
 
 
 # type name -> field name -> how to read it
@@ -119,40 +150,72 @@ def _node_id_field(graphql_type: GraphQLObjectType, field: Any) -> PlainField | 
     )
 
 
+def _attribute_of(definition: StrawberryField, resolve: Any) -> str | None:
+    """The attribute a field without arguments is read from: its own for a field Strawberry
+    reads by `getattr`, the declared one for a prefetched field; None for any other."""
+    if (
+        definition.is_basic_field
+        and definition.default_resolver is getattr
+        and getattr(resolve, "__name__", "") == "_get_basic_result"  # no exception handlers
+    ):
+        return definition.python_name
+    attribute = definition.metadata.get(_PREFETCHED)
+    if attribute and definition.base_resolver is not None and not definition.extensions:
+        return str(attribute)
+    return None
+
+
 def _plain_field(field: Any) -> PlainField | PlainObjectField | None:
     definition = field.extensions.get("strawberry-definition")
-    resolve = field.resolve
-    if (
-        field.args
-        or not isinstance(definition, StrawberryField)
-        or not definition.is_basic_field
-        or definition.default_resolver is not getattr
-        or getattr(resolve, "__name__", "") != "_get_basic_result"  # no exception handlers
-    ):
+    if field.args or not isinstance(definition, StrawberryField):
+        return None
+    name = _attribute_of(definition, field.resolve)
+    if name is None:
         return None
     field_type = field.type
     nullable = not isinstance(field_type, GraphQLNonNull)
     if not nullable:
         field_type = field_type.of_type
-    name = definition.python_name
     coerce = _leaf_coercer(field_type)
     if coerce is not None:
         return PlainField(name, coerce, is_list=False, nullable=nullable)
-    if _plain_object_type(field_type):
-        return PlainObjectField(name, field_type, is_list=False, nullable=nullable)
+    if (exact := _value_check(field_type)) is not False:
+        return PlainObjectField(name, field_type, False, nullable, exact)
     if isinstance(field_type, GraphQLList) and isinstance(field_type.of_type, GraphQLNonNull):
         item_type = field_type.of_type.of_type
         coerce = _leaf_coercer(item_type)
         if coerce is not None:
             return PlainField(name, coerce, is_list=True, nullable=nullable)
-        if _plain_object_type(item_type):
-            return PlainObjectField(name, item_type, is_list=True, nullable=nullable)
+        if (exact := _value_check(item_type)) is not False:
+            return PlainObjectField(name, item_type, True, nullable, exact)
     return None
 
 
-def _plain_object_type(graphql_type: Any) -> bool:
-    # is_type_of: Strawberry sets it on types with interfaces, to be called per value.
-    return isinstance(graphql_type, GraphQLObjectType) and graphql_type.is_type_of is None
+def _value_check(graphql_type: Any) -> type | None | Literal[False]:
+    """How a value of `graphql_type` is checked when read directly: None, not at all (an
+    object type without `is_type_of`); a class, the value must be an instance of exactly it
+    (Strawberry's own `is_type_of` of a type with interfaces, which that passes); False, not
+    read directly (not an object type, or an `is_type_of` of its own)."""
+    if not isinstance(graphql_type, GraphQLObjectType):
+        return False
+    if graphql_type.is_type_of is None:
+        return None
+    definition = graphql_type.extensions.get("strawberry-definition")
+    if (
+        isinstance(definition, StrawberryObjectDefinition)
+        and definition.is_type_of is None  # Strawberry's own check, from the interfaces
+        and definition.interfaces
+        and definition.concrete_of is None
+        and isinstance(definition.origin, type)
+    ):
+        return definition.origin
+    return False
+
+
+def _is_exactly(value: Any, exact_type: type | None) -> bool:
+    return exact_type is None or (
+        type(value) is exact_type and getattr(value, TYPE_CAST_ATTRIBUTE, None) is None
+    )
 
 
 def plain_fields(schema: GraphQLSchema) -> PlainFields:
@@ -184,6 +247,8 @@ def _read(plain: PlainField, source: Any) -> Any:
         value = getattr(source, plain.attribute)
         if value is None:
             return None if plain.nullable else Undefined
+        if value is NOT_LOADED:
+            return Undefined
         if not plain.is_list:
             coerced = plain.coerce(value)
             return Undefined if coerced is None else coerced
@@ -217,19 +282,26 @@ def _read_objects(plain: PlainObjectField, selection: Selection, source: Any) ->
         return Undefined
     if value is None:
         return None if plain.nullable else Undefined
+    if value is NOT_LOADED:
+        return Undefined
     if not plain.is_list:
+        if not _is_exactly(value, plain.exact_type):
+            return Undefined
         return _read_selection(selection, value)
-    return _read_items(selection, value)
+    return _read_items(selection, value, plain.exact_type)
 
 
-def _read_items(selection: Selection, items: Any) -> Any:
+def _read_items(selection: Selection, items: Any, exact_type: type | None) -> Any:
     """A list (or tuple) of non-null objects read through `selection`, or Undefined when
-    graphql-core must complete it (a null item, an item that does not read cleanly)."""
+    graphql-core must complete it (a null item, an item of another class than `exact_type`,
+    an item that does not read cleanly)."""
     if not isinstance(items, list | tuple):
         return Undefined
     completed = []
     for item in items:
-        values = Undefined if item is None else _read_selection(selection, item)
+        if item is None or not _is_exactly(item, exact_type):
+            return Undefined
+        values = _read_selection(selection, item)
         if values is Undefined:
             return Undefined
         completed.append(values)
@@ -326,12 +398,13 @@ class PlainFieldExecution(StrawberryGraphQLCoreExecutionContext):
         if not isinstance(item_type, GraphQLNonNull):
             return None
         object_type = item_type.of_type
-        if not _plain_object_type(object_type):
+        exact_type = _value_check(object_type)
+        if exact_type is False:
             return None
         selection = self._selection_in(object_type, field_details_list)
         if selection is None:
             return None
-        completed = _read_items(selection, result)
+        completed = _read_items(selection, result, exact_type)
         return None if completed is Undefined else completed
 
     def _selection_in(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable, Iterable, Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TypeVar
 from urllib.parse import quote
 
 import strawberry
@@ -14,6 +15,7 @@ from strawberry import relay
 
 from resolvers.accounts.types import User
 from resolvers.core.context import Info
+from resolvers.core.execution import NOT_LOADED, prefetched
 from resolvers.core.lookahead import now_or_later, selected_names
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
@@ -38,8 +40,13 @@ from services.views import (
     FieldSourceView,
     RelatedDocumentView,
     TagCountView,
+    UserView,
     WorkspaceCountsView,
 )
+
+K = TypeVar("K")
+V = TypeVar("V")
+R = TypeVar("R")
 
 
 @strawberry.enum(description="Where a document is in its processing.")
@@ -252,27 +259,38 @@ class Document(relay.Node):
     created_at: datetime = strawberry.field(description="When it was uploaded (UTC).")
     updated_at: datetime = strawberry.field(description="When it last changed (UTC).")
     view: strawberry.Private[DocumentView]
+    # What a page's loads already found (load_document_fields), read without the resolvers.
+    loaded_collection: strawberry.Private[Collection | None] = NOT_LOADED
+    loaded_owner: strawberry.Private[User | None] = NOT_LOADED
+    loaded_tags: strawberry.Private[list[str]] = NOT_LOADED
 
-    @strawberry.field(description="The collection it is in.")
+    @strawberry.field(
+        description="The collection it is in.", metadata=prefetched("loaded_collection")
+    )
     def collection(self, info: Info) -> Collection | None:
+        if self.loaded_collection is not NOT_LOADED:
+            return self.loaded_collection
         return now_or_later(
-            info.context.loaders.collection_by_id,
-            self.view.collection_id,
-            lambda view: Collection.of(view) if view else None,
+            info.context.loaders.collection_by_id, self.view.collection_id, _collection
         )
 
-    @strawberry.field(description="Who uploaded it; null if they left the workspace.")
+    @strawberry.field(
+        description="Who uploaded it; null if they left the workspace.",
+        metadata=prefetched("loaded_owner"),
+    )
     def owner(self, info: Info) -> User | None:
+        if self.loaded_owner is not NOT_LOADED:
+            return self.loaded_owner
         if self.view.owner_id is None:
             return None
-        return now_or_later(
-            info.context.loaders.user_by_id,
-            self.view.owner_id,
-            lambda view: User.of(view) if view else None,
-        )
+        return now_or_later(info.context.loaders.user_by_id, self.view.owner_id, _user)
 
-    @strawberry.field(description="Tags, in order (at most 30).")
+    @strawberry.field(
+        description="Tags, in order (at most 30).", metadata=prefetched("loaded_tags")
+    )
     def tags(self, info: Info) -> list[str]:
+        if self.loaded_tags is not NOT_LOADED:
+            return self.loaded_tags
         return now_or_later(info.context.loaders.tags_by_document_id, self.view.id, list)
 
     @strawberry.field(description="Entities it mentions, in order (at most 50).")
@@ -364,6 +382,14 @@ class Document(relay.Node):
         )
 
 
+def _collection(view: CollectionView | None) -> Collection | None:
+    return Collection.of(view) if view else None
+
+
+def _user(view: UserView | None) -> User | None:
+    return User.of(view) if view else None
+
+
 def download_path(document_global_id: str) -> str:
     """The download route of a document (app/downloads.py), its global id percent-encoded."""
     return f"/documents/{quote(document_global_id, safe='')}/original"
@@ -417,7 +443,10 @@ class RelatedDocument:
 
     @classmethod
     def of(cls, view: RelatedDocumentView) -> RelatedDocument:
-        return cls(document=Document.of(view.document), score=view.score)
+        document = Document.of(view.document)
+        if view.collection is not None:  # read with it: no loader needed
+            document.loaded_collection = Collection.of(view.collection)
+        return cls(document=document, score=view.score)
 
 
 @strawberry.type(description="A workspace's documents by status.")
@@ -462,18 +491,48 @@ class SortDirection(enum.Enum):
     DESC = strawberry.enum_value("DESC", description="Largest, newest or Z first.")
 
 
-async def load_document_fields(info: Info, views: Sequence[DocumentView], *path: str) -> None:
+async def load_document_fields(
+    info: Info, views: Sequence[DocumentView], *path: str
+) -> Callable[[DocumentView], Document]:
     """Load the collections, owners and tags of a page of documents that the query selects at
-    `path` (one batch per loader), so that the documents' own fields find them loaded. A failed
-    load is left to the field that reads it."""
+    `path` (one batch per loader), and return how to build each of those documents with them
+    (read then without their resolvers). A failed load is left to the field's resolver, which
+    reports it."""
     wanted = selected_names(info, *path)
     loaders = info.context.loaders
-    loads: list[Awaitable[Any]] = []
+    collections = owners = tags = None
+    owner_ids: list[uuid.UUID] = []
     if "collection" in wanted:
-        loads.append(loaders.collection_by_id.load_many([v.collection_id for v in views]))
+        collections = loaders.collection_by_id.load_many([v.collection_id for v in views])
     if "owner" in wanted:
-        owners = [v.owner_id for v in views if v.owner_id is not None]
-        loads.append(loaders.user_by_id.load_many(owners))
+        owner_ids = list(dict.fromkeys(v.owner_id for v in views if v.owner_id is not None))
+        owners = loaders.user_by_id.load_many(owner_ids)
     if "tags" in wanted:
-        loads.append(loaders.tags_by_document_id.load_many([v.id for v in views]))
+        tags = loaders.tags_by_document_id.load_many([v.id for v in views])
+    loads = [load for load in (collections, owners, tags) if load is not None]
     await asyncio.gather(*loads, return_exceptions=True)
+    found_collections = _found(collections, [v.collection_id for v in views], _collection)
+    found_owners = _found(owners, owner_ids, _user)
+    found_tags = _found(tags, [v.id for v in views], list)
+
+    def document(view: DocumentView) -> Document:
+        built = Document.of(view)
+        if found_collections is not None:
+            built.loaded_collection = found_collections[view.collection_id]
+        if found_owners is not None:
+            owner_id = view.owner_id
+            built.loaded_owner = None if owner_id is None else found_owners[owner_id]
+        if found_tags is not None:
+            built.loaded_tags = found_tags[view.id]
+        return built
+
+    return document
+
+
+def _found(
+    load: Awaitable[list[V]] | None, keys: list[K], convert: Callable[[V], R]
+) -> dict[K, R] | None:
+    """A finished batch load's values by key, converted; None when it was not made or failed."""
+    if not isinstance(load, asyncio.Future) or load.cancelled() or load.exception() is not None:
+        return None
+    return {key: convert(value) for key, value in zip(keys, load.result(), strict=True)}

@@ -75,9 +75,11 @@ class SearchQueries:
             info.context.loaders.prime_collections(e.node.collection for e in found.page.edges)
             documents = [e.node.document for e in found.page.edges]
             path = ("results", "edges", "node", "document")
-            await load_document_fields(info, documents, *path)
+            document = await load_document_fields(info, documents, *path)
             return {
-                "results": Connection.from_page(found.page, SearchResult.of),
+                "results": Connection.from_page(
+                    found.page, lambda hit: SearchResult.of(hit, document(hit.document))
+                ),
                 "degraded": found.degraded,
                 "close_match": found.close_match,
             }

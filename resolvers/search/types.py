@@ -97,9 +97,9 @@ class SearchResult:
     passage: SearchPassage = strawberry.field(description="Its passage that matches best.")
 
     @classmethod
-    def of(cls, view: SearchHitView) -> SearchResult:
+    def of(cls, view: SearchHitView, document: Document) -> SearchResult:
         return cls(
-            document=Document.of(view.document),
+            document=document,
             score=view.score,
             passage=SearchPassage.of(view.passage),
         )

@@ -164,8 +164,9 @@ class Workspace(relay.Node):
     ) -> Connection[Document]:
         query = _documents_query(uuid.UUID(self.id), filter, sort, first, after)
         page = await info.context.loaders.documents_page.load(query)
-        await load_document_fields(info, [e.node.document for e in page.edges], "edges", "node")
-        return Connection.from_page(page, lambda v: Document.of(v.document))
+        views = [e.node.document for e in page.edges]
+        document = await load_document_fields(info, views, "edges", "node")
+        return Connection.from_page(page, lambda v: document(v.document))
 
     @strawberry.field(
         description="Its latest events, newest first: the dashboard's activity feed (who did "
@@ -190,8 +191,8 @@ class Workspace(relay.Node):
         query = DocumentsQuery(workspace_id=uuid.UUID(self.id), first=5, counted=False)
         page = await info.context.loaders.documents_page.load(query)
         documents = [e.node.document for e in page.edges]
-        await load_document_fields(info, documents)
-        return [Document.of(v) for v in documents]
+        document = await load_document_fields(info, documents)
+        return [document(v) for v in documents]
 
     @strawberry.field(description="How many documents it holds, by status.")
     async def document_counts(self, info: Info) -> DocumentCounts:

@@ -11,7 +11,14 @@ import strawberry
 from strawberry import relay
 from strawberry.extensions import SchemaExtension
 
-from resolvers.core.execution import PlainFieldExecution, PlainObjectField, plain_fields
+from resolvers.core.execution import (
+    NOT_LOADED,
+    PlainFieldExecution,
+    PlainObjectField,
+    plain_fields,
+    prefetched,
+)
+from resolvers.documents.types import Document
 from resolvers.schema import build_schema
 
 
@@ -87,6 +94,70 @@ class Basket:  # objects of Item read by attribute
     some: list[Item] | None
 
 
+@strawberry.type
+class Crate:  # nodes by attribute, and fields a caller may have loaded
+    label: str
+    fruit: Fruit  # a node: Strawberry checks each value's class
+    fruits: list[Fruit]
+    loaded_tally: strawberry.Private[int | None] = NOT_LOADED
+    loaded_best: strawberry.Private[Fruit | None] = NOT_LOADED
+
+    @strawberry.field(metadata=prefetched("loaded_tally"))
+    def tally(self) -> int | None:
+        RESOLVED_BY_RESOLVER.append(f"{self.label}.tally")
+        return self.loaded_tally if self.loaded_tally is not NOT_LOADED else len(self.fruits)
+
+    @strawberry.field(metadata=prefetched("loaded_best"))
+    def best(self) -> Fruit | None:
+        RESOLVED_BY_RESOLVER.append(f"{self.label}.best")
+        return self.loaded_best if self.loaded_best is not NOT_LOADED else self.fruit
+
+    @strawberry.field(metadata=prefetched("loaded_tally"))
+    def solid_tally(self) -> int:  # not null: a null loaded takes the resolver's path
+        RESOLVED_BY_RESOLVER.append(f"{self.label}.solid_tally")
+        return self.loaded_tally if self.loaded_tally is not NOT_LOADED else len(self.fruits)  # type: ignore[return-value]
+
+    @strawberry.field(metadata=prefetched("loaded_tally"))
+    def tally_times(self, times: int = 1) -> int:  # arguments: never read directly
+        return len(self.fruits) * times
+
+
+RESOLVED_BY_RESOLVER: list[str] = []
+APPLE, QUINCE = Fruit(code="7", name="apple"), Fruit(code="8", name="quince")
+
+
+def _crates(case: str) -> list[Crate]:
+    pear = Pear(code="9", name="pear", ripe=True)
+    return {
+        "loaded": [
+            Crate(
+                label="a", fruit=APPLE, fruits=[APPLE, QUINCE], loaded_tally=2, loaded_best=QUINCE
+            ),
+            Crate(label="b", fruit=QUINCE, fruits=[], loaded_tally=None, loaded_best=None),
+        ],
+        "not loaded": [Crate(label="c", fruit=APPLE, fruits=[QUINCE])],
+        "a subclass where the node is due": [
+            Crate(label="d", fruit=pear, fruits=[APPLE, pear], loaded_tally=1, loaded_best=pear)
+        ],
+        "a null loaded where the type has none": [
+            Crate(label="e", fruit=APPLE, fruits=[], loaded_tally=None)
+        ],
+    }[case]
+
+
+CRATE_CASES = [
+    "loaded",
+    "not loaded",
+    "a subclass where the node is due",
+    "a null loaded where the type has none",
+]
+CRATES_DOCUMENT = (
+    "query($case: String!) { crates(case: $case) { label fruit { id name } "
+    "fruits { id name __typename } tally best { id name } } }"
+)
+SOLID_TALLY_DOCUMENT = "query($case: String!) { crates(case: $case) { label solidTally } }"
+
+
 ITEMS: dict[str, list[Item]] = {}
 FRUITS: dict[str, list[Fruit]] = {
     "fruits": [Fruit(code="7", name="apple"), Fruit(code="a b/é", name="quince")],
@@ -120,6 +191,14 @@ class Query:
     @strawberry.field
     def plums(self) -> list[Plum]:
         return [Plum(code="p1")]
+
+    @strawberry.field
+    def crates(self, case: str) -> list[Crate]:
+        return _crates(case)
+
+    @strawberry.field
+    def fruit_list(self) -> list[Fruit]:  # a resolver's list of non-null nodes
+        return [APPLE, QUINCE]
 
 
 ITEMS.update(
@@ -248,7 +327,12 @@ def test_the_app_schema_reads_its_plain_fields_directly() -> None:
     )
     assert {"title", "status", "sizeBytes", "wordCount", "updatedAt"} <= set(found["Document"])
     assert found["Document"]["id"].source_type is not None  # Strawberry's global id
-    assert "collection" not in found["Document"]  # an object, through a loader
+    # Read directly once a page's loads found them (load_document_fields).
+    for name, attribute in (("collection", "loaded_collection"), ("owner", "loaded_owner")):
+        loaded = found["Document"][name]
+        assert isinstance(loaded, PlainObjectField) and loaded.attribute == attribute
+    assert found["Document"]["tags"].attribute == "loaded_tags"
+    assert "entities" not in found["Document"]  # through a loader, always
     # Objects read by attribute: plain where their selection is.
     matches = found["SearchPassage"]["matches"]
     assert isinstance(matches, PlainObjectField)
@@ -256,7 +340,8 @@ def test_the_app_schema_reads_its_plain_fields_directly() -> None:
     passage = found["SearchResult"]["passage"]
     assert isinstance(passage, PlainObjectField)
     assert (passage.object_type.name, passage.is_list) == ("SearchPassage", False)
-    assert "node" not in found["DocumentEdge"]  # Document is a Node: checked per value
+    node = found["DocumentEdge"]["node"]  # a Node: read when of exactly its class
+    assert isinstance(node, PlainObjectField) and node.exact_type is Document
 
 
 class CountingExecution(PlainFieldExecution):
@@ -428,3 +513,83 @@ def test_objects_in_objects_are_read_through_their_selection() -> None:
     assert [(e.message, e.path) for e in null.errors or []] == [
         ("Cannot return null for non-nullable field Item.count.", ["baskets", 0, "all", 1, "count"])
     ]
+
+
+def test_nodes_and_prefetched_fields_are_found_plain_in_the_schema() -> None:
+    crate = plain_fields(direct._schema)["Crate"]
+    assert sorted(crate) == ["best", "fruit", "fruits", "label", "solidTally", "tally"]
+    fruit, fruits, best = crate["fruit"], crate["fruits"], crate["best"]
+    assert isinstance(fruit, PlainObjectField) and fruit.exact_type is Fruit
+    assert isinstance(fruits, PlainObjectField) and fruits.is_list and fruits.exact_type is Fruit
+    assert isinstance(best, PlainObjectField) and (best.attribute, best.nullable) == (
+        "loaded_best",
+        True,
+    )
+    assert crate["tally"].attribute == "loaded_tally"
+
+
+@pytest.mark.parametrize("document", [CRATES_DOCUMENT, SOLID_TALLY_DOCUMENT])
+@pytest.mark.parametrize("case", CRATE_CASES)
+def test_nodes_and_prefetched_fields_give_what_graphql_core_gives(case: str, document: str) -> None:
+    assert _result(direct, case, document) == _result(through_graphql_core, case, document)
+
+
+def test_prefetched_fields_are_read_without_their_resolvers_once_loaded() -> None:
+    schema = strawberry.Schema(query=Query, types=[Pear], execution_context_class=CountingExecution)
+    CountingExecution.resolved.clear()
+    RESOLVED_BY_RESOLVER.clear()
+    loaded = schema.execute_sync(CRATES_DOCUMENT, variable_values={"case": "loaded"})
+    apple, quince = (
+        {"id": str(relay.GlobalID("Fruit", code)), "name": name}
+        for code, name in (("7", "apple"), ("8", "quince"))
+    )
+    assert loaded.errors is None
+    assert loaded.data == {
+        "crates": [
+            {
+                "label": "a",
+                "fruit": apple,
+                "fruits": [{**apple, "__typename": "Fruit"}, {**quince, "__typename": "Fruit"}],
+                "tally": 2,
+                "best": quince,
+            },
+            {"label": "b", "fruit": quince, "fruits": [], "tally": None, "best": None},
+        ]
+    }
+    assert (CountingExecution.resolved, RESOLVED_BY_RESOLVER) == (["crates"], [])
+    # Not loaded: each prefetched field through its resolver.
+    CountingExecution.resolved.clear()
+    not_loaded = schema.execute_sync(CRATES_DOCUMENT, variable_values={"case": "not loaded"})
+    assert not_loaded.data is not None
+    assert (not_loaded.data["crates"][0]["tally"], not_loaded.data["crates"][0]["best"]) == (
+        1,
+        apple,
+    )
+    assert CountingExecution.resolved == ["crates", "tally", "best"]
+    assert RESOLVED_BY_RESOLVER == ["c.tally", "c.best"]
+    # An instance of a subclass where the node is due is checked by Strawberry, on
+    # graphql-core's path; the crate's other fields are still read directly.
+    CountingExecution.resolved.clear()
+    RESOLVED_BY_RESOLVER.clear()
+    subclass = schema.execute_sync(
+        CRATES_DOCUMENT, variable_values={"case": "a subclass where the node is due"}
+    )
+    assert subclass.errors is None and subclass.data is not None
+    assert subclass.data["crates"][0]["tally"] == 1
+    assert CountingExecution.resolved == [
+        *("crates", "fruit", "id", "fruits", "id", "__typename", "best", "id")
+    ]
+    assert RESOLVED_BY_RESOLVER == ["d.best"]
+
+
+def test_a_resolvers_list_of_nodes_is_read_in_one_loop() -> None:
+    schema = strawberry.Schema(query=Query, types=[Pear], execution_context_class=CountingExecution)
+    CountingExecution.resolved.clear()
+    result = schema.execute_sync("{ fruitList { id name } }")
+    assert result.data == {
+        "fruitList": [
+            {"id": str(relay.GlobalID("Fruit", "7")), "name": "apple"},
+            {"id": str(relay.GlobalID("Fruit", "8")), "name": "quince"},
+        ]
+    }
+    assert CountingExecution.resolved == ["fruitList"]
