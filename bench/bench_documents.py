@@ -64,7 +64,8 @@ it.
 
 `--statements` prints the SQL statements of each screen through the app in this process, with
 the mean time from sending each to having its rows; `--profile N` a cProfile of N requests per
-screen (own time by package, top functions); `--parts-cpu N` what each field of the Dashboard's
+screen (own time by package, top functions), then the fields that took graphql-core's path
+(a ResolveInfo each) per request; `--parts-cpu N` what each field of the Dashboard's
 and DocumentDetail's root field costs within the operation (the CPU per request with and
 without it, in process, N requests each in alternating rounds of 10); `--no-timing` seeds (and
 profiles) only.

