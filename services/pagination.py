@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
+import orjson
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -101,8 +102,19 @@ def _encode(sort: SortKey, values: Sequence[Any]) -> str:
             return ["uuid", str(v)]
         return v
 
-    raw = json.dumps([sort.name, *(plain(v) for v in values)], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return _cursor_text([sort.name, *(plain(v) for v in values)])
+
+
+def _cursor_text(values: list[Any]) -> str:
+    """Compact JSON of `values` in unpadded URL-safe base64. orjson takes about a third of the
+    standard encoder's time, and a page encodes one cursor per edge; for what orjson refuses (a
+    lone surrogate in text, an integer past 64 bits) the standard encoder's escaped form, which
+    decodes to the same values."""
+    try:
+        data = orjson.dumps(values)
+    except orjson.JSONEncodeError:
+        data = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def _aware_datetime(value: Any) -> datetime:
@@ -413,8 +425,7 @@ class PagedQuery(Protocol):
 
 def offset_cursor(name: str, offset: int) -> str:
     """The cursor of the item at `offset` (0-based) of the list called `name`."""
-    raw = json.dumps([name, offset], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return _cursor_text([name, offset])
 
 
 def offset_after(name: str, cursor: str | None) -> int:

@@ -11,7 +11,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from base.db.types import UTCDateTime, like_literal
 from base.errors import Invalid
-from services.pagination import PageRequest, SortKey, _decode, _encode, _parent_page_statements
+from services.pagination import (
+    PageRequest,
+    SortKey,
+    _cursor_text,
+    _decode,
+    _encode,
+    _parent_page_statements,
+)
 from services.runs import RUN_EVENTS_ORDER, RUNS_ORDER
 from services.workspaces import MEMBERS_ORDER
 
@@ -36,6 +43,20 @@ def raw(*values: object) -> str:
 def test_cursor_round_trips_typed_values():
     values = [datetime(2026, 11, 24, 10, 0, 1, 5, tzinfo=UTC), uuid.UUID(int=7), "title", 3, 2**40]
     assert _decode(EVERY_TYPE, _encode(EVERY_TYPE, values)) == values
+
+
+@pytest.mark.parametrize("title", ["Überblick – 概要", 'quotes " and \\ backslashes', ""])
+def test_cursor_round_trips_any_text(title: str) -> None:
+    values = [datetime(2026, 12, 6, tzinfo=UTC), uuid.UUID(int=9), title, -1, -(2**40)]
+    assert _decode(EVERY_TYPE, _encode(EVERY_TYPE, values)) == values
+
+
+def test_values_orjson_refuses_are_written_by_the_standard_encoder() -> None:
+    values = ["a lone surrogate \ud800", 2**70]
+    text = _cursor_text(values)
+    decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    assert decoded == b'["a lone surrogate \\ud800",1180591620717411303424]'
+    assert json.loads(decoded) == values
 
 
 AT = ["dt", "2026-11-24T10:00:00+00:00"]
