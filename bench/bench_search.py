@@ -7,6 +7,7 @@ measured separately; the vector cache's memory and load time; float16 against fl
         [--vector-index auto|hnsw|exact] [--queries 65]
         [--rounds 2] [--plain-fields-cpu] [--scan-thread] [--profile MODE] [--no-timing]
         [--other-workspaces N] [--highlight-offsets] [--statements MODE] [--by-query MODE]
+        [--loop uvloop|asyncio]
 
 Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the recorded figures:
 10,000 documents on SQLite and PostgreSQL.
@@ -27,6 +28,8 @@ for a query asked again (the next page, a repeated search); the model's time for
 measured on its own, cold, at concurrency 1 and 8; and SEMANTIC and HYBRID are timed again with
 the query embedded in every search, as for a new query. Each row is warmed up first at
 concurrency 8, so that the pool's connections are open and have prepared their statements.
+
+The searches run on uvloop, as uvicorn runs the API (`--loop asyncio`: asyncio's own loop).
 
 `--statements MODE` prints the SQL statements of a search in that mode with their times;
 `--by-query MODE` each query's time alone, the slowest first (which queries make a tail).
@@ -62,6 +65,7 @@ if str(ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
+import uvloop  # noqa: E402
 from sqlalchemy import insert, select, text  # noqa: E402
 
 from app import migrate  # noqa: E402
@@ -712,6 +716,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=65)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the event loop the searches run on (uvloop: what uvicorn runs the API on)",
+    )
+    parser.add_argument(
         "--plain-fields-cpu",
         action="store_true",
         help="CPU per search in this process, plain fields read directly against graphql-core's "
@@ -777,17 +787,22 @@ def main() -> None:
     with model_host(args.ollama_host) as host:
         passages = real_passages(corpus_file(args.pages, host))
         print(f"{len(passages)} real passages to derive {args.documents} documents from")
+        # The event loop the API runs on: uvicorn takes uvloop when it is installed (it is, by
+        # uvicorn[standard]); `--loop asyncio` measures asyncio's own.
+        loop_factory = uvloop.new_event_loop if args.loop == "uvloop" else None
+        print(f"event loop: {args.loop}")
         if args.db in ("sqlite", "both"):
             path = CACHE / f"latency-{args.documents}x{args.chunks_per_document}.sqlite3"
             print(f"\n== SQLite ({path})")
-            asyncio.run(run_database(f"sqlite+aiosqlite:///{path}", args, host, passages))
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                runner.run(run_database(f"sqlite+aiosqlite:///{path}", args, host, passages))
         if args.db in ("postgres", "both", "pgvector"):
             from tests.support.services import pgvector_postgres_server, postgres_server
 
             server = pgvector_postgres_server if args.db == "pgvector" else postgres_server
-            with server() as url:
+            with server() as url, asyncio.Runner(loop_factory=loop_factory) as runner:
                 print("\n== PostgreSQL" + (" with pgvector" if args.db == "pgvector" else ""))
-                asyncio.run(run_database(url, args, host, passages))
+                runner.run(run_database(url, args, host, passages))
 
 
 if __name__ == "__main__":
