@@ -75,7 +75,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import collections
 import contextlib
 import functools
 import hashlib
@@ -149,6 +148,7 @@ from services import extraction, vector_index  # noqa: E402
 from services.search import RELATED_DOCUMENTS  # noqa: E402
 from services.workspaces import QUESTIONS_WINDOW  # noqa: E402
 from tests.support.corpus import Section, corpus_sections  # noqa: E402
+from tests.support.graphql import fields_through_graphql_core  # noqa: E402
 
 BENCH_SECRET = "bench-documents-secret-0123456789abcdef"
 OPERATIONS = ROOT / "graphql" / "operations"
@@ -1864,26 +1864,6 @@ async def print_profile(
             print("    fields that took graphql-core's path (a ResolveInfo each), per request:")
             for name, count in fields.most_common():
                 print(f"      {count / requests:6.1f}  {name}")
-
-
-@contextlib.contextmanager
-def fields_through_graphql_core() -> Iterator[collections.Counter[str]]:
-    """Count, by type and field, the fields that build a ResolveInfo (graphql-core's path rather
-    than a direct read) while the block runs."""
-    from resolvers.core.execution import PlainFieldExecution
-
-    counted: collections.Counter[str] = collections.Counter()
-    original = PlainFieldExecution.build_resolve_info
-
-    def counting(self: Any, field_def: Any, field_nodes: Any, parent_type: Any, path: Any) -> Any:
-        counted[f"{parent_type.name}.{field_nodes[0].name.value}"] += 1
-        return original(self, field_def, field_nodes, parent_type, path)
-
-    PlainFieldExecution.build_resolve_info = counting  # type: ignore[method-assign]
-    try:
-        yield counted
-    finally:
-        PlainFieldExecution.build_resolve_info = original  # type: ignore[method-assign]
 
 
 async def print_plain_fields_cpu(

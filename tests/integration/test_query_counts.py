@@ -15,7 +15,12 @@ from base.models.chat import AnswerState, Citation, Conversation, Message, Messa
 from base.models.runs import RunStatus
 from base.settings import Settings
 from tests.support.databases import count_statements, extracted_text_reads
-from tests.support.graphql import GraphQLClient, first_workspace, sign_up
+from tests.support.graphql import (
+    GraphQLClient,
+    fields_through_graphql_core,
+    first_workspace,
+    sign_up,
+)
 from tests.support.seed import (
     add_collection,
     add_documents,
@@ -249,12 +254,18 @@ async def test_documents_list_is_four_statements_for_any_number_of_rows(
     [editor] = await add_members(db, workspace_id, 1, prefix="editor")
     collections = [await add_collection(db, workspace_id, f"C{n}", owner_id) for n in range(3)]
     await add_documents(db, workspace_id, collections, [owner_id, editor], rows, tags=("a", "b"))
-    with count_statements(any_db_app.state.engine) as statements:
+    with (
+        count_statements(any_db_app.state.engine) as statements,
+        fields_through_graphql_core() as resolved,
+    ):
         data = await any_db_client.op(
             "DocumentsList",
             {"workspaceId": workspace["id"], "first": rows},
             token=owner["accessToken"],
         )
+    # Each row, with its collection, owner and tags, is read directly (ADR 0146): only the two
+    # root resolvers build a ResolveInfo, whatever the number of rows.
+    assert resolved == {"Query.workspace": 1, "Workspace.documents": 1}
     documents = data["workspace"]["documents"]
     assert (documents["totalCount"], len(documents["edges"])) == (rows, rows)
     nodes = [e["node"] for e in documents["edges"]]
@@ -393,10 +404,28 @@ async def test_dashboard_is_five_statements_and_does_not_count_its_recent_docume
     other_workspace = await first_workspace(any_db_client, other["accessToken"])
     other_ids = uuid_of(other_workspace["id"]), uuid_of(other["user"]["id"])
     await _conversation_with_answers(db, *other_ids, days_ago=[1])
-    with count_statements(any_db_app.state.engine) as statements:
+    with (
+        count_statements(any_db_app.state.engine) as statements,
+        fields_through_graphql_core() as resolved,
+    ):
         data = await any_db_client.op(
             "Dashboard", {"workspaceId": workspace["id"]}, token=owner["accessToken"]
         )
+    # Only the root resolvers build a ResolveInfo: recent documents with their collections,
+    # runs and events are read directly (ADR 0146).
+    assert resolved == {
+        f"{type_}.{field}": 1
+        for type_, field in [
+            ("Query", "workspace"),
+            *(
+                ("Workspace", f)
+                for f in (
+                    *("documentCounts", "collectionCount", "questionsAskedLast7Days"),
+                    *("recentDocuments", "runs", "activity"),
+                )
+            ),
+        ]
+    }
     ws = data["workspace"]
     assert ws["documentCounts"]["total"] == rows
     assert ws["collectionCount"] == 3

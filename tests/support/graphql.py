@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import uuid
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import httpx
 from strawberry import relay
+
+from resolvers.core.execution import PlainFieldExecution
 
 ROOT = Path(__file__).resolve().parents[2]
 OPERATIONS = ROOT / "graphql" / "operations"
@@ -76,3 +81,21 @@ async def sign_up(
 async def first_workspace(client: GraphQLClient, token: str) -> dict[str, Any]:
     data = await client.op("AppShell", token=token)
     return data["workspaces"]["edges"][0]["node"]
+
+
+@contextlib.contextmanager
+def fields_through_graphql_core() -> Iterator[collections.Counter[str]]:
+    """Count, by type and field, the fields that build a ResolveInfo (graphql-core's path rather
+    than a direct read) while the block runs."""
+    counted: collections.Counter[str] = collections.Counter()
+    original = PlainFieldExecution.build_resolve_info
+
+    def counting(self: Any, field_def: Any, field_nodes: Any, parent_type: Any, path: Any) -> Any:
+        counted[f"{parent_type.name}.{field_nodes[0].name.value}"] += 1
+        return original(self, field_def, field_nodes, parent_type, path)
+
+    PlainFieldExecution.build_resolve_info = counting  # type: ignore[method-assign]
+    try:
+        yield counted
+    finally:
+        PlainFieldExecution.build_resolve_info = original  # type: ignore[method-assign]
