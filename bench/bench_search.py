@@ -419,8 +419,8 @@ async def statement_times(app: Any, queries: list[str], mode: str) -> None:
         f"{total:.1f} ms (sent to rows):"
     )
     for statement, times in sorted(timings.items(), key=lambda item: -sum(item[1])):
-        share, count = sum(times) / len(queries) / 1e6, len(times) / len(queries)
-        print(f"    {share:6.2f} ms a search  {count:4.1f}x  {statement}")
+        share, runs = sum(times) / len(queries) / 1e6, len(times) / len(queries)
+        print(f"    {share:6.2f} ms a search  {runs:4.1f}x  {statement}")
 
 
 async def embedding_times(app: Any, queries: list[str], concurrency: int) -> list[float]:
