@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from sqlalchemy import CompoundSelect, Engine, Executable, Result, Select, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -22,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
+from base import compact_json
 from base.db.types import register_sqlite_functions
 from base.settings import Settings
 
@@ -29,29 +28,20 @@ from base.settings import Settings
 def build_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         engine = create_async_engine(
-            settings.database_url, connect_args={"timeout": 30}, json_deserializer=json_loads
+            settings.database_url,
+            connect_args={"timeout": 30},
+            json_deserializer=compact_json.loads,
         )
         _tune_sqlite(engine)
         return engine
     return create_async_engine(
         settings.database_url,
-        json_deserializer=json_loads,
+        json_deserializer=compact_json.loads,
         pool_size=20,
         max_overflow=20,
         pool_pre_ping=True,
         connect_args=postgres_connect_args(settings),
     )
-
-
-def json_loads(text: str | bytes) -> Any:
-    """The value of a JSON column as read. orjson parses in about a quarter of the standard
-    decoder's time, and a page of documents or runs reads one value per row; what it refuses
-    (an integer past 64 bits, or NaN, which the standard encoder may have written to SQLite)
-    the standard decoder reads, as it did before."""
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return json.loads(text)
 
 
 def postgres_connect_args(settings: Settings) -> dict[str, Any]:

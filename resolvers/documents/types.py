@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
@@ -500,20 +499,21 @@ async def load_document_fields(
     reports it."""
     wanted = selected_names(info, *path)
     loaders = info.context.loaders
+    collection_ids = [v.collection_id for v in views]
+    owner_ids = list(dict.fromkeys(v.owner_id for v in views if v.owner_id is not None))
+    document_ids = [v.id for v in views]
     collections = owners = tags = None
-    owner_ids: list[uuid.UUID] = []
     if "collection" in wanted:
-        collections = loaders.collection_by_id.load_many([v.collection_id for v in views])
+        collections = loaders.collection_by_id.load_many(collection_ids)
     if "owner" in wanted:
-        owner_ids = list(dict.fromkeys(v.owner_id for v in views if v.owner_id is not None))
         owners = loaders.user_by_id.load_many(owner_ids)
     if "tags" in wanted:
-        tags = loaders.tags_by_document_id.load_many([v.id for v in views])
+        tags = loaders.tags_by_document_id.load_many(document_ids)
     loads = [load for load in (collections, owners, tags) if load is not None]
     await asyncio.gather(*loads, return_exceptions=True)
-    found_collections = _found(collections, [v.collection_id for v in views], _collection)
+    found_collections = _found(collections, collection_ids, _collection)
     found_owners = _found(owners, owner_ids, _user)
-    found_tags = _found(tags, [v.id for v in views], list)
+    found_tags = _found(tags, document_ids, list)
 
     def document(view: DocumentView) -> Document:
         built = Document.of(view)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from base.db.engine import json_loads
+from base.compact_json import loads as json_loads
 
 VALUES = [
     '["Key point one", "Zweiter Punkt – ü", "三"]',
