@@ -380,6 +380,21 @@ class Settings(BaseSettings):
         "vectors streamed from the database. `hnsw`: the index whenever there is one (no "
         "vectors in the API processes). `exact`: never the index (ADR 0061).",
     )
+    search_partitions_min_passages: int = Field(
+        default=20_000,
+        ge=0,
+        le=100_000_000,
+        description="A workspace with at least this many cached passage vectors ranks its "
+        "unfiltered semantic searches through an inverted-file index over them (faiss IVF, "
+        "ADR 0147): approximate, about ten times less scanning. 0: always the exact scan.",
+    )
+    search_partitions_probed: int = Field(
+        default=32,
+        ge=1,
+        le=100_000,
+        description="Lists of that index a query scans (of about twice the square root of the "
+        "passages). More finds more of the exact ranking, slower (ADR 0147).",
+    )
     search_hnsw_ef_search: int = Field(
         default=200,
         ge=10,

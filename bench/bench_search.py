@@ -7,7 +7,7 @@ measured separately; the vector cache's memory and load time; float16 against fl
         [--vector-index auto|hnsw|exact] [--queries 65]
         [--rounds 2] [--plain-fields-cpu] [--scan-thread] [--profile MODE] [--no-timing]
         [--other-workspaces N] [--highlight-offsets] [--statements MODE] [--by-query MODE]
-        [--loop uvloop|asyncio]
+        [--loop uvloop|asyncio] [--partitions-only]
 
 Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the recorded figures:
 10,000 documents on SQLite and PostgreSQL.
@@ -30,6 +30,13 @@ the query embedded in every search, as for a new query. Each row is warmed up fi
 concurrency 8, so that the pool's connections are open and have prepared their statements.
 
 The searches run on uvloop, as uvicorn runs the API (`--loop asyncio`: asyncio's own loop).
+
+The 50,000 passages are past SEARCH_PARTITIONS_MIN_PASSAGES, so unfiltered SEMANTIC and HYBRID
+rankings go through the workspace's partitioned index (ADR 0147) once the first search has had
+it built. Before the timed rows the benchmark prints its build time, memory and recall@10
+against the exact scan for the questions; after them, SEMANTIC and HYBRID without a filter
+timed with it and with the exact scan, alternating, with this process's CPU per search.
+`--partitions-only` prints only that.
 
 `--statements MODE` prints the SQL statements of a search in that mode with their times;
 `--by-query MODE` each query's time alone, the slowest first (which queries make a tail).
@@ -92,6 +99,7 @@ from bench.highlight_offsets import highlight_offsets  # noqa: E402
 from bench.index_recall import index_recall  # noqa: E402
 from bench.search_corpus import (  # noqa: E402
     CACHE,
+    QUESTIONS,
     corpus_database,
     corpus_pages,
     questions,
@@ -511,6 +519,126 @@ def fmt(times: list[float]) -> str:
     return f"p50 {percentile(times, 50) * 1000:6.1f} ms  p95 {percentile(times, 95) * 1000:6.1f} ms"
 
 
+async def _cached_vectors(app: Any) -> vector_index.WorkspaceVectors:
+    deps = app.state.deps
+    cache = vector_index.vector_cache(deps.settings.search_vector_cache_mb * 1024 * 1024)
+    async with deps.db() as session:
+        vectors, _ = await cache.vectors(
+            session, deps.settings.database_url, WORKSPACE, deps.settings.embed_model
+        )
+    assert vectors is not None
+    return vectors
+
+
+async def partition_check(app: Any, queries: list[str]) -> None:
+    """The partitioned index (ADR 0147) the first searches started: its build, its memory, and
+    its recall@10 against the exact scan for the questions (both sets, the unanswerable ones
+    too), with each ranking's time."""
+    settings = app.state.deps.settings
+    partitioning = search._partitioning(settings)
+    vectors = await _cached_vectors(app)
+    if partitioning is None or vectors.count < partitioning.min_rows:
+        print("  partitioned index: none (exact scan; SEARCH_PARTITIONS_MIN_PASSAGES)")
+        return
+    began = time.perf_counter()
+    await vector_index.partitions_settled()
+    waited = time.perf_counter() - began
+    partitions = vectors.partitions
+    assert partitions is not None
+    vectors.partitions = None  # built again here, timed on its own
+    rows = vectors.snapshot()
+    began = time.perf_counter()
+    rebuilt = await asyncio.to_thread(vector_index.PartitionedIndex.build, rows)
+    build = time.perf_counter() - began
+    vectors.partitions = rebuilt
+    print(
+        f"  partitioned index: {rebuilt.index.nlist} lists over {vectors.count} vectors built "
+        f"in {build:.2f} s off the loop (ready {waited:.2f} s after the first search), "
+        f"{rebuilt.nbytes / 2**20:.0f} MiB; {partitioning.probes} lists probed a query"
+    )
+    depth = settings.search_max_results
+    recalls: dict[str, list[float]] = {"passages": [], "documents": [], f"{depth} documents": []}
+    times: dict[str, list[float]] = {"exact": [], "partitioned": []}
+    short = 0
+    for q in queries:
+        qv = await search.embed_query(app.state.deps, q)
+        for name, per_document, limit in (
+            ("passages", False, 10),
+            ("documents", True, 10),
+            (f"{depth} documents", True, depth),
+        ):
+            began = time.perf_counter()
+            exact = await vector_index.scan(
+                vectors, qv, allowed=None, limit=limit, per_document=per_document
+            )
+            times["exact"].append(time.perf_counter() - began)
+            began = time.perf_counter()
+            found = await vector_index._ranked_by_partitions(
+                rebuilt, vectors.snapshot(), qv, limit, per_document, partitioning
+            )
+            times["partitioned"].append(time.perf_counter() - began)
+            if found is None:
+                short += 1
+                continue
+            top = {h.chunk_id for h in exact[:10]}
+            recalls[name].append(len(top & {h.chunk_id for h in found[:10]}) / len(top))
+    for name, values in recalls.items():
+        if values:
+            print(
+                f"    {name:<14} recall@10 against the exact scan: mean "
+                f"{statistics.mean(values):.3f}, min {min(values):.1f}, "
+                f"queries under 1: {sum(v < 1 for v in values)} of {len(values)}"
+            )
+    exact_ms = statistics.median(times["exact"]) * 1000
+    part_ms = statistics.median(times["partitioned"]) * 1000
+    print(
+        f"    a ranking, median: exact {exact_ms:.2f} ms, partitioned {part_ms:.2f} ms "
+        f"(x{exact_ms / part_ms:.1f}); rankings handed back to the exact scan (too few "
+        f"documents in the probed lists): {short} of {3 * len(queries)}"
+    )
+
+
+async def exact_against_partitions(app: Any, queries: list[str], rounds: int) -> None:
+    """SEMANTIC and HYBRID without a filter timed again with the exact scan (no partitioned
+    index), in the same run, against the partitioned figures timed just before them."""
+    deps = app.state.deps
+    if search._partitioning(deps.settings) is None:
+        return
+    exact_deps = __import__("dataclasses").replace(
+        deps,
+        settings=deps.settings.model_copy(update={"search_partitions_min_passages": 0}),
+    )
+    print(
+        "  the partitioned index against the exact scan, no filter (partitioned, exact, "
+        "partitioned, exact); at concurrency 8, and this process's CPU per search at 1:"
+    )
+    for mode in ("SEMANTIC", "HYBRID"):
+        figures: dict[str, list[float]] = {}
+        cpu: dict[str, list[float]] = {}
+        for name, which in (("partitioned", deps), ("exact", exact_deps)) * 2:
+            app.state.deps = which
+            try:
+                await timed(app, queries[:16], mode, False, 8, 1)
+                figures.setdefault(name, []).extend(
+                    await timed(app, queries, mode, False, 8, rounds)
+                )
+                began = time.process_time()
+                await timed(app, queries, mode, False, 1, 1)
+                cpu.setdefault(name, []).append((time.process_time() - began) / len(queries))
+            finally:
+                app.state.deps = deps
+        exact_p95 = percentile(figures["exact"], 95)
+        part_p95 = percentile(figures["partitioned"], 95)
+        exact_cpu = statistics.mean(cpu["exact"]) * 1000
+        part_cpu = statistics.mean(cpu["partitioned"]) * 1000
+        print(
+            f"    {mode:<9} exact {fmt(figures['exact'])}, partitioned "
+            f"{fmt(figures['partitioned'])} (p95 x{part_p95 / exact_p95:.2f}); CPU "
+            f"{exact_cpu:.2f} -> {part_cpu:.2f} ms (x{part_cpu / exact_cpu:.2f})",
+            flush=True,
+        )
+
+
 async def float16_check(app: Any, queries: list[str]) -> None:
     """recall@10 of float16 vectors against the exact float32 ranking, and scan times."""
     deps = app.state.deps
@@ -632,6 +760,12 @@ async def run_database(
             f"{cache.nbytes / 2**20:.0f} MiB, process RSS "
             f"+{(process.memory_info().rss - rss) / 2**20:.0f} MiB"
         )
+        every_question = [
+            q["q"]
+            for path in (QUESTIONS, QUESTIONS.parent / "paraphrased.json")
+            for q in questions(path)
+        ]
+        await partition_check(app, every_question)
         async with app.state.deps.read() as session:
             indexed = await hnsw_index.indexed_dimensions(session)
         if indexed:
@@ -650,6 +784,9 @@ async def run_database(
         if args.highlight_offsets and app.state.engine.dialect.name == "postgresql":
             await highlight_offsets(app.state.deps, queries)
         if not args.timing:
+            return
+        if args.partitions_only:
+            await exact_against_partitions(app, queries, args.rounds)
             return
         if args.other_workspaces:
             await other_workspaces(app, queries, args.other_workspaces, args.rounds)
@@ -671,6 +808,7 @@ async def run_database(
             print(f"  {mode:<9} {'none':<11} {fmt(one):<32} {fmt(eight):<32}", flush=True)
         for q in queries:  # kept again for what follows
             await search.embed_query(app.state.deps, q)
+        await exact_against_partitions(app, queries, args.rounds)
         await float16_check(app, queries)
         await kailash_cosine(app, queries[0])
         streaming = __import__("dataclasses").replace(
@@ -712,6 +850,11 @@ def main() -> None:
         choices=("auto", "hnsw", "exact"),
         default="auto",
         help="SEARCH_VECTOR_INDEX for the timed searches (hnsw: through pgvector's index)",
+    )
+    parser.add_argument(
+        "--partitions-only",
+        action="store_true",
+        help="time only the partitioned index against the exact scan (ADR 0147)",
     )
     parser.add_argument("--queries", type=int, default=65)
     parser.add_argument("--rounds", type=int, default=2)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import math
 import re
 import statistics
@@ -80,7 +81,7 @@ from bench.search_corpus import (  # noqa: E402
     postgres_copy,
     questions,
 )
-from services import keyword_index, search  # noqa: E402
+from services import keyword_index, search, vector_index  # noqa: E402
 from services.deps import ServiceDeps  # noqa: E402
 from services.fusion import linear_fusion, reciprocal_rank_fusion  # noqa: E402
 from services.search import SearchMode  # noqa: E402
@@ -568,6 +569,23 @@ def model_host(given: str | None) -> Iterator[str]:
         yield url
 
 
+async def partitioned(deps: ServiceDeps, minimum: int | None) -> ServiceDeps:
+    """`deps` whose semantic rankings go through the partitioned index (ADR 0147) from `minimum`
+    passages, the index built before the first question (else they would be exact until then)."""
+    if minimum is None:
+        return deps
+    deps = dataclasses.replace(
+        deps,
+        settings=deps.settings.model_copy(update={"search_partitions_min_passages": minimum}),
+    )
+    await search.retrieve_passages(
+        deps, workspace_id=WORKSPACE_ID, query="index", mode=SearchMode.SEMANTIC, limit=1
+    )
+    await vector_index.partitions_settled()
+    print(f"  semantic rankings through the partitioned index (from {minimum} passages)")
+    return deps
+
+
 async def run(args: argparse.Namespace, host: str) -> None:
     pages = corpus_pages(args.pages)
     question_set = questions(args.questions)
@@ -581,7 +599,11 @@ async def run(args: argparse.Namespace, host: str) -> None:
         print(f"ingested or reused in {time.perf_counter() - began:.0f} s: {corpus.path}")
         if args.db in ("sqlite", "both"):
             await evaluate(
-                "SQLite (FTS5)", corpus.deps, corpus.pages, not args.no_variants, question_set
+                "SQLite (FTS5)",
+                await partitioned(corpus.deps, args.partitions_min),
+                corpus.pages,
+                not args.no_variants,
+                question_set,
             )
         if args.db in ("postgres", "both", "pgvector"):
             pgvector = args.db == "pgvector"
@@ -597,6 +619,7 @@ async def run(args: argparse.Namespace, host: str) -> None:
                 if pgvector:
                     label = "PostgreSQL (tsvector, pgvector HNSW)"
                     await index_recall(target, WORKSPACE_ID, [q["q"] for q in question_set])
+                target = await partitioned(target, args.partitions_min)
                 await evaluate(label, target, corpus.pages, not args.no_variants, question_set)
 
 
@@ -613,6 +636,13 @@ def main() -> None:
         default=QUESTIONS,
         help="the question set to ask (bench/quality/questions.json; the corpus is always the "
         "one it names, so bench/quality/paraphrased.json asks the same pages in other words)",
+    )
+    parser.add_argument(
+        "--partitions-min",
+        type=int,
+        default=None,
+        help="SEARCH_PARTITIONS_MIN_PASSAGES for the questions (the corpus is under the default "
+        "20,000: a lower value ranks it through the partitioned index, ADR 0147)",
     )
     add_size_flag(parser, quick={"pages": 66, "db": "sqlite"}, full={"pages": 300, "db": "both"})
     args = apply_sizes(parser.parse_args())

@@ -37,6 +37,7 @@ from base.errors import Invalid, ModelUnavailable
 from base.models.accounts import Role
 from base.models.documents import MAX_TAG, Chunk, Collection, Document, DocumentTag
 from base.models.retrieval import VectorVersion
+from base.settings import Settings
 from services import document_vectors, hnsw_index, keyword_index, llm, vector_index
 from services.access import in_ids, require_role
 from services.collections import COLLECTION_OF_DOCUMENT, collection_of_document
@@ -262,7 +263,22 @@ async def semantic_hits(
     if documents is not None:
         allowed = vectors.allowed_rows(set((await session.execute(documents)).scalars()))
     return await vector_index.scan(
-        vectors, query, allowed=allowed, limit=limit, per_document=per_document
+        vectors,
+        query,
+        allowed=allowed,
+        limit=limit,
+        per_document=per_document,
+        partitioning=cache.partitioning_for(vectors, _partitioning(settings)),
+    )
+
+
+def _partitioning(settings: Settings) -> vector_index.Partitioning | None:
+    """Whether and how a large workspace's rankings go through a partitioned index (ADR 0147):
+    not when SEARCH_VECTOR_INDEX asks for exact rankings or the minimum is 0."""
+    if settings.search_vector_index == "exact" or settings.search_partitions_min_passages == 0:
+        return None
+    return vector_index.Partitioning(
+        settings.search_partitions_min_passages, settings.search_partitions_probed
     )
 
 

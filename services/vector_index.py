@@ -23,19 +23,26 @@ streamed from the database in blocks for each query (exact too, bounded memory, 
 Filters (collections, tags, documents) arrive as the set of allowed documents, computed by SQL
 inside the workspace, and are applied as a mask inside the scan, before ranking: a filtered
 search ranks the allowed passages, never a filtered top-k.
+
+A large workspace's unfiltered rankings go through an inverted-file index over the same cached
+vectors (faiss's IVF, `PartitionedIndex`, ADR 0147): the query is compared with the lists'
+centroids and only the nearest lists are scanned. It is built off the event loop once the
+workspace reaches `Partitioning.min_rows`, follows the cache's appends and removals, and counts
+against the cache's memory; until it exists, and for every filtered ranking, the scan is exact.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import uuid
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -45,6 +52,9 @@ from threadpoolctl import threadpool_limits
 
 from base.models.documents import ChunkVector
 from base.models.retrieval import VectorVersion
+
+if TYPE_CHECKING:
+    import faiss
 
 log = logging.getLogger("knowledge_desk.vector_index")
 
@@ -56,6 +66,20 @@ Mask = npt.NDArray[np.bool_]
 BLOCK_ROWS = 2048
 # Bytes a cached row costs besides its vector: seq (8), document index (4), chunk id (16).
 _ROW_OVERHEAD = 28
+# BLAS and OpenMP threads of the process (`limit_scan_threads`), applied to faiss when it loads.
+_faiss_threads = [1]
+
+
+def _faiss() -> Any:
+    """faiss, imported on first use (0.75 s of import that only a process ranking a large
+    workspace needs), with the calling thread's OpenMP threads set: OpenMP keeps that number per
+    thread, so each thread that runs faiss sets it before."""
+    # Its loader logs at INFO which CPU build it tried first; nothing an operator acts on.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    import faiss
+
+    faiss.omp_set_num_threads(_faiss_threads[0])
+    return faiss
 
 
 def limit_scan_threads(threads: int) -> None:
@@ -67,6 +91,9 @@ def limit_scan_threads(threads: int) -> None:
     the database on the same cores (ADR 0079). Processes, not threads, scale the scans; the
     product runs off the event loop on one thread of its own (ADR 0109)."""
     threadpool_limits(limits=threads, user_api="blas")
+    _faiss_threads[0] = threads
+    if "faiss" in sys.modules:
+        sys.modules["faiss"].omp_set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -115,6 +142,23 @@ class WorkspaceVectors:
         self.doc_ids: list[uuid.UUID] = []
         self.doc_index: dict[uuid.UUID, int] = {}
         self._centroids: tuple[int, Floats, Mask] | None = None
+        # Bumped by each removal (`keep`), so the partitioned index knows to drop rows.
+        self.generation = 0
+        self.partitions: PartitionedIndex | None = None
+        self.partitioning: bool = False  # a build is under way
+
+    def snapshot(self) -> Rows:
+        """The rows of this moment: appends write past `count` and `keep` builds new arrays,
+        so the views stay as they are while another request changes the entry."""
+        count = self.count
+        return Rows(
+            self.matrix[:count],
+            self.seqs[:count],
+            self.row_docs[:count],
+            self.chunk_ids,
+            self.doc_ids,
+            self.generation,
+        )
 
     @property
     def matrix(self) -> Floats:
@@ -123,7 +167,8 @@ class WorkspaceVectors:
 
     @property
     def nbytes(self) -> int:
-        return len(self.seqs) * (self.dimension * 4 + _ROW_OVERHEAD)
+        own = len(self.seqs) * (self.dimension * 4 + _ROW_OVERHEAD)
+        return own + (self.partitions.nbytes if self.partitions is not None else 0)
 
     @staticmethod
     def bytes_for(rows: int, dimension: int) -> int:
@@ -190,6 +235,7 @@ class WorkspaceVectors:
             self.chunk_ids = self.chunk_ids[rows].copy()
             self.count = len(rows)
             self._centroids = None
+            self.generation += 1
         return dropped
 
     def chunk_id(self, row: int) -> uuid.UUID:
@@ -298,30 +344,210 @@ async def scan(
     allowed: Mask | None,
     limit: int,
     per_document: bool,
+    partitioning: Partitioning | None = None,
 ) -> list[VectorHit]:
     """The `limit` best passages (or the best passage of each of the `limit` best documents)
-    among the allowed rows."""
-    count = vectors.count
-    if count == 0 or limit <= 0:
+    among the allowed rows. An unfiltered ranking of a workspace of `partitioning.min_rows`
+    rows or more goes through its partitioned index once that is built (ADR 0147)."""
+    if vectors.count == 0 or limit <= 0:
         return []
-    # The arrays of this moment: appends write past `count` and removals build new arrays, so
-    # a refresh by another request while the product runs changes none of them.
-    matrix, row_docs = vectors.matrix[:count], vectors.row_docs[:count]
-    chunk_ids, doc_ids = vectors.chunk_ids, vectors.doc_ids
-    scores = await _product(matrix, query)
+    rows = vectors.snapshot()
+    if allowed is None and partitioning is not None and len(rows.seqs) >= partitioning.min_rows:
+        partitions = _partitions_of(vectors, partitioning)
+        if partitions is not None:
+            found = await _ranked_by_partitions(
+                partitions, rows, query, limit, per_document, partitioning
+            )
+            if found is not None:
+                return found
+    scores = await _product(rows.matrix, query)
     if allowed is not None:
         scores = np.where(allowed, scores, np.float32(-np.inf))
-    rows = (
-        best_row_per_document(scores, row_docs, limit) if per_document else top_rows(scores, limit)
+    chosen = (
+        best_row_per_document(scores, rows.row_docs, limit)
+        if per_document
+        else top_rows(scores, limit)
     )
-    return [
-        VectorHit(
-            chunk_id=uuid.UUID(bytes=chunk_ids[row].tobytes()),
-            document_id=doc_ids[row_docs[row]],
-            cosine=cosine,
+    return rows.hits(chosen, scores[chosen])
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A workspace's cached rows at one moment (`WorkspaceVectors.snapshot`)."""
+
+    matrix: Floats
+    seqs: Ints
+    row_docs: npt.NDArray[np.int32]
+    chunk_ids: npt.NDArray[np.uint8]
+    doc_ids: list[uuid.UUID]
+    generation: int
+
+    def hits(self, rows: Ints, scores: Floats) -> list[VectorHit]:
+        chunk_ids, doc_ids, row_docs = self.chunk_ids, self.doc_ids, self.row_docs
+        return [
+            VectorHit(
+                chunk_id=uuid.UUID(bytes=chunk_ids[row].tobytes()),
+                document_id=doc_ids[row_docs[row]],
+                cosine=cosine,
+            )
+            for row, cosine in zip(rows.tolist(), scores.tolist(), strict=True)
+        ]
+
+
+# -- the partitioned index of a large workspace (ADR 0147) ------------------------------------
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    """When a workspace's unfiltered rankings go through a partitioned index, and how many of
+    its lists a query scans (SEARCH_PARTITIONS_MIN_PASSAGES, SEARCH_PARTITIONS_PROBED)."""
+
+    min_rows: int
+    probes: int
+
+
+# Training samples per list: faiss's k-means wants at least 39; more costs build time for no
+# measured gain in recall (ADR 0147).
+_TRAINING_PER_LIST = 40  # (39 for `list_count`'s cap, one spare)
+# A workspace that has grown to this many times the rows its index was built on gets a new one:
+# its lists were placed for the old rows.
+_REBUILD_GROWTH = 2
+_PARTITION_BUILDS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vector-partitions")
+_builds: set[asyncio.Task[None]] = set()
+
+
+def list_count(rows: int) -> int:
+    """Lists of the inverted file for `rows` vectors: twice the square root (ADR 0147), and no
+    more than faiss's k-means has 39 training rows for."""
+    return max(1, min(int(2 * rows**0.5), rows // 39))
+
+
+class PartitionedIndex:
+    """faiss's inverted-file index (flat lists, inner product) over one workspace's cached
+    vectors, each row keyed by its `seq`. A query compares itself with the lists' centroids and
+    scans the vectors of the nearest `probes` lists only.
+
+    It is searched and changed only on the products' thread, one call at a time, in the order
+    the event loop asked: faiss allows concurrent searches but not a search beside an add or a
+    removal. Each call first brings the index to the rows the request saw (`follow`)."""
+
+    def __init__(self, index: faiss.IndexIVFFlat, seqs: Ints, generation: int) -> None:
+        self.index = index
+        self.seqs = seqs  # the seqs it holds, ascending
+        self.generation = generation
+        self.built_rows = len(seqs)
+
+    @classmethod
+    def build(cls, rows: Rows) -> PartitionedIndex:
+        faiss = _faiss()
+        count, dimension = rows.matrix.shape
+        lists = list_count(count)
+        index = faiss.IndexIVFFlat(
+            faiss.IndexFlatIP(dimension), dimension, lists, faiss.METRIC_INNER_PRODUCT
         )
-        for row, cosine in zip(rows.tolist(), scores[rows].tolist(), strict=True)
-    ]
+        # A fixed seed: the same rows give the same lists, so a process's rankings repeat.
+        sample = np.random.default_rng(0).choice(
+            count, min(count, lists * _TRAINING_PER_LIST), replace=False
+        )
+        sample.sort()
+        index.train(np.ascontiguousarray(rows.matrix[sample]))
+        index.add_with_ids(np.ascontiguousarray(rows.matrix), rows.seqs)
+        return cls(index, rows.seqs, rows.generation)
+
+    @property
+    def nbytes(self) -> int:
+        return self.bytes_for(len(self.seqs), int(self.index.d))
+
+    @staticmethod
+    def bytes_for(rows: int, dimension: int) -> int:
+        """The lists' copy of each vector with its id, and the centroids."""
+        return rows * (dimension * 4 + 8) + list_count(rows) * dimension * 4
+
+    def follow(self, rows: Rows) -> None:
+        """Hold exactly `rows`: drop what a removal took since (the generation moved), add the
+        rows past the last seq held. Rows are only appended in seq order and only removed, so
+        that is every difference."""
+        if rows.generation != self.generation:
+            gone = np.setdiff1d(self.seqs, rows.seqs, assume_unique=True)
+            if len(gone):
+                self.index.remove_ids(_faiss().IDSelectorBatch(gone))
+            self.generation = rows.generation
+        last = self.seqs[-1] if len(self.seqs) else -1
+        start = int(np.searchsorted(rows.seqs, last, side="right"))
+        if start < len(rows.seqs):
+            self.index.add_with_ids(np.ascontiguousarray(rows.matrix[start:]), rows.seqs[start:])
+        self.seqs = rows.seqs
+
+    def ranked(self, rows: Rows, query: Floats, k: int, probes: int) -> tuple[Ints, Floats]:
+        """Up to `k` rows of `rows` (indexes into it) nearest to `query`, best first, with
+        their cosine."""
+        faiss = _faiss()  # first: sets this thread's OpenMP threads before faiss runs here
+        self.follow(rows)
+        params = faiss.SearchParametersIVF(nprobe=min(probes, int(self.index.nlist)))
+        scores, ids = self.index.search(query.reshape(1, -1), k, params=params)
+        held = ids[0] >= 0
+        positions: Ints = np.searchsorted(rows.seqs, ids[0][held])
+        return positions, scores[0][held]
+
+
+def _partitions_of(
+    vectors: WorkspaceVectors, partitioning: Partitioning
+) -> PartitionedIndex | None:
+    """The workspace's partitioned index when built; starts a build (off the loop) when it has
+    none or has outgrown it. Until then the scan stays exact."""
+    partitions = vectors.partitions
+    outgrown = partitions is not None and vectors.count >= _REBUILD_GROWTH * partitions.built_rows
+    if (partitions is None or outgrown) and not vectors.partitioning:
+        vectors.partitioning = True
+        task = asyncio.get_running_loop().create_task(_build_partitions(vectors))
+        _builds.add(task)
+        task.add_done_callback(_builds.discard)
+    return partitions
+
+
+async def partitions_settled() -> None:
+    """Wait for the partitioned indexes being built in this process (benchmarks and tests time
+    and check the state after)."""
+    while _builds:
+        await asyncio.gather(*list(_builds))
+
+
+async def _build_partitions(vectors: WorkspaceVectors) -> None:
+    rows = vectors.snapshot()
+    try:
+        built = await asyncio.get_running_loop().run_in_executor(
+            _PARTITION_BUILDS, PartitionedIndex.build, rows
+        )
+    except Exception:  # the exact scan goes on serving; say why once
+        log.exception("building the partitioned index of %d vectors failed", len(rows.seqs))
+        return  # `partitioning` stays set: no retry loop on every query
+    vectors.partitions = built
+    vectors.partitioning = False
+
+
+async def _ranked_by_partitions(
+    partitions: PartitionedIndex,
+    rows: Rows,
+    query: Floats,
+    limit: int,
+    per_document: bool,
+    partitioning: Partitioning,
+) -> list[VectorHit] | None:
+    """The ranking through the partitioned index, or None when its nearest lists held too few
+    documents for a ranking of `limit` documents (the caller then scans exactly)."""
+    k = max(limit * 8, 256) if per_document else limit
+    loop = asyncio.get_running_loop()
+    positions, scores = await loop.run_in_executor(
+        _PRODUCTS, partitions.ranked, rows, query, k, partitioning.probes
+    )
+    if per_document:
+        _, first = np.unique(rows.row_docs[positions], return_index=True)
+        first.sort()
+        if len(first) < min(limit, len(rows.doc_ids)):
+            return None
+        first = first[:limit]
+        positions, scores = positions[first], scores[first]
+    return rows.hits(positions, scores)
 
 
 # -- the database side ------------------------------------------------------------------------
@@ -410,6 +636,16 @@ class VectorCache:
     @property
     def nbytes(self) -> int:
         return sum(entry.nbytes for entry in self._entries.values())
+
+    def partitioning_for(
+        self, vectors: WorkspaceVectors, partitioning: Partitioning | None
+    ) -> Partitioning | None:
+        """`partitioning` when the workspace has its partitioned index or the budget has room
+        for one (ADR 0147), else None: the scan stays exact rather than go over the budget."""
+        if partitioning is None or vectors.partitions is not None:
+            return partitioning
+        needed = PartitionedIndex.bytes_for(vectors.count, vectors.dimension)
+        return partitioning if self.nbytes + needed <= self.max_bytes else None
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -17,9 +17,15 @@ from base.errors import Invalid, NotFound
 from base.models.documents import Chunk, ChunkVector, DocumentVector
 from base.models.retrieval import VectorVersion
 from base.models.search import FULL_TEXT_INDEX, POSTGRESQL_TEXT_CONFIG
-from services import fulltext, ingestion, keyword_index
+from services import fulltext, ingestion, keyword_index, vector_index
 from services.documents import delete_documents
-from services.search import SearchMode, related_documents, retrieve_passages, search
+from services.search import (
+    SearchMode,
+    embed_query,
+    related_documents,
+    retrieve_passages,
+    search,
+)
 from services.search_text import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -384,13 +390,30 @@ async def _chunk_count(library: Library, document_id: uuid.UUID) -> int:
         )
 
 
-@pytest.mark.parametrize("cache_mb", [512, 0], ids=["cached", "streamed"])
-async def test_semantic_search_follows_every_change(any_db_client, any_db_app, cache_mb):
+@pytest.mark.parametrize(
+    ("cache_mb", "partitions_from"),
+    [(512, 0), (0, 0), (512, 1)],
+    ids=["cached", "streamed", "partitioned"],
+)
+async def test_semantic_search_follows_every_change(
+    any_db_client, any_db_app, cache_mb, partitions_from
+):
+    """`partitioned`: the cache's partitioned index (ADR 0147) from the first vector, every list
+    probed, so its rankings must be the exact ones while it follows each change."""
     library = await library_of(any_db_client, any_db_app)
     deps = library.as_user(library.owner_id)
     deps = dataclasses.replace(
-        deps, settings=changed(deps.settings, search_vector_cache_mb=cache_mb)
+        deps,
+        settings=changed(
+            deps.settings,
+            search_vector_cache_mb=cache_mb,
+            search_partitions_min_passages=partitions_from,
+            search_partitions_probed=100_000,
+        ),
     )
+    cache = vector_index.vector_cache(cache_mb * 1024 * 1024)
+    key = (deps.settings.database_url, library.workspace_id, deps.settings.embed_model)
+    searches: list[Any] = []
     assert await _state(library) is None
     getpass = await page_document(
         library.deps,
@@ -410,6 +433,24 @@ async def test_semantic_search_follows_every_change(any_db_client, any_db_app, c
             mode=SearchMode.SEMANTIC,
             limit=100,
         )
+        await vector_index.partitions_settled()  # the next search finds the index built
+        if partitions_from:
+            entry = cache._entries[key]
+            assert entry.partitions is not None
+            if searches:  # the index ranked this one, after following every change
+                assert entry.partitions.index.ntotal == entry.count
+                exact = await vector_index.scan(
+                    entry,
+                    await embed_query(deps, "read a password"),
+                    allowed=None,
+                    limit=100,
+                    per_document=False,
+                )
+                assert {p.chunk_id for p in found.passages} == {h.chunk_id for h in exact}
+                assert [p.score for p in found.passages] == pytest.approx(
+                    [h.cosine for h in exact], abs=1e-5
+                )
+        searches.append(found)
         return [(p.document_id, p.chunk_id) for p in found.passages]
 
     first = await semantic()
