@@ -7,7 +7,7 @@ measured separately; the vector cache's memory and load time; float16 against fl
         [--vector-index auto|hnsw|exact] [--queries 65]
         [--rounds 2] [--plain-fields-cpu] [--scan-thread] [--profile MODE] [--no-timing]
         [--other-workspaces N] [--highlight-offsets] [--statements MODE] [--by-query MODE]
-        [--loop uvloop|asyncio] [--partitions-only]
+        [--loop uvloop|asyncio] [--partitions-only] [--api-processes N]
 
 Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the recorded figures:
 10,000 documents on SQLite and PostgreSQL.
@@ -57,12 +57,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import random
 import statistics
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +81,7 @@ from sqlalchemy import insert, select, text  # noqa: E402
 from app import migrate  # noqa: E402
 from app.main import create_app  # noqa: E402
 from base.auth.principal import Principal  # noqa: E402
+from base.auth.tokens import issue_access_token  # noqa: E402
 from base.db.engine import RequestReads, analyse_sqlite  # noqa: E402
 from base.models.accounts import Membership, Role, User, Workspace  # noqa: E402
 from base.models.documents import (  # noqa: E402
@@ -89,6 +93,7 @@ from base.models.documents import (  # noqa: E402
     DocumentTag,
 )
 from bench.common import (  # noqa: E402
+    LoadClient,
     add_size_flag,
     apply_sizes,
     percentile,
@@ -100,6 +105,7 @@ from bench.index_recall import index_recall  # noqa: E402
 from bench.search_corpus import (  # noqa: E402
     CACHE,
     QUESTIONS,
+    SECRET,
     corpus_database,
     corpus_pages,
     questions,
@@ -108,6 +114,7 @@ from bench.search_corpus import (  # noqa: E402
 from resolvers.core.context import Context  # noqa: E402
 from services import document_vectors, fulltext, hnsw_index, search, vector_index  # noqa: E402
 from tests.support.graphql import operation  # noqa: E402
+from tests.support.live_server import live_server  # noqa: E402
 
 USER = uuid.UUID("00000000-0000-4000-8000-0000000000a1")
 WORKSPACE = uuid.UUID("00000000-0000-4000-8000-0000000000a2")
@@ -261,7 +268,9 @@ def context_for(app: Any) -> Context:
     return Context(deps=deps, runner=app.state.runner)
 
 
-async def one_search(app: Any, query: str, mode: str, filtered: bool) -> float:
+def search_variables(query: str, mode: str, filtered: bool) -> dict[str, Any]:
+    """The Search operation's variables: first 25; `filtered`, one collection chosen by the
+    query (the same one for the same query in every run)."""
     variables: dict[str, Any] = {
         "workspaceId": __import__("base64").b64encode(f"Workspace:{WORKSPACE}".encode()).decode(),
         "query": query,
@@ -269,12 +278,17 @@ async def one_search(app: Any, query: str, mode: str, filtered: bool) -> float:
         "first": 25,
     }
     if filtered:
-        collection = COLLECTIONS[hash(query) % len(COLLECTIONS)]
+        collection = COLLECTIONS[zlib.crc32(query.encode()) % len(COLLECTIONS)]
         variables["filter"] = {
             "collectionIds": [
                 __import__("base64").b64encode(f"Collection:{collection}".encode()).decode()
             ]
         }
+    return variables
+
+
+async def one_search(app: Any, query: str, mode: str, filtered: bool) -> float:
+    variables = search_variables(query, mode, filtered)
     began = time.perf_counter()
     context = context_for(app)
     try:
@@ -639,6 +653,86 @@ async def exact_against_partitions(app: Any, queries: list[str], rounds: int) ->
         )
 
 
+async def over_http(
+    settings: Any, host: str, queries: list[str], processes: int, rounds: int
+) -> None:
+    """The main table's rows through `processes` API server processes on loopback (uvicorn, the
+    app as deployed), requests taking turns between them as a round-robin balancer sends them;
+    each process's query vectors, vector cache and partitioned index warmed first."""
+    env = {
+        "APP_ENV": "development",
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": "",
+        "JWT_SECRET": SECRET,
+        "OLLAMA_HOST": host,
+        "EMBED_MODEL": settings.embed_model,
+        "SEARCH_VECTOR_INDEX": settings.search_vector_index,
+        "SEARCH_EMBED_TIMEOUT_SECONDS": "30",
+        "BLOB_ROOT": settings.blob_root,
+        "LOG_LEVEL": "WARNING",
+        "UVICORN_ACCESS_LOG": "false",
+        "REEMBED_CHECK_SECONDS": "86400",
+    }
+    token, _ = issue_access_token(USER, secret=SECRET, now=datetime.now(UTC), ttl_seconds=86_400)
+    headers = {"authorization": f"Bearer {token}"}
+    with contextlib.ExitStack() as stack:
+        urls = [stack.enter_context(live_server(env)) for _ in range(processes)]
+        async with contextlib.AsyncExitStack() as clients_stack:
+            clients = [
+                await clients_stack.enter_async_context(
+                    LoadClient("aiohttp", url, headers, timeout=120)
+                )
+                for url in urls
+            ]
+            turns = itertools.cycle(clients)
+
+            async def post(client: LoadClient, query: str, mode: str, filtered: bool) -> float:
+                began = time.perf_counter()
+                status, payload = await client.post_json(
+                    "/graphql",
+                    {
+                        "query": operation("Search"),
+                        "operationName": "Search",
+                        "variables": search_variables(query, mode, filtered),
+                    },
+                )
+                elapsed = time.perf_counter() - began
+                found = (payload.get("data") or {}).get("search") if status == 200 else None
+                if not found or found["errors"] or found["degraded"] or "errors" in payload:
+                    raise RuntimeError(f"{mode}: {status} {payload}")
+                return elapsed
+
+            for client in clients:  # every query's vector kept, every cache loaded
+                for query in queries:
+                    await post(client, query, "SEMANTIC", False)
+            await asyncio.sleep(10)  # the partitioned indexes build off the loop (ADR 0147)
+
+            async def run(mode: str, filtered: bool, concurrency: int, count: int) -> list[float]:
+                work = [q for _ in range(count) for q in queries]
+                random.Random(5).shuffle(work)
+                pending, times = iter(work), []
+
+                async def worker() -> None:
+                    for query in pending:
+                        times.append(await post(next(turns), query, mode, filtered))
+
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+                return times
+
+            print(
+                f"  through {processes} API process(es) over HTTP (uvicorn, round robin), "
+                f"query vectors kept:"
+            )
+            print(f"  {'mode':<9} {'filter':<11} {'concurrency 1':<32} {'concurrency 8':<32}")
+            for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
+                for filtered in (False, True):
+                    await run(mode, filtered, 8, 1)  # warm at concurrency 8, as in process
+                    one = await run(mode, filtered, 1, rounds)
+                    eight = await run(mode, filtered, 8, rounds)
+                    label = "collection" if filtered else "none"
+                    print(f"  {mode:<9} {label:<11} {fmt(one):<32} {fmt(eight):<32}", flush=True)
+
+
 async def float16_check(app: Any, queries: list[str]) -> None:
     """recall@10 of float16 vectors against the exact float32 ranking, and scan times."""
     deps = app.state.deps
@@ -785,6 +879,9 @@ async def run_database(
             await highlight_offsets(app.state.deps, queries)
         if not args.timing:
             return
+        if args.api_processes:
+            await over_http(settings, host, queries, args.api_processes, args.rounds)
+            return
         if args.partitions_only:
             await exact_against_partitions(app, queries, args.rounds)
             return
@@ -850,6 +947,12 @@ def main() -> None:
         choices=("auto", "hnsw", "exact"),
         default="auto",
         help="SEARCH_VECTOR_INDEX for the timed searches (hnsw: through pgvector's index)",
+    )
+    parser.add_argument(
+        "--api-processes",
+        type=int,
+        default=0,
+        help="time the modes through N API server processes over HTTP instead of in process",
     )
     parser.add_argument(
         "--partitions-only",
