@@ -8,6 +8,7 @@ three nested fields that spares graphql-core 75 tasks per page (ADR 0078).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from typing import Any, TypeVar, cast
 
@@ -55,3 +56,13 @@ def now_or_later(loader: DataLoader[K, V], key: K, convert: Callable[[V], R]) ->
 
 async def _converted(value: Awaitable[V], convert: Callable[[V], R]) -> R:
     return convert(await value)
+
+
+def loaded_values(
+    load: Awaitable[list[V]] | None, keys: list[K], convert: Callable[[V], R]
+) -> dict[K, R] | None:
+    """A finished batch load's values by key, converted; None when it was not made or failed
+    (the fields' own resolvers then load them and report the failure)."""
+    if not isinstance(load, asyncio.Future) or load.cancelled() or load.exception() is not None:
+        return None
+    return {key: convert(value) for key, value in zip(keys, load.result(), strict=True)}

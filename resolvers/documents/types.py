@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import TypeVar
 from urllib.parse import quote
 
 import strawberry
@@ -15,7 +14,7 @@ from strawberry import relay
 from resolvers.accounts.types import User
 from resolvers.core.context import Info
 from resolvers.core.execution import NOT_LOADED, prefetched
-from resolvers.core.lookahead import now_or_later, selected_names
+from resolvers.core.lookahead import loaded_values, now_or_later, selected_names
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
     After,
@@ -24,7 +23,7 @@ from resolvers.core.relay import (
     global_id,
     load_nodes,
 )
-from resolvers.runs.types import Run
+from resolvers.runs.types import Run, load_run_fields
 from services.documents import ChunksQuery
 from services.extraction import ERROR_CODES as EXTRACTION_ERROR_CODES
 from services.runs import SubjectRunsQuery
@@ -42,10 +41,6 @@ from services.views import (
     UserView,
     WorkspaceCountsView,
 )
-
-K = TypeVar("K")
-V = TypeVar("V")
-R = TypeVar("R")
 
 
 @strawberry.enum(description="Where a document is in its processing.")
@@ -339,7 +334,8 @@ class Document(relay.Node):
     async def runs(self, info: Info, first: First = None, after: After = None) -> Connection[Run]:
         query = SubjectRunsQuery(subject_id=self.view.id, first=first, after=after)
         page = await info.context.loaders.subject_runs_page.load(query)
-        return Connection.from_page(page, Run.of)
+        run = await load_run_fields(info, [e.node for e in page.edges], "edges", "node")
+        return Connection.from_page(page, run)
 
     @strawberry.field(
         description="The 5 documents of its workspace most similar to it, most similar first "
@@ -511,9 +507,9 @@ async def load_document_fields(
         tags = loaders.tags_by_document_id.load_many(document_ids)
     loads = [load for load in (collections, owners, tags) if load is not None]
     await asyncio.gather(*loads, return_exceptions=True)
-    found_collections = _found(collections, collection_ids, _collection)
-    found_owners = _found(owners, owner_ids, _user)
-    found_tags = _found(tags, document_ids, list)
+    found_collections = loaded_values(collections, collection_ids, _collection)
+    found_owners = loaded_values(owners, owner_ids, _user)
+    found_tags = loaded_values(tags, document_ids, list)
 
     def document(view: DocumentView) -> Document:
         built = Document.of(view)
@@ -527,12 +523,3 @@ async def load_document_fields(
         return built
 
     return document
-
-
-def _found(
-    load: Awaitable[list[V]] | None, keys: list[K], convert: Callable[[V], R]
-) -> dict[K, R] | None:
-    """A finished batch load's values by key, converted; None when it was not made or failed."""
-    if not isinstance(load, asyncio.Future) or load.cancelled() or load.exception() is not None:
-        return None
-    return {key: convert(value) for key, value in zip(keys, load.result(), strict=True)}

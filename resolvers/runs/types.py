@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import uuid
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +14,8 @@ from strawberry import relay
 
 from resolvers.accounts.types import User
 from resolvers.core.context import Info
-from resolvers.core.lookahead import now_or_later, selected_names
+from resolvers.core.execution import NOT_LOADED, prefetched
+from resolvers.core.lookahead import loaded_values, now_or_later, selected_names
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
     After,
@@ -24,7 +25,7 @@ from resolvers.core.relay import (
     load_nodes,
 )
 from services.runs import RunEventsQuery
-from services.views import RunEventView, RunStepView, RunView
+from services.views import RunEventView, RunStepView, RunView, UserView
 
 
 @strawberry.enum(description="Where a run is in its life.")
@@ -193,26 +194,37 @@ class Run(relay.Node):
     cancel_requested: bool = strawberry.field(description="A user asked it to stop.")
     duration_ms: int | None = strawberry.field(description=DURATION_MS)
     view: strawberry.Private[RunView]
+    # What a page's loads already found (load_run_fields), read without the resolvers.
+    loaded_triggered_by: strawberry.Private[User | None] = NOT_LOADED
+    loaded_retry_of: strawberry.Private[Run | None] = NOT_LOADED
+    loaded_steps: strawberry.Private[list[RunStep]] = NOT_LOADED
 
-    @strawberry.field(description="Who started it; null if they left the workspace.")
+    @strawberry.field(
+        description="Who started it; null if they left the workspace.",
+        metadata=prefetched("loaded_triggered_by"),
+    )
     async def triggered_by(self, info: Info) -> User | None:
+        if self.loaded_triggered_by is not NOT_LOADED:
+            return self.loaded_triggered_by
         if self.view.triggered_by_id is None:
             return None
-        user = await info.context.loaders.user_by_id.load(self.view.triggered_by_id)
-        return User.of(user) if user else None
+        return _user(await info.context.loaders.user_by_id.load(self.view.triggered_by_id))
 
-    @strawberry.field(description="The failed run this one retries.")
+    @strawberry.field(
+        description="The failed run this one retries.", metadata=prefetched("loaded_retry_of")
+    )
     async def retry_of(self, info: Info) -> Run | None:
+        if self.loaded_retry_of is not NOT_LOADED:
+            return self.loaded_retry_of
         if self.view.retry_of_id is None:
             return None
-        run = await info.context.loaders.run_by_id.load(self.view.retry_of_id)
-        return Run.of(run) if run else None
+        return _run(await info.context.loaders.run_by_id.load(self.view.retry_of_id))
 
-    @strawberry.field(description="Its steps in order.")
+    @strawberry.field(description="Its steps in order.", metadata=prefetched("loaded_steps"))
     async def steps(self, info: Info) -> list[RunStep]:
-        return [
-            RunStep.of(s) for s in await info.context.loaders.steps_by_run_id.load(self.view.id)
-        ]
+        if self.loaded_steps is not NOT_LOADED:
+            return self.loaded_steps
+        return _steps(await info.context.loaders.steps_by_run_id.load(self.view.id))
 
     @strawberry.field(description=f"Its event log, oldest first. {PAGE_ARGS_DESCRIPTION}")
     async def events(
@@ -427,3 +439,55 @@ async def load_event_fields(info: Info, events: Sequence[dict[str, Any]]) -> Non
     if "run" in wanted:
         loads.append(loaders.run_by_id.load_many([r for e in events if (r := _run_id(e))]))
     await asyncio.gather(*loads, return_exceptions=True)
+
+
+def _user(view: UserView | None) -> User | None:
+    return User.of(view) if view else None
+
+
+def _run(view: RunView | None) -> Run | None:
+    return Run.of(view) if view else None
+
+
+def _steps(views: list[RunStepView]) -> list[RunStep]:
+    return [RunStep.of(s) for s in views]
+
+
+async def load_run_fields(
+    info: Info, views: Sequence[RunView], *path: str
+) -> Callable[[RunView], Run]:
+    """Load who started, what they retry and the steps of a page of runs that the query selects
+    at `path` (one batch per loader), and return how to build each of those runs with them (read
+    then without their resolvers, ADR 0146). A failed load is left to the field's resolver,
+    which reports it."""
+    wanted = selected_names(info, *path)
+    loaders = info.context.loaders
+    run_ids = [v.id for v in views]
+    user_ids = list(dict.fromkeys(v.triggered_by_id for v in views if v.triggered_by_id))
+    retry_ids = list(dict.fromkeys(v.retry_of_id for v in views if v.retry_of_id))
+    users = retries = steps = None
+    if "triggeredBy" in wanted:
+        users = loaders.user_by_id.load_many(user_ids)
+    if "retryOf" in wanted:
+        retries = loaders.run_by_id.load_many(retry_ids)
+    if "steps" in wanted:
+        steps = loaders.steps_by_run_id.load_many(run_ids)
+    loads = [load for load in (users, retries, steps) if load is not None]
+    await asyncio.gather(*loads, return_exceptions=True)
+    found_users = loaded_values(users, user_ids, _user)
+    found_retries = loaded_values(retries, retry_ids, _run)
+    found_steps = loaded_values(steps, run_ids, _steps)
+
+    def run(view: RunView) -> Run:
+        built = Run.of(view)
+        if found_users is not None:
+            by = view.triggered_by_id
+            built.loaded_triggered_by = None if by is None else found_users[by]
+        if found_retries is not None:
+            retried = view.retry_of_id
+            built.loaded_retry_of = None if retried is None else found_retries[retried]
+        if found_steps is not None:
+            built.loaded_steps = found_steps[view.id]
+        return built
+
+    return run

@@ -35,7 +35,7 @@ from resolvers.documents.types import (
     TagCount,
     load_document_fields,
 )
-from resolvers.runs.types import Run, RunStatus, WorkspaceEvent, load_event_fields
+from resolvers.runs.types import Run, RunStatus, WorkspaceEvent, load_event_fields, load_run_fields
 from services.chat import ConversationsQuery
 from services.collections import CollectionsQuery
 from services.documents import DocumentSortField as DomainSortField
@@ -136,7 +136,8 @@ class Workspace(relay.Node):
             after=after,
         )
         page = await info.context.loaders.runs_page.load(query)
-        return Connection.from_page(page, Run.of)
+        run = await load_run_fields(info, [e.node for e in page.edges], "edges", "node")
+        return Connection.from_page(page, run)
 
     @strawberry.field(description=f"Collections, by name. {PAGE_ARGS_DESCRIPTION}")
     async def collections(

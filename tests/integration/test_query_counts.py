@@ -110,12 +110,17 @@ async def test_runs_monitor_is_three_statements_for_any_number_of_rows(
     db = any_db_app.state.deps.db
     [editor] = await add_members(db, workspace_id, 1, prefix="editor")
     run_ids = await add_runs(db, workspace_id, [uuid_of(owner["user"]["id"]), editor], rows)
-    with count_statements(any_db_app.state.engine) as statements:
+    with (
+        count_statements(any_db_app.state.engine) as statements,
+        fields_through_graphql_core() as resolved,
+    ):
         data = await any_db_client.op(
             "RunsMonitor",
             {"workspaceId": workspace["id"], "first": rows},
             token=owner["accessToken"],
         )
+    # Each run with who started it is read directly: only the root resolvers build a ResolveInfo.
+    assert resolved == {"Query.workspace": 1, "Workspace.runs": 1}
     runs = data["workspace"]["runs"]
     assert runs["totalCount"] == rows
     assert runs["pageInfo"]["hasNextPage"] is False
@@ -487,13 +492,34 @@ async def test_document_detail_is_eight_statements_for_any_number_of_chunks_and_
         {"input": {"id": global_id("Document", document), "title": "Edited"}},
         token=owner["accessToken"],
     )
-    with count_statements(any_db_app.state.engine) as statements:
+    with (
+        count_statements(any_db_app.state.engine) as statements,
+        fields_through_graphql_core() as resolved,
+    ):
         data = await any_db_client.op(
             "DocumentDetail",
             {"id": global_id("Document", document), "chunksFirst": chunks, "runsFirst": 25},
             token=owner["accessToken"],
         )
     detail = data["document"]
+    # The document's fields with resolvers each build a ResolveInfo, once; its runs, with their
+    # steps, who started them and what they retry, are read directly (loaded for the page with
+    # it, ADR 0146), whatever the number of runs.
+    assert resolved == {
+        f"Document.{name}": 1
+        for name in (
+            "collection",
+            "owner",
+            "downloadUrl",
+            "tags",
+            "entities",
+            "edits",
+            "fieldSources",
+            "chunks",
+            "runs",
+            "relatedDocuments",
+        )
+    } | {"Query.document": 1, "FieldEdit.editedBy": 1}
     assert detail["title"] == "Edited"
     assert [e["field"] for e in detail["edits"]] == ["TITLE"]
     # Entities in their order, edit marks and recorded sources: one statement (ADR 0137).
