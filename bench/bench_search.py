@@ -736,12 +736,7 @@ async def over_http(
 async def float16_check(app: Any, queries: list[str]) -> None:
     """recall@10 of float16 vectors against the exact float32 ranking, and scan times."""
     deps = app.state.deps
-    cache = vector_index.vector_cache(deps.settings.search_vector_cache_mb * 1024 * 1024)
-    async with deps.db() as session:
-        vectors, _ = await cache.vectors(
-            session, deps.settings.database_url, WORKSPACE, deps.settings.embed_model
-        )
-    assert vectors is not None
+    vectors = await _cached_vectors(app)
     m32 = vectors.matrix[: vectors.count]  # the cache's layout: one dimension per stored row
     by_vector = np.ascontiguousarray(m32)  # the layout before: one vector per stored row
     m16 = m32.astype(np.float16)
@@ -778,12 +773,7 @@ async def kailash_cosine(app: Any, query: str, rows: int = 5000) -> None:
     from kailash.nodes.data.retrieval import RelevanceScorerNode
 
     deps = app.state.deps
-    cache = vector_index.vector_cache(deps.settings.search_vector_cache_mb * 1024 * 1024)
-    async with deps.db() as session:
-        vectors, _ = await cache.vectors(
-            session, deps.settings.database_url, WORKSPACE, deps.settings.embed_model
-        )
-    assert vectors is not None
+    vectors = await _cached_vectors(app)
     matrix = vectors.matrix[:rows]
     qv = await search.embed_query(deps, query)
     chunks = [{"id": str(i), "content": ""} for i in range(len(matrix))]
