@@ -34,6 +34,7 @@ against the cache's memory; until it exists, and for every filtered ranking, the
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import uuid
@@ -70,14 +71,21 @@ _ROW_OVERHEAD = 28
 _faiss_threads = [1]
 
 
-def _faiss() -> Any:
-    """faiss, imported on first use (0.75 s of import that only a process ranking a large
-    workspace needs), with the calling thread's OpenMP threads set: OpenMP keeps that number per
-    thread, so each thread that runs faiss sets it before."""
+@functools.cache
+def _faiss_module() -> Any:
+    """faiss, imported once, on first use: 0.75 s of import that only a process ranking a large
+    workspace needs."""
     # Its loader logs at INFO which CPU build it tried first; nothing an operator acts on.
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     import faiss
 
+    return faiss
+
+
+def _faiss() -> Any:
+    """faiss with the calling thread's OpenMP threads set: OpenMP keeps that number per thread,
+    so each thread that runs faiss sets it before."""
+    faiss = _faiss_module()
     faiss.omp_set_num_threads(_faiss_threads[0])
     return faiss
 

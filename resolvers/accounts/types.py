@@ -45,6 +45,11 @@ class User(relay.Node):
         )
 
     @classmethod
+    def of_found(cls, view: UserView | None) -> User | None:
+        """The user of a lookup that may have found nobody (a deleted account)."""
+        return cls.of(view) if view else None
+
+    @classmethod
     async def resolve_nodes(  # type: ignore[override]  # Node overloads it on `required`
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[User | None]:

@@ -38,7 +38,6 @@ from services.views import (
     FieldSourceView,
     RelatedDocumentView,
     TagCountView,
-    UserView,
     WorkspaceCountsView,
 )
 
@@ -277,7 +276,7 @@ class Document(relay.Node):
             return self.loaded_owner
         if self.view.owner_id is None:
             return None
-        return now_or_later(info.context.loaders.user_by_id, self.view.owner_id, _user)
+        return now_or_later(info.context.loaders.user_by_id, self.view.owner_id, User.of_found)
 
     @strawberry.field(
         description="Tags, in order (at most 30).", metadata=prefetched("loaded_tags")
@@ -379,10 +378,6 @@ class Document(relay.Node):
 
 def _collection(view: CollectionView | None) -> Collection | None:
     return Collection.of(view) if view else None
-
-
-def _user(view: UserView | None) -> User | None:
-    return User.of(view) if view else None
 
 
 def download_path(document_global_id: str) -> str:
@@ -508,7 +503,7 @@ async def load_document_fields(
     loads = [load for load in (collections, owners, tags) if load is not None]
     await asyncio.gather(*loads, return_exceptions=True)
     found_collections = loaded_values(collections, collection_ids, _collection)
-    found_owners = loaded_values(owners, owner_ids, _user)
+    found_owners = loaded_values(owners, owner_ids, User.of_found)
     found_tags = loaded_values(tags, document_ids, list)
 
     def document(view: DocumentView) -> Document:

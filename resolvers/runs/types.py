@@ -25,7 +25,7 @@ from resolvers.core.relay import (
     load_nodes,
 )
 from services.runs import RunEventsQuery
-from services.views import RunEventView, RunStepView, RunView, UserView
+from services.views import RunEventView, RunStepView, RunView
 
 
 @strawberry.enum(description="Where a run is in its life.")
@@ -208,7 +208,7 @@ class Run(relay.Node):
             return self.loaded_triggered_by
         if self.view.triggered_by_id is None:
             return None
-        return _user(await info.context.loaders.user_by_id.load(self.view.triggered_by_id))
+        return User.of_found(await info.context.loaders.user_by_id.load(self.view.triggered_by_id))
 
     @strawberry.field(
         description="The failed run this one retries.", metadata=prefetched("loaded_retry_of")
@@ -390,9 +390,7 @@ class WorkspaceEvent:
         run_id = _run_id(self.event)
         if run_id is None:
             return None
-        return now_or_later(
-            info.context.loaders.run_by_id, run_id, lambda v: Run.of(v) if v else None
-        )
+        return now_or_later(info.context.loaders.run_by_id, run_id, _run)
 
     @classmethod
     def of(cls, event: dict[str, Any]) -> WorkspaceEvent:
@@ -441,10 +439,6 @@ async def load_event_fields(info: Info, events: Sequence[dict[str, Any]]) -> Non
     await asyncio.gather(*loads, return_exceptions=True)
 
 
-def _user(view: UserView | None) -> User | None:
-    return User.of(view) if view else None
-
-
 def _run(view: RunView | None) -> Run | None:
     return Run.of(view) if view else None
 
@@ -474,7 +468,7 @@ async def load_run_fields(
         steps = loaders.steps_by_run_id.load_many(run_ids)
     loads = [load for load in (users, retries, steps) if load is not None]
     await asyncio.gather(*loads, return_exceptions=True)
-    found_users = loaded_values(users, user_ids, _user)
+    found_users = loaded_values(users, user_ids, User.of_found)
     found_retries = loaded_values(retries, retry_ids, _run)
     found_steps = loaded_values(steps, run_ids, _steps)
 
