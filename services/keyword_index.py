@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from services.search_text import (
     HIGHLIGHT_START,
     add_span,
     fts5_match,
+    fts5_match_rarer_first,
     marked_ranges,
     phrases_of,
     tsquery_text,
@@ -112,6 +114,28 @@ _UNCOMMON_WORDS = (
 )
 
 
+# SQLite's counterpart, for a keyword ranking shown alone (ADR 0119's amendment of 2026-12-06):
+# the query's words (the JSON array `words`) that at least COMMON_WORD_SHARE of the passages
+# hold. FTS5 keeps no statistics to read that from, so each word's passages are counted, but
+# only up to that share: a common word costs the cap's rows of its list, not all of them (0.16
+# ms for a word in 18,000 of 50,000 passages). FTS5's docsize table has a small row a passage.
+_COMMON_WORDS_FTS5 = text(
+    f"""
+    WITH cap(n) AS MATERIALIZED (
+        SELECT max(1, CAST(count(*) * {COMMON_WORD_SHARE} AS INTEGER)) FROM chunk_fts_docsize
+        HAVING count(*) >= {COMMON_WORDS_MIN_PASSAGES}
+    )
+    SELECT word.value FROM json_each(:words) AS word, cap
+    WHERE (
+        SELECT count(*) FROM (
+            SELECT 1 FROM chunk_fts WHERE chunk_fts MATCH '"' || word.value || '"'
+            LIMIT (SELECT n FROM cap)
+        )
+    ) >= cap.n
+    """
+).columns(column("value", Text))
+
+
 class QueryStyle(enum.StrEnum):
     """How the words become a PostgreSQL tsquery: ANY word (OR, the default) or websearch
     syntax (every word required, quotes as phrases); kept to measure one against the other."""
@@ -164,6 +188,26 @@ def _rarer_words_first(terms: list[str], style: QueryStyle) -> bool:
     """Whether a passage must hold a word that is not common to be ranked (ADR 0119): for the
     OR of words, not for phrases or the websearch style."""
     return style is QueryStyle.ANY and not phrases_of(terms)
+
+
+async def _fts5_match(
+    session: AsyncSession, terms: list[str], style: QueryStyle, ranked_alone: bool
+) -> tuple[str, int]:
+    """SQLite: the MATCH expression of the ranking, and how many times it names each term (its
+    scores are divided by that). For a ranking shown alone (Search's KEYWORD mode), while the
+    query has a rarer word, only the passages holding one are matched: bm25() scores every
+    passage MATCH yields, and a common word yields thousands that rank low. The expression
+    names every word twice, so the passages kept are scored and ordered as `fts5_match(terms)`
+    would. A fused ranking matches every word: there, passages found by common words alone
+    found an answer the rule loses (ADR 0119's amendments)."""
+    if not ranked_alone or len(terms) < 2 or not _rarer_words_first(terms, style):
+        return fts5_match(terms), 1
+    found = await session.execute(_COMMON_WORDS_FTS5, {"words": json.dumps(terms)})
+    common = set(found.scalars())
+    rarer = [term for term in terms if term not in common]
+    if not common or not rarer:
+        return fts5_match(terms), 1
+    return fts5_match_rarer_first(rarer, [term for term in terms if term in common]), 2
 
 
 @functools.lru_cache(maxsize=64)
@@ -338,10 +382,12 @@ async def best_documents(
     weights: tuple[float, float] = HEADING_WEIGHTS,
     normalization: int = TS_RANK_NORMALIZATION,
     window: int | None = None,
+    ranked_alone: bool = False,
 ) -> list[KeywordHit]:
     """The `limit` best documents, each with its best chunk and that chunk's score, best
     first. On SQLite each hit also carries its best chunk by text alone (see `text_passages`).
-    `window`: PostgreSQL's first window of best chunks (tests make it small)."""
+    `window`: PostgreSQL's first window of best chunks (tests make it small). `ranked_alone`:
+    the ranking is shown as it is, not fused with another (see `_fts5_match`)."""
     if not terms and style is QueryStyle.ANY:
         return []
     dialect = _dialect(session)
@@ -350,9 +396,10 @@ async def best_documents(
     )
     params = _values(workspace_id, terms, raw) | {"limit": limit}
     if dialect != "postgresql":
+        params["match"], repeats = await _fts5_match(session, terms, style, ranked_alone)
         rows = await session.execute(stmt, params)
         return [
-            KeywordHit(chunk_id, document_id, float(score), text)
+            KeywordHit(chunk_id, document_id, float(score) / repeats, text)
             for document_id, chunk_id, score, text in rows
         ]
     return await _documents_in_windows(session, stmt, params, window or max(limit * 8, 256))

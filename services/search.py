@@ -727,7 +727,12 @@ async def search(
             semantic: list[vector_index.VectorHit] = []
             if mode is not SearchMode.SEMANTIC:
                 keyword = await keyword_index.best_documents(
-                    session, workspace_id, terms, documents=documents, limit=depth
+                    session,
+                    workspace_id,
+                    terms,
+                    documents=documents,
+                    limit=depth,
+                    ranked_alone=mode is SearchMode.KEYWORD,
                 )
             vector, degraded = await embedding.result()
             if page.after is not None and after_degraded != degraded:

@@ -110,6 +110,14 @@ def fts5_match(terms: list[str]) -> str:
     return " AND ".join([*(f'"{phrase}"' for phrase in phrases), f"({any_term})"])
 
 
+def fts5_match_rarer_first(rarer: list[str], common: list[str]) -> str:
+    """An FTS5 MATCH of the passages that hold any of `rarer` (words, no phrase), naming every
+    term of `rarer` and `common` exactly twice. FTS5's bm25() adds a term's share once for each
+    time the expression names it, so a passage's score is twice what `fts5_match` of the same
+    terms gives it, and the order of the passages kept is that one's."""
+    return f"({fts5_match(rarer)}) AND ({fts5_match(rarer + common + common)})"
+
+
 def tsquery_text(terms: list[str]) -> str:
     """Input for PostgreSQL's `to_tsquery` (under `POSTGRESQL_TEXT_CONFIG`): the terms OR-ed, a
     phrase's words joined by `<->` (followed by); each phrase is also required. A term holds only

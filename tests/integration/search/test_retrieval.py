@@ -803,13 +803,22 @@ async def _copies_of_every_passage(library: Library, document_ids: list[uuid.UUI
     the INDEXING step's own function, then ANALYZE: a table large enough to have common words,
     made of real text."""
     async with library.deps.db.begin() as session:
+        postgres = session.get_bind().dialect.name == "postgresql"
+        new_id, copy_numbers = (
+            ("gen_random_uuid()", "generate_series(1, :copies) AS numbers(copy)")
+            if postgres
+            else (
+                "lower(hex(randomblob(16)))",
+                "(WITH RECURSIVE n(copy) AS (SELECT 1 UNION ALL SELECT copy + 1 FROM n"
+                " WHERE copy < :copies) SELECT copy FROM n) AS numbers",
+            )
+        )
         await session.execute(
             text(
                 "INSERT INTO chunks (id, document_id, workspace_id, position, text, heading_path,"
-                " char_start, char_end, token_count)"
-                " SELECT gen_random_uuid(), c.document_id, c.workspace_id,"
-                " c.position + 10000 * copy, c.text, c.heading_path, c.char_start, c.char_end,"
-                " c.token_count FROM chunks AS c, generate_series(1, :copies) AS copy"
+                f" char_start, char_end, token_count) SELECT {new_id}, c.document_id,"
+                " c.workspace_id, c.position + 10000 * numbers.copy, c.text, c.heading_path,"
+                f" c.char_start, c.char_end, c.token_count FROM chunks AS c, {copy_numbers}"
             ),
             {"copies": copies},
         )
@@ -887,6 +896,73 @@ async def test_common_words_score_but_only_rarer_words_match(client, app):
     assert {e.node.document.id for e in found.page.edges} == {ids["library/pwd.html"]}
 
 
+@pytest.mark.parametrize("any_db_settings", ["sqlite"], indirect=True)
+async def test_fts5_ranks_only_passages_with_a_rarer_word_in_keyword_mode(
+    any_db_client, any_db_app
+):
+    """SQLite (ADR 0119's amendment of 2026-12-06): a keyword ranking shown alone (Search's
+    KEYWORD mode), while the query has a word that fewer than COMMON_WORD_SHARE of the passages
+    hold, ranks only passages holding such a word, each with the score bm25() gives it for the
+    whole query; a ranking to be fused (HYBRID), and a query of common words alone, rank every
+    passage holding any word."""
+    library = await library_of(any_db_client, any_db_app)
+    ids = await _shelves(library, embed=False)
+    await _copies_of_every_passage(library, list(ids.values()), 30)
+    deps = library.as_user(library.viewer_id)
+
+    async def best_by_document(session: Any, match: str) -> dict[uuid.UUID, float]:
+        """Each document's best bm25() for the whole query among its passages that `match`
+        matches (headings weighing twice their text, as the app ranks)."""
+        rows = await session.execute(
+            text(
+                # bm25() only in the statement that MATCHes: materialised before the max().
+                "WITH m AS MATERIALIZED (SELECT s.document_id, -bm25(chunk_fts, 2.0, 1.0) AS score"
+                " FROM chunk_fts JOIN chunk_search AS s ON s.id = chunk_fts.rowid"
+                ' WHERE chunk_fts MATCH \'"password" OR "asterisk"\''
+                " AND s.workspace_id = :workspace"
+                " AND chunk_fts.rowid IN"
+                " (SELECT rowid FROM chunk_fts WHERE chunk_fts MATCH :match))"
+                " SELECT document_id, max(score) FROM m GROUP BY document_id"
+            ),
+            {"match": match, "workspace": library.workspace_id.hex},
+        )
+        return {uuid.UUID(document_id): float(score) for document_id, score in rows}
+
+    async def share_of(session: Any, word: str) -> float:
+        held = await session.scalar(
+            text("SELECT count(*) FROM chunk_fts WHERE chunk_fts MATCH :word"), {"word": word}
+        )
+        return held / await session.scalar(text("SELECT count(*) FROM chunk_search"))
+
+    words = ["password", "asterisk"]
+    async with deps.read() as session:
+        # As on PostgreSQL: "password" is in most passages, "asterisk" in one passage of pwd.
+        assert await session.scalar(text("SELECT count(*) FROM chunk_search")) == 34 * 31
+        assert await share_of(session, "password") >= keyword_index.COMMON_WORD_SHARE
+        assert 0 < await share_of(session, "asterisk") < keyword_index.COMMON_WORD_SHARE
+        alone = await keyword_index.best_documents(
+            session, library.workspace_id, words, limit=100, ranked_alone=True
+        )
+        fused = await keyword_index.best_documents(session, library.workspace_id, words, limit=100)
+        common_alone = await keyword_index.best_documents(
+            session, library.workspace_id, ["password"], limit=100, ranked_alone=True
+        )
+        with_asterisk = await best_by_document(session, "asterisk")
+        with_any = await best_by_document(session, "password OR asterisk")
+    assert set(with_asterisk) == {ids["library/pwd.html"]} and len(with_any) > 1
+    assert {h.document_id: pytest.approx(h.score) for h in alone} == with_asterisk
+    assert {h.document_id: pytest.approx(h.score) for h in fused} == with_any
+    assert {h.document_id for h in common_alone} == set(with_any)
+    found = await search(
+        deps, workspace_id=library.workspace_id, query="password asterisk", mode=SearchMode.KEYWORD
+    )
+    assert [e.node.document.id for e in found.page.edges] == [ids["library/pwd.html"]]
+    hybrid = await search(
+        deps, workspace_id=library.workspace_id, query="password asterisk", mode=SearchMode.HYBRID
+    )
+    assert {e.node.document.id for e in hybrid.page.edges} == set(with_any)
+
+
 async def test_a_page_of_results_is_read_in_one_statement(any_db_client, any_db_app):
     """The page's passages come with their documents in one statement, and on PostgreSQL with
     their highlights too (from the word offsets, ADR 0141; SQLite's highlight() needs a MATCH of
@@ -896,8 +972,10 @@ async def test_a_page_of_results_is_read_in_one_statement(any_db_client, any_db_
     await _shelves(library)
     viewer = library.as_user(library.viewer_id)
     postgres = "postgresql" in str(any_db_app.state.engine.url)
+    # SQLite's KEYWORD reads which of the query's words are common before it ranks (ADR 0119).
+    common_words = 0 if postgres else 1
     expected = {  # statements, then those that read the page's passages
-        SearchMode.KEYWORD: (4, 1),  # + the ranking; + text passages (PG) or highlights
+        SearchMode.KEYWORD: (4 + common_words, 1),  # + the ranking; + text passages or highlights
         SearchMode.SEMANTIC: (3, 1) if postgres else (4, 1),  # + the vector state
         SearchMode.HYBRID: (5, 1),  # + the ranking, the vector state
     }

@@ -13,6 +13,7 @@ from services.search_text import (
     MAX_QUERY_TERMS,
     embedded_text,
     fts5_match,
+    fts5_match_rarer_first,
     marked_ranges,
     query_terms,
     query_words,
@@ -73,6 +74,15 @@ def test_a_quoted_phrase_is_one_term_and_required():
     assert fts5_match(terms) == '"context manager" AND ("context manager" OR "exceptions")'
     assert tsquery_text(terms) == "(context <-> manager) & (context <-> manager | exceptions)"
     assert query_words(terms) == ["context", "manager", "exceptions"]
+
+
+def test_rarer_words_first_requires_a_rarer_word_and_names_every_word_twice():
+    match = fts5_match_rarer_first(["lru_cache", "maxsize"], ["function"])
+    assert match == (
+        '("lru_cache" OR "maxsize") AND ("lru_cache" OR "maxsize" OR "function" OR "function")'
+    )
+    for word in ("lru_cache", "maxsize", "function"):
+        assert match.count(f'"{word}"') == 2
 
 
 def test_a_pasted_page_in_quotes_is_cut_like_any_long_query():
