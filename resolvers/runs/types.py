@@ -378,9 +378,7 @@ class WorkspaceEvent:
         actor_id = _actor_id(self.event)
         if actor_id is None:
             return None
-        return now_or_later(
-            info.context.loaders.user_by_id, actor_id, lambda v: User.of(v) if v else None
-        )
+        return now_or_later(info.context.loaders.user_by_id, actor_id, User.of_found)
 
     @strawberry.field(
         description="The run it is about, as it is now; null for RUN_PROGRESS (a live message "
