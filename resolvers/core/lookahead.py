@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
-from typing import Any, TypeVar, cast
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 from strawberry.dataloader import DataLoader
 from strawberry.types.nodes import SelectedField, Selection
@@ -66,3 +67,28 @@ def loaded_values(
     if not isinstance(load, asyncio.Future) or load.cancelled() or load.exception() is not None:
         return None
     return {key: convert(value) for key, value in zip(keys, load.result(), strict=True)}
+
+
+@dataclass(frozen=True)
+class PageLoad(Generic[K, V, R]):
+    """One loader's batch for a page of items, made when the query selects `field` on them."""
+
+    field: str
+    loader: DataLoader[K, V]
+    keys: list[K]
+    convert: Callable[[V], R]
+
+
+async def load_selected(
+    info: Info, path: tuple[str, ...], *loads: PageLoad[Any, Any, Any]
+) -> list[dict[Any, Any] | None]:
+    """Each of `loads` whose field the query selects at `path`, made together (one batch per
+    loader), then its values by key, converted (`loaded_values`): None for one not selected or
+    whose load failed, which the field's own resolver then loads and reports."""
+    wanted = selected_names(info, *path)
+    pending = [load.loader.load_many(load.keys) if load.field in wanted else None for load in loads]
+    await asyncio.gather(*(p for p in pending if p is not None), return_exceptions=True)
+    return [
+        loaded_values(batch, load.keys, load.convert)
+        for batch, load in zip(pending, loads, strict=True)
+    ]

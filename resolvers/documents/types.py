@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import enum
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
@@ -14,7 +13,7 @@ from strawberry import relay
 from resolvers.accounts.types import User
 from resolvers.core.context import Info
 from resolvers.core.execution import NOT_LOADED, prefetched
-from resolvers.core.lookahead import loaded_values, now_or_later, selected_names
+from resolvers.core.lookahead import PageLoad, load_selected, now_or_later
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
     After,
@@ -488,23 +487,17 @@ async def load_document_fields(
     `path` (one batch per loader), and return how to build each of those documents with them
     (read then without their resolvers). A failed load is left to the field's resolver, which
     reports it."""
-    wanted = selected_names(info, *path)
     loaders = info.context.loaders
-    collection_ids = [v.collection_id for v in views]
     owner_ids = list(dict.fromkeys(v.owner_id for v in views if v.owner_id is not None))
-    document_ids = [v.id for v in views]
-    collections = owners = tags = None
-    if "collection" in wanted:
-        collections = loaders.collection_by_id.load_many(collection_ids)
-    if "owner" in wanted:
-        owners = loaders.user_by_id.load_many(owner_ids)
-    if "tags" in wanted:
-        tags = loaders.tags_by_document_id.load_many(document_ids)
-    loads = [load for load in (collections, owners, tags) if load is not None]
-    await asyncio.gather(*loads, return_exceptions=True)
-    found_collections = loaded_values(collections, collection_ids, _collection)
-    found_owners = loaded_values(owners, owner_ids, User.of_found)
-    found_tags = loaded_values(tags, document_ids, list)
+    found_collections, found_owners, found_tags = await load_selected(
+        info,
+        path,
+        PageLoad(
+            "collection", loaders.collection_by_id, [v.collection_id for v in views], _collection
+        ),
+        PageLoad("owner", loaders.user_by_id, owner_ids, User.of_found),
+        PageLoad("tags", loaders.tags_by_document_id, [v.id for v in views], list),
+    )
 
     def document(view: DocumentView) -> Document:
         built = Document.of(view)

@@ -15,7 +15,7 @@ from strawberry import relay
 from resolvers.accounts.types import User
 from resolvers.core.context import Info
 from resolvers.core.execution import NOT_LOADED, prefetched
-from resolvers.core.lookahead import loaded_values, now_or_later, selected_names
+from resolvers.core.lookahead import PageLoad, load_selected, now_or_later, selected_names
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
     After,
@@ -452,23 +452,16 @@ async def load_run_fields(
     at `path` (one batch per loader), and return how to build each of those runs with them (read
     then without their resolvers, ADR 0146). A failed load is left to the field's resolver,
     which reports it."""
-    wanted = selected_names(info, *path)
     loaders = info.context.loaders
-    run_ids = [v.id for v in views]
     user_ids = list(dict.fromkeys(v.triggered_by_id for v in views if v.triggered_by_id))
     retry_ids = list(dict.fromkeys(v.retry_of_id for v in views if v.retry_of_id))
-    users = retries = steps = None
-    if "triggeredBy" in wanted:
-        users = loaders.user_by_id.load_many(user_ids)
-    if "retryOf" in wanted:
-        retries = loaders.run_by_id.load_many(retry_ids)
-    if "steps" in wanted:
-        steps = loaders.steps_by_run_id.load_many(run_ids)
-    loads = [load for load in (users, retries, steps) if load is not None]
-    await asyncio.gather(*loads, return_exceptions=True)
-    found_users = loaded_values(users, user_ids, User.of_found)
-    found_retries = loaded_values(retries, retry_ids, _run)
-    found_steps = loaded_values(steps, run_ids, _steps)
+    found_users, found_retries, found_steps = await load_selected(
+        info,
+        path,
+        PageLoad("triggeredBy", loaders.user_by_id, user_ids, User.of_found),
+        PageLoad("retryOf", loaders.run_by_id, retry_ids, _run),
+        PageLoad("steps", loaders.steps_by_run_id, [v.id for v in views], _steps),
+    )
 
     def run(view: RunView) -> Run:
         built = Run.of(view)
