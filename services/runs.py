@@ -41,7 +41,15 @@ from services.run_log import (
     workspace_event_dict,
 )
 from services.validation import refuse_control_characters
-from services.views import Page, RunEventView, RunStepView, RunView, view_columns, view_of_row
+from services.views import (
+    Page,
+    RunEventView,
+    RunsPage,
+    RunStepView,
+    RunView,
+    view_columns,
+    view_of_row,
+)
 
 log = logging.getLogger("knowledge_desk.runs")
 
@@ -158,6 +166,7 @@ class RunsQuery:
     workflow: str | None = None
     first: int | None = None
     after: str | None = None
+    with_steps: bool = False  # each run's steps too, in the same call (`RunsPage`)
 
 
 RUNS_ORDER = SortKey("runs", [Run.created_at, Run.id], descending=True)
@@ -206,7 +215,8 @@ async def list_runs(
         )
 
     async with deps.read() as session:
-        return await pages_by_parent(queries, parent="workspace_id", load=load)
+        pages = await pages_by_parent(queries, parent="workspace_id", load=load)
+        return await _with_steps(session, user_id, queries, pages)
 
 
 @dataclass(frozen=True)
@@ -218,6 +228,7 @@ class SubjectRunsQuery:
     subject_type: SubjectType = SubjectType.DOCUMENT
     first: int | None = None
     after: str | None = None
+    with_steps: bool = False  # each run's steps too, in the same call (`RunsPage`)
 
 
 @dataclass(frozen=True)
@@ -294,7 +305,38 @@ async def list_subject_runs(
         )
 
     async with deps.read() as session:
-        return await pages_by_parent(queries, parent="subject_id", load=load)
+        pages = await pages_by_parent(queries, parent="subject_id", load=load)
+        return await _with_steps(session, user_id, queries, pages)
+
+
+async def _with_steps(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    queries: Sequence[RunsQuery | SubjectRunsQuery],
+    pages: list[Page[RunView] | DomainError],
+) -> list[Page[RunView] | DomainError]:
+    """Each page whose query asked for steps as a RunsPage holding them (one statement for
+    all); the others as they are."""
+    asked = [
+        page if query.with_steps and isinstance(page, Page) else None
+        for query, page in zip(queries, pages, strict=True)
+    ]
+    if not any(asked):
+        return pages
+    run_ids = list(dict.fromkeys(e.node.id for page in asked if page for e in page.edges))
+    steps = await _steps_by_run_id(session, user_id, run_ids) if run_ids else {}
+    return [
+        page
+        if with_steps is None
+        else RunsPage(
+            edges=with_steps.edges,
+            total_count=with_steps.total_count,
+            has_next_page=with_steps.has_next_page,
+            has_previous_page=with_steps.has_previous_page,
+            steps={e.node.id: steps[e.node.id] for e in with_steps.edges},
+        )
+        for page, with_steps in zip(pages, asked, strict=True)
+    ]
 
 
 _VIEWER_RUNS_BY_IDS = select(*_RUN_COLUMNS).where(
@@ -320,11 +362,18 @@ async def steps_by_run_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[l
     """Steps of each run, in order; a run outside the caller's workspaces has none."""
     user_id = deps.principal.require_user()
     async with deps.read() as session:
-        rows = await session.execute(_VIEWER_STEPS_BY_RUN_IDS, {"viewer": user_id, "ids": ids})
-        grouped: dict[uuid.UUID, list[RunStepView]] = {i: [] for i in ids}
-        for step in rows:
-            grouped[step.run_id].append(view_of_row(RunStepView, step))
+        grouped = await _steps_by_run_id(session, user_id, ids)
     return [grouped[i] for i in ids]
+
+
+async def _steps_by_run_id(
+    session: AsyncSession, user_id: uuid.UUID, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[RunStepView]]:
+    rows = await session.execute(_VIEWER_STEPS_BY_RUN_IDS, {"viewer": user_id, "ids": ids})
+    grouped: dict[uuid.UUID, list[RunStepView]] = {i: [] for i in ids}
+    for step in rows:
+        grouped[step.run_id].append(view_of_row(RunStepView, step))
+    return grouped
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ service returns (`nodes.services.Boxed`), since Kailash wants outputs it can ser
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -142,6 +142,14 @@ class RunStepView(View):
     started_at: datetime | None
     finished_at: datetime | None
     error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunsPage(Page[RunView]):
+    """A page of runs with each run's steps in order, read in the same call as the page when
+    its query asked for them (`with_steps`): a screen that shows them waits for no read more."""
+
+    steps: dict[uuid.UUID, list[RunStepView]] = field(default_factory=dict)
 
 
 class RunEventView(View):

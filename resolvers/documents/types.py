@@ -22,7 +22,7 @@ from resolvers.core.relay import (
     global_id,
     load_nodes,
 )
-from resolvers.runs.types import Run, load_run_fields
+from resolvers.runs.types import Run, load_run_fields, selects_steps
 from services.documents import ChunksQuery
 from services.extraction import ERROR_CODES as EXTRACTION_ERROR_CODES
 from services.runs import SubjectRunsQuery
@@ -330,9 +330,11 @@ class Document(relay.Node):
         + PAGE_ARGS_DESCRIPTION
     )
     async def runs(self, info: Info, first: First = None, after: After = None) -> Connection[Run]:
-        query = SubjectRunsQuery(subject_id=self.view.id, first=first, after=after)
+        query = SubjectRunsQuery(
+            subject_id=self.view.id, first=first, after=after, with_steps=selects_steps(info)
+        )
         page = await info.context.loaders.subject_runs_page.load(query)
-        run = await load_run_fields(info, [e.node for e in page.edges], "edges", "node")
+        run = await load_run_fields(info, page, "edges", "node")
         return Connection.from_page(page, run)
 
     @strawberry.field(

@@ -25,7 +25,7 @@ from resolvers.core.relay import (
     load_nodes,
 )
 from services.runs import RunEventsQuery
-from services.views import RunEventView, RunStepView, RunView
+from services.views import Page, RunEventView, RunsPage, RunStepView, RunView
 
 
 @strawberry.enum(description="Where a run is in its life.")
@@ -445,14 +445,21 @@ def _steps(views: list[RunStepView]) -> list[RunStep]:
     return [RunStep.of(s) for s in views]
 
 
-async def load_run_fields(
-    info: Info, views: Sequence[RunView], *path: str
-) -> Callable[[RunView], Run]:
+def selects_steps(info: Info) -> bool:
+    """Whether a connection of runs selects their steps: its query then reads them with the
+    page (`with_steps`)."""
+    return "steps" in selected_names(info, "edges", "node")
+
+
+async def load_run_fields(info: Info, page: Page[RunView], *path: str) -> Callable[[RunView], Run]:
     """Load who started, what they retry and the steps of a page of runs that the query selects
-    at `path` (one batch per loader), and return how to build each of those runs with them (read
-    then without their resolvers, ADR 0146). A failed load is left to the field's resolver,
-    which reports it."""
+    at `path` (one batch per loader; steps a RunsPage holds are not read again), and return how
+    to build each of those runs with them (read then without their resolvers, ADR 0146). A
+    failed load is left to the field's resolver, which reports it."""
     loaders = info.context.loaders
+    if isinstance(page, RunsPage):
+        loaders.steps_by_run_id.prime_many(page.steps)
+    views = [e.node for e in page.edges]
     user_ids = list(dict.fromkeys(v.triggered_by_id for v in views if v.triggered_by_id))
     retry_ids = list(dict.fromkeys(v.retry_of_id for v in views if v.retry_of_id))
     found_users, found_retries, found_steps = await load_selected(

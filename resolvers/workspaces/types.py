@@ -35,7 +35,14 @@ from resolvers.documents.types import (
     TagCount,
     load_document_fields,
 )
-from resolvers.runs.types import Run, RunStatus, WorkspaceEvent, load_event_fields, load_run_fields
+from resolvers.runs.types import (
+    Run,
+    RunStatus,
+    WorkspaceEvent,
+    load_event_fields,
+    load_run_fields,
+    selects_steps,
+)
 from services.chat import ConversationsQuery
 from services.collections import CollectionsQuery
 from services.documents import DocumentSortField as DomainSortField
@@ -134,9 +141,10 @@ class Workspace(relay.Node):
             workflow=workflow,
             first=first,
             after=after,
+            with_steps=selects_steps(info),
         )
         page = await info.context.loaders.runs_page.load(query)
-        run = await load_run_fields(info, [e.node for e in page.edges], "edges", "node")
+        run = await load_run_fields(info, page, "edges", "node")
         return Connection.from_page(page, run)
 
     @strawberry.field(description=f"Collections, by name. {PAGE_ARGS_DESCRIPTION}")

@@ -17,6 +17,7 @@ from base.settings import Settings
 from tests.support.databases import count_statements, extracted_text_reads
 from tests.support.graphql import (
     GraphQLClient,
+    executed_nodes,
     fields_through_graphql_core,
     first_workspace,
     sign_up,
@@ -134,6 +135,37 @@ async def test_runs_monitor_is_three_statements_for_any_number_of_rows(
     # workspace by id (loader); the page of runs with their COUNT; the users who triggered
     # them (loader)
     assert len(statements) == 3, statements
+
+
+async def test_a_page_of_runs_reads_its_steps_in_the_same_call_when_selected(
+    any_db_client: GraphQLClient, any_db_app
+):
+    owner = await sign_up(any_db_client, "Owner", "owner@example.com")
+    workspace = await first_workspace(any_db_client, owner["accessToken"])
+    run_ids = await add_runs(
+        any_db_app.state.deps.db, uuid_of(workspace["id"]), [uuid_of(owner["user"]["id"])], 3
+    )
+    query = """query($id: ID!) { workspace(id: $id) { runs(first: 2) { edges { node {
+        id steps { position name status } } } } } }"""
+    with (
+        count_statements(any_db_app.state.engine) as statements,
+        executed_nodes(any_db_app) as nodes,
+    ):
+        result = await any_db_client.execute(
+            query, {"id": workspace["id"]}, token=owner["accessToken"]
+        )
+    edges = result["data"]["workspace"]["runs"]["edges"]
+    assert [e["node"]["id"] for e in edges] == [global_id("Run", r) for r in run_ids[:0:-1]]
+    assert [e["node"]["steps"] for e in edges] == [
+        [
+            {"position": 0, "name": "CONNECT", "status": "SUCCEEDED"},
+            {"position": 1, "name": "CHAT", "status": "SUCCEEDED"},
+        ]
+    ] * 2
+    # the workspace; the page of runs with its total, then their steps, in one service call
+    assert nodes == {"WorkspacesWorkspacesByIdsNode": 1, "RunsListRunsNode": 1}
+    assert len(statements) == 3, statements
+    assert statements[-1].startswith("SELECT run_steps."), statements
 
 
 @pytest.mark.parametrize("rows", [1, 25, 100])
@@ -495,6 +527,7 @@ async def test_document_detail_is_eight_statements_for_any_number_of_chunks_and_
     with (
         count_statements(any_db_app.state.engine) as statements,
         fields_through_graphql_core() as resolved,
+        executed_nodes(any_db_app) as nodes,
     ):
         data = await any_db_client.op(
             "DocumentDetail",
@@ -540,12 +573,23 @@ async def test_document_detail_is_eight_statements_for_any_number_of_chunks_and_
     assert {e["node"]["triggeredBy"]["name"] for e in history["edges"]} == {"Owner"}
     # document by id with its collection (loader); then together: its owner (users loader), its
     # tags, its entities with its edit marks and recorded sources (one statement), the first
-    # page of its chunks and of its runs, each with its total (one statement each); then the
-    # runs' steps (loader); and its related
-    # documents: which of the ids the caller may see with their workspace's vector state, in
-    # one statement (no vectors here, so nothing more). The editor and the runs' trigger are
-    # the owner here, so the users loader answers `editedBy` and `triggeredBy` from its cache.
+    # page of its chunks and of its runs, each with its total (one statement each), the runs'
+    # steps read by the same call as their page (so right after it, and no loader run of their
+    # own), and its related documents: which of the ids the caller may see with their
+    # workspace's vector state, in one statement (no vectors here, so nothing more). The editor
+    # and the runs' trigger are the owner here, so the users loader answers `editedBy` and
+    # `triggeredBy` from its cache.
     assert len(statements) == 8, statements
+    # One service call (a Kailash node) per read; the steps need none of their own.
+    assert nodes == {
+        "DocumentsDocumentsByIdsNode": 1,
+        "AccountsUsersByIdsNode": 1,
+        "DocumentsTagsByDocumentIdsNode": 1,
+        "DocumentsAnnotationsByDocumentIdsNode": 1,
+        "DocumentsListChunksNode": 1,
+        "RunsListSubjectRunsNode": 1,
+        "SearchRelatedDocumentsNode": 1,
+    }
     assert detail["collection"] == {"id": global_id("Collection", collection), "name": "C"}
     assert not [s for s in statements if s.startswith("SELECT collections.id")], statements
     assert extracted_text_reads(statements) == []

@@ -99,3 +99,17 @@ def fields_through_graphql_core() -> Iterator[collections.Counter[str]]:
         yield counted
     finally:
         PlainFieldExecution.build_resolve_info = original  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def executed_nodes(app: Any) -> Iterator[collections.Counter[str]]:
+    """Count, by class name, the Kailash nodes the app's runtime completes while the block runs
+    (through the runtime's own completion hook): one per service call a request makes."""
+    counted: collections.Counter[str] = collections.Counter()
+    unregister = app.state.runner.runtime.on_node_complete(
+        lambda event: counted.update([event.node_type])
+    )
+    try:
+        yield counted
+    finally:
+        unregister()
