@@ -266,10 +266,11 @@ _TAGS_BY_DOCUMENT_IDS = (
     .where(DocumentTag.document_id.in_(_VISIBLE_IDS))
     .order_by(DocumentTag.document_id, DocumentTag.position)
 )
-# Entities, edit marks and recorded sources in one statement, a row being one of the three (its
-# `part`): the detail screen shows them all, and each statement more is a round trip and an
-# execution more on every detail (ADR 0137). Entities come in their order by `position`.
-_ENTITY, _EDIT, _SOURCE = "entity", "edit", "source"
+# Entities, edit marks, recorded sources and tags in one statement, a row being one of the four
+# (its `part`): the detail screen shows them all, and each statement more is a round trip and
+# an execution more on every detail (ADR 0137). Entities and tags carry their `position` and
+# are put in order in Python. The documents the caller may see are found once for all four.
+_ENTITY, _EDIT, _SOURCE, _TAG = "entity", "edit", "source", "tag"
 _NO_FIELD = null().cast(DocumentFieldEdit.field.type)
 _NO_SOURCE = null().cast(DocumentFieldSource.source.type)
 _NO_EDITOR = null().cast(DocumentFieldEdit.edited_by_id.type)
@@ -277,6 +278,8 @@ _NO_EDIT_TIME = null().cast(DocumentFieldEdit.edited_at.type)
 _NO_NAME = null().cast(DocumentEntity.name.type)
 _NO_KIND = null().cast(DocumentEntity.kind.type)
 _NO_POSITION = null().cast(DocumentEntity.position.type)
+_ANNOTATED = _VISIBLE_IDS.cte("annotated")
+_ANNOTATED_IDS = select(_ANNOTATED.c.id)
 _ANNOTATIONS_BY_DOCUMENT_IDS = union_all(
     select(
         DocumentEntity.document_id,
@@ -285,10 +288,10 @@ _ANNOTATIONS_BY_DOCUMENT_IDS = union_all(
         _NO_SOURCE.label("source"),
         _NO_EDITOR.label("edited_by_id"),
         _NO_EDIT_TIME.label("edited_at"),
-        DocumentEntity.name.label("name"),
+        DocumentEntity.name.label("name"),  # an entity's name, or a tag
         DocumentEntity.kind.label("entity_kind"),
         DocumentEntity.position.label("position"),
-    ).where(DocumentEntity.document_id.in_(_VISIBLE_IDS)),
+    ).where(DocumentEntity.document_id.in_(_ANNOTATED_IDS)),
     select(
         DocumentFieldEdit.document_id,
         literal(_EDIT, String),
@@ -299,7 +302,7 @@ _ANNOTATIONS_BY_DOCUMENT_IDS = union_all(
         _NO_NAME,
         _NO_KIND,
         _NO_POSITION,
-    ).where(DocumentFieldEdit.document_id.in_(_VISIBLE_IDS)),
+    ).where(DocumentFieldEdit.document_id.in_(_ANNOTATED_IDS)),
     select(
         DocumentFieldSource.document_id,
         literal(_SOURCE, String),
@@ -310,7 +313,18 @@ _ANNOTATIONS_BY_DOCUMENT_IDS = union_all(
         _NO_NAME,
         _NO_KIND,
         _NO_POSITION,
-    ).where(DocumentFieldSource.document_id.in_(_VISIBLE_IDS)),
+    ).where(DocumentFieldSource.document_id.in_(_ANNOTATED_IDS)),
+    select(
+        DocumentTag.document_id,
+        literal(_TAG, String),
+        _NO_FIELD,
+        _NO_SOURCE,
+        _NO_EDITOR,
+        _NO_EDIT_TIME,
+        DocumentTag.tag,
+        _NO_KIND,
+        DocumentTag.position,
+    ).where(DocumentTag.document_id.in_(_ANNOTATED_IDS)),
 )
 
 
@@ -340,25 +354,28 @@ async def tags_by_document_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> li
 
 @dataclass(frozen=True)
 class DocumentAnnotations:
-    """What only the detail screen shows of a document: its entities, its edit marks and who
-    or what wrote each field."""
+    """What the detail screen shows of a document beside its own columns: its entities, its
+    edit marks, who or what wrote each field, and its tags (as `tags_by_document_ids` gives
+    them: the detail reads them here, a statement fewer)."""
 
     entities: list[EntityView]
     edits: list[FieldEditView]  # in the order of DocumentField
     # In the order of DocumentField, the fields that hold a written value: PERSON where edited,
     # else what processing or upload recorded.
     sources: list[FieldSourceView]
+    tags: list[str]  # in order
 
 
 async def annotations_by_document_ids(
     deps: ServiceDeps, *, ids: list[uuid.UUID]
 ) -> list[DocumentAnnotations]:
-    """The entities, the edit marks and the fields' sources of each document, in one
+    """The entities, the edit marks, the fields' sources and the tags of each document, in one
     statement and one loader run: more loaders cost a Kailash workflow and a dispatch more per
     request."""
     user_id = deps.principal.require_user()
     params = {"viewer": user_id, "ids": ids}
     entities: dict[uuid.UUID, list[tuple[int, EntityView]]] = {i: [] for i in ids}
+    tags: dict[uuid.UUID, list[tuple[int, str]]] = {i: [] for i in ids}
     edits: dict[uuid.UUID, dict[DocumentField, FieldEditView]] = {i: {} for i in ids}
     recorded: dict[uuid.UUID, dict[DocumentField, str]] = {i: {} for i in ids}
     async with deps.read() as session:
@@ -367,6 +384,8 @@ async def annotations_by_document_ids(
         if row.part == _ENTITY:
             entity = EntityView(name=row.name, kind=row.entity_kind)
             entities[row.document_id].append((row.position, entity))
+        elif row.part == _TAG:
+            tags[row.document_id].append((row.position, row.name))
         elif row.part == _EDIT:
             field = DocumentField(row.field)
             edits[row.document_id][field] = FieldEditView(
@@ -383,6 +402,7 @@ async def annotations_by_document_ids(
                 for f in DocumentField
                 if (source := recorded[i].get(f)) is not None or f in edits[i]
             ],
+            tags=[tag for _, tag in sorted(tags[i])],
         )
         for i in ids
     ]

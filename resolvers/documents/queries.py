@@ -18,9 +18,10 @@ class DocumentQueries:
         id: Annotated[strawberry.ID, strawberry.argument(description="Document id.")],
     ) -> Document | None:
         info.context.principal.require_user()
-        return await find_by_id(
+        document = await find_by_id(
             id, "Document", info.context.loaders.document_by_id.load, Document.of
         )
+        return None if document is None else document.with_annotations(info)
 
     @strawberry.field(description="A collection in one of your workspaces; null for any other id.")
     async def collection(

@@ -13,7 +13,7 @@ from strawberry import relay
 from resolvers.accounts.types import User
 from resolvers.core.context import Info
 from resolvers.core.execution import NOT_LOADED, prefetched
-from resolvers.core.lookahead import PageLoad, load_selected, now_or_later
+from resolvers.core.lookahead import PageLoad, load_selected, now_or_later, selected_names
 from resolvers.core.relay import (
     PAGE_ARGS_DESCRIPTION,
     After,
@@ -23,7 +23,7 @@ from resolvers.core.relay import (
     load_nodes,
 )
 from resolvers.runs.types import Run, load_run_fields, selects_steps
-from services.documents import ChunksQuery
+from services.documents import ChunksQuery, DocumentAnnotations
 from services.extraction import ERROR_CODES as EXTRACTION_ERROR_CODES
 from services.runs import SubjectRunsQuery
 from services.uploads import FileProgress
@@ -227,6 +227,14 @@ FAILURE_CODES = (
 )
 
 
+# The fields served by the annotations loader (`annotations_by_document_ids`).
+ANNOTATION_FIELDS = frozenset({"entities", "edits", "fieldSources"})
+
+
+def _tags(annotations: DocumentAnnotations) -> list[str]:
+    return annotations.tags
+
+
 @strawberry.type(description="A document in a workspace: its file, text and AI-written fields.")
 class Document(relay.Node):
     id: relay.NodeID[str]
@@ -255,6 +263,9 @@ class Document(relay.Node):
     loaded_collection: strawberry.Private[Collection | None] = NOT_LOADED
     loaded_owner: strawberry.Private[User | None] = NOT_LOADED
     loaded_tags: strawberry.Private[list[str]] = NOT_LOADED
+    # Set where the query also selects the document's annotations (`with_annotations`): its tags
+    # then come with them, in the same statement.
+    tags_with_annotations: strawberry.Private[bool] = False
 
     @strawberry.field(
         description="The collection it is in.", metadata=prefetched("loaded_collection")
@@ -283,7 +294,19 @@ class Document(relay.Node):
     def tags(self, info: Info) -> list[str]:
         if self.loaded_tags is not NOT_LOADED:
             return self.loaded_tags
-        return now_or_later(info.context.loaders.tags_by_document_id, self.view.id, list)
+        loaders = info.context.loaders
+        if self.tags_with_annotations:
+            return now_or_later(loaders.annotations_by_document_id, self.view.id, _tags)
+        return now_or_later(loaders.tags_by_document_id, self.view.id, list)
+
+    def with_annotations(self, info: Info) -> Document:
+        """This document, its tags read with its annotations when the query (`info`, at the
+        document's field) selects both: one statement for the detail screen (ADR 0137)."""
+        selected = selected_names(info)
+        self.tags_with_annotations = "tags" in selected and not ANNOTATION_FIELDS.isdisjoint(
+            selected
+        )
+        return self
 
     @strawberry.field(description="Entities it mentions, in order (at most 50).")
     async def entities(self, info: Info) -> list[Entity]:

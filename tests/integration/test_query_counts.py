@@ -507,7 +507,7 @@ async def test_dashboard_is_five_statements_and_does_not_count_its_recent_docume
 
 
 @pytest.mark.parametrize(("chunks", "runs"), [(25, 1), (100, 6)])
-async def test_document_detail_is_eight_statements_for_any_number_of_chunks_and_runs(
+async def test_document_detail_is_seven_statements_for_any_number_of_chunks_and_runs(
     any_db_client: GraphQLClient, any_db_app, chunks: int, runs: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -515,7 +515,7 @@ async def test_document_detail_is_eight_statements_for_any_number_of_chunks_and_
     )
     collection = await add_collection(db, workspace_id, "C", owner_id)
     [document] = await add_documents(
-        db, workspace_id, [collection], [owner_id], 1, tags=("a",), chunks=chunks
+        db, workspace_id, [collection], [owner_id], 1, tags=("zeta", "alpha", "mu"), chunks=chunks
     )
     run_ids = await add_runs(db, workspace_id, [owner_id], runs, document_id=document)
     await add_runs(db, workspace_id, [owner_id], 2)  # runs about the workspace: not its history
@@ -561,6 +561,8 @@ async def test_document_detail_is_eight_statements_for_any_number_of_chunks_and_
         {"name": "Acme", "kind": "OTHER"},
     ]
     assert detail["fieldSources"] == [{"field": "TITLE", "source": "PERSON"}]
+    # Its tags in their order, read with the annotations (ADR 0137's amendment).
+    assert detail["tags"] == ["zeta", "alpha", "mu"]
     assert [e["node"]["position"] for e in detail["chunks"]["edges"]] == list(range(chunks))
     history = detail["runs"]
     assert history["totalCount"] == runs
@@ -572,19 +574,17 @@ async def test_document_detail_is_eight_statements_for_any_number_of_chunks_and_
     }
     assert {e["node"]["triggeredBy"]["name"] for e in history["edges"]} == {"Owner"}
     # document by id with its collection (loader); then together: its owner (users loader), its
-    # tags, its entities with its edit marks and recorded sources (one statement), the first
-    # page of its chunks and of its runs, each with its total (one statement each), the runs'
-    # steps read by the same call as their page (so right after it, and no loader run of their
-    # own), and its related documents: which of the ids the caller may see with their
-    # workspace's vector state, in one statement (no vectors here, so nothing more). The editor
-    # and the runs' trigger are the owner here, so the users loader answers `editedBy` and
-    # `triggeredBy` from its cache.
-    assert len(statements) == 8, statements
-    # One service call (a Kailash node) per read; the steps need none of their own.
+    # entities with its edit marks, recorded sources and tags (one statement), the first page
+    # of its chunks and of its runs, each with its total (one statement each), the runs' steps
+    # read by the same call as their page (no loader run of their own), and its related
+    # documents: which of the ids the caller may see with their workspace's vector state, in
+    # one statement (no vectors here, so nothing more). The editor and the runs' trigger are
+    # the owner here, so the users loader answers `editedBy` and `triggeredBy` from its cache.
+    assert len(statements) == 7, statements
+    # One service call (a Kailash node) per read; the tags and the steps need none of their own.
     assert nodes == {
         "DocumentsDocumentsByIdsNode": 1,
         "AccountsUsersByIdsNode": 1,
-        "DocumentsTagsByDocumentIdsNode": 1,
         "DocumentsAnnotationsByDocumentIdsNode": 1,
         "DocumentsListChunksNode": 1,
         "RunsListSubjectRunsNode": 1,
@@ -594,6 +594,44 @@ async def test_document_detail_is_eight_statements_for_any_number_of_chunks_and_
     assert not [s for s in statements if s.startswith("SELECT collections.id")], statements
     assert extracted_text_reads(statements) == []
     assert detail["relatedDocuments"] == []
+
+
+@pytest.mark.parametrize(
+    ("selection", "statements_made", "tags_node"),
+    [
+        ("tags", 2, True),  # the document; its tags (their loader)
+        ("tags entities { name }", 2, False),  # the document; annotations with the tags
+        ("entities { name } tags", 2, False),  # whatever the order of the fields
+        ("edits { field }", 2, False),  # the document; its annotations, no tags asked
+    ],
+)
+async def test_a_documents_tags_come_with_its_annotations_when_both_are_selected(
+    any_db_client: GraphQLClient, any_db_app, selection: str, statements_made: int, tags_node: bool
+):
+    owner, _workspace, workspace_id, owner_id, db = await _owner_and_workspace(
+        any_db_client, any_db_app
+    )
+    collection = await add_collection(db, workspace_id, "C", owner_id)
+    [document] = await add_documents(
+        db, workspace_id, [collection], [owner_id], 1, tags=("zeta", "alpha")
+    )
+    query = f"query($id: ID!) {{ document(id: $id) {{ {selection} }} }}"
+    with (
+        count_statements(any_db_app.state.engine) as statements,
+        executed_nodes(any_db_app) as nodes,
+    ):
+        result = await any_db_client.execute(
+            query, {"id": global_id("Document", document)}, token=owner["accessToken"]
+        )
+    assert "errors" not in result, result
+    detail = result["data"]["document"]
+    if "tags" in selection:
+        assert detail["tags"] == ["zeta", "alpha"]
+    if "entities" in selection:
+        assert detail["entities"] == [{"name": "Ada"}, {"name": "Acme"}]
+    assert len(statements) == statements_made, statements
+    assert ("DocumentsTagsByDocumentIdsNode" in nodes) is tags_node
+    assert ("DocumentsAnnotationsByDocumentIdsNode" in nodes) is (not tags_node)
 
 
 async def _conversation_with_answers(
