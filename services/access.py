@@ -71,6 +71,16 @@ def in_ids(column: ColumnElement[Any] | QueryableAttribute[Any]) -> in_list:
 VIEWER_WORKSPACE_IDS = select(Membership.workspace_id).where(Membership.user_id == VIEWER)
 
 
+def seen_by_viewer(
+    user_id: ColumnElement[uuid.UUID] | QueryableAttribute[uuid.UUID],
+) -> ColumnElement[bool]:
+    """Whether the caller `:viewer` may see the user `user_id`: the caller, or anyone who shares
+    a workspace with them."""
+    return (user_id == VIEWER) | user_id.in_(
+        select(Membership.user_id).where(Membership.workspace_id.in_(VIEWER_WORKSPACE_IDS))
+    )
+
+
 def member_workspace_ids(user_id: uuid.UUID) -> Select[uuid.UUID]:
     """VIEWER_WORKSPACE_IDS of `user_id`, for a statement built per call."""
     return VIEWER_WORKSPACE_IDS.params(viewer=user_id)

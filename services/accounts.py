@@ -14,7 +14,7 @@ from base.db.engine import lock_for_write
 from base.db.types import utcnow
 from base.errors import Conflict, Invalid, Unauthenticated
 from base.models.accounts import Membership, RefreshToken, Role, User, Workspace
-from services.access import VIEWER, VIEWER_WORKSPACE_IDS, in_ids
+from services.access import in_ids, seen_by_viewer
 from services.deps import ServiceDeps
 from services.validation import clean_email, clean_name
 from services.views import AuthSession, UserView, view_columns, view_of_row
@@ -127,13 +127,8 @@ async def get_me(deps: ServiceDeps) -> UserView:
     return UserView.model_validate(user)
 
 
-# Users that share a workspace with the caller (or are the caller).
 _USERS_SEEN_BY_VIEWER = select(*view_columns(UserView, User)).where(
-    in_ids(User.id),
-    (User.id == VIEWER)
-    | User.id.in_(
-        select(Membership.user_id).where(Membership.workspace_id.in_(VIEWER_WORKSPACE_IDS))
-    ),
+    in_ids(User.id), seen_by_viewer(User.id)
 )
 
 

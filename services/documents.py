@@ -35,7 +35,7 @@ from base.auth.tokens import issue_download_token
 from base.db.engine import lock_for_write
 from base.db.types import LIKE_ESCAPE, case_folded, like_literal, utcnow
 from base.errors import DomainError, Invalid, NotFound
-from base.models.accounts import Role
+from base.models.accounts import Role, User
 from base.models.documents import (
     MAX_ENTITY_NAME,
     MAX_TAG,
@@ -53,7 +53,13 @@ from base.models.documents import (
     FieldSource,
 )
 from base.models.runs import SubjectType
-from services.access import VIEWER_WORKSPACE_IDS, in_ids, member_workspace_ids, require_role
+from services.access import (
+    VIEWER_WORKSPACE_IDS,
+    in_ids,
+    member_workspace_ids,
+    require_role,
+    seen_by_viewer,
+)
 from services.blobs import blob_store
 from services.collections import (
     COLLECTION_OF_DOCUMENT,
@@ -77,6 +83,7 @@ from services.views import (
     ChunkView,
     CollectionView,
     DeletedDocuments,
+    DocumentByIdView,
     DocumentView,
     EntityView,
     FieldEditView,
@@ -86,6 +93,7 @@ from services.views import (
     MovedDocuments,
     Page,
     TagCountView,
+    UserView,
     view_columns,
     view_of_row,
 )
@@ -256,9 +264,17 @@ VIEWER_SEES_DOCUMENT_IDS = and_(
     in_ids(Document.id), Document.workspace_id.in_(VIEWER_WORKSPACE_IDS)
 )
 _VISIBLE_IDS = select(Document.id).where(VIEWER_SEES_DOCUMENT_IDS)
+# The owner under the users' own visibility rule: one the caller shares no workspace with any
+# more reads as none, as `users_by_ids` would answer.
+_OWNER_COLUMNS = {f"owner_user_{name}": name for name in UserView.model_fields}
 _DOCUMENTS_BY_IDS = (
-    select(*DOCUMENT_COLUMNS, *COLLECTION_OF_DOCUMENT)
+    select(
+        *DOCUMENT_COLUMNS,
+        *COLLECTION_OF_DOCUMENT,
+        *(getattr(User, name).label(key) for key, name in _OWNER_COLUMNS.items()),
+    )
     .join(Collection, Collection.id == Document.collection_id)
+    .outerjoin(User, (User.id == Document.owner_id) & seen_by_viewer(User.id))
     .where(VIEWER_SEES_DOCUMENT_IDS)
 )
 _TAGS_BY_DOCUMENT_IDS = (
@@ -330,15 +346,25 @@ _ANNOTATIONS_BY_DOCUMENT_IDS = union_all(
 
 async def documents_by_ids(
     deps: ServiceDeps, *, ids: list[uuid.UUID]
-) -> list[ListedDocumentView | None]:
-    """The documents the caller may see, each with its collection (read in the same statement:
-    a document's screen names it)."""
+) -> list[DocumentByIdView | None]:
+    """The documents the caller may see, each with its collection and its owner (read in the
+    same statement: a document's screen names both)."""
     user_id = deps.principal.require_user()
     listed = _listing()
     async with deps.read() as session:
         rows = await session.execute(_DOCUMENTS_BY_IDS, {"viewer": user_id, "ids": ids})
-        found = {row.id: listed(row) for row in rows}
+        found = {row.id: _by_id(listed(row), row) for row in rows}
     return [found.get(i) for i in ids]
+
+
+def _by_id(listed: ListedDocumentView, row: Any) -> DocumentByIdView:
+    mapping = row._mapping
+    owner = (
+        None
+        if mapping["owner_user_id"] is None
+        else UserView(**{name: mapping[key] for key, name in _OWNER_COLUMNS.items()})
+    )
+    return DocumentByIdView(document=listed.document, collection=listed.collection, owner=owner)
 
 
 async def tags_by_document_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[list[str]]:

@@ -224,6 +224,13 @@ class ListedDocumentView(View):
     collection: CollectionView
 
 
+class DocumentByIdView(ListedDocumentView):
+    """A document read by id, with its collection and its owner in the same statement (a detail
+    shows both)."""
+
+    owner: UserView | None  # None: no owner, or one the caller may not see
+
+
 class EntityView(View):
     name: str
     kind: str

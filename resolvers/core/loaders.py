@@ -26,6 +26,7 @@ from services.views import (
     ChunkView,
     CollectionTotalsView,
     CollectionView,
+    DocumentByIdView,
     DocumentView,
     InviteView,
     ListedDocumentView,
@@ -195,14 +196,17 @@ class Loaders:
 
     @cached_property
     def document_by_id(self) -> DataLoader[uuid.UUID, DocumentView | None]:
-        """Documents by id, their collections read with them and primed."""
+        """Documents by id, their collections and owners read with them and primed."""
 
         async def load(ids: list[uuid.UUID]) -> list[DocumentView | None]:
-            listed: list[ListedDocumentView | None] = await self._calls.call(
+            found: list[DocumentByIdView | None] = await self._calls.call(
                 LOAD_DOCUMENTS, self._deps, ids=list(ids)
             )
-            self.prime_collections(v.collection for v in listed if v is not None)
-            return [None if v is None else v.document for v in listed]
+            self.prime_collections(v.collection for v in found if v is not None)
+            self.user_by_id.prime_many(
+                {v.document.owner_id: v.owner for v in found if v and v.document.owner_id}
+            )
+            return [None if v is None else v.document for v in found]
 
         return DataLoader(load_fn=load)
 

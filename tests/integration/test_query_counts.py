@@ -507,7 +507,7 @@ async def test_dashboard_is_five_statements_and_does_not_count_its_recent_docume
 
 
 @pytest.mark.parametrize(("chunks", "runs"), [(25, 1), (100, 6)])
-async def test_document_detail_is_seven_statements_for_any_number_of_chunks_and_runs(
+async def test_document_detail_is_six_statements_for_any_number_of_chunks_and_runs(
     any_db_client: GraphQLClient, any_db_app, chunks: int, runs: int
 ):
     owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
@@ -573,23 +573,25 @@ async def test_document_detail_is_seven_statements_for_any_number_of_chunks_and_
         ("CONNECT", "CHAT")
     }
     assert {e["node"]["triggeredBy"]["name"] for e in history["edges"]} == {"Owner"}
-    # document by id with its collection (loader); then together: its owner (users loader), its
-    # entities with its edit marks, recorded sources and tags (one statement), the first page
-    # of its chunks and of its runs, each with its total (one statement each), the runs' steps
-    # read by the same call as their page (no loader run of their own), and its related
-    # documents: which of the ids the caller may see with their workspace's vector state, in
-    # one statement (no vectors here, so nothing more). The editor and the runs' trigger are
-    # the owner here, so the users loader answers `editedBy` and `triggeredBy` from its cache.
-    assert len(statements) == 7, statements
-    # One service call (a Kailash node) per read; the tags and the steps need none of their own.
+    # document by id with its collection and its owner (loader); then together: its entities
+    # with its edit marks, recorded sources and tags (one statement), the first page of its
+    # chunks and of its runs, each with its total (one statement each), the runs' steps read by
+    # the same call as their page (no loader run of their own), and its related documents:
+    # which of the ids the caller may see with their workspace's vector state, in one statement
+    # (no vectors here, so nothing more). The editor and the runs' trigger are the owner here,
+    # whom the document's read primed the users loader with: `editedBy` and `triggeredBy` come
+    # from its cache (ADR 0148).
+    assert len(statements) == 6, statements
+    # One service call (a Kailash node) per read; the owner, the tags and the steps need none of
+    # their own.
     assert nodes == {
         "DocumentsDocumentsByIdsNode": 1,
-        "AccountsUsersByIdsNode": 1,
         "DocumentsAnnotationsByDocumentIdsNode": 1,
         "DocumentsListChunksNode": 1,
         "RunsListSubjectRunsNode": 1,
         "SearchRelatedDocumentsNode": 1,
     }
+    assert detail["owner"] == {"id": global_id("User", owner_id), "name": "Owner", "initials": "O"}
     assert detail["collection"] == {"id": global_id("Collection", collection), "name": "C"}
     assert not [s for s in statements if s.startswith("SELECT collections.id")], statements
     assert extracted_text_reads(statements) == []
@@ -632,6 +634,40 @@ async def test_a_documents_tags_come_with_its_annotations_when_both_are_selected
     assert len(statements) == statements_made, statements
     assert ("DocumentsTagsByDocumentIdsNode" in nodes) is tags_node
     assert ("DocumentsAnnotationsByDocumentIdsNode" in nodes) is (not tags_node)
+
+
+async def test_a_documents_owner_is_read_with_it_and_is_null_once_they_share_no_workspace(
+    any_db_client: GraphQLClient, any_db_app
+):
+    owner, workspace, workspace_id, owner_id, db = await _owner_and_workspace(
+        any_db_client, any_db_app
+    )
+    [editor] = await add_members(db, workspace_id, 1, prefix="editor")
+    collection = await add_collection(db, workspace_id, "C", owner_id)
+    [document] = await add_documents(db, workspace_id, [collection], [editor], 1)
+    query = """query($id: ID!, $ws: ID!) {
+        document(id: $id) { owner { id name } }
+        workspace(id: $ws) { documents(first: 5) { edges { node { owner { id name } } } } }
+    }"""
+    variables = {"id": global_id("Document", document), "ws": workspace["id"]}
+
+    async def owners() -> tuple[Any, list[Any]]:
+        result = await any_db_client.execute(query, variables, token=owner["accessToken"])
+        assert "errors" not in result, result
+        edges = result["data"]["workspace"]["documents"]["edges"]
+        return result["data"]["document"]["owner"], [e["node"]["owner"] for e in edges]
+
+    with count_statements(any_db_app.state.engine) as statements:
+        by_id, listed = await owners()
+    editor_0 = {"id": global_id("User", editor), "name": "Editor 0"}
+    assert (by_id, listed) == (editor_0, [editor_0])
+    # No read of users of its own: the page's owner is the document's, whom the document's read
+    # primed the users loader with.
+    assert not [s for s in statements if s.startswith("SELECT users.")], statements
+    async with db.begin() as session:
+        await session.execute(Membership.__table__.delete().where(Membership.user_id == editor))
+    # Gone from the only workspace they shared with the caller: null on both paths alike.
+    assert await owners() == (None, [None])
 
 
 async def _conversation_with_answers(
