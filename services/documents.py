@@ -353,18 +353,21 @@ async def documents_by_ids(
     listed = _listing()
     async with deps.read() as session:
         rows = await session.execute(_DOCUMENTS_BY_IDS, {"viewer": user_id, "ids": ids})
-        found = {row.id: _by_id(listed(row), row) for row in rows}
+        found: dict[uuid.UUID, DocumentByIdView] = {}
+        for row in rows:
+            view = listed(row)
+            found[row.id] = DocumentByIdView(
+                document=view.document, collection=view.collection, owner=_owner_of(row)
+            )
     return [found.get(i) for i in ids]
 
 
-def _by_id(listed: ListedDocumentView, row: Any) -> DocumentByIdView:
-    mapping = row._mapping
-    owner = (
-        None
-        if mapping["owner_user_id"] is None
-        else UserView(**{name: mapping[key] for key, name in _OWNER_COLUMNS.items()})
-    )
-    return DocumentByIdView(document=listed.document, collection=listed.collection, owner=owner)
+def _owner_of(row: Any) -> UserView | None:
+    """The owner's columns of a row of `_DOCUMENTS_BY_IDS` (None: no owner the caller sees)."""
+    mapping = row._mapping  # a column by key, not by attribute (ADR 0139)
+    if mapping["owner_user_id"] is None:
+        return None
+    return UserView(**{name: mapping[key] for key, name in _OWNER_COLUMNS.items()})
 
 
 async def tags_by_document_ids(deps: ServiceDeps, *, ids: list[uuid.UUID]) -> list[list[str]]:

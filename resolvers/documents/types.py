@@ -228,7 +228,7 @@ FAILURE_CODES = (
 
 
 # The fields served by the annotations loader (`annotations_by_document_ids`).
-ANNOTATION_FIELDS = frozenset({"entities", "edits", "fieldSources"})
+_ANNOTATION_FIELDS = frozenset({"entities", "edits", "fieldSources"})
 
 
 def _tags(annotations: DocumentAnnotations) -> list[str]:
@@ -301,9 +301,9 @@ class Document(relay.Node):
 
     def with_annotations(self, info: Info) -> Document:
         """This document, its tags read with its annotations when the query (`info`, at the
-        document's field) selects both: one statement for the detail screen (ADR 0137)."""
+        document's field) selects both: one statement for the detail screen (ADR 0148)."""
         selected = selected_names(info)
-        self.tags_with_annotations = "tags" in selected and not ANNOTATION_FIELDS.isdisjoint(
+        self.tags_with_annotations = "tags" in selected and not _ANNOTATION_FIELDS.isdisjoint(
             selected
         )
         return self
