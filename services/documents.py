@@ -350,15 +350,16 @@ async def documents_by_ids(
     """The documents the caller may see, each with its collection and its owner (read in the
     same statement: a document's screen names both)."""
     user_id = deps.principal.require_user()
-    listed = _listing()
     async with deps.read() as session:
         rows = await session.execute(_DOCUMENTS_BY_IDS, {"viewer": user_id, "ids": ids})
-        found: dict[uuid.UUID, DocumentByIdView] = {}
-        for row in rows:
-            view = listed(row)
-            found[row.id] = DocumentByIdView(
-                document=view.document, collection=view.collection, owner=_owner_of(row)
+        found = {
+            row.id: DocumentByIdView(
+                document=view_of_row(DocumentView, row),
+                collection=collection_of_document(row),
+                owner=_owner_of(row),
             )
+            for row in rows
+        }
     return [found.get(i) for i in ids]
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -42,6 +41,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
+from base import compact_json
 from base.models.search import POSTGRESQL_TEXT_CONFIG
 from services.access import in_ids
 from services.search_text import (
@@ -202,7 +202,7 @@ async def _fts5_match(
     found an answer the rule loses (ADR 0119's amendments)."""
     if not ranked_alone or len(terms) < 2 or not _rarer_words_first(terms, style):
         return fts5_match(terms), 1
-    found = await session.execute(_COMMON_WORDS_FTS5, {"words": json.dumps(terms)})
+    found = await session.execute(_COMMON_WORDS_FTS5, {"words": compact_json.dumps(terms)})
     common = set(found.scalars())
     rarer = [term for term in terms if term not in common]
     if not common or not rarer:
