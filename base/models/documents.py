@@ -103,7 +103,7 @@ class Collection(UUIDPrimaryKey, Base):
 
 # PostgreSQL only, made by its migration and not described here: trigrams of lower(title), so
 # that the documents list's titleContains (`LIKE '%...%'`) is an index search and the planner
-# knows how many titles match (ADR 0078).
+# knows how many titles match (ADR 0078); no pending list (migration 0020, ADR 0149).
 TITLE_TRIGRAM_INDEX = "ix_documents_title_trgm"
 
 

@@ -12,7 +12,8 @@ PostgreSQL
                  search_vector tsvector)   -- headings weight A, text weight B,
                                            -- POSTGRESQL_TEXT_CONFIG
     GIN index on (workspace_id, search_vector) through btree_gin (FULL_TEXT_INDEX, migration
-    0016: every statement names its workspace, ADR 0120); b-tree on document_id.
+    0016: every statement names its workspace, ADR 0120), with no pending list (fastupdate off,
+    migration 0020, ADR 0149); b-tree on document_id.
     chunk_word_offsets(chunk_id uuid PRIMARY KEY, document_id uuid, heading_positions int,
                        starts int[], ends int[])   -- migration 0019, ADR 0141: where each of
                                            -- the text's positions in search_vector starts and

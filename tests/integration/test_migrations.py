@@ -17,6 +17,7 @@ from base.db.base import Base
 from base.db.engine import build_sessionmaker
 from base.models.accounts import User, Workspace
 from base.models.documents import (
+    TITLE_TRIGRAM_INDEX,
     Chunk,
     ChunkVector,
     Collection,
@@ -26,7 +27,7 @@ from base.models.documents import (
 )
 from base.models.runs import Run, RunStatus, RunStep, StepStatus, SubjectType
 from base.models.search import FULL_TEXT_INDEX, FULL_TEXT_TABLES
-from services import keyword_index
+from services import fulltext, keyword_index
 from services.search_text import HIGHLIGHT_END, HIGHLIGHT_START, marked_ranges, tsquery_text
 
 
@@ -84,7 +85,7 @@ def test_postgres_up_down_up_and_no_drift(fresh_postgres: str):
     _round_trip(fresh_postgres)
     assert asyncio.run(_title_index(fresh_postgres)) == (
         "CREATE INDEX ix_documents_title_trgm ON public.documents USING gin "
-        "(lower((title)::text) gin_trgm_ops)"
+        "(lower((title)::text) gin_trgm_ops) WITH (fastupdate=off)"
     )
     migrate.downgrade(fresh_postgres, "0006")
     assert asyncio.run(_title_index(fresh_postgres)) is None
@@ -96,7 +97,8 @@ def test_postgres_full_text_index_is_keyed_by_workspace(fresh_postgres: str):
     workspace, then the words; its downgrade puts the first back."""
     migrate.upgrade(fresh_postgres)
     assert asyncio.run(_full_text_indexes(fresh_postgres)) == {
-        "ix_chunk_search_workspace_id_search_vector": "USING gin (workspace_id, search_vector)",
+        "ix_chunk_search_workspace_id_search_vector": "USING gin (workspace_id, search_vector) "
+        "WITH (fastupdate=off)",
     }
     migrate.downgrade(fresh_postgres, "0015")
     assert asyncio.run(_full_text_indexes(fresh_postgres)) == {
@@ -157,6 +159,59 @@ def test_postgres_fills_in_the_word_offsets_of_indexed_chunks(fresh_postgres: st
     migrate.downgrade(fresh_postgres, "0018")
     assert asyncio.run(_fetch(fresh_postgres, "SELECT to_regclass('chunk_word_offsets')")) is None
     migrate.upgrade(fresh_postgres)
+
+
+def test_postgres_gin_indexes_write_in_place_without_pending_list(fresh_postgres: str):
+    """Migration 0020 (ADR 0149) turns off the GIN indexes' pending list: a passage indexed and
+    a document titled are in the indexes at once, and the lists pending before it are moved in.
+    Its downgrade gives the indexes their default back."""
+    migrate.upgrade(fresh_postgres, "0019")
+    asyncio.run(_indexed_document(fresh_postgres, "Create a virtual environment with venv."))
+    assert asyncio.run(_gin_state(fresh_postgres)) == {
+        FULL_TEXT_INDEX: (None, 1),
+        TITLE_TRIGRAM_INDEX: (None, 1),
+    }
+    migrate.upgrade(fresh_postgres)
+    assert asyncio.run(_gin_state(fresh_postgres)) == {
+        FULL_TEXT_INDEX: (["fastupdate=off"], 0),
+        TITLE_TRIGRAM_INDEX: (["fastupdate=off"], 0),
+    }
+    asyncio.run(_indexed_document(fresh_postgres, "The pending list is read by every search."))
+    assert asyncio.run(_gin_state(fresh_postgres)) == {
+        FULL_TEXT_INDEX: (["fastupdate=off"], 0),
+        TITLE_TRIGRAM_INDEX: (["fastupdate=off"], 0),
+    }
+    migrate.downgrade(fresh_postgres, "0019")
+    assert asyncio.run(_gin_state(fresh_postgres)) == {
+        FULL_TEXT_INDEX: (None, 0),
+        TITLE_TRIGRAM_INDEX: (None, 0),
+    }
+    migrate.upgrade(fresh_postgres)
+
+
+async def _indexed_document(url: str, text: str) -> None:
+    """A document with one chunk of `text`, indexed by ingestion's INDEXING function."""
+    engine = create_async_engine(url)
+    async with build_sessionmaker(engine).begin() as session:
+        _workspace, document, _chunk = await _add_one_chunk(session, text, ["Guide"])
+        assert await fulltext.index_document(session, document) == 1
+    await engine.dispose()
+
+
+async def _gin_state(url: str) -> dict[str, tuple[list[str] | None, int]]:
+    """Each GIN index of the schema: its storage options and how many entries it has pending
+    (pgstattuple's reading of its metapage)."""
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+        rows = await connection.fetch(
+            "SELECT c.relname, c.reloptions, (pgstatginindex(c.oid)).pending_tuples "
+            "FROM pg_class AS c JOIN pg_am AS am ON am.oid = c.relam "
+            "WHERE am.amname = 'gin' AND c.relnamespace = 'public'::regnamespace"
+        )
+    finally:
+        await connection.close()
+    return {row["relname"]: (row["reloptions"], row["pending_tuples"]) for row in rows}
 
 
 async def _indexed_at_0018(url: str, text: str, heading_path: list[str]) -> uuid.UUID:
