@@ -19,7 +19,6 @@ SEARCH_MODEL_RETRY_SECONDS, so a dead server costs one timeout, not one per sear
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import enum
 import hashlib
 import json
@@ -758,7 +757,7 @@ async def search(
             if vector is not None:
                 top = semantic[0].cosine if semantic else None
                 close_match = close_enough(top, deps.settings.ask_min_cosine)
-            chosen = await _with_text_passages(
+            shown = await _shown(
                 session,
                 workspace_id,
                 terms,
@@ -766,7 +765,7 @@ async def search(
                 keyword,
                 semantic,
             )
-            hits = await _hits(session, workspace_id, terms, chosen)
+            hits = await _hits(session, workspace_id, terms, shown)
     finally:
         embedding.close()
     edges = [
@@ -799,62 +798,45 @@ def _rank_documents(
     mode: SearchMode,
     has_vector: bool,
     dialect: str,
-) -> list[_Ranked]:
-    nearest = {hit.document_id: hit for hit in semantic}
+) -> list[tuple[uuid.UUID, float]]:
+    """The documents (id, score), best first. Which passage each shows is chosen for the page
+    alone (`_shown`): the ranking is only counted and cut beyond it."""
     if mode is SearchMode.KEYWORD or not has_vector:
-        return [_Ranked(h.document_id, h.chunk_id, h.score, None) for h in keyword]
+        return [(h.document_id, h.score) for h in keyword]
     if mode is SearchMode.SEMANTIC:
-        return [_Ranked(h.document_id, h.chunk_id, h.cosine, h.cosine) for h in semantic]
-    # The passage shown is the keyword ranking's when it has the document (its words are
-    # highlighted), else the nearest passage by meaning.
-    passages = {h.document_id: h.chunk_id for h in semantic}
-    passages.update((h.document_id, h.chunk_id) for h in keyword)
-    fused = _hybrid(
+        return [(h.document_id, h.cosine) for h in semantic]
+    return _hybrid(
         dialect,
         [(h.document_id, h.score) for h in keyword],
         [(h.document_id, h.cosine) for h in semantic],
     )
-    return [
-        _Ranked(
-            document_id,
-            passages[document_id],
-            score,
-            _cosine_of(nearest, document_id, passages[document_id]),
-        )
-        for document_id, score in fused
-    ]
 
 
-def _cosine_of(
-    nearest: dict[uuid.UUID, vector_index.VectorHit], document_id: uuid.UUID, chunk_id: uuid.UUID
-) -> float | None:
-    """The cosine of the passage shown, when it is the one semantic ranking found."""
-    hit = nearest.get(document_id)
-    return hit.cosine if hit is not None and hit.chunk_id == chunk_id else None
-
-
-async def _with_text_passages(
+async def _shown(
     session: AsyncSession,
     workspace_id: uuid.UUID,
     terms: list[str],
-    ranked: list[_Ranked],
+    page: list[tuple[uuid.UUID, float]],
     keyword: list[keyword_index.KeywordHit],
     semantic: list[vector_index.VectorHit],
 ) -> list[_Ranked]:
-    """The page's documents that the keyword ranking found, shown by their best passage by
-    text (whose words are highlighted), not a passage that matched by its headings alone."""
-    found = {h.document_id for h in keyword}
-    wanted = [r.document_id for r in ranked if r.document_id in found]
+    """The page's documents, each with the passage it shows: for a document the keyword ranking
+    found, its best passage by text (whose words are highlighted), or its best-ranked one when
+    only its headings match; else its nearest passage by meaning. A passage's cosine is given
+    when it is the one the semantic ranking found."""
+    by_keyword = {h.document_id: h.chunk_id for h in keyword}
+    nearest = {h.document_id: h for h in semantic}
+    wanted = [document_id for document_id, _ in page if document_id in by_keyword]
     by_text = await keyword_index.text_passages(session, workspace_id, terms, keyword, wanted)
-    nearest = {hit.document_id: hit for hit in semantic}
     shown = []
-    for r in ranked:
-        chunk_id = by_text.get(r.document_id, r.chunk_id)
-        shown.append(
-            dataclasses.replace(
-                r, chunk_id=chunk_id, cosine=_cosine_of(nearest, r.document_id, chunk_id)
-            )
-        )
+    for document_id, score in page:
+        chunk_id = by_text.get(document_id) or by_keyword.get(document_id)
+        hit = nearest.get(document_id)
+        if chunk_id is None:
+            assert hit is not None  # ranked by meaning alone
+            chunk_id = hit.chunk_id
+        cosine = hit.cosine if hit is not None and hit.chunk_id == chunk_id else None
+        shown.append(_Ranked(document_id, chunk_id, score, cosine))
     return shown
 
 

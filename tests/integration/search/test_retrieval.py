@@ -25,6 +25,7 @@ from services.search import (
     related_documents,
     retrieve_passages,
     search,
+    semantic_hits,
 )
 from services.search_text import (
     HIGHLIGHT_END,
@@ -553,6 +554,59 @@ async def test_the_passage_shown_is_the_best_by_text_not_by_headings(any_db_clie
     passage = edge.node.passage
     assert (edge.node.document.id, passage.chunk_id) == (document_id, by_text)
     assert {passage.text[s:e] for s, e in passage.matches} == {"launched"}
+
+
+async def test_a_hybrid_result_shows_its_keyword_passage_or_else_its_nearest(
+    any_db_client, any_db_app
+):
+    """Each HYBRID result shows the passage the keyword ranking chose for its document (by its
+    text), or, for a document found by meaning alone, its nearest passage; a passage's cosine
+    is given exactly when it is the one the semantic ranking found. Only the page's results
+    are given passages (`_shown`), so the second page is checked too."""
+    library = await library_of(any_db_client, any_db_app)
+    await _shelves(library)
+    deps = library.as_user(library.viewer_id)
+    query = "password"
+    terms = query_terms(query)
+    async with deps.read() as session:
+        keyword = await keyword_index.best_documents(session, library.workspace_id, terms, limit=50)
+        by_text = await keyword_index.text_passages(
+            session, library.workspace_id, terms, keyword, [h.document_id for h in keyword]
+        )
+        vector = await embed_query(deps, query)
+        nearest = {
+            h.document_id: h
+            for h in await semantic_hits(
+                deps, session, library.workspace_id, vector, None, limit=50, per_document=True
+            )
+        }
+    by_keyword = {h.document_id: by_text.get(h.document_id, h.chunk_id) for h in keyword}
+    # The team's five documents, all embedded; "password" is in some of them only.
+    assert len(nearest) == 5 and 0 < len(by_keyword) < 5
+    shown = []
+    after = None
+    for _page in range(3):
+        found = await search(
+            deps, workspace_id=library.workspace_id, query=query, first=2, after=after
+        )
+        assert found.page.total_count == 5
+        shown += [edge.node for edge in found.page.edges]
+        after = found.page.edges[-1].cursor if found.page.has_next_page else None
+    assert after is None and len({hit.document.id for hit in shown}) == 5
+    for hit in shown:
+        document_id, passage = hit.document.id, hit.passage
+        near = nearest[document_id]
+        if document_id in by_keyword:
+            assert passage.chunk_id == by_keyword[document_id]
+            assert passage.matches != []
+        else:
+            assert (passage.chunk_id, passage.matches) == (near.chunk_id, [])
+        if passage.chunk_id == near.chunk_id:
+            assert passage.cosine == pytest.approx(near.cosine, abs=1e-6)
+        else:
+            assert passage.cosine is None
+    # Both kinds of passage are on the pages: one the semantic ranking found, and another.
+    assert {hit.passage.cosine is None for hit in shown} == {True, False}
 
 
 def _plan_nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
