@@ -59,7 +59,8 @@ def linear_fusion(
         if not ranking:
             continue
         values = [score for _, score in ranking]
-        low, span = min(values), max(values) - min(values)
+        low, high = min(values), max(values)
+        span = high - low
         for rank, (item, score) in enumerate(ranking, start=1):
             scaled = (score - low) / span if span else 1.0
             scores[item] = scores.get(item, 0.0) + weight * scaled

@@ -683,7 +683,9 @@ def _collection_of(row: Any) -> CollectionView | None:
 
 
 @dataclass(frozen=True)
-class _Ranked:
+class _Shown:
+    """A result of the page: its document, the passage it shows and that passage's cosine."""
+
     document_id: uuid.UUID
     chunk_id: uuid.UUID
     score: float
@@ -819,7 +821,7 @@ async def _shown(
     page: list[tuple[uuid.UUID, float]],
     keyword: list[keyword_index.KeywordHit],
     semantic: list[vector_index.VectorHit],
-) -> list[_Ranked]:
+) -> list[_Shown]:
     """The page's documents, each with the passage it shows: for a document the keyword ranking
     found, its best passage by text (whose words are highlighted), or its best-ranked one when
     only its headings match; else its nearest passage by meaning. A passage's cosine is given
@@ -836,20 +838,20 @@ async def _shown(
             assert hit is not None  # ranked by meaning alone
             chunk_id = hit.chunk_id
         cosine = hit.cosine if hit is not None and hit.chunk_id == chunk_id else None
-        shown.append(_Ranked(document_id, chunk_id, score, cosine))
+        shown.append(_Shown(document_id, chunk_id, score, cosine))
     return shown
 
 
 async def _hits(
-    session: AsyncSession, workspace_id: uuid.UUID, terms: list[str], ranked: list[_Ranked]
+    session: AsyncSession, workspace_id: uuid.UUID, terms: list[str], shown: list[_Shown]
 ) -> list[SearchHitView]:
-    if not ranked:
+    if not shown:
         return []
     rows, matches = await _read_page(
-        session, _HITS, workspace_id, terms, [r.chunk_id for r in ranked]
+        session, _HITS, workspace_id, terms, [r.chunk_id for r in shown]
     )
     hits = []
-    for r in ranked:
+    for r in shown:
         row = rows.get(r.chunk_id)
         if row is None:  # deleted since it was ranked
             continue
