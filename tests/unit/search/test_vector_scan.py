@@ -67,6 +67,32 @@ async def test_a_mask_filters_inside_the_scan_not_after_it():
     assert await scan(vectors, query, allowed=nothing, limit=5, per_document=False) == []
 
 
+@pytest.mark.parametrize("allowed_docs", [1, 2, 9])  # 10% and 20% gathered; 90% masked
+@pytest.mark.parametrize("per_document", [False, True])
+async def test_a_filtered_scan_is_exact_whether_it_gathers_or_masks(allowed_docs, per_document):
+    """A filter allowing GATHER_MAX_SHARE of the rows or fewer is scored on those rows alone,
+    a wider one by masking every row's score: both give the exact ranking of the allowed rows."""
+    vectors, matrix, chunk_ids, document_ids = _vectors(600, dimension=16, seed=11)
+    query = normalised(np.linspace(-1, 1, 16, dtype=np.float32))
+    allowed_ids = set(DOCS[:allowed_docs])
+    allowed = vectors.allowed_rows(allowed_ids)
+    assert int(allowed.sum()) == 60 * allowed_docs
+    hits = await scan(vectors, query, allowed=allowed, limit=12, per_document=per_document)
+    scores = matrix @ query
+    rows = sorted(
+        (i for i, d in enumerate(document_ids) if d in allowed_ids), key=lambda i: -scores[i]
+    )
+    if per_document:
+        firsts: dict[uuid.UUID, int] = {}
+        for i in rows:
+            firsts.setdefault(document_ids[i], i)
+        rows = sorted(firsts.values(), key=lambda i: -scores[i])
+    expected = rows[:12]
+    assert [h.chunk_id for h in hits] == [chunk_ids[i] for i in expected]
+    assert [h.document_id for h in hits] == [document_ids[i] for i in expected]
+    assert [h.cosine for h in hits] == pytest.approx([float(scores[i]) for i in expected])
+
+
 async def test_per_document_each_document_once_with_its_best_passage():
     vectors, matrix, chunk_ids, document_ids = _vectors(500)
     query = normalised(np.ones(8, np.float32))
