@@ -324,26 +324,18 @@ OFF_LOOP_ROWS = 4096
 GATHER_MAX_SHARE = 0.2
 
 
-async def _product(matrix: Floats, vector: Floats) -> Floats:
-    """`matrix @ vector`, on the products' thread for a large matrix."""
-    if len(matrix) < OFF_LOOP_ROWS:
-        result: Floats = matrix @ vector
-        return result
+async def _product(matrix: Floats, vector: Floats, rows: Ints | None = None) -> Floats:
+    """`matrix @ vector`, or `matrix[rows] @ vector` (the rows gathered first), on the
+    products' thread for many rows."""
+    if (len(matrix) if rows is None else len(rows)) < OFF_LOOP_ROWS:
+        return _multiplied(matrix, vector, rows)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_PRODUCTS, np.matmul, matrix, vector)
+    return await loop.run_in_executor(_PRODUCTS, _multiplied, matrix, vector, rows)
 
 
-def _gathered_product(matrix: Floats, rows: Ints, vector: Floats) -> Floats:
-    result: Floats = matrix[rows] @ vector
+def _multiplied(matrix: Floats, vector: Floats, rows: Ints | None) -> Floats:
+    result: Floats = (matrix if rows is None else matrix[rows]) @ vector
     return result
-
-
-async def _product_of_rows(matrix: Floats, rows: Ints, vector: Floats) -> Floats:
-    """`matrix[rows] @ vector`, gathered and multiplied on the products' thread for many rows."""
-    if len(rows) < OFF_LOOP_ROWS:
-        return _gathered_product(matrix, rows, vector)
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_PRODUCTS, _gathered_product, matrix, rows, vector)
 
 
 async def nearest_documents(
@@ -391,7 +383,7 @@ async def scan(
         kept: Ints = np.flatnonzero(allowed)
         if len(kept) <= GATHER_MAX_SHARE * len(allowed):
             # A narrow filter: only its rows are multiplied.
-            scores = await _product_of_rows(rows.matrix, kept, query)
+            scores = await _product(rows.matrix, query, kept)
             chosen = _chosen(scores, rows.row_docs[kept], limit, per_document)
             return rows.hits(kept[chosen], scores[chosen])
     scores = await _product(rows.matrix, query)
