@@ -13,8 +13,14 @@ from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
+from graphql import (
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLResolveInfo,
+    InlineFragmentNode,
+    SelectionNode,
+)
 from strawberry.dataloader import DataLoader
-from strawberry.types.nodes import SelectedField, Selection
 
 from resolvers.core.context import Info
 
@@ -25,21 +31,35 @@ R = TypeVar("R")
 
 def selected_names(info: Info, *path: str) -> set[str]:
     """Names of the fields selected at `path` below the current field (through fragments and
-    aliases): `selected_names(info, "edges", "node")` on a connection field."""
-    level: list[Selection] = [child for field in info.selected_fields for child in field.selections]
+    aliases): `selected_names(info, "edges", "node")` on a connection field.
+
+    It walks graphql-core's nodes along `path` only: Strawberry's `selected_fields` converts the
+    field's whole subtree first (DocumentDetail's root: about 120 nodes, each asked for)."""
+    raw = info._raw_info
+    level: list[FieldNode] = list(raw.field_nodes)
     for name in path:
-        level = [
-            child for field in _fields(level) if field.name == name for child in field.selections
-        ]
-    return {field.name for field in _fields(level)}
+        level = [node for node in _children(raw, level) if node.name.value == name]
+    return {node.name.value for node in _children(raw, level)}
 
 
-def _fields(selections: Iterable[Selection]) -> Iterator[SelectedField]:
+def _children(raw: GraphQLResolveInfo[Any], fields: Iterable[FieldNode]) -> Iterator[FieldNode]:
+    for field in fields:
+        if field.selection_set is not None:
+            yield from _field_nodes(raw, field.selection_set.selections)
+
+
+def _field_nodes(
+    raw: GraphQLResolveInfo[Any], selections: Iterable[SelectionNode]
+) -> Iterator[FieldNode]:
     for selection in selections:
-        if isinstance(selection, SelectedField):
+        if isinstance(selection, FieldNode):
             yield selection
-        else:  # a fragment spread or an inline fragment
-            yield from _fields(selection.selections)
+        elif isinstance(selection, FragmentSpreadNode):
+            yield from _field_nodes(
+                raw, raw.fragments[selection.name.value].selection_set.selections
+            )
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _field_nodes(raw, selection.selection_set.selections)
 
 
 def now_or_later(loader: DataLoader[K, V], key: K, convert: Callable[[V], R]) -> R:

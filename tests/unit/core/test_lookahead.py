@@ -58,6 +58,14 @@ def test_fragments_inline_fragments_and_aliases():
     assert _selected(query) == {"name", "size"}
 
 
+def test_the_path_itself_may_run_through_fragments():
+    query = """
+      query { page { ...Edges edges { ... on Edge { node { name } } } } }
+      fragment Edges on Page { edges { node { size } } }
+    """
+    assert _selected(query) == {"name", "size"}
+
+
 def test_other_paths_are_not_mixed_in():
     assert _selected("{ page { edges { __typename } } }") == set()
 
