@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import LargeBinary, Select, String, bindparam, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from base.errors import Invalid, ModelUnavailable
@@ -203,6 +203,21 @@ def allowed_documents(
     return stmt
 
 
+async def allowed_document_ids(session: AsyncSession, documents: Select[Any]) -> bytes:
+    """The ids `documents` selects, 16 bytes each, one after another, read as one value: a
+    collection's thousand ids as rows cost about 1.5 ms more of the API's CPU a search (ADR
+    0152). SQLite keeps a uuid as 32 hex digits."""
+    ids = documents.subquery()
+    if session.get_bind().dialect.name == "postgresql":
+        packed = func.string_agg(
+            func.uuid_send(ids.c.id), literal(b"", LargeBinary), type_=LargeBinary
+        )
+        value = (await session.execute(select(packed))).scalar_one()
+        return bytes(value or b"")
+    hexes = func.group_concat(ids.c.id.cast(String), "")
+    return bytes.fromhex((await session.execute(select(hexes))).scalar_one() or "")
+
+
 # -- semantic ranking -----------------------------------------------------------------------
 
 
@@ -260,7 +275,7 @@ async def semantic_hits(
         return []
     allowed = None
     if documents is not None:
-        allowed = vectors.allowed_rows(set((await session.execute(documents)).scalars()))
+        allowed = vectors.allowed_rows(await allowed_document_ids(session, documents))
     return await vector_index.scan(
         vectors,
         query,

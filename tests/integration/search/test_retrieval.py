@@ -21,6 +21,8 @@ from services import fulltext, ingestion, keyword_index, vector_index
 from services.documents import delete_documents
 from services.search import (
     SearchMode,
+    allowed_document_ids,
+    allowed_documents,
     embed_query,
     related_documents,
     retrieve_passages,
@@ -283,6 +285,32 @@ async def test_filters_apply_inside_the_ranking(any_db_client, any_db_app):
             collection_ids=[library.outsider_collection],
         )
         assert (foreign.page.total_count, foreign.page.edges) == (0, []), mode
+
+
+async def test_a_filters_document_ids_are_read_as_one_packed_value(any_db_client, any_db_app):
+    """What a filtered semantic ranking reads to narrow the cached vectors: exactly the ids the
+    filter selects, 16 bytes each, on either database; nothing for a filter no document passes."""
+    library = await library_of(any_db_client, any_db_app)
+    ids = await _shelves(library, embed=False)
+
+    async def packed(**filters: Any) -> set[uuid.UUID]:
+        documents = allowed_documents(library.workspace_id, **filters)
+        assert documents is not None
+        async with library.deps.db() as session:
+            value = await allowed_document_ids(session, documents)
+        assert len(value) % 16 == 0
+        found = [uuid.UUID(bytes=value[i : i + 16]) for i in range(0, len(value), 16)]
+        assert len(found) == len(set(found))
+        return set(found)
+
+    assert await packed(collection_ids=[library.reference]) == {
+        ids[p] for p in ("library/tty.html", "library/termios.html", "library/grp.html")
+    }
+    assert await packed(tags=["security"], collection_ids=[library.guides, library.reference]) == {
+        ids["library/getpass.html"],
+        ids["library/pwd.html"],
+    }
+    assert await packed(collection_ids=[library.outsider_collection]) == set()
 
 
 async def test_another_workspace_never_appears(any_db_client, any_db_app):

@@ -161,7 +161,9 @@ async def test_a_filtered_ranking_stays_exact():
     query = _queries(1)[0]
     await scan(vectors, query, allowed=None, limit=5, per_document=False, partitioning=few_lists)
     await partitions_settled()
-    allowed = vectors.allowed_rows({uuid.UUID(int=10_000 + d) for d in range(0, 60, 7)})
+    allowed = vectors.allowed_rows(
+        b"".join(uuid.UUID(int=10_000 + d).bytes for d in range(0, 60, 7))
+    )
     through = await scan(
         vectors, query, allowed=allowed, limit=30, per_document=True, partitioning=few_lists
     )

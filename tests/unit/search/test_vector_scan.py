@@ -24,6 +24,11 @@ from tests.support.blas import blas_threads
 DOCS = [uuid.UUID(int=1000 + i) for i in range(10)]
 
 
+def _packed(ids) -> bytes:
+    """Document ids as the search reads them for a filter: 16 bytes each."""
+    return b"".join(i.bytes for i in ids)
+
+
 def _vectors(rows: int, *, dimension: int = 8, docs: int = 10, seed: int = 7):
     rng = np.random.default_rng(seed)
     matrix = rng.standard_normal((rows, dimension)).astype(np.float32)
@@ -54,7 +59,7 @@ async def test_a_mask_filters_inside_the_scan_not_after_it():
     vectors, matrix, chunk_ids, document_ids = _vectors(500)
     query = normalised(np.arange(8, dtype=np.float32))
     allowed_doc = DOCS[3]
-    allowed = vectors.allowed_rows({allowed_doc, uuid.uuid4()})
+    allowed = vectors.allowed_rows(_packed([allowed_doc, uuid.uuid4()]))
     hits = await scan(vectors, query, allowed=allowed, limit=5, per_document=False)
     # Five hits of the allowed document, although most of the 500 rows score higher.
     rows = [i for i, d in enumerate(document_ids) if d == allowed_doc]
@@ -63,8 +68,39 @@ async def test_a_mask_filters_inside_the_scan_not_after_it():
     assert {h.document_id for h in hits} == {allowed_doc}
     unfiltered = await scan(vectors, query, allowed=None, limit=5, per_document=False)
     assert {h.document_id for h in unfiltered} != {allowed_doc}
-    nothing = vectors.allowed_rows(set())
+    nothing = vectors.allowed_rows(b"")
     assert await scan(vectors, query, allowed=nothing, limit=5, per_document=False) == []
+
+
+def test_allowed_rows_are_those_of_the_allowed_documents_as_documents_come_and_go():
+    """Ids with zero bytes anywhere (a fixed-width key must not end at one), ids the cache does
+    not hold, documents appended after a lookup and documents removed."""
+    odd = [
+        uuid.UUID(int=0),
+        uuid.UUID(bytes=b"\x00" * 15 + b"\x01"),
+        uuid.UUID(bytes=b"a\x00b" + b"\x00" * 13),
+        uuid.UUID(bytes=b"a\x00c" + b"\x00" * 13),
+        uuid.UUID(bytes=b"a" + b"\x00" * 15),
+    ]
+    vectors = WorkspaceVectors(4)
+    rows_of = [odd[i % 5] for i in range(20)]
+    ones = np.ones((20, 4), np.float32)
+    vectors.append(list(range(1, 21)), [uuid.uuid4() for _ in rows_of], rows_of, ones)
+
+    def allowed(ids):
+        return [rows_of[r] for r in np.flatnonzero(vectors.allowed_rows(_packed(ids)))]
+
+    assert vectors.allowed_rows(None) is None
+    assert allowed([odd[2], uuid.UUID(bytes=b"a\x00b" + b"\x00" * 12 + b"\x01")]) == [odd[2]] * 4
+    assert allowed([odd[0], odd[4], uuid.uuid4()]) == [odd[0], odd[4]] * 4
+    later = uuid.UUID(bytes=b"a\x00\x00d" + b"\x00" * 12)
+    vectors.append([21, 22], [uuid.uuid4(), uuid.uuid4()], [later, odd[1]], ones[:2])
+    rows_of += [later, odd[1]]
+    assert allowed([later, odd[1]]) == [odd[1]] * 4 + [later, odd[1]]
+    assert vectors.keep(np.array([s for s in range(1, 23) if rows_of[s - 1] != odd[1]])) == 5
+    rows_of = [d for d in rows_of if d != odd[1]]
+    assert allowed([odd[1], odd[3], later]) == [odd[3]] * 4 + [later]
+    assert allowed(odd) == [d for d in rows_of if d != later]
 
 
 @pytest.mark.parametrize("allowed_docs", [1, 2, 9])  # 10% and 20% gathered; 90% masked
@@ -75,7 +111,7 @@ async def test_a_filtered_scan_is_exact_whether_it_gathers_or_masks(allowed_docs
     vectors, matrix, chunk_ids, document_ids = _vectors(600, dimension=16, seed=11)
     query = normalised(np.linspace(-1, 1, 16, dtype=np.float32))
     allowed_ids = set(DOCS[:allowed_docs])
-    allowed = vectors.allowed_rows(allowed_ids)
+    allowed = vectors.allowed_rows(_packed(allowed_ids))
     assert int(allowed.sum()) == 60 * allowed_docs
     hits = await scan(vectors, query, allowed=allowed, limit=12, per_document=per_document)
     scores = matrix @ query
