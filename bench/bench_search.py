@@ -7,6 +7,7 @@ measured separately; the vector cache's memory and load time; float16 against fl
         [--vector-index auto|hnsw|exact] [--queries 65]
         [--rounds 2] [--plain-fields-cpu] [--scan-thread] [--profile MODE] [--no-timing]
         [--other-workspaces N] [--highlight-offsets] [--statements MODE] [--by-query MODE]
+        [--filter-ids]
         [--loop uvloop|asyncio] [--partitions-only] [--api-processes N]
 
 Quick by default (`make bench`): 1,000 documents on SQLite. `--full` gives the recorded figures:
@@ -37,6 +38,8 @@ it built. Before the timed rows the benchmark prints its build time, memory and 
 against the exact scan for the questions; after them, SEMANTIC and HYBRID without a filter
 timed with it and with the exact scan, alternating, with this process's CPU per search.
 `--partitions-only` prints only that.
+
+`--filter-ids` prints what narrowing the cached vectors to a collection costs (ADR 0152).
 
 `--statements MODE` prints the SQL statements of a search in that mode with their times;
 `--by-query MODE` each query's time alone, the slowest first (which queries make a tail).
@@ -404,6 +407,54 @@ async def slowest_queries(app: Any, queries: list[str], mode: str, shown: int = 
     print(f"  {mode}: each query alone, median {median:.1f} ms; the {shown} slowest:")
     for query, seconds in ordered[:shown]:
         print(f"    {seconds * 1e3:7.1f} ms  {query}")
+
+
+async def filter_ids_cost(app: Any, rounds: int = 7, per_round: int = 50) -> None:
+    """What a filtered semantic ranking spends narrowing the cached vectors to a collection's
+    documents (ADR 0152): the filter's ids read as one packed value and matched in one
+    vectorised lookup, against the baseline of reading them as rows into a set and looking each
+    up (how the search did it before). This process's CPU per filter, the median of `rounds`
+    alternating rounds over the 10 collections; the two masks are checked equal first."""
+    settings = app.state.settings
+    cache = vector_index.vector_cache(settings.search_vector_cache_mb * 1024 * 1024)
+    filters = [search.allowed_documents(WORKSPACE, collection_ids=[c]) for c in COLLECTIONS]
+    async with app.state.deps.db() as session:
+        vectors, _ = await cache.vectors(
+            session, settings.database_url, WORKSPACE, settings.embed_model
+        )
+    assert vectors is not None
+
+    async def as_rows(documents: Any) -> Any:
+        async with app.state.deps.db() as session:
+            ids = set((await session.execute(documents)).scalars())
+        allowed = np.zeros(len(vectors.doc_ids), np.bool_)
+        for document_id in ids:
+            index = vectors.doc_index.get(document_id)
+            if index is not None:
+                allowed[index] = True
+        return allowed[vectors.row_docs[: vectors.count]]
+
+    async def packed(documents: Any) -> Any:
+        async with app.state.deps.db() as session:
+            return vectors.allowed_rows(await search.allowed_document_ids(session, documents))
+
+    for documents in filters:
+        assert np.array_equal(await as_rows(documents), await packed(documents))
+    async with app.state.deps.db() as session:
+        allowed = len(await search.allowed_document_ids(session, filters[0])) // 16
+    cpu: dict[str, list[float]] = {"rows": [], "packed": []}
+    for _ in range(rounds):
+        for name, way in (("rows", as_rows), ("packed", packed)):
+            began = time.process_time()
+            for i in range(per_round):
+                await way(filters[i % len(filters)])
+            cpu[name].append((time.process_time() - began) / per_round * 1e3)
+    rows, pack = statistics.median(cpu["rows"]), statistics.median(cpu["packed"])
+    print(
+        f"  a collection's documents ({allowed} of {len(vectors.doc_ids)}) among the cached "
+        f"vectors, CPU per filter: as rows {rows:.3f} ms, packed {pack:.3f} ms "
+        f"(x{pack / rows:.2f})"
+    )
 
 
 async def statement_times(app: Any, queries: list[str], mode: str) -> None:
@@ -865,6 +916,8 @@ async def run_database(
             await slowest_queries(app, queries, mode)
         for mode in args.statements:
             await statement_times(app, queries, mode)
+        if args.filter_ids:
+            await filter_ids_cost(app)
         if args.highlight_offsets and app.state.engine.dialect.name == "postgresql":
             await highlight_offsets(app.state.deps, queries)
         if not args.timing:
@@ -982,6 +1035,11 @@ def main() -> None:
         default=[],
         choices=("KEYWORD", "SEMANTIC", "HYBRID"),
         help="the SQL statements of a search in this mode and their times (repeatable)",
+    )
+    parser.add_argument(
+        "--filter-ids",
+        action="store_true",
+        help="CPU of narrowing the cached vectors to a collection: ids packed against as rows",
     )
     parser.add_argument(
         "--by-query",
