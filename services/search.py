@@ -210,11 +210,11 @@ async def allowed_document_ids(session: AsyncSession, documents: Select[Any]) ->
     ids = documents.subquery()
     if session.get_bind().dialect.name == "postgresql":
         packed = func.string_agg(
-            func.uuid_send(ids.c.id), literal(b"", LargeBinary), type_=LargeBinary
+            func.uuid_send(ids.c[0]), literal(b"", LargeBinary), type_=LargeBinary
         )
         value = (await session.execute(select(packed))).scalar_one()
         return bytes(value or b"")
-    hexes = func.group_concat(ids.c.id.cast(String), "")
+    hexes = func.group_concat(ids.c[0].cast(String), "")
     return bytes.fromhex((await session.execute(select(hexes))).scalar_one() or "")
 
 
