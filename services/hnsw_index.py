@@ -145,7 +145,7 @@ def _as_text(query: Floats) -> str:
 
 
 def _hits(rows: Any) -> list[VectorHit]:
-    return [VectorHit(r.chunk_id, r.document_id, 1.0 - float(r.distance)) for r in rows]
+    return [VectorHit(r.chunk_id.bytes, r.document_id, 1.0 - float(r.distance)) for r in rows]
 
 
 async def scan(

@@ -17,8 +17,7 @@ import enum
 import functools
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Float,
@@ -144,8 +143,9 @@ class QueryStyle(enum.StrEnum):
     WEBSEARCH = "WEBSEARCH"
 
 
-@dataclass(frozen=True)
-class KeywordHit:
+class KeywordHit(NamedTuple):
+    """A ranked passage (a tuple: a ranking makes hundreds, ADR 0153)."""
+
     chunk_id: uuid.UUID
     document_id: uuid.UUID
     score: float
