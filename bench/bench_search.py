@@ -5,7 +5,8 @@ measured separately; the vector cache's memory and load time; float16 against fl
     uv run --frozen python bench/bench_search.py [--full] [--documents N]
         [--chunks-per-document 5] [--db sqlite|postgres|both|pgvector] [--ollama-host URL]
         [--vector-index auto|hnsw|exact] [--queries 65]
-        [--rounds 2] [--plain-fields-cpu] [--scan-thread] [--profile MODE] [--no-timing]
+        [--rounds 2] [--plain-fields-cpu] [--scan-thread] [--profile MODE [--profile-filtered]]
+        [--no-timing]
         [--other-workspaces N] [--highlight-offsets] [--statements MODE] [--by-query MODE]
         [--filter-ids]
         [--loop uvloop|asyncio] [--partitions-only] [--api-processes N]
@@ -376,22 +377,26 @@ async def compare_scan_thread(app: Any, queries: list[str], rounds: int = 3) -> 
         vector_index.OFF_LOOP_ROWS = threshold
 
 
-async def profile_searches(app: Any, queries: list[str], mode: str, dump: Path | None) -> None:
-    """cProfile of the queries searched once each in `mode`, at concurrency 1, unfiltered."""
+async def profile_searches(
+    app: Any, queries: list[str], mode: str, dump: Path | None, filtered: bool
+) -> None:
+    """cProfile of the queries searched once each in `mode`, at concurrency 1, filtered to a
+    collection or not."""
     import cProfile
 
     for query in queries[:8]:
-        await one_search(app, query, mode, False)
+        await one_search(app, query, mode, filtered)
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()
     for query in queries:
-        await one_search(app, query, mode, False)
+        await one_search(app, query, mode, filtered)
     profiler.disable()
     wall = (time.perf_counter() - started) / len(queries) * 1e3
     if dump is not None:
         profiler.dump_stats(dump)
-    print(f"  {mode}: {wall:.2f} ms per search under the profiler", end="")
+    label = f"{mode} with a collection" if filtered else mode
+    print(f"  {label}: {wall:.2f} ms per search under the profiler", end="")
     print_profile_stats(profiler, len(queries))
 
 
@@ -911,7 +916,7 @@ async def run_database(
         if args.scan_thread:
             await compare_scan_thread(app, queries)
         for mode in args.profile:
-            await profile_searches(app, queries, mode, args.profile_dump)
+            await profile_searches(app, queries, mode, args.profile_dump, args.profile_filtered)
         for mode in args.by_query:
             await slowest_queries(app, queries, mode)
         for mode in args.statements:
@@ -1027,6 +1032,11 @@ def main() -> None:
         "--scan-thread",
         action="store_true",
         help="the scan's product on its thread against the event loop, alternating (ADR 0109)",
+    )
+    parser.add_argument(
+        "--profile-filtered",
+        action="store_true",
+        help="with --profile: the searches filtered to a collection",
     )
     parser.add_argument("--profile-dump", type=Path, help="with --profile: the raw profile here")
     parser.add_argument(
