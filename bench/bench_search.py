@@ -30,6 +30,9 @@ for a query asked again (the next page, a repeated search); the model's time for
 measured on its own, cold, at concurrency 1 and 8; and SEMANTIC and HYBRID are timed again with
 the query embedded in every search, as for a new query. Each row is warmed up first at
 concurrency 8, so that the pool's connections are open and have prepared their statements.
+Each row also gives this process's CPU per search over its concurrency-1 rounds (the API's work,
+the vector products' thread included; not the database's): steadier than latency on a shared
+machine, and what eight searches at once queue on.
 
 The searches run on uvloop, as uvicorn runs the API (`--loop asyncio`: asyncio's own loop).
 
@@ -779,7 +782,10 @@ async def over_http(
                 f"  through {processes} API process(es) over HTTP (uvicorn, round robin), "
                 f"query vectors kept:"
             )
-            print(f"  {'mode':<9} {'filter':<11} {'concurrency 1':<32} {'concurrency 8':<32}")
+            print(
+                f"  {'mode':<9} {'filter':<11} {'concurrency 1':<32} {'concurrency 8':<32} "
+                "CPU a search at 1 (this process)"
+            )
             for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
                 for filtered in (False, True):
                     await run(mode, filtered, 8, 1)  # warm at concurrency 8, as in process
@@ -936,16 +942,24 @@ async def run_database(
         if args.other_workspaces:
             await other_workspaces(app, queries, args.other_workspaces, args.rounds)
             return
-        print(f"  {'mode':<9} {'filter':<11} {'concurrency 1':<32} {'concurrency 8':<32}")
+        print(
+            f"  {'mode':<9} {'filter':<11} {'concurrency 1':<32} {'concurrency 8':<32} "
+            "CPU a search at 1 (this process)"
+        )
         for mode in ("KEYWORD", "SEMANTIC", "HYBRID"):
             for filtered in (False, True):
                 # warm at concurrency 8: the pool opens its connections (each prepares its
                 # statements) on the first searches that run at once
                 await timed(app, queries[:16], mode, filtered, 8, 1)
+                began = time.process_time()
                 one = await timed(app, queries, mode, filtered, 1, args.rounds)
+                cpu = (time.process_time() - began) / len(one) * 1e3
                 eight = await timed(app, queries, mode, filtered, 8, args.rounds)
                 label = "collection" if filtered else "none"
-                print(f"  {mode:<9} {label:<11} {fmt(one):<32} {fmt(eight):<32}", flush=True)
+                print(
+                    f"  {mode:<9} {label:<11} {fmt(one):<32} {fmt(eight):<32} {cpu:6.2f} ms",
+                    flush=True,
+                )
         print("  the query embedded by the model in each search (a new query), no filter:")
         for mode in ("SEMANTIC", "HYBRID"):
             one = await timed(app, queries, mode, False, 1, 1, new_queries=True)
