@@ -118,6 +118,8 @@ class Document(UUIDPrimaryKey, Base):
         Index("ix_documents_workspace_title", "workspace_id", "title", "id"),
         Index("ix_documents_workspace_status", "workspace_id", "status"),
         Index("ix_documents_collection_updated", "collection_id", "updated_at"),
+        # A filter's document ids (search and answers) read from the index alone.
+        Index("ix_documents_workspace_collection", "workspace_id", "collection_id", "id"),
         Index("ix_documents_owner_id", "owner_id"),
         # Whether anything still references a blob (its release after a delete, the sweep).
         Index("ix_documents_content_sha256", "content_sha256"),

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 from sqlalchemy import insert, inspect
 from sqlalchemy import text as sql_text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from app import migrate
@@ -28,6 +29,7 @@ from base.models.documents import (
 from base.models.runs import Run, RunStatus, RunStep, StepStatus, SubjectType
 from base.models.search import FULL_TEXT_INDEX, FULL_TEXT_TABLES
 from services import fulltext, keyword_index
+from services.search import allowed_documents
 from services.search_text import HIGHLIGHT_END, HIGHLIGHT_START, marked_ranges, tsquery_text
 
 
@@ -187,6 +189,37 @@ def test_postgres_gin_indexes_write_in_place_without_pending_list(fresh_postgres
         TITLE_TRIGRAM_INDEX: (None, 0),
     }
     migrate.upgrade(fresh_postgres)
+
+
+def test_postgres_reads_a_collection_filters_ids_from_one_index(fresh_postgres: str):
+    """Migration 0021 (ADR 0154): the ids of a search's collection filter can come from an
+    index alone (an index-only scan), where before each document was read from the table (an
+    index scan, of whichever index); its downgrade drops the index. Sequential and bitmap scans
+    are priced out, so the plan says which index can answer on these empty tables."""
+    migrate.upgrade(fresh_postgres, "0020")
+    assert asyncio.run(_collection_filter_scan(fresh_postgres)).startswith("Index Scan using ")
+    migrate.upgrade(fresh_postgres)
+    assert asyncio.run(_collection_filter_scan(fresh_postgres)) == (
+        "Index Only Scan using ix_documents_workspace_collection on documents"
+    )
+    migrate.downgrade(fresh_postgres, "0020")
+    assert asyncio.run(_collection_filter_scan(fresh_postgres)).startswith("Index Scan using ")
+    migrate.upgrade(fresh_postgres)
+
+
+async def _collection_filter_scan(url: str) -> str:
+    """The scan of PostgreSQL's plan for `search.allowed_documents` of one collection."""
+    statement = allowed_documents(uuid.uuid4(), collection_ids=[uuid.uuid4()])
+    assert statement is not None
+    sql = statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        await connection.execute("SET enable_seqscan = off")
+        await connection.execute("SET enable_bitmapscan = off")
+        plan = await connection.fetchval(f"EXPLAIN (COSTS OFF) {sql}")
+    finally:
+        await connection.close()
+    return str(plan).split("  (")[0]
 
 
 async def _indexed_document(url: str, text: str) -> None:

@@ -1,7 +1,8 @@
 """The embedded default keeps SQLite's planner statistics (ADR 0082): an API process runs ANALYZE
 when it starts, its pooled connections reload the statistics after an ANALYZE, and from then on
-they plan a collection filter on the collection's index instead of reading every document of
-the workspace."""
+they plan the documents list filtered to a collection on the collection's index instead of
+reading the workspace's documents in order. A filter's document ids (search, answers) come from
+the workspace-and-collection index alone, with statistics or without (ADR 0154)."""
 
 from __future__ import annotations
 
@@ -20,20 +21,33 @@ from tests.support.graphql import GraphQLClient, first_workspace, sign_up
 from tests.support.seed import add_collection, add_documents, uuid_of
 from tests.support.waiting import eventually
 
-# The statement shape of a search or documents list filtered to one collection.
+# The documents list filtered to one collection, latest first (the shape of its first page).
+COLLECTION_PAGE = (
+    "EXPLAIN QUERY PLAN SELECT documents.id, documents.title FROM documents "
+    "WHERE documents.workspace_id = :workspace AND documents.collection_id = :collection "
+    "ORDER BY documents.updated_at DESC, documents.id DESC LIMIT 26"
+)
+COLLECTION_INDEX = (
+    "SEARCH documents USING INDEX ix_documents_collection_updated (collection_id=?) | "
+    "USE TEMP B-TREE FOR RIGHT PART OF ORDER BY"
+)
+# The ids of a search's or an answer's collection filter (`search.allowed_documents`).
 COLLECTION_FILTER = (
     "EXPLAIN QUERY PLAN SELECT documents.id FROM documents "
     "WHERE documents.workspace_id = :workspace AND documents.collection_id IN (:collection)"
 )
+FILTER_INDEX = (
+    "SEARCH documents USING COVERING INDEX ix_documents_workspace_collection "
+    "(workspace_id=? AND collection_id=?)"
+)
 
 
-COLLECTION_INDEX = "SEARCH documents USING INDEX ix_documents_collection_updated (collection_id=?)"
-
-
-async def _plan(app, workspace: uuid.UUID, collection: uuid.UUID) -> str:
+async def _plan(
+    app, workspace: uuid.UUID, collection: uuid.UUID, statement: str = COLLECTION_PAGE
+) -> str:
     async with app.state.engine.connect() as connection:
         rows = await connection.execute(
-            text(COLLECTION_FILTER), {"workspace": workspace.hex, "collection": collection.hex}
+            text(statement), {"workspace": workspace.hex, "collection": collection.hex}
         )
         return " | ".join(row[3] for row in rows)
 
@@ -68,9 +82,14 @@ async def test_an_api_process_analyses_sqlite_when_it_starts(embedded_settings: 
         collections = [await add_collection(db, workspace, f"C{n}", owner_id) for n in range(10)]
         await add_documents(db, workspace, collections, [owner_id], 1000)
         # Statistics of the empty tables say nothing of these rows: the planner takes the
-        # workspace's index and reads all 1,000 documents to find one collection's 100.
+        # workspace's index in update order and reads documents until it has 26 of the
+        # collection's 100.
         assert await _statistics(first) == []
-        assert "ix_documents_workspace_" in await _plan(first, workspace, collections[0])
+        assert await _plan(first, workspace, collections[0]) == (
+            "SEARCH documents USING INDEX ix_documents_workspace_updated (workspace_id=?)"
+        )
+        filter_plan = await _plan(first, workspace, collections[0], COLLECTION_FILTER)
+        assert filter_plan == FILTER_INDEX
         # The pool's connections opened before this ANALYZE reload the statistics when next
         # checked out (they would otherwise keep planning without them).
         await analyse_sqlite(first.state.engine)
@@ -81,6 +100,8 @@ async def test_an_api_process_analyses_sqlite_when_it_starts(embedded_settings: 
         stats = await eventually(lambda: _statistics(second), within=30, what="ANALYZE")
         assert ("ix_documents_collection_updated", "1000 100 1") in stats
         assert await _plan(second, workspace, collections[0]) == COLLECTION_INDEX
+        filter_plan = await _plan(second, workspace, collections[0], COLLECTION_FILTER)
+        assert filter_plan == FILTER_INDEX
 
 
 async def _analysed(app) -> bool:
