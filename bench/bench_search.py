@@ -43,7 +43,8 @@ against the exact scan for the questions; after them, SEMANTIC and HYBRID withou
 timed with it and with the exact scan, alternating, with this process's CPU per search.
 `--partitions-only` prints only that.
 
-`--filter-ids` prints what narrowing the cached vectors to a collection costs (ADR 0152).
+`--filter-ids` prints what narrowing the cached vectors to a collection costs (ADR 0152), and on
+PostgreSQL what the index of migration 0021 saves a collection filter's statements (ADR 0154).
 
 `--statements MODE` prints the SQL statements of a search in that mode with their times;
 `--by-query MODE` each query's time alone, the slowest first (which queries make a tail).
@@ -119,7 +120,15 @@ from bench.search_corpus import (  # noqa: E402
     settings_for,
 )
 from resolvers.core.context import Context  # noqa: E402
-from services import document_vectors, fulltext, hnsw_index, search, vector_index  # noqa: E402
+from services import (  # noqa: E402
+    document_vectors,
+    fulltext,
+    hnsw_index,
+    keyword_index,
+    search,
+    vector_index,
+)
+from services.search_text import query_terms  # noqa: E402
 from tests.support.graphql import operation  # noqa: E402
 from tests.support.live_server import live_server  # noqa: E402
 
@@ -463,6 +472,56 @@ async def filter_ids_cost(app: Any, rounds: int = 7, per_round: int = 50) -> Non
         f"vectors, CPU per filter: as rows {rows:.3f} ms, packed {pack:.3f} ms "
         f"(x{pack / rows:.2f})"
     )
+
+
+async def filter_index_cost(app: Any, queries: list[str], rounds: int = 5) -> None:
+    """PostgreSQL: what migration 0021's index saves a collection filter (ADR 0154), with it and
+    with it dropped, alternating in this run (then built again): the filter's packed ids and
+    KEYWORD's ranking with the filter, each the median time from sending to rows over the 10
+    collections and the queries."""
+    filters = [search.allowed_documents(WORKSPACE, collection_ids=[c]) for c in COLLECTIONS]
+    terms = [query_terms(q) for q in queries]
+    build = (
+        "CREATE INDEX IF NOT EXISTS ix_documents_workspace_collection "
+        "ON documents (workspace_id, collection_id, id)"
+    )
+    drop = "DROP INDEX ix_documents_workspace_collection"
+
+    async def timed_reads() -> tuple[float, float]:
+        packed, ranked = [], []
+        async with app.state.deps.db() as session:
+            for i, words in enumerate(terms):
+                documents = filters[i % len(filters)]
+                began = time.perf_counter()
+                await search.allowed_document_ids(session, documents)
+                packed.append(time.perf_counter() - began)
+                began = time.perf_counter()
+                await keyword_index.best_documents(
+                    session, WORKSPACE, words, documents=documents, limit=200
+                )
+                ranked.append(time.perf_counter() - began)
+        return statistics.median(packed) * 1e3, statistics.median(ranked) * 1e3
+
+    found: dict[str, list[tuple[float, float]]] = {"with": [], "without": []}
+    engine = app.state.engine.execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        for _ in range(rounds):
+            for side, ddl in (("without", drop), ("with", build)):
+                async with engine.connect() as connection:
+                    await connection.execute(text(ddl))
+                    await connection.execute(text("VACUUM ANALYZE documents"))
+                found[side].append(await timed_reads())
+    finally:
+        async with engine.connect() as connection:
+            await connection.execute(text(build))
+    print(f"  a collection's filter, median of {rounds} rounds over {len(terms)} queries:")
+    for side in ("without", "with"):
+        packed = statistics.median(p for p, _ in found[side])
+        ranked = statistics.median(r for _, r in found[side])
+        print(
+            f"    {side:<7} migration 0021's index: its ids packed {packed:.3f} ms, "
+            f"KEYWORD's ranking among them {ranked:.3f} ms"
+        )
 
 
 async def statement_times(app: Any, queries: list[str], mode: str) -> None:
@@ -929,6 +988,8 @@ async def run_database(
             await statement_times(app, queries, mode)
         if args.filter_ids:
             await filter_ids_cost(app)
+            if app.state.engine.dialect.name == "postgresql":
+                await filter_index_cost(app, queries)
         if args.highlight_offsets and app.state.engine.dialect.name == "postgresql":
             await highlight_offsets(app.state.deps, queries)
         if not args.timing:
