@@ -85,6 +85,7 @@ import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 import uvloop  # noqa: E402
 from sqlalchemy import insert, select, text  # noqa: E402
+from sqlalchemy.schema import CreateIndex, DropIndex  # noqa: E402
 
 from app import migrate  # noqa: E402
 from app.main import create_app  # noqa: E402
@@ -481,11 +482,11 @@ async def filter_index_cost(app: Any, queries: list[str], rounds: int = 5) -> No
     collections and the queries."""
     filters = [search.allowed_documents(WORKSPACE, collection_ids=[c]) for c in COLLECTIONS]
     terms = [query_terms(q) for q in queries]
-    build = (
-        "CREATE INDEX IF NOT EXISTS ix_documents_workspace_collection "
-        "ON documents (workspace_id, collection_id, id)"
+    # The index as the model declares it (migration 0021 makes the same).
+    index = next(
+        i for i in Document.__table__.indexes if i.name == "ix_documents_workspace_collection"
     )
-    drop = "DROP INDEX ix_documents_workspace_collection"
+    build, drop = CreateIndex(index, if_not_exists=True), DropIndex(index)
 
     async def timed_reads() -> tuple[float, float]:
         packed, ranked = [], []
@@ -508,12 +509,12 @@ async def filter_index_cost(app: Any, queries: list[str], rounds: int = 5) -> No
         for _ in range(rounds):
             for side, ddl in (("without", drop), ("with", build)):
                 async with engine.connect() as connection:
-                    await connection.execute(text(ddl))
+                    await connection.execute(ddl)
                     await connection.execute(text("VACUUM ANALYZE documents"))
                 found[side].append(await timed_reads())
     finally:
         async with engine.connect() as connection:
-            await connection.execute(text(build))
+            await connection.execute(build)
     print(f"  a collection's filter, median of {rounds} rounds over {len(terms)} queries:")
     for side in ("without", "with"):
         packed = statistics.median(p for p, _ in found[side])
